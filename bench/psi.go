@@ -24,6 +24,8 @@ type PSIOptions struct {
 	Workers int // default GOMAXPROCS
 	// Log, when set, is told each stage as it ends.
 	Log func(stage string, d time.Duration)
+	// RateTime is how long each one-core rate is measured; default 500ms.
+	RateTime time.Duration
 	// Progress, when set, is told how many of a stage's rows are done.
 	Progress func(stage string, done, total int)
 }
@@ -105,7 +107,7 @@ func RunPSI(ctx context.Context, o PSIOptions) (PSIResult, error) {
 	}
 
 	// Baselines first, on one core, with the same code the protocol runs.
-	mult, hash, err := oneCoreRates()
+	mult, hash, err := oneCoreRates(o.RateTime)
 	if err != nil {
 		return res, err
 	}
@@ -204,8 +206,11 @@ func RunPSI(ctx context.Context, o PSIOptions) (PSIResult, error) {
 }
 
 // oneCoreRates measures X25519 blinding and hash-to-curve on one goroutine,
-// each for about a second.
-func oneCoreRates() (mult, hash float64, err error) {
+// each for at least d.
+func oneCoreRates(d time.Duration) (mult, hash float64, err error) {
+	if d <= 0 {
+		d = time.Second / 2
+	}
 	k, err := psi.GenerateKey(nil)
 	if err != nil {
 		return 0, 0, err
@@ -216,12 +221,12 @@ func oneCoreRates() (mult, hash float64, err error) {
 	}
 	var msg [32]byte
 	p := h.Hash(msg[:])
-	mult = rate(func(n int) {
+	mult = rate(d, func(n int) {
 		for i := 0; i < n; i++ {
 			p, _ = k.Blind(p)
 		}
 	})
-	hash = rate(func(n int) {
+	hash = rate(d, func(n int) {
 		for i := 0; i < n; i++ {
 			msg[0], msg[1], msg[2] = byte(i), byte(i>>8), byte(i>>16)
 			p = h.Hash(msg[:])
@@ -231,13 +236,13 @@ func oneCoreRates() (mult, hash float64, err error) {
 }
 
 // rate returns the operations per second of f(n), doubling n until one
-// run takes at least half a second.
-func rate(f func(n int)) float64 {
+// run takes at least min.
+func rate(min time.Duration, f func(n int)) float64 {
 	f(100) // warm up
 	for n := 256; ; n *= 2 {
 		t0 := time.Now()
 		f(n)
-		if d := time.Since(t0); d >= time.Second/2 {
+		if d := time.Since(t0); d >= min {
 			return float64(n) / d.Seconds()
 		}
 	}

@@ -125,12 +125,12 @@ func NewNormalizer(t IDType, opts NormalizeOptions) (*Normalizer, error) {
 	switch t {
 	case Email, Phone, MAID, SHA256:
 	default:
-		return nil, fmt.Errorf("unknown ID type %q (valid: %s)", string(t), validIDTypes)
+		return nil, fmt.Errorf("psi.NewNormalizer: unknown ID type %q (valid: %s)", string(t), validIDTypes)
 	}
 	n := &Normalizer{typ: t, gmail: opts.GmailRule}
 	if r := strings.ToUpper(strings.TrimSpace(opts.DefaultRegion)); r != "" {
 		if !phonenumbers.GetSupportedRegions()[r] {
-			return nil, fmt.Errorf("phone: unknown default region %q (want an ISO 3166 code such as US or GB)", opts.DefaultRegion)
+			return nil, fmt.Errorf("psi.NewNormalizer: phone: unknown default region %q (want an ISO 3166 code such as US or GB)", opts.DefaultRegion)
 		}
 		n.region = r
 		n.regionErr = invalid("phone: not a valid number for region " + r)

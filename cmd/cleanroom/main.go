@@ -42,7 +42,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newKeygenCmd(), newBenchCmd(), newDemoCmd())
+	root.AddCommand(newServeCmd(), newKeygenCmd(), newBenchCmd(), newDemoCmd())
 	return root
 }
 

@@ -1,0 +1,643 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/store"
+)
+
+// env is a server on loopback over a real DuckDB file, with two partners.
+type env struct {
+	t       *testing.T
+	dir     string
+	db      *store.DB
+	srv     *httptest.Server
+	op      *client.Client
+	brand   party
+	pub     party
+	collab  string
+	maxBody int64
+}
+
+type party struct {
+	id                         string
+	admin, eng, analyst, audit *client.Client
+	key                        *psi.Key
+}
+
+func (e *env) start() {
+	t := e.t
+	db, err := store.Open(context.Background(), e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := api.Start(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db = db
+	e.srv = httptest.NewServer(api.New(db, api.Options{MaxUploadBytes: e.maxBody}).Handler())
+	if secret != "" {
+		e.op = client.New(e.srv.URL, secret)
+	} else {
+		e.op.BaseURL = e.srv.URL
+	}
+	for _, p := range []*party{&e.brand, &e.pub} {
+		for _, c := range []*client.Client{p.admin, p.eng, p.analyst, p.audit} {
+			if c != nil {
+				c.BaseURL = e.srv.URL
+			}
+		}
+	}
+}
+
+func (e *env) stop() {
+	e.srv.Close()
+	if err := e.db.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func newEnv(t *testing.T, rules string) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), maxBody: 64 << 20}
+	e.start()
+	t.Cleanup(func() { e.srv.Close(); e.db.Close() })
+	ctx := context.Background()
+	for _, x := range []struct {
+		p    *party
+		name string
+	}{{&e.brand, "Brand Co"}, {&e.pub, "Publisher"}} {
+		cp, err := e.op.CreatePartner(ctx, x.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.p.id = cp.Partner.ID
+		x.p.admin = client.New(e.srv.URL, cp.Secret)
+		for role, dst := range map[string]**client.Client{"engineer": &x.p.eng, "analyst": &x.p.analyst, "auditor": &x.p.audit} {
+			k, err := x.p.admin.CreateKey(ctx, x.p.id, role, role)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*dst = client.New(e.srv.URL, k.Secret)
+		}
+		if x.p.key, err = psi.GenerateKey(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	co, err := e.brand.admin.Propose(ctx, "campaign", e.pub.id, json.RawMessage(rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co.State != "proposed" {
+		t.Fatalf("new collaboration is %s", co.State)
+	}
+	if co, err = e.pub.admin.Approve(ctx, co.ID, co.RulesVersion); err != nil {
+		t.Fatal(err)
+	}
+	if co.State != "active" {
+		t.Fatalf("approved collaboration is %s", co.State)
+	}
+	e.collab = co.ID
+	return e
+}
+
+// row is one audience row: person k, with attributes and consent.
+type row struct {
+	person  int
+	value   float64
+	label   string
+	consent []string
+}
+
+// encode builds an upload: pids blinded with key, plus attributes.
+func encode(t *testing.T, key *psi.Key, rows []row) []byte {
+	t.Helper()
+	h, _ := psi.NewHasher(psi.Email)
+	norm, _ := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "pid", Type: &arrow.FixedSizeBinaryType{ByteWidth: 32}},
+		{Name: "value", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "label", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "consent", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+	}, nil)
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+	for start := 0; start < len(rows); start += 700 {
+		end := min(start+700, len(rows))
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		for _, r := range rows[start:end] {
+			d, err := norm.Digest(fmt.Sprintf("person%d@example.com", r.person))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := key.Blind(h.Hash(d[:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Field(0).(*array.FixedSizeBinaryBuilder).Append(p[:])
+			b.Field(1).(*array.Float64Builder).Append(r.value)
+			b.Field(2).(*array.StringBuilder).Append(r.label)
+			lb := b.Field(3).(*array.ListBuilder)
+			lb.Append(true)
+			for _, c := range r.consent {
+				lb.ValueBuilder().(*array.StringBuilder).Append(c)
+			}
+		}
+		rec := b.NewRecord()
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		rec.Release()
+		b.Release()
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// audiences: brand has people [0, 1500) with two rows each for even k,
+// publisher [1000, 2200); consent is missing for brand k%10==0 and
+// publisher k%7==0. The true consented intersection follows.
+func audiences() (brand, pub []row, want int) {
+	for k := 0; k < 1500; k++ {
+		c := []string{"measurement"}
+		if k%10 == 0 {
+			c = []string{"marketing"}
+		}
+		brand = append(brand, row{k, float64(k % 50), "region" + fmt.Sprint(k%4), c})
+		if k%2 == 0 {
+			brand = append(brand, row{k, 1, "region" + fmt.Sprint(k%4), c})
+		}
+	}
+	for k := 1000; k < 2200; k++ {
+		c := []string{"measurement", "marketing"}
+		if k%7 == 0 {
+			c = nil
+		}
+		pub = append(pub, row{k, float64(k % 3), "exposed", c})
+	}
+	for k := 1000; k < 1500; k++ {
+		if k%10 != 0 && k%7 != 0 {
+			want++
+		}
+	}
+	return brand, pub, want
+}
+
+const testRules = `{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}}`
+
+func (e *env) exactCohortSize(matchID string) int64 {
+	var table string
+	var n int64
+	if err := e.db.SQL().QueryRow(`SELECT cohort_table FROM matches WHERE id = ?`, matchID).Scan(&table); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.db.SQL().QueryRow(`SELECT count(DISTINCT uid) FROM ` + table).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) uploadBoth() int {
+	ctx := context.Background()
+	brand, pub, want := audiences()
+	if _, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(encode(e.t, e.brand.key, brand))); err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.pub.eng.Upload(ctx, e.collab, bytes.NewReader(encode(e.t, e.pub.key, pub))); err != nil {
+		e.t.Fatal(err)
+	}
+	return want
+}
+
+// matchBoth runs both halves concurrently, as two companies would.
+func (e *env) matchBoth() (string, []int64) {
+	var wg sync.WaitGroup
+	sizes := make([]int64, 2)
+	ids := make([]string, 2)
+	errs := make([]error, 2)
+	for i, p := range []party{e.brand, e.pub} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, err := p.eng.DoMatch(context.Background(), e.collab, p.key, client.MatchOptions{Poll: 20e6})
+			errs[i] = err
+			ids[i] = m.ID
+			if m.NoisySize != nil {
+				sizes[i] = *m.NoisySize
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	if ids[0] != ids[1] {
+		e.t.Fatalf("parties ran different matches %s and %s", ids[0], ids[1])
+	}
+	return ids[0], sizes
+}
+
+func TestEndToEndMatchOverHTTP(t *testing.T) {
+	e := newEnv(t, testRules)
+	want := e.uploadBoth()
+	mid, sizes := e.matchBoth()
+	if got := e.exactCohortSize(mid); got != int64(want) {
+		t.Fatalf("cohort has %d people, want the true consented intersection %d", got, want)
+	}
+	if sizes[0] != sizes[1] {
+		t.Errorf("parties saw different noisy sizes %d and %d", sizes[0], sizes[1])
+	}
+	// Noise at epsilon 0.1 is Laplace with scale 10: far off means no noise
+	// or a wrong size; exactly equal is possible but rare.
+	if d := sizes[0] - int64(want); d > 200 || d < -200 {
+		t.Errorf("noisy size %d is implausibly far from %d", sizes[0], want)
+	}
+
+	// The cohort holds a uid, source rows, and both parties' attributes
+	// named by party, and neither points nor tokens.
+	rows, err := e.db.SQL().Query(`SELECT column_name FROM duckdb_columns() WHERE table_name = (SELECT cohort_table FROM matches WHERE id = ?) ORDER BY column_index`, mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols []string
+	for rows.Next() {
+		var c string
+		rows.Scan(&c)
+		cols = append(cols, c)
+	}
+	rows.Close()
+	if got := strings.Join(cols, ","); got != "uid,_a_row,_b_row,brand_co_value,brand_co_label,publisher_value,publisher_label" {
+		t.Errorf("cohort columns %s", got)
+	}
+	// Brand's even people have two rows, so the cohort has more rows than people.
+	var nrows int64
+	e.db.SQL().QueryRow(`SELECT count(*) FROM cohort_` + mid).Scan(&nrows)
+	if nrows <= int64(want) {
+		t.Errorf("cohort has %d rows for %d people; multi-row people lost", nrows, want)
+	}
+}
+
+func TestMatchIsIdempotentAndSurvivesRestart(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	want := e.uploadBoth()
+	m1, err := e.brand.eng.StartMatch(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, err := e.pub.eng.StartMatch(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1.ID != m2.ID {
+		t.Fatalf("second start made a new match %s (first %s)", m2.ID, m1.ID)
+	}
+	// Brand does its half twice (a retry); the second is a no-op.
+	for i := 0; i < 2; i++ {
+		if err := e.brand.eng.ReblindPoints(ctx, e.collab, m1.ID, e.brand.key, client.MatchOptions{}); err != nil {
+			t.Fatalf("attempt %d: %v", i+1, err)
+		}
+	}
+	// A different re-blinding of the same half is refused.
+	other, _ := psi.GenerateKey(nil)
+	err = e.brand.eng.ReblindPoints(ctx, e.collab, m1.ID, other, client.MatchOptions{})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 409 {
+		t.Fatalf("a different half: got %v, want 409", err)
+	}
+
+	// Restart between the halves: the match resumes.
+	e.stop()
+	e.start()
+	m, err := e.pub.eng.Match(ctx, e.collab, m1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.State != "waiting" || !m.HalfB || m.HalfA {
+		t.Fatalf("after restart: %+v", m)
+	}
+	m, err = e.pub.eng.DoMatch(ctx, e.collab, e.pub.key, client.MatchOptions{Poll: 20e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.State != "done" || m.ID != m1.ID {
+		t.Fatalf("after the second half: %+v", m)
+	}
+	if got := e.exactCohortSize(m.ID); got != int64(want) {
+		t.Errorf("cohort %d, want %d", got, want)
+	}
+
+	// Another restart: partners, keys, collaboration, audiences, match and
+	// cohort are all still there.
+	e.stop()
+	e.start()
+	co, err := e.pub.analyst.Collaboration(ctx, e.collab)
+	if err != nil || co.State != "active" {
+		t.Fatalf("collaboration after restart: %+v %v", co, err)
+	}
+	m, err = e.brand.eng.Match(ctx, e.collab, m1.ID)
+	if err != nil || m.State != "done" || m.NoisySize == nil {
+		t.Fatalf("match after restart: %+v %v", m, err)
+	}
+	if got := e.exactCohortSize(m.ID); got != int64(want) {
+		t.Errorf("cohort after restart %d, want %d", got, want)
+	}
+}
+
+func TestNewUploadReplacesAndMakesCohortStale(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	e.uploadBoth()
+	mid, _ := e.matchBoth()
+	brand, _, _ := audiences()
+	a, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, e.brand.key, brand[:1800])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Replaced == "" {
+		t.Error("the new upload does not say it replaced the old one")
+	}
+	var live, tables int
+	e.db.SQL().QueryRow(`SELECT count(*) FROM audiences WHERE partner_id = ? AND deleted_at IS NULL`, e.brand.id).Scan(&live)
+	e.db.SQL().QueryRow(`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'aud\_%' ESCAPE '\'`).Scan(&tables)
+	if live != 1 || tables != 2 {
+		t.Errorf("%d live brand audiences and %d audience tables; want 1 and 2: the new one and the publisher's (old data deleted)", live, tables)
+	}
+	m, err := e.brand.eng.Match(ctx, e.collab, mid)
+	if err != nil || m.State != "stale" {
+		t.Errorf("old match is %q (%v), want stale", m.State, err)
+	}
+}
+
+func status(err error) int {
+	var ce *client.Error
+	if errors.As(err, &ce) {
+		return ce.Status
+	}
+	return 0
+}
+
+func TestAuthorization(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	// A third partner with its own collaboration-less keys.
+	cp, err := e.op.CreatePartner(ctx, "Outsider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outsider := client.New(e.srv.URL, cp.Secret)
+	ok, _ := outsider.CreateKey(ctx, cp.Partner.ID, "engineer", "")
+	outEng := client.New(e.srv.URL, ok.Secret)
+
+	cases := []struct {
+		name string
+		c    *client.Client
+		do   func(c *client.Client) error
+		want int
+	}{
+		{"outsider admin reads collab", outsider, func(c *client.Client) error { _, err := c.Collaboration(ctx, e.collab); return err }, 404},
+		{"outsider engineer uploads", outEng, func(c *client.Client) error {
+			_, err := c.Upload(ctx, e.collab, strings.NewReader("x"))
+			return err
+		}, 404},
+		{"outsider starts match", outEng, func(c *client.Client) error { _, err := c.StartMatch(ctx, e.collab); return err }, 404},
+		{"analyst uploads", e.brand.analyst, func(c *client.Client) error {
+			_, err := c.Upload(ctx, e.collab, strings.NewReader("x"))
+			return err
+		}, 403},
+		{"auditor starts match", e.pub.audit, func(c *client.Client) error { _, err := c.StartMatch(ctx, e.collab); return err }, 403},
+		{"engineer approves", e.pub.eng, func(c *client.Client) error { _, err := c.Approve(ctx, e.collab, 0); return err }, 403},
+		{"engineer creates key", e.brand.eng, func(c *client.Client) error { _, err := c.CreateKey(ctx, e.brand.id, "admin", ""); return err }, 403},
+		{"admin creates key for other partner", e.brand.admin, func(c *client.Client) error { _, err := c.CreateKey(ctx, e.pub.id, "admin", ""); return err }, 404},
+		{"partner admin creates partner", e.brand.admin, func(c *client.Client) error { _, err := c.CreatePartner(ctx, "X"); return err }, 403},
+		{"analyst reads audit", e.brand.analyst, func(c *client.Client) error { _, err := c.AuditLog(ctx, nil); return err }, 403},
+		{"no key", client.New(e.srv.URL, ""), func(c *client.Client) error { _, err := c.Collaborations(ctx); return err }, 401},
+		{"made-up key", client.New(e.srv.URL, "crk_k_abc.def"), func(c *client.Client) error { _, err := c.Collaborations(ctx); return err }, 401},
+		{"member analyst reads collab", e.pub.analyst, func(c *client.Client) error { _, err := c.Collaboration(ctx, e.collab); return err }, 0},
+		{"member auditor reads audit", e.pub.audit, func(c *client.Client) error { _, err := c.AuditLog(ctx, nil); return err }, 0},
+	}
+	for _, c := range cases {
+		if got := status(c.do(c.c)); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+	// A revoked key stops working at once.
+	k, _ := e.brand.admin.CreateKey(ctx, e.brand.id, "analyst", "temp")
+	temp := client.New(e.srv.URL, k.Secret)
+	if _, err := temp.Collaborations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.brand.admin.RevokeKey(ctx, e.brand.id, k.Key.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := temp.Collaborations(ctx); status(err) != 401 {
+		t.Errorf("revoked key: %v, want 401", err)
+	}
+}
+
+func TestRulesNeedBothApprovals(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	co, err := e.pub.admin.ChangeRules(ctx, e.collab, json.RawMessage(`{"purpose": "measurement", "min_upload_users": 1000, "epsilon_budget": 5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co.State != "proposed" || co.RulesVersion != 2 {
+		t.Fatalf("after a change: %s v%d", co.State, co.RulesVersion)
+	}
+	brand, _, _ := audiences()
+	if _, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, e.brand.key, brand))); status(err) != 409 {
+		t.Errorf("upload to an unapproved collaboration: %v, want 409", err)
+	}
+	// Approving a stale version is refused.
+	if _, err := e.brand.admin.Approve(ctx, e.collab, 1); status(err) != 409 {
+		t.Errorf("approving version 1: %v, want 409", err)
+	}
+	co, err = e.brand.admin.Approve(ctx, e.collab, 2)
+	if err != nil || co.State != "active" || co.Rules.EpsilonBudget != 5 {
+		t.Fatalf("after approval: %+v %v", co, err)
+	}
+	for _, bad := range []struct{ rules, want string }{
+		{`{"epsilon_budget": -1}`, "epsilon_budget"},
+		{`{"min_upload_users": 0}`, "min_upload_users"},
+		{`{"budget_refresh": "weekly"}`, "budget_refresh"},
+		{`{"metrics": {"spend": [10, 1]}}`, "spend"},
+		{`{"epsilon_budjet": 3}`, "epsilon_budjet"},
+		{`{"queriers": ["p_nobody"]}`, "queriers"},
+	} {
+		_, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(bad.rules))
+		if status(err) != 400 || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("rules %s: %v, want a 400 naming %s", bad.rules, err, bad.want)
+		}
+	}
+}
+
+func (e *env) state() string {
+	var s strings.Builder
+	for _, q := range []string{
+		`SELECT count(*) FROM audiences`,
+		`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'aud_%' OR table_name LIKE 'upload_%'`,
+		`SELECT count(*) FROM audit_log WHERE action = 'audience.upload'`,
+	} {
+		var n int
+		if err := e.db.SQL().QueryRow(q).Scan(&n); err != nil {
+			e.t.Fatal(err)
+		}
+		fmt.Fprintf(&s, "%d ", n)
+	}
+	return s.String()
+}
+
+func TestBadUploadsStoreNothing(t *testing.T) {
+	e := newEnv(t, testRules)
+	e.maxBody = 1 << 20
+	e.stop()
+	e.start()
+	ctx := context.Background()
+	brand, _, _ := audiences()
+	good := encode(t, e.brand.key, brand)
+	before := e.state()
+
+	lowOrder := bytes.Clone(good)
+	// Find the first point (right after the schema message) by value.
+	h, _ := psi.NewHasher(psi.Email)
+	norm, _ := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
+	d, _ := norm.Digest("person5@example.com")
+	p5, _ := e.brand.key.Blind(h.Hash(d[:]))
+	i := bytes.Index(lowOrder, p5[:])
+	if i < 0 {
+		t.Fatal("point not found in stream")
+	}
+	copy(lowOrder[i:], make([]byte, 32)) // the all-zero point has low order
+
+	wrongSchema := func() []byte {
+		schema := arrow.NewSchema([]arrow.Field{{Name: "email", Type: arrow.BinaryTypes.String}}, nil)
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		b.Field(0).(*array.StringBuilder).Append("alice@example.com")
+		w.Write(b.NewRecord())
+		w.Close()
+		return buf.Bytes()
+	}()
+	tooSmall := encode(t, e.brand.key, brand[:100])
+	huge := encode(t, e.brand.key, append(append(append([]row{}, brand...), brand...), brand...))
+	for len(huge) <= 1<<20 {
+		huge = append(huge, huge...)
+	}
+
+	for _, c := range []struct {
+		name   string
+		body   []byte
+		status int
+		msg    string
+	}{
+		{"low-order point", lowOrder, 400, "low order"},
+		{"wrong schema", wrongSchema, 400, "pid"},
+		{"truncated stream", good[:len(good)/2], 400, ""},
+		{"not arrow", []byte("email\nalice@example.com\n"), 400, "Arrow IPC"},
+		{"below min_upload_users", tooSmall, 400, "min_upload_users"},
+		{"over the size limit", huge, 413, "size limit"},
+	} {
+		_, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(c.body))
+		if status(err) != c.status || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: got %v, want %d mentioning %q", c.name, err, c.status, c.msg)
+		}
+		if after := e.state(); after != before {
+			t.Errorf("%s: state changed from %s to %s", c.name, before, after)
+		}
+	}
+	if strings.Contains(e.state(), "person") {
+		t.Error("identifiers leaked")
+	}
+	// A good upload still works afterwards.
+	if _, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(good)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuditEntriesForEachAction(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	e.uploadBoth()
+	e.matchBoth()
+	raw, err := e.brand.audit.AuditLog(ctx, url.Values{"collab": {e.collab}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Entries []struct {
+			Seq      int64           `json:"seq"`
+			Action   string          `json:"action"`
+			Details  json.RawMessage `json:"details"`
+			PrevHash string          `json:"prev_hash"`
+			Hash     string          `json:"hash"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, en := range out.Entries {
+		actions = append(actions, en.Action)
+	}
+	got := strings.Join(actions, ",")
+	for _, want := range []string{"collaboration.propose", "collaboration.approve", "audience.upload", "match.start", "match.points", "match.complete"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit log %s lacks %s", got, want)
+		}
+	}
+	for _, en := range out.Entries {
+		if en.Action == "audience.upload" && !strings.Contains(string(en.Details), `"content_sha256"`) {
+			t.Errorf("upload entry lacks a content hash: %s", en.Details)
+		}
+		if en.Action == "match.complete" && strings.Contains(string(en.Details), `"cohort_size"`) {
+			t.Errorf("match entry reveals the exact cohort size: %s", en.Details)
+		}
+	}
+	// The whole log (operator) is one chain.
+	full, err := e.op.AuditLog(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Entries = nil
+	json.Unmarshal(full, &out)
+	prev := strings.Repeat("0", 64)
+	for _, en := range out.Entries {
+		if en.PrevHash != prev {
+			t.Fatalf("entry %d does not link to the one before", en.Seq)
+		}
+		prev = en.Hash
+	}
+	// Another partner's auditor sees none of this collaboration.
+	cp, _ := e.op.CreatePartner(ctx, "Third")
+	third := client.New(e.srv.URL, cp.Secret)
+	raw, _ = third.AuditLog(ctx, url.Values{"collab": {e.collab}})
+	if strings.Contains(string(raw), "audience.upload") {
+		t.Error("a third partner reads this collaboration's log")
+	}
+	_ = http.StatusOK
+}

@@ -1,0 +1,183 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Entry is one action in the log. Each entry's Hash covers its fields and
+// the previous entry's hash, so changing, removing or reordering any entry
+// breaks every hash after it.
+type Entry struct {
+	Seq       int64           `json:"seq"`
+	At        time.Time       `json:"at"`
+	Actor     string          `json:"actor"` // API key id, or "system"
+	PartnerID string          `json:"partner_id"`
+	CollabID  string          `json:"collab_id,omitempty"`
+	Action    string          `json:"action"`
+	Details   json.RawMessage `json:"details"`
+	PrevHash  string          `json:"prev_hash"`
+	Hash      string          `json:"hash"`
+}
+
+// GenesisHash is the PrevHash of the first entry.
+var GenesisHash = strings.Repeat("0", 64)
+
+// Hash computes an entry's hash from its fields and PrevHash: SHA-256 over
+// length-prefixed fields, so no two different entries encode alike.
+func Hash(e *Entry) string {
+	h := sha256.New()
+	field := func(s string) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field("cleanroom-audit-v1")
+	field(e.PrevHash)
+	field(fmt.Sprint(e.Seq))
+	field(e.At.UTC().Format(time.RFC3339Nano))
+	field(e.Actor)
+	field(e.PartnerID)
+	field(e.CollabID)
+	field(e.Action)
+	field(string(e.Details))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Append adds an entry in tx, after the current head. Call it in the same
+// transaction as the change it records, inside store.DB.Write (which
+// serialises writers), so the change and its entry commit together.
+func Append(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID, action string, details any) (Entry, error) {
+	raw, err := json.Marshal(details)
+	if err != nil {
+		return Entry{}, fmt.Errorf("audit.Append: %w", err)
+	}
+	e := Entry{Actor: actor, PartnerID: partnerID, CollabID: collabID, Action: action, Details: raw,
+		At: time.Now().UTC().Truncate(time.Microsecond)} // the database keeps microseconds
+	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &e.PrevHash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		e.Seq, e.PrevHash = 0, GenesisHash
+	case err != nil:
+		return Entry{}, fmt.Errorf("audit.Append: %w", err)
+	}
+	e.Seq++
+	e.Hash = Hash(&e)
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, at, actor, partner_id, collab_id, action, details, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.At, e.Actor, e.PartnerID, e.CollabID, e.Action, string(e.Details), e.PrevHash, e.Hash)
+	if err != nil {
+		return Entry{}, fmt.Errorf("audit.Append: %w", err)
+	}
+	return e, nil
+}
+
+// Filter selects entries. Zero fields match everything.
+type Filter struct {
+	// Partners limits entries to those done by, or about a collaboration
+	// of, these partners. nil means every partner (the operator's view).
+	Partners []string
+	CollabID string
+	Actor    string
+	Action   string
+	Since    time.Time
+	Until    time.Time
+	AfterSeq int64 // paging: entries with seq > AfterSeq
+	Limit    int   // default 1000
+}
+
+// Querier is what List reads from: *sql.DB or *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// List returns entries matching f in sequence order.
+func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
+	var where []string
+	var args []any
+	if f.Partners != nil {
+		if len(f.Partners) == 0 {
+			return nil, nil
+		}
+		ph := strings.TrimSuffix(strings.Repeat("?,", len(f.Partners)), ",")
+		where = append(where, `(partner_id IN (`+ph+`) OR collab_id IN (SELECT id FROM collaborations WHERE proposer IN (`+ph+`) OR partner IN (`+ph+`)))`)
+		for i := 0; i < 3; i++ {
+			for _, p := range f.Partners {
+				args = append(args, p)
+			}
+		}
+	}
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.CollabID != "" {
+		add("collab_id = ?", f.CollabID)
+	}
+	if f.Actor != "" {
+		add("actor = ?", f.Actor)
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		add("at < ?", f.Until.UTC())
+	}
+	if f.AfterSeq > 0 {
+		add("seq > ?", f.AfterSeq)
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	query := `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash FROM audit_log`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += fmt.Sprintf(" ORDER BY seq LIMIT %d", limit)
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("audit.List: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var details string
+		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash); err != nil {
+			return nil, fmt.Errorf("audit.List: %w", err)
+		}
+		e.At = e.At.UTC()
+		e.Details = json.RawMessage(details)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// VerifyChain checks that entries, a contiguous run of the log starting
+// after prevHash, are intact: each hash matches its fields and links to the
+// one before. It reports the first bad entry.
+func VerifyChain(prevHash string, entries []Entry) error {
+	for i := range entries {
+		e := &entries[i]
+		if e.PrevHash != prevHash {
+			return fmt.Errorf("entry seq %d: does not follow the entry before it (removed, reordered or inserted entries)", e.Seq)
+		}
+		if Hash(e) != e.Hash {
+			return fmt.Errorf("entry seq %d: content does not match its hash (edited entry)", e.Seq)
+		}
+		prevHash = e.Hash
+	}
+	return nil
+}

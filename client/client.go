@@ -1,0 +1,225 @@
+// Package client is the Go client of cleanroom's HTTP API, used by the CLI
+// and by anyone scripting a clean room from Go.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/partners"
+)
+
+// Client talks to one server with one API key.
+type Client struct {
+	BaseURL string
+	Key     string
+	HTTP    *http.Client
+}
+
+// New returns a client for baseURL (e.g. http://localhost:8080).
+func New(baseURL, key string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Key: key, HTTP: &http.Client{}}
+}
+
+// Error is an error the server returned.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("server: %s (%d %s)", e.Message, e.Status, e.Code) }
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the cleanroom server at %s: %w", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decodeError(resp)
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err := io.Copy(w, resp.Body)
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func decodeError(resp *http.Response) error {
+	var body struct {
+		Error Error `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err := json.Unmarshal(b, &body); err != nil || body.Error.Message == "" {
+		return &Error{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(b))}
+	}
+	body.Error.Status = resp.StatusCode
+	return &body.Error
+}
+
+func (c *Client) json(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	ct := ""
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body, ct = bytes.NewReader(b), "application/json"
+	}
+	return c.do(ctx, method, path, body, ct, out)
+}
+
+// CreatedPartner is a new partner with its first admin key's secret.
+type CreatedPartner struct {
+	Partner  partners.Partner `json:"partner"`
+	AdminKey partners.Key     `json:"admin_key"`
+	Secret   string           `json:"secret"`
+}
+
+// CreatePartner needs the operator's admin key.
+func (c *Client) CreatePartner(ctx context.Context, name string) (CreatedPartner, error) {
+	var out CreatedPartner
+	return out, c.json(ctx, "POST", "/v1/partners", map[string]string{"name": name}, &out)
+}
+
+// ListPartners lists partners (id and name), for proposing collaborations.
+func (c *Client) ListPartners(ctx context.Context) ([]partners.Partner, error) {
+	var out struct {
+		Partners []partners.Partner `json:"partners"`
+	}
+	return out.Partners, c.json(ctx, "GET", "/v1/partners", nil, &out)
+}
+
+// CreatedKey is a new API key and its secret, shown once.
+type CreatedKey struct {
+	Key    partners.Key `json:"key"`
+	Secret string       `json:"secret"`
+}
+
+// CreateKey adds a key with a role to a partner.
+func (c *Client) CreateKey(ctx context.Context, partnerID, role, label string) (CreatedKey, error) {
+	var out CreatedKey
+	return out, c.json(ctx, "POST", "/v1/partners/"+url.PathEscape(partnerID)+"/keys", map[string]string{"role": role, "label": label}, &out)
+}
+
+// ListKeys lists a partner's keys.
+func (c *Client) ListKeys(ctx context.Context, partnerID string) ([]partners.Key, error) {
+	var out struct {
+		Keys []partners.Key `json:"keys"`
+	}
+	return out.Keys, c.json(ctx, "GET", "/v1/partners/"+url.PathEscape(partnerID)+"/keys", nil, &out)
+}
+
+// RevokeKey revokes a key.
+func (c *Client) RevokeKey(ctx context.Context, partnerID, keyID string) (partners.Key, error) {
+	var out partners.Key
+	return out, c.json(ctx, "DELETE", "/v1/partners/"+url.PathEscape(partnerID)+"/keys/"+url.PathEscape(keyID), nil, &out)
+}
+
+// Propose proposes a collaboration with another partner; rules is JSON
+// over the defaults (nil for all defaults).
+func (c *Client) Propose(ctx context.Context, name, partnerID string, rules json.RawMessage) (partners.Collaboration, error) {
+	var out partners.Collaboration
+	return out, c.json(ctx, "POST", "/v1/collaborations", map[string]any{"name": name, "partner": partnerID, "rules": rules}, &out)
+}
+
+// Approve approves a collaboration's current rules (version 0: whatever
+// they are now).
+func (c *Client) Approve(ctx context.Context, collabID string, rulesVersion int) (partners.Collaboration, error) {
+	var out partners.Collaboration
+	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/approve", map[string]int{"rules_version": rulesVersion}, &out)
+}
+
+// ChangeRules proposes new rules; the other partner must approve again.
+func (c *Client) ChangeRules(ctx context.Context, collabID string, rules json.RawMessage) (partners.Collaboration, error) {
+	var out partners.Collaboration
+	return out, c.do(ctx, "PUT", "/v1/collaborations/"+url.PathEscape(collabID)+"/rules", bytes.NewReader(rules), "application/json", &out)
+}
+
+// Collaboration returns one collaboration.
+func (c *Client) Collaboration(ctx context.Context, collabID string) (partners.Collaboration, error) {
+	var out partners.Collaboration
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID), nil, &out)
+}
+
+// Collaborations lists the caller's collaborations.
+func (c *Client) Collaborations(ctx context.Context) ([]partners.Collaboration, error) {
+	var out struct {
+		Collaborations []partners.Collaboration `json:"collaborations"`
+	}
+	return out.Collaborations, c.json(ctx, "GET", "/v1/collaborations", nil, &out)
+}
+
+// Upload sends an audience as an Arrow IPC stream read from body.
+func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (cohort.Audience, error) {
+	var out cohort.Audience
+	return out, c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", body, "application/vnd.apache.arrow.stream", &out)
+}
+
+// StartMatch starts (or returns the running) match.
+func (c *Client) StartMatch(ctx context.Context, collabID string) (cohort.Match, error) {
+	var out cohort.Match
+	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches", nil, &out)
+}
+
+// Match returns a match's state.
+func (c *Client) Match(ctx context.Context, collabID, matchID string) (cohort.Match, error) {
+	var out cohort.Match
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID), nil, &out)
+}
+
+// Points streams the other party's points (Arrow IPC) into w.
+func (c *Client) Points(ctx context.Context, collabID, matchID string, w io.Writer) error {
+	return c.do(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID)+"/points", nil, "", w)
+}
+
+// PutPoints returns the re-blinded points (Arrow IPC) read from body.
+func (c *Client) PutPoints(ctx context.Context, collabID, matchID string, body io.Reader) (cohort.Match, error) {
+	var out cohort.Match
+	return out, c.do(ctx, "PUT", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID)+"/points", body, "application/vnd.apache.arrow.stream", &out)
+}
+
+// AuditLog returns audit entries as raw JSON (filters as query values:
+// collab, actor, action, since, until, after, limit).
+func (c *Client) AuditLog(ctx context.Context, filter url.Values) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.json(ctx, "GET", "/v1/audit?"+filter.Encode(), nil, &out)
+}
+
+// WaitMatch polls until the match is done or ctx ends.
+func (c *Client) WaitMatch(ctx context.Context, collabID, matchID string, every time.Duration) (cohort.Match, error) {
+	for {
+		m, err := c.Match(ctx, collabID, matchID)
+		if err != nil || m.State != cohort.MatchWaiting {
+			return m, err
+		}
+		select {
+		case <-ctx.Done():
+			return m, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/psi"
+)
+
+// MatchOptions tune this party's half of a match.
+type MatchOptions struct {
+	PSI psi.Options
+	// Progress, when set, is told how many points were re-blinded so far.
+	Progress func(done int64)
+	// Poll is how often to check whether the other party finished; default 1s.
+	Poll time.Duration
+	// NoWait returns after this party's half instead of waiting for the cohort.
+	NoWait bool
+}
+
+// DoMatch runs this party's half of a match: it starts (or joins) the
+// match, streams the other party's points through key's re-blinding back
+// to the server, in order and in bounded memory, then waits for the
+// cohort. Running it again is safe: the server ignores a half it already
+// has.
+func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opts MatchOptions) (cohort.Match, error) {
+	m, err := c.StartMatch(ctx, collabID)
+	if err != nil {
+		return m, err
+	}
+	if err := c.ReblindPoints(ctx, collabID, m.ID, key, opts); err != nil {
+		return m, err
+	}
+	if opts.NoWait {
+		return c.Match(ctx, collabID, m.ID)
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	return c.WaitMatch(ctx, collabID, m.ID, opts.Poll)
+}
+
+// ReblindPoints fetches the other party's points for match matchID,
+// re-blinds them with key and returns them.
+func (c *Client) ReblindPoints(ctx context.Context, collabID, matchID string, key *psi.Key, opts MatchOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	getR, getW := io.Pipe()
+	go func() { getW.CloseWithError(c.Points(ctx, collabID, matchID, getW)) }()
+	defer getR.Close()
+
+	putR, putW := io.Pipe()
+	putDone := make(chan error, 1)
+	go func() {
+		_, err := c.PutPoints(ctx, collabID, matchID, putR)
+		putR.CloseWithError(err)
+		putDone <- err
+	}()
+
+	err := reblindStream(ctx, getR, putW, key, opts)
+	putW.CloseWithError(err)
+	perr := <-putDone
+	if err != nil {
+		return fmt.Errorf("re-blinding points: %w", err)
+	}
+	return perr
+}
+
+// reblindStream reads an Arrow IPC stream of points from r and writes their
+// re-blinding with key to w as an Arrow IPC stream, in order.
+func reblindStream(ctx context.Context, r io.Reader, w io.Writer, key *psi.Key, opts MatchOptions) error {
+	ir, err := ipc.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("reading the server's points: %w", err)
+	}
+	defer ir.Release()
+	iw := ipc.NewWriter(w, ipc.WithSchema(cohort.PointsSchema))
+	src := &arrowPoints{r: ir}
+	var done int64
+	dst := psi.WriterFunc[psi.Point](func(pts []psi.Point) error {
+		b := array.NewFixedSizeBinaryBuilder(memory.DefaultAllocator, &arrow.FixedSizeBinaryType{ByteWidth: psi.PointSize})
+		defer b.Release()
+		b.Reserve(len(pts))
+		for i := range pts {
+			b.Append(pts[i][:])
+		}
+		arr := b.NewArray()
+		defer arr.Release()
+		rec := array.NewRecord(cohort.PointsSchema, []arrow.Array{arr}, int64(len(pts)))
+		defer rec.Release()
+		done += int64(len(pts))
+		if opts.Progress != nil {
+			opts.Progress(done)
+		}
+		return iw.Write(rec)
+	})
+	opts.PSI.BatchSize = max(opts.PSI.BatchSize, 4096)
+	if err := psi.Reblind(ctx, src, dst, key, opts.PSI); err != nil {
+		return err
+	}
+	return iw.Close()
+}
+
+// arrowPoints reads points out of Arrow records for psi's streams.
+type arrowPoints struct {
+	r   *ipc.Reader
+	cur *array.FixedSizeBinary
+	i   int
+}
+
+func (a *arrowPoints) Read(buf []psi.Point) (int, error) {
+	n := 0
+	for n < len(buf) {
+		if a.cur == nil || a.i >= a.cur.Len() {
+			if !a.r.Next() {
+				if err := a.r.Err(); err != nil {
+					return n, err
+				}
+				return n, io.EOF
+			}
+			col, ok := a.r.Record().Column(0).(*array.FixedSizeBinary)
+			if !ok {
+				return n, fmt.Errorf("server sent points of type %s, want fixed_size_binary[32]", a.r.Record().Column(0).DataType())
+			}
+			a.cur, a.i = col, 0
+			continue
+		}
+		p, err := psi.DecodePoint(a.cur.Value(a.i))
+		if err != nil {
+			return n, err
+		}
+		buf[n] = p
+		n++
+		a.i++
+	}
+	return n, nil
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/store"
+	"github.com/spf13/cobra"
+)
+
+// operatorKeyFile holds the operator's admin key, written at first start.
+const operatorKeyFile = "operator-admin.key"
+
+func newServeCmd() *cobra.Command {
+	var dataDir, addr, tlsCert, tlsKey string
+	var maxUpload int64
+	var shutdownWait time.Duration
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR [--addr :8080]",
+		Short: "Run the clean room server on an embedded DuckDB database in DIR",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (tlsCert == "") != (tlsKey == "") {
+				return errors.New("serve: give both --tls-cert and --tls-key, or neither")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+			return serve(ctx, log, ln, dataDir, tlsCert, tlsKey, api.Options{MaxUploadBytes: maxUpload, Logger: log}, shutdownWait)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data", "cleanroom-data", "directory of the database and the server's keys")
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "TLS key file (PEM)")
+	cmd.Flags().Int64Var(&maxUpload, "max-upload-bytes", 4<<30, "largest upload or points body accepted")
+	cmd.Flags().DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on shutdown")
+	return cmd
+}
+
+// serve runs the server on ln until ctx ends, then shuts down gracefully:
+// requests in flight get shutdownWait to finish; an upload cut off then
+// leaves nothing behind (its table is dropped at the next start).
+func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsCert, tlsKey string, opts api.Options, shutdownWait time.Duration) error {
+	db, err := store.Open(ctx, dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	secret, err := api.Start(ctx, db)
+	if err != nil {
+		return err
+	}
+	if secret != "" {
+		path := filepath.Join(dataDir, operatorKeyFile)
+		if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("serve: writing the operator key: %w", err)
+		}
+		log.Info("first start: wrote the operator's admin API key; use it to create partners", "file", path)
+	}
+	srv := &http.Server{Handler: api.New(db, opts).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsCert != "" {
+			errc <- srv.ServeTLS(ln, tlsCert, tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "database", db.Path())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; finishing requests in flight", "timeout", shutdownWait)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests still running at the deadline were cut off", "err", err)
+		srv.Close()
+	}
+	return nil
+}

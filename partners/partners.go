@@ -1,0 +1,482 @@
+package partners
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cleanroom/cleanroom/audit"
+)
+
+// Role is what an API key may do.
+type Role string
+
+const (
+	Admin    Role = "admin"    // manages its partner's keys and collaborations
+	Engineer Role = "engineer" // uploads audiences and runs matches
+	Analyst  Role = "analyst"  // queries cohorts
+	Auditor  Role = "auditor"  // reads the audit log and reports
+)
+
+// OperatorID is the partner that runs the server. Its admin creates
+// partners; its auditor reads the whole log.
+const OperatorID = "operator"
+
+// ParseRole checks a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case Admin, Engineer, Analyst, Auditor:
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want admin, engineer, analyst or auditor)", s)
+}
+
+// Errors a caller maps to HTTP statuses.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrInvalid      = errors.New("invalid")
+	ErrUnauthorized = errors.New("unauthorized")
+)
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Partner is a company taking part in collaborations.
+type Partner struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Key describes an API key; the secret is never stored.
+type Key struct {
+	ID        string     `json:"id"`
+	PartnerID string     `json:"partner_id"`
+	Role      Role       `json:"role"`
+	Label     string     `json:"label"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Principal is an authenticated key.
+type Principal struct {
+	KeyID     string
+	PartnerID string
+	Role      Role
+}
+
+// IsOperator reports whether the key belongs to the server's operator.
+func (p Principal) IsOperator() bool { return p.PartnerID == OperatorID }
+
+// keyPrefix starts every API key, so leaked keys are recognisable.
+const keyPrefix = "crk_"
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func randomID(prefix string, n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return prefix + strings.ToLower(b32.EncodeToString(b))
+}
+
+// NewID returns a random identifier with a type prefix ("c_", "a_"...).
+func NewID(prefix string) string { return randomID(prefix, 10) }
+
+var partnerName = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._&'-]{0,99}$`)
+
+// CreatePartner adds a partner and its first admin key, returning the key's
+// secret (shown once).
+func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string) (Partner, Key, string, error) {
+	name = strings.TrimSpace(name)
+	if !partnerName.MatchString(name) {
+		return Partner{}, Key{}, "", invalidf("partner name %q: use 1-100 letters, digits, spaces or . _ & ' -", name)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM partners WHERE lower(name) = lower(?)`, name).Scan(&n); err != nil {
+		return Partner{}, Key{}, "", err
+	}
+	if n > 0 {
+		return Partner{}, Key{}, "", fmt.Errorf("%w: a partner named %q already exists", ErrConflict, name)
+	}
+	p := Partner{ID: NewID("p_"), Name: name, CreatedAt: now()}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, ?, ?)`, p.ID, p.Name, p.CreatedAt); err != nil {
+		return Partner{}, Key{}, "", err
+	}
+	if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", "partner.create", map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
+		return Partner{}, Key{}, "", err
+	}
+	k, secret, err := CreateKey(ctx, tx, actor, p.ID, Admin, "first admin key")
+	return p, k, secret, err
+}
+
+// EnsureOperator creates the operator partner and its admin key on first
+// start. It returns the secret only when it created the key.
+func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM partners WHERE id = ?`, OperatorID).Scan(&n); err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return "", nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, 'operator', ?)`, OperatorID, now()); err != nil {
+		return "", err
+	}
+	sys := Principal{KeyID: "system", PartnerID: OperatorID}
+	if _, err := audit.Append(ctx, tx, sys.KeyID, OperatorID, "", "server.init", map[string]any{}); err != nil {
+		return "", err
+	}
+	_, secret, err = CreateKey(ctx, tx, sys, OperatorID, Admin, "operator admin key")
+	return secret, err
+}
+
+// CreateKey adds an API key for a partner and returns its secret, which is
+// stored only as a SHA-256 hash: it cannot be shown again.
+func CreateKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role Role, label string) (Key, string, error) {
+	if _, err := ParseRole(string(role)); err != nil {
+		return Key{}, "", invalidf("%v", err)
+	}
+	if len(label) > 200 {
+		return Key{}, "", invalidf("label longer than 200 characters")
+	}
+	if _, err := GetPartner(ctx, tx, partnerID); err != nil {
+		return Key{}, "", err
+	}
+	k := Key{ID: NewID("k_"), PartnerID: partnerID, Role: role, Label: label, CreatedAt: now()}
+	secretPart := randomID("", 32)
+	sum := sha256.Sum256([]byte(secretPart))
+	if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)`,
+		k.ID, k.PartnerID, string(k.Role), k.Label, sum[:], k.CreatedAt); err != nil {
+		return Key{}, "", err
+	}
+	if _, err := audit.Append(ctx, tx, actor.KeyID, partnerID, "", "key.create", map[string]any{"key_id": k.ID, "role": k.Role, "label": k.Label}); err != nil {
+		return Key{}, "", err
+	}
+	return k, keyPrefix + k.ID + "." + secretPart, nil
+}
+
+// RevokeKey stops a key from working. Revoking twice is a no-op.
+func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyID string) (Key, error) {
+	k, err := getKey(ctx, tx, keyID)
+	if err != nil || k.PartnerID != partnerID {
+		return Key{}, fmt.Errorf("%w: key %s", ErrNotFound, keyID)
+	}
+	if k.RevokedAt != nil {
+		return k, nil
+	}
+	t := now()
+	if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, t, keyID); err != nil {
+		return Key{}, err
+	}
+	k.RevokedAt = &t
+	if _, err := audit.Append(ctx, tx, actor.KeyID, partnerID, "", "key.revoke", map[string]any{"key_id": keyID}); err != nil {
+		return Key{}, err
+	}
+	return k, nil
+}
+
+// Querier reads: *sql.DB or *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getKey(ctx context.Context, q Querier, id string) (Key, error) {
+	var k Key
+	var revoked sql.NullTime
+	err := q.QueryRowContext(ctx, `SELECT id, partner_id, role, label, created_at, revoked_at FROM api_keys WHERE id = ?`, id).
+		Scan(&k.ID, &k.PartnerID, &k.Role, &k.Label, &k.CreatedAt, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return k, fmt.Errorf("%w: key %s", ErrNotFound, id)
+	}
+	if revoked.Valid {
+		t := revoked.Time
+		k.RevokedAt = &t
+	}
+	return k, err
+}
+
+// ListKeys returns a partner's keys (never their secrets).
+func ListKeys(ctx context.Context, q Querier, partnerID string) ([]Key, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id FROM api_keys WHERE partner_id = ? ORDER BY created_at`, partnerID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	keys := make([]Key, 0, len(ids))
+	for _, id := range ids {
+		k, err := getKey(ctx, q, id)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// Authenticate checks an API key and returns who it belongs to. Every
+// failure is the same ErrUnauthorized, so a caller learns nothing about
+// which keys exist.
+func Authenticate(ctx context.Context, q Querier, apiKey string) (Principal, error) {
+	rest, ok := strings.CutPrefix(apiKey, keyPrefix)
+	if !ok {
+		return Principal{}, ErrUnauthorized
+	}
+	id, secret, ok := strings.Cut(rest, ".")
+	if !ok || len(id) > 64 {
+		return Principal{}, ErrUnauthorized
+	}
+	var p Principal
+	var stored []byte
+	var revoked sql.NullTime
+	err := q.QueryRowContext(ctx, `SELECT id, partner_id, role, secret_sha256, revoked_at FROM api_keys WHERE id = ?`, id).
+		Scan(&p.KeyID, &p.PartnerID, &p.Role, &stored, &revoked)
+	sum := sha256.Sum256([]byte(secret))
+	if err != nil || revoked.Valid || subtle.ConstantTimeCompare(sum[:], stored) != 1 {
+		return Principal{}, ErrUnauthorized
+	}
+	return p, nil
+}
+
+// GetPartner returns a partner.
+func GetPartner(ctx context.Context, q Querier, id string) (Partner, error) {
+	var p Partner
+	err := q.QueryRowContext(ctx, `SELECT id, name, created_at FROM partners WHERE id = ?`, id).Scan(&p.ID, &p.Name, &p.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("%w: partner %s", ErrNotFound, id)
+	}
+	return p, err
+}
+
+// ListPartners returns every partner but the operator.
+func ListPartners(ctx context.Context, q Querier) ([]Partner, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, name, created_at FROM partners WHERE id <> ? ORDER BY created_at`, OperatorID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Partner
+	for rows.Next() {
+		var p Partner
+		if err := rows.Scan(&p.ID, &p.Name, &p.CreatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Collaboration joins two partners under rules both approved.
+type Collaboration struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Proposer     string    `json:"proposer"`
+	Partner      string    `json:"partner"`
+	Rules        Rules     `json:"rules"`
+	RulesVersion int       `json:"rules_version"`
+	ApprovedBy   []string  `json:"approved_by"`
+	State        string    `json:"state"` // proposed | active
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Collaboration states.
+const (
+	StateProposed = "proposed"
+	StateActive   = "active"
+)
+
+// Members returns both partner IDs.
+func (c *Collaboration) Members() []string { return []string{c.Proposer, c.Partner} }
+
+// HasMember reports whether partnerID is one of the two partners.
+func (c *Collaboration) HasMember(partnerID string) bool {
+	return partnerID == c.Proposer || partnerID == c.Partner
+}
+
+// Other returns the other member.
+func (c *Collaboration) Other(partnerID string) string {
+	if partnerID == c.Proposer {
+		return c.Partner
+	}
+	return c.Proposer
+}
+
+// Propose creates a collaboration between the actor's partner and another,
+// approved by the proposer only until the other approves.
+func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartner string, rules Rules) (Collaboration, error) {
+	if actor.IsOperator() {
+		return Collaboration{}, invalidf("the operator does not take part in collaborations; use a partner's admin key")
+	}
+	if otherPartner == actor.PartnerID {
+		return Collaboration{}, invalidf("a collaboration needs two different partners")
+	}
+	if otherPartner == OperatorID {
+		return Collaboration{}, invalidf("partner %s cannot take part in a collaboration", otherPartner)
+	}
+	if _, err := GetPartner(ctx, tx, otherPartner); err != nil {
+		return Collaboration{}, invalidf("partner %q does not exist", otherPartner)
+	}
+	if err := checkRules(&rules, actor.PartnerID, otherPartner); err != nil {
+		return Collaboration{}, err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 200 {
+		return Collaboration{}, invalidf("name must be 1-200 characters")
+	}
+	c := Collaboration{ID: NewID("c_"), Name: name, Proposer: actor.PartnerID, Partner: otherPartner, Rules: rules,
+		RulesVersion: 1, ApprovedBy: []string{actor.PartnerID}, State: StateProposed, CreatedAt: now()}
+	c.UpdatedAt = c.CreatedAt
+	rj, _ := json.Marshal(c.Rules)
+	aj, _ := json.Marshal(c.ApprovedBy)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO collaborations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Name, c.Proposer, c.Partner, string(rj), c.RulesVersion, string(aj), c.State, c.CreatedAt, c.UpdatedAt); err != nil {
+		return Collaboration{}, err
+	}
+	_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.propose",
+		map[string]any{"name": c.Name, "partner": c.Partner, "rules": c.Rules, "rules_version": 1})
+	return c, err
+}
+
+func checkRules(r *Rules, a, b string) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	for _, q := range r.Queriers {
+		if q != a && q != b {
+			return invalidf("rules: queriers: %q is not a partner of this collaboration", q)
+		}
+	}
+	return nil
+}
+
+// Approve records the actor's partner's approval of the current rules; the
+// collaboration is active once both approved. Approving again is a no-op.
+func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (Collaboration, error) {
+	c, err := GetCollaboration(ctx, tx, id, actor)
+	if err != nil {
+		return c, err
+	}
+	if rulesVersion != 0 && rulesVersion != c.RulesVersion {
+		return c, fmt.Errorf("%w: the rules changed (now version %d, you approved version %d); review them and approve again", ErrConflict, c.RulesVersion, rulesVersion)
+	}
+	if slices.Contains(c.ApprovedBy, actor.PartnerID) {
+		return c, nil
+	}
+	c.ApprovedBy = append(c.ApprovedBy, actor.PartnerID)
+	if len(c.ApprovedBy) == 2 {
+		c.State = StateActive
+	}
+	c.UpdatedAt = now()
+	aj, _ := json.Marshal(c.ApprovedBy)
+	if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET approved_by = ?, state = ?, updated_at = ? WHERE id = ?`,
+		string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
+		return c, err
+	}
+	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.approve",
+		map[string]any{"rules_version": c.RulesVersion, "state": c.State})
+	return c, err
+}
+
+// ChangeRules proposes new rules: the collaboration goes back to proposed
+// with only the actor's approval, until the other partner approves again.
+func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, rules Rules) (Collaboration, error) {
+	c, err := GetCollaboration(ctx, tx, id, actor)
+	if err != nil {
+		return c, err
+	}
+	if err := checkRules(&rules, c.Proposer, c.Partner); err != nil {
+		return c, err
+	}
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, StateProposed, now()
+	rj, _ := json.Marshal(c.Rules)
+	aj, _ := json.Marshal(c.ApprovedBy)
+	if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET rules = ?, rules_version = ?, approved_by = ?, state = ?, updated_at = ? WHERE id = ?`,
+		string(rj), c.RulesVersion, string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
+		return c, err
+	}
+	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.change_rules",
+		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion})
+	return c, err
+}
+
+// GetCollaboration returns a collaboration the viewer may see: a member's
+// key, or the operator's. Anyone else gets ErrNotFound, so outsiders cannot
+// tell which collaborations exist.
+func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principal) (Collaboration, error) {
+	var c Collaboration
+	var rj, aj string
+	err := q.QueryRowContext(ctx, `SELECT id, name, proposer, partner, CAST(rules AS VARCHAR), rules_version, CAST(approved_by AS VARCHAR), state, created_at, updated_at
+		FROM collaborations WHERE id = ?`, id).Scan(&c.ID, &c.Name, &c.Proposer, &c.Partner, &rj, &c.RulesVersion, &aj, &c.State, &c.CreatedAt, &c.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !c.HasMember(viewer.PartnerID) && !viewer.IsOperator()) {
+		return Collaboration{}, fmt.Errorf("%w: collaboration %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal([]byte(rj), &c.Rules); err != nil {
+		return c, fmt.Errorf("collaboration %s: stored rules: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(aj), &c.ApprovedBy); err != nil {
+		return c, fmt.Errorf("collaboration %s: stored approvals: %w", id, err)
+	}
+	return c, nil
+}
+
+// ListCollaborations returns the collaborations the viewer may see.
+func ListCollaborations(ctx context.Context, q Querier, viewer Principal) ([]Collaboration, error) {
+	query := `SELECT id FROM collaborations`
+	var args []any
+	if !viewer.IsOperator() {
+		query += ` WHERE proposer = ? OR partner = ?`
+		args = append(args, viewer.PartnerID, viewer.PartnerID)
+	}
+	rows, err := q.QueryContext(ctx, query+` ORDER BY created_at`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]Collaboration, 0, len(ids))
+	for _, id := range ids {
+		c, err := GetCollaboration(ctx, q, id, viewer)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

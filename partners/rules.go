@@ -1,0 +1,146 @@
+package partners
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+)
+
+// Rules are a collaboration's terms, agreed by both partners. Every query
+// path enforces them in one place. Defaults are those of DESIGN.md.
+type Rules struct {
+	// Purpose is the consent purpose a row must carry to be matched.
+	Purpose string `json:"purpose"`
+	// IDType is the identifier kind both parties match on (email, phone,
+	// maid); each party may upload it plain or as SHA-256.
+	IDType string `json:"id_type"`
+	// GmailRule: both parties apply the Gmail dot/plus rule.
+	GmailRule bool `json:"gmail_rule"`
+	// Dimensions are the columns allowed in GROUP BY and WHERE.
+	Dimensions []string `json:"dimensions"`
+	// Metrics are the columns allowed in SUM/AVG, with per-user bounds.
+	Metrics map[string][2]float64 `json:"metrics"`
+	// MinCohortUsers: below it no query runs.
+	MinCohortUsers int `json:"min_cohort_users"`
+	// MinGroupUsers: output rows whose noisy user count is below it are dropped.
+	MinGroupUsers int `json:"min_group_users"`
+	// EpsilonBudget per querying partner; Delta per query.
+	EpsilonBudget   float64 `json:"epsilon_budget"`
+	Delta           float64 `json:"delta"`
+	MaxQueryEpsilon float64 `json:"max_query_epsilon"`
+	// BudgetRefresh is "none" or "monthly".
+	BudgetRefresh string `json:"budget_refresh"`
+	// MaxGroupsContributed caps the groups one user adds to per query.
+	MaxGroupsContributed int `json:"max_groups_contributed"`
+	// MinUploadUsers is the smallest audience (distinct people) accepted;
+	// smaller ones would let a party learn a cohort's members from its size.
+	MinUploadUsers int `json:"min_upload_users"`
+	// MatchEpsilon is the privacy cost of a match's noisy cohort size.
+	MatchEpsilon float64 `json:"match_epsilon"`
+	// Queriers are the partner IDs that may query; empty means both.
+	Queriers []string `json:"queriers"`
+}
+
+// DefaultRules returns the defaults of DESIGN.md.
+func DefaultRules() Rules {
+	return Rules{
+		Purpose:              "measurement",
+		IDType:               "email",
+		Dimensions:           []string{},
+		Metrics:              map[string][2]float64{},
+		MinCohortUsers:       100,
+		MinGroupUsers:        50,
+		EpsilonBudget:        10,
+		Delta:                1e-6,
+		MaxQueryEpsilon:      1,
+		BudgetRefresh:        "none",
+		MaxGroupsContributed: 1,
+		MinUploadUsers:       1000,
+		MatchEpsilon:         0.1,
+		Queriers:             []string{},
+	}
+}
+
+// ParseRules reads rules JSON over the defaults: fields left out keep their
+// default; unknown fields are an error (a typo must not silently weaken a
+// rule).
+func ParseRules(b []byte) (Rules, error) {
+	r := DefaultRules()
+	if len(bytes.TrimSpace(b)) == 0 {
+		return r, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("rules: %w", err)
+	}
+	return r, r.Validate()
+}
+
+var columnName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// Validate reports the first rule that is out of range, naming it.
+func (r *Rules) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("rules: %s: %s", field, fmt.Sprintf(format, args...))
+	}
+	if !columnName.MatchString(r.Purpose) {
+		return bad("purpose", "%q must be lower case letters, digits and _", r.Purpose)
+	}
+	switch r.IDType {
+	case "email", "phone", "maid":
+	default:
+		return bad("id_type", "%q is not one of email, phone, maid", r.IDType)
+	}
+	seen := map[string]bool{}
+	for _, d := range r.Dimensions {
+		if !columnName.MatchString(d) {
+			return bad("dimensions", "%q is not a column name", d)
+		}
+		if seen[d] {
+			return bad("dimensions", "%q is listed twice", d)
+		}
+		seen[d] = true
+	}
+	for m, b := range r.Metrics {
+		if !columnName.MatchString(m) {
+			return bad("metrics", "%q is not a column name", m)
+		}
+		if seen[m] {
+			return bad("metrics", "%q is also a dimension", m)
+		}
+		if math.IsNaN(b[0]) || math.IsNaN(b[1]) || math.IsInf(b[0], 0) || math.IsInf(b[1], 0) || b[0] > b[1] {
+			return bad("metrics", "%q bounds [%v, %v] must be finite with lower <= upper", m, b[0], b[1])
+		}
+	}
+	if r.MinCohortUsers < 1 {
+		return bad("min_cohort_users", "must be at least 1, got %d", r.MinCohortUsers)
+	}
+	if r.MinGroupUsers < 0 {
+		return bad("min_group_users", "must not be negative, got %d", r.MinGroupUsers)
+	}
+	if !(r.EpsilonBudget > 0) || math.IsInf(r.EpsilonBudget, 0) {
+		return bad("epsilon_budget", "must be positive and finite, got %v", r.EpsilonBudget)
+	}
+	if !(r.Delta >= 0 && r.Delta < 1e-3) {
+		return bad("delta", "must be in [0, 0.001), got %v", r.Delta)
+	}
+	if !(r.MaxQueryEpsilon > 0) || r.MaxQueryEpsilon > r.EpsilonBudget {
+		return bad("max_query_epsilon", "must be positive and at most epsilon_budget (%v), got %v", r.EpsilonBudget, r.MaxQueryEpsilon)
+	}
+	if r.BudgetRefresh != "none" && r.BudgetRefresh != "monthly" {
+		return bad("budget_refresh", "%q is not none or monthly", r.BudgetRefresh)
+	}
+	if r.MaxGroupsContributed < 1 {
+		return bad("max_groups_contributed", "must be at least 1, got %d", r.MaxGroupsContributed)
+	}
+	if r.MinUploadUsers < 1 {
+		return bad("min_upload_users", "must be at least 1, got %d", r.MinUploadUsers)
+	}
+	if !(r.MatchEpsilon > 0) || r.MatchEpsilon > r.EpsilonBudget {
+		return bad("match_epsilon", "must be positive and at most epsilon_budget, got %v", r.MatchEpsilon)
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+// Package store is cleanroom's one DuckDB database: metadata, audiences,
+// cohorts and the audit log live in one file, so that a state change and its
+// audit entry commit in one transaction.
+//
+// Write transactions that change metadata go through DB.Write, which
+// serialises them: the audit log is a hash chain, and two writers must never
+// read the same head. Bulk data (uploads, tokens, cohorts) is written to its
+// own tables outside that lock and becomes visible only when a Write
+// transaction records it.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/marcboeker/go-duckdb"
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "cleanroom.duckdb"
+
+// DB is the open database.
+type DB struct {
+	sql       *sql.DB
+	connector *duckdb.Connector
+	path      string
+	writeMu   sync.Mutex
+}
+
+// Open opens (creating if needed) the database in dir and brings its schema
+// up to date.
+func Open(ctx context.Context, dir string) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store.Open: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	connector, err := duckdb.NewConnector(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store.Open: %s: %w", path, err)
+	}
+	db := &DB{sql: sql.OpenDB(connector), connector: connector, path: path}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store.Open: %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// SQL returns the database handle for reads and bulk work.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Close checkpoints and closes the database.
+func (db *DB) Close() error {
+	_, _ = db.sql.Exec("CHECKPOINT")
+	err := db.sql.Close()
+	if cerr := db.connector.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Write runs fn in a transaction, serialised with every other Write, and
+// commits if fn returns nil. Any error rolls everything back.
+func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	return db.tx(ctx, fn)
+}
+
+// Read runs fn in a read-only snapshot.
+func (db *DB) Read(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.tx(ctx, fn)
+}
+
+func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Raw runs fn with a dedicated driver connection, for go-duckdb's Arrow and
+// appender APIs.
+func (db *DB) Raw(ctx context.Context, fn func(conn driver.Conn) error) error {
+	c, err := db.sql.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Raw(func(dc any) error {
+		conn, ok := dc.(driver.Conn)
+		if !ok {
+			return errors.New("store: unexpected driver connection type")
+		}
+		return fn(conn)
+	})
+}
+
+// migrations are applied in order; each runs once, in a transaction with
+// the version bump. Append only: never edit a released migration.
+var migrations = []string{
+	`CREATE TABLE partners (
+		id VARCHAR PRIMARY KEY,
+		name VARCHAR NOT NULL UNIQUE,
+		created_at TIMESTAMP NOT NULL
+	);
+	CREATE TABLE api_keys (
+		id VARCHAR PRIMARY KEY,
+		partner_id VARCHAR NOT NULL,
+		role VARCHAR NOT NULL,
+		label VARCHAR NOT NULL,
+		secret_sha256 BLOB NOT NULL,
+		created_at TIMESTAMP NOT NULL,
+		revoked_at TIMESTAMP
+	);
+	CREATE TABLE collaborations (
+		id VARCHAR PRIMARY KEY,
+		name VARCHAR NOT NULL,
+		proposer VARCHAR NOT NULL,
+		partner VARCHAR NOT NULL,
+		rules JSON NOT NULL,
+		rules_version INTEGER NOT NULL,
+		approved_by JSON NOT NULL,
+		state VARCHAR NOT NULL,
+		created_at TIMESTAMP NOT NULL,
+		updated_at TIMESTAMP NOT NULL
+	);
+	CREATE TABLE audiences (
+		id VARCHAR PRIMARY KEY,
+		collab_id VARCHAR NOT NULL,
+		partner_id VARCHAR NOT NULL,
+		table_name VARCHAR NOT NULL,
+		rows BIGINT NOT NULL,
+		people BIGINT NOT NULL,
+		content_sha256 VARCHAR NOT NULL,
+		columns JSON NOT NULL,
+		created_at TIMESTAMP NOT NULL,
+		deleted_at TIMESTAMP
+	);
+	CREATE TABLE matches (
+		id VARCHAR PRIMARY KEY,
+		collab_id VARCHAR NOT NULL,
+		audience_a VARCHAR NOT NULL,
+		audience_b VARCHAR NOT NULL,
+		state VARCHAR NOT NULL,
+		points_a BIGINT NOT NULL,
+		points_b BIGINT NOT NULL,
+		half_a_sha256 VARCHAR,
+		half_b_sha256 VARCHAR,
+		cohort_table VARCHAR,
+		cohort_size BIGINT,
+		noisy_size BIGINT,
+		epsilon DOUBLE,
+		error VARCHAR,
+		created_at TIMESTAMP NOT NULL,
+		updated_at TIMESTAMP NOT NULL
+	);
+	CREATE TABLE audit_log (
+		seq BIGINT PRIMARY KEY,
+		at TIMESTAMP NOT NULL,
+		actor VARCHAR NOT NULL,
+		partner_id VARCHAR NOT NULL,
+		collab_id VARCHAR NOT NULL,
+		action VARCHAR NOT NULL,
+		details JSON NOT NULL,
+		prev_hash VARCHAR NOT NULL,
+		hash VARCHAR NOT NULL
+	);`,
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.sql.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var v int
+	err := db.sql.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := db.sql.ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this cleanroom (%d); upgrade cleanroom", v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		err := db.Write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+			_, err := tx.ExecContext(ctx, `UPDATE schema_version SET version = ?`, i+1)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// QuoteIdent quotes a table or column name for DuckDB. Names we generate are
+// plain identifiers already; quoting keeps user-chosen attribute names from
+// ever being read as SQL.
+func QuoteIdent(name string) string {
+	out := []byte{'"'}
+	for i := 0; i < len(name); i++ {
+		if name[i] == '"' {
+			out = append(out, '"')
+		}
+		out = append(out, name[i])
+	}
+	return string(append(out, '"'))
+}

@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/client"
@@ -389,6 +391,54 @@ func TestNewUploadReplacesAndMakesCohortStale(t *testing.T) {
 	m, err := e.brand.eng.Match(ctx, e.collab, mid)
 	if err != nil || m.State != "stale" {
 		t.Errorf("old match is %q (%v), want stale", m.State, err)
+	}
+}
+
+// toParquet rewrites an Arrow IPC upload as a Parquet file.
+func toParquet(t *testing.T, ipcBytes []byte) []byte {
+	t.Helper()
+	r, err := ipc.NewReader(bytes.NewReader(ipcBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(r.Schema(), &buf, parquet.NewWriterProperties(), pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Next() {
+		if err := w.WriteBuffered(r.Record()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestParquetUploadMatchesLikeArrow(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	brand, pub, want := audiences()
+	a, err := e.brand.eng.UploadParquet(ctx, e.collab, bytes.NewReader(toParquet(t, encode(t, e.brand.key, brand))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Rows != int64(len(brand)) {
+		t.Errorf("parquet upload stored %d rows, want %d", a.Rows, len(brand))
+	}
+	if _, err := e.pub.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, e.pub.key, pub))); err != nil {
+		t.Fatal(err)
+	}
+	mid, _ := e.matchBoth()
+	if got := e.exactCohortSize(mid); got != int64(want) {
+		t.Errorf("cohort %d, want %d", got, want)
+	}
+	// Garbage sent as Parquet is refused and leaves no spooled file.
+	if _, err := e.brand.eng.UploadParquet(ctx, e.collab, strings.NewReader("PAR1 not really")); status(err) != 400 {
+		t.Errorf("bad parquet: %v, want 400", err)
 	}
 }
 

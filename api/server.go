@@ -24,7 +24,9 @@ import (
 type Options struct {
 	// MaxUploadBytes caps an upload or points body; default 4 GiB.
 	MaxUploadBytes int64
-	Logger         *slog.Logger
+	// TempDir holds Parquet uploads while they are read; default the system's.
+	TempDir string
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP API over one database.
@@ -43,7 +45,7 @@ func New(db *store.DB, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{db: db, co: &cohort.Service{DB: db}, opts: opts, e: echo.New()}
+	s := &Server{db: db, co: &cohort.Service{DB: db, TempDir: opts.TempDir}, opts: opts, e: echo.New()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.routes()
@@ -403,12 +405,16 @@ func (s *Server) upload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ct := c.Request().Header.Get("Content-Type")
-	if ct != "" && !strings.HasPrefix(ct, "application/vnd.apache.arrow.stream") && !strings.HasPrefix(ct, "application/octet-stream") {
-		return errorf(415, "unsupported_media_type", "send the audience as an Arrow IPC stream (Content-Type: application/vnd.apache.arrow.stream); got %q", ct)
+	format := cohort.ArrowStream
+	switch ct := c.Request().Header.Get("Content-Type"); {
+	case ct == "", strings.HasPrefix(ct, "application/vnd.apache.arrow.stream"), strings.HasPrefix(ct, "application/octet-stream"):
+	case strings.HasPrefix(ct, "application/vnd.apache.parquet"), strings.HasPrefix(ct, "application/x-parquet"):
+		format = cohort.Parquet
+	default:
+		return errorf(415, "unsupported_media_type", "send the audience as an Arrow IPC stream (Content-Type: application/vnd.apache.arrow.stream) or Parquet (application/vnd.apache.parquet); got %q", ct)
 	}
 	body := cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes)
-	a, err := s.co.Upload(c.Request().Context(), p, co, body)
+	a, err := s.co.Upload(c.Request().Context(), p, co, body, format)
 	if err != nil {
 		return err
 	}

@@ -179,6 +179,12 @@ func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (c
 	return out, c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", body, "application/vnd.apache.arrow.stream", &out)
 }
 
+// UploadParquet sends an audience as a Parquet file in the upload format.
+func (c *Client) UploadParquet(ctx context.Context, collabID string, body io.Reader) (cohort.Audience, error) {
+	var out cohort.Audience
+	return out, c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", body, "application/vnd.apache.parquet", &out)
+}
+
 // StartMatch starts (or returns the running) match.
 func (c *Client) StartMatch(ctx context.Context, collabID string) (cohort.Match, error) {
 	var out cohort.Match

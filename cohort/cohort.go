@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet/file"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 	"github.com/google/differential-privacy/go/v3/noise"
 	"github.com/marcboeker/go-duckdb"
 
@@ -47,6 +50,8 @@ var (
 // Service runs uploads and matches on one database.
 type Service struct {
 	DB *store.DB
+	// TempDir holds spooled Parquet uploads; default the system's.
+	TempDir string
 }
 
 // Audience is one party's current upload in a collaboration.
@@ -80,21 +85,44 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Upload streams an audience (an Arrow IPC stream in the audience wire
-// format) into a new table and makes it the party's audience in collab,
-// replacing any previous one. It is all or nothing: a bad point, schema,
-// truncated stream or body error leaves no trace.
-func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partners.Collaboration, body io.Reader) (Audience, error) {
+// Format is an upload's encoding.
+type Format int
+
+const (
+	// ArrowStream is an Arrow IPC stream, read as it arrives.
+	ArrowStream Format = iota
+	// Parquet needs random access: the body is spooled to a temporary file
+	// in the data directory (never memory) and read from there.
+	Parquet
+)
+
+// Upload stores an audience (in the audience wire format, as an Arrow IPC
+// stream or a Parquet file) in a new table and makes it the party's
+// audience in collab, replacing any previous one. It is all or nothing: a
+// bad point, schema, truncated stream or body error leaves no trace.
+func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partners.Collaboration, body io.Reader, format Format) (Audience, error) {
 	if c.State != partners.StateActive {
 		return Audience{}, fmt.Errorf("%w: collaboration %s is %s; both partners must approve its rules before uploads", ErrConflict, c.ID, c.State)
 	}
 	hr := &hashingReader{r: body, h: sha256.New()}
-	ir, err := ipc.NewReader(hr, ipc.WithAllocator(memory.DefaultAllocator))
-	if err != nil {
-		return Audience{}, fmt.Errorf("%w: body is not an Arrow IPC stream: %v", ErrInvalid, err)
+	var src array.RecordReader
+	switch format {
+	case Parquet:
+		pr, cleanup, err := s.spoolParquet(ctx, hr)
+		if err != nil {
+			return Audience{}, err
+		}
+		defer cleanup()
+		src = pr
+	default:
+		ir, err := ipc.NewReader(hr, ipc.WithAllocator(memory.DefaultAllocator))
+		if err != nil {
+			return Audience{}, classify(fmt.Errorf("body is not an Arrow IPC stream: %w", err))
+		}
+		defer ir.Release()
+		src = ir
 	}
-	defer ir.Release()
-	ar, err := newUploadReader(ir)
+	ar, err := newUploadReader(src)
 	if err != nil {
 		return Audience{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
@@ -191,6 +219,49 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		})
 	}
 	return a, nil
+}
+
+// spoolParquet copies a Parquet body to a temporary file and opens it.
+func (s *Service) spoolParquet(ctx context.Context, body io.Reader) (array.RecordReader, func(), error) {
+	dir := s.TempDir
+	f, err := os.CreateTemp(dir, "upload-*.parquet")
+	if err != nil {
+		return nil, nil, fmt.Errorf("cohort: spooling the upload: %w", err)
+	}
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	if _, err := io.Copy(f, body); err != nil {
+		cleanup()
+		return nil, nil, classify(fmt.Errorf("reading the body: %w", err))
+	}
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("%w: body is not a Parquet file: %v", ErrInvalid, err)
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		pf.Close()
+		cleanup()
+		return nil, nil, fmt.Errorf("%w: Parquet schema: %v", ErrInvalid, err)
+	}
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		pf.Close()
+		cleanup()
+		return nil, nil, fmt.Errorf("%w: Parquet: %v", ErrInvalid, err)
+	}
+	return eofIsEnd{rr}, func() { rr.Release(); pf.Close(); cleanup() }, nil
+}
+
+// eofIsEnd hides the io.EOF that pqarrow's reader reports after its last
+// record: for an upload that is a clean end, not a truncated stream.
+type eofIsEnd struct{ pqarrow.RecordReader }
+
+func (e eofIsEnd) Err() error {
+	if err := e.RecordReader.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
 }
 
 // ErrTooLarge is a body over the server's size limit.

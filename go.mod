@@ -7,6 +7,7 @@ require (
 	github.com/apache/arrow/go/v17 v17.0.0
 	github.com/cloudflare/circl v1.6.5
 	github.com/google/differential-privacy/go/v3 v3.0.0
+	github.com/google/flatbuffers v24.3.25+incompatible
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/marcboeker/go-duckdb v1.8.2
 	github.com/nyaruka/phonenumbers v1.8.1
@@ -24,7 +25,6 @@ require (
 	github.com/goccy/go-json v0.10.3 // indirect
 	github.com/golang/glog v1.2.0 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
-	github.com/google/flatbuffers v24.3.25+incompatible // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/klauspost/asmfmt v1.3.2 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect

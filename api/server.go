@@ -48,6 +48,7 @@ func New(db *store.DB, opts Options) *Server {
 	s := &Server{db: db, co: &cohort.Service{DB: db, TempDir: opts.TempDir}, opts: opts, e: echo.New()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
+	s.e.Use(s.accessLog)
 	s.routes()
 	return s
 }
@@ -113,6 +114,8 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		ae = &apiError{status: 413, Code: "too_large", Message: err.Error()}
 	case errors.Is(err, partners.ErrNotFound):
 		ae = &apiError{status: 404, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, cohort.ErrAwaitingUpload):
+		ae = &apiError{status: 409, Code: "awaiting_upload", Message: err.Error()}
 	case errors.Is(err, partners.ErrConflict):
 		ae = &apiError{status: 409, Code: "conflict", Message: err.Error()}
 	case errors.Is(err, partners.ErrInvalid):
@@ -125,6 +128,21 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		ae = &apiError{status: 500, Code: "internal", Message: "internal error; the operator's log has details"}
 	}
 	_ = c.JSON(ae.status, map[string]any{"error": ae})
+}
+
+// accessLog logs each request's route (not its URL: no IDs or query
+// values), status and duration; never bodies or keys.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		t0 := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.opts.Logger.Info("request", "method", c.Request().Method, "route", c.Path(),
+			"status", c.Response().Status, "ms", time.Since(t0).Milliseconds())
+		return nil
+	}
 }
 
 const principalKey = "principal"

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -24,6 +25,9 @@ type MatchOptions struct {
 	Poll time.Duration
 	// NoWait returns after this party's half instead of waiting for the cohort.
 	NoWait bool
+	// Waiting, when set, is told once that the other party has not
+	// uploaded yet (DoMatch then polls until it has, or ctx ends).
+	Waiting func()
 }
 
 // DoMatch runs this party's half of a match: it starts (or joins) the
@@ -32,18 +36,36 @@ type MatchOptions struct {
 // cohort. Running it again is safe: the server ignores a half it already
 // has.
 func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opts MatchOptions) (cohort.Match, error) {
-	m, err := c.StartMatch(ctx, collabID)
-	if err != nil {
-		return m, err
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	var m cohort.Match
+	for told := false; ; {
+		var err error
+		m, err = c.StartMatch(ctx, collabID)
+		var ce *Error
+		if errors.As(err, &ce) && ce.Code == "awaiting_upload" {
+			if !told && opts.Waiting != nil {
+				opts.Waiting()
+			}
+			told = true
+			select {
+			case <-ctx.Done():
+				return m, ctx.Err()
+			case <-time.After(opts.Poll):
+				continue
+			}
+		}
+		if err != nil {
+			return m, err
+		}
+		break
 	}
 	if err := c.ReblindPoints(ctx, collabID, m.ID, key, opts); err != nil {
 		return m, err
 	}
 	if opts.NoWait {
 		return c.Match(ctx, collabID, m.ID)
-	}
-	if opts.Poll <= 0 {
-		opts.Poll = time.Second
 	}
 	return c.WaitMatch(ctx, collabID, m.ID, opts.Poll)
 }

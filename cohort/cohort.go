@@ -34,6 +34,7 @@ import (
 	"github.com/google/differential-privacy/go/v3/noise"
 	"github.com/marcboeker/go-duckdb"
 
+	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
@@ -105,7 +106,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		return Audience{}, fmt.Errorf("%w: collaboration %s is %s; both partners must approve its rules before uploads", ErrConflict, c.ID, c.State)
 	}
 	hr := &hashingReader{r: body, h: sha256.New()}
-	var src array.RecordReader
+	var ar *audience.Reader
 	switch format {
 	case Parquet:
 		pr, cleanup, err := s.spoolParquet(ctx, hr)
@@ -113,18 +114,16 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 			return Audience{}, err
 		}
 		defer cleanup()
-		src = pr
-	default:
-		ir, err := ipc.NewReader(hr, ipc.WithAllocator(memory.DefaultAllocator))
-		if err != nil {
-			return Audience{}, classify(fmt.Errorf("body is not an Arrow IPC stream: %w", err))
+		if ar, err = audience.NewReader(pr); err != nil {
+			return Audience{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-		defer ir.Release()
-		src = ir
-	}
-	ar, err := newUploadReader(src)
-	if err != nil {
-		return Audience{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	default:
+		// The audience stream reader checks each message before Arrow
+		// allocates for it and notices a stream cut between messages.
+		var err error
+		if ar, err = audience.NewStreamReader(hr, audience.StreamOptions{}); err != nil {
+			return Audience{}, classify(fmt.Errorf("body is not a valid audience Arrow IPC stream: %w", err))
+		}
 	}
 	defer ar.Release()
 
@@ -137,7 +136,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 	a.Columns, _ = json.Marshal(cols)
 
 	view := "upload_" + a.ID
-	err = s.DB.Raw(ctx, func(conn driver.Conn) error {
+	err := s.DB.Raw(ctx, func(conn driver.Conn) error {
 		ar2, err := duckdb.NewArrowFromConn(conn)
 		if err != nil {
 			return err
@@ -250,18 +249,7 @@ func (s *Service) spoolParquet(ctx context.Context, body io.Reader) (array.Recor
 		cleanup()
 		return nil, nil, fmt.Errorf("%w: Parquet: %v", ErrInvalid, err)
 	}
-	return eofIsEnd{rr}, func() { rr.Release(); pf.Close(); cleanup() }, nil
-}
-
-// eofIsEnd hides the io.EOF that pqarrow's reader reports after its last
-// record: for an upload that is a clean end, not a truncated stream.
-type eofIsEnd struct{ pqarrow.RecordReader }
-
-func (e eofIsEnd) Err() error {
-	if err := e.RecordReader.Err(); err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	return nil
+	return rr, func() { rr.Release(); pf.Close(); cleanup() }, nil
 }
 
 // ErrTooLarge is a body over the server's size limit.
@@ -381,11 +369,11 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 	}
 	aa, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Proposer)
 	if err != nil {
-		return Match{}, fmt.Errorf("%w: both parties must upload before matching; %v", ErrConflict, err)
+		return Match{}, fmt.Errorf("%w: %w; %v", ErrConflict, ErrAwaitingUpload, err)
 	}
 	ab, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Partner)
 	if err != nil {
-		return Match{}, fmt.Errorf("%w: both parties must upload before matching; %v", ErrConflict, err)
+		return Match{}, fmt.Errorf("%w: %w; %v", ErrConflict, ErrAwaitingUpload, err)
 	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, aa.ID, ab.ID); err == nil {
 		return m, nil
@@ -400,7 +388,7 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 		n     *int64
 	}{{"a", aa.table, &m.PointsA}, {"b", ab.table, &m.PointsB}} {
 		consent := "FALSE"
-		if hasColumn(aa, ab, x.side, consentColumn) {
+		if hasColumn(aa, ab, x.side, audience.ConsentColumn) {
 			consent = `list_contains(consent, ?)`
 		}
 		q := `CREATE TABLE ` + pointsTable(m.ID, x.side) + ` AS SELECT (row_number() OVER (ORDER BY pid) - 1)::BIGINT AS pos, pid
@@ -444,6 +432,9 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 }
 
 var errRaceLost = errors.New("race lost")
+
+// ErrAwaitingUpload is a match started before both parties uploaded.
+var ErrAwaitingUpload = errors.New("both parties must upload before matching")
 
 func hasColumn(aa, ab Audience, side, name string) bool {
 	a := aa
@@ -786,14 +777,14 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 		var cols []column
 		_ = json.Unmarshal(x.a.Columns, &cols)
 		for _, col := range cols {
-			if col.Name == pidColumn || col.Name == consentColumn {
+			if col.Name == audience.PIDColumn || col.Name == audience.ConsentColumn {
 				continue
 			}
 			sel = append(sel, x.alias+"."+store.QuoteIdent(col.Name)+" AS "+store.QuoteIdent(x.prefix+col.Name))
 		}
 	}
 	consent := func(a Audience, alias string) string {
-		if hasColumn(a, a, "a", consentColumn) {
+		if hasColumn(a, a, "a", audience.ConsentColumn) {
 			return "list_contains(" + alias + ".consent, $purpose)"
 		}
 		return "FALSE"

@@ -180,6 +180,25 @@ var migrations = []string{
 		prev_hash VARCHAR NOT NULL,
 		hash VARCHAR NOT NULL
 	);`,
+	`CREATE TABLE budget_ledger (
+		collab_id VARCHAR NOT NULL,
+		partner_id VARCHAR NOT NULL,
+		at TIMESTAMP NOT NULL,
+		kind VARCHAR NOT NULL,
+		ref VARCHAR NOT NULL,
+		epsilon DOUBLE NOT NULL,
+		delta DOUBLE NOT NULL
+	);
+	CREATE TABLE query_cache (
+		collab_id VARCHAR NOT NULL,
+		partner_id VARCHAR NOT NULL,
+		cohort_version VARCHAR NOT NULL,
+		plan_hash VARCHAR NOT NULL,
+		epsilon DOUBLE NOT NULL,
+		answer JSON NOT NULL,
+		answer_sha256 VARCHAR NOT NULL,
+		created_at TIMESTAMP NOT NULL
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

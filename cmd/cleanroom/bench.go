@@ -16,7 +16,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Reproducible benchmarks; each prints one JSON object",
 	}
-	cmd.AddCommand(newBenchPSICmd(), newBenchIntersectCmd())
+	cmd.AddCommand(newBenchPSICmd(), newBenchIntersectCmd(), newBenchMatchCmd())
 	return cmd
 }
 
@@ -108,4 +108,56 @@ func printJSON(cmd *cobra.Command, v any) error {
 	}
 	_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
 	return err
+}
+
+func newBenchMatchCmd() *cobra.Command {
+	var n int
+	var overlap string
+	var quiet, keep bool
+	cmd := &cobra.Command{
+		Use:   "match -n N -overlap F",
+		Short: "The whole service flow against a server process on loopback, next to bench psi",
+		Long: `bench match starts "cleanroom serve" as its own process on loopback with a
+fresh database, creates two partners and a collaboration, and runs both
+parties' client code: CSV -> normalize, hash, blind -> Arrow upload, then
+the match through to the cohort. It then stops the server, reads the exact
+cohort size from the database (found), and runs bench psi for the same n
+in the same run (psi_seconds). ratio = seconds / psi_seconds.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := bench.ParseFraction(overlap)
+			if err != nil {
+				return err
+			}
+			if n <= 0 {
+				return fmt.Errorf("bench match: -n must be positive, got %d", n)
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			opts := bench.MatchOptions{N: n, Overlap: int(math.Round(f * float64(n))), Server: []string{self, "serve"}, Keep: keep}
+			if !quiet {
+				opts.Log = func(stage string, d time.Duration) {
+					fmt.Fprintf(os.Stderr, "%-14s %8.2fs\n", stage, d.Seconds())
+				}
+			}
+			res, err := bench.RunMatch(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			if err := printJSON(cmd, res); err != nil {
+				return err
+			}
+			if res.Found != res.Expected {
+				return fmt.Errorf("bench match: cohort has %d people, expected %d", res.Found, res.Expected)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().IntVarP(&n, "n", "n", 100000, "people in each audience")
+	cmd.Flags().StringVar(&overlap, "overlap", "0.1", "fraction of people in both audiences")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the database and the server log (kept_dir)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print stage timings to stderr")
+	return cmd
 }

@@ -1,70 +1,238 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
-	"runtime"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
 
-	"github.com/cleanroom/cleanroom/bench"
-	"github.com/schollz/progressbar/v3"
+	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/psi"
 	"github.com/spf13/cobra"
 )
 
-var stageTitles = map[string]string{
-	"a_blind_own": "brand blinds its customers      ",
-	"b_blind_own": "publisher blinds its customers  ",
-	"b_reblind_a": "publisher re-blinds brand's     ",
-	"a_reblind_b": "brand re-blinds publisher's     ",
-}
-
 func newDemoCmd() *cobra.Command {
-	var na, nb, overlap int
+	var brandN, pubN, overlap int
+	var dir string
+	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Match two synthetic parties through the real PSI code and compare with the truth",
+		Short: "The whole flow on an embedded database: two synthetic parties upload, match and get a noisy cohort size",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "cleanroom demo: private set intersection of two synthetic parties\n")
-			fmt.Fprintf(out, "  brand:     %d customers\n", na)
-			fmt.Fprintf(out, "  publisher: %d customers, %d of them also the brand's (half written in upper case with stray spaces)\n", nb, overlap)
-			fmt.Fprintf(out, "  each party blinds its own emails with its own key; neither sees the other's list\n\n")
-			var bar *progressbar.ProgressBar
-			opts := bench.PSIOptions{NA: na, NB: nb, Overlap: overlap, Workers: runtime.GOMAXPROCS(0)}
-			opts.Progress = func(stage string, done, total int) {
-				if done == 0 {
-					bar = progressbar.NewOptions(total,
-						progressbar.OptionSetWriter(os.Stderr),
-						progressbar.OptionSetDescription(stageTitles[stage]),
-						progressbar.OptionShowCount(),
-						progressbar.OptionShowIts(),
-						progressbar.OptionSetItsString("rows"),
-						progressbar.OptionSetWidth(30),
-						progressbar.OptionOnCompletion(func() { fmt.Fprintln(os.Stderr) }),
-					)
-					return
+			if overlap > brandN || overlap > pubN {
+				return fmt.Errorf("demo: --overlap %d is larger than an audience", overlap)
+			}
+			if dir == "" {
+				var err error
+				if dir, err = os.MkdirTemp("", "cleanroom-demo-"); err != nil {
+					return err
 				}
-				bar.Set(done)
 			}
-			res, err := bench.RunPSI(cmd.Context(), opts)
-			if err != nil {
-				return err
-			}
-			verdict := "exact"
-			if res.Found != res.Expected {
-				verdict = "MISMATCH"
-			}
-			fmt.Fprintf(out, "\nmatched %d people; true overlap %d: %s\n", res.Found, res.Expected, verdict)
-			fmt.Fprintf(out, "took %.1f s on %d cores: %.2f x the time its %d scalar multiplications and %d hashes take alone\n",
-				res.Seconds, res.Cores, res.Ratio, 2*(na+nb), na+nb)
-			if res.Found != res.Expected {
-				return fmt.Errorf("demo: matched count differs from the true overlap")
-			}
-			return nil
+			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, brandN, pubN, overlap, quiet)
 		},
 	}
-	cmd.Flags().IntVar(&na, "brand", 200000, "brand customers")
-	cmd.Flags().IntVar(&nb, "publisher", 300000, "publisher customers")
-	cmd.Flags().IntVar(&overlap, "overlap", 60000, "customers in both")
+	cmd.Flags().IntVar(&brandN, "brand", 200000, "brand customers")
+	cmd.Flags().IntVar(&pubN, "publisher", 300000, "publisher audience")
+	cmd.Flags().IntVar(&overlap, "overlap", 60000, "people in both")
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for the demo's files and database (default: a new temporary one)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bars")
 	return cmd
+}
+
+// consentBrand and consentPub give the demo's consent mix: some people
+// did not consent to measurement, and are never matched.
+func consentBrand(k int) string {
+	if k%10 == 3 {
+		return "marketing"
+	}
+	return "measurement;marketing"
+}
+
+func consentPub(k int) string {
+	if k%9 == 4 {
+		return ""
+	}
+	return "measurement"
+}
+
+func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, pubN, overlap int, quiet bool) error {
+	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	data := filepath.Join(dir, "data")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	url := "http://" + l.Addr().String()
+	srvCtx, stopServer := context.WithCancel(ctx)
+	srvDone := make(chan error, 1)
+	go func() {
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		srvDone <- serve(srvCtx, log, l, data, "", "", api.Options{TempDir: data}, 10*time.Second)
+	}()
+	defer func() { stopServer(); <-srvDone }()
+	var opKey []byte
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if opKey, err = os.ReadFile(filepath.Join(data, operatorKeyFile)); err == nil && len(opKey) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: the server did not start")
+		}
+	}
+	say("cleanroom demo: a brand and a publisher measure a campaign without sharing customer lists")
+	say("  server:   %s (embedded DuckDB in %s)", url, data)
+	op := client.New(url, string(trimNL(opKey)))
+
+	type party struct {
+		name, csv, key string
+		admin, eng     *client.Client
+		id             string
+	}
+	brand := &party{name: "Brand Co", csv: filepath.Join(dir, "brand.csv"), key: filepath.Join(dir, "brand.key")}
+	pub := &party{name: "Publisher", csv: filepath.Join(dir, "publisher.csv"), key: filepath.Join(dir, "publisher.key")}
+	for _, p := range []*party{brand, pub} {
+		cp, err := op.CreatePartner(ctx, p.name)
+		if err != nil {
+			return err
+		}
+		p.id, p.admin = cp.Partner.ID, client.New(url, cp.Secret)
+		k, err := p.admin.CreateKey(ctx, p.id, "engineer", "demo")
+		if err != nil {
+			return err
+		}
+		p.eng = client.New(url, k.Secret)
+	}
+	rules, _ := json.Marshal(map[string]any{
+		"purpose": "measurement", "dimensions": []string{"brand_co_region", "publisher_exposed"},
+		"metrics": map[string][2]float64{"brand_co_spend": {0, 500}}})
+	co, err := brand.admin.Propose(ctx, "spring campaign", pub.id, rules)
+	if err != nil {
+		return err
+	}
+	if co, err = pub.admin.Approve(ctx, co.ID, co.RulesVersion); err != nil {
+		return err
+	}
+	say("  collaboration %s: proposed by %s, approved by %s; purpose %q", co.ID, brand.name, pub.name, co.Rules.Purpose)
+
+	// People [0, brandN) are the brand's customers; the publisher reached
+	// [brandN-overlap, brandN-overlap+pubN).
+	first := brandN - overlap
+	if err := writeCSV(brand.csv, "email,region,purchases,spend,consent", 0, brandN, func(b []byte, k int) []byte {
+		b = append(b, ",r"...)
+		b = strconv.AppendInt(b, int64(k%5), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(k%4), 10)
+		b = append(b, ',')
+		b = strconv.AppendFloat(b, float64(k%97)*2.5, 'f', 2, 64)
+		return append(append(b, ','), consentBrand(k)...)
+	}); err != nil {
+		return err
+	}
+	if err := writeCSV(pub.csv, "email,exposed,impressions,consent", first, first+pubN, func(b []byte, k int) []byte {
+		b = append(b, ',')
+		b = strconv.AppendBool(b, k%3 != 0)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(k%7), 10)
+		return append(append(b, ','), consentPub(k)...)
+	}); err != nil {
+		return err
+	}
+	want := 0
+	for k := first; k < brandN; k++ {
+		if consentBrand(k) != "marketing" && consentPub(k) != "" {
+			want++
+		}
+	}
+	say("  %s: %d customers (%s); %s: %d people reached (%s)", brand.name, brandN, brand.csv, pub.name, pubN, pub.csv)
+	say("  %d people are in both lists, %d of them consented to measurement on both sides\n", overlap, want)
+
+	for _, p := range []*party{brand, pub} {
+		k, err := psi.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		if err := psi.SaveKey(p.key, k, "demo key, collaboration "+co.ID); err != nil {
+			return err
+		}
+		f := uploadFlags{collab: co.ID, keyFile: p.key, idColumn: "email", consentColumn: "consent", quiet: quiet}
+		a, err := runUpload(ctx, p.eng, p.csv, f, progress)
+		if err != nil {
+			return err
+		}
+		say("  %s uploaded %d rows, blinded on its own machine (content sha256 %.16s...)", p.name, a.Rows, a.ContentSHA256)
+	}
+
+	var wg sync.WaitGroup
+	var sizes [2]int64
+	var errs [2]error
+	t0 := time.Now()
+	for i, p := range []*party{brand, pub} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key, err := psi.LoadKey(p.key)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			m, err := p.eng.DoMatch(ctx, co.ID, key, client.MatchOptions{Poll: 100 * time.Millisecond})
+			if err == nil && m.NoisySize != nil {
+				sizes[i] = *m.NoisySize
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	say("\nmatched in %.1f s: each party re-blinded the other's points with its own key", time.Since(t0).Seconds())
+	say("  cohort size released to both parties: %d (Laplace noise, epsilon %g)", sizes[0], co.Rules.MatchEpsilon)
+	say("  true consented overlap:                %d", want)
+	say("\nthe data lives in %s (delete the directory when done)", dir)
+	return nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// writeCSV writes people [from, to) as customer<k>@example.com plus the
+// columns row appends.
+func writeCSV(path, header string, from, to int, row func(b []byte, k int) []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	w.WriteString(header + "\n")
+	var b []byte
+	for k := from; k < to; k++ {
+		b = append(b[:0], "customer"...)
+		b = strconv.AppendInt(b, int64(k), 10)
+		b = append(b, "@example.com"...)
+		b = row(b, k)
+		b = append(b, '\n')
+		w.Write(b)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -40,7 +40,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
-			return serve(ctx, log, ln, dataDir, tlsCert, tlsKey, api.Options{MaxUploadBytes: maxUpload, Logger: log}, shutdownWait)
+			return serve(ctx, log, ln, dataDir, tlsCert, tlsKey, api.Options{MaxUploadBytes: maxUpload, Logger: log, TempDir: dataDir}, shutdownWait)
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data", "cleanroom-data", "directory of the database and the server's keys")

@@ -1,0 +1,323 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cleanroom/cleanroom/audience"
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/store"
+)
+
+// MatchOptions configure `cleanroom bench match`.
+type MatchOptions struct {
+	N       int // people in each audience
+	Overlap int // people in both
+	// Server is the command line that starts the server; the benchmark
+	// appends --data DIR --addr HOST:PORT.
+	Server []string
+	// SkipPSI leaves out the in-process psi baseline (for tests).
+	SkipPSI bool
+	// Keep leaves the database and the server's log in KeptDir.
+	Keep bool
+	Log  func(stage string, d time.Duration)
+}
+
+// MatchResult is what `cleanroom bench match` prints.
+type MatchResult struct {
+	N        int   `json:"n"`
+	Expected int64 `json:"expected"`
+	// Found is the exact cohort size read from the store after the run,
+	// not from the API (which only gives a noisy size).
+	Found int64 `json:"found"`
+	// Seconds runs from both parties starting their uploads to both
+	// having the cohort: normalize, hash, blind, upload, match, cohort.
+	Seconds float64 `json:"seconds"`
+	// PSISeconds is RunPSI for the same n in the same run: the same
+	// cryptography with no server.
+	PSISeconds float64 `json:"psi_seconds"`
+	Ratio      float64 `json:"ratio"`
+	CohortRows int64   `json:"cohort_rows"`
+	// CohortRowsPerSec is CohortRows / Seconds.
+	CohortRowsPerSec   float64            `json:"cohort_rows_per_sec"`
+	ServerPeakRSSBytes int64              `json:"server_peak_rss_bytes"`
+	KeptDir            string             `json:"kept_dir,omitempty"`
+	NoisySize          int64              `json:"cohort_size_noisy"`
+	Stages             map[string]float64 `json:"stage_seconds"`
+}
+
+// RunMatch runs the whole service flow for two synthetic parties against a
+// server started as its own process on loopback, so its memory is measured
+// alone.
+func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
+	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}}
+	if o.N <= 0 || o.Overlap < 0 || o.Overlap > o.N {
+		return res, fmt.Errorf("bench.RunMatch: need 0 <= overlap (%d) <= n (%d), n > 0", o.Overlap, o.N)
+	}
+	if len(o.Server) == 0 {
+		return res, errors.New("bench.RunMatch: no server command")
+	}
+	logf := o.Log
+	if logf == nil {
+		logf = func(string, time.Duration) {}
+	}
+	stage := func(name string, t0 time.Time) {
+		res.Stages[name] = time.Since(t0).Seconds()
+		logf(name, time.Since(t0))
+	}
+	dir, err := os.MkdirTemp("", "cleanroom-bench-match-")
+	if err != nil {
+		return res, err
+	}
+	if o.Keep {
+		res.KeptDir = dir
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	data := filepath.Join(dir, "data")
+
+	srv, url, err := startServer(ctx, o.Server, data)
+	if err != nil {
+		return res, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			srv.Process.Kill()
+			srv.Wait()
+		}
+	}()
+	opKey, err := os.ReadFile(filepath.Join(data, "operator-admin.key"))
+	if err != nil {
+		return res, err
+	}
+	op := client.New(url, strings.TrimSpace(string(opKey)))
+	parties, collab, err := setupParties(ctx, op, url)
+	if err != nil {
+		return res, err
+	}
+
+	t0 := time.Now()
+	// A party that fails stops the other, which would otherwise wait for it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	noisy := make([]int64, 2)
+	mids := make([]string, 2)
+	for i, p := range parties {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first := 0
+			if i == 1 {
+				first = o.N - o.Overlap
+			}
+			t := time.Now()
+			if err := uploadSynthetic(ctx, p.eng, collab, p.key, first, o.N); err != nil {
+				errs[i] = fmt.Errorf("party %d upload: %w", i+1, err)
+				cancel()
+				return
+			}
+			stage(fmt.Sprintf("party%d_upload", i+1), t)
+			t = time.Now()
+			m, err := p.eng.DoMatch(ctx, collab, p.key, client.MatchOptions{Poll: 50 * time.Millisecond})
+			if err != nil {
+				errs[i] = fmt.Errorf("party %d match: %w", i+1, err)
+				cancel()
+				return
+			}
+			stage(fmt.Sprintf("party%d_match", i+1), t)
+			mids[i] = m.ID
+			if m.NoisySize != nil {
+				noisy[i] = *m.NoisySize
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	res.Seconds = time.Since(t0).Seconds()
+	res.NoisySize = noisy[0]
+	res.ServerPeakRSSBytes = peakRSSOf(srv.Process.Pid)
+
+	// Stop the server, then read the exact size from its database.
+	srv.Process.Signal(syscall.SIGTERM)
+	srv.Wait()
+	stopped = true
+	db, err := store.Open(ctx, data)
+	if err != nil {
+		return res, err
+	}
+	var table string
+	err = db.SQL().QueryRowContext(ctx, `SELECT cohort_table FROM matches WHERE id = ?`, mids[0]).Scan(&table)
+	if err == nil {
+		err = db.SQL().QueryRowContext(ctx, `SELECT count(DISTINCT uid), count(*) FROM `+store.QuoteIdent(table)).Scan(&res.Found, &res.CohortRows)
+	}
+	db.Close()
+	if err != nil {
+		return res, fmt.Errorf("reading the cohort from the store: %w", err)
+	}
+	res.CohortRowsPerSec = float64(res.CohortRows) / res.Seconds
+
+	if !o.SkipPSI {
+		pr, err := RunPSI(ctx, PSIOptions{NA: o.N, NB: o.N, Overlap: o.Overlap})
+		if err != nil {
+			return res, err
+		}
+		res.PSISeconds = pr.Seconds
+		res.Ratio = res.Seconds / pr.Seconds
+	}
+	return res, nil
+}
+
+func startServer(ctx context.Context, argv []string, data string) (*exec.Cmd, string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], "--data", data, "--addr", addr)...)
+	logFile, err := os.Create(data + ".log")
+	if err != nil {
+		return nil, "", err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("starting the server: %w", err)
+	}
+	url := "http://" + addr
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := httpGet(ctx, url+"/readyz")
+		if err == nil && resp == 200 {
+			return cmd, url, nil
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	log, _ := os.ReadFile(data + ".log")
+	return nil, "", fmt.Errorf("the server did not become ready; its log:\n%s", log)
+}
+
+type benchParty struct {
+	eng *client.Client
+	key *psi.Key
+}
+
+func setupParties(ctx context.Context, op *client.Client, url string) ([]benchParty, string, error) {
+	var parties []benchParty
+	var admins []*client.Client
+	var ids []string
+	for _, name := range []string{"Brand", "Publisher"} {
+		cp, err := op.CreatePartner(ctx, name)
+		if err != nil {
+			return nil, "", err
+		}
+		admin := client.New(url, cp.Secret)
+		k, err := admin.CreateKey(ctx, cp.Partner.ID, "engineer", "bench")
+		if err != nil {
+			return nil, "", err
+		}
+		key, err := psi.GenerateKey(nil)
+		if err != nil {
+			return nil, "", err
+		}
+		parties = append(parties, benchParty{eng: client.New(url, k.Secret), key: key})
+		admins = append(admins, admin)
+		ids = append(ids, cp.Partner.ID)
+	}
+	rules, _ := json.Marshal(map[string]any{"purpose": "measurement", "dimensions": []string{"region"}})
+	co, err := admins[0].Propose(ctx, "bench", ids[1], rules)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, err := admins[1].Approve(ctx, co.ID, co.RulesVersion); err != nil {
+		return nil, "", err
+	}
+	return parties, co.ID, nil
+}
+
+// uploadSynthetic writes a CSV of people [first, first+n) and uploads it
+// through the CLI's encoder, streaming end to end.
+func uploadSynthetic(ctx context.Context, c *client.Client, collab string, key *psi.Key, first, n int) error {
+	csvR, csvW := io.Pipe()
+	go func() {
+		w := bufio.NewWriterSize(csvW, 1<<16)
+		w.WriteString("email,region,spend,consent\n")
+		var b []byte
+		for k := first; k < first+n; k++ {
+			b = append(b[:0], "customer"...)
+			b = strconv.AppendInt(b, int64(k), 10)
+			b = append(b, "@example.com,r"...)
+			b = strconv.AppendInt(b, int64(k%8), 10)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, int64(k%100), 10)
+			b = append(b, ",measurement\n"...)
+			w.Write(b)
+		}
+		csvW.CloseWithError(w.Flush())
+	}()
+	arrowR, arrowW := io.Pipe()
+	encErr := make(chan error, 1)
+	go func() {
+		_, err := audience.EncodeCSV(ctx, csvR, arrowW, key, audience.EncodeOptions{
+			IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent"})
+		arrowW.CloseWithError(err)
+		csvR.CloseWithError(err)
+		encErr <- err
+	}()
+	_, err := c.Upload(ctx, collab, arrowR)
+	arrowR.CloseWithError(errors.New("upload ended"))
+	if eerr := <-encErr; eerr != nil && err == nil {
+		return eerr
+	}
+	return err
+}
+
+// peakRSSOf reads a process's peak resident set (VmHWM) on Linux.
+func peakRSSOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return -1
+}
+
+func httpGet(ctx context.Context, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

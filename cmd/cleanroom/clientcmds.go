@@ -1,0 +1,317 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/psi"
+	"github.com/spf13/cobra"
+)
+
+// conn holds the server flags every client command shares.
+type conn struct{ url, key string }
+
+func (c *conn) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.url, "url", "", "server URL (default $CLEANROOM_URL, or http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&c.key, "key", "", "API key (default $CLEANROOM_KEY); a key file's path works too")
+}
+
+func (c *conn) client() (*client.Client, error) {
+	url := firstNonEmpty(c.url, os.Getenv("CLEANROOM_URL"), "http://127.0.0.1:8080")
+	key := firstNonEmpty(c.key, os.Getenv("CLEANROOM_KEY"))
+	if key == "" {
+		return nil, errors.New("no API key: set CLEANROOM_KEY or pass --key (the operator's is in the server's data directory, operator-admin.key)")
+	}
+	if !strings.HasPrefix(key, "crk_") {
+		// A path to a file holding the key keeps it out of shell history.
+		b, err := os.ReadFile(key)
+		if err != nil {
+			return nil, fmt.Errorf("--key is neither an API key (crk_...) nor a readable file: %v", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	return client.New(url, key), nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+func printOut(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newPartnersCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "partners", Short: "Create and list partners (operator)"}
+	var c conn
+	create := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a partner and its first admin key (operator's admin key)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			out, err := cl.CreatePartner(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "created partner %s (%s); its admin key is shown once below: give it to the partner\n", out.Partner.Name, out.Partner.ID)
+			return printOut(cmd, out)
+		},
+	}
+	c.flags(create)
+	var lc conn
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List partners",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := lc.client()
+			if err != nil {
+				return err
+			}
+			ps, err := cl.ListPartners(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNAME")
+			for _, p := range ps {
+				fmt.Fprintf(w, "%s\t%s\n", p.ID, p.Name)
+			}
+			return w.Flush()
+		},
+	}
+	lc.flags(list)
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func newKeysCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Create, list and revoke a partner's API keys (partner admin)"}
+	var c conn
+	var role, label string
+	create := &cobra.Command{
+		Use:   "create PARTNER_ID --role ROLE",
+		Short: "Create an API key with a role: admin, engineer, analyst or auditor",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			out, err := cl.CreateKey(cmd.Context(), args[0], role, label)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.ErrOrStderr(), "the key's secret is shown once; the server keeps only its hash")
+			return printOut(cmd, out)
+		},
+	}
+	c.flags(create)
+	create.Flags().StringVar(&role, "role", "", "admin, engineer, analyst or auditor")
+	create.Flags().StringVar(&label, "label", "", "a note on who holds the key")
+	var lc conn
+	list := &cobra.Command{
+		Use: "list PARTNER_ID", Short: "List a partner's keys", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := lc.client()
+			if err != nil {
+				return err
+			}
+			keys, err := cl.ListKeys(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printOut(cmd, keys)
+		},
+	}
+	lc.flags(list)
+	var rc conn
+	revoke := &cobra.Command{
+		Use: "revoke PARTNER_ID KEY_ID", Short: "Revoke a key at once", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := rc.client()
+			if err != nil {
+				return err
+			}
+			k, err := cl.RevokeKey(cmd.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return printOut(cmd, k)
+		},
+	}
+	rc.flags(revoke)
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func newCollabCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "collab", Short: "Propose, approve, change and show collaborations"}
+	var pc conn
+	var name, partner, rulesFile string
+	propose := &cobra.Command{
+		Use:   "propose --name NAME --partner PARTNER_ID [--rules FILE]",
+		Short: "Propose a collaboration; the other partner's admin approves it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := pc.client()
+			if err != nil {
+				return err
+			}
+			rules, err := readRules(rulesFile)
+			if err != nil {
+				return err
+			}
+			co, err := cl.Propose(cmd.Context(), name, partner, rules)
+			if err != nil {
+				return err
+			}
+			return printOut(cmd, co)
+		},
+	}
+	pc.flags(propose)
+	propose.Flags().StringVar(&name, "name", "", "collaboration name")
+	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID")
+	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults)")
+	var ac conn
+	var version int
+	approve := &cobra.Command{
+		Use: "approve COLLAB_ID [--version N]", Short: "Approve a collaboration's rules", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := ac.client()
+			if err != nil {
+				return err
+			}
+			co, err := cl.Approve(cmd.Context(), args[0], version)
+			if err != nil {
+				return err
+			}
+			return printOut(cmd, co)
+		},
+	}
+	ac.flags(approve)
+	approve.Flags().IntVar(&version, "version", 0, "the rules version you reviewed (refused if the rules changed since)")
+	var rc conn
+	var newRules string
+	rules := &cobra.Command{
+		Use: "rules COLLAB_ID --rules FILE", Short: "Propose new rules; the other partner must approve again", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := rc.client()
+			if err != nil {
+				return err
+			}
+			r, err := readRules(newRules)
+			if err != nil {
+				return err
+			}
+			co, err := cl.ChangeRules(cmd.Context(), args[0], r)
+			if err != nil {
+				return err
+			}
+			return printOut(cmd, co)
+		},
+	}
+	rc.flags(rules)
+	rules.Flags().StringVar(&newRules, "rules", "", "rules JSON file")
+	var sc conn
+	show := &cobra.Command{
+		Use: "show [COLLAB_ID]", Short: "Show one collaboration, or list yours", Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := sc.client()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				co, err := cl.Collaboration(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printOut(cmd, co)
+			}
+			cs, err := cl.Collaborations(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return printOut(cmd, cs)
+		},
+	}
+	sc.flags(show)
+	cmd.AddCommand(propose, approve, rules, show)
+	return cmd
+}
+
+func readRules(path string) (json.RawMessage, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("%s is not valid JSON", path)
+	}
+	return b, nil
+}
+
+func newMatchCmd() *cobra.Command {
+	var c conn
+	var collab, keyFile string
+	var noWait bool
+	cmd := &cobra.Command{
+		Use:   "match --collab ID --psi-key FILE",
+		Short: "Do this party's half of the match and print the noisy cohort size",
+		Long: `match starts (or joins) the collaboration's match, fetches the other party's
+blinded points, re-blinds them with this party's key on all cores and sends
+them back, then waits for the other party. The cohort size it prints has
+differential-privacy noise: exact sizes are never released. Running it
+again is safe.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if collab == "" || keyFile == "" {
+				return errors.New("match: --collab and --psi-key are required")
+			}
+			key, err := psi.LoadKey(keyFile)
+			if err != nil {
+				return err
+			}
+			m, err := cl.DoMatch(cmd.Context(), collab, key, client.MatchOptions{NoWait: noWait, Waiting: func() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "waiting for the other party to upload its audience (Ctrl-C to stop; running match again later is safe)")
+			}})
+			if err != nil {
+				return err
+			}
+			if m.NoisySize != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "match %s done: cohort of about %d people (Laplace noise, epsilon %g)\n", m.ID, *m.NoisySize, m.Epsilon)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "match %s: %s; this party's half is in, waiting for the other party\n", m.ID, m.State)
+			}
+			return nil
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	cmd.Flags().StringVar(&keyFile, "psi-key", "", "this party's blinding key file (cleanroom keygen)")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once this party's half is in")
+	return cmd
+}

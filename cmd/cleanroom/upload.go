@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cleanroom/cleanroom/audience"
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/psi"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+// uploadFlags are the choices of an upload besides the file.
+type uploadFlags struct {
+	collab, keyFile, idColumn, idType, hashedKind, region, consentColumn, consentAll string
+	attrs                                                                            []string
+	skipBlank, quiet                                                                 bool
+}
+
+func newUploadCmd() *cobra.Command {
+	var c conn
+	var f uploadFlags
+	cmd := &cobra.Command{
+		Use:   "upload --collab ID --psi-key FILE --id-column COL FILE.csv|FILE.parquet",
+		Short: "Normalize, hash and blind an audience on this machine and upload it",
+		Long: `upload reads a CSV (with a header row) or Parquet file, normalizes each
+identifier, hashes it and blinds it with this party's key on this machine,
+and streams the blinded points with the chosen attribute columns to the
+server as Arrow. Identifiers never leave this machine, not even hashed.
+
+The identifier kind and the Gmail rule come from the collaboration's rules,
+so both parties normalize alike; --id-type sha256 takes identifiers that
+are already normalized and SHA-256 hashed (64 hex characters).
+
+A new upload replaces this party's previous audience in the collaboration.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			a, err := runUpload(cmd.Context(), cl, args[0], f, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "uploaded audience %s: %d rows, %d people; content sha256 %s\n", a.ID, a.Rows, a.People, a.ContentSHA256)
+			if a.Replaced != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "it replaces audience %s, whose data the server deleted; run cleanroom match again for a fresh cohort\n", a.Replaced)
+			}
+			return nil
+		},
+	}
+	c.flags(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.collab, "collab", "", "collaboration ID")
+	fl.StringVar(&f.keyFile, "psi-key", "", "this party's blinding key for the collaboration (cleanroom keygen)")
+	fl.StringVar(&f.idColumn, "id-column", "", "column holding the identifier")
+	fl.StringVar(&f.idType, "id-type", "", "email, phone, maid, or sha256 for pre-hashed ids (default: the collaboration's id_type)")
+	fl.StringVar(&f.region, "region", "", "default region for phone numbers without a country code (e.g. US)")
+	fl.StringArrayVar(&f.attrs, "attr", nil, "attribute to send, NAME[:TYPE[:COLUMN]] with TYPE string, int, float, bool or date (repeatable; default: every other column, types inferred)")
+	fl.StringVar(&f.consentColumn, "consent-column", "", "column holding consent purposes, separated by ';'")
+	fl.StringVar(&f.consentAll, "consent-all", "", "attest that every row consents to this purpose")
+	fl.BoolVar(&f.skipBlank, "skip-blank", false, "skip rows whose identifier is blank instead of failing")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+var errUploadEnded = errors.New("the upload request ended")
+
+// runUpload encodes and uploads a file; the CLI and the demo share it.
+func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlags, progress io.Writer) (cohort.Audience, error) {
+	if f.collab == "" || f.keyFile == "" || f.idColumn == "" {
+		return cohort.Audience{}, errors.New("upload: --collab, --psi-key and --id-column are required")
+	}
+	key, err := psi.LoadKey(f.keyFile)
+	if err != nil {
+		return cohort.Audience{}, err
+	}
+	co, err := cl.Collaboration(ctx, f.collab)
+	if err != nil {
+		return cohort.Audience{}, err
+	}
+	opts := audience.EncodeOptions{
+		IDColumn:      f.idColumn,
+		Normalize:     psi.NormalizeOptions{GmailRule: co.Rules.GmailRule, DefaultRegion: f.region},
+		ConsentColumn: f.consentColumn,
+		ConsentAll:    f.consentAll,
+		SkipBlankIDs:  f.skipBlank,
+	}
+	kind := psi.IDType(co.Rules.IDType)
+	opts.IDType = kind
+	if f.idType != "" {
+		t, err := psi.ParseIDType(f.idType)
+		if err != nil {
+			return cohort.Audience{}, err
+		}
+		if t != psi.SHA256 && t != kind {
+			return cohort.Audience{}, fmt.Errorf("upload: the collaboration matches on %s; --id-type %s would match nothing (use %s, or sha256 for pre-hashed %s)", kind, t, kind, kind)
+		}
+		opts.IDType, opts.HashedKind = t, kind
+	}
+	for _, a := range f.attrs {
+		parts := strings.SplitN(a, ":", 3)
+		spec := audience.AttrSpec{Name: parts[0]}
+		if len(parts) > 1 {
+			spec.Type = parts[1]
+		}
+		if len(parts) > 2 {
+			spec.Column = parts[2]
+		}
+		opts.Attributes = append(opts.Attributes, spec)
+	}
+
+	file, err := os.Open(path)
+	if err != nil {
+		return cohort.Audience{}, err
+	}
+	defer file.Close()
+	var bar *progressbar.ProgressBar
+	if !f.quiet && progress != nil {
+		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(progress),
+			progressbar.OptionSetDescription("blinding and uploading "+filepath.Base(path)),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
+			progressbar.OptionSpinnerType(14), progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
+		opts.Progress = func(rows int64) { bar.Set64(rows) }
+	}
+
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	encErr := make(chan error, 1)
+	go func() {
+		var err error
+		if strings.EqualFold(filepath.Ext(path), ".parquet") {
+			_, err = audience.EncodeParquet(ctx, file, pw, key, opts)
+		} else {
+			_, err = audience.EncodeCSV(ctx, file, pw, key, opts)
+		}
+		pw.CloseWithError(err)
+		encErr <- err
+	}()
+	a, upErr := cl.Upload(ctx, f.collab, pr)
+	pr.CloseWithError(errUploadEnded)
+	if err := <-encErr; err != nil && !errors.Is(err, errUploadEnded) && !strings.Contains(err.Error(), errUploadEnded.Error()) {
+		// The encoder's error (a bad row) explains the failed upload.
+		return cohort.Audience{}, fmt.Errorf("upload: %s: %w", path, err)
+	}
+	if bar != nil {
+		bar.Finish()
+	}
+	return a, upErr
+}

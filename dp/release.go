@@ -1,0 +1,241 @@
+package dp
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/google/differential-privacy/go/v3/dpagg"
+	"github.com/google/differential-privacy/go/v3/noise"
+)
+
+// Agg is one aggregate of a query, with its per-user bounds.
+type Agg struct {
+	Func         string  // count, sum or avg
+	Lower, Upper float64 // per-user bounds of the metric (sum and avg)
+}
+
+// Group is one group's exact statistics after per-user bounding: each
+// user contributes to at most MaxGroups groups, and a user's metric in a
+// group is the sum of their own rows, clamped to the bounds.
+type Group struct {
+	Key   []any
+	Users int64
+	// Sums holds, per aggregate, the sum over users of their clamped
+	// values (ignored for count).
+	Sums []float64
+}
+
+// ReleaseOptions say how to release groups.
+type ReleaseOptions struct {
+	// Epsilon and Delta are the query's whole budget: Epsilon is split
+	// evenly over partition selection (when grouped), the user count and
+	// each sum or average; Delta goes to partition selection (and, with
+	// Gaussian noise, is shared with the noise).
+	Epsilon, Delta float64
+	// Gaussian selects Gaussian noise instead of Laplace.
+	Gaussian bool
+	// Grouped: the group keys come from the data and must be protected by
+	// partition selection. A query without GROUP BY has one fixed group.
+	Grouped bool
+	// MaxGroups is how many groups one user can contribute to (the L0
+	// sensitivity); the caller has enforced it.
+	MaxGroups int64
+	// MinGroupUsers drops groups whose noisy user count is below it.
+	MinGroupUsers int64
+	Aggs          []Agg
+	// noise overrides the noise, for the statistical tests' negative
+	// controls only.
+	noise noise.Noise
+}
+
+// Value is a released number with its 95% confidence interval.
+type Value struct {
+	Value float64 `json:"value"`
+	Lower float64 `json:"ci_lower"`
+	Upper float64 `json:"ci_upper"`
+}
+
+// Row is one released group.
+type Row struct {
+	Key    []any
+	Values []Value
+}
+
+// Release is what a query releases, and what it cost.
+type Release struct {
+	Rows    []Row
+	Epsilon float64            // spent
+	Delta   float64            // spent
+	Split   map[string]float64 // epsilon per part: selection, count, aggregate i
+}
+
+// alpha is the confidence intervals' error rate: 95% intervals.
+const alpha = 0.05
+
+// ReleaseGroups adds noise to groups and selects which may be released.
+//
+// Privacy: the released rows are (Epsilon, Delta)-differentially private
+// with respect to adding or removing one user, provided each user
+// contributes to at most MaxGroups groups with values inside the bounds.
+// Partition selection (dpagg.PreAggSelectPartition) hides groups that
+// only a few users could reveal; min_group_users is then applied to the
+// noisy count, which is post-processing and costs nothing.
+func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
+	if !(o.Epsilon > 0) || math.IsInf(o.Epsilon, 0) {
+		return Release{}, fmt.Errorf("dp.ReleaseGroups: epsilon must be positive and finite, got %v", o.Epsilon)
+	}
+	if o.MaxGroups < 1 {
+		return Release{}, fmt.Errorf("dp.ReleaseGroups: MaxGroups must be at least 1")
+	}
+	nz := o.noise
+	if nz == nil {
+		nz = noise.Laplace()
+		if o.Gaussian {
+			nz = noise.Gaussian()
+		}
+	}
+	parts := 1 // the user count, always released or used
+	for _, a := range o.Aggs {
+		if a.Func != "count" {
+			parts++
+		}
+	}
+	if o.Grouped {
+		parts++
+	}
+	eps := o.Epsilon / float64(parts)
+	// Delta: Laplace noise needs none; selection takes it all. Gaussian
+	// noise shares it with selection.
+	selDelta, noiseDelta := o.Delta, 0.0
+	if o.Gaussian {
+		if o.Delta <= 0 {
+			return Release{}, fmt.Errorf("dp.ReleaseGroups: Gaussian noise needs delta > 0")
+		}
+		noiseDelta = o.Delta / float64(parts)
+		selDelta = noiseDelta
+	}
+	if o.Grouped && !(selDelta > 0) {
+		return Release{}, fmt.Errorf("dp.ReleaseGroups: grouped queries need delta > 0 for partition selection")
+	}
+	rel := Release{Epsilon: o.Epsilon, Delta: 0, Split: map[string]float64{"count": eps}}
+	if o.Grouped {
+		rel.Split["selection"] = eps
+		rel.Delta += selDelta
+	}
+	if o.Gaussian {
+		rel.Delta += noiseDelta * float64(parts-btoi(o.Grouped))
+	}
+	for i, a := range o.Aggs {
+		if a.Func != "count" {
+			rel.Split[fmt.Sprintf("%s_%d", a.Func, i)] = eps
+		}
+	}
+
+	l0 := o.MaxGroups
+	for _, g := range groups {
+		if o.Grouped {
+			sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
+				Epsilon: eps, Delta: selDelta, MaxPartitionsContributed: l0})
+			if err != nil {
+				return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
+			}
+			if err := sel.IncrementBy(g.Users); err != nil {
+				return Release{}, err
+			}
+			keep, err := sel.ShouldKeepPartition()
+			if err != nil {
+				return Release{}, err
+			}
+			if !keep {
+				continue
+			}
+		}
+		users, err := nz.AddNoiseInt64(g.Users, l0, 1, eps, noiseDelta)
+		if err != nil {
+			return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
+		}
+		if users < o.MinGroupUsers {
+			continue
+		}
+		usersCI, err := nz.ComputeConfidenceIntervalInt64(users, l0, 1, eps, noiseDelta, alpha)
+		if err != nil {
+			return Release{}, err
+		}
+		row := Row{Key: g.Key, Values: make([]Value, len(o.Aggs))}
+		for i, a := range o.Aggs {
+			switch a.Func {
+			case "count":
+				row.Values[i] = Value{float64(users), max(usersCI.LowerBound, 0), usersCI.UpperBound}
+			case "sum":
+				lInf := math.Max(math.Abs(a.Lower), math.Abs(a.Upper))
+				if lInf == 0 {
+					row.Values[i] = Value{}
+					continue
+				}
+				v, err := nz.AddNoiseFloat64(g.Sums[i], l0, lInf, eps, noiseDelta)
+				if err != nil {
+					return Release{}, err
+				}
+				ci, err := nz.ComputeConfidenceIntervalFloat64(v, l0, lInf, eps, noiseDelta, alpha)
+				if err != nil {
+					return Release{}, err
+				}
+				row.Values[i] = Value{v, ci.LowerBound, ci.UpperBound}
+			case "avg":
+				row.Values[i], err = noisyMean(nz, g, i, a, users, l0, eps, noiseDelta)
+				if err != nil {
+					return Release{}, err
+				}
+			default:
+				return Release{}, fmt.Errorf("dp.ReleaseGroups: unknown aggregate %q", a.Func)
+			}
+		}
+		rel.Rows = append(rel.Rows, row)
+	}
+	return rel, nil
+}
+
+// noisyMean releases an average as dpagg.BoundedMean does: the sum of
+// values shifted by the bounds' midpoint gets noise of half the bounds'
+// width, and is divided by the noisy user count (already released, so
+// free to reuse). Its interval combines the numerator's and the count's
+// 97.5% intervals, so it covers at least 95%.
+func noisyMean(nz noise.Noise, g Group, i int, a Agg, users, l0 int64, eps, delta float64) (Value, error) {
+	mid := (a.Lower + a.Upper) / 2
+	half := (a.Upper - a.Lower) / 2
+	if half == 0 {
+		return Value{mid, mid, mid}, nil
+	}
+	norm := g.Sums[i] - float64(g.Users)*mid
+	v, err := nz.AddNoiseFloat64(norm, l0, half, eps, delta)
+	if err != nil {
+		return Value{}, err
+	}
+	den := math.Max(float64(users), 1)
+	mean := clamp(v/den+mid, a.Lower, a.Upper)
+	nci, err := nz.ComputeConfidenceIntervalFloat64(v, l0, half, eps, delta, alpha/2)
+	if err != nil {
+		return Value{}, err
+	}
+	cci, err := nz.ComputeConfidenceIntervalInt64(users, l0, 1, eps, delta, alpha/2)
+	if err != nil {
+		return Value{}, err
+	}
+	dl, du := math.Max(cci.LowerBound, 1), math.Max(cci.UpperBound, 1)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, n := range []float64{nci.LowerBound, nci.UpperBound} {
+		for _, d := range []float64{dl, du} {
+			lo, hi = math.Min(lo, n/d), math.Max(hi, n/d)
+		}
+	}
+	return Value{mean, clamp(lo+mid, a.Lower, a.Upper), clamp(hi+mid, a.Lower, a.Upper)}, nil
+}
+
+func clamp(x, lo, hi float64) float64 { return math.Min(math.Max(x, lo), hi) }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -21,9 +21,10 @@ demo: build
 bench: build
 	./$(BIN) bench psi -n 1000000 -overlap 0.1
 	./$(BIN) bench intersect -n 10000000 -overlap 0.1
+	./$(BIN) bench match -n 1000000 -overlap 0.1
 
 # Each fuzz target briefly (go test runs one -fuzz target at a time).
-FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint
+FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./audience:FuzzReader
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

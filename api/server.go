@@ -17,6 +17,7 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/cohort"
 	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/store"
 )
 
@@ -33,6 +34,7 @@ type Options struct {
 type Server struct {
 	db   *store.DB
 	co   *cohort.Service
+	qs   *query.Service
 	opts Options
 	e    *echo.Echo
 }
@@ -45,7 +47,8 @@ func New(db *store.DB, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{db: db, co: &cohort.Service{DB: db, TempDir: opts.TempDir}, opts: opts, e: echo.New()}
+	co := &cohort.Service{DB: db, TempDir: opts.TempDir}
+	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)
@@ -82,6 +85,8 @@ func (s *Server) routes() {
 	v1.GET("/collaborations/:cid/matches/:mid", s.getMatch)
 	v1.GET("/collaborations/:cid/matches/:mid/points", s.getPoints)
 	v1.PUT("/collaborations/:cid/matches/:mid/points", s.putPoints)
+	v1.POST("/collaborations/:cid/queries", s.runQuery)
+	v1.GET("/collaborations/:cid/budget", s.budget)
 	v1.GET("/audit", s.auditLog)
 }
 

@@ -36,6 +36,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/store"
@@ -822,6 +823,13 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 	if noisy < 0 {
 		noisy = 0 // post-processing: a count is never negative
 	}
+	// Both parties see the noisy size: each pays for it from its budget.
+	for _, p := range c.Members() {
+		if _, err := dp.Debit(ctx, tx, dp.Charge{CollabID: c.ID, PartnerID: p, Kind: "match", Ref: m.ID,
+			Epsilon: c.Rules.MatchEpsilon, Budget: c.Rules.EpsilonBudget, Refresh: c.Rules.BudgetRefresh}); err != nil {
+			return fmt.Errorf("%w: partner %s cannot pay for the match's noisy size: %v", ErrConflict, p, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, updated_at = ? WHERE id = ?`,
 		MatchDone, table, exact, noisy, time.Now().UTC(), m.ID); err != nil {
 		return err
@@ -845,18 +853,19 @@ func (s *Service) audienceByID(ctx context.Context, q partners.Querier, id strin
 	return a, err
 }
 
-// CohortTable returns the table of a collaboration's latest completed match
-// whose audiences are both still current, with its exact size. Exact sizes
-// never leave the server; query uses them to enforce min_cohort_users.
-func (s *Service) CohortTable(ctx context.Context, q partners.Querier, collabID string) (table string, exact int64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT m.cohort_table, m.cohort_size FROM matches m
+// CohortInfo returns the table of a collaboration's latest completed match
+// whose audiences are both still current, its exact size, and its version
+// (the match ID). Exact sizes never leave the server; queries use them to
+// enforce min_cohort_users.
+func (s *Service) CohortInfo(ctx context.Context, q partners.Querier, collabID string) (table string, exact int64, version string, err error) {
+	err = q.QueryRowContext(ctx, `SELECT m.cohort_table, m.cohort_size, m.id FROM matches m
 		WHERE m.collab_id = ? AND m.state = ? AND
 			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
-		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&table, &exact)
+		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&table, &exact, &version)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, fmt.Errorf("%w: collaboration %s has no current cohort; both parties upload, then match", ErrNotFound, collabID)
+		return "", 0, "", fmt.Errorf("%w: collaboration %s has no current cohort; both parties upload, then match", ErrNotFound, collabID)
 	}
-	return table, exact, err
+	return table, exact, version, err
 }
 
 // Cleanup drops tables that no committed record refers to: the remains of

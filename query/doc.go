@@ -6,4 +6,82 @@
 //
 // The query engine knows nothing of HTTP; it calls package dp for noise,
 // partition selection, thresholds and the budget ledger.
+//
+// # Front end
+//
+// Parse hands the text to DuckDB's own parser as a bound parameter
+// (SELECT json_serialize_sql(?::VARCHAR)) and walks the JSON syntax tree it
+// returns. It fails closed: every object must have exactly the keys known
+// for its kind, every key it does not use must hold its neutral value, and
+// any other node, key or value is a refusal, never ignored. Statements
+// other than SELECT (COPY, ATTACH, PRAGMA, SET, INSERT, ...) are refused
+// because the serializer itself refuses them. The accepted subset:
+//
+//	SELECT [dimension, ...] aggregate [AS alias] [, aggregate ...]
+//	FROM cohort
+//	[WHERE predicate]
+//	[GROUP BY dimension, ...]
+//
+// In detail:
+//
+//   - Aggregates: COUNT(*) (distinct people), SUM(metric), AVG(metric); an
+//     optional alias matching ^[a-z][a-z0-9_]{0,62}$, else the default
+//     count, sum_<metric>, avg_<metric>. At least one aggregate; output
+//     names must be distinct. COUNT(column), DISTINCT, FILTER, ORDER BY
+//     inside an aggregate, other aggregates (MIN, MAX, ...) are refused.
+//   - Dimensions: the selected non-aggregate columns and the GROUP BY
+//     columns must be the same set; the plan keeps select order. Aliases
+//     on dimensions are refused.
+//   - Predicate: a column compared with literals by = <> != < <= > >=,
+//     IN, NOT IN, BETWEEN, IS [NOT] NULL, combined with AND, OR, NOT. A
+//     literal on the left (1 < age) is turned around. Literals are
+//     strings, 64-bit integers, decimals and doubles (both become float
+//     literals), true/false, and DATE 'yyyy-mm-dd' (a valid date). NULL,
+//     casts (other than the DATE and boolean literal syntax), functions,
+//     arithmetic, LIKE, subqueries, parameters and column-to-column
+//     comparisons are refused.
+//   - Columns are plain names: no table or schema qualifier. Quoted and
+//     unquoted names are the same name, with ASCII letters folded to lower
+//     case (as DuckDB does); the folded name must match
+//     ^[a-z][a-z0-9_]{0,62}$, so names with other characters, Unicode
+//     lookalikes included, are refused. uid, rowid and any name starting
+//     with _ are hidden (code hidden_column) whatever the rules say.
+//   - FROM is exactly cohort, any case, with no schema, catalog, alias or
+//     sample. Joins (explicit and comma), subqueries, table functions,
+//     file paths, CTEs, set operations, window functions, GROUP BY ALL,
+//     ROLLUP/CUBE/GROUPING SETS, GROUP BY position, HAVING, QUALIFY,
+//     ORDER BY, LIMIT, OFFSET, DISTINCT and multiple statements are
+//     refused, each with its own message.
+//   - Limits (code limit): MaxTextBytes of text, MaxDimensions,
+//     MaxAggregates, MaxDepth levels of predicate, MaxInValues per IN list.
+//     DuckDB's own expression depth limit (1000) refuses deeper texts as a
+//     syntax error.
+//
+// The parser normalises what does not change the question: whitespace,
+// comments, keyword and identifier case, a trailing semicolon, FROM-first
+// syntax, redundant parentheses, nested AND (or OR) chains, NOT folded into
+// the operator it negates (NOT a = 1 is a <> 1, NOT a IS NULL is a IS NOT
+// NULL, NOT NOT p is p), default aliases. Plan.Canonical renders the result
+// deterministically; the order of select items, AND/OR children and IN
+// values is kept. Canonical text is itself in the subset and parses back
+// to the same canonical text; Plan.Hash is its SHA-256, the cache key with
+// the partner and the cohort version. A few clauses that the serializer
+// drops without trace and that cannot change the plan (a named WINDOW
+// definition no function uses) are accepted.
+//
+// Refusals are *Error{Code, Message, Position}: Code is syntax,
+// unsupported, limit, not_allowed or hidden_column; Position is a byte
+// offset in the text, or -1; the message names the construct and its
+// position ("unsupported: JOIN at position 28; queries read the single
+// table cohort"). Parse returns other errors only for infrastructure
+// failures (database, context).
+//
+// Plan.Check applies the collaboration's rules: GROUP BY and WHERE columns
+// must be dimensions, SUM/AVG columns metrics; refusals (not_allowed) name
+// the column and list the allowed ones. Check also verifies the plan's
+// structure, so a plan built by hand gets the same guarantees.
+//
+// Plan.WhereSQL and Plan.GroupSQL generate the SQL fragments that run:
+// double-quoted column names, ? placeholders with their arguments (DATE
+// literals as CAST(? AS DATE)) and fixed keywords; never analyst text.
 package query

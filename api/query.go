@@ -1,0 +1,214 @@
+package api
+
+import (
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/labstack/echo/v4"
+
+	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/query"
+)
+
+// queryStatus maps refusal codes to statuses.
+var queryStatus = map[string]int{
+	query.CodeSyntax:      400,
+	query.CodeUnsupported: 400,
+	query.CodeLimit:       400,
+	query.CodeNotAllowed:  403,
+	query.CodeHidden:      403,
+	query.CodeEpsilon:     400,
+	query.CodeCohortSmall: 409,
+	query.CodeBudget:      429,
+	query.CodeNotQuerier:  403,
+	query.CodeNoCohort:    409,
+}
+
+func (s *Server) runQuery(c echo.Context) error {
+	p, co, err := s.collab(c, partners.Analyst)
+	if err != nil {
+		return err
+	}
+	var req query.Request
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	ans, err := s.qs.Run(c.Request().Context(), p, co, req)
+	var qe *query.Error
+	if errors.As(err, &qe) {
+		st := queryStatus[qe.Code]
+		if st == 0 {
+			st = 400
+		}
+		e := &apiError{status: st, Code: qe.Code, Message: qe.Message}
+		if qe.Position >= 0 {
+			return c.JSON(st, map[string]any{"error": e, "position": qe.Position})
+		}
+		return e
+	}
+	if err != nil {
+		return err
+	}
+	switch format(c) {
+	case "csv":
+		return writeCSV(c, ans)
+	case "arrow":
+		return writeArrow(c, ans)
+	}
+	return c.JSON(200, ans)
+}
+
+// format picks the answer's format from ?format= or the Accept header.
+func format(c echo.Context) string {
+	if f := c.QueryParam("format"); f != "" {
+		return f
+	}
+	acc := c.Request().Header.Get("Accept")
+	switch {
+	case strings.Contains(acc, "text/csv"):
+		return "csv"
+	case strings.Contains(acc, "application/vnd.apache.arrow.stream"):
+		return "arrow"
+	}
+	return "json"
+}
+
+// flatColumns lays an answer out as a table: each aggregate is followed by
+// its interval's bounds.
+func flatColumns(a query.Answer) []string {
+	var cols []string
+	for _, col := range a.Columns {
+		cols = append(cols, col.Name)
+		if col.Kind != "dimension" {
+			cols = append(cols, col.Name+"_ci_lower", col.Name+"_ci_upper")
+		}
+	}
+	return cols
+}
+
+func answerHeaders(c echo.Context, a query.Answer) {
+	h := c.Response().Header()
+	h.Set("Cleanroom-Epsilon", strconv.FormatFloat(a.Epsilon, 'g', -1, 64))
+	h.Set("Cleanroom-Delta", strconv.FormatFloat(a.Delta, 'g', -1, 64))
+	h.Set("Cleanroom-Budget-Remaining", strconv.FormatFloat(a.BudgetRemaining, 'g', -1, 64))
+	h.Set("Cleanroom-Cached", strconv.FormatBool(a.Cached))
+}
+
+func writeCSV(c echo.Context, a query.Answer) error {
+	c.Response().Header().Set("Content-Type", "text/csv; charset=utf-8")
+	answerHeaders(c, a)
+	c.Response().WriteHeader(200)
+	w := csv.NewWriter(c.Response())
+	w.Write(flatColumns(a))
+	for i, row := range a.Rows {
+		var rec []string
+		for j, v := range row {
+			rec = append(rec, cell(v))
+			if a.Columns[j].Kind != "dimension" {
+				iv := a.Intervals[i][j]
+				rec = append(rec, strconv.FormatFloat(iv.Lower, 'g', -1, 64), strconv.FormatFloat(iv.Upper, 'g', -1, 64))
+			}
+		}
+		w.Write(rec)
+	}
+	w.Flush()
+	return w.Error()
+}
+
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case time.Time:
+		return x.Format(time.RFC3339)
+	}
+	return fmt.Sprint(v)
+}
+
+// writeArrow sends the answer as an Arrow IPC stream: dimensions as
+// strings (their text form), aggregates and bounds as float64; the
+// privacy cost travels in the schema metadata and headers.
+func writeArrow(c echo.Context, a query.Answer) error {
+	var fields []arrow.Field
+	for _, name := range flatColumns(a) {
+		fields = append(fields, arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
+	}
+	k := 0
+	for _, col := range a.Columns {
+		if col.Kind == "dimension" {
+			fields[k].Type = arrow.BinaryTypes.String
+			k++
+		} else {
+			k += 3
+		}
+	}
+	md := arrow.NewMetadata(
+		[]string{"epsilon", "delta", "budget_remaining", "cached", "plan_hash"},
+		[]string{strconv.FormatFloat(a.Epsilon, 'g', -1, 64), strconv.FormatFloat(a.Delta, 'g', -1, 64),
+			strconv.FormatFloat(a.BudgetRemaining, 'g', -1, 64), strconv.FormatBool(a.Cached), a.PlanHash})
+	schema := arrow.NewSchema(fields, &md)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	for i, row := range a.Rows {
+		k := 0
+		for j, v := range row {
+			if a.Columns[j].Kind == "dimension" {
+				if v == nil {
+					b.Field(k).AppendNull()
+				} else {
+					b.Field(k).(*array.StringBuilder).Append(cell(v))
+				}
+				k++
+				continue
+			}
+			iv := a.Intervals[i][j]
+			b.Field(k).(*array.Float64Builder).Append(v.(float64))
+			b.Field(k + 1).(*array.Float64Builder).Append(iv.Lower)
+			b.Field(k + 2).(*array.Float64Builder).Append(iv.Upper)
+			k += 3
+		}
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	c.Response().Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
+	answerHeaders(c, a)
+	c.Response().WriteHeader(http.StatusOK)
+	w := ipc.NewWriter(c.Response(), ipc.WithSchema(schema))
+	if err := w.Write(rec); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+func (s *Server) budget(c echo.Context) error {
+	p, co, err := s.collab(c)
+	if err != nil {
+		return err
+	}
+	bs, err := s.qs.Budgets(c.Request().Context(), co)
+	if err != nil {
+		return err
+	}
+	if !p.IsOperator() && p.Role != partners.Auditor && p.Role != partners.Admin {
+		// Analysts and engineers see their own partner's budget.
+		var own []query.Budget
+		for _, b := range bs {
+			if b.PartnerID == p.PartnerID {
+				own = append(own, b)
+			}
+		}
+		bs = own
+	}
+	return c.JSON(200, map[string]any{"budgets": bs})
+}

@@ -1,0 +1,225 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+)
+
+const queryRules = `{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["brand_co_label", "publisher_label"],
+	"metrics": {"brand_co_value": [0, 50]}, "epsilon_budget": 10.2, "max_query_epsilon": 1, "min_group_users": 10}`
+
+// ask posts a query with an analyst's key and returns status and body.
+func (e *env) ask(key, sqlText string, eps float64, accept string) (int, []byte, http.Header) {
+	e.t.Helper()
+	body, _ := json.Marshal(map[string]any{"sql": sqlText, "epsilon": eps})
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/collaborations/"+e.collab+"/queries", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+func newQueryEnv(t *testing.T) *env {
+	e := newEnv(t, queryRules)
+	e.uploadBoth()
+	e.matchBoth()
+	return e
+}
+
+func TestQueryAnswersAndCache(t *testing.T) {
+	e := newQueryEnv(t)
+	key := e.brand.analyst.Key
+	st, body, _ := e.ask(key, `SELECT brand_co_label, COUNT(*) AS people, AVG(brand_co_value) FROM cohort GROUP BY brand_co_label`, 0.5, "")
+	if st != 200 {
+		t.Fatalf("status %d: %s", st, body)
+	}
+	var a struct {
+		Columns         []struct{ Name, Kind string }
+		Rows            [][]any
+		Intervals       [][]*struct{ Lower, Upper float64 }
+		Epsilon         float64
+		BudgetRemaining float64 `json:"budget_remaining"`
+		Cached          bool
+	}
+	json.Unmarshal(body, &a)
+	if len(a.Columns) != 3 || a.Columns[1].Name != "people" || a.Columns[2].Kind != "avg" {
+		t.Errorf("columns %+v", a.Columns)
+	}
+	if len(a.Rows) == 0 || a.Epsilon != 0.5 || a.Cached {
+		t.Fatalf("answer %s", body)
+	}
+	// 10.2 budget - 0.1 for the match - 0.5.
+	if d := a.BudgetRemaining - 9.6; d > 1e-9 || d < -1e-9 {
+		t.Errorf("remaining %v, want 9.6", a.BudgetRemaining)
+	}
+	for i, r := range a.Rows {
+		iv := a.Intervals[i][1]
+		if iv == nil || !(iv.Lower <= r[1].(float64) && r[1].(float64) <= iv.Upper) || a.Intervals[i][0] != nil {
+			t.Errorf("row %v intervals %+v", r, a.Intervals[i])
+		}
+	}
+	// The same question, written differently: the stored answer, free.
+	st, body2, _ := e.ask(key, `select   brand_co_label, count(*) as people, avg(brand_co_value)
+		from cohort group by brand_co_label`, 0.5, "")
+	var b struct {
+		Cached          bool
+		Rows            [][]any
+		BudgetRemaining float64 `json:"budget_remaining"`
+	}
+	json.Unmarshal(body2, &b)
+	if st != 200 || !b.Cached || fmt.Sprint(b.Rows) != fmt.Sprint(a.Rows) || b.BudgetRemaining != a.BudgetRemaining {
+		t.Errorf("repeat: %d cached=%v rows equal=%v remaining %v", st, b.Cached, fmt.Sprint(b.Rows) == fmt.Sprint(a.Rows), b.BudgetRemaining)
+	}
+	// CSV.
+	st, csvBody, hdr := e.ask(key, `SELECT COUNT(*) FROM cohort`, 0.2, "text/csv")
+	recs, err := csv.NewReader(bytes.NewReader(csvBody)).ReadAll()
+	if st != 200 || err != nil || strings.Join(recs[0], ",") != "count,count_ci_lower,count_ci_upper" || len(recs) != 2 {
+		t.Errorf("csv: %d %v %q", st, err, csvBody)
+	}
+	if hdr.Get("Cleanroom-Epsilon") != "0.2" {
+		t.Errorf("csv epsilon header %q", hdr.Get("Cleanroom-Epsilon"))
+	}
+	// Arrow: readable by Go's reader, and by a reader written by others.
+	st, arrowBody, _ := e.ask(key, `SELECT publisher_label, SUM(brand_co_value) FROM cohort GROUP BY publisher_label`, 0.2, "application/vnd.apache.arrow.stream")
+	r, err := ipc.NewReader(bytes.NewReader(arrowBody))
+	if st != 200 || err != nil {
+		t.Fatalf("arrow: %d %v", st, err)
+	}
+	if got := r.Schema().Field(1).Name; got != "sum_brand_co_value" {
+		t.Errorf("arrow column %s", got)
+	}
+	r.Release()
+	checkForeignArrowReader(t, arrowBody)
+}
+
+// checkForeignArrowReader reads the stream with the npm apache-arrow
+// package when node and the package are available (make test installs it).
+func checkForeignArrowReader(t *testing.T, stream []byte) {
+	dir := os.Getenv("CLEANROOM_ARROW_JS")
+	if dir == "" {
+		t.Log("CLEANROOM_ARROW_JS not set: skipping the apache-arrow (JS) reader check")
+		return
+	}
+	f := filepath.Join(t.TempDir(), "a.arrow")
+	os.WriteFile(f, stream, 0o600)
+	script := `const {tableFromIPC} = require('apache-arrow'); const t = tableFromIPC(require('fs').readFileSync(process.argv[1]));
+console.log(t.schema.fields.map(f => f.name).join(',') + ' ' + t.numRows);`
+	cmd := exec.Command("node", "-e", script, f)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("apache-arrow (JS) could not read the answer: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(string(out), "publisher_label,sum_brand_co_value,sum_brand_co_value_ci_lower,sum_brand_co_value_ci_upper ") {
+		t.Errorf("apache-arrow (JS) read: %s", out)
+	}
+}
+
+func TestQueryRefusals(t *testing.T) {
+	e := newQueryEnv(t)
+	key := e.brand.analyst.Key
+	for _, c := range []struct {
+		sql    string
+		eps    float64
+		status int
+		code   string
+	}{
+		{`SELECT COUNT(*) FROM cohort WHERE`, 0.1, 400, "syntax"},
+		{`SELECT uid, COUNT(*) FROM cohort GROUP BY uid`, 0.1, 403, "hidden_column"},
+		{`SELECT publisher_value, COUNT(*) FROM cohort GROUP BY publisher_value`, 0.1, 403, "not_allowed"},
+		{`SELECT COUNT(*) FROM cohort ORDER BY 1`, 0.1, 400, "unsupported"},
+		{`SELECT COUNT(*) FROM cohort`, 1.5, 400, "epsilon_not_allowed"},
+	} {
+		st, body, _ := e.ask(key, c.sql, c.eps, "")
+		if st != c.status || !strings.Contains(string(body), `"code":"`+c.code+`"`) {
+			t.Errorf("%s: %d %s, want %d %s", c.sql, st, body, c.status, c.code)
+		}
+	}
+	// Engineers do not query.
+	if st, _, _ := e.ask(e.brand.eng.Key, `SELECT COUNT(*) FROM cohort`, 0.1, ""); st != 403 {
+		t.Errorf("engineer query: %d", st)
+	}
+	// Refusals are logged with their reason, and cost nothing.
+	raw, _ := e.brand.audit.AuditLog(context.Background(), nil)
+	if n := strings.Count(string(raw), `"query.refused"`); n != 5 {
+		t.Errorf("%d refusals logged, want 5", n)
+	}
+	var bud struct {
+		Budgets []struct {
+			PartnerID string  `json:"partner_id"`
+			Spent     float64 `json:"epsilon_spent"`
+		}
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/collaborations/"+e.collab+"/budget", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&bud)
+	resp.Body.Close()
+	if len(bud.Budgets) != 1 || bud.Budgets[0].Spent > 0.1+1e-9 {
+		t.Errorf("budget after refusals: %+v (only the match's 0.1 is spent)", bud)
+	}
+}
+
+// TestQueryBudgetRace: 200 concurrent queries against a budget that allows
+// exactly 10 give exactly 10 answers, and the ledger holds their sum.
+func TestQueryBudgetRace(t *testing.T) {
+	e := newQueryEnv(t)
+	key := e.pub.analyst.Key
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Different questions, so none is served from the cache.
+			st, body, _ := e.ask(key, fmt.Sprintf(`SELECT COUNT(*) FROM cohort WHERE brand_co_label <> 'x%d'`, i), 1, "")
+			mu.Lock()
+			statuses[st]++
+			mu.Unlock()
+			if st != 200 && !strings.Contains(string(body), "budget_exhausted") {
+				t.Errorf("status %d: %s", st, body)
+			}
+		}()
+	}
+	wg.Wait()
+	// Budget 10.2, minus 0.1 for the match: room for ten queries of 1.
+	if statuses[200] != 10 || statuses[429] != 190 {
+		t.Fatalf("statuses %v, want 10 answers and 190 refusals", statuses)
+	}
+	var spent float64
+	if err := e.db.SQL().QueryRow(`SELECT sum(epsilon) FROM budget_ledger WHERE partner_id = ? AND kind = 'query'`, e.pub.id).Scan(&spent); err != nil {
+		t.Fatal(err)
+	}
+	if spent != 10 {
+		t.Errorf("ledger holds %v, want 10", spent)
+	}
+	st, body, _ := e.ask(key, `SELECT COUNT(*) FROM cohort WHERE brand_co_label = 'y'`, 0.5, "")
+	if st != 429 || !strings.Contains(string(body), "is left") {
+		t.Errorf("exhausted: %d %s", st, body)
+	}
+}

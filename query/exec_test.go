@@ -1,0 +1,230 @@
+package query
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/store"
+)
+
+// cohortRow is one cohort row: a person, the source rows on each side,
+// a brand-side region and spend, a publisher-side exposure flag.
+type cohortRow struct {
+	uid, aRow, bRow int
+	region          string
+	spend           float64
+	exposed         bool
+}
+
+func makeCohort(t testing.TB, db *store.DB, table string, rows []cohortRow) {
+	t.Helper()
+	if _, err := db.SQL().Exec(`CREATE TABLE ` + table + ` (uid BIGINT, _a_row BIGINT, _b_row BIGINT, a_region VARCHAR, a_spend DOUBLE, b_exposed BOOLEAN)`); err != nil {
+		t.Fatal(err)
+	}
+	for start := 0; start < len(rows); start += 500 {
+		q := `INSERT INTO ` + table + ` VALUES `
+		var args []any
+		for i, r := range rows[start:min(start+500, len(rows))] {
+			if i > 0 {
+				q += ", "
+			}
+			q += "(?, ?, ?, ?, ?, ?)"
+			args = append(args, r.uid, r.aRow, r.bRow, r.region, r.spend, r.exposed)
+		}
+		if _, err := db.SQL().Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var testSource = func(table string) Source {
+	return Source{Table: table, RowColumn: func(c string) string {
+		switch c[:2] {
+		case "a_":
+			return "_a_row"
+		case "b_":
+			return "_b_row"
+		}
+		return ""
+	}}
+}
+
+var execRules = struct {
+	dims    []string
+	metrics map[string][2]float64
+}{[]string{"a_region", "b_exposed"}, map[string][2]float64{"a_spend": {0, 25}}}
+
+func groupsOf(t testing.TB, db *store.DB, table, sql string, o BoundOptions) map[string]dp.Group {
+	t.Helper()
+	p, err := Parse(context.Background(), db.SQL(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(execRules.dims, execRules.metrics); err != nil {
+		t.Fatal(err)
+	}
+	gs, err := p.Groups(context.Background(), db.SQL(), testSource(table), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]dp.Group{}
+	for _, g := range gs {
+		out[fmt.Sprint(g.Key...)] = g
+	}
+	return out
+}
+
+// TestBoundedSemantics checks the exact, noise-free statistics behind an
+// answer against values computed by hand.
+func TestBoundedSemantics(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows := []cohortRow{
+		// Person 1: two brand rows (10 + 20) joined with three publisher
+		// rows: six cohort rows, yet one person spending 30.
+		{1, 1, 1, "north", 10, true}, {1, 1, 2, "north", 10, true}, {1, 1, 3, "north", 10, true},
+		{1, 2, 1, "north", 20, true}, {1, 2, 2, "north", 20, true}, {1, 2, 3, "north", 20, true},
+		// Person 2: one row, spend 5.
+		{2, 3, 4, "north", 5, false},
+		// Person 3: in two regions (two brand rows), spend 8 and 9.
+		{3, 4, 5, "south", 8, true}, {3, 5, 5, "east", 9, true},
+		// Person 4: south, spend 100 (clamped to 25).
+		{4, 6, 6, "south", 100, false},
+	}
+	makeCohort(t, db, "c1", rows)
+	bo := BoundOptions{MaxGroups: 1, Bounds: execRules.metrics}
+
+	// People are counted once, whatever their rows.
+	g := groupsOf(t, db, "c1", `SELECT COUNT(*) FROM cohort`, bo)
+	if g[""].Users != 4 {
+		t.Errorf("COUNT(*) users %d, want 4", g[""].Users)
+	}
+	// Sums are per person over their own rows, not multiplied by the other
+	// side's, then clamped: 25 (30 clamped) + 5 + (8 or 9) ... ungrouped, so
+	// person 3 is one group: 17; person 4: 25.
+	g = groupsOf(t, db, "c1", `SELECT SUM(a_spend) FROM cohort`, bo)
+	if got := g[""].Sums[0]; got != 25+5+17+25 {
+		t.Errorf("SUM %v, want %v", got, 25+5+17+25)
+	}
+	// WHERE on a dimension.
+	g = groupsOf(t, db, "c1", `SELECT COUNT(*), SUM(a_spend) FROM cohort WHERE b_exposed = true`, bo)
+	if g[""].Users != 2 || g[""].Sums[1] != 25+17 {
+		t.Errorf("exposed: %d users, sum %v; want 2 and 42", g[""].Users, g[""].Sums[1])
+	}
+	// Group cap: person 3 is in south and east but adds to one only.
+	for i := 0; i < 5; i++ {
+		g = groupsOf(t, db, "c1", `SELECT a_region, COUNT(*), SUM(a_spend) FROM cohort GROUP BY a_region`, bo)
+		total := int64(0)
+		for _, x := range g {
+			total += x.Users
+		}
+		if total != 4 {
+			t.Fatalf("users over groups %d, want 4 (one group per person)", total)
+		}
+		if g["north"].Users != 2 || g["north"].Sums[1] != 30 {
+			t.Errorf("north: %d users, sum %v; want 2, 30", g["north"].Users, g["north"].Sums[1])
+		}
+		south := g["south"]
+		if south.Users == 2 && south.Sums[1] != 8+25 || south.Users == 1 && south.Sums[1] != 25 {
+			t.Errorf("south: %+v", south)
+		}
+	}
+	// With a cap of 2, person 3 is in both.
+	g = groupsOf(t, db, "c1", `SELECT a_region, COUNT(*) FROM cohort GROUP BY a_region`, BoundOptions{MaxGroups: 2, Bounds: execRules.metrics})
+	if g["south"].Users != 2 || g["east"].Users != 1 {
+		t.Errorf("cap 2: %+v", g)
+	}
+	// AVG's statistics are the same sums; the mean comes from dp.
+	g = groupsOf(t, db, "c1", `SELECT b_exposed, AVG(a_spend) AS m FROM cohort GROUP BY b_exposed`, bo)
+	if g["false"].Users != 2 || g["false"].Sums[0] != 5+25 {
+		t.Errorf("not exposed: %+v", g["false"])
+	}
+}
+
+// TestStatisticalDP estimates, for neighbouring cohorts (one person
+// added), delta' = sum over outputs of max(0, P_A(o) - e^eps P_B(o)) in
+// both directions, from the server's own release path (bounded SQL in
+// DuckDB, then dp.ReleaseGroups), and fails when it exceeds delta plus a
+// sampling tolerance. Negative controls show the test has teeth: without
+// noise, with twice the epsilon, or without bounding, it must fail.
+func TestStatisticalDP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("statistical test")
+	}
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var base []cohortRow
+	for u := 1; u <= 200; u++ {
+		base = append(base, cohortRow{u, u, u, "north", float64(u % 20), u%2 == 0})
+	}
+	makeCohort(t, db, "ca", base)
+	// The added person spends far above the bound, in several rows.
+	makeCohort(t, db, "cb", append(append([]cohortRow{}, base...),
+		cohortRow{999, 1001, 1001, "north", 400, true}, cohortRow{999, 1002, 1001, "north", 400, true}))
+
+	const eps = 1.0
+	const sql = `SELECT SUM(a_spend) FROM cohort`
+	bounds := BoundOptions{MaxGroups: 1, Bounds: execRules.metrics}
+	opts := dp.ReleaseOptions{Epsilon: eps, MaxGroups: 1, Aggs: []dp.Agg{{Func: "sum", Lower: 0, Upper: 25}}}
+
+	// The sum uses half the epsilon (the user count takes the other
+	// half), so the output's own epsilon is eps/2: test at that.
+	testEps := eps / 2
+	estimate := func(bo BoundOptions, release func(dp.Group) float64) float64 {
+		ga := groupsOf(t, db, "ca", sql, bo)[""]
+		gb := groupsOf(t, db, "cb", sql, bo)[""]
+		const draws = 200000
+		const bin = 25.0 / 2 // bins of half the sensitivity: post-processing
+		ha, hb := map[int]float64{}, map[int]float64{}
+		for i := 0; i < draws; i++ {
+			ha[int(math.Floor(release(ga)/bin))]++
+			hb[int(math.Floor(release(gb)/bin))]++
+		}
+		d := 0.0
+		for _, pair := range [][2]map[int]float64{{ha, hb}, {hb, ha}} {
+			s := 0.0
+			for o, ca := range pair[0] {
+				s += math.Max(0, ca/draws-math.Exp(testEps)*pair[1][o]/draws)
+			}
+			d = math.Max(d, s)
+		}
+		return d
+	}
+	noisy := func(o dp.ReleaseOptions) func(dp.Group) float64 {
+		return func(g dp.Group) float64 {
+			rel, err := dp.ReleaseGroups([]dp.Group{g}, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rel.Rows[0].Values[0].Value
+		}
+	}
+	// Tolerance: with 200k draws per side, sampling noise in the sum of
+	// positive parts stays well below 0.02.
+	const tol = 0.02
+	if d := estimate(bounds, noisy(opts)); d > tol {
+		t.Errorf("delta' = %.4f > %v: the release is not %v-DP", d, tol, testEps)
+	}
+	doubled := opts
+	doubled.Epsilon = 2 * eps // the sum's share becomes 2 x testEps
+	if d := estimate(bounds, noisy(doubled)); d <= tol {
+		t.Errorf("negative control (epsilon doubled): delta' = %.4f, the test cannot tell", d)
+	}
+	if d := estimate(bounds, func(g dp.Group) float64 { return g.Sums[0] }); d <= tol {
+		t.Errorf("negative control (no noise): delta' = %.4f, the test cannot tell", d)
+	}
+	unbounded := bounds
+	unbounded.unbounded = true
+	if d := estimate(unbounded, noisy(opts)); d <= tol {
+		t.Errorf("negative control (no bounding): delta' = %.4f, the test cannot tell", d)
+	}
+}

@@ -1,0 +1,619 @@
+package query
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Func is an aggregate function of the subset.
+type Func string
+
+// The aggregates of the subset.
+const (
+	Count Func = "count" // COUNT(*): distinct users (privacy units)
+	Sum   Func = "sum"   // SUM(metric)
+	Avg   Func = "avg"   // AVG(metric)
+)
+
+// Aggregate is one aggregate of the select list.
+type Aggregate struct {
+	Func Func
+	// Column is the metric summed or averaged; "" for count.
+	Column string
+	// Alias is the output column's name: the analyst's AS alias, or the
+	// default (count, sum_<metric>, avg_<metric>).
+	Alias string
+}
+
+// DefaultAlias is the output name of an aggregate written without AS.
+func (a Aggregate) DefaultAlias() string {
+	if a.Func == Count {
+		return "count"
+	}
+	return string(a.Func) + "_" + a.Column
+}
+
+// OutputColumn is one column of the answer, in select order. Index points
+// into Plan.Dimensions when Dimension is set, else into Plan.Aggregates.
+type OutputColumn struct {
+	Name      string
+	Dimension bool
+	Index     int
+}
+
+// Plan is a validated query of the subset. It holds no analyst text other
+// than literal values, which only ever travel as bound parameters.
+type Plan struct {
+	// Dimensions are the GROUP BY columns, in select order; empty for a
+	// query over the whole cohort.
+	Dimensions []string
+	Aggregates []Aggregate
+	// Where is the filter; nil if none.
+	Where *Expr
+	// Columns is the output, in select order.
+	Columns []OutputColumn
+
+	// positions holds the byte offset of each column's first mention in
+	// the analyst's text, for Check's messages.
+	positions map[string]int
+}
+
+// Expression operators.
+const (
+	OpAnd       = "and"
+	OpOr        = "or"
+	OpNot       = "not"
+	OpEq        = "eq"
+	OpNe        = "ne"
+	OpLt        = "lt"
+	OpLe        = "le"
+	OpGt        = "gt"
+	OpGe        = "ge"
+	OpIn        = "in"
+	OpNotIn     = "not_in"
+	OpBetween   = "between"
+	OpIsNull    = "is_null"
+	OpIsNotNull = "is_not_null"
+)
+
+// Expr is a node of the WHERE predicate. and/or/not have Children (and at
+// least 2, or exactly 1 for not); the others name a Column and carry
+// Values: one for comparisons, one or more for in/not_in, two (lower,
+// upper) for between, none for is_null/is_not_null.
+type Expr struct {
+	Op       string
+	Column   string
+	Values   []Literal
+	Children []*Expr
+}
+
+// Literal kinds and the Go type of their Value.
+const (
+	KindString = "string" // string
+	KindInt    = "int"    // int64
+	KindFloat  = "float"  // float64, finite
+	KindBool   = "bool"   // bool
+	KindDate   = "date"   // string, yyyy-mm-dd
+)
+
+// Literal is a constant of the predicate.
+type Literal struct {
+	Kind  string
+	Value any
+}
+
+// Error codes.
+const (
+	CodeSyntax      = "syntax"        // the text does not parse
+	CodeUnsupported = "unsupported"   // a construct outside the subset
+	CodeLimit       = "limit"         // the query is over one of the size limits
+	CodeNotAllowed  = "not_allowed"   // a column or aggregate the rules do not allow
+	CodeHidden      = "hidden_column" // uid, rowid and columns starting with _
+)
+
+// Error is a refusal: the query is not run. Its message names the
+// construct and, where known, its position.
+type Error struct {
+	Code    string
+	Message string
+	// Position is the byte offset in the analyst's text, -1 if none.
+	Position int
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// refuse builds an Error whose message is what, " at position N" when the
+// position is known, then "; hint" when there is one.
+func refuse(code string, pos int, what, hint string) *Error {
+	msg := what
+	if pos >= 0 {
+		msg += " at position " + strconv.Itoa(pos)
+	} else {
+		pos = -1
+	}
+	if hint != "" {
+		msg += "; " + hint
+	}
+	return &Error{Code: code, Message: msg, Position: pos}
+}
+
+// identRE is what a column name or an alias must look like.
+var identRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// Hidden reports whether a column is never visible to analysts: the
+// privacy unit uid, DuckDB's rowid, and internal columns starting with _
+// (such as the source rows _a_row and _b_row).
+func Hidden(column string) bool {
+	return column == "uid" || column == "rowid" || strings.HasPrefix(column, "_")
+}
+
+// Ident quotes a column name for generated SQL. Plans only hold names that
+// match ^[a-z][a-z0-9_]{0,62}$; the quoting is correct for any string.
+func Ident(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// GroupSQL is the generated GROUP BY list: the quoted dimensions separated
+// by ", ", or "" when the query is not grouped.
+func (p *Plan) GroupSQL() string {
+	parts := make([]string, len(p.Dimensions))
+	for i, d := range p.Dimensions {
+		parts[i] = Ident(d)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// WhereSQL is the generated predicate, with ? placeholders and their
+// arguments in order: only quoted column names, placeholders and fixed
+// keywords, never analyst text. It is "TRUE" when the plan has no WHERE. A
+// node the generator does not know (only possible in a plan built by hand
+// that Check would refuse) becomes FALSE.
+func (p *Plan) WhereSQL() (string, []any) {
+	if p.Where == nil {
+		return "TRUE", nil
+	}
+	var b strings.Builder
+	var args []any
+	writeExpr(&b, p.Where, func(l Literal) {
+		if l.Kind == KindDate {
+			b.WriteString("CAST(? AS DATE)")
+		} else {
+			b.WriteString("?")
+		}
+		args = append(args, l.Value)
+	})
+	return b.String(), args
+}
+
+// Canonical is a deterministic text of the plan: the same question written
+// with different whitespace, comments, keyword or identifier case, default
+// aliases spelled out or not, or a literal on the left of a comparison,
+// gives the same string. The order of select items, AND/OR children and IN
+// values is kept. It is itself a query of the subset, and parsing it gives
+// back the same canonical text. It is the cache key (with the partner and
+// the cohort version); it is never executed.
+func (p *Plan) Canonical() string {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range p.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if c.Dimension {
+			if c.Index >= 0 && c.Index < len(p.Dimensions) {
+				b.WriteString(Ident(p.Dimensions[c.Index]))
+			}
+			continue
+		}
+		if c.Index < 0 || c.Index >= len(p.Aggregates) {
+			continue
+		}
+		a := p.Aggregates[c.Index]
+		if a.Func == Count {
+			b.WriteString("COUNT(*)")
+		} else {
+			b.WriteString(strings.ToUpper(string(a.Func)) + "(" + Ident(a.Column) + ")")
+		}
+		if a.Alias != a.DefaultAlias() {
+			b.WriteString(" AS " + Ident(a.Alias))
+		}
+	}
+	b.WriteString(" FROM cohort")
+	if p.Where != nil {
+		b.WriteString(" WHERE ")
+		writeExpr(&b, p.Where, func(l Literal) { b.WriteString(l.canonical()) })
+	}
+	if len(p.Dimensions) > 0 {
+		b.WriteString(" GROUP BY " + p.GroupSQL())
+	}
+	return b.String()
+}
+
+// Hash is the hex SHA-256 of Canonical.
+func (p *Plan) Hash() string {
+	h := sha256.Sum256([]byte(p.Canonical()))
+	return hex.EncodeToString(h[:])
+}
+
+var compareSQL = map[string]string{
+	OpEq: "=", OpNe: "<>", OpLt: "<", OpLe: "<=", OpGt: ">", OpGe: ">=",
+}
+
+// writeExpr renders e with lit writing each literal (a placeholder for
+// WhereSQL, the value for Canonical).
+func writeExpr(b *strings.Builder, e *Expr, lit func(Literal)) {
+	if e == nil {
+		b.WriteString("FALSE")
+		return
+	}
+	switch e.Op {
+	case OpAnd, OpOr:
+		if len(e.Children) == 0 {
+			b.WriteString("FALSE")
+			return
+		}
+		b.WriteString("(")
+		for i, c := range e.Children {
+			if i > 0 {
+				b.WriteString(" " + strings.ToUpper(e.Op) + " ")
+			}
+			writeExpr(b, c, lit)
+		}
+		b.WriteString(")")
+	case OpNot:
+		if len(e.Children) != 1 {
+			b.WriteString("FALSE")
+			return
+		}
+		b.WriteString("(NOT ")
+		writeExpr(b, e.Children[0], lit)
+		b.WriteString(")")
+	case OpEq, OpNe, OpLt, OpLe, OpGt, OpGe:
+		if len(e.Values) != 1 {
+			b.WriteString("FALSE")
+			return
+		}
+		b.WriteString(Ident(e.Column) + " " + compareSQL[e.Op] + " ")
+		lit(e.Values[0])
+	case OpIn, OpNotIn:
+		if len(e.Values) == 0 {
+			b.WriteString("FALSE")
+			return
+		}
+		b.WriteString(Ident(e.Column))
+		if e.Op == OpIn {
+			b.WriteString(" IN (")
+		} else {
+			b.WriteString(" NOT IN (")
+		}
+		for i, v := range e.Values {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			lit(v)
+		}
+		b.WriteString(")")
+	case OpBetween:
+		if len(e.Values) != 2 {
+			b.WriteString("FALSE")
+			return
+		}
+		b.WriteString(Ident(e.Column) + " BETWEEN ")
+		lit(e.Values[0])
+		b.WriteString(" AND ")
+		lit(e.Values[1])
+	case OpIsNull:
+		b.WriteString(Ident(e.Column) + " IS NULL")
+	case OpIsNotNull:
+		b.WriteString(Ident(e.Column) + " IS NOT NULL")
+	default:
+		b.WriteString("FALSE")
+	}
+}
+
+// canonical renders a literal as SQL text that parses back to itself.
+func (l Literal) canonical() string {
+	switch v := l.Value.(type) {
+	case string:
+		if l.Kind == KindDate {
+			return "DATE '" + v + "'"
+		}
+		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		s := strconv.FormatFloat(v, 'g', -1, 64)
+		if !strings.ContainsAny(s, ".eEnN") {
+			s += ".0" // keep 1.0 apart from the integer 1
+		}
+		return s
+	case bool:
+		if v {
+			return "TRUE"
+		}
+		return "FALSE"
+	}
+	return "NULL"
+}
+
+// valid reports whether the literal's Kind and Value agree and the value
+// is in range.
+func (l Literal) valid() bool {
+	switch v := l.Value.(type) {
+	case string:
+		switch l.Kind {
+		case KindString:
+			return validString(v)
+		case KindDate:
+			return validDate(v)
+		}
+	case int64:
+		return l.Kind == KindInt
+	case float64:
+		return l.Kind == KindFloat && !math.IsNaN(v) && !math.IsInf(v, 0)
+	case bool:
+		return l.Kind == KindBool
+	}
+	return false
+}
+
+var dateRE = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+
+func validDate(s string) bool {
+	if !dateRE.MatchString(s) {
+		return false
+	}
+	_, err := time.Parse("2006-01-02", s)
+	return err == nil
+}
+
+// Check verifies the plan against a collaboration's rules: every column in
+// GROUP BY and WHERE is one of dimensions, every SUM/AVG column one of
+// metrics' keys. It also verifies the plan's structure, so a plan built by
+// hand gets the same guarantees as one from Parse. Refusals are *Error with
+// code not_allowed (hidden_column for hidden columns, unsupported for a
+// malformed plan), naming the column and listing the allowed ones.
+func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	dims := map[string]bool{}
+	for _, d := range dimensions {
+		if !Hidden(d) {
+			dims[d] = true
+		}
+	}
+	allowedDims := sortedKeys(dims)
+	allowedMetrics := []string{}
+	for m := range metrics {
+		if !Hidden(m) {
+			allowedMetrics = append(allowedMetrics, m)
+		}
+	}
+	sort.Strings(allowedMetrics)
+	list := func(names []string) string {
+		if len(names) == 0 {
+			return "none"
+		}
+		return strings.Join(names, ", ")
+	}
+	pos := func(col string) int {
+		if at, ok := p.positions[col]; ok {
+			return at
+		}
+		return -1
+	}
+	dimension := func(col, where string) error {
+		if Hidden(col) {
+			return hiddenError(col, pos(col))
+		}
+		if dims[col] {
+			return nil
+		}
+		what := fmt.Sprintf("column %s in %s is not a dimension of this collaboration", col, where)
+		if _, ok := metrics[col]; ok {
+			what = fmt.Sprintf("column %s in %s is a metric, which can only be summed or averaged", col, where)
+		}
+		return refuse(CodeNotAllowed, pos(col), what, "allowed dimensions: "+list(allowedDims))
+	}
+	for _, d := range p.Dimensions {
+		if err := dimension(d, "GROUP BY"); err != nil {
+			return err
+		}
+	}
+	var walk func(e *Expr) error
+	walk = func(e *Expr) error {
+		if e.Column != "" {
+			if err := dimension(e.Column, "WHERE"); err != nil {
+				return err
+			}
+		}
+		for _, c := range e.Children {
+			if err := walk(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if p.Where != nil {
+		if err := walk(p.Where); err != nil {
+			return err
+		}
+	}
+	for _, a := range p.Aggregates {
+		if a.Func == Count {
+			continue
+		}
+		if Hidden(a.Column) {
+			return hiddenError(a.Column, pos(a.Column))
+		}
+		if _, ok := metrics[a.Column]; ok {
+			continue
+		}
+		fn := strings.ToUpper(string(a.Func))
+		what := fmt.Sprintf("%s(%s): %s is not a metric of this collaboration", fn, a.Column, a.Column)
+		if dims[a.Column] {
+			what = fmt.Sprintf("%s(%s): %s is a dimension, not a metric", fn, a.Column, a.Column)
+		}
+		return refuse(CodeNotAllowed, pos(a.Column), what, "allowed metrics: "+list(allowedMetrics))
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hiddenError(col string, pos int) *Error {
+	return refuse(CodeHidden, pos, "column "+col+" is hidden",
+		"it cannot be selected, aggregated, grouped on or filtered on")
+}
+
+// validate checks the plan's structure: the invariants Parse establishes.
+func (p *Plan) validate() *Error {
+	bad := func(format string, args ...any) *Error {
+		return refuse(CodeUnsupported, -1, "malformed plan: "+fmt.Sprintf(format, args...), "")
+	}
+	if len(p.Aggregates) == 0 {
+		return bad("no aggregate")
+	}
+	if len(p.Dimensions) > MaxDimensions || len(p.Aggregates) > MaxAggregates {
+		return bad("too many columns")
+	}
+	for _, d := range p.Dimensions {
+		if !identRE.MatchString(d) {
+			return bad("dimension %q", d)
+		}
+	}
+	for _, a := range p.Aggregates {
+		switch a.Func {
+		case Count:
+			if a.Column != "" {
+				return bad("count of a column")
+			}
+		case Sum, Avg:
+			if !identRE.MatchString(a.Column) {
+				return bad("column %q", a.Column)
+			}
+		default:
+			return bad("aggregate %q", a.Func)
+		}
+		if !identRE.MatchString(a.Alias) && a.Alias != a.DefaultAlias() {
+			return bad("alias %q", a.Alias)
+		}
+	}
+	if len(p.Columns) != len(p.Dimensions)+len(p.Aggregates) {
+		return bad("output columns do not match the select list")
+	}
+	seenDim := make([]bool, len(p.Dimensions))
+	seenAgg := make([]bool, len(p.Aggregates))
+	names := map[string]bool{}
+	for _, c := range p.Columns {
+		var name string
+		if c.Dimension {
+			if c.Index < 0 || c.Index >= len(p.Dimensions) || seenDim[c.Index] {
+				return bad("output column %d", c.Index)
+			}
+			seenDim[c.Index] = true
+			name = p.Dimensions[c.Index]
+		} else {
+			if c.Index < 0 || c.Index >= len(p.Aggregates) || seenAgg[c.Index] {
+				return bad("output column %d", c.Index)
+			}
+			seenAgg[c.Index] = true
+			name = p.Aggregates[c.Index].Alias
+		}
+		if c.Name != name || names[name] {
+			return bad("output column %q", c.Name)
+		}
+		names[name] = true
+	}
+	if p.Where != nil {
+		if err := validateExpr(p.Where, 1); err != nil {
+			return bad("%s", err.Error())
+		}
+	}
+	return nil
+}
+
+func validateExpr(e *Expr, depth int) error {
+	if e == nil {
+		return fmt.Errorf("nil node")
+	}
+	if depth > MaxDepth {
+		return fmt.Errorf("predicate deeper than %d", MaxDepth)
+	}
+	leaf := func(nValues func(int) bool) error {
+		if !identRE.MatchString(e.Column) || len(e.Children) != 0 || !nValues(len(e.Values)) {
+			return fmt.Errorf("%s node", e.Op)
+		}
+		for _, v := range e.Values {
+			if !v.valid() {
+				return fmt.Errorf("literal %v", v.Value)
+			}
+		}
+		return nil
+	}
+	switch e.Op {
+	case OpAnd, OpOr, OpNot:
+		if e.Column != "" || len(e.Values) != 0 || len(e.Children) == 0 ||
+			(e.Op == OpNot) != (len(e.Children) == 1) {
+			return fmt.Errorf("%s node", e.Op)
+		}
+		for _, c := range e.Children {
+			if err := validateExpr(c, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	case OpEq, OpNe, OpLt, OpLe, OpGt, OpGe:
+		return leaf(func(n int) bool { return n == 1 })
+	case OpIn, OpNotIn:
+		return leaf(func(n int) bool { return n >= 1 && n <= MaxInValues })
+	case OpBetween:
+		return leaf(func(n int) bool { return n == 2 })
+	case OpIsNull, OpIsNotNull:
+		return leaf(func(n int) bool { return n == 0 })
+	}
+	return fmt.Errorf("operator %q", e.Op)
+}
+
+// ReadColumns returns every column the plan reads (dimensions, metrics and
+// WHERE columns), sorted, without repeats.
+func (p *Plan) ReadColumns() []string {
+	set := map[string]bool{}
+	for _, d := range p.Dimensions {
+		set[d] = true
+	}
+	for _, a := range p.Aggregates {
+		if a.Column != "" {
+			set[a.Column] = true
+		}
+	}
+	var walk func(e *Expr)
+	walk = func(e *Expr) {
+		if e == nil {
+			return
+		}
+		if e.Column != "" {
+			set[e.Column] = true
+		}
+		for _, c := range e.Children {
+			walk(c)
+		}
+	}
+	walk(p.Where)
+	return sortedKeys(set)
+}

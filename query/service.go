@@ -1,0 +1,331 @@
+package query
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/store"
+)
+
+// Service answers analysts' queries on collaborations' cohorts.
+type Service struct {
+	DB      *store.DB
+	Cohorts *cohort.Service
+	// release overrides dp.ReleaseGroups' noise, for the statistical
+	// test's negative controls only; it is not reachable from outside.
+	release func([]dp.Group, dp.ReleaseOptions) (dp.Release, error)
+	bound   func(BoundOptions) BoundOptions
+}
+
+// Request is an analyst's question.
+type Request struct {
+	SQL string `json:"sql"`
+	// Epsilon is the budget this query may spend; 0 means the rule
+	// max_query_epsilon.
+	Epsilon float64 `json:"epsilon"`
+	// Gaussian asks for Gaussian noise instead of Laplace.
+	Gaussian bool `json:"gaussian,omitempty"`
+}
+
+// Column is one column of an answer.
+type Column struct {
+	Name string `json:"name"`
+	// Kind is "dimension", or the aggregate: count, sum, avg.
+	Kind string `json:"kind"`
+}
+
+// Interval is a 95% confidence interval.
+type Interval struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
+}
+
+// Answer is a released answer.
+type Answer struct {
+	Columns []Column `json:"columns"`
+	Rows    [][]any  `json:"rows"`
+	// Intervals holds, per row and column, the 95% confidence interval of
+	// an aggregate (null for dimensions).
+	Intervals       [][]*Interval      `json:"intervals"`
+	Epsilon         float64            `json:"epsilon"`
+	Delta           float64            `json:"delta"`
+	EpsilonSplit    map[string]float64 `json:"epsilon_split"`
+	Noise           string             `json:"noise"`
+	BudgetRemaining float64            `json:"budget_remaining"`
+	Cached          bool               `json:"cached"`
+	PlanHash        string             `json:"plan_hash"`
+	CohortVersion   string             `json:"cohort_version"`
+}
+
+// Refusal codes beyond the parser's.
+const (
+	CodeEpsilon     = "epsilon_not_allowed"
+	CodeCohortSmall = "cohort_too_small"
+	CodeBudget      = "budget_exhausted"
+	CodeNotQuerier  = "not_a_querier"
+	CodeNoCohort    = "no_cohort"
+)
+
+// Run answers req for the actor's partner. Refusals are *Error (or a
+// *dp.BudgetError inside one) and are logged; an answer leaves only once
+// its debit, its cached copy and its audit entry have committed together.
+func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
+	ans, err := s.run(ctx, actor, c, req)
+	if err != nil {
+		var qe *Error
+		if errors.As(err, &qe) {
+			s.logRefusal(ctx, actor, c, req, qe)
+		}
+		return Answer{}, err
+	}
+	return ans, nil
+}
+
+func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request, qe *Error) {
+	_ = s.DB.Write(ctx, func(tx *sql.Tx) error {
+		_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.refused",
+			map[string]any{"sql": truncate(req.SQL, 10000), "epsilon": req.Epsilon, "code": qe.Code, "reason": qe.Message})
+		return err
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func refusal(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Position: -1}
+}
+
+func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
+	r := c.Rules
+	if c.State != partners.StateActive {
+		return Answer{}, refusal(CodeNoCohort, "collaboration %s is %s; queries need both partners' approval", c.ID, c.State)
+	}
+	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
+		return Answer{}, refusal(CodeNotQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
+	}
+	eps := req.Epsilon
+	if eps == 0 {
+		eps = r.MaxQueryEpsilon
+	}
+	if !(eps > 0) || math.IsInf(eps, 0) || eps > r.MaxQueryEpsilon {
+		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it must be above 0 and at most the rule max_query_epsilon (%v)", req.Epsilon, r.MaxQueryEpsilon)
+	}
+	plan, err := Parse(ctx, s.DB.SQL(), req.SQL)
+	if err != nil {
+		return Answer{}, err
+	}
+	if err := plan.Check(r.Dimensions, r.Metrics); err != nil {
+		return Answer{}, err
+	}
+	table, exact, version, err := s.Cohorts.CohortInfo(ctx, s.DB.SQL(), c.ID)
+	if err != nil {
+		return Answer{}, refusal(CodeNoCohort, "%v", err)
+	}
+	if exact < int64(r.MinCohortUsers) {
+		return Answer{}, refusal(CodeCohortSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
+	}
+	hash := plan.Hash()
+	now := time.Now()
+	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil || ok {
+		if ok {
+			a.BudgetRemaining, _ = dp.Remaining(ctx, s.DB.SQL(), c.ID, actor.PartnerID, r.EpsilonBudget, r.BudgetRefresh, now)
+		}
+		return a, err
+	}
+	left, err := dp.Remaining(ctx, s.DB.SQL(), c.ID, actor.PartnerID, r.EpsilonBudget, r.BudgetRefresh, now)
+	if err != nil {
+		return Answer{}, err
+	}
+	if eps > left+1e-9 {
+		return Answer{}, budgetRefusal(&dp.BudgetError{Asked: eps, Remaining: left, Refresh: r.BudgetRefresh})
+	}
+
+	pa, pb := cohort.Prefixes(ctx, s.DB.SQL(), c)
+	src := Source{Table: table, RowColumn: func(col string) string {
+		// The longer prefix wins when one party's is a prefix of the other's.
+		la, lb := 0, 0
+		if strings.HasPrefix(col, pa) {
+			la = len(pa)
+		}
+		if strings.HasPrefix(col, pb) {
+			lb = len(pb)
+		}
+		switch {
+		case la == 0 && lb == 0:
+			return ""
+		case la >= lb:
+			return "_a_row"
+		default:
+			return "_b_row"
+		}
+	}}
+	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: r.Metrics}
+	if s.bound != nil {
+		bo = s.bound(bo)
+	}
+	groups, err := plan.Groups(ctx, s.DB.SQL(), src, bo)
+	if err != nil {
+		// Data errors must not reveal data: say only that it failed.
+		return Answer{}, fmt.Errorf("query: running the plan: %w", err)
+	}
+	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: req.Gaussian, Grouped: len(plan.Dimensions) > 0,
+		MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
+	for _, a := range plan.Aggregates {
+		b := r.Metrics[a.Column]
+		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
+	}
+	release := dp.ReleaseGroups
+	if s.release != nil {
+		release = s.release
+	}
+	rel, err := release(groups, ro)
+	if err != nil {
+		return Answer{}, err
+	}
+	ans := buildAnswer(plan, rel)
+	ans.PlanHash, ans.CohortVersion = hash, version
+	ans.Noise = "laplace"
+	if req.Gaussian {
+		ans.Noise = "gaussian"
+	}
+	body, err := json.Marshal(ans)
+	if err != nil {
+		return Answer{}, err
+	}
+	sum := sha256.Sum256(body)
+	answerHash := hex.EncodeToString(sum[:])
+
+	var out Answer
+	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
+		// An identical query may have committed while this one ran: its
+		// answer is the one released, at no further cost.
+		if a, ok, err := s.cached(ctx, tx, actor, c, version, hash, eps); err != nil || ok {
+			out = a
+			if err == nil {
+				out.BudgetRemaining, err = dp.Remaining(ctx, tx, c.ID, actor.PartnerID, r.EpsilonBudget, r.BudgetRefresh, now)
+			}
+			return err
+		}
+		remaining, err := dp.Debit(ctx, tx, dp.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: "query", Ref: hash,
+			Epsilon: rel.Epsilon, Delta: rel.Delta, Budget: r.EpsilonBudget, Refresh: r.BudgetRefresh, Now: now})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO query_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, actor.PartnerID, version, hash, eps, string(body), answerHash, now.UTC()); err != nil {
+			return err
+		}
+		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.run", map[string]any{
+			"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": rel.Epsilon, "delta": rel.Delta,
+			"answer_sha256": answerHash, "cohort_version": version, "rows": len(ans.Rows)}); err != nil {
+			return err
+		}
+		out = ans
+		out.BudgetRemaining = remaining
+		return nil
+	})
+	var be *dp.BudgetError
+	if errors.As(err, &be) {
+		return Answer{}, budgetRefusal(be)
+	}
+	return out, err
+}
+
+func budgetRefusal(be *dp.BudgetError) *Error {
+	return refusal(CodeBudget, "%v", be)
+}
+
+// cached returns the stored answer of the same plan, partner, epsilon and
+// cohort version: asking again reveals nothing new and costs nothing.
+func (s *Service) cached(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, actor partners.Principal, c partners.Collaboration, version, hash string, eps float64) (Answer, bool, error) {
+	var body string
+	err := q.QueryRowContext(ctx, `SELECT CAST(answer AS VARCHAR) FROM query_cache
+		WHERE collab_id = ? AND partner_id = ? AND cohort_version = ? AND plan_hash = ? AND epsilon = ?`,
+		c.ID, actor.PartnerID, version, hash, eps).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Answer{}, false, nil
+	}
+	if err != nil {
+		return Answer{}, false, err
+	}
+	var a Answer
+	if err := json.Unmarshal([]byte(body), &a); err != nil {
+		return Answer{}, false, fmt.Errorf("query: cached answer: %w", err)
+	}
+	a.Cached = true
+	return a, true, nil
+}
+
+func buildAnswer(p *Plan, rel dp.Release) Answer {
+	a := Answer{Epsilon: rel.Epsilon, Delta: rel.Delta, EpsilonSplit: rel.Split, Rows: [][]any{}, Intervals: [][]*Interval{}}
+	for _, oc := range p.Columns {
+		kind := "dimension"
+		if !oc.Dimension {
+			kind = string(p.Aggregates[oc.Index].Func)
+		}
+		a.Columns = append(a.Columns, Column{Name: oc.Name, Kind: kind})
+	}
+	for _, r := range rel.Rows {
+		row := make([]any, len(p.Columns))
+		ivs := make([]*Interval, len(p.Columns))
+		for j, oc := range p.Columns {
+			if oc.Dimension {
+				row[j] = r.Key[oc.Index]
+				continue
+			}
+			v := r.Values[oc.Index]
+			row[j] = v.Value
+			ivs[j] = &Interval{Lower: v.Lower, Upper: v.Upper}
+		}
+		a.Rows = append(a.Rows, row)
+		a.Intervals = append(a.Intervals, ivs)
+	}
+	return a
+}
+
+// Budget is a partner's budget in a collaboration.
+type Budget struct {
+	PartnerID   string    `json:"partner_id"`
+	Budget      float64   `json:"epsilon_budget"`
+	Spent       float64   `json:"epsilon_spent"`
+	DeltaSpent  float64   `json:"delta_spent"`
+	Remaining   float64   `json:"epsilon_remaining"`
+	Refresh     string    `json:"budget_refresh"`
+	PeriodStart time.Time `json:"period_start,omitempty"`
+}
+
+// Budgets returns both partners' budgets in a collaboration.
+func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) ([]Budget, error) {
+	now := time.Now()
+	start := dp.PeriodStart(c.Rules.BudgetRefresh, now)
+	var out []Budget
+	for _, p := range c.Members() {
+		eps, delta, err := dp.Spent(ctx, s.DB.SQL(), c.ID, p, start)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Budget{PartnerID: p, Budget: c.Rules.EpsilonBudget, Spent: eps, DeltaSpent: delta,
+			Remaining: max(c.Rules.EpsilonBudget-eps, 0), Refresh: c.Rules.BudgetRefresh, PeriodStart: start})
+	}
+	return out, nil
+}

@@ -208,6 +208,23 @@ func (c *Client) PutPoints(ctx context.Context, collabID, matchID string, body i
 	return out, c.do(ctx, "PUT", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID)+"/points", body, "application/vnd.apache.arrow.stream", &out)
 }
 
+// Query asks an aggregate question; format is json, csv or arrow. For
+// json the answer is decoded into out (a *query.Answer); for the others the
+// body is copied to out (an io.Writer).
+func (c *Client) Query(ctx context.Context, collabID, sqlText string, epsilon float64, format string, out any) error {
+	b, err := json.Marshal(map[string]any{"sql": sqlText, "epsilon": epsilon})
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format="+url.QueryEscape(format), bytes.NewReader(b), "application/json", out)
+}
+
+// Budget returns the privacy budgets of a collaboration the key may see.
+func (c *Client) Budget(ctx context.Context, collabID string) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/budget", nil, &out)
+}
+
 // AuditLog returns audit entries as raw JSON (filters as query values:
 // collab, actor, action, since, until, after, limit).
 func (c *Client) AuditLog(ctx context.Context, filter url.Values) (json.RawMessage, error) {

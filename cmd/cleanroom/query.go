@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/query"
+	"github.com/spf13/cobra"
+)
+
+func newQueryCmd() *cobra.Command {
+	var c conn
+	var collab, format string
+	var eps float64
+	cmd := &cobra.Command{
+		Use:   `query --collab ID [--epsilon E] "SELECT ..."`,
+		Short: "Ask an aggregate question of the cohort; answers are noisy, with 95% intervals",
+		Long: `query sends SQL in cleanroom's subset:
+
+  SELECT [dimension, ...] COUNT(*) | SUM(metric) | AVG(metric) [AS name], ...
+  FROM cohort [WHERE predicate on dimensions] [GROUP BY dimension, ...]
+
+COUNT(*) counts people. Each answer spends epsilon from this partner's
+privacy budget (default: the rule max_query_epsilon); asking the same
+question again returns the stored answer at no cost.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if collab == "" {
+				return errors.New("query: --collab is required")
+			}
+			switch format {
+			case "table", "json":
+				var a query.Answer
+				if err := cl.Query(cmd.Context(), collab, args[0], eps, "json", &a); err != nil {
+					return err
+				}
+				if format == "json" {
+					return printOut(cmd, a)
+				}
+				printAnswer(cmd.OutOrStdout(), a)
+				return nil
+			case "csv", "arrow":
+				return cl.Query(cmd.Context(), collab, args[0], eps, format, cmd.OutOrStdout())
+			}
+			return fmt.Errorf("query: --format %q: want table, json, csv or arrow", format)
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rule max_query_epsilon)")
+	cmd.Flags().StringVar(&format, "format", "table", "table, json, csv or arrow")
+	return cmd
+}
+
+// printAnswer prints an answer as a table, each aggregate with its interval.
+func printAnswer(out io.Writer, a query.Answer) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	var head []string
+	for _, c := range a.Columns {
+		if c.Kind == "dimension" {
+			head = append(head, c.Name)
+		} else {
+			head = append(head, c.Name, "95% interval")
+		}
+	}
+	fmt.Fprintln(w, strings.Join(head, "\t"))
+	for i, row := range a.Rows {
+		var cells []string
+		for j, v := range row {
+			if a.Columns[j].Kind == "dimension" {
+				cells = append(cells, fmt.Sprint(v))
+				continue
+			}
+			iv := a.Intervals[i][j]
+			f := "%.2f"
+			if a.Columns[j].Kind == "count" {
+				f = "%.0f"
+			}
+			cells = append(cells, fmt.Sprintf(f, v), fmt.Sprintf("["+f+", "+f+"]", iv.Lower, iv.Upper))
+		}
+		fmt.Fprintln(w, strings.Join(cells, "\t"))
+	}
+	w.Flush()
+	if len(a.Rows) == 0 {
+		fmt.Fprintln(out, "(no group passed the privacy thresholds)")
+	}
+	cached := ""
+	if a.Cached {
+		cached = "; served from the cache at no cost"
+	}
+	fmt.Fprintf(out, "epsilon %g, delta %g (%s noise); budget left %g%s\n", a.Epsilon, a.Delta, a.Noise, a.BudgetRemaining, cached)
+}
+
+func newBudgetCmd() *cobra.Command {
+	var c conn
+	var collab string
+	cmd := &cobra.Command{
+		Use:   "budget --collab ID",
+		Short: "Show privacy budget spent and remaining",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if collab == "" {
+				return errors.New("budget: --collab is required")
+			}
+			return printBudget(cmd.Context(), cl, collab, cmd.OutOrStdout())
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	return cmd
+}
+
+func printBudget(ctx context.Context, cl *client.Client, collab string, out io.Writer) error {
+	raw, err := cl.Budget(ctx, collab)
+	if err != nil {
+		return err
+	}
+	var b struct {
+		Budgets []query.Budget `json:"budgets"`
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "PARTNER\tBUDGET\tSPENT\tREMAINING\tREFRESH")
+	for _, x := range b.Budgets {
+		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\n", x.PartnerID, x.Budget, x.Spent, x.Remaining, x.Refresh)
+	}
+	return w.Flush()
+}

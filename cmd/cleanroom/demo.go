@@ -11,12 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/query"
 	"github.com/spf13/cobra"
 )
 
@@ -77,7 +79,7 @@ func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, p
 	srvDone := make(chan error, 1)
 	go func() {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		srvDone <- serve(srvCtx, log, l, data, "", "", api.Options{TempDir: data}, 10*time.Second)
+		srvDone <- serve(srvCtx, log, l, data, "", "", api.Options{TempDir: data, Logger: log}, 10*time.Second)
 	}()
 	defer func() { stopServer(); <-srvDone }()
 	var opKey []byte
@@ -114,7 +116,7 @@ func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, p
 	}
 	rules, _ := json.Marshal(map[string]any{
 		"purpose": "measurement", "dimensions": []string{"brand_co_region", "publisher_exposed"},
-		"metrics": map[string][2]float64{"brand_co_spend": {0, 500}}})
+		"metrics": map[string][2]float64{"brand_co_spend": {0, 250}, "brand_co_purchases": {0, 3}}})
 	co, err := brand.admin.Propose(ctx, "spring campaign", pub.id, rules)
 	if err != nil {
 		return err
@@ -201,6 +203,31 @@ func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, p
 	say("\nmatched in %.1f s: each party re-blinded the other's points with its own key", time.Since(t0).Seconds())
 	say("  cohort size released to both parties: %d (Laplace noise, epsilon %g)", sizes[0], co.Rules.MatchEpsilon)
 	say("  true consented overlap:                %d", want)
+
+	// An analyst at the brand asks three questions.
+	ak, err := brand.admin.CreateKey(ctx, brand.id, "analyst", "demo")
+	if err != nil {
+		return err
+	}
+	analyst := client.New(url, ak.Secret)
+	for _, q := range []struct{ title, sql string }{
+		{"Purchase rate by region, exposed vs not exposed", `SELECT brand_co_region, publisher_exposed, COUNT(*) AS people, AVG(brand_co_purchases) AS purchases_per_person
+FROM cohort GROUP BY brand_co_region, publisher_exposed`},
+		{"Spend of exposed vs not exposed customers", `SELECT publisher_exposed, SUM(brand_co_spend) AS spend, AVG(brand_co_spend) AS spend_per_person
+FROM cohort GROUP BY publisher_exposed`},
+		{"Exposed customers in regions r1 and r2", `SELECT COUNT(*) AS people FROM cohort WHERE brand_co_region IN ('r1', 'r2') AND publisher_exposed = true`},
+	} {
+		var a query.Answer
+		if err := analyst.Query(ctx, co.ID, q.sql, 1, "json", &a); err != nil {
+			return err
+		}
+		say("\n%s:\n  %s", q.title, strings.ReplaceAll(q.sql, "\n", "\n  "))
+		printAnswer(out, a)
+	}
+	say("")
+	if err := printBudget(ctx, analyst, co.ID, out); err != nil {
+		return err
+	}
 	say("\nthe data lives in %s (delete the directory when done)", dir)
 	return nil
 }

@@ -26,9 +26,27 @@ type BoundOptions struct {
 	MaxGroups int64
 	// Bounds clamps each metric's per-user, per-group sum.
 	Bounds map[string][2]float64
+	// Facts about the cohort that let the SQL skip steps that would change
+	// nothing (see Facts). The zero value skips nothing.
+	Facts Facts
 	// unbounded skips the group cap and clamping: only for the
 	// statistical test's negative control.
 	unbounded bool
+}
+
+// Facts are properties of a cohort table that make bounding steps no-ops.
+// They describe the whole table, not a query's result, and only decide
+// whether a step that cannot change the answer is run, so they leak
+// nothing.
+type Facts struct {
+	// UniqueRows lists the source-row columns (_a_row, _b_row) whose values
+	// are unique in the table: that side's rows are never repeated by the
+	// join, so no de-duplication is needed.
+	UniqueRows map[string]bool
+	// PerUser lists dimension columns that take one value per user: a
+	// query grouped only by such columns puts each user in one group, so
+	// the group cap has nothing to drop.
+	PerUser map[string]bool
 }
 
 // Rows is what Aggregate reads from: *sql.DB or *sql.Tx.
@@ -40,10 +58,10 @@ type Rows interface {
 // user count and the sums of clamped per-user values:
 //
 //  1. r: the cohort rows passing WHERE;
-//  2. ug: each (user, group) pair once; capped keeps at most MaxGroups
-//     random groups per user;
-//  3. per metric: each user's own rows on the metric's side, once each
-//     (DISTINCT over the source row), summed per (user, group);
+//  2. per: one row per (user, group), with the user's own rows of each
+//     metric summed, each source row once (DISTINCT over the side's
+//     source row when the join may repeat it);
+//  3. capped: at most MaxGroups random groups per user;
 //  4. the groups: users counted once, per-user sums clamped, then added.
 func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	where, args := p.WhereSQL()
@@ -55,13 +73,8 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		if len(dims) == 0 {
 			return ""
 		}
-		parts := make([]string, len(dims))
-		for i, d := range dims {
-			parts[i] = prefix + d
-		}
-		return ", " + strings.Join(parts, ", ")
+		return ", " + strings.Join(prefixed(prefix, dims), ", ")
 	}
-	// Columns r needs: dimensions, metrics and their source rows.
 	need := map[string]bool{}
 	var rcols []string
 	add := func(c string) {
@@ -73,9 +86,13 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	for _, d := range dims {
 		add(d)
 	}
-	type metric struct{ col, row string }
+	type metric struct {
+		agg      int
+		col, row string
+		dedup    bool
+	}
 	var metrics []metric
-	for _, a := range p.Aggregates {
+	for i, a := range p.Aggregates {
 		if a.Func == Count {
 			continue
 		}
@@ -83,38 +100,64 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		if row == "" {
 			return "", nil, fmt.Errorf("query: no source side known for metric %q", a.Column)
 		}
-		add(Ident(a.Column))
-		add(Ident(row))
-		metrics = append(metrics, metric{Ident(a.Column), Ident(row)})
+		m := metric{agg: i, col: Ident(a.Column), row: Ident(row), dedup: !o.Facts.UniqueRows[row]}
+		add(m.col)
+		if m.dedup {
+			add(m.row)
+		}
+		metrics = append(metrics, m)
 	}
+	capNeeded := !o.unbounded
+	if capNeeded && len(dims) > 0 {
+		perUser := true
+		for _, d := range p.Dimensions {
+			perUser = perUser && o.Facts.PerUser[d]
+		}
+		capNeeded = !perUser
+	} else if len(dims) == 0 {
+		capNeeded = false // one group: nothing to cap
+	}
+
 	var b strings.Builder
 	b.WriteString("WITH r AS (SELECT uid")
 	for _, c := range rcols {
 		b.WriteString(", " + c)
 	}
 	fmt.Fprintf(&b, " FROM %s WHERE %s),\n", Ident(src.Table), where)
-	fmt.Fprintf(&b, "ug AS (SELECT DISTINCT uid%s FROM r),\n", withDims(""))
-	if o.unbounded {
-		b.WriteString("capped AS (SELECT * FROM ug)")
-	} else {
-		fmt.Fprintf(&b, "capped AS (SELECT uid%s FROM (SELECT *, row_number() OVER (PARTITION BY uid ORDER BY random()) AS _rn FROM ug) WHERE _rn <= %d)", withDims(""), o.MaxGroups)
+	b.WriteString("per AS (SELECT uid" + withDims(""))
+	for _, m := range metrics {
+		if !m.dedup {
+			fmt.Fprintf(&b, ", sum(%s)::DOUBLE AS _v%d", m.col, m.agg)
+		}
 	}
-	for i, m := range metrics {
-		fmt.Fprintf(&b, ",\nm%d AS (SELECT uid%s, sum(_v) AS _v FROM (SELECT DISTINCT uid%s, %s, %s AS _v FROM r) GROUP BY uid%s)",
-			i, withDims(""), withDims(""), m.row, m.col, withDims(""))
+	b.WriteString(" FROM r GROUP BY uid" + withDims("") + ")")
+	for _, m := range metrics {
+		if m.dedup {
+			fmt.Fprintf(&b, ",\nm%d AS (SELECT uid%s, sum(_x)::DOUBLE AS _v%d FROM (SELECT DISTINCT uid%s, %s, %s AS _x FROM r) GROUP BY uid%s)",
+				m.agg, withDims(""), m.agg, withDims(""), m.row, m.col, withDims(""))
+		}
 	}
-	b.WriteString("\nSELECT ")
+	b.WriteString(",\ncapped AS (SELECT * FROM per")
+	if capNeeded {
+		fmt.Fprintf(&b, " QUALIFY row_number() OVER (PARTITION BY uid ORDER BY random()) <= %d", o.MaxGroups)
+	}
+	b.WriteString(")\nSELECT ")
 	if len(dims) > 0 {
 		b.WriteString(strings.Join(prefixed("c.", dims), ", ") + ", ")
 	}
 	b.WriteString("count(*) AS _users")
-	mi := 0
 	for i, a := range p.Aggregates {
 		if a.Func == Count {
 			fmt.Fprintf(&b, ", 0.0::DOUBLE AS _s%d", i)
 			continue
 		}
-		v := fmt.Sprintf("coalesce(m%d._v, 0)::DOUBLE", mi)
+		from := "c"
+		for _, m := range metrics {
+			if m.agg == i && m.dedup {
+				from = fmt.Sprintf("m%d", i)
+			}
+		}
+		v := fmt.Sprintf("coalesce(%s._v%d, 0)", from, i)
 		if !o.unbounded {
 			bounds, ok := o.Bounds[a.Column]
 			if !ok {
@@ -122,20 +165,60 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			}
 			v = fmt.Sprintf("least(greatest(%s, %s), %s)", v, floatSQL(bounds[0]), floatSQL(bounds[1]))
 		}
-		fmt.Fprintf(&b, ", sum(%s) AS _s%d", v, i)
-		mi++
+		fmt.Fprintf(&b, ", sum(%s)::DOUBLE AS _s%d", v, i)
 	}
 	b.WriteString("\nFROM capped c")
-	for i := range metrics {
-		fmt.Fprintf(&b, "\nLEFT JOIN m%d ON m%d.uid = c.uid", i, i)
+	for _, m := range metrics {
+		if !m.dedup {
+			continue
+		}
+		fmt.Fprintf(&b, "\nLEFT JOIN m%d ON m%d.uid = c.uid", m.agg, m.agg)
 		for _, d := range dims {
-			fmt.Fprintf(&b, " AND m%d.%s IS NOT DISTINCT FROM c.%s", i, d, d)
+			fmt.Fprintf(&b, " AND m%d.%s IS NOT DISTINCT FROM c.%s", m.agg, d, d)
 		}
 	}
 	if len(dims) > 0 {
 		b.WriteString("\nGROUP BY " + strings.Join(prefixed("c.", dims), ", "))
 	}
 	return b.String(), args, nil
+}
+
+// CohortFacts computes Facts for the given dimension columns of a cohort
+// table, in one pass.
+func CohortFacts(ctx context.Context, q Rows, table string, dims []string) (Facts, error) {
+	f := Facts{UniqueRows: map[string]bool{}, PerUser: map[string]bool{}}
+	var inner, outer []string
+	for i, d := range dims {
+		c := Ident(d)
+		// One value per user: min = max, and not a mix of null and non-null.
+		inner = append(inner, fmt.Sprintf("(min(%s) IS DISTINCT FROM max(%s) OR (count(%s) > 0 AND count(%s) < count(*))) AS _d%d", c, c, c, c, i))
+		outer = append(outer, fmt.Sprintf("NOT coalesce(bool_or(_d%d), FALSE)", i))
+	}
+	text := fmt.Sprintf(`SELECT (SELECT count(*) = count(DISTINCT _a_row) FROM %[1]s), (SELECT count(*) = count(DISTINCT _b_row) FROM %[1]s)`, Ident(table))
+	if len(dims) > 0 {
+		text += fmt.Sprintf(`, %s FROM (SELECT %s FROM %s GROUP BY uid)`, strings.Join(outer, ", "), strings.Join(inner, ", "), Ident(table))
+	}
+	rows, err := q.QueryContext(ctx, text)
+	if err != nil {
+		return f, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return f, rows.Err()
+	}
+	vals := make([]bool, 2+len(dims))
+	dest := make([]any, len(vals))
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return f, err
+	}
+	f.UniqueRows["_a_row"], f.UniqueRows["_b_row"] = vals[0], vals[1]
+	for i, d := range dims {
+		f.PerUser[d] = vals[2+i]
+	}
+	return f, nil
 }
 
 func prefixed(p string, xs []string) []string {

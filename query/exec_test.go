@@ -228,3 +228,42 @@ func TestStatisticalDP(t *testing.T) {
 		t.Errorf("negative control (no bounding): delta' = %.4f, the test cannot tell", d)
 	}
 }
+
+// TestFactsSkipOnlyNoOps: the facts are right, and the SQL that skips
+// de-duplication and the group cap gives the same statistics as the full
+// SQL on a cohort where those steps change nothing.
+func TestFactsSkipOnlyNoOps(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var rows []cohortRow
+	for u := 1; u <= 300; u++ {
+		rows = append(rows, cohortRow{u, u, u, fmt.Sprint("r", u%3), float64(u % 40), u%2 == 0})
+	}
+	makeCohort(t, db, "c2", rows)
+	f, err := CohortFacts(ctx, db.SQL(), "c2", []string{"a_region", "b_exposed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.UniqueRows["_a_row"] || !f.UniqueRows["_b_row"] || !f.PerUser["a_region"] || !f.PerUser["b_exposed"] {
+		t.Fatalf("facts %+v, want all true", f)
+	}
+	const q = `SELECT a_region, b_exposed, COUNT(*), SUM(a_spend), AVG(a_spend) FROM cohort GROUP BY a_region, b_exposed`
+	full := groupsOf(t, db, "c2", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics})
+	fast := groupsOf(t, db, "c2", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics, Facts: f})
+	if fmt.Sprint(full) != fmt.Sprint(fast) {
+		t.Errorf("fast path differs:\n%v\n%v", fast, full)
+	}
+	// The first cohort has repeated rows and a person in two regions.
+	makeCohort(t, db, "c3", []cohortRow{{1, 1, 1, "n", 1, true}, {1, 1, 2, "n", 1, true}, {2, 2, 3, "n", 1, true}, {2, 3, 3, "s", 1, true}})
+	f, err = CohortFacts(ctx, db.SQL(), "c3", []string{"a_region", "b_exposed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.UniqueRows["_a_row"] || f.UniqueRows["_b_row"] || f.PerUser["a_region"] || !f.PerUser["b_exposed"] {
+		t.Errorf("facts %+v: want a and b rows repeated, region varying, exposure per user", f)
+	}
+}

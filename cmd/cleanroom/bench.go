@@ -16,7 +16,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Reproducible benchmarks; each prints one JSON object",
 	}
-	cmd.AddCommand(newBenchPSICmd(), newBenchIntersectCmd(), newBenchMatchCmd())
+	cmd.AddCommand(newBenchPSICmd(), newBenchIntersectCmd(), newBenchMatchCmd(), newBenchQueryCmd())
 	return cmd
 }
 
@@ -159,5 +159,27 @@ in the same run (psi_seconds). ratio = seconds / psi_seconds.`,
 	cmd.Flags().StringVar(&overlap, "overlap", "0.1", "fraction of people in both audiences")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the database and the server log (kept_dir)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print stage timings to stderr")
+	return cmd
+}
+
+func newBenchQueryCmd() *cobra.Command {
+	var rows, runs int
+	cmd := &cobra.Command{
+		Use:   "query -rows N",
+		Short: "A grouped private query against its raw DuckDB equivalent, on a cohort of N rows",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rows <= 0 || runs <= 0 {
+				return fmt.Errorf("bench query: -rows and -runs must be positive")
+			}
+			res, err := bench.RunQuery(cmd.Context(), rows, runs)
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd, res)
+		},
+	}
+	cmd.Flags().IntVar(&rows, "rows", 1000000, "cohort rows")
+	cmd.Flags().IntVar(&runs, "runs", 7, "timed runs of each query (medians are reported)")
 	return cmd
 }

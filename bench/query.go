@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/query"
+	"github.com/cleanroom/cleanroom/store"
+)
+
+// QueryResult is what `cleanroom bench query` prints.
+type QueryResult struct {
+	Rows  int `json:"rows"`
+	Users int `json:"users"`
+	// DPMsP50 is the median time of the private query in the engine:
+	// bounded SQL in DuckDB plus noise and partition selection.
+	DPMsP50 float64 `json:"dp_ms_p50"`
+	// RawMsP50 is the median time of the same question without privacy
+	// in raw DuckDB: COUNT(DISTINCT uid), SUM, AVG grouped alike.
+	RawMsP50 float64 `json:"raw_ms_p50"`
+	Ratio    float64 `json:"ratio"`
+	// HTTPMsP50 is the median time of the query through the HTTP API:
+	// parse, check, run, release, debit, cache and audit.
+	HTTPMsP50 float64 `json:"http_ms_p50"`
+	// FactsMs is the one-time cost per cohort of the facts that let
+	// bounding skip no-op steps.
+	FactsMs float64 `json:"facts_ms"`
+	Runs    int     `json:"runs"`
+}
+
+// The cohort's columns carry the brand's prefix, as a real cohort's do.
+const benchQuery = `SELECT brand_region, COUNT(*) AS people, SUM(brand_spend) AS spend, AVG(brand_spend) AS avg_spend FROM cohort GROUP BY brand_region`
+
+// RunQuery builds a cohort of n rows (two rows per person, eight regions)
+// and times a grouped private query against its raw DuckDB equivalent in
+// the same process.
+func RunQuery(ctx context.Context, n, runs int) (QueryResult, error) {
+	res := QueryResult{Rows: n, Users: (n + 1) / 2, Runs: runs}
+	dir, err := os.MkdirTemp("", "cleanroom-bench-query-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	db, err := store.Open(ctx, dir)
+	if err != nil {
+		return res, err
+	}
+	defer db.Close()
+	table := "cohort_bench"
+	if _, err := db.SQL().ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s AS SELECT (i // 2)::BIGINT AS uid, i AS _a_row, (i // 2)::BIGINT AS _b_row,
+		'r' || ((i // 2) %% 8) AS brand_region, (i %% 100)::DOUBLE AS brand_spend FROM range(%d) t(i)`, table, n)); err != nil {
+		return res, err
+	}
+	raw := fmt.Sprintf(`SELECT brand_region, COUNT(DISTINCT uid), SUM(brand_spend), AVG(brand_spend) FROM %s GROUP BY brand_region`, table)
+	metrics := map[string][2]float64{"brand_spend": {0, 200}}
+	plan, err := query.Parse(ctx, db.SQL(), benchQuery)
+	if err != nil {
+		return res, err
+	}
+	if err := plan.Check([]string{"brand_region"}, metrics); err != nil {
+		return res, err
+	}
+	src := query.Source{Table: table, RowColumn: func(string) string { return "_a_row" }}
+	// Cohort facts are computed once per cohort (the server caches them),
+	// like an index; reported apart.
+	t0 := time.Now()
+	facts, err := query.CohortFacts(ctx, db.SQL(), table, plan.Dimensions)
+	if err != nil {
+		return res, err
+	}
+	res.FactsMs = ms(t0)
+	bo := query.BoundOptions{MaxGroups: 1, Bounds: metrics, Facts: facts}
+	ro := dp.ReleaseOptions{Epsilon: 1, Delta: 1e-6, Grouped: true, MaxGroups: 1, MinGroupUsers: 50}
+	for _, a := range plan.Aggregates {
+		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: 0, Upper: 200})
+	}
+	var rawT, dpT []float64
+	for i := 0; i < runs; i++ {
+		t0 := time.Now()
+		if err := drain(ctx, db.SQL(), raw); err != nil {
+			return res, err
+		}
+		rawT = append(rawT, ms(t0))
+		t0 = time.Now()
+		groups, err := plan.Groups(ctx, db.SQL(), src, bo)
+		if err != nil {
+			return res, err
+		}
+		if _, err := dp.ReleaseGroups(groups, ro); err != nil {
+			return res, err
+		}
+		dpT = append(dpT, ms(t0))
+	}
+	res.RawMsP50, res.DPMsP50 = median(rawT), median(dpT)
+	res.Ratio = res.DPMsP50 / res.RawMsP50
+
+	httpT, err := httpQueries(ctx, db, table, runs)
+	if err != nil {
+		return res, err
+	}
+	res.HTTPMsP50 = median(httpT)
+	return res, nil
+}
+
+// httpQueries registers the table as a collaboration's cohort and times
+// the query through the API; each run asks with another epsilon so none
+// is served from the cache.
+func httpQueries(ctx context.Context, db *store.DB, table string, runs int) ([]float64, error) {
+	secret, err := api.Start(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := httptest.NewServer(api.New(db, api.Options{Logger: quiet}).Handler())
+	defer srv.Close()
+	op := client.New(srv.URL, secret)
+	var admins []*client.Client
+	var ids []string
+	for _, name := range []string{"Brand", "Publisher"} {
+		cp, err := op.CreatePartner(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		admins = append(admins, client.New(srv.URL, cp.Secret))
+		ids = append(ids, cp.Partner.ID)
+	}
+	rules, _ := json.Marshal(map[string]any{"dimensions": []string{"brand_region"}, "metrics": map[string][2]float64{"brand_spend": {0, 200}},
+		"epsilon_budget": 1000, "min_upload_users": 1})
+	co, err := admins[0].Propose(ctx, "bench", ids[1], rules)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := admins[1].Approve(ctx, co.ID, 0); err != nil {
+		return nil, err
+	}
+	ak, err := admins[0].CreateKey(ctx, ids[0], "analyst", "bench")
+	if err != nil {
+		return nil, err
+	}
+	err = db.Write(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UTC()
+		for i, p := range ids {
+			t := fmt.Sprintf("aud_bench_%d", i)
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE `+t+` (pid BLOB)`); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audiences VALUES (?, ?, ?, ?, 0, 0, '', '[]', ?, NULL)`,
+				fmt.Sprintf("a_bench%d", i), co.ID, p, t, now); err != nil {
+				return err
+			}
+		}
+		var users int64
+		if err := tx.QueryRowContext(ctx, `SELECT count(DISTINCT uid) FROM `+table).Scan(&users); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, cohort_table, cohort_size, noisy_size, epsilon, created_at, updated_at)
+			VALUES ('m_bench', ?, 'a_bench0', 'a_bench1', 'done', 0, 0, ?, ?, ?, 0.1, ?, ?)`, co.ID, table, users, users, now, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []float64
+	for i := 0; i < runs; i++ {
+		body, _ := json.Marshal(map[string]any{"sql": benchQuery, "epsilon": 0.5 + float64(i)/1000})
+		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/collaborations/"+co.ID+"/queries", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+ak.Secret)
+		req.Header.Set("Content-Type", "application/json")
+		t0 := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("bench query over HTTP: %d %s", resp.StatusCode, buf.String())
+		}
+		out = append(out, ms(t0))
+	}
+	return out, nil
+}
+
+func drain(ctx context.Context, db *sql.DB, q string) error {
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
+}
+
+func ms(t0 time.Time) float64 { return float64(time.Since(t0).Microseconds()) / 1000 }
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}

@@ -437,6 +437,7 @@ func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principa
 	if err != nil {
 		return c, err
 	}
+	c.Rules = DefaultRules() // rules added since a collaboration was stored take their defaults
 	if err := json.Unmarshal([]byte(rj), &c.Rules); err != nil {
 		return c, fmt.Errorf("collaboration %s: stored rules: %w", id, err)
 	}

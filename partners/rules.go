@@ -32,6 +32,8 @@ type Rules struct {
 	MaxQueryEpsilon float64 `json:"max_query_epsilon"`
 	// BudgetRefresh is "none" or "monthly".
 	BudgetRefresh string `json:"budget_refresh"`
+	// Noise is "laplace" (the default) or "gaussian" (needs delta > 0).
+	Noise string `json:"noise"`
 	// MaxGroupsContributed caps the groups one user adds to per query.
 	MaxGroupsContributed int `json:"max_groups_contributed"`
 	// MinUploadUsers is the smallest audience (distinct people) accepted;
@@ -56,6 +58,7 @@ func DefaultRules() Rules {
 		Delta:                1e-6,
 		MaxQueryEpsilon:      1,
 		BudgetRefresh:        "none",
+		Noise:                "laplace",
 		MaxGroupsContributed: 1,
 		MinUploadUsers:       1000,
 		MatchEpsilon:         0.1,
@@ -132,6 +135,12 @@ func (r *Rules) Validate() error {
 	}
 	if r.BudgetRefresh != "none" && r.BudgetRefresh != "monthly" {
 		return bad("budget_refresh", "%q is not none or monthly", r.BudgetRefresh)
+	}
+	if r.Noise != "laplace" && r.Noise != "gaussian" {
+		return bad("noise", "%q is not laplace or gaussian", r.Noise)
+	}
+	if r.Noise == "gaussian" && r.Delta <= 0 {
+		return bad("noise", "gaussian noise needs delta > 0")
 	}
 	if r.MaxGroupsContributed < 1 {
 		return bad("max_groups_contributed", "must be at least 1, got %d", r.MaxGroupsContributed)

@@ -72,8 +72,6 @@ type Request struct {
 	// Epsilon is the budget this query may spend; 0 means the rule
 	// max_query_epsilon.
 	Epsilon float64 `json:"epsilon"`
-	// Gaussian asks for Gaussian noise instead of Laplace.
-	Gaussian bool `json:"gaussian,omitempty"`
 }
 
 // Column is one column of an answer.
@@ -226,7 +224,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 		// Data errors must not reveal data: say only that it failed.
 		return Answer{}, fmt.Errorf("query: running the plan: %w", err)
 	}
-	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: req.Gaussian, Grouped: len(plan.Dimensions) > 0,
+	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == "gaussian", Grouped: len(plan.Dimensions) > 0,
 		MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
 	for _, a := range plan.Aggregates {
 		b := r.Metrics[a.Column]
@@ -242,10 +240,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	}
 	ans := buildAnswer(plan, rel)
 	ans.PlanHash, ans.CohortVersion = hash, version
-	ans.Noise = "laplace"
-	if req.Gaussian {
-		ans.Noise = "gaussian"
-	}
+	ans.Noise = r.Noise
 	body, err := json.Marshal(ans)
 	if err != nil {
 		return Answer{}, err

@@ -691,3 +691,31 @@ func TestAuditEntriesForEachAction(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// A server that dies mid-upload leaves a table no record points to; the
+// next start drops it, so an upload is all or nothing across a crash.
+func TestRestartDropsInterruptedUploads(t *testing.T) {
+	e := newEnv(t, testRules)
+	e.uploadBoth()
+	e.stop()
+	db, err := store.Open(context.Background(), e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`CREATE TABLE aud_a_crashed (pid BLOB)`, `CREATE TABLE mtok_m_x_a_y (pos BIGINT)`} {
+		if _, err := db.SQL().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	e.start()
+	var n int
+	e.db.SQL().QueryRow(`SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('aud_a_crashed', 'mtok_m_x_a_y')`).Scan(&n)
+	if n != 0 {
+		t.Errorf("%d interrupted tables survived the restart", n)
+	}
+	e.db.SQL().QueryRow(`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'aud\_%' ESCAPE '\'`).Scan(&n)
+	if n != 2 {
+		t.Errorf("%d audience tables after restart, want the 2 committed ones", n)
+	}
+}

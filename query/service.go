@@ -176,6 +176,9 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	if exact < int64(r.MinCohortUsers) {
 		return Answer{}, refusal(CodeCohortSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
 	}
+	if err := plan.CheckTypes(ctx, s.DB.SQL(), table); err != nil {
+		return Answer{}, err
+	}
 	hash := plan.Hash()
 	now := time.Now()
 	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil || ok {

@@ -21,6 +21,7 @@ import (
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/store"
@@ -56,7 +57,11 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	e.db = db
-	e.srv = httptest.NewServer(api.New(db, api.Options{MaxUploadBytes: e.maxBody}).Handler())
+	signer, err := audit.LoadOrCreateSigner(e.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = httptest.NewServer(api.New(db, api.Options{MaxUploadBytes: e.maxBody, Signer: signer}).Handler())
 	if secret != "" {
 		e.op = client.New(e.srv.URL, secret)
 	} else {
@@ -717,5 +722,54 @@ func TestRestartDropsInterruptedUploads(t *testing.T) {
 	e.db.SQL().QueryRow(`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'aud\_%' ESCAPE '\'`).Scan(&n)
 	if n != 2 {
 		t.Errorf("%d audience tables after restart, want the 2 committed ones", n)
+	}
+}
+
+// Each partner's auditor exports the log and verifies it offline: its own
+// entries in full, the others redacted to their place in the chain.
+func TestAuditExportVerifiesOffline(t *testing.T) {
+	e := newEnv(t, testRules)
+	e.uploadBoth()
+	e.matchBoth()
+	ctx := context.Background()
+	resp, err := http.Get(e.srv.URL + "/v1/audit/pubkey")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pk struct {
+		PublicKey string `json:"public_key"`
+	}
+	json.NewDecoder(resp.Body).Decode(&pk)
+	resp.Body.Close()
+	pub, err := audit.ParsePublicKey(pk.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, _ := e.op.CreatePartner(ctx, "Third")
+	third := client.New(e.srv.URL, cp.Secret)
+	for name, c := range map[string]*client.Client{"brand": e.brand.audit, "operator": e.op, "third": third} {
+		var buf bytes.Buffer
+		if err := c.AuditExport(ctx, &buf); err != nil {
+			t.Fatal(err)
+		}
+		entries, head, err := audit.ReadExport(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := audit.Verify(entries, head, pub); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		redacted := 0
+		for _, en := range entries {
+			if en.Redacted {
+				redacted++
+			}
+		}
+		switch {
+		case name == "operator" && redacted != 0:
+			t.Errorf("the operator sees %d redacted entries", redacted)
+		case name != "operator" && (redacted == 0 || redacted == len(entries)):
+			t.Errorf("%s: %d of %d entries redacted", name, redacted, len(entries))
+		}
 	}
 }

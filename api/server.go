@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,9 @@ type Options struct {
 	MaxUploadBytes int64
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
+	// Signer signs the audit log's head (audit.LoadOrCreateSigner); without
+	// it the head and export routes answer 503.
+	Signer ed25519.PrivateKey
 	Logger  *slog.Logger
 }
 
@@ -68,6 +72,7 @@ func (s *Server) routes() {
 		}
 		return c.JSON(200, map[string]string{"status": "ready"})
 	})
+	e.GET("/v1/audit/pubkey", s.auditPubkey)
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/partners", s.createPartner)
 	v1.GET("/partners", s.listPartners)
@@ -88,6 +93,8 @@ func (s *Server) routes() {
 	v1.POST("/collaborations/:cid/queries", s.runQuery)
 	v1.GET("/collaborations/:cid/budget", s.budget)
 	v1.GET("/audit", s.auditLog)
+	v1.GET("/audit/head", s.auditHead)
+	v1.GET("/audit/export", s.auditExport)
 }
 
 // apiError is the body of every error: {"error": {"code", "message"}}.
@@ -588,4 +595,66 @@ func Start(ctx context.Context, db *store.DB) (operatorSecret string, err error)
 		return err
 	})
 	return operatorSecret, err
+}
+
+func (s *Server) signer() (ed25519.PrivateKey, error) {
+	if s.opts.Signer == nil {
+		return nil, errorf(503, "unavailable", "this server has no audit signing key configured")
+	}
+	return s.opts.Signer, nil
+}
+
+func (s *Server) auditPubkey(c echo.Context) error {
+	priv, err := s.signer()
+	if err != nil {
+		return err
+	}
+	return c.JSON(200, map[string]string{"public_key": audit.EncodePublicKey(priv.Public().(ed25519.PublicKey))})
+}
+
+func (s *Server) auditHead(c echo.Context) error {
+	if err := requireRole(principal(c), partners.Auditor, partners.Admin); err != nil {
+		return err
+	}
+	priv, err := s.signer()
+	if err != nil {
+		return err
+	}
+	h, err := audit.SignedHead(c.Request().Context(), s.db.SQL(), priv)
+	if err != nil {
+		return err
+	}
+	return c.JSON(200, map[string]any{"head": h, "public_key": audit.EncodePublicKey(priv.Public().(ed25519.PublicKey))})
+}
+
+// auditExport streams the log as NDJSON for offline verification: every
+// entry up to a freshly signed head (entries of other partners redacted to
+// their hashes), then a last line {"head": ...}.
+func (s *Server) auditExport(c echo.Context) error {
+	p := principal(c)
+	if err := requireRole(p, partners.Auditor, partners.Admin); err != nil {
+		return err
+	}
+	priv, err := s.signer()
+	if err != nil {
+		return err
+	}
+	var readers []string
+	if !p.IsOperator() {
+		readers = []string{p.PartnerID}
+	}
+	ctx := c.Request().Context()
+	return s.db.Read(ctx, func(tx *sql.Tx) error {
+		h, err := audit.SignedHead(ctx, tx, priv)
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set("Content-Type", "application/x-ndjson")
+		c.Response().WriteHeader(200)
+		enc := json.NewEncoder(c.Response())
+		if err := audit.Export(ctx, tx, readers, h.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
+			return err
+		}
+		return enc.Encode(map[string]any{"head": h})
+	})
 }

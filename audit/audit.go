@@ -26,6 +26,9 @@ type Entry struct {
 	Details   json.RawMessage `json:"details"`
 	PrevHash  string          `json:"prev_hash"`
 	Hash      string          `json:"hash"`
+	// Redacted marks an entry the reader may not see in an export: only
+	// its place in the chain (seq and hashes) is given.
+	Redacted bool `json:"redacted,omitempty"`
 }
 
 // GenesisHash is the PrevHash of the first entry.
@@ -180,4 +183,49 @@ func VerifyChain(prevHash string, entries []Entry) error {
 		prevHash = e.Hash
 	}
 	return nil
+}
+
+// Export writes every entry up to seq upto, in order, to emit. Entries
+// outside the reader's partners (nil: every partner) are redacted to their
+// place in the chain, so the reader can still verify the whole chain.
+func Export(ctx context.Context, q Querier, readers []string, upto int64, emit func(*Entry) error) error {
+	visible := "TRUE"
+	var args []any
+	if readers != nil {
+		if len(readers) == 0 {
+			visible = "FALSE"
+		} else {
+			ph := strings.TrimSuffix(strings.Repeat("?,", len(readers)), ",")
+			visible = `(partner_id IN (` + ph + `) OR collab_id IN (SELECT id FROM collaborations WHERE proposer IN (` + ph + `) OR partner IN (` + ph + `)))`
+			for i := 0; i < 3; i++ {
+				for _, p := range readers {
+					args = append(args, p)
+				}
+			}
+		}
+	}
+	args = append(args, upto)
+	rows, err := q.QueryContext(ctx, `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash, `+visible+`
+		FROM audit_log WHERE seq <= ? ORDER BY seq`, args...)
+	if err != nil {
+		return fmt.Errorf("audit.Export: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e Entry
+		var details string
+		var vis bool
+		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash, &vis); err != nil {
+			return fmt.Errorf("audit.Export: %w", err)
+		}
+		if vis {
+			e.At, e.Details = e.At.UTC(), json.RawMessage(details)
+		} else {
+			e = Entry{Seq: e.Seq, PrevHash: e.PrevHash, Hash: e.Hash, Redacted: true}
+		}
+		if err := emit(&e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

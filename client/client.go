@@ -232,6 +232,19 @@ func (c *Client) AuditLog(ctx context.Context, filter url.Values) (json.RawMessa
 	return out, c.json(ctx, "GET", "/v1/audit?"+filter.Encode(), nil, &out)
 }
 
+// AuditExport streams the log export (NDJSON ending with the signed head).
+func (c *Client) AuditExport(ctx context.Context, w io.Writer) error {
+	return c.do(ctx, "GET", "/v1/audit/export", nil, "", w)
+}
+
+// AuditPublicKey returns the server's audit public key, in text form.
+func (c *Client) AuditPublicKey(ctx context.Context) (string, error) {
+	var out struct {
+		PublicKey string `json:"public_key"`
+	}
+	return out.PublicKey, c.json(ctx, "GET", "/v1/audit/pubkey", nil, &out)
+}
+
 // WaitMatch polls until the match is done or ctx ends.
 func (c *Client) WaitMatch(ctx context.Context, collabID, matchID string, every time.Duration) (cohort.Match, error) {
 	for {

@@ -38,6 +38,11 @@ func (c *conn) client() (*client.Client, error) {
 	return client.New(url, key), nil
 }
 
+// clientNoKey is for the routes that need no key.
+func (c *conn) clientNoKey() *client.Client {
+	return client.New(firstNonEmpty(c.url, os.Getenv("CLEANROOM_URL"), "http://127.0.0.1:8080"), "")
+}
+
 func firstNonEmpty(s ...string) string {
 	for _, x := range s {
 		if x != "" {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/store"
 	"github.com/spf13/cobra"
 )
@@ -71,6 +72,9 @@ func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsC
 			return fmt.Errorf("serve: writing the operator key: %w", err)
 		}
 		log.Info("first start: wrote the operator's admin API key; use it to create partners", "file", path)
+	}
+	if opts.Signer, err = audit.LoadOrCreateSigner(dataDir); err != nil {
+		return err
 	}
 	srv := &http.Server{Handler: api.New(db, opts).Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

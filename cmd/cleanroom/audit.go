@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/spf13/cobra"
+)
+
+func newAuditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Export the audit log and verify it offline"}
+	var pc conn
+	pubkey := &cobra.Command{
+		Use: "pubkey", Short: "Print the server's audit public key (keep it to verify exports)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl := pc.clientNoKey()
+			k, err := cl.AuditPublicKey(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k)
+			return nil
+		},
+	}
+	pc.flags(pubkey)
+	var ec conn
+	var out string
+	export := &cobra.Command{
+		Use: "export [-o FILE]", Short: "Export the log your key may read, with a signed head (NDJSON)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := ec.client()
+			if err != nil {
+				return err
+			}
+			var w io.Writer = cmd.OutOrStdout()
+			if out != "" {
+				f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			return cl.AuditExport(cmd.Context(), w)
+		},
+	}
+	ec.flags(export)
+	export.Flags().StringVarP(&out, "output", "o", "", "file to write (must not exist)")
+	var key string
+	verify := &cobra.Command{
+		Use:   "verify --pubkey KEY FILE",
+		Short: "Verify an export offline: chain, hashes and the server's signature",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if key == "" {
+				return errors.New("audit verify: --pubkey is required (cleanroom audit pubkey prints it)")
+			}
+			if b, err := os.ReadFile(key); err == nil {
+				key = strings.TrimSpace(string(b))
+			}
+			pub, err := audit.ParsePublicKey(key)
+			if err != nil {
+				return fmt.Errorf("audit verify: --pubkey: %w", err)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			entries, head, err := audit.ReadExport(f)
+			if err != nil {
+				return fmt.Errorf("audit verify: %s: %w", args[0], err)
+			}
+			if err := audit.Verify(entries, head, pub); err != nil {
+				return fmt.Errorf("audit verify: FAILED: %w", err)
+			}
+			redacted := 0
+			for _, e := range entries {
+				if e.Redacted {
+					redacted++
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d entries (%d of other partners, checked by position only), signed head at %d (%s)\n",
+				len(entries), redacted, head.Seq, head.At.Format("2006-01-02 15:04:05Z07:00"))
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&key, "pubkey", "", "the server's audit public key, or a file holding it")
+	cmd.AddCommand(pubkey, export, verify)
+	return cmd
+}

@@ -31,7 +31,7 @@ type Options struct {
 	// Signer signs the audit log's head (audit.LoadOrCreateSigner); without
 	// it the head and export routes answer 503.
 	Signer ed25519.PrivateKey
-	Logger  *slog.Logger
+	Logger *slog.Logger
 }
 
 // Server is the HTTP API over one database.
@@ -51,7 +51,7 @@ func New(db *store.DB, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	co := &cohort.Service{DB: db, TempDir: opts.TempDir}
+	co := &cohort.Service{DB: db, TempDir: opts.TempDir, Signer: opts.Signer}
 	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
@@ -90,6 +90,11 @@ func (s *Server) routes() {
 	v1.GET("/collaborations/:cid/matches/:mid", s.getMatch)
 	v1.GET("/collaborations/:cid/matches/:mid/points", s.getPoints)
 	v1.PUT("/collaborations/:cid/matches/:mid/points", s.putPoints)
+	v1.DELETE("/collaborations/:cid", s.deleteCollaboration)
+	v1.DELETE("/collaborations/:cid/audiences/:aid", s.deleteAudience)
+	v1.POST("/collaborations/:cid/deletions", s.deleteIDs(false))
+	v1.POST("/collaborations/:cid/optouts", s.deleteIDs(true))
+	v1.GET("/collaborations/:cid/receipts", s.listReceipts)
 	v1.POST("/collaborations/:cid/queries", s.runQuery)
 	v1.GET("/collaborations/:cid/budget", s.budget)
 	v1.GET("/audit", s.auditLog)
@@ -444,7 +449,15 @@ func (s *Server) upload(c echo.Context) error {
 		return errorf(415, "unsupported_media_type", "send the audience as an Arrow IPC stream (Content-Type: application/vnd.apache.arrow.stream) or Parquet (application/vnd.apache.parquet); got %q", ct)
 	}
 	body := cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes)
-	a, err := s.co.Upload(c.Request().Context(), p, co, body, format)
+	var retention time.Duration
+	if v := c.QueryParam("retention"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return errorf(400, "invalid", "retention: want a positive duration such as 720h, got %q", v)
+		}
+		retention = d
+	}
+	a, err := s.co.Upload(c.Request().Context(), p, co, body, format, retention)
 	if err != nil {
 		return err
 	}

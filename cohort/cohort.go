@@ -11,6 +11,7 @@ package cohort
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"database/sql"
 	"database/sql/driver"
@@ -54,6 +55,16 @@ type Service struct {
 	DB *store.DB
 	// TempDir holds spooled Parquet uploads; default the system's.
 	TempDir string
+	// Signer signs deletion receipts (the audit signing key).
+	Signer ed25519.PrivateKey
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 // Audience is one party's current upload in a collaboration.
@@ -102,7 +113,10 @@ const (
 // stream or a Parquet file) in a new table and makes it the party's
 // audience in collab, replacing any previous one. It is all or nothing: a
 // bad point, schema, truncated stream or body error leaves no trace.
-func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partners.Collaboration, body io.Reader, format Format) (Audience, error) {
+//
+// People the partner opted out in this collaboration are left out. With
+// retention > 0 the audience is deleted (with a receipt) once it is that old.
+func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partners.Collaboration, body io.Reader, format Format, retention time.Duration) (Audience, error) {
 	if c.State != partners.StateActive {
 		return Audience{}, fmt.Errorf("%w: collaboration %s is %s; both partners must approve its rules before uploads", ErrConflict, c.ID, c.State)
 	}
@@ -148,7 +162,10 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		}
 		defer release()
 		ex := conn.(driver.ExecerContext)
-		_, err = ex.ExecContext(ctx, `CREATE TABLE `+a.table+` AS SELECT * FROM `+view, nil)
+		// Opted-out people never enter the table.
+		_, err = ex.ExecContext(ctx, `CREATE TABLE `+a.table+` AS SELECT * FROM `+view+
+			` WHERE pid NOT IN (SELECT pid FROM optouts WHERE collab_id = ? AND partner_id = ?)`,
+			[]driver.NamedValue{{Ordinal: 1, Value: c.ID}, {Ordinal: 2, Value: actor.PartnerID}})
 		_, _ = ex.ExecContext(ctx, `DROP VIEW IF EXISTS `+view, nil)
 		return err
 	})
@@ -167,9 +184,8 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 	if _, err := io.Copy(io.Discard, hr); err != nil {
 		return fail(classify(fmt.Errorf("reading the body: %w", err)))
 	}
-	a.Rows = ar.Rows()
 	a.ContentSHA256 = hex.EncodeToString(hr.h.Sum(nil))
-	if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(DISTINCT pid) FROM `+a.table).Scan(&a.People); err != nil {
+	if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(*), count(DISTINCT pid) FROM `+a.table).Scan(&a.Rows, &a.People); err != nil {
 		return fail(err)
 	}
 	if a.People < int64(c.Rules.MinUploadUsers) {
@@ -202,8 +218,15 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt); err != nil {
 			return err
 		}
-		_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.upload", map[string]any{
-			"audience_id": a.ID, "rows": a.Rows, "content_sha256": a.ContentSHA256, "columns": cols, "replaced": a.Replaced})
+		details := map[string]any{"audience_id": a.ID, "rows": a.Rows, "rows_sent": ar.Rows(), "content_sha256": a.ContentSHA256, "columns": cols, "replaced": a.Replaced}
+		if retention > 0 {
+			exp := a.CreatedAt.Add(retention)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audience_retention VALUES (?, ?)`, a.ID, exp); err != nil {
+				return err
+			}
+			details["expires_at"] = exp
+		}
+		_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.upload", details)
 		return err
 	})
 	if err != nil {
@@ -346,6 +369,7 @@ const (
 
 func pointsTable(mid, side string) string { return "mpts_" + mid + "_" + side }
 func tokensTable(mid, side string) string { return "mtok_" + mid + "_" + side }
+func peopleTable(mid string) string       { return "cpeople_" + mid }
 
 // side returns "a" for the proposer and "b" for the other partner.
 func side(c partners.Collaboration, partnerID string) string {
@@ -791,16 +815,20 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 		return "FALSE"
 	}
 	table := "cohort_" + m.ID
-	q := `CREATE TABLE ` + table + ` AS
-		WITH people AS (
+	// The people table maps each uid to both parties' points, so that a
+	// deletion or opt-out can find a person's cohort rows. Analysts never
+	// reach it: queries read only the cohort table, and never uid itself.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE `+peopleTable(m.ID)+` AS
 			SELECT (row_number() OVER (ORDER BY random()))::BIGINT AS uid, xa.pid AS pid_a, xb.pid AS pid_b
-			FROM ` + tokensTable(m.ID, "a") + ` ta
-			JOIN ` + tokensTable(m.ID, "b") + ` tb ON ta.token = tb.token
-			JOIN ` + pointsTable(m.ID, "a") + ` xa ON xa.pos = ta.pos
-			JOIN ` + pointsTable(m.ID, "b") + ` xb ON xb.pos = tb.pos
-		)
+			FROM `+tokensTable(m.ID, "a")+` ta
+			JOIN `+tokensTable(m.ID, "b")+` tb ON ta.token = tb.token
+			JOIN `+pointsTable(m.ID, "a")+` xa ON xa.pos = ta.pos
+			JOIN `+pointsTable(m.ID, "b")+` xb ON xb.pos = tb.pos`); err != nil {
+		return fmt.Errorf("cohort: matching people: %w", err)
+	}
+	q := `CREATE TABLE ` + table + ` AS
 		SELECT ` + strings.Join(sel, ", ") + `
-		FROM people p
+		FROM ` + peopleTable(m.ID) + ` p
 		JOIN ` + aa.table + ` ra ON ra.pid = p.pid_a AND ` + consent(aa, "ra") + `
 		JOIN ` + ab.table + ` rb ON rb.pid = p.pid_b AND ` + consent(ab, "rb")
 	q = strings.ReplaceAll(q, "$purpose", "?")
@@ -858,7 +886,8 @@ func (s *Service) audienceByID(ctx context.Context, q partners.Querier, id strin
 // (the match ID). Exact sizes never leave the server; queries use them to
 // enforce min_cohort_users.
 func (s *Service) CohortInfo(ctx context.Context, q partners.Querier, collabID string) (table string, exact int64, version string, err error) {
-	err = q.QueryRowContext(ctx, `SELECT m.cohort_table, m.cohort_size, m.id FROM matches m
+	err = q.QueryRowContext(ctx, `SELECT m.cohort_table, m.cohort_size,
+			m.id || '.' || coalesce((SELECT max(rev) FROM cohort_revisions r WHERE r.match_id = m.id), 0) FROM matches m
 		WHERE m.collab_id = ? AND m.state = ? AND
 			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
 		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&table, &exact, &version)

@@ -199,6 +199,28 @@ var migrations = []string{
 		answer_sha256 VARCHAR NOT NULL,
 		created_at TIMESTAMP NOT NULL
 	);`,
+	`CREATE TABLE receipts (
+		id VARCHAR PRIMARY KEY,
+		collab_id VARCHAR NOT NULL,
+		partner_id VARCHAR NOT NULL,
+		body JSON NOT NULL,
+		created_at TIMESTAMP NOT NULL
+	);
+	CREATE TABLE optouts (
+		collab_id VARCHAR NOT NULL,
+		partner_id VARCHAR NOT NULL,
+		pid BLOB NOT NULL,
+		at TIMESTAMP NOT NULL
+	);
+	CREATE TABLE audience_retention (
+		audience_id VARCHAR NOT NULL,
+		expires_at TIMESTAMP NOT NULL
+	);
+	CREATE TABLE cohort_revisions (
+		match_id VARCHAR NOT NULL,
+		rev INTEGER NOT NULL,
+		at TIMESTAMP NOT NULL
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/cohort"
 	"github.com/cleanroom/cleanroom/store"
 	"github.com/spf13/cobra"
 )
@@ -77,6 +78,7 @@ func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsC
 		return err
 	}
 	srv := &http.Server{Handler: api.New(db, opts).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go janitor(ctx, log, &cohort.Service{DB: db, Signer: opts.Signer}, time.Minute)
 	errc := make(chan error, 1)
 	go func() {
 		if tlsCert != "" {
@@ -103,4 +105,22 @@ func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsC
 		srv.Close()
 	}
 	return nil
+}
+
+// janitor deletes audiences past their retention, each with a receipt in
+// the log, now and then every interval. It keeps no state: after a restart
+// it finds whatever expired meanwhile.
+func janitor(ctx context.Context, log *slog.Logger, co *cohort.Service, interval time.Duration) {
+	for {
+		if n, err := co.Expire(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Error("retention janitor", "err", err)
+		} else if n > 0 {
+			log.Info("retention janitor deleted expired audiences", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
 }

@@ -1,0 +1,253 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/psi"
+)
+
+func blinded(t *testing.T, key *psi.Key, person int) string {
+	h, _ := psi.NewHasher(psi.Email)
+	norm, _ := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
+	d, _ := norm.Digest(fmt.Sprintf("person%d@example.com", person))
+	p, err := key.Blind(h.Hash(d[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(p[:])
+}
+
+func (e *env) post(key, path string, body any, method string) (int, []byte) {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	return resp.StatusCode, buf.Bytes()
+}
+
+func (e *env) count(q string, args ...any) int64 {
+	var n int64
+	if err := e.db.SQL().QueryRow(q, args...).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) verifyReceipt(body []byte) audit.Receipt {
+	e.t.Helper()
+	var r audit.Receipt
+	if err := json.Unmarshal(body, &r); err != nil {
+		e.t.Fatalf("receipt %s: %v", body, err)
+	}
+	var buf bytes.Buffer
+	if err := e.op.AuditExport(context.Background(), &buf); err != nil {
+		e.t.Fatal(err)
+	}
+	entries, head, err := audit.ReadExport(&buf)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pub := e.signerPub()
+	if err := audit.Verify(entries, head, pub); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := audit.VerifyReceipt(pub, r, entries); err != nil {
+		e.t.Errorf("receipt does not verify: %v", err)
+	}
+	tampered := r
+	tampered.CohortRows++
+	if err := audit.VerifyReceipt(pub, tampered, entries); err == nil {
+		e.t.Error("a tampered receipt verifies")
+	}
+	return r
+}
+
+func (e *env) signerPub() []byte {
+	k, err := e.op.AuditPublicKey(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	pub, err := audit.ParsePublicKey(k)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return pub
+}
+
+func TestDeleteIdentifiersEverywhereWithReceipt(t *testing.T) {
+	e := newEnv(t, queryRules)
+	want := e.uploadBoth()
+	mid, _ := e.matchBoth()
+	// Person 1003 is in both audiences and consented on both sides.
+	pidA, _ := base64.StdEncoding.DecodeString(blinded(t, e.brand.key, 1003))
+	before := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid)
+	if before != int64(want) || e.count(`SELECT count(*) FROM cpeople_`+mid+` WHERE pid_a = ?`, pidA) != 1 {
+		t.Fatalf("setup: cohort %d, want %d with person 1003", before, want)
+	}
+	// A query before the deletion, to see the cache and budget after it.
+	q := `SELECT COUNT(*) FROM cohort`
+	_, b1, _ := e.ask(e.brand.analyst.Key, q, 0.5, "")
+
+	st, body := e.post(e.brand.eng.Key, "/v1/collaborations/"+e.collab+"/deletions", map[string]any{"pids": []string{blinded(t, e.brand.key, 1003)}}, "POST")
+	if st != 200 {
+		t.Fatalf("deletion: %d %s", st, body)
+	}
+	r := e.verifyReceipt(body)
+	if r.Kind != "identifiers" || r.AudienceRows != 1 || r.CohortRows != 1 || r.Tokens != 1 {
+		t.Errorf("receipt %+v: want 1 audience row, 1 cohort row, 1 token", r)
+	}
+	// Gone from the audience, the people map, the tokens and the cohort,
+	// checked in the database itself.
+	aud := e.count(`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'aud\_%' ESCAPE '\'`)
+	if aud != 2 {
+		t.Fatalf("%d audience tables", aud)
+	}
+	var brandTable string
+	e.db.SQL().QueryRow(`SELECT table_name FROM audiences WHERE partner_id = ? AND deleted_at IS NULL`, e.brand.id).Scan(&brandTable)
+	if n := e.count(`SELECT count(*) FROM `+brandTable+` WHERE pid = ?`, pidA); n != 0 {
+		t.Errorf("%d audience rows left", n)
+	}
+	if n := e.count(`SELECT count(*) FROM cpeople_`+mid+` WHERE pid_a = ?`, pidA); n != 0 {
+		t.Errorf("person still in the people map")
+	}
+	if n := e.count(`SELECT count(*) FROM mpts_`+mid+`_a WHERE pid = ?`, pidA); n != 0 {
+		t.Errorf("point still in the match's points")
+	}
+	if n := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid); n != before-1 {
+		t.Errorf("cohort has %d people, want %d", n, before-1)
+	}
+	// Queries see the new cohort: the same question is not served from the
+	// old cache, and the budget keeps what was spent.
+	_, b2, _ := e.ask(e.brand.analyst.Key, q, 0.5, "")
+	var a1, a2 struct {
+		Cached          bool
+		CohortVersion   string  `json:"cohort_version"`
+		BudgetRemaining float64 `json:"budget_remaining"`
+	}
+	json.Unmarshal(b1, &a1)
+	json.Unmarshal(b2, &a2)
+	if a2.Cached || a2.CohortVersion == a1.CohortVersion || a2.BudgetRemaining >= a1.BudgetRemaining {
+		t.Errorf("after deletion: %+v (before %+v)", a2, a1)
+	}
+}
+
+func TestOptOutAppliesToCohortsAndLaterUploads(t *testing.T) {
+	e := newEnv(t, queryRules)
+	e.uploadBoth()
+	mid, _ := e.matchBoth()
+	pidB, _ := base64.StdEncoding.DecodeString(blinded(t, e.pub.key, 1002))
+	people := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid)
+	st, body := e.post(e.pub.eng.Key, "/v1/collaborations/"+e.collab+"/optouts", map[string]any{"pids": []string{blinded(t, e.pub.key, 1002)}}, "POST")
+	if st != 200 {
+		t.Fatalf("optout: %d %s", st, body)
+	}
+	if r := e.verifyReceipt(body); r.Kind != "optout" || r.CohortRows == 0 {
+		t.Errorf("receipt %+v", r)
+	}
+	if n := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid); n != people-1 {
+		t.Errorf("existing cohort: %d people, want %d", n, people-1)
+	}
+	// The publisher uploads the same list again: the person stays out, and
+	// the next cohort does not have them.
+	_, pub, _ := audiences()
+	a, err := e.pub.eng.Upload(context.Background(), e.collab, bytes.NewReader(encode(t, e.pub.key, pub)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Rows != int64(len(pub)-1) {
+		t.Errorf("re-upload stored %d rows, want %d (opted-out person left out)", a.Rows, len(pub)-1)
+	}
+	mid2, _ := e.matchBoth()
+	if n := e.count(`SELECT count(*) FROM cpeople_`+mid2+` WHERE pid_b = ?`, pidB); n != 0 {
+		t.Error("opted-out person matched again")
+	}
+	if n := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid2); n != people-1 {
+		t.Errorf("new cohort %d, want %d", n, people-1)
+	}
+}
+
+func TestDeleteAudienceAndCollaboration(t *testing.T) {
+	e := newEnv(t, queryRules)
+	e.uploadBoth()
+	mid, _ := e.matchBoth()
+	var aid string
+	e.db.SQL().QueryRow(`SELECT id FROM audiences WHERE partner_id = ? AND deleted_at IS NULL`, e.pub.id).Scan(&aid)
+	// The other party cannot delete it.
+	if st, _ := e.post(e.brand.eng.Key, "/v1/collaborations/"+e.collab+"/audiences/"+aid, nil, "DELETE"); st != 404 {
+		t.Errorf("brand deleting the publisher's audience: %d", st)
+	}
+	st, body := e.post(e.pub.eng.Key, "/v1/collaborations/"+e.collab+"/audiences/"+aid, nil, "DELETE")
+	if st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	r := e.verifyReceipt(body)
+	if r.AudienceRows != 1200 || r.CohortRows == 0 {
+		t.Errorf("receipt %+v", r)
+	}
+	if n := e.count(`SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('cohort_` + mid + `', 'cpeople_` + mid + `', 'mtok_` + mid + `_a')`); n != 0 {
+		t.Errorf("%d match tables survive the audience's deletion", n)
+	}
+	st, body = e.post(e.brand.admin.Key, "/v1/collaborations/"+e.collab, nil, "DELETE")
+	if st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	if r := e.verifyReceipt(body); r.Kind != "collaboration" || r.AudienceRows == 0 {
+		t.Errorf("receipt %+v", r)
+	}
+	if n := e.count(`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'aud\_%' ESCAPE '\'`); n != 0 {
+		t.Errorf("%d audience tables after deleting the collaboration", n)
+	}
+	co, _ := e.brand.admin.Collaboration(context.Background(), e.collab)
+	if co.State != "deleted" {
+		t.Errorf("collaboration is %s", co.State)
+	}
+}
+
+func TestRetentionJanitorSurvivesRestart(t *testing.T) {
+	e := newEnv(t, queryRules)
+	brand, _, _ := audiences()
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/collaborations/"+e.collab+"/audiences?retention=1ms", bytes.NewReader(encode(t, e.brand.key, brand)))
+	req.Header.Set("Authorization", "Bearer "+e.brand.eng.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("upload with retention: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	// The server stops before any janitor ran; after the restart the
+	// janitor finds the expired audience in the database.
+	e.stop()
+	e.start()
+	signer, _ := audit.LoadOrCreateSigner(e.dir)
+	n, err := (&cohort.Service{DB: e.db, Signer: signer}).Expire(context.Background(), time.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("expired %d, %v", n, err)
+	}
+	if n := e.count(`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'aud\_%' ESCAPE '\'`); n != 0 {
+		t.Errorf("expired audience's table survives")
+	}
+	raw, _ := e.brand.audit.AuditLog(context.Background(), url.Values{"action": {"deletion.expiry"}})
+	if !strings.Contains(string(raw), `"receipt_id"`) {
+		t.Errorf("no expiry receipt in the log: %s", raw)
+	}
+	if n, _ := (&cohort.Service{DB: e.db, Signer: signer}).Expire(context.Background(), time.Now()); n != 0 {
+		t.Errorf("a second janitor run deleted %d again", n)
+	}
+}

@@ -251,3 +251,58 @@ func TestRetentionJanitorSurvivesRestart(t *testing.T) {
 		t.Errorf("a second janitor run deleted %d again", n)
 	}
 }
+
+func TestAccessRequestAndReport(t *testing.T) {
+	e := newQueryEnv(t)
+	e.ask(e.brand.analyst.Key, `SELECT COUNT(*) FROM cohort`, 0.5, "")
+	e.ask(e.brand.analyst.Key, `SELECT uid FROM cohort`, 0.5, "")
+	path := "/v1/collaborations/" + e.collab + "/access-requests"
+	// Person 1002 is the brand's customer (two rows: even) and in the cohort.
+	st, body := e.post(e.brand.eng.Key, path, map[string]string{"pid": blinded(t, e.brand.key, 1002)}, "POST")
+	var ar struct {
+		Rows      []map[string]any `json:"rows"`
+		InCohorts []string         `json:"in_cohorts"`
+		OptedOut  bool             `json:"opted_out"`
+	}
+	json.Unmarshal(body, &ar)
+	if st != 200 || len(ar.Rows) != 2 || len(ar.InCohorts) != 1 || ar.OptedOut || ar.Rows[0]["label"] != "region2" {
+		t.Errorf("access request: %d %s", st, body)
+	}
+	if _, ok := ar.Rows[0]["pid"]; ok {
+		t.Error("the access request returns the point")
+	}
+	// Someone the brand does not hold: nothing.
+	st, body = e.post(e.brand.eng.Key, path, map[string]string{"pid": blinded(t, e.brand.key, 99999)}, "POST")
+	json.Unmarshal(body, &ar)
+	if st != 200 || len(ar.Rows) != 0 || len(ar.InCohorts) != 0 {
+		t.Errorf("unknown person: %d %s", st, body)
+	}
+	e.post(e.pub.eng.Key, "/v1/collaborations/"+e.collab+"/optouts", map[string]any{"pids": []string{blinded(t, e.pub.key, 1002)}}, "POST")
+	st, body = e.post(e.pub.eng.Key, path, map[string]string{"pid": blinded(t, e.pub.key, 1002)}, "POST")
+	if st != 200 || !strings.Contains(string(body), `"opted_out":true`) {
+		t.Errorf("after opt-out: %d %s", st, body)
+	}
+
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/collaborations/"+e.collab+"/report", nil)
+	req.Header.Set("Authorization", "Bearer "+e.pub.audit.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep map[string]json.RawMessage
+	json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	for _, k := range []string{"data_held", "matches", "queries_by_analyst", "budget_spent_by_day", "refusals_by_reason", "deletions"} {
+		if len(rep[k]) == 0 || string(rep[k]) == "null" {
+			t.Errorf("report lacks %s", k)
+		}
+	}
+	for k, want := range map[string]string{"refusals_by_reason": `"hidden_column"`, "deletions": `"optout"`, "data_held": `"measurement"`, "queries_by_analyst": `"queries":1`} {
+		if !strings.Contains(string(rep[k]), want) {
+			t.Errorf("report %s = %s, want %s", k, rep[k], want)
+		}
+	}
+	if strings.Contains(string(rep["matches"]), `"cohort_size"`) {
+		t.Error("the report holds the exact cohort size")
+	}
+}

@@ -95,6 +95,8 @@ func (s *Server) routes() {
 	v1.POST("/collaborations/:cid/deletions", s.deleteIDs(false))
 	v1.POST("/collaborations/:cid/optouts", s.deleteIDs(true))
 	v1.GET("/collaborations/:cid/receipts", s.listReceipts)
+	v1.POST("/collaborations/:cid/access-requests", s.accessRequest)
+	v1.GET("/collaborations/:cid/report", s.report)
 	v1.POST("/collaborations/:cid/queries", s.runQuery)
 	v1.GET("/collaborations/:cid/budget", s.budget)
 	v1.GET("/audit", s.auditLog)

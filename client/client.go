@@ -5,6 +5,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/cohort"
 	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/psi"
 )
 
 // Client talks to one server with one API key.
@@ -230,6 +233,76 @@ func (c *Client) Budget(ctx context.Context, collabID string) (json.RawMessage, 
 func (c *Client) AuditLog(ctx context.Context, filter url.Values) (json.RawMessage, error) {
 	var out json.RawMessage
 	return out, c.json(ctx, "GET", "/v1/audit?"+filter.Encode(), nil, &out)
+}
+
+// DeleteIDs deletes people, given as points blinded with the caller's key,
+// or opts them out (kept out of later uploads too). It returns the receipt.
+func (c *Client) DeleteIDs(ctx context.Context, collabID string, pids []psi.Point, optOut bool) (audit.Receipt, error) {
+	enc := make([]string, len(pids))
+	for i := range pids {
+		enc[i] = base64.StdEncoding.EncodeToString(pids[i][:])
+	}
+	route := "/deletions"
+	if optOut {
+		route = "/optouts"
+	}
+	var r audit.Receipt
+	return r, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+route, map[string]any{"pids": enc}, &r)
+}
+
+// DeleteAudience deletes one of the caller's audiences.
+func (c *Client) DeleteAudience(ctx context.Context, collabID, audienceID string) (audit.Receipt, error) {
+	var r audit.Receipt
+	return r, c.json(ctx, "DELETE", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences/"+url.PathEscape(audienceID), nil, &r)
+}
+
+// DeleteCollaboration deletes a collaboration and all its data.
+func (c *Client) DeleteCollaboration(ctx context.Context, collabID string) (audit.Receipt, error) {
+	var r audit.Receipt
+	return r, c.json(ctx, "DELETE", "/v1/collaborations/"+url.PathEscape(collabID), nil, &r)
+}
+
+// AccessRequest asks what the clean room holds for one blinded identifier.
+func (c *Client) AccessRequest(ctx context.Context, collabID string, pid psi.Point) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/access-requests",
+		map[string]string{"pid": base64.StdEncoding.EncodeToString(pid[:])}, &out)
+}
+
+// Report returns a collaboration's transparency report.
+func (c *Client) Report(ctx context.Context, collabID string) (json.RawMessage, error) {
+	var out json.RawMessage
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/report", nil, &out)
+}
+
+// BlindIDs normalizes, hashes and blinds identifiers on this machine the way
+// the collaboration's rules say (its id_type and Gmail rule); idType may
+// instead be sha256 for pre-hashed values. Errors name the value's position.
+func (c *Client) BlindIDs(ctx context.Context, collabID string, key *psi.Key, idType psi.IDType, region string, values []string) ([]psi.Point, error) {
+	co, err := c.Collaboration(ctx, collabID)
+	if err != nil {
+		return nil, err
+	}
+	kind := psi.IDType(co.Rules.IDType)
+	if idType == "" {
+		idType = kind
+	}
+	if idType != kind && idType != psi.SHA256 {
+		return nil, fmt.Errorf("the collaboration matches on %s, not %s", kind, idType)
+	}
+	norm, err := psi.NewNormalizer(idType, psi.NormalizeOptions{GmailRule: co.Rules.GmailRule, DefaultRegion: region})
+	if err != nil {
+		return nil, err
+	}
+	h, err := psi.NewHasher(kind)
+	if err != nil {
+		return nil, err
+	}
+	var out psi.SliceWriter[psi.Point]
+	if err := psi.BlindIDs(ctx, &psi.SliceReader[string]{Items: values}, &out, norm, h, key, psi.Options{}); err != nil {
+		return nil, err
+	}
+	return out.Items, nil
 }
 
 // AuditExport streams the log export (NDJSON ending with the signed head).

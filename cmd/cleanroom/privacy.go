@@ -1,0 +1,343 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/psi"
+	"github.com/spf13/cobra"
+)
+
+// idValues gathers identifiers from arguments and, with --from, a file of
+// one identifier a line ("-" for standard input).
+func idValues(args []string, from string) ([]string, error) {
+	vals := append([]string(nil), args...)
+	if from != "" {
+		var r io.Reader = os.Stdin
+		if from != "-" {
+			f, err := os.Open(from)
+			if err != nil {
+				return nil, err
+			}
+			defer f.Close()
+			r = f
+		}
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if s := strings.TrimSpace(sc.Text()); s != "" {
+				vals = append(vals, s)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if len(vals) == 0 {
+		return nil, errors.New("no identifiers: give them as arguments or with --from FILE")
+	}
+	return vals, nil
+}
+
+// collabKeys parses repeated --psi-key COLLAB=FILE flags.
+func collabKeys(flags []string) (map[string]*psi.Key, []string, error) {
+	keys := map[string]*psi.Key{}
+	var order []string
+	for _, f := range flags {
+		cid, file, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, nil, fmt.Errorf("--psi-key %q: want COLLAB_ID=KEYFILE", f)
+		}
+		k, err := psi.LoadKey(file)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys[cid] = k
+		order = append(order, cid)
+	}
+	if len(order) == 0 {
+		return nil, nil, errors.New("give --psi-key COLLAB_ID=KEYFILE for each collaboration")
+	}
+	return keys, order, nil
+}
+
+func newDeleteCmd() *cobra.Command {
+	var c conn
+	var collab, keyFile, idType, region, from, audienceID string
+	var whole bool
+	cmd := &cobra.Command{
+		Use:   "delete --collab ID (--psi-key FILE IDENTIFIER... | --audience AID | --collaboration)",
+		Short: "Delete people, an audience or a whole collaboration; prints a signed receipt",
+		Long: `delete removes data from the clean room in one transaction and prints the
+server's signed deletion receipt (keep it; cleanroom receipt verify checks it):
+
+  --psi-key FILE IDENTIFIER...  people, blinded here with this party's key
+  --audience AID                one of this party's audiences and its cohorts
+  --collaboration               everything in the collaboration (admin key)`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if collab == "" {
+				return errors.New("delete: --collab is required")
+			}
+			var r audit.Receipt
+			switch {
+			case whole:
+				r, err = cl.DeleteCollaboration(cmd.Context(), collab)
+			case audienceID != "":
+				r, err = cl.DeleteAudience(cmd.Context(), collab, audienceID)
+			default:
+				if keyFile == "" {
+					return errors.New("delete: give --psi-key FILE with identifiers, --audience AID or --collaboration")
+				}
+				key, err := psi.LoadKey(keyFile)
+				if err != nil {
+					return err
+				}
+				vals, err := idValues(args, from)
+				if err != nil {
+					return err
+				}
+				pids, err := cl.BlindIDs(cmd.Context(), collab, key, psi.IDType(idType), region, vals)
+				if err != nil {
+					return err
+				}
+				r, err = cl.DeleteIDs(cmd.Context(), collab, pids, false)
+				if err != nil {
+					return err
+				}
+				return printOut(cmd, r)
+			}
+			if err != nil {
+				return err
+			}
+			return printOut(cmd, r)
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	cmd.Flags().StringVar(&keyFile, "psi-key", "", "this party's blinding key for the collaboration")
+	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: the collaboration's)")
+	cmd.Flags().StringVar(&region, "region", "", "default phone region")
+	cmd.Flags().StringVar(&from, "from", "", "file of identifiers, one a line (- for stdin)")
+	cmd.Flags().StringVar(&audienceID, "audience", "", "delete this audience")
+	cmd.Flags().BoolVar(&whole, "collaboration", false, "delete the whole collaboration")
+	return cmd
+}
+
+func newOptOutCmd() *cobra.Command {
+	var c conn
+	var keys []string
+	var idType, region, from string
+	cmd := &cobra.Command{
+		Use:   "optout --psi-key COLLAB=FILE [--psi-key ...] IDENTIFIER...",
+		Short: "Opt people out of every collaboration this party holds a key for",
+		Long: `optout blinds each identifier here with each collaboration's key and submits
+it; the server removes those people from this party's audiences and from
+every cohort they are in, and keeps them out of later uploads and matches.
+It prints one signed receipt per collaboration.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			ks, order, err := collabKeys(keys)
+			if err != nil {
+				return err
+			}
+			vals, err := idValues(args, from)
+			if err != nil {
+				return err
+			}
+			var receipts []audit.Receipt
+			for _, cid := range order {
+				pids, err := cl.BlindIDs(cmd.Context(), cid, ks[cid], psi.IDType(idType), region, vals)
+				if err != nil {
+					return fmt.Errorf("optout: %s: %w", cid, err)
+				}
+				r, err := cl.DeleteIDs(cmd.Context(), cid, pids, true)
+				if err != nil {
+					return fmt.Errorf("optout: %s: %w", cid, err)
+				}
+				receipts = append(receipts, r)
+			}
+			return printOut(cmd, receipts)
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB_ID=KEYFILE, once per collaboration")
+	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: each collaboration's)")
+	cmd.Flags().StringVar(&region, "region", "", "default phone region")
+	cmd.Flags().StringVar(&from, "from", "", "file of identifiers, one a line (- for stdin)")
+	return cmd
+}
+
+func newAccessRequestCmd() *cobra.Command {
+	var c conn
+	var keys []string
+	var idType, region string
+	cmd := &cobra.Command{
+		Use:   "access-request --psi-key COLLAB=FILE [--psi-key ...] [--id-type T] IDENTIFIER",
+		Short: "What the clean room holds for one person, across this party's collaborations",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			ks, order, err := collabKeys(keys)
+			if err != nil {
+				return err
+			}
+			out := map[string]json.RawMessage{}
+			for _, cid := range order {
+				pids, err := cl.BlindIDs(cmd.Context(), cid, ks[cid], psi.IDType(idType), region, args)
+				if err != nil {
+					return fmt.Errorf("access-request: %s: %w", cid, err)
+				}
+				res, err := cl.AccessRequest(cmd.Context(), cid, pids[0])
+				if err != nil {
+					return fmt.Errorf("access-request: %s: %w", cid, err)
+				}
+				out[cid] = res
+			}
+			return printOut(cmd, out)
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB_ID=KEYFILE, once per collaboration")
+	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: each collaboration's)")
+	cmd.Flags().StringVar(&region, "region", "", "default phone region")
+	return cmd
+}
+
+func newReceiptCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "receipt", Short: "Check deletion receipts"}
+	var key, logFile string
+	verify := &cobra.Command{
+		Use:   "verify --pubkey KEY RECEIPT.json [--log EXPORT.ndjson]",
+		Short: "Verify a receipt's signature and, with --log, that the verified log records it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if b, err := os.ReadFile(key); err == nil {
+				key = strings.TrimSpace(string(b))
+			}
+			pub, err := audit.ParsePublicKey(key)
+			if err != nil {
+				return fmt.Errorf("receipt verify: --pubkey: %w", err)
+			}
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			var r audit.Receipt
+			if err := json.Unmarshal(b, &r); err != nil {
+				return fmt.Errorf("receipt verify: %s: %w", args[0], err)
+			}
+			var entries []audit.Entry
+			if logFile != "" {
+				f, err := os.Open(logFile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				var head audit.Head
+				if entries, head, err = audit.ReadExport(f); err != nil {
+					return fmt.Errorf("receipt verify: %s: %w", logFile, err)
+				}
+				if err := audit.Verify(entries, head, pub); err != nil {
+					return fmt.Errorf("receipt verify: the log does not verify: %w", err)
+				}
+			}
+			if err := audit.VerifyReceipt(pub, r, entries); err != nil {
+				return fmt.Errorf("receipt verify: FAILED: %w", err)
+			}
+			where := ""
+			if logFile != "" {
+				where = fmt.Sprintf(", recorded at log entry %d", r.AuditSeq)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OK: receipt %s: %s deletion of %d audience rows, %d cohort rows, %d tokens at %s%s\n",
+				r.ID, r.Kind, r.AudienceRows, r.CohortRows, r.Tokens, r.At.Format("2006-01-02 15:04:05Z07:00"), where)
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&key, "pubkey", "", "the server's audit public key, or a file holding it")
+	verify.Flags().StringVar(&logFile, "log", "", "an audit export (cleanroom audit export) to find the receipt in")
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+func newReportCmd() *cobra.Command {
+	var c conn
+	var collab string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "report --collab ID",
+		Short: "The collaboration's transparency report",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			if collab == "" {
+				return errors.New("report: --collab is required")
+			}
+			raw, err := cl.Report(cmd.Context(), collab)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
+				return err
+			}
+			return printReport(cmd.OutOrStdout(), raw)
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+// printReport prints each section of the report as lines of key=value.
+func printReport(out io.Writer, raw json.RawMessage) error {
+	var rep map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return err
+	}
+	var co struct {
+		ID, Name, State string
+	}
+	json.Unmarshal(rep["collaboration"], &co)
+	fmt.Fprintf(out, "Transparency report: collaboration %s (%s), %s\n", co.Name, co.ID, co.State)
+	for _, sec := range []struct{ key, title string }{
+		{"data_held", "Data held"}, {"matches", "Matches (noisy cohort sizes)"}, {"queries_by_analyst", "Queries by analyst"},
+		{"budget_spent_by_day", "Privacy budget spent"}, {"refusals_by_reason", "Refused queries"}, {"deletions", "Deletions and expiries honoured"},
+	} {
+		var rows []map[string]any
+		json.Unmarshal(rep[sec.key], &rows)
+		fmt.Fprintf(out, "\n%s:\n", sec.title)
+		if len(rows) == 0 {
+			fmt.Fprintln(out, "  none")
+		}
+		for _, r := range rows {
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(r)) {
+				b, _ := json.Marshal(r[k])
+				parts = append(parts, k+"="+string(b))
+			}
+			fmt.Fprintf(out, "  %s\n", strings.Join(parts, " "))
+		}
+	}
+	return nil
+}

@@ -178,8 +178,18 @@ func (c *Client) Collaborations(ctx context.Context) ([]partners.Collaboration, 
 
 // Upload sends an audience as an Arrow IPC stream read from body.
 func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (cohort.Audience, error) {
+	return c.UploadRetained(ctx, collabID, body, 0)
+}
+
+// UploadRetained is Upload with a retention period: the server deletes the
+// audience (with a receipt) once it is that old. 0 keeps it until deleted.
+func (c *Client) UploadRetained(ctx context.Context, collabID string, body io.Reader, retention time.Duration) (cohort.Audience, error) {
+	path := "/v1/collaborations/" + url.PathEscape(collabID) + "/audiences"
+	if retention > 0 {
+		path += "?retention=" + url.QueryEscape(retention.String())
+	}
 	var out cohort.Audience
-	return out, c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", body, "application/vnd.apache.arrow.stream", &out)
+	return out, c.do(ctx, "POST", path, body, "application/vnd.apache.arrow.stream", &out)
 }
 
 // UploadParquet sends an audience as a Parquet file in the upload format.

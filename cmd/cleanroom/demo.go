@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/query"
@@ -226,6 +228,46 @@ FROM cohort GROUP BY publisher_exposed`},
 	}
 	say("")
 	if err := printBudget(ctx, analyst, co.ID, out); err != nil {
+		return err
+	}
+
+	// The publisher's auditor checks the log offline and reads the report.
+	audKey, err := pub.admin.CreateKey(ctx, pub.id, "auditor", "demo")
+	if err != nil {
+		return err
+	}
+	auditor := client.New(url, audKey.Secret)
+	pkText, err := auditor.AuditPublicKey(ctx)
+	if err != nil {
+		return err
+	}
+	pk, err := audit.ParsePublicKey(pkText)
+	if err != nil {
+		return err
+	}
+	var export bytes.Buffer
+	if err := auditor.AuditExport(ctx, &export); err != nil {
+		return err
+	}
+	exportPath := filepath.Join(dir, "audit-export.ndjson")
+	if err := os.WriteFile(exportPath, export.Bytes(), 0o600); err != nil {
+		return err
+	}
+	entries, head, err := audit.ReadExport(bytes.NewReader(export.Bytes()))
+	if err != nil {
+		return err
+	}
+	if err := audit.Verify(entries, head, pk); err != nil {
+		return fmt.Errorf("demo: the audit log does not verify: %w", err)
+	}
+	say("\n%s's auditor verified the signed audit log offline: %d entries, head %d signed by %s (%s)",
+		pub.name, len(entries), head.Seq, pkText, exportPath)
+	rep, err := auditor.Report(ctx, co.ID)
+	if err != nil {
+		return err
+	}
+	say("")
+	if err := printReport(out, rep); err != nil {
 		return err
 	}
 	say("\nthe data lives in %s (delete the directory when done)", dir)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/client"
@@ -22,6 +23,7 @@ type uploadFlags struct {
 	collab, keyFile, idColumn, idType, hashedKind, region, consentColumn, consentAll string
 	attrs                                                                            []string
 	skipBlank, quiet                                                                 bool
+	retention                                                                        time.Duration
 }
 
 func newUploadCmd() *cobra.Command {
@@ -68,6 +70,7 @@ A new upload replaces this party's previous audience in the collaboration.`,
 	fl.StringVar(&f.consentColumn, "consent-column", "", "column holding consent purposes, separated by ';'")
 	fl.StringVar(&f.consentAll, "consent-all", "", "attest that every row consents to this purpose")
 	fl.BoolVar(&f.skipBlank, "skip-blank", false, "skip rows whose identifier is blank instead of failing")
+	fl.DurationVar(&f.retention, "retention", 0, "delete the audience on the server once it is this old (e.g. 2160h); 0 keeps it")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
 	return cmd
 }
@@ -146,7 +149,7 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 		pw.CloseWithError(err)
 		encErr <- err
 	}()
-	a, upErr := cl.Upload(ctx, f.collab, pr)
+	a, upErr := cl.UploadRetained(ctx, f.collab, pr, f.retention)
 	pr.CloseWithError(errUploadEnded)
 	if err := <-encErr; err != nil && !errors.Is(err, errUploadEnded) && !strings.Contains(err.Error(), errUploadEnded.Error()) {
 		// The encoder's error (a bad row) explains the failed upload.

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"errors"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -56,15 +56,9 @@ func newAuditCmd() *cobra.Command {
 		Short: "Verify an export offline: chain, hashes and the server's signature",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if key == "" {
-				return errors.New("audit verify: --pubkey is required (cleanroom audit pubkey prints it)")
-			}
-			if b, err := os.ReadFile(key); err == nil {
-				key = strings.TrimSpace(string(b))
-			}
-			pub, err := audit.ParsePublicKey(key)
+			pub, err := readPubKey("audit verify", key)
 			if err != nil {
-				return fmt.Errorf("audit verify: --pubkey: %w", err)
+				return err
 			}
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -92,4 +86,19 @@ func newAuditCmd() *cobra.Command {
 	verify.Flags().StringVar(&key, "pubkey", "", "the server's audit public key, or a file holding it")
 	cmd.AddCommand(pubkey, export, verify)
 	return cmd
+}
+
+// readPubKey reads --pubkey: the key's text, or a file holding it.
+func readPubKey(cmdName, key string) (ed25519.PublicKey, error) {
+	if key == "" {
+		return nil, fmt.Errorf("%s: --pubkey is required (cleanroom audit pubkey prints it)", cmdName)
+	}
+	if b, err := os.ReadFile(key); err == nil {
+		key = strings.TrimSpace(string(b))
+	}
+	pub, err := audit.ParsePublicKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --pubkey: %w", cmdName, err)
+	}
+	return pub, nil
 }

@@ -228,12 +228,9 @@ func newReceiptCmd() *cobra.Command {
 		Short: "Verify a receipt's signature and, with --log, that the verified log records it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if b, err := os.ReadFile(key); err == nil {
-				key = strings.TrimSpace(string(b))
-			}
-			pub, err := audit.ParsePublicKey(key)
+			pub, err := readPubKey("receipt verify", key)
 			if err != nil {
-				return fmt.Errorf("receipt verify: --pubkey: %w", err)
+				return err
 			}
 			b, err := os.ReadFile(args[0])
 			if err != nil {

@@ -773,3 +773,33 @@ func TestAuditExportVerifiesOffline(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenAPIAndMetrics(t *testing.T) {
+	e := newEnv(t, testRules)
+	resp, err := http.Get(e.srv.URL + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI string                    `json:"openapi"`
+		Paths   map[string]map[string]any `json:"paths"`
+	}
+	json.NewDecoder(resp.Body).Decode(&doc)
+	resp.Body.Close()
+	if doc.OpenAPI == "" || doc.Paths["/v1/collaborations/{cid}/queries"]["post"] == nil || doc.Paths["/v1/audit/head"]["get"] == nil {
+		t.Errorf("openapi paths: %v", len(doc.Paths))
+	}
+	resp, err = http.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(buf.String(), `cleanroom_http_requests_total{method="POST",route="/v1/collaborations",status="201"} 1`) {
+		t.Errorf("metrics lack the proposal: %.500s", buf.String())
+	}
+	if strings.Contains(buf.String(), "crk_") || strings.Contains(buf.String(), e.collab) {
+		t.Error("metrics carry keys or IDs")
+	}
+}

@@ -36,11 +36,21 @@ type Options struct {
 
 // Server is the HTTP API over one database.
 type Server struct {
-	db   *store.DB
-	co   *cohort.Service
-	qs   *query.Service
-	opts Options
-	e    *echo.Echo
+	db    *store.DB
+	co    *cohort.Service
+	qs    *query.Service
+	opts  Options
+	e     *echo.Echo
+	m     *metrics
+	table []route
+}
+
+// route is one authenticated API route; the table also makes /openapi.json.
+type route struct {
+	method, path string
+	handler      echo.HandlerFunc
+	summary      string
+	role         string
 }
 
 // New returns the API server's handler.
@@ -52,7 +62,7 @@ func New(db *store.DB, opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	co := &cohort.Service{DB: db, TempDir: opts.TempDir, Signer: opts.Signer}
-	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New()}
+	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New(), m: newMetrics()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)
@@ -73,35 +83,43 @@ func (s *Server) routes() {
 		return c.JSON(200, map[string]string{"status": "ready"})
 	})
 	e.GET("/v1/audit/pubkey", s.auditPubkey)
+	e.GET("/metrics", s.m.handler())
+	e.GET("/openapi.json", s.openAPI)
 	v1 := e.Group("/v1", s.authenticate)
-	v1.POST("/partners", s.createPartner)
-	v1.GET("/partners", s.listPartners)
-	v1.POST("/partners/:pid/keys", s.createKey)
-	v1.GET("/partners/:pid/keys", s.listKeys)
-	v1.DELETE("/partners/:pid/keys/:kid", s.revokeKey)
-	v1.POST("/collaborations", s.propose)
-	v1.GET("/collaborations", s.listCollabs)
-	v1.GET("/collaborations/:cid", s.getCollab)
-	v1.PUT("/collaborations/:cid/rules", s.changeRules)
-	v1.POST("/collaborations/:cid/approve", s.approve)
-	v1.POST("/collaborations/:cid/audiences", s.upload)
-	v1.GET("/collaborations/:cid/audiences", s.listAudiences)
-	v1.POST("/collaborations/:cid/matches", s.startMatch)
-	v1.GET("/collaborations/:cid/matches/:mid", s.getMatch)
-	v1.GET("/collaborations/:cid/matches/:mid/points", s.getPoints)
-	v1.PUT("/collaborations/:cid/matches/:mid/points", s.putPoints)
-	v1.DELETE("/collaborations/:cid", s.deleteCollaboration)
-	v1.DELETE("/collaborations/:cid/audiences/:aid", s.deleteAudience)
-	v1.POST("/collaborations/:cid/deletions", s.deleteIDs(false))
-	v1.POST("/collaborations/:cid/optouts", s.deleteIDs(true))
-	v1.GET("/collaborations/:cid/receipts", s.listReceipts)
-	v1.POST("/collaborations/:cid/access-requests", s.accessRequest)
-	v1.GET("/collaborations/:cid/report", s.report)
-	v1.POST("/collaborations/:cid/queries", s.runQuery)
-	v1.GET("/collaborations/:cid/budget", s.budget)
-	v1.GET("/audit", s.auditLog)
-	v1.GET("/audit/head", s.auditHead)
-	v1.GET("/audit/export", s.auditExport)
+	routes := []route{
+		{"POST", "/partners", s.createPartner, "Create a partner and its first admin key", "operator admin"},
+		{"GET", "/partners", s.listPartners, "List partners", "admin"},
+		{"POST", "/partners/:pid/keys", s.createKey, "Create an API key with a role", "partner admin"},
+		{"GET", "/partners/:pid/keys", s.listKeys, "List a partner's keys", "partner admin"},
+		{"DELETE", "/partners/:pid/keys/:kid", s.revokeKey, "Revoke a key", "partner admin"},
+		{"POST", "/collaborations", s.propose, "Propose a collaboration with rules", "admin"},
+		{"GET", "/collaborations", s.listCollabs, "List the caller's collaborations", "any"},
+		{"GET", "/collaborations/:cid", s.getCollab, "Show a collaboration", "member"},
+		{"PUT", "/collaborations/:cid/rules", s.changeRules, "Propose new rules (both must approve again)", "admin"},
+		{"POST", "/collaborations/:cid/approve", s.approve, "Approve the current rules", "admin"},
+		{"POST", "/collaborations/:cid/audiences", s.upload, "Upload an audience (Arrow IPC stream or Parquet)", "engineer"},
+		{"GET", "/collaborations/:cid/audiences", s.listAudiences, "The current audiences", "member"},
+		{"POST", "/collaborations/:cid/matches", s.startMatch, "Start (or join) a match", "engineer"},
+		{"GET", "/collaborations/:cid/matches/:mid", s.getMatch, "A match's state and noisy cohort size", "member"},
+		{"GET", "/collaborations/:cid/matches/:mid/points", s.getPoints, "The other party's points to re-blind (Arrow IPC)", "engineer"},
+		{"PUT", "/collaborations/:cid/matches/:mid/points", s.putPoints, "The re-blinded points, same order (Arrow IPC)", "engineer"},
+		{"DELETE", "/collaborations/:cid", s.deleteCollaboration, "Delete the collaboration and all its data; returns a receipt", "admin"},
+		{"DELETE", "/collaborations/:cid/audiences/:aid", s.deleteAudience, "Delete an audience; returns a receipt", "engineer"},
+		{"POST", "/collaborations/:cid/deletions", s.deleteIDs(false), "Delete people given as blinded points; returns a receipt", "engineer"},
+		{"POST", "/collaborations/:cid/optouts", s.deleteIDs(true), "Opt people out; returns a receipt", "engineer"},
+		{"GET", "/collaborations/:cid/receipts", s.listReceipts, "Deletion receipts", "member"},
+		{"POST", "/collaborations/:cid/access-requests", s.accessRequest, "What is held for one blinded identifier", "engineer or admin"},
+		{"GET", "/collaborations/:cid/report", s.report, "Transparency report", "member"},
+		{"POST", "/collaborations/:cid/queries", s.runQuery, "Ask an aggregate question (JSON, CSV or Arrow answer)", "analyst"},
+		{"GET", "/collaborations/:cid/budget", s.budget, "Privacy budget spent and remaining", "member"},
+		{"GET", "/audit", s.auditLog, "Audit entries: filters collab, actor, action, since, until, after, limit; format=ndjson", "auditor or admin"},
+		{"GET", "/audit/head", s.auditHead, "The signed head of the audit chain", "auditor or admin"},
+		{"GET", "/audit/export", s.auditExport, "NDJSON export ending with a signed head", "auditor or admin"},
+	}
+	for _, r := range routes {
+		v1.Add(r.method, r.path, r.handler)
+	}
+	s.table = routes
 }
 
 // apiError is the body of every error: {"error": {"code", "message"}}.
@@ -158,8 +176,10 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
+		d := time.Since(t0)
+		s.m.observe(c, d)
 		s.opts.Logger.Info("request", "method", c.Request().Method, "route", c.Path(),
-			"status", c.Response().Status, "ms", time.Since(t0).Milliseconds())
+			"status", c.Response().Status, "ms", d.Milliseconds())
 		return nil
 	}
 }

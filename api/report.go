@@ -57,17 +57,10 @@ func (s *Server) accessRequest(c echo.Context) error {
 		side = "b"
 	}
 	var inCohorts []string
-	mrows, err := s.db.SQL().QueryContext(ctx, `SELECT id FROM matches WHERE collab_id = ? AND state = 'done'`, co.ID)
+	mids, err := store.QueryStrings(ctx, s.db.SQL(), `SELECT id FROM matches WHERE collab_id = ? AND state = 'done'`, co.ID)
 	if err != nil {
 		return err
 	}
-	var mids []string
-	for mrows.Next() {
-		var id string
-		mrows.Scan(&id)
-		mids = append(mids, id)
-	}
-	mrows.Close()
 	for _, mid := range mids {
 		var n int
 		if err := s.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM cpeople_`+mid+` WHERE pid_`+side+` = ?`, pid[:]).Scan(&n); err == nil && n > 0 {

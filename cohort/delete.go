@@ -12,6 +12,7 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/store"
 )
 
 // MaxDeleteIdentifiers bounds one deletion or opt-out request.
@@ -49,20 +50,7 @@ func matchesOf(ctx context.Context, tx *sql.Tx, collabID, audienceID string) ([]
 		q += ` AND (audience_a = ? OR audience_b = ?)`
 		args = append(args, audienceID, audienceID)
 	}
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return store.QueryStrings(ctx, tx, q, args...)
 }
 
 // bumpRevision marks a cohort as changed: answers cached for the old

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/store"
 )
 
 // Role is what an API key may do.
@@ -212,20 +213,10 @@ func getKey(ctx context.Context, q Querier, id string) (Key, error) {
 
 // ListKeys returns a partner's keys (never their secrets).
 func ListKeys(ctx context.Context, q Querier, partnerID string) ([]Key, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id FROM api_keys WHERE partner_id = ? ORDER BY created_at`, partnerID)
+	ids, err := store.QueryStrings(ctx, q, `SELECT id FROM api_keys WHERE partner_id = ? ORDER BY created_at`, partnerID)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	keys := make([]Key, 0, len(ids))
 	for _, id := range ids {
 		k, err := getKey(ctx, q, id)
@@ -455,20 +446,10 @@ func ListCollaborations(ctx context.Context, q Querier, viewer Principal) ([]Col
 		query += ` WHERE proposer = ? OR partner = ?`
 		args = append(args, viewer.PartnerID, viewer.PartnerID)
 	}
-	rows, err := q.QueryContext(ctx, query+` ORDER BY created_at`, args...)
+	ids, err := store.QueryStrings(ctx, q, query+` ORDER BY created_at`, args...)
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	out := make([]Collaboration, 0, len(ids))
 	for _, id := range ids {
 		c, err := GetCollaboration(ctx, q, id, viewer)

@@ -267,3 +267,27 @@ func QuoteIdent(name string) string {
 	}
 	return string(append(out, '"'))
 }
+
+// Rows is what QueryStrings reads from: *sql.DB, *sql.Tx or *sql.Conn.
+type Rows interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// QueryStrings returns the first column of every row of a query, such as
+// a list of IDs.
+func QueryStrings(ctx context.Context, q Rows, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

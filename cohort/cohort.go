@@ -408,16 +408,16 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 	// Only consented rows take part, each person once, in an order (by
 	// point) that says nothing about the upload's row order.
 	for _, x := range []struct {
-		side  string
-		table string
-		n     *int64
-	}{{"a", aa.table, &m.PointsA}, {"b", ab.table, &m.PointsB}} {
+		side string
+		aud  Audience
+		n    *int64
+	}{{"a", aa, &m.PointsA}, {"b", ab, &m.PointsB}} {
 		consent := "FALSE"
-		if hasColumn(aa, ab, x.side, audience.ConsentColumn) {
+		if x.aud.hasColumn(audience.ConsentColumn) {
 			consent = `list_contains(consent, ?)`
 		}
 		q := `CREATE TABLE ` + pointsTable(m.ID, x.side) + ` AS SELECT (row_number() OVER (ORDER BY pid) - 1)::BIGINT AS pos, pid
-			FROM (SELECT DISTINCT pid FROM ` + x.table + ` WHERE ` + consent + `)`
+			FROM (SELECT DISTINCT pid FROM ` + x.aud.table + ` WHERE ` + consent + `)`
 		var args []any
 		if consent != "FALSE" {
 			args = append(args, c.Rules.Purpose)
@@ -461,11 +461,8 @@ var errRaceLost = errors.New("race lost")
 // ErrAwaitingUpload is a match started before both parties uploaded.
 var ErrAwaitingUpload = errors.New("both parties must upload before matching")
 
-func hasColumn(aa, ab Audience, side, name string) bool {
-	a := aa
-	if side == "b" {
-		a = ab
-	}
+// hasColumn reports whether the audience was uploaded with a column.
+func (a Audience) hasColumn(name string) bool {
 	var cols []column
 	_ = json.Unmarshal(a.Columns, &cols)
 	for _, c := range cols {
@@ -809,7 +806,7 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 		}
 	}
 	consent := func(a Audience, alias string) string {
-		if hasColumn(a, a, "a", audience.ConsentColumn) {
+		if a.hasColumn(audience.ConsentColumn) {
 			return "list_contains(" + alias + ".consent, $purpose)"
 		}
 		return "FALSE"

@@ -234,6 +234,38 @@ func dropMatchData(ctx context.Context, tx *sql.Tx, mid string) (cohortRows, tok
 	return
 }
 
+// dropAudience drops an audience's table, marks it deleted and returns how
+// many rows it held.
+func dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, error) {
+	var n int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE `+table); err != nil {
+		return 0, err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE audiences SET deleted_at = ? WHERE id = ?`, time.Now().UTC(), id)
+	return n, err
+}
+
+// dropMatches drops the data of the collaboration's matches (those built
+// from audienceID, or all when it is empty) and adds what went to r.
+func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, r *audit.Receipt) error {
+	mids, err := matchesOf(ctx, tx, collabID, audienceID)
+	if err != nil {
+		return err
+	}
+	for _, mid := range mids {
+		cr, tk, err := dropMatchData(ctx, tx, mid)
+		if err != nil {
+			return err
+		}
+		r.CohortRows += cr
+		r.Tokens += tk
+	}
+	return nil
+}
+
 // DeleteAudienceByID deletes an audience and every cohort built from it.
 // kind is DeleteAudience, or DeleteExpiry for the retention janitor.
 func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c partners.Collaboration, audienceID, kind string) (audit.Receipt, error) {
@@ -244,26 +276,11 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 			return fmt.Errorf("%w: audience %s", ErrNotFound, audienceID)
 		}
 		r.PartnerID = a.PartnerID
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+a.table).Scan(&r.AudienceRows); err != nil {
+		if r.AudienceRows, err = dropAudience(ctx, tx, a.ID, a.table); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DROP TABLE `+a.table); err != nil {
+		if err := dropMatches(ctx, tx, c.ID, a.ID, &r); err != nil {
 			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE audiences SET deleted_at = ? WHERE id = ?`, time.Now().UTC(), a.ID); err != nil {
-			return err
-		}
-		mids, err := matchesOf(ctx, tx, c.ID, a.ID)
-		if err != nil {
-			return err
-		}
-		for _, mid := range mids {
-			cr, tk, err := dropMatchData(ctx, tx, mid)
-			if err != nil {
-				return err
-			}
-			r.CohortRows += cr
-			r.Tokens += tk
 		}
 		r, err = s.finishReceipt(ctx, tx, actor, r)
 		return err
@@ -291,29 +308,14 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		}
 		rows.Close()
 		for i, t := range tables {
-			var n int64
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+t).Scan(&n); err != nil {
-				return err
-			}
-			r.AudienceRows += n
-			if _, err := tx.ExecContext(ctx, `DROP TABLE `+t); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE audiences SET deleted_at = ? WHERE id = ?`, time.Now().UTC(), ids[i]); err != nil {
-				return err
-			}
-		}
-		mids, err := matchesOf(ctx, tx, c.ID, "")
-		if err != nil {
-			return err
-		}
-		for _, mid := range mids {
-			cr, tk, err := dropMatchData(ctx, tx, mid)
+			n, err := dropAudience(ctx, tx, ids[i], t)
 			if err != nil {
 				return err
 			}
-			r.CohortRows += cr
-			r.Tokens += tk
+			r.AudienceRows += n
+		}
+		if err := dropMatches(ctx, tx, c.ID, "", &r); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET state = 'deleted', updated_at = ? WHERE id = ?`, time.Now().UTC(), c.ID); err != nil {
 			return err

@@ -35,30 +35,16 @@ hashes, and reports limit_seconds, the time the 4N multiplications and 2N
 hashes alone take at those rates on all cores, and ratio = seconds / limit.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := bench.ParseFraction(overlap)
+			common, err := sizeAndOverlap("bench psi", n, overlap)
 			if err != nil {
 				return err
 			}
-			if n <= 0 {
-				return fmt.Errorf("bench psi: -n must be positive, got %d", n)
-			}
-			opts := bench.PSIOptions{NA: n, NB: n, Overlap: int(math.Round(f * float64(n))), Workers: workers}
-			if !quiet {
-				opts.Log = func(stage string, d time.Duration) {
-					fmt.Fprintf(os.Stderr, "%-12s %8.2fs\n", stage, d.Seconds())
-				}
-			}
+			opts := bench.PSIOptions{NA: n, NB: n, Overlap: common, Workers: workers, Log: stageLog(quiet)}
 			res, err := bench.RunPSI(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
-			if err := printJSON(cmd, res); err != nil {
-				return err
-			}
-			if res.Found != res.Expected {
-				return fmt.Errorf("bench psi: found %d matches, expected %d", res.Found, res.Expected)
-			}
-			return nil
+			return printResult(cmd, "bench psi", res, res.Found, res.Expected)
 		},
 	}
 	cmd.Flags().IntVarP(&n, "n", "n", 100000, "people in each audience")
@@ -76,29 +62,54 @@ func newBenchIntersectCmd() *cobra.Command {
 		Short: "Intersect two streams of N matching tokens; reports time and peak memory",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := bench.ParseFraction(overlap)
+			common, err := sizeAndOverlap("bench intersect", n, overlap)
 			if err != nil {
 				return err
 			}
-			if n <= 0 {
-				return fmt.Errorf("bench intersect: -n must be positive, got %d", n)
-			}
-			res, err := bench.RunIntersect(cmd.Context(), n, int(math.Round(f*float64(n))))
+			res, err := bench.RunIntersect(cmd.Context(), n, common)
 			if err != nil {
 				return err
 			}
-			if err := printJSON(cmd, res); err != nil {
-				return err
-			}
-			if res.Found != res.Expected {
-				return fmt.Errorf("bench intersect: found %d matches, expected %d", res.Found, res.Expected)
-			}
-			return nil
+			return printResult(cmd, "bench intersect", res, res.Found, res.Expected)
 		},
 	}
 	cmd.Flags().IntVarP(&n, "n", "n", 10000000, "tokens in each stream")
 	cmd.Flags().StringVar(&overlap, "overlap", "0.1", "fraction of tokens in both streams")
 	return cmd
+}
+
+// sizeAndOverlap checks -n and -overlap and returns how many are in both.
+func sizeAndOverlap(name string, n int, overlap string) (int, error) {
+	f, err := bench.ParseFraction(overlap)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%s: -n must be positive, got %d", name, n)
+	}
+	return int(math.Round(f * float64(n))), nil
+}
+
+// stageLog prints stage timings to stderr unless quiet.
+func stageLog(quiet bool) func(string, time.Duration) {
+	if quiet {
+		return nil
+	}
+	return func(stage string, d time.Duration) {
+		fmt.Fprintf(os.Stderr, "%-14s %8.2fs\n", stage, d.Seconds())
+	}
+}
+
+// printResult prints a benchmark's JSON and fails when it found the wrong
+// number of matches: a fast wrong answer is no result.
+func printResult(cmd *cobra.Command, name string, res any, found, expected int64) error {
+	if err := printJSON(cmd, res); err != nil {
+		return err
+	}
+	if found != expected {
+		return fmt.Errorf("%s: found %d matches, expected %d", name, found, expected)
+	}
+	return nil
 }
 
 func printJSON(cmd *cobra.Command, v any) error {
@@ -125,34 +136,20 @@ cohort size from the database (found), and runs bench psi for the same n
 in the same run (psi_seconds). ratio = seconds / psi_seconds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := bench.ParseFraction(overlap)
+			common, err := sizeAndOverlap("bench match", n, overlap)
 			if err != nil {
 				return err
-			}
-			if n <= 0 {
-				return fmt.Errorf("bench match: -n must be positive, got %d", n)
 			}
 			self, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			opts := bench.MatchOptions{N: n, Overlap: int(math.Round(f * float64(n))), Server: []string{self, "serve"}, Keep: keep}
-			if !quiet {
-				opts.Log = func(stage string, d time.Duration) {
-					fmt.Fprintf(os.Stderr, "%-14s %8.2fs\n", stage, d.Seconds())
-				}
-			}
+			opts := bench.MatchOptions{N: n, Overlap: common, Server: []string{self, "serve"}, Keep: keep, Log: stageLog(quiet)}
 			res, err := bench.RunMatch(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
-			if err := printJSON(cmd, res); err != nil {
-				return err
-			}
-			if res.Found != res.Expected {
-				return fmt.Errorf("bench match: cohort has %d people, expected %d", res.Found, res.Expected)
-			}
-			return nil
+			return printResult(cmd, "bench match", res, res.Found, res.Expected)
 		},
 	}
 	cmd.Flags().IntVarP(&n, "n", "n", 100000, "people in each audience")

@@ -38,6 +38,14 @@ func (c *conn) client() (*client.Client, error) {
 	return client.New(url, key), nil
 }
 
+// collabClient is client for commands that act on one collaboration.
+func (c *conn) collabClient(cmdName, collab string) (*client.Client, error) {
+	if collab == "" {
+		return nil, fmt.Errorf("%s: --collab is required", cmdName)
+	}
+	return c.client()
+}
+
 // clientNoKey is for the routes that need no key.
 func (c *conn) clientNoKey() *client.Client {
 	return client.New(firstNonEmpty(c.url, os.Getenv("CLEANROOM_URL"), "http://127.0.0.1:8080"), "")

@@ -82,12 +82,9 @@ server's signed deletion receipt (keep it; cleanroom receipt verify checks it):
   --audience AID                one of this party's audiences and its cohorts
   --collaboration               everything in the collaboration (admin key)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
+			cl, err := c.collabClient("delete", collab)
 			if err != nil {
 				return err
-			}
-			if collab == "" {
-				return errors.New("delete: --collab is required")
 			}
 			var r audit.Receipt
 			switch {
@@ -282,12 +279,9 @@ func newReportCmd() *cobra.Command {
 		Short: "The collaboration's transparency report",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
+			cl, err := c.collabClient("report", collab)
 			if err != nil {
 				return err
-			}
-			if collab == "" {
-				return errors.New("report: --collab is required")
 			}
 			raw, err := cl.Report(cmd.Context(), collab)
 			if err != nil {

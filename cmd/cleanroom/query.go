@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -31,12 +30,9 @@ privacy budget (default: the rule max_query_epsilon); asking the same
 question again returns the stored answer at no cost.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
+			cl, err := c.collabClient("query", collab)
 			if err != nil {
 				return err
-			}
-			if collab == "" {
-				return errors.New("query: --collab is required")
 			}
 			switch format {
 			case "table", "json":
@@ -109,12 +105,9 @@ func newBudgetCmd() *cobra.Command {
 		Short: "Show privacy budget spent and remaining",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
+			cl, err := c.collabClient("budget", collab)
 			if err != nil {
 				return err
-			}
-			if collab == "" {
-				return errors.New("budget: --collab is required")
 			}
 			return printBudget(cmd.Context(), cl, collab, cmd.OutOrStdout())
 		},

@@ -97,6 +97,22 @@ type Filter struct {
 	Limit    int   // default 1000
 }
 
+// visibleTo is the condition on audit_log rows that partners may read:
+// their own actions and everything about their collaborations.
+func visibleTo(partners []string) (string, []any) {
+	if len(partners) == 0 {
+		return "FALSE", nil
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(partners)), ",")
+	var args []any
+	for i := 0; i < 3; i++ {
+		for _, p := range partners {
+			args = append(args, p)
+		}
+	}
+	return `(partner_id IN (` + ph + `) OR collab_id IN (SELECT id FROM collaborations WHERE proposer IN (` + ph + `) OR partner IN (` + ph + `)))`, args
+}
+
 // Querier is what List reads from: *sql.DB or *sql.Tx.
 type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -110,13 +126,8 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 		if len(f.Partners) == 0 {
 			return nil, nil
 		}
-		ph := strings.TrimSuffix(strings.Repeat("?,", len(f.Partners)), ",")
-		where = append(where, `(partner_id IN (`+ph+`) OR collab_id IN (SELECT id FROM collaborations WHERE proposer IN (`+ph+`) OR partner IN (`+ph+`)))`)
-		for i := 0; i < 3; i++ {
-			for _, p := range f.Partners {
-				args = append(args, p)
-			}
-		}
+		cond, cargs := visibleTo(f.Partners)
+		where, args = append(where, cond), append(args, cargs...)
 	}
 	add := func(cond string, v any) {
 		where = append(where, cond)
@@ -192,17 +203,7 @@ func Export(ctx context.Context, q Querier, readers []string, upto int64, emit f
 	visible := "TRUE"
 	var args []any
 	if readers != nil {
-		if len(readers) == 0 {
-			visible = "FALSE"
-		} else {
-			ph := strings.TrimSuffix(strings.Repeat("?,", len(readers)), ",")
-			visible = `(partner_id IN (` + ph + `) OR collab_id IN (SELECT id FROM collaborations WHERE proposer IN (` + ph + `) OR partner IN (` + ph + `)))`
-			for i := 0; i < 3; i++ {
-				for _, p := range readers {
-					args = append(args, p)
-				}
-			}
-		}
+		visible, args = visibleTo(readers)
 	}
 	args = append(args, upto)
 	rows, err := q.QueryContext(ctx, `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash, `+visible+`

@@ -303,10 +303,10 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// classify turns a stream error into ErrTooLarge or ErrInvalid. Readers
-// below may flatten wrapped errors to text, hence the string check.
+// classify turns a stream error into ErrTooLarge (the body limit, wrapped
+// through the Arrow readers) or ErrInvalid.
 func classify(err error) error {
-	if errors.Is(err, ErrTooLarge) || strings.Contains(err.Error(), ErrTooLarge.Error()) {
+	if errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("%w: %v", ErrTooLarge, err)
 	}
 	return fmt.Errorf("%w: %v", ErrInvalid, err)

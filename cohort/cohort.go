@@ -791,11 +791,15 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 	}
 	pa, pb := Prefixes(ctx, tx, c)
 	sel := []string{"p.uid", "ra.rowid AS _a_row", "rb.rowid AS _b_row"}
+	// Each attribute column's side is recorded here, where it is known,
+	// rather than guessed later from the prefixes (one may prefix the other).
+	sides := map[string]string{}
 	for _, x := range []struct {
 		a      Audience
 		alias  string
 		prefix string
-	}{{aa, "ra", pa}, {ab, "rb", pb}} {
+		side   string
+	}{{aa, "ra", pa, "a"}, {ab, "rb", pb, "b"}} {
 		var cols []column
 		_ = json.Unmarshal(x.a.Columns, &cols)
 		for _, col := range cols {
@@ -803,6 +807,7 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 				continue
 			}
 			sel = append(sel, x.alias+"."+store.QuoteIdent(col.Name)+" AS "+store.QuoteIdent(x.prefix+col.Name))
+			sides[x.prefix+col.Name] = x.side
 		}
 	}
 	consent := func(a Audience, alias string) string {
@@ -855,8 +860,8 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 			return fmt.Errorf("%w: partner %s cannot pay for the match's noisy size: %v", ErrConflict, p, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, updated_at = ? WHERE id = ?`,
-		MatchDone, table, exact, noisy, time.Now().UTC(), m.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, updated_at = ? WHERE id = ?`,
+		MatchDone, table, exact, noisy, mustJSON(sides), time.Now().UTC(), m.ID); err != nil {
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.
@@ -878,20 +883,56 @@ func (s *Service) audienceByID(ctx context.Context, q partners.Querier, id strin
 	return a, err
 }
 
-// CohortInfo returns the table of a collaboration's latest completed match
-// whose audiences are both still current, its exact size, and its version
-// (the match ID). Exact sizes never leave the server; queries use them to
-// enforce min_cohort_users.
-func (s *Service) CohortInfo(ctx context.Context, q partners.Querier, collabID string) (table string, exact int64, version string, err error) {
-	err = q.QueryRowContext(ctx, `SELECT m.cohort_table, m.cohort_size,
+// Cohort is what queries need of a collaboration's current cohort.
+type Cohort struct {
+	Table string
+	// NoisySize is the size released (and charged) at match time: the only
+	// size rules such as min_cohort_users may be compared with, since it is
+	// already public to both parties.
+	NoisySize int64
+	// Version names the cohort's content: the match and its revision,
+	// bumped by every deletion in the collaboration.
+	Version string
+	// Sides maps each attribute column to the party it came from, "a" (the
+	// proposer) or "b".
+	Sides map[string]string
+}
+
+// RowColumn names the source-row column (_a_row or _b_row) of an attribute
+// column, or "" for a column of neither party.
+func (c Cohort) RowColumn(col string) string {
+	switch c.Sides[col] {
+	case "a":
+		return "_a_row"
+	case "b":
+		return "_b_row"
+	}
+	return ""
+}
+
+// Current returns a collaboration's latest completed match whose audiences
+// are both still current.
+func (s *Service) Current(ctx context.Context, q partners.Querier, collabID string) (Cohort, error) {
+	var co Cohort
+	var cols sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT m.cohort_table, m.noisy_size, CAST(m.cohort_columns AS VARCHAR),
 			m.id || '.' || coalesce((SELECT max(rev) FROM cohort_revisions r WHERE r.match_id = m.id), 0) FROM matches m
 		WHERE m.collab_id = ? AND m.state = ? AND
 			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
-		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&table, &exact, &version)
+		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &co.Version)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, "", fmt.Errorf("%w: collaboration %s has no current cohort; both parties upload, then match", ErrNotFound, collabID)
+		return co, fmt.Errorf("%w: collaboration %s has no current cohort; both parties upload, then match", ErrNotFound, collabID)
 	}
-	return table, exact, version, err
+	if err != nil {
+		return co, err
+	}
+	co.Sides = map[string]string{}
+	if cols.Valid {
+		if err := json.Unmarshal([]byte(cols.String), &co.Sides); err != nil {
+			return co, fmt.Errorf("cohort: columns of %s: %w", co.Table, err)
+		}
+	}
+	return co, nil
 }
 
 // Cleanup drops tables that no committed record refers to: the remains of

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -169,11 +168,12 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	if err := plan.Check(r.Dimensions, r.Metrics); err != nil {
 		return Answer{}, err
 	}
-	table, exact, version, err := s.Cohorts.CohortInfo(ctx, s.DB.SQL(), c.ID)
+	cur, err := s.Cohorts.Current(ctx, s.DB.SQL(), c.ID)
 	if err != nil {
 		return Answer{}, refusal(CodeNoCohort, "%v", err)
 	}
-	if exact < int64(r.MinCohortUsers) {
+	table, version := cur.Table, cur.Version
+	if cur.NoisySize < int64(r.MinCohortUsers) {
 		return Answer{}, refusal(CodeCohortSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
 	}
 	if err := plan.CheckTypes(ctx, s.DB.SQL(), table); err != nil {
@@ -195,25 +195,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 		return Answer{}, budgetRefusal(&dp.BudgetError{Asked: eps, Remaining: left, Refresh: r.BudgetRefresh})
 	}
 
-	pa, pb := cohort.Prefixes(ctx, s.DB.SQL(), c)
-	src := Source{Table: table, RowColumn: func(col string) string {
-		// The longer prefix wins when one party's is a prefix of the other's.
-		la, lb := 0, 0
-		if strings.HasPrefix(col, pa) {
-			la = len(pa)
-		}
-		if strings.HasPrefix(col, pb) {
-			lb = len(pb)
-		}
-		switch {
-		case la == 0 && lb == 0:
-			return ""
-		case la >= lb:
-			return "_a_row"
-		default:
-			return "_b_row"
-		}
-	}}
+	src := Source{Table: table, RowColumn: cur.RowColumn}
 	facts, err := s.cohortFacts(ctx, table, plan.Dimensions)
 	if err != nil {
 		return Answer{}, fmt.Errorf("query: cohort facts: %w", err)

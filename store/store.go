@@ -221,6 +221,13 @@ var migrations = []string{
 		rev INTEGER NOT NULL,
 		at TIMESTAMP NOT NULL
 	);`,
+	// The privacy model: what an entry tells only its own partner (audit
+	// private), the people an audience can match with, and which party
+	// each cohort column came from.
+	`ALTER TABLE audit_log ADD COLUMN private JSON;
+	ALTER TABLE audiences ADD COLUMN people_matchable BIGINT;
+	UPDATE audiences SET people_matchable = people;
+	ALTER TABLE matches ADD COLUMN cohort_columns JSON;`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

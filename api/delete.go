@@ -77,24 +77,3 @@ func (s *Server) deleteCollaboration(c echo.Context) error {
 	}
 	return c.JSON(200, r)
 }
-
-func (s *Server) listReceipts(c echo.Context) error {
-	_, co, err := s.collab(c)
-	if err != nil {
-		return err
-	}
-	rows, err := s.db.SQL().QueryContext(c.Request().Context(), `SELECT CAST(body AS VARCHAR) FROM receipts WHERE collab_id = ? ORDER BY created_at`, co.ID)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	out := []json.RawMessage{}
-	for rows.Next() {
-		var b string
-		if err := rows.Scan(&b); err != nil {
-			return err
-		}
-		out = append(out, json.RawMessage(b))
-	}
-	return c.JSON(200, map[string]any{"receipts": out})
-}

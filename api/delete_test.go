@@ -73,7 +73,7 @@ func (e *env) verifyReceipt(body []byte) audit.Receipt {
 		e.t.Errorf("receipt does not verify: %v", err)
 	}
 	tampered := r
-	tampered.CohortRows++
+	tampered.AudienceRows++
 	if err := audit.VerifyReceipt(pub, tampered, entries); err == nil {
 		e.t.Error("a tampered receipt verifies")
 	}
@@ -111,8 +111,8 @@ func TestDeleteIdentifiersEverywhereWithReceipt(t *testing.T) {
 		t.Fatalf("deletion: %d %s", st, body)
 	}
 	r := e.verifyReceipt(body)
-	if r.Kind != "identifiers" || r.AudienceRows != 1 || r.CohortRows != 1 || r.Tokens != 1 {
-		t.Errorf("receipt %+v: want 1 audience row, 1 cohort row, 1 token", r)
+	if r.Kind != "identifiers" || r.AudienceRows != 1 || r.Tokens != 1 || r.Cohorts != audit.CohortsRowsRemoved {
+		t.Errorf("receipt %+v: want 1 audience row, 1 token and the fixed cohort statement", r)
 	}
 	// Gone from the audience, the people map, the tokens and the cohort,
 	// checked in the database itself.
@@ -159,7 +159,7 @@ func TestOptOutAppliesToCohortsAndLaterUploads(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("optout: %d %s", st, body)
 	}
-	if r := e.verifyReceipt(body); r.Kind != "optout" || r.CohortRows == 0 {
+	if r := e.verifyReceipt(body); r.Kind != "optout" || r.AudienceRows != 1 || r.Tokens != 1 {
 		t.Errorf("receipt %+v", r)
 	}
 	if n := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid); n != people-1 {
@@ -199,7 +199,7 @@ func TestDeleteAudienceAndCollaboration(t *testing.T) {
 		t.Fatalf("%d %s", st, body)
 	}
 	r := e.verifyReceipt(body)
-	if r.AudienceRows != 1200 || r.CohortRows == 0 {
+	if r.AudienceRows != 1200 || r.Matches != 1 || r.Cohorts != audit.CohortsDeleted {
 		t.Errorf("receipt %+v", r)
 	}
 	if n := e.count(`SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('cohort_` + mid + `', 'cpeople_` + mid + `', 'mtok_` + mid + `_a')`); n != 0 {
@@ -261,20 +261,25 @@ func TestAccessRequestAndReport(t *testing.T) {
 	st, body := e.post(e.brand.eng.Key, path, map[string]string{"pid": blinded(t, e.brand.key, 1002)}, "POST")
 	var ar struct {
 		Rows      []map[string]any `json:"rows"`
-		InCohorts []string         `json:"in_cohorts"`
+		Matchable bool             `json:"matchable"`
 		OptedOut  bool             `json:"opted_out"`
+		Cohorts   string           `json:"cohorts"`
 	}
 	json.Unmarshal(body, &ar)
-	if st != 200 || len(ar.Rows) != 2 || len(ar.InCohorts) != 1 || ar.OptedOut || ar.Rows[0]["label"] != "region2" {
+	if st != 200 || len(ar.Rows) != 2 || !ar.Matchable || ar.OptedOut || ar.Rows[0]["label"] != "region2" || ar.Cohorts != cohort.NotDisclosed {
 		t.Errorf("access request: %d %s", st, body)
+	}
+	if strings.Contains(string(body), "m_") || strings.Contains(string(body), "in_cohorts") {
+		t.Errorf("the access request names a match: %s", body)
 	}
 	if _, ok := ar.Rows[0]["pid"]; ok {
 		t.Error("the access request returns the point")
 	}
 	// Someone the brand does not hold: nothing.
 	st, body = e.post(e.brand.eng.Key, path, map[string]string{"pid": blinded(t, e.brand.key, 99999)}, "POST")
+	ar.Rows, ar.Matchable = nil, false
 	json.Unmarshal(body, &ar)
-	if st != 200 || len(ar.Rows) != 0 || len(ar.InCohorts) != 0 {
+	if st != 200 || len(ar.Rows) != 0 || ar.Matchable {
 		t.Errorf("unknown person: %d %s", st, body)
 	}
 	e.post(e.pub.eng.Key, "/v1/collaborations/"+e.collab+"/optouts", map[string]any{"pids": []string{blinded(t, e.pub.key, 1002)}}, "POST")

@@ -648,6 +648,8 @@ func TestAuditEntriesForEachAction(t *testing.T) {
 			Seq      int64           `json:"seq"`
 			Action   string          `json:"action"`
 			Details  json.RawMessage `json:"details"`
+			Private  json.RawMessage `json:"private"`
+			Partner  string          `json:"partner_id"`
 			PrevHash string          `json:"prev_hash"`
 			Hash     string          `json:"hash"`
 		} `json:"entries"`
@@ -666,8 +668,14 @@ func TestAuditEntriesForEachAction(t *testing.T) {
 		}
 	}
 	for _, en := range out.Entries {
-		if en.Action == "audience.upload" && !strings.Contains(string(en.Details), `"content_sha256"`) {
-			t.Errorf("upload entry lacks a content hash: %s", en.Details)
+		// The brand's auditor reads its own upload's size and content hash;
+		// of the publisher's, only what the publisher's audience list shows.
+		if en.Action == "audience.upload" && en.Partner == e.brand.id && !strings.Contains(string(en.Private), `"content_sha256"`) {
+			t.Errorf("own upload entry lacks a content hash: %s %s", en.Details, en.Private)
+		}
+		if en.Action == "audience.upload" && en.Partner == e.pub.id &&
+			(len(en.Private) > 0 || strings.Contains(string(en.Details), `"rows"`) || strings.Contains(string(en.Details), `content_sha256`)) {
+			t.Errorf("the other partner's upload entry shows its size or content: %s %s", en.Details, en.Private)
 		}
 		if en.Action == "match.complete" && strings.Contains(string(en.Details), `"cohort_size"`) {
 			t.Errorf("match entry reveals the exact cohort size: %s", en.Details)

@@ -4,21 +4,21 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/cleanroom/cleanroom/cohort"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/store"
 )
 
 // accessRequest answers a data-subject request: given one identifier
-// blinded with the caller's key, what the clean room holds for it in this
-// collaboration: the caller's own audience rows (attributes and consent),
-// whether the person is in a cohort, and whether they opted out.
+// blinded with the caller's key, what the clean room holds of the
+// caller's own data for it. Never whether the person matched.
 func (s *Server) accessRequest(c echo.Context) error {
 	p, co, err := s.collab(c, partners.Engineer, partners.Admin)
 	if err != nil {
@@ -38,43 +38,10 @@ func (s *Server) accessRequest(c echo.Context) error {
 	if err != nil {
 		return errorf(400, "invalid", "pid: %v", err)
 	}
-	ctx := c.Request().Context()
-	out := map[string]any{"collab_id": co.ID, "partner_id": p.PartnerID, "rows": []map[string]any{}}
-	var table, aid string
-	err = s.db.SQL().QueryRowContext(ctx, `SELECT id, table_name FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL`, co.ID, p.PartnerID).Scan(&aid, &table)
-	if err == nil {
-		out["audience_id"] = aid
-		rows, err := queryMaps(ctx, s.db.SQL(), `SELECT * EXCLUDE (pid) FROM `+store.QuoteIdent(table)+` WHERE pid = ?`, pid[:])
-		if err != nil {
-			return err
-		}
-		out["rows"] = rows
-	} else if err != sql.ErrNoRows {
-		return err
-	}
-	side := "a"
-	if p.PartnerID == co.Partner {
-		side = "b"
-	}
-	var inCohorts []string
-	mids, err := store.QueryStrings(ctx, s.db.SQL(), `SELECT id FROM matches WHERE collab_id = ? AND state = 'done'`, co.ID)
+	out, err := s.co.AccessRequest(c.Request().Context(), p, co, pid)
 	if err != nil {
 		return err
 	}
-	for _, mid := range mids {
-		var n int
-		if err := s.db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM cpeople_`+mid+` WHERE pid_`+side+` = ?`, pid[:]).Scan(&n); err == nil && n > 0 {
-			inCohorts = append(inCohorts, mid)
-		}
-	}
-	out["in_cohorts"] = inCohorts
-	var optedOut time.Time
-	err = s.db.SQL().QueryRowContext(ctx, `SELECT min(at) FROM optouts WHERE collab_id = ? AND partner_id = ? AND pid = ?`, co.ID, p.PartnerID, pid[:]).Scan(&optedOut)
-	out["opted_out"] = err == nil && !optedOut.IsZero()
-	if err == nil && !optedOut.IsZero() {
-		out["opted_out_at"] = optedOut
-	}
-	out["purpose"] = co.Rules.Purpose
 	return c.JSON(200, out)
 }
 
@@ -104,36 +71,52 @@ func queryMaps(ctx context.Context, db *sql.DB, q string, args ...any) ([]map[st
 	return out, rows.Err()
 }
 
+// audienceView is an audience as viewer may see it: the other partner's
+// only as far as that it exists, when, and its columns (which its
+// analysts need); sizes and consent mix only to its own partner and the
+// operator. listAudiences, the report and the audit log agree on this.
+func audienceView(ctx context.Context, db *sql.DB, a cohort.Audience, viewer partners.Principal, table string) (map[string]any, error) {
+	v := map[string]any{"id": a.ID, "partner_id": a.PartnerID, "created_at": a.CreatedAt, "columns": a.Columns}
+	if a.PartnerID != viewer.PartnerID && !viewer.IsOperator() {
+		return v, nil
+	}
+	v["rows"], v["people"], v["people_matchable"], v["content_sha256"] = a.Rows, a.People, a.PeopleMatchable, a.ContentSHA256
+	if table != "" {
+		consent, err := queryMaps(ctx, db, `SELECT purpose, count(*) AS rows FROM (SELECT unnest(consent) AS purpose FROM `+store.QuoteIdent(table)+`) GROUP BY purpose ORDER BY purpose`)
+		if err == nil { // an audience without a consent column has no mix
+			v["consent_rows_by_purpose"] = consent
+		}
+	}
+	return v, nil
+}
+
 // report is a collaboration's transparency report: what is held, what
-// was done with it, and what was deleted. Exact cohort sizes are not in
-// it; the noisy ones the parties saw are.
+// was done with it, and what was deleted. It tells each partner about the
+// other's data only what the protocol already does: no exact sizes,
+// consent mix or cohort counts; the noisy cohort sizes both saw are in it.
 func (s *Server) report(c echo.Context) error {
-	_, co, err := s.collab(c)
+	p, co, err := s.collab(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
 	db := s.db.SQL()
 	rep := map[string]any{"collaboration": co, "generated_at": time.Now().UTC()}
-	var held []map[string]any
+	held := []map[string]any{}
 	for _, member := range co.Members() {
-		var aid, table, cols string
-		var rows int64
-		err := db.QueryRowContext(ctx, `SELECT id, table_name, rows, CAST(columns AS VARCHAR) FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL`,
-			co.ID, member).Scan(&aid, &table, &rows, &cols)
-		if err == sql.ErrNoRows {
+		a, err := s.co.CurrentAudience(ctx, db, co.ID, member)
+		if errors.Is(err, partners.ErrNotFound) {
 			held = append(held, map[string]any{"partner_id": member, "audience": nil})
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		entry := map[string]any{"partner_id": member, "audience_id": aid, "rows": rows, "columns": json.RawMessage(cols)}
-		consent, err := queryMaps(ctx, db, `SELECT purpose, count(*) AS rows FROM (SELECT unnest(consent) AS purpose FROM `+table+`) GROUP BY purpose ORDER BY purpose`)
-		if err == nil {
-			entry["consent_rows_by_purpose"] = consent
+		v, err := audienceView(ctx, db, a, p, a.Table())
+		if err != nil {
+			return err
 		}
-		held = append(held, entry)
+		held = append(held, v)
 	}
 	rep["data_held"] = held
 	sections := map[string]string{
@@ -141,7 +124,9 @@ func (s *Server) report(c echo.Context) error {
 		"queries_by_analyst":  `SELECT actor AS analyst_key, partner_id, count(*) AS queries, sum(CAST(json_extract(details, '$.epsilon') AS DOUBLE)) AS epsilon FROM audit_log WHERE collab_id = ? AND action = 'query.run' GROUP BY ALL ORDER BY ALL`,
 		"budget_spent_by_day": `SELECT CAST(at AS DATE) AS day, partner_id, kind, sum(epsilon) AS epsilon FROM budget_ledger WHERE collab_id = ? GROUP BY ALL ORDER BY ALL`,
 		"refusals_by_reason":  `SELECT json_extract_string(details, '$.code') AS reason, count(*) AS refusals FROM audit_log WHERE collab_id = ? AND action = 'query.refused' GROUP BY ALL ORDER BY ALL`,
-		"deletions":           `SELECT json_extract_string(body, '$.kind') AS kind, count(*) AS receipts, sum(CAST(json_extract(body, '$.audience_rows') AS BIGINT)) AS audience_rows, sum(CAST(json_extract(body, '$.cohort_rows') AS BIGINT)) AS cohort_rows FROM receipts WHERE collab_id = ? GROUP BY ALL ORDER BY ALL`,
+		// Requests, never rows: how many cohort rows a deletion removed
+		// would tell whether the people matched.
+		"deletions": `SELECT json_extract_string(body, '$.kind') AS kind, partner_id, count(*) AS receipts, sum(CAST(json_extract(body, '$.identifiers') AS BIGINT)) AS identifiers_submitted FROM receipts WHERE collab_id = ? GROUP BY ALL ORDER BY ALL`,
 	}
 	for name, q := range sections {
 		rows, err := queryMaps(ctx, db, q, co.ID)
@@ -151,4 +136,22 @@ func (s *Server) report(c echo.Context) error {
 		rep[name] = rows
 	}
 	return c.JSON(200, rep)
+}
+
+// listReceipts returns the caller's partner's deletion receipts (every
+// partner's for the operator): a receipt describes its partner's own data.
+func (s *Server) listReceipts(c echo.Context) error {
+	p, co, err := s.collab(c)
+	if err != nil {
+		return err
+	}
+	partner := p.PartnerID
+	if p.IsOperator() {
+		partner = ""
+	}
+	out, err := s.co.Receipts(c.Request().Context(), co.ID, partner)
+	if err != nil {
+		return err
+	}
+	return c.JSON(200, map[string]any{"receipts": out})
 }

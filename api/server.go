@@ -500,12 +500,11 @@ func (s *Server) listAudiences(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if member != p.PartnerID {
-			// The other party's audience: only that it exists and when.
-			out[member] = map[string]any{"id": a.ID, "created_at": a.CreatedAt}
-			continue
+		v, err := audienceView(c.Request().Context(), s.db.SQL(), a, p, "")
+		if err != nil {
+			return err
 		}
-		out[member] = a
+		out[member] = v
 	}
 	return c.JSON(200, map[string]any{"audiences": out})
 }
@@ -519,7 +518,7 @@ func (s *Server) startMatch(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(201, m)
+	return c.JSON(201, m.For(co, p.PartnerID))
 }
 
 func (s *Server) match(c echo.Context, roles ...partners.Role) (partners.Principal, partners.Collaboration, cohort.Match, error) {
@@ -532,11 +531,11 @@ func (s *Server) match(c echo.Context, roles ...partners.Role) (partners.Princip
 }
 
 func (s *Server) getMatch(c echo.Context) error {
-	_, _, m, err := s.match(c)
+	p, co, m, err := s.match(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(200, m)
+	return c.JSON(200, m.For(co, p.PartnerID))
 }
 
 func (s *Server) getPoints(c echo.Context) error {
@@ -558,7 +557,7 @@ func (s *Server) putPoints(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(200, m)
+	return c.JSON(200, m.For(co, p.PartnerID))
 }
 
 func (s *Server) auditLog(c echo.Context) error {

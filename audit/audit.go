@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/binary"
@@ -26,9 +27,39 @@ type Entry struct {
 	Details   json.RawMessage `json:"details"`
 	PrevHash  string          `json:"prev_hash"`
 	Hash      string          `json:"hash"`
+	// Private holds what only the entry's own partner (and the operator)
+	// may read: facts about that partner's data, such as exact row counts,
+	// that the other partner of the collaboration must not learn. Details
+	// commit to it by its SHA-256 (private_sha256); it carries a random
+	// nonce so the commitment cannot be brute-forced from small counts.
+	Private json.RawMessage `json:"private,omitempty"`
 	// Redacted marks an entry the reader may not see in an export: only
 	// its place in the chain (seq and hashes) is given.
 	Redacted bool `json:"redacted,omitempty"`
+}
+
+// PrivateCommitment is the key in Details that commits to Private.
+const PrivateCommitment = "private_sha256"
+
+// CheckPrivate checks that an entry's Private part, when present, is the
+// one its Details commit to.
+func CheckPrivate(e *Entry) error {
+	if len(e.Private) == 0 {
+		return nil
+	}
+	var d map[string]json.RawMessage
+	if err := json.Unmarshal(e.Details, &d); err != nil {
+		return fmt.Errorf("entry seq %d: details: %w", e.Seq, err)
+	}
+	var want string
+	if err := json.Unmarshal(d[PrivateCommitment], &want); err != nil || want == "" {
+		return fmt.Errorf("entry seq %d: has private details its entry does not commit to", e.Seq)
+	}
+	sum := sha256.Sum256(e.Private)
+	if hex.EncodeToString(sum[:]) != want {
+		return fmt.Errorf("entry seq %d: private details do not match their commitment (edited entry)", e.Seq)
+	}
+	return nil
 }
 
 // GenesisHash is the PrevHash of the first entry.
@@ -64,7 +95,42 @@ func Append(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID, action 
 	if err != nil {
 		return Entry{}, fmt.Errorf("audit.Append: %w", err)
 	}
-	e := Entry{Actor: actor, PartnerID: partnerID, CollabID: collabID, Action: action, Details: raw,
+	return appendRaw(ctx, tx, actor, partnerID, collabID, action, raw, nil)
+}
+
+// AppendPrivate is Append for an action whose record has a part only
+// partnerID (and the operator) may read: details are public to both
+// partners of the collaboration and commit to private, which is not.
+// Use it for anything that depends on the acting partner's data (row
+// counts, content hashes), which the other partner must not learn.
+func AppendPrivate(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID, action string, details, private map[string]any) (Entry, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return Entry{}, fmt.Errorf("audit.AppendPrivate: %w", err)
+	}
+	p := map[string]any{"nonce": hex.EncodeToString(nonce)}
+	for k, v := range private {
+		p[k] = v
+	}
+	praw, err := json.Marshal(p)
+	if err != nil {
+		return Entry{}, fmt.Errorf("audit.AppendPrivate: %w", err)
+	}
+	sum := sha256.Sum256(praw)
+	d := map[string]any{PrivateCommitment: hex.EncodeToString(sum[:])}
+	for k, v := range details {
+		d[k] = v
+	}
+	raw, err := json.Marshal(d)
+	if err != nil {
+		return Entry{}, fmt.Errorf("audit.AppendPrivate: %w", err)
+	}
+	return appendRaw(ctx, tx, actor, partnerID, collabID, action, raw, praw)
+}
+
+func appendRaw(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID, action string, raw, private []byte) (Entry, error) {
+	var err error
+	e := Entry{Actor: actor, PartnerID: partnerID, CollabID: collabID, Action: action, Details: raw, Private: private,
 		At: time.Now().UTC().Truncate(time.Microsecond)} // the database keeps microseconds
 	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &e.PrevHash)
 	switch {
@@ -75,8 +141,12 @@ func Append(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID, action 
 	}
 	e.Seq++
 	e.Hash = Hash(&e)
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, at, actor, partner_id, collab_id, action, details, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.At, e.Actor, e.PartnerID, e.CollabID, e.Action, string(e.Details), e.PrevHash, e.Hash)
+	var priv any // NULL when there is no private part
+	if private != nil {
+		priv = string(private)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (seq, at, actor, partner_id, collab_id, action, details, prev_hash, hash, private)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.At, e.Actor, e.PartnerID, e.CollabID, e.Action, string(e.Details), e.PrevHash, e.Hash, priv)
 	if err != nil {
 		return Entry{}, fmt.Errorf("audit.Append: %w", err)
 	}
@@ -111,6 +181,23 @@ func visibleTo(partners []string) (string, []any) {
 		}
 	}
 	return `(partner_id IN (` + ph + `) OR collab_id IN (SELECT id FROM collaborations WHERE proposer IN (` + ph + `) OR partner IN (` + ph + `)))`, args
+}
+
+// privateTo is the expression for the private part as partners may read
+// it: their own entries' only (every entry's for the operator, nil).
+func privateTo(partners []string) (string, []any) {
+	if partners == nil {
+		return "CAST(private AS VARCHAR)", nil
+	}
+	if len(partners) == 0 {
+		return "NULL", nil
+	}
+	ph := strings.TrimSuffix(strings.Repeat("?,", len(partners)), ",")
+	args := make([]any, len(partners))
+	for i, p := range partners {
+		args[i] = p
+	}
+	return `CASE WHEN partner_id IN (` + ph + `) THEN CAST(private AS VARCHAR) END`, args
 }
 
 // Querier is what List reads from: *sql.DB or *sql.Tx.
@@ -155,7 +242,9 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
 	}
-	query := `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash FROM audit_log`
+	pexpr, pargs := privateTo(f.Partners)
+	args = append(pargs, args...)
+	query := `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash, ` + pexpr + ` FROM audit_log`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -169,11 +258,15 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 	for rows.Next() {
 		var e Entry
 		var details string
-		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash); err != nil {
+		var private sql.NullString
+		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash, &private); err != nil {
 			return nil, fmt.Errorf("audit.List: %w", err)
 		}
 		e.At = e.At.UTC()
 		e.Details = json.RawMessage(details)
+		if private.Valid {
+			e.Private = json.RawMessage(private.String)
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -205,8 +298,9 @@ func Export(ctx context.Context, q Querier, readers []string, upto int64, emit f
 	if readers != nil {
 		visible, args = visibleTo(readers)
 	}
-	args = append(args, upto)
-	rows, err := q.QueryContext(ctx, `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash, `+visible+`
+	pexpr, pargs := privateTo(readers)
+	args = append(append(pargs, args...), upto)
+	rows, err := q.QueryContext(ctx, `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash, `+pexpr+`, `+visible+`
 		FROM audit_log WHERE seq <= ? ORDER BY seq`, args...)
 	if err != nil {
 		return fmt.Errorf("audit.Export: %w", err)
@@ -215,12 +309,16 @@ func Export(ctx context.Context, q Querier, readers []string, upto int64, emit f
 	for rows.Next() {
 		var e Entry
 		var details string
+		var private sql.NullString
 		var vis bool
-		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash, &vis); err != nil {
+		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash, &private, &vis); err != nil {
 			return fmt.Errorf("audit.Export: %w", err)
 		}
 		if vis {
 			e.At, e.Details = e.At.UTC(), json.RawMessage(details)
+			if private.Valid {
+				e.Private = json.RawMessage(private.String)
+			}
 		} else {
 			e = Entry{Seq: e.Seq, PrevHash: e.PrevHash, Hash: e.Hash, Redacted: true}
 		}

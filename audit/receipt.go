@@ -18,16 +18,31 @@ type Receipt struct {
 	PartnerID  string `json:"partner_id"`
 	AudienceID string `json:"audience_id,omitempty"`
 	// Identifiers is how many blinded identifiers were submitted.
-	Identifiers  int64     `json:"identifiers,omitempty"`
-	AudienceRows int64     `json:"audience_rows"`
-	CohortRows   int64     `json:"cohort_rows"`
-	Tokens       int64     `json:"tokens"`
-	At           time.Time `json:"at"`
+	Identifiers int64 `json:"identifiers,omitempty"`
+	// AudienceRows and Tokens count what was deleted of the receiving
+	// partner's own data: its audience rows and the match tokens of its
+	// own points. Nothing here counts the cohort: how many cohort rows a
+	// person had depends on the other partner's data.
+	AudienceRows int64 `json:"audience_rows"`
+	Tokens       int64 `json:"tokens"`
+	// Matches counts the matches (with their cohorts) deleted whole.
+	Matches int64 `json:"matches,omitempty"`
+	// Cohorts states what happened to the cohorts, the same words whatever
+	// the data: see CohortStatement.
+	Cohorts string    `json:"cohorts"`
+	At      time.Time `json:"at"`
 	// AuditSeq and AuditHash name the log entry recording the deletion.
 	AuditSeq  int64  `json:"audit_seq"`
 	AuditHash string `json:"audit_hash"`
 	Signature string `json:"signature"`
 }
+
+// Cohort statements: a receipt says what happened to cohorts without
+// saying whether the person was in one.
+const (
+	CohortsRowsRemoved = "the deleted people's rows, if they had any, were removed from every cohort of the collaboration; the cohorts' revisions were bumped"
+	CohortsDeleted     = "every match and cohort built from the deleted data was deleted"
+)
 
 func (r Receipt) message() []byte {
 	r.Signature = ""

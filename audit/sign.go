@@ -128,6 +128,11 @@ func Verify(entries []Entry, head Head, pub ed25519.PublicKey) error {
 		if !e.Redacted && Hash(e) != e.Hash {
 			return fmt.Errorf("entry seq %d: content does not match its hash (edited entry)", e.Seq)
 		}
+		if !e.Redacted {
+			if err := CheckPrivate(e); err != nil {
+				return err
+			}
+		}
 		prev = e.Hash
 	}
 	n := int64(len(entries))

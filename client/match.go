@@ -61,8 +61,12 @@ func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opt
 		}
 		break
 	}
-	if err := c.ReblindPoints(ctx, collabID, m.ID, key, opts); err != nil {
-		return m, err
+	// A re-run (after a crash, or after deletions shortened the points
+	// served) has nothing to send once the server holds this half.
+	if !m.YourHalfReceived {
+		if err := c.ReblindPoints(ctx, collabID, m.ID, key, opts); err != nil {
+			return m, err
+		}
 	}
 	if opts.NoWait {
 		return c.Match(ctx, collabID, m.ID)

@@ -69,16 +69,19 @@ func mustJSON(v any) string {
 
 // Audience is one party's current upload in a collaboration.
 type Audience struct {
-	ID            string          `json:"id"`
-	CollabID      string          `json:"collab_id"`
-	PartnerID     string          `json:"partner_id"`
-	Rows          int64           `json:"rows"`
-	People        int64           `json:"people"`
-	ContentSHA256 string          `json:"content_sha256"`
-	Columns       json.RawMessage `json:"columns"`
-	CreatedAt     time.Time       `json:"created_at"`
-	Replaced      string          `json:"replaced,omitempty"`
-	table         string
+	ID        string `json:"id"`
+	CollabID  string `json:"collab_id"`
+	PartnerID string `json:"partner_id"`
+	Rows      int64  `json:"rows"`
+	People    int64  `json:"people"`
+	// PeopleMatchable counts the people who can match: consented for the
+	// collaboration's purpose and not opted out.
+	PeopleMatchable int64           `json:"people_matchable"`
+	ContentSHA256   string          `json:"content_sha256"`
+	Columns         json.RawMessage `json:"columns"`
+	CreatedAt       time.Time       `json:"created_at"`
+	Replaced        string          `json:"replaced,omitempty"`
+	table           string
 }
 
 type column struct {
@@ -185,12 +188,18 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		return fail(classify(fmt.Errorf("reading the body: %w", err)))
 	}
 	a.ContentSHA256 = hex.EncodeToString(hr.h.Sum(nil))
-	if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(*), count(DISTINCT pid) FROM `+a.table).Scan(&a.Rows, &a.People); err != nil {
+	q, args := `SELECT count(*), count(DISTINCT pid), 0 FROM `+a.table, []any{}
+	if a.hasColumn(audience.ConsentColumn) {
+		q, args = `SELECT count(*), count(DISTINCT pid), count(DISTINCT pid) FILTER (WHERE list_contains(consent, ?)) FROM `+a.table, []any{c.Rules.Purpose}
+	}
+	if err := s.DB.SQL().QueryRowContext(ctx, q, args...).Scan(&a.Rows, &a.People, &a.PeopleMatchable); err != nil {
 		return fail(err)
 	}
-	if a.People < int64(c.Rules.MinUploadUsers) {
-		return fail(fmt.Errorf("%w: the audience has %d distinct people; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it",
-			ErrInvalid, a.People, c.Rules.MinUploadUsers))
+	// Only people who can match count: a large upload with a handful of
+	// consented rows would otherwise be a tiny audience in disguise.
+	if a.PeopleMatchable < int64(c.Rules.MinUploadUsers) {
+		return fail(fmt.Errorf("%w: the audience has %d people who can match (distinct, consented for purpose %q, not opted out) of %d; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it",
+			ErrInvalid, a.PeopleMatchable, c.Rules.Purpose, a.People, c.Rules.MinUploadUsers))
 	}
 
 	var oldTable string
@@ -214,11 +223,16 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audiences VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audiences (id, collab_id, partner_id, table_name, rows, people, content_sha256, columns, created_at, deleted_at, people_matchable)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
+			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt, a.PeopleMatchable); err != nil {
 			return err
 		}
-		details := map[string]any{"audience_id": a.ID, "rows": a.Rows, "rows_sent": ar.Rows(), "content_sha256": a.ContentSHA256, "columns": cols, "replaced": a.Replaced}
+		// The other partner reads what the API shows it of this audience
+		// (that it exists, its columns); sizes and the content hash are
+		// facts about this partner's people, for its own auditors only.
+		details := map[string]any{"audience_id": a.ID, "columns": cols, "replaced": a.Replaced}
+		private := map[string]any{"rows": a.Rows, "rows_sent": ar.Rows(), "people": a.People, "people_matchable": a.PeopleMatchable, "content_sha256": a.ContentSHA256}
 		if retention > 0 {
 			exp := a.CreatedAt.Add(retention)
 			if _, err := tx.ExecContext(ctx, `INSERT INTO audience_retention VALUES (?, ?)`, a.ID, exp); err != nil {
@@ -226,7 +240,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 			}
 			details["expires_at"] = exp
 		}
-		_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.upload", details)
+		_, err = audit.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.upload", details, private)
 		return err
 	})
 	if err != nil {
@@ -324,9 +338,9 @@ func (s *Service) dropTables(names ...string) {
 func (s *Service) CurrentAudience(ctx context.Context, q partners.Querier, collabID, partnerID string) (Audience, error) {
 	var a Audience
 	var cols string
-	err := q.QueryRowContext(ctx, `SELECT id, collab_id, partner_id, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at
+	err := q.QueryRowContext(ctx, `SELECT id, collab_id, partner_id, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people)
 		FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL`, collabID, partnerID).
-		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt)
+		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("%w: partner %s has no audience in collaboration %s", ErrNotFound, partnerID, collabID)
 	}
@@ -347,6 +361,11 @@ type Match struct {
 	PointsB int64  `json:"points_b"`
 	HalfA   bool   `json:"half_a_received"` // A's points re-blinded by B
 	HalfB   bool   `json:"half_b_received"`
+	// Side is the caller's side, "a" (the proposer) or "b", as the API
+	// fills it in; YourHalfReceived says whether the caller's re-blinding
+	// is in, so a re-run knows it has nothing to send.
+	Side             string `json:"side,omitempty"`
+	YourHalfReceived bool   `json:"your_half_received"`
 	// NoisySize is the cohort size with Laplace noise (epsilon
 	// MatchEpsilon): the only size parties ever see.
 	NoisySize *int64    `json:"cohort_size_noisy,omitempty"`
@@ -360,11 +379,24 @@ type Match struct {
 	halfBHash string
 }
 
+// For fills in the caller's side and whether its half is in.
+func (m Match) For(c partners.Collaboration, partnerID string) Match {
+	if !c.HasMember(partnerID) {
+		return m
+	}
+	m.Side = side(c, partnerID)
+	// Side a re-blinds b's points: that is half b, and the reverse.
+	m.YourHalfReceived = (m.Side == "a" && m.HalfB) || (m.Side == "b" && m.HalfA)
+	return m
+}
+
 // Match states.
 const (
 	MatchWaiting = "waiting"
 	MatchDone    = "done"
 	MatchStale   = "stale"
+	// MatchDeleted: its audience or collaboration was deleted, and its data with it.
+	MatchDeleted = "deleted"
 )
 
 func pointsTable(mid, side string) string { return "mpts_" + mid + "_" + side }
@@ -402,6 +434,20 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, aa.ID, ab.ID); err == nil {
 		return m, nil
+	}
+	// Deletions may have taken an audience below the minimum since its
+	// upload; a new match of it would then release a tiny audience's
+	// cohort size. The other party's count is not named: the protocol
+	// reveals it only as its number of points.
+	least := int64(c.Rules.MinUploadUsers)
+	for _, a := range []Audience{aa, ab} {
+		if a.PeopleMatchable >= least {
+			continue
+		}
+		if a.PartnerID == actor.PartnerID {
+			return Match{}, fmt.Errorf("%w: your audience has %d people who can match, fewer than the rule min_upload_users (%d), after deletions; upload a larger audience", ErrConflict, a.PeopleMatchable, least)
+		}
+		return Match{}, fmt.Errorf("%w: the other partner's audience has fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", ErrConflict, least)
 	}
 	m := Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: MatchWaiting,
 		Epsilon: c.Rules.MatchEpsilon}
@@ -458,8 +504,15 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 
 var errRaceLost = errors.New("race lost")
 
+func errStale(matchID string) error {
+	return fmt.Errorf("%w: match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", ErrConflict, matchID)
+}
+
 // ErrAwaitingUpload is a match started before both parties uploaded.
 var ErrAwaitingUpload = errors.New("both parties must upload before matching")
+
+// Table is the audience's table, for reports the operator's API builds.
+func (a Audience) Table() string { return a.table }
 
 // hasColumn reports whether the audience was uploaded with a column.
 func (a Audience) hasColumn(name string) bool {
@@ -475,8 +528,8 @@ func (a Audience) hasColumn(name string) bool {
 
 func (s *Service) findMatch(ctx context.Context, q partners.Querier, collabID, aa, ab string) (Match, error) {
 	var id string
-	err := q.QueryRowContext(ctx, `SELECT id FROM matches WHERE collab_id = ? AND audience_a = ? AND audience_b = ? ORDER BY created_at DESC LIMIT 1`,
-		collabID, aa, ab).Scan(&id)
+	err := q.QueryRowContext(ctx, `SELECT id FROM matches WHERE collab_id = ? AND audience_a = ? AND audience_b = ? AND state IN (?, ?) ORDER BY created_at DESC LIMIT 1`,
+		collabID, aa, ab, MatchWaiting, MatchDone).Scan(&id)
 	if err != nil {
 		return Match{}, fmt.Errorf("%w: match", ErrNotFound)
 	}
@@ -517,7 +570,7 @@ func (s *Service) GetMatch(ctx context.Context, q partners.Querier, collabID, id
 // the caller must re-blind: the other party's consented people, once each.
 func (s *Service) Points(ctx context.Context, c partners.Collaboration, m Match, partnerID string, w io.Writer) error {
 	if m.State == MatchStale {
-		return fmt.Errorf("%w: an audience changed since match %s started; start a new match", ErrConflict, m.ID)
+		return errStale(m.ID)
 	}
 	tbl := pointsTable(m.ID, otherSide(side(c, partnerID)))
 	return s.DB.Raw(ctx, func(conn driver.Conn) error {
@@ -661,7 +714,7 @@ func (t *tokenReader) Next() bool {
 // are in, the cohort is built in the same transaction.
 func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c partners.Collaboration, m Match, body io.Reader) (Match, error) {
 	if m.State == MatchStale {
-		return m, fmt.Errorf("%w: an audience changed since match %s started; start a new match", ErrConflict, m.ID)
+		return m, errStale(m.ID)
 	}
 	target := otherSide(side(c, actor.PartnerID)) // whose points these are
 	want, have := m.PointsB, m.halfBHash
@@ -669,6 +722,18 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 		want, have = m.PointsA, m.halfAHash
 	}
 	hr := &hashingReader{r: body, h: sha256.New()}
+	if have != "" {
+		// A retry of a half already received: the same bytes are a no-op,
+		// others a conflict. Deletions since may have shortened the points
+		// served, so the body is compared, not re-counted.
+		if _, err := io.Copy(io.Discard, hr); err != nil {
+			return m, classify(fmt.Errorf("reading the body: %w", err))
+		}
+		if hex.EncodeToString(hr.h.Sum(nil)) == have {
+			return m, nil
+		}
+		return m, fmt.Errorf("%w: this half of match %s was already received with different points", ErrConflict, m.ID)
+	}
 	ir, err := ipc.NewReader(hr)
 	if err != nil {
 		return m, fmt.Errorf("%w: body is not an Arrow IPC stream: %v", ErrInvalid, err)
@@ -701,20 +766,19 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 		s.dropTables(staging)
 		return m, fmt.Errorf("cohort.PutPoints: %w", err)
 	}
-	io.Copy(io.Discard, hr)
-	sum := hex.EncodeToString(hr.h.Sum(nil))
-	if have != "" {
+	if _, err := io.Copy(io.Discard, hr); err != nil {
 		s.dropTables(staging)
-		if have == sum {
-			return m, nil // a retry of the same half
-		}
-		return m, fmt.Errorf("%w: this half of match %s was already received with different points", ErrConflict, m.ID)
+		return m, classify(fmt.Errorf("reading the body: %w", err))
 	}
+	sum := hex.EncodeToString(hr.h.Sum(nil))
 
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
 		cur, err := s.GetMatch(ctx, tx, c.ID, m.ID)
 		if err != nil {
 			return err
+		}
+		if cur.State != MatchWaiting {
+			return errStale(m.ID) // a deletion voided it while the points arrived
 		}
 		if (target == "a" && cur.HalfA) || (target == "b" && cur.HalfB) {
 			m = cur
@@ -873,9 +937,9 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 func (s *Service) audienceByID(ctx context.Context, q partners.Querier, id string) (Audience, error) {
 	var a Audience
 	var cols string
-	err := q.QueryRowContext(ctx, `SELECT id, collab_id, partner_id, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at
+	err := q.QueryRowContext(ctx, `SELECT id, collab_id, partner_id, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people)
 		FROM audiences WHERE id = ? AND deleted_at IS NULL`, id).
-		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt)
+		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, fmt.Errorf("%w: audience %s was replaced or deleted; start a new match", ErrConflict, id)
 	}

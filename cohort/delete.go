@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
@@ -44,7 +46,7 @@ func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error)
 
 // matchesOf lists the IDs of a collaboration's matches.
 func matchesOf(ctx context.Context, tx *sql.Tx, collabID, audienceID string) ([]string, error) {
-	q := `SELECT id FROM matches WHERE collab_id = ?`
+	q := `SELECT id FROM matches WHERE collab_id = ? AND state <> 'deleted'`
 	args := []any{collabID}
 	if audienceID != "" {
 		q += ` AND (audience_a = ? OR audience_b = ?)`
@@ -71,16 +73,22 @@ func (s *Service) signer() (ed25519.PrivateKey, error) {
 }
 
 // finishReceipt writes the deletion's audit entry and its receipt in tx.
-func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actor partners.Principal, r audit.Receipt) (audit.Receipt, error) {
+// Both partners' auditors read that a deletion happened (kind, receipt,
+// what was submitted); the counts of rows and tokens deleted describe the
+// receiving partner's data and are in the entry's private part.
+func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string, r audit.Receipt, public map[string]any) (audit.Receipt, error) {
 	priv, err := s.signer()
 	if err != nil {
 		return r, err
 	}
 	r.ID = partners.NewID("r_")
 	r.At = time.Now().UTC().Truncate(time.Microsecond)
-	e, err := audit.Append(ctx, tx, actor.KeyID, r.PartnerID, r.CollabID, "deletion."+r.Kind, map[string]any{
-		"receipt_id": r.ID, "audience_id": r.AudienceID, "identifiers": r.Identifiers,
-		"audience_rows": r.AudienceRows, "cohort_rows": r.CohortRows, "tokens": r.Tokens})
+	details := map[string]any{"receipt_id": r.ID, "audience_id": r.AudienceID, "identifiers": r.Identifiers, "matches": r.Matches}
+	for k, v := range public {
+		details[k] = v
+	}
+	e, err := audit.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, "deletion."+r.Kind, details,
+		map[string]any{"audience_rows": r.AudienceRows, "tokens": r.Tokens})
 	if err != nil {
 		return r, err
 	}
@@ -91,6 +99,25 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actor partners.
 		return r, err
 	}
 	return r, nil
+}
+
+// Receipts returns the deletion receipts of a collaboration that partnerID
+// holds (every partner's when partnerID is empty: the operator). A receipt
+// describes its partner's own data, so the other partner never reads it.
+func (s *Service) Receipts(ctx context.Context, collabID, partnerID string) ([]json.RawMessage, error) {
+	q, args := `SELECT CAST(body AS VARCHAR) FROM receipts WHERE collab_id = ?`, []any{collabID}
+	if partnerID != "" {
+		q, args = q+` AND partner_id = ?`, append(args, partnerID)
+	}
+	bodies, err := store.QueryStrings(ctx, s.DB.SQL(), q+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, len(bodies))
+	for i, b := range bodies {
+		out[i] = json.RawMessage(b)
+	}
+	return out, nil
 }
 
 // DeleteIDs removes people, given as points blinded with the partner's
@@ -113,7 +140,7 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c par
 	if optOut {
 		kind = DeleteOptOut
 	}
-	r := audit.Receipt{Kind: kind, CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids))}
+	r := audit.Receipt{Kind: kind, CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		tmp := "del_" + strings.ToLower(partners.NewID(""))
 		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE `+tmp+` (pid BLOB)`); err != nil {
@@ -139,99 +166,155 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c par
 			}
 		}
 		if a, err := s.CurrentAudience(ctx, tx, c.ID, actor.PartnerID); err == nil {
-			n, err := exec(ctx, tx, `DELETE FROM `+a.table+` WHERE pid IN (SELECT pid FROM `+tmp+`)`)
-			if err != nil {
-				return err
-			}
-			r.AudienceRows = n
-			if _, err := tx.ExecContext(ctx, `UPDATE audiences SET rows = rows - ? WHERE id = ?`, n, a.ID); err != nil {
+			if err := deleteAudienceRows(ctx, tx, a, c.Rules.Purpose, tmp, &r); err != nil {
 				return err
 			}
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		side := side(c, actor.PartnerID)
-		mids, err := matchesOf(ctx, tx, c.ID, "")
+		own := side(c, actor.PartnerID)
+		ms, err := matchStates(ctx, tx, c.ID)
 		if err != nil {
 			return err
 		}
-		for _, mid := range mids {
-			if ok, err := tableExists(ctx, tx, peopleTable(mid)); err != nil {
-				return err
-			} else if ok {
-				n, err := exec(ctx, tx, `DELETE FROM cohort_`+mid+` WHERE uid IN (SELECT uid FROM `+peopleTable(mid)+` WHERE pid_`+side+` IN (SELECT pid FROM `+tmp+`))`)
-				if err != nil {
-					return err
-				}
-				r.CohortRows += n
-				people, err := exec(ctx, tx, `DELETE FROM `+peopleTable(mid)+` WHERE pid_`+side+` IN (SELECT pid FROM `+tmp+`)`)
-				if err != nil {
-					return err
-				}
-				if people > 0 {
-					if _, err := tx.ExecContext(ctx, `UPDATE matches SET cohort_size = cohort_size - ? WHERE id = ?`, people, mid); err != nil {
-						return err
-					}
-					if err := bumpRevision(ctx, tx, mid); err != nil {
-						return err
-					}
-				}
-			}
-			pts := pointsTable(mid, side)
-			if ok, err := tableExists(ctx, tx, pts); err != nil || !ok {
-				if err != nil {
+		for _, m := range ms {
+			switch m.state {
+			case MatchWaiting:
+				// Positions in its points tables would no longer line up
+				// with what the other party re-blinds: void it, and the
+				// next match run starts afresh.
+				if _, err := dropMatchData(ctx, tx, m.id, "", MatchStale); err != nil {
 					return err
 				}
 				continue
-			}
-			if ok, _ := tableExists(ctx, tx, tokensTable(mid, side)); ok {
-				n, err := exec(ctx, tx, `DELETE FROM `+tokensTable(mid, side)+` WHERE pos IN (SELECT pos FROM `+pts+` WHERE pid IN (SELECT pid FROM `+tmp+`))`)
-				if err != nil {
+			case MatchDone:
+				// Every deletion bumps every cohort's revision, whether or
+				// not it touched the cohort: a revision that moved only
+				// for members would tell the deleting party who matched.
+				if err := bumpRevision(ctx, tx, m.id); err != nil {
 					return err
 				}
-				r.Tokens += n
 			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+pts+` WHERE pid IN (SELECT pid FROM `+tmp+`)`); err != nil {
+			if err := deleteFromMatch(ctx, tx, m.id, own, tmp, &r); err != nil {
 				return err
 			}
 		}
-		r, err = s.finishReceipt(ctx, tx, actor, r)
+		r, err = s.finishReceipt(ctx, tx, actor.KeyID, r, nil)
 		return err
 	})
 	return r, err
 }
 
-// dropMatchData removes every table of a match: points, tokens, people
-// and cohort. It returns the cohort rows and tokens removed.
-func dropMatchData(ctx context.Context, tx *sql.Tx, mid string) (cohortRows, tokens int64, err error) {
-	count := func(t string) (int64, error) {
-		if ok, err := tableExists(ctx, tx, t); err != nil || !ok {
-			return 0, err
-		}
-		var n int64
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+t).Scan(&n); err != nil {
-			return 0, err
-		}
-		_, err := tx.ExecContext(ctx, `DROP TABLE `+t)
-		return n, err
+// deleteAudienceRows deletes the rows of the people in table tmp from a,
+// keeping its row and people counts true.
+func deleteAudienceRows(ctx context.Context, tx *sql.Tx, a Audience, purpose, tmp string, r *audit.Receipt) error {
+	q, args := `SELECT count(DISTINCT pid), 0 FROM `+a.table+` WHERE pid IN (SELECT pid FROM `+tmp+`)`, []any{}
+	if a.hasColumn(audience.ConsentColumn) {
+		q = `SELECT count(DISTINCT pid), count(DISTINCT pid) FILTER (WHERE list_contains(consent, ?)) FROM ` + a.table + ` WHERE pid IN (SELECT pid FROM ` + tmp + `)`
+		args = []any{purpose}
 	}
-	if cohortRows, err = count("cohort_" + mid); err != nil {
-		return
+	var people, matchable int64
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&people, &matchable); err != nil {
+		return err
 	}
-	for _, t := range []string{tokensTable(mid, "a"), tokensTable(mid, "b")} {
-		n, err := count(t)
+	n, err := exec(ctx, tx, `DELETE FROM `+a.table+` WHERE pid IN (SELECT pid FROM `+tmp+`)`)
+	if err != nil {
+		return err
+	}
+	r.AudienceRows = n
+	_, err = tx.ExecContext(ctx, `UPDATE audiences SET rows = rows - ?, people = people - ?, people_matchable = coalesce(people_matchable, people) - ? WHERE id = ?`,
+		n, people, matchable, a.ID)
+	return err
+}
+
+// deleteFromMatch removes the people in table tmp, given by side own's
+// points, from a match's cohort, people map, points and own tokens. The
+// same statements run whether or not anyone matched.
+func deleteFromMatch(ctx context.Context, tx *sql.Tx, mid, own, tmp string, r *audit.Receipt) error {
+	if ok, err := tableExists(ctx, tx, peopleTable(mid)); err != nil {
+		return err
+	} else if ok {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cohort_`+mid+` WHERE uid IN (SELECT uid FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`))`); err != nil {
+			return err
+		}
+		people, err := exec(ctx, tx, `DELETE FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`)`)
 		if err != nil {
-			return 0, 0, err
+			return err
 		}
-		tokens += n
-	}
-	for _, t := range []string{peopleTable(mid), pointsTable(mid, "a"), pointsTable(mid, "b")} {
-		if _, err := count(t); err != nil {
-			return 0, 0, err
+		// The exact size stays true for the operator; no one else reads it.
+		if _, err := tx.ExecContext(ctx, `UPDATE matches SET cohort_size = cohort_size - ? WHERE id = ?`, people, mid); err != nil {
+			return err
 		}
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE matches SET state = 'deleted', cohort_table = NULL, updated_at = ? WHERE id = ?`, time.Now().UTC(), mid)
-	return
+	pts := pointsTable(mid, own)
+	if ok, err := tableExists(ctx, tx, pts); err != nil || !ok {
+		return err
+	}
+	if ok, err := tableExists(ctx, tx, tokensTable(mid, own)); err != nil {
+		return err
+	} else if ok {
+		n, err := exec(ctx, tx, `DELETE FROM `+tokensTable(mid, own)+` WHERE pos IN (SELECT pos FROM `+pts+` WHERE pid IN (SELECT pid FROM `+tmp+`))`)
+		if err != nil {
+			return err
+		}
+		r.Tokens += n
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM `+pts+` WHERE pid IN (SELECT pid FROM `+tmp+`)`)
+	return err
+}
+
+type matchState struct{ id, state string }
+
+// matchStates lists a collaboration's matches and their stored states.
+func matchStates(ctx context.Context, tx *sql.Tx, collabID string) ([]matchState, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, state FROM matches WHERE collab_id = ? ORDER BY created_at`, collabID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []matchState
+	for rows.Next() {
+		var m matchState
+		if err := rows.Scan(&m.id, &m.state); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// dropMatchData removes every table of a match (points, tokens, people
+// and cohort) and leaves it in state. It returns how many tokens of side
+// own's points it removed ("" counts none).
+func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own, state string) (tokens int64, err error) {
+	for _, sd := range []string{"a", "b"} {
+		for _, t := range []string{tokensTable(mid, sd), pointsTable(mid, sd)} {
+			ok, err := tableExists(ctx, tx, t)
+			if err != nil {
+				return 0, err
+			}
+			if !ok {
+				continue
+			}
+			if sd == own && t == tokensTable(mid, sd) {
+				var n int64
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+t).Scan(&n); err != nil {
+					return 0, err
+				}
+				tokens += n
+			}
+			if _, err := tx.ExecContext(ctx, `DROP TABLE `+t); err != nil {
+				return 0, err
+			}
+		}
+	}
+	for _, t := range []string{peopleTable(mid), "cohort_" + mid} {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
+			return 0, err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = NULL, updated_at = ? WHERE id = ?`, state, time.Now().UTC(), mid)
+	return tokens, err
 }
 
 // dropAudience drops an audience's table, marks it deleted and returns how
@@ -249,27 +332,38 @@ func dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, err
 }
 
 // dropMatches drops the data of the collaboration's matches (those built
-// from audienceID, or all when it is empty) and adds what went to r.
-func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, r *audit.Receipt) error {
+// from audienceID, or all when it is empty). It returns how many matches it
+// dropped and how many tokens of each side.
+func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string) (matches int64, tokens map[string]int64, err error) {
 	mids, err := matchesOf(ctx, tx, collabID, audienceID)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
+	tokens = map[string]int64{}
 	for _, mid := range mids {
-		cr, tk, err := dropMatchData(ctx, tx, mid)
-		if err != nil {
-			return err
+		for _, sd := range []string{"a", "b"} {
+			var n int64
+			if ok, err := tableExists(ctx, tx, tokensTable(mid, sd)); err != nil {
+				return 0, nil, err
+			} else if ok {
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+tokensTable(mid, sd)).Scan(&n); err != nil {
+					return 0, nil, err
+				}
+			}
+			tokens[sd] += n
 		}
-		r.CohortRows += cr
-		r.Tokens += tk
+		if _, err := dropMatchData(ctx, tx, mid, "", MatchDeleted); err != nil {
+			return 0, nil, err
+		}
+		matches++
 	}
-	return nil
+	return matches, tokens, nil
 }
 
 // DeleteAudienceByID deletes an audience and every cohort built from it.
 // kind is DeleteAudience, or DeleteExpiry for the retention janitor.
 func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c partners.Collaboration, audienceID, kind string) (audit.Receipt, error) {
-	r := audit.Receipt{Kind: kind, CollabID: c.ID, AudienceID: audienceID}
+	r := audit.Receipt{Kind: kind, CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.audienceByID(ctx, tx, audienceID)
 		if err != nil || a.CollabID != c.ID || (kind == DeleteAudience && a.PartnerID != actor.PartnerID) {
@@ -279,32 +373,46 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 		if r.AudienceRows, err = dropAudience(ctx, tx, a.ID, a.table); err != nil {
 			return err
 		}
-		if err := dropMatches(ctx, tx, c.ID, a.ID, &r); err != nil {
+		n, tokens, err := dropMatches(ctx, tx, c.ID, a.ID)
+		if err != nil {
 			return err
 		}
-		r, err = s.finishReceipt(ctx, tx, actor, r)
+		r.Matches, r.Tokens = n, tokens[side(c, a.PartnerID)]
+		r, err = s.finishReceipt(ctx, tx, actor.KeyID, r, nil)
 		return err
 	})
 	return r, err
 }
 
 // DeleteCollaboration deletes both parties' audiences and every match and
-// cohort of a collaboration, and ends it.
+// cohort of a collaboration, and ends it for good. Each partner gets a
+// receipt of what was deleted of its own data; the caller's is returned.
 func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Principal, c partners.Collaboration) (audit.Receipt, error) {
-	r := audit.Receipt{Kind: DeleteCollaboration, CollabID: c.ID, PartnerID: actor.PartnerID}
+	var out audit.Receipt
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, table_name FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, c.ID)
+		cur, err := partners.GetCollaboration(ctx, tx, c.ID, actor)
 		if err != nil {
 			return err
 		}
-		var tables, ids []string
+		if cur.State == partners.StateDeleted {
+			return fmt.Errorf("%w: collaboration %s is already deleted", ErrConflict, c.ID)
+		}
+		receipts := map[string]*audit.Receipt{}
+		for _, p := range c.Members() {
+			receipts[p] = &audit.Receipt{Kind: DeleteCollaboration, CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted}
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, table_name, partner_id FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, c.ID)
+		if err != nil {
+			return err
+		}
+		var tables, ids, owners []string
 		for rows.Next() {
-			var id, t string
-			if err := rows.Scan(&id, &t); err != nil {
+			var id, t, p string
+			if err := rows.Scan(&id, &t, &p); err != nil {
 				rows.Close()
 				return err
 			}
-			ids, tables = append(ids, id), append(tables, t)
+			ids, tables, owners = append(ids, id), append(tables, t), append(owners, p)
 		}
 		rows.Close()
 		for i, t := range tables {
@@ -312,18 +420,34 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 			if err != nil {
 				return err
 			}
-			r.AudienceRows += n
+			receipts[owners[i]].AudienceRows += n
 		}
-		if err := dropMatches(ctx, tx, c.ID, "", &r); err != nil {
+		n, tokens, err := dropMatches(ctx, tx, c.ID, "")
+		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET state = 'deleted', updated_at = ? WHERE id = ?`, time.Now().UTC(), c.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET state = ?, updated_at = ? WHERE id = ?`, partners.StateDeleted, time.Now().UTC(), c.ID); err != nil {
 			return err
 		}
-		r, err = s.finishReceipt(ctx, tx, actor, r)
-		return err
+		for _, p := range c.Members() {
+			r := receipts[p]
+			r.Matches, r.Tokens = n, tokens[side(c, p)]
+			key, public := actor.KeyID, map[string]any(nil)
+			if p != actor.PartnerID {
+				// The other partner's data went too: it gets its own receipt.
+				key, public = "system", map[string]any{"requested_by": actor.PartnerID}
+			}
+			got, err := s.finishReceipt(ctx, tx, key, *r, public)
+			if err != nil {
+				return err
+			}
+			if p == actor.PartnerID {
+				out = got
+			}
+		}
+		return nil
 	})
-	return r, err
+	return out, err
 }
 
 // Expire deletes every audience whose retention has passed, each with its

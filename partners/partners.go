@@ -289,7 +289,7 @@ type Collaboration struct {
 	Rules        Rules     `json:"rules"`
 	RulesVersion int       `json:"rules_version"`
 	ApprovedBy   []string  `json:"approved_by"`
-	State        string    `json:"state"` // proposed | active
+	State        string    `json:"state"` // proposed | active | deleted
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }
@@ -298,7 +298,17 @@ type Collaboration struct {
 const (
 	StateProposed = "proposed"
 	StateActive   = "active"
+	// StateDeleted is final: a deleted collaboration's data is gone, with
+	// signed receipts saying so, and no rules change or approval revives it.
+	StateDeleted = "deleted"
 )
+
+func refuseDeleted(c Collaboration) error {
+	if c.State == StateDeleted {
+		return fmt.Errorf("%w: collaboration %s was deleted; deletion is final, propose a new collaboration instead", ErrConflict, c.ID)
+	}
+	return nil
+}
 
 // Members returns both partner IDs.
 func (c *Collaboration) Members() []string { return []string{c.Proposer, c.Partner} }
@@ -371,6 +381,9 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 	if err != nil {
 		return c, err
 	}
+	if err := refuseDeleted(c); err != nil {
+		return c, err
+	}
 	if rulesVersion != 0 && rulesVersion != c.RulesVersion {
 		return c, fmt.Errorf("%w: the rules changed (now version %d, you approved version %d); review them and approve again", ErrConflict, c.RulesVersion, rulesVersion)
 	}
@@ -397,6 +410,9 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, rules Rules) (Collaboration, error) {
 	c, err := GetCollaboration(ctx, tx, id, actor)
 	if err != nil {
+		return c, err
+	}
+	if err := refuseDeleted(c); err != nil {
 		return c, err
 	}
 	if err := checkRules(&rules, c.Proposer, c.Partner); err != nil {

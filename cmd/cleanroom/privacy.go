@@ -259,8 +259,8 @@ func newReceiptCmd() *cobra.Command {
 			if logFile != "" {
 				where = fmt.Sprintf(", recorded at log entry %d", r.AuditSeq)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK: receipt %s: %s deletion of %d audience rows, %d cohort rows, %d tokens at %s%s\n",
-				r.ID, r.Kind, r.AudienceRows, r.CohortRows, r.Tokens, r.At.Format("2006-01-02 15:04:05Z07:00"), where)
+			fmt.Fprintf(cmd.OutOrStdout(), "OK: receipt %s: %s deletion of %d audience rows, %d tokens at %s%s\n",
+				r.ID, r.Kind, r.AudienceRows, r.Tokens, r.At.Format("2006-01-02 15:04:05Z07:00"), where)
 			return nil
 		},
 	}

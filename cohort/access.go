@@ -1,0 +1,107 @@
+package cohort
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/store"
+)
+
+// NotDisclosed is what an access request says of the cohort: the same
+// words for everyone, matched or not.
+const NotDisclosed = "whether this person matched the other partner's data is never disclosed, to either partner; deleting them removes their cohort rows, if they had any"
+
+// Access is what the clean room holds of one person's data for the partner
+// that asks: its own rows, consent and opt-out, and where its audience
+// went. It never says whether the person matched: that would be a fact
+// about the other partner's data.
+type Access struct {
+	CollabID  string `json:"collab_id"`
+	PartnerID string `json:"partner_id"`
+	// Purpose is the consent purpose the collaboration matches on.
+	Purpose    string           `json:"purpose"`
+	AudienceID string           `json:"audience_id,omitempty"`
+	Rows       []map[string]any `json:"rows"`
+	// Matchable: rows of the person carry the purpose and they have not
+	// opted out, so their data takes part in matches.
+	Matchable  bool       `json:"matchable"`
+	OptedOut   bool       `json:"opted_out"`
+	OptedOutAt *time.Time `json:"opted_out_at,omitempty"`
+	Cohorts    string     `json:"cohorts"`
+}
+
+// AccessRequest answers a data-subject request for one point blinded with
+// the partner's key, and logs that it was asked (nothing of the answer
+// reaches the other partner's auditors).
+func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c partners.Collaboration, pid psi.Point) (Access, error) {
+	out := Access{CollabID: c.ID, PartnerID: actor.PartnerID, Purpose: c.Rules.Purpose, Rows: []map[string]any{}, Cohorts: NotDisclosed}
+	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
+		a, err := s.CurrentAudience(ctx, tx, c.ID, actor.PartnerID)
+		switch {
+		case err == nil:
+			out.AudienceID = a.ID
+			if out.Rows, err = queryMaps(ctx, tx, `SELECT * EXCLUDE (pid) FROM `+a.table+` WHERE pid = ? ORDER BY rowid`, pid[:]); err != nil {
+				return err
+			}
+			for _, r := range out.Rows {
+				if list, ok := r["consent"].([]any); ok {
+					for _, p := range list {
+						if p == c.Rules.Purpose {
+							out.Matchable = true
+						}
+					}
+				}
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		var at sql.NullTime
+		if err := tx.QueryRowContext(ctx, `SELECT min(at) FROM optouts WHERE collab_id = ? AND partner_id = ? AND pid = ?`,
+			c.ID, actor.PartnerID, pid[:]).Scan(&at); err != nil {
+			return err
+		}
+		if at.Valid {
+			t := at.Time.UTC()
+			out.OptedOut, out.OptedOutAt, out.Matchable = true, &t, false
+		}
+		_, err = audit.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "access.request", map[string]any{},
+			map[string]any{"audience_id": out.AudienceID, "rows": len(out.Rows), "opted_out": out.OptedOut})
+		return err
+	})
+	return out, err
+}
+
+// queryMaps returns rows as maps from column name to value.
+func queryMaps(ctx context.Context, q store.Rows, query string, args ...any) ([]map[string]any, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	out := []map[string]any{}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		m := map[string]any{}
+		for i, c := range cols {
+			m[c] = vals[i]
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -99,7 +99,12 @@ func newEnv(t *testing.T, rules string) *env {
 		}
 		x.p.id = cp.Partner.ID
 		x.p.admin = client.New(e.srv.URL, cp.Secret)
-		for role, dst := range map[string]**client.Client{"engineer": &x.p.eng, "analyst": &x.p.analyst, "auditor": &x.p.audit} {
+		// In a fixed order: the neighbouring-dataset tests compare logs.
+		for _, rk := range []struct {
+			role string
+			dst  **client.Client
+		}{{"engineer", &x.p.eng}, {"analyst", &x.p.analyst}, {"auditor", &x.p.audit}} {
+			role, dst := rk.role, rk.dst
 			k, err := x.p.admin.CreateKey(ctx, x.p.id, role, role)
 			if err != nil {
 				t.Fatal(err)

@@ -1,0 +1,434 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/psi"
+)
+
+// The neighbouring-dataset tests: two clean rooms whose data differ in one
+// person of one party, the same scripted session driven as every role of
+// the other party (and the operator) against both. Whatever a role
+// receives must be the same bytes in both, once three things are masked:
+//
+//   - random identifiers, timestamps, API secrets, and the hashes and
+//     signatures that cover them (both worlds mint their own);
+//   - DP outputs, named by path: query answers' rows and intervals, noisy
+//     cohort sizes, and the audit's record of a released answer;
+//   - what the PSI protocol inherently hands over: the other party's
+//     blinded points (pseudorandom without its key; only their count is
+//     compared) and the hash of the observer's own re-blinding of them.
+//
+// The person swapped is in the observer's data in both worlds: in one the
+// other party holds them too (they are in the intersection), in the other
+// it holds a stranger with the same attributes instead. So every set size
+// is the same and no difference may remain.
+
+// swapped is the person the other party holds in the second world instead
+// of person 1003, who both parties hold in the first.
+const (
+	sharedPerson = 1003
+	strangerID   = 9003
+)
+
+// neighbourRules leave no refusal near any threshold, so that the only
+// randomness is DP noise.
+const neighbourRules = `{"purpose": "measurement", "min_upload_users": 1000, "min_cohort_users": 100,
+	"dimensions": ["brand_co_label", "publisher_label"], "metrics": {"brand_co_value": [0, 50], "publisher_value": [0, 5]},
+	"epsilon_budget": 10, "max_query_epsilon": 1, "min_group_users": 10, "delta": 1e-6}`
+
+// recorder keeps what one role receives, masked.
+type recorder struct {
+	t     *testing.T
+	e     *env
+	ids   map[string]string // random id -> placeholder, in order of appearance
+	lines map[string][]string
+	// operator masks the upload content hashes too: the operator is S,
+	// which holds every blinded point anyway.
+	operator bool
+}
+
+var (
+	idRe   = regexp.MustCompile(`\b(?:crk_[a-z2-7]+|[pkcamr]_[a-z2-7]{16})`)
+	idRe2  = regexp.MustCompile(`[pkcamr]_[a-z2-7]{16}`) // inside names such as cohort_m_...
+	timeRe = regexp.MustCompile(`\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})`)
+	// Keys whose values are random in every world: secrets, and hashes or
+	// signatures over content that holds ids and times.
+	randomKeys = map[string]bool{"secret": true, "hash": true, "prev_hash": true, "signature": true, "audit_hash": true,
+		"private_sha256": true, "nonce": true, "public_key": true}
+	// ownFacts are facts about one party's own data (its audience's sizes,
+	// consent mix and content, what its deletions removed of it). The
+	// operator is S, which holds that data, and reads them; a partner reads
+	// only its own. None of them depends on the other party's data, so
+	// for a partner they stay unmasked and must match.
+	ownFacts = map[string]bool{"content_sha256": true, "rows": true, "rows_sent": true, "people": true, "people_matchable": true,
+		"consent_rows_by_purpose": true, "audience_rows": true, "tokens": true, "private": true}
+)
+
+func (r *recorder) maskIDs(s string) string {
+	f := func(id string) string {
+		if _, ok := r.ids[id]; !ok {
+			r.ids[id] = fmt.Sprintf("<id%d>", len(r.ids)+1)
+		}
+		return r.ids[id]
+	}
+	s = idRe.ReplaceAllStringFunc(s, f)
+	return idRe2.ReplaceAllStringFunc(s, f)
+}
+
+// mask normalises one JSON value; path names where it sits.
+func (r *recorder) mask(v any, path string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, val := range x {
+			mk := r.maskIDs(k)
+			switch {
+			case randomKeys[k]:
+				out[mk] = "<random>"
+			case k == "cohort_size_noisy":
+				out[mk] = "<dp>"
+			case r.operator && ownFacts[k]:
+				out[mk] = "<held by S>"
+			default:
+				out[mk] = r.mask(val, path+"."+k)
+			}
+		}
+		// A released answer: its numbers are DP outputs.
+		if _, ok := x["epsilon_split"]; ok {
+			out["rows"], out["intervals"] = "<dp>", "<dp>"
+		}
+		// The audit's record of a released answer, and the observer's own
+		// re-blinding of the other party's points (inherent to PSI).
+		if d, ok := out["details"].(map[string]any); ok {
+			switch x["action"] {
+			case "query.run":
+				d["answer_sha256"], d["rows"] = "<dp>", "<dp>"
+			case "match.points":
+				d["content_sha256"] = "<inherent>"
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i := range x {
+			out[i] = r.mask(x[i], path+"[]")
+		}
+		return out
+	case string:
+		return timeRe.ReplaceAllString(r.maskIDs(x), "<time>")
+	}
+	return v
+}
+
+// add records a response: status and masked body (JSON, or NDJSON lines).
+func (r *recorder) add(role, step string, status int, body []byte) {
+	r.t.Helper()
+	var parts []string
+	for _, line := range bytes.Split(bytes.TrimSpace(body), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		// Ids take their placeholders in the order the server wrote them,
+		// before Go's maps lose that order.
+		line = []byte(r.maskIDs(string(line)))
+		var v any
+		if err := json.Unmarshal(line, &v); err != nil {
+			parts = append(parts, "<not json: "+string(line)+">")
+			continue
+		}
+		v = r.mask(v, "")
+		if strings.HasSuffix(step, "report") {
+			sortSections(v)
+		}
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		enc.Encode(v)
+		parts = append(parts, strings.TrimSpace(b.String()))
+	}
+	r.lines[role] = append(r.lines[role], fmt.Sprintf("%s -> %d %s", step, status, strings.Join(parts, "\n\t")))
+}
+
+// sortSections orders the report's tables by content: the server orders
+// them by random ids.
+func sortSections(v any) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return
+	}
+	for _, sec := range []string{"deletions", "budget_spent_by_day", "queries_by_analyst", "refusals_by_reason"} {
+		rows, ok := m[sec].([]any)
+		if !ok {
+			continue
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			a, _ := json.Marshal(rows[i])
+			b, _ := json.Marshal(rows[j])
+			return string(a) < string(b)
+		})
+	}
+}
+
+// call makes one request with key and records the answer under role.
+func (r *recorder) call(role, key, method, path string, body any) []byte {
+	r.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, r.e.srv.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	r.add(role, method+" "+r.maskIDs(path), resp.StatusCode, out)
+	return out
+}
+
+// world builds one clean room and runs the session. The other party holds
+// sharedPerson when shared, else strangerID in the same row. The
+// observer's side is the brand when observerBrand.
+func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) map[string][]string {
+	e := newEnv(t, neighbourRules)
+	e.brand.key, e.pub.key = brandKey, pubKey
+	ctx := context.Background()
+	brandRows, pubRows, _ := audiences()
+	swap := func(rows []row) {
+		for i := range rows {
+			if rows[i].person == sharedPerson {
+				rows[i].person = strangerID
+			}
+		}
+	}
+	obs, other := e.brand, e.pub
+	if !shared {
+		if observerBrand {
+			swap(pubRows)
+		} else {
+			swap(brandRows)
+		}
+	}
+	if !observerBrand {
+		obs, other = e.pub, e.brand
+	}
+	obsRows, otherRows := brandRows, pubRows
+	if !observerBrand {
+		obsRows, otherRows = pubRows, brandRows
+	}
+	r := &recorder{t: t, e: e, ids: map[string]string{}, lines: map[string][]string{}}
+	// Ids the observer met at set-up, in a fixed order.
+	r.maskIDs(obs.id + " " + other.id + " " + e.collab)
+	op := &recorder{t: t, e: e, ids: map[string]string{}, lines: map[string][]string{}, operator: true}
+	op.maskIDs(e.brand.id + " " + e.pub.id + " " + e.collab)
+	cp := "/v1/collaborations/" + e.collab
+
+	// Uploads: the other party first, then the observer.
+	if _, err := other.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, other.key, otherRows))); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", e.srv.URL+cp+"/audiences", bytes.NewReader(encode(t, obs.key, obsRows)))
+	req.Header.Set("Authorization", "Bearer "+obs.eng.Key)
+	req.Header.Set("Content-Type", "application/vnd.apache.arrow.stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.add("engineer", "upload", resp.StatusCode, b)
+
+	// The match, one half after the other so the log's order is fixed.
+	var m struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal(r.call("engineer", obs.eng.Key, "POST", cp+"/matches", nil), &m)
+	var pts bytes.Buffer
+	if err := obs.eng.Points(ctx, e.collab, m.ID, &pts); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := ipc.NewReader(&pts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(0)
+	for rd.Next() {
+		n += rd.Record().NumRows()
+	}
+	r.lines["engineer"] = append(r.lines["engineer"], fmt.Sprintf("points: %d of schema %s", n, rd.Schema()))
+	rd.Release()
+	if err := obs.eng.ReblindPoints(ctx, e.collab, m.ID, obs.key, client.MatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.eng.DoMatch(ctx, e.collab, other.key, client.MatchOptions{Poll: 20e6}); err != nil {
+		t.Fatal(err)
+	}
+	r.call("engineer", obs.eng.Key, "GET", cp+"/matches/"+m.ID, nil)
+
+	// Every route each role may call, before and after deletions.
+	session := func(phase string) {
+		r.call("engineer", obs.eng.Key, "GET", cp, nil)
+		r.call("engineer", obs.eng.Key, "GET", cp+"/audiences", nil)
+		for _, person := range []int{sharedPerson, strangerID, 1005} {
+			r.call("engineer", obs.eng.Key, "POST", cp+"/access-requests", map[string]string{"pid": blinded(t, obs.key, person)})
+		}
+		r.call("engineer", obs.eng.Key, "GET", cp+"/receipts", nil)
+		for _, q := range []struct {
+			sql string
+			eps float64
+		}{
+			{`SELECT COUNT(*) FROM cohort`, 0.3},
+			{`SELECT brand_co_label, COUNT(*), SUM(brand_co_value) FROM cohort GROUP BY brand_co_label`, 0.3},
+			{`SELECT publisher_label, AVG(publisher_value) FROM cohort WHERE brand_co_label = 'region3' GROUP BY publisher_label`, 0.2},
+			{`SELECT COUNT(*) FROM cohort`, 0.3}, // the cache
+			{`SELECT uid FROM cohort`, 0.1},       // refused: hidden column
+			{`SELECT COUNT(*) FROM cohort`, 5},    // refused: over max_query_epsilon
+			{`SELECT COUNT(*) FROM cohort`, 1e-9}, // refused: under min_query_epsilon
+		} {
+			r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": q.sql, "epsilon": q.eps})
+		}
+		for _, role := range []struct {
+			name string
+			c    *client.Client
+		}{{"analyst", obs.analyst}, {"auditor", obs.audit}, {"admin", obs.admin}} {
+			r.call(role.name, role.c.Key, "GET", cp+"/budget", nil)
+			r.call(role.name, role.c.Key, "GET", cp+"/report", nil)
+			r.call(role.name, role.c.Key, "GET", cp+"/receipts", nil)
+			r.call(role.name, role.c.Key, "GET", "/v1/collaborations", nil)
+		}
+		for _, role := range []struct {
+			name string
+			c    *client.Client
+		}{{"auditor", obs.audit}, {"admin", obs.admin}} {
+			r.call(role.name, role.c.Key, "GET", "/v1/audit?collab="+e.collab, nil)
+			r.call(role.name, role.c.Key, "GET", "/v1/audit/export", nil)
+			r.call(role.name, role.c.Key, "GET", "/v1/audit/head", nil)
+		}
+		op.call("operator", e.op.Key, "GET", cp+"/report", nil)
+		op.call("operator", e.op.Key, "GET", cp+"/receipts", nil)
+		op.call("operator", e.op.Key, "GET", "/v1/audit/export", nil)
+		op.call("operator", e.op.Key, "GET", cp+"/budget", nil)
+	}
+	session("matched")
+
+	// The other party deletes the swapped person (whom it holds only in
+	// the first world) and opts out another; then the observer deletes
+	// them from its own data and runs match again.
+	for _, x := range []struct {
+		path   string
+		person int
+	}{{"/deletions", sharedPerson}, {"/optouts", 1007}} {
+		if st, body := e.post(other.eng.Key, cp+x.path, map[string]any{"pids": []string{blinded(t, other.key, x.person)}}, "POST"); st != 200 {
+			t.Fatalf("other party's deletion: %d %s", st, body)
+		}
+	}
+	r.call("engineer", obs.eng.Key, "POST", cp+"/deletions", map[string]any{"pids": []string{blinded(t, obs.key, sharedPerson)}})
+	r.call("engineer", obs.eng.Key, "POST", cp+"/optouts", map[string]any{"pids": []string{blinded(t, obs.key, 1009)}})
+	r.call("engineer", obs.eng.Key, "POST", cp+"/matches", nil)
+	session("after deletions")
+
+	// The observer deletes its audience; the other party's admin deletes
+	// the collaboration.
+	var auds struct {
+		Audiences map[string]struct {
+			ID string `json:"id"`
+		} `json:"audiences"`
+	}
+	json.Unmarshal(r.call("engineer", obs.eng.Key, "GET", cp+"/audiences", nil), &auds)
+	r.call("engineer", obs.eng.Key, "DELETE", cp+"/audiences/"+auds.Audiences[obs.id].ID, nil)
+	if st, body := e.post(other.admin.Key, cp, nil, "DELETE"); st != 200 {
+		t.Fatalf("deleting the collaboration: %d %s", st, body)
+	}
+	session("deleted")
+
+	for role, lines := range op.lines {
+		r.lines[role] = lines
+	}
+	return r.lines
+}
+
+func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
+	brandKey, _ := psi.GenerateKey(nil)
+	pubKey, _ := psi.GenerateKey(nil)
+	for _, observerBrand := range []bool{true, false} {
+		name := "publisher's data differs, brand observes"
+		if !observerBrand {
+			name = "brand's data differs, publisher observes"
+		}
+		t.Run(name, func(t *testing.T) {
+			a := world(t, observerBrand, true, brandKey, pubKey)
+			b := world(t, observerBrand, false, brandKey, pubKey)
+			roles := []string{"engineer", "analyst", "auditor", "admin", "operator"}
+			for _, role := range roles {
+				la, lb := a[role], b[role]
+				if len(la) == 0 {
+					t.Errorf("%s: nothing recorded", role)
+				}
+				if len(la) != len(lb) {
+					t.Errorf("%s: %d responses in one world, %d in the other", role, len(la), len(lb))
+					continue
+				}
+				for i := range la {
+					if la[i] != lb[i] {
+						t.Errorf("%s, response %d differs between neighbouring datasets:\nshared:   %s\nstranger: %s", role, i, around(la[i], lb[i]), around(lb[i], la[i]))
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// around shows a's text near where it first differs from b.
+func around(a, b string) string {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	start, end := max(i-300, 0), min(i+200, len(a))
+	cut := strings.SplitN(a, " ", 4)
+	head := strings.Join(cut[:min(3, len(cut))], " ")
+	return head + " ... " + a[start:end]
+}
+
+// TestNeighbourMaskingKeepsDifferences checks the masking itself: what it
+// leaves unmasked still tells two different answers apart, and a leak of
+// the kind the test exists for would be caught.
+func TestNeighbourMaskingKeepsDifferences(t *testing.T) {
+	r := &recorder{t: t, ids: map[string]string{}, lines: map[string][]string{}}
+	r.add("x", "a", 200, []byte(`{"in_cohorts": ["m_aaaaaaaaaaaaaaaa"], "cohort_rows": 2, "at": "2026-01-02T03:04:05Z", "hash": "ab"}`))
+	r.add("x", "a", 200, []byte(`{"in_cohorts": [], "cohort_rows": 0, "at": "2027-01-02T03:04:05.5Z", "hash": "cd"}`))
+	if r.lines["x"][0] == r.lines["x"][1] {
+		t.Fatalf("masking hides a membership difference: %q", r.lines["x"][0])
+	}
+	r2 := &recorder{t: t, ids: map[string]string{}, lines: map[string][]string{}}
+	r2.add("x", "a", 200, []byte(`{"id": "m_aaaaaaaaaaaaaaaa", "at": "2026-01-02T03:04:05Z", "cohort_size_noisy": 5, "epsilon_split": {}, "rows": [[1]]}`))
+	r2.add("x", "a", 200, []byte(`{"id": "m_bbbbbbbbbbbbbbbb", "at": "2027-01-02T03:04:05Z", "cohort_size_noisy": 7, "epsilon_split": {}, "rows": [[2]]}`))
+	// Different ids take the same placeholder only in the same position of
+	// their own world; here they are the first and second id seen.
+	if !strings.Contains(r2.lines["x"][0], "<id1>") || !strings.Contains(r2.lines["x"][1], "<id2>") {
+		t.Errorf("ids masked as %q / %q", r2.lines["x"][0], r2.lines["x"][1])
+	}
+	if strings.Contains(r2.lines["x"][0], "5") || strings.Contains(r2.lines["x"][1], "[[2]]") {
+		t.Errorf("DP outputs not masked: %q", r2.lines["x"])
+	}
+}

@@ -299,7 +299,7 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 			{`SELECT COUNT(*) FROM cohort`, 0.3},
 			{`SELECT brand_co_label, COUNT(*), SUM(brand_co_value) FROM cohort GROUP BY brand_co_label`, 0.3},
 			{`SELECT publisher_label, AVG(publisher_value) FROM cohort WHERE brand_co_label = 'region3' GROUP BY publisher_label`, 0.2},
-			{`SELECT COUNT(*) FROM cohort`, 0.3}, // the cache
+			{`SELECT COUNT(*) FROM cohort`, 0.3},  // the cache
 			{`SELECT uid FROM cohort`, 0.1},       // refused: hidden column
 			{`SELECT COUNT(*) FROM cohort`, 5},    // refused: over max_query_epsilon
 			{`SELECT COUNT(*) FROM cohort`, 1e-9}, // refused: under min_query_epsilon

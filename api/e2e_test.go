@@ -85,6 +85,12 @@ func (e *env) stop() {
 
 func newEnv(t *testing.T, rules string) *env {
 	t.Helper()
+	return newEnvNamed(t, rules, "Brand Co", "Publisher")
+}
+
+// newEnvNamed is newEnv with the two partners' names.
+func newEnvNamed(t *testing.T, rules, brandName, pubName string) *env {
+	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), maxBody: 64 << 20}
 	e.start()
 	t.Cleanup(func() { e.srv.Close(); e.db.Close() })
@@ -92,7 +98,7 @@ func newEnv(t *testing.T, rules string) *env {
 	for _, x := range []struct {
 		p    *party
 		name string
-	}{{&e.brand, "Brand Co"}, {&e.pub, "Publisher"}} {
+	}{{&e.brand, brandName}, {&e.pub, pubName}} {
 		cp, err := e.op.CreatePartner(ctx, x.name)
 		if err != nil {
 			t.Fatal(err)
@@ -143,11 +149,17 @@ type row struct {
 // encode builds an upload: pids blinded with key, plus attributes.
 func encode(t *testing.T, key *psi.Key, rows []row) []byte {
 	t.Helper()
+	return encodeNamed(t, key, rows, "value")
+}
+
+// encodeNamed is encode with the value column named valueColumn.
+func encodeNamed(t *testing.T, key *psi.Key, rows []row, valueColumn string) []byte {
+	t.Helper()
 	h, _ := psi.NewHasher(psi.Email)
 	norm, _ := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "pid", Type: &arrow.FixedSizeBinaryType{ByteWidth: 32}},
-		{Name: "value", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: valueColumn, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 		{Name: "label", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "consent", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
 	}, nil)

@@ -1,0 +1,313 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/cleanroom/cleanroom/client"
+)
+
+// Regression tests for issue 8's findings: each was a free, exact answer
+// to "is this person in the other party's data?".
+
+// stripVolatile removes ids, times, hashes and the caller's own rows from
+// a JSON body, leaving what must not depend on the other party's data.
+func stripVolatile(t *testing.T, body []byte, drop ...string) string {
+	t.Helper()
+	r := &recorder{t: t, ids: map[string]string{}, lines: map[string][]string{}}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(r.maskIDs(string(body))), &v); err != nil {
+		t.Fatalf("%s: %v", body, err)
+	}
+	for _, k := range drop {
+		delete(v, k)
+	}
+	b, _ := json.Marshal(r.mask(v, ""))
+	return string(b)
+}
+
+// Person 501 is only the brand's; person 1003 is both parties' and
+// consented on both sides, so in the cohort. Both have one brand row.
+const (
+	brandOnly = 501
+	inBoth    = 1003
+)
+
+func TestAccessRequestDoesNotTellWhetherThePersonMatched(t *testing.T) {
+	e := newQueryEnv(t)
+	path := "/v1/collaborations/" + e.collab + "/access-requests"
+	var got []string
+	for _, person := range []int{inBoth, brandOnly} {
+		st, body := e.post(e.brand.eng.Key, path, map[string]string{"pid": blinded(t, e.brand.key, person)}, "POST")
+		if st != 200 {
+			t.Fatalf("access request: %d %s", st, body)
+		}
+		var ar struct {
+			Rows []map[string]any `json:"rows"`
+		}
+		json.Unmarshal(body, &ar)
+		if len(ar.Rows) != 1 {
+			t.Errorf("person %d: %d rows, want their one brand row: %s", person, len(ar.Rows), body)
+		}
+		got = append(got, stripVolatile(t, body, "rows"))
+	}
+	if got[0] != got[1] {
+		t.Errorf("an access request tells a matched person from an unmatched one:\n matched:   %s\n unmatched: %s", got[0], got[1])
+	}
+}
+
+func TestDeletionReceiptsSayNothingOfTheCohort(t *testing.T) {
+	e := newQueryEnv(t)
+	cp := "/v1/collaborations/" + e.collab
+	var receipts []string
+	for _, person := range []int{inBoth, brandOnly} {
+		st, body := e.post(e.brand.eng.Key, cp+"/deletions", map[string]any{"pids": []string{blinded(t, e.brand.key, person)}}, "POST")
+		if st != 200 {
+			t.Fatalf("deletion: %d %s", st, body)
+		}
+		e.verifyReceipt(body)
+		if strings.Contains(string(body), "cohort_rows") {
+			t.Errorf("the receipt counts cohort rows: %s", body)
+		}
+		receipts = append(receipts, stripVolatile(t, body, "audit_seq"))
+	}
+	if receipts[0] != receipts[1] {
+		t.Errorf("receipts tell a matched person from an unmatched one:\n matched:   %s\n unmatched: %s", receipts[0], receipts[1])
+	}
+	// Deleting an audience: the receipt counts the deleter's rows only.
+	var auds struct {
+		Audiences map[string]struct {
+			ID string `json:"id"`
+		} `json:"audiences"`
+	}
+	_, b := e.post(e.pub.eng.Key, cp+"/audiences", nil, "GET")
+	json.Unmarshal(b, &auds)
+	st, body := e.post(e.pub.eng.Key, cp+"/audiences/"+auds.Audiences[e.pub.id].ID, nil, "DELETE")
+	if st != 200 || strings.Contains(string(body), "cohort_rows") {
+		t.Errorf("audience deletion: %d %s", st, body)
+	}
+	// The other partner reads none of them, with any key; the operator reads all.
+	for _, c := range []*client.Client{e.pub.eng, e.pub.analyst, e.pub.audit, e.pub.admin} {
+		st, body := e.post(c.Key, cp+"/receipts", nil, "GET")
+		if st != 200 || strings.Count(string(body), `"kind"`) != 1 || strings.Contains(string(body), `"identifiers"`) {
+			t.Errorf("the publisher reads receipts of the brand's deletions: %d %s", st, body)
+		}
+	}
+	if st, body := e.post(e.op.Key, cp+"/receipts", nil, "GET"); st != 200 || strings.Count(string(body), `"kind"`) != 3 {
+		t.Errorf("the operator reads %d %s, want all three receipts", st, body)
+	}
+	// Nor their counts in the log or the report.
+	raw, err := e.pub.audit.AuditLog(context.Background(), url.Values{"collab": {e.collab}, "action": {"deletion.identifiers"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "audience_rows") || strings.Contains(string(raw), "cohort_rows") || strings.Contains(string(raw), `"private"`) {
+		t.Errorf("the publisher's auditor reads what the brand's deletions removed: %s", raw)
+	}
+	rep, err := e.pub.audit.Report(context.Background(), e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(rep), "cohort_rows") || strings.Contains(string(rep), "audience_rows") {
+		t.Errorf("the report counts rows deleted: %s", rep)
+	}
+}
+
+func TestEveryDeletionBumpsTheCohortVersion(t *testing.T) {
+	e := newQueryEnv(t)
+	version := func() string {
+		st, body, _ := e.ask(e.pub.analyst.Key, `SELECT COUNT(*) FROM cohort`, 0.1, "")
+		var a struct {
+			Version string `json:"cohort_version"`
+		}
+		if st != 200 || json.Unmarshal(body, &a) != nil {
+			t.Fatalf("query: %d %s", st, body)
+		}
+		return a.Version
+	}
+	v0 := version()
+	// A person the publisher does not hold: the cohort's rows are the same,
+	// but the version the publisher sees must move all the same.
+	if st, body := e.post(e.brand.eng.Key, "/v1/collaborations/"+e.collab+"/deletions", map[string]any{"pids": []string{blinded(t, e.brand.key, brandOnly)}}, "POST"); st != 200 {
+		t.Fatalf("deletion: %d %s", st, body)
+	}
+	if v1 := version(); v1 == v0 {
+		t.Errorf("a deletion of someone not in the cohort left its version at %s: the version tells who matched", v1)
+	}
+}
+
+func TestMinCohortRefusalDoesNotFollowTheExactSize(t *testing.T) {
+	_, _, want := audiences()
+	// The threshold is the exact size: with the exact size compared, it
+	// flips when one member is deleted; with the noisy size, never.
+	rules := fmt.Sprintf(`{"purpose": "measurement", "min_upload_users": 1000, "min_cohort_users": %d, "dimensions": ["brand_co_label"],
+		"epsilon_budget": 10, "max_query_epsilon": 1}`, want)
+	e := newEnv(t, rules)
+	e.uploadBoth()
+	e.matchBoth()
+	outcome := func() string {
+		st, body, _ := e.ask(e.brand.analyst.Key, `SELECT COUNT(*) FROM cohort`, 0.1, "")
+		var er struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		json.Unmarshal(body, &er)
+		return fmt.Sprintf("%d %s %s", st, er.Error.Code, er.Error.Message)
+	}
+	before := outcome()
+	for _, person := range []int{inBoth, inBoth + 2} {
+		if st, body := e.post(e.brand.eng.Key, "/v1/collaborations/"+e.collab+"/deletions", map[string]any{"pids": []string{blinded(t, e.brand.key, person)}}, "POST"); st != 200 {
+			t.Fatalf("deletion: %d %s", st, body)
+		}
+		if after := outcome(); after != before {
+			t.Errorf("deleting a member changed the answer from %q to %q", before, after)
+		}
+	}
+}
+
+func TestMatchRunsAgainAfterDeletions(t *testing.T) {
+	e := newQueryEnv(t)
+	cp := "/v1/collaborations/" + e.collab
+	var pids []string
+	for _, p := range []int{1001, 1003, 1005} {
+		pids = append(pids, blinded(t, e.pub.key, p))
+	}
+	if st, body := e.post(e.pub.eng.Key, cp+"/deletions", map[string]any{"pids": pids}, "POST"); st != 200 {
+		t.Fatalf("deletion: %d %s", st, body)
+	}
+	// Both parties run match again, as its help says is safe.
+	ctx := context.Background()
+	for _, p := range []party{e.brand, e.pub} {
+		m, err := p.eng.DoMatch(ctx, e.collab, p.key, client.MatchOptions{Poll: 20e6})
+		if err != nil {
+			t.Fatalf("match again after deletions: %v", err)
+		}
+		if m.State != "done" {
+			t.Errorf("match is %s", m.State)
+		}
+	}
+	// The audience's counts follow the deletion: one row and one person each.
+	var auds struct {
+		Audiences map[string]struct {
+			Rows   int64 `json:"rows"`
+			People int64 `json:"people"`
+		} `json:"audiences"`
+	}
+	_, b := e.post(e.pub.eng.Key, cp+"/audiences", nil, "GET")
+	json.Unmarshal(b, &auds)
+	if a := auds.Audiences[e.pub.id]; a.Rows != 1197 || a.People != 1197 {
+		t.Errorf("publisher's audience after deleting 3 people: %s", b)
+	}
+	// A person with two rows: rows go down by two, people by one.
+	if st, body := e.post(e.brand.eng.Key, cp+"/deletions", map[string]any{"pids": []string{blinded(t, e.brand.key, 1002)}}, "POST"); st != 200 {
+		t.Fatalf("deletion: %d %s", st, body)
+	}
+	_, b = e.post(e.brand.eng.Key, cp+"/audiences", nil, "GET")
+	json.Unmarshal(b, &auds)
+	if a := auds.Audiences[e.brand.id]; a.Rows != 2250-2 || a.People != 1500-1 {
+		t.Errorf("brand's audience after deleting a two-row person: %s", b)
+	}
+}
+
+func TestDeletionDuringAMatchVoidsIt(t *testing.T) {
+	e := newEnv(t, queryRules)
+	want := e.uploadBoth()
+	ctx := context.Background()
+	m, err := e.brand.eng.StartMatch(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.brand.eng.ReblindPoints(ctx, e.collab, m.ID, e.brand.key, client.MatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The publisher deletes one of its people before doing its half: the
+	// positions of its points no longer line up, so the match is void.
+	if st, body := e.post(e.pub.eng.Key, "/v1/collaborations/"+e.collab+"/deletions", map[string]any{"pids": []string{blinded(t, e.pub.key, inBoth)}}, "POST"); st != 200 {
+		t.Fatalf("deletion: %d %s", st, body)
+	}
+	if got, _ := e.brand.eng.Match(ctx, e.collab, m.ID); got.State != "stale" {
+		t.Errorf("the match is %s after a deletion", got.State)
+	}
+	mid, _ := e.matchBoth()
+	if mid == m.ID {
+		t.Fatal("running match again joined the void match")
+	}
+	if got := e.exactCohortSize(mid); got != int64(want-1) {
+		t.Errorf("new cohort has %d people, want %d", got, want-1)
+	}
+}
+
+func TestMinUploadUsersCountsPeopleWhoCanMatch(t *testing.T) {
+	e := newEnv(t, queryRules)
+	var rows []row
+	for k := 0; k < 1200; k++ {
+		c := []string{"marketing"}
+		if k == 0 {
+			c = []string{"measurement"}
+		}
+		rows = append(rows, row{k, 1, "x", c})
+	}
+	_, err := e.brand.eng.Upload(context.Background(), e.collab, bytes.NewReader(encode(t, e.brand.key, rows)))
+	if status(err) != 400 || !strings.Contains(err.Error(), "1 people who can match") {
+		t.Errorf("1,200 people with one consented: %v", err)
+	}
+}
+
+func TestDeletedCollaborationStaysDeleted(t *testing.T) {
+	e := newEnv(t, queryRules)
+	ctx := context.Background()
+	if st, body := e.post(e.brand.admin.Key, "/v1/collaborations/"+e.collab, nil, "DELETE"); st != 200 {
+		t.Fatalf("delete: %d %s", st, body)
+	}
+	if _, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(queryRules)); status(err) != 409 {
+		t.Errorf("rules change of a deleted collaboration: %v", err)
+	}
+	if _, err := e.pub.admin.Approve(ctx, e.collab, 0); status(err) != 409 {
+		t.Errorf("approval of a deleted collaboration: %v", err)
+	}
+	if co, _ := e.brand.admin.Collaboration(ctx, e.collab); co.State != "deleted" {
+		t.Errorf("collaboration is %s", co.State)
+	}
+	if st, _ := e.post(e.brand.admin.Key, "/v1/collaborations/"+e.collab, nil, "DELETE"); st != 409 {
+		t.Errorf("deleting it again: %d", st)
+	}
+}
+
+// One partner's name is a prefix of the other's: a column's side must come
+// from where it was built, not from the longest matching prefix.
+func TestCohortColumnSideIsRecorded(t *testing.T) {
+	rules := `{"purpose": "measurement", "min_upload_users": 1000, "min_group_users": 0, "epsilon_budget": 1000, "max_query_epsilon": 1000,
+		"metrics": {"brand_co_value": [0, 10]}}`
+	e := newEnvNamed(t, rules, "Brand", "Brand Co")
+	// Brand (prefix brand_) has two rows of co_value 1 per person; Brand Co
+	// (prefix brand_co_) one row of amount 0. brand_co_value is Brand's
+	// co_value, summed per person over Brand's two rows: 2 each.
+	var brand, other []row
+	for k := 0; k < 1200; k++ {
+		brand = append(brand, row{k, 1, "x", []string{"measurement"}}, row{k, 1, "y", []string{"measurement"}})
+		other = append(other, row{k, 0, "z", []string{"measurement"}})
+	}
+	ctx := context.Background()
+	if _, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(encodeNamed(t, e.brand.key, brand, "co_value"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pub.eng.Upload(ctx, e.collab, bytes.NewReader(encodeNamed(t, e.pub.key, other, "amount"))); err != nil {
+		t.Fatal(err)
+	}
+	e.matchBoth()
+	st, body, _ := e.ask(e.brand.analyst.Key, `SELECT SUM(brand_co_value) FROM cohort`, 900, "")
+	var a struct {
+		Rows [][]float64 `json:"rows"`
+	}
+	if st != 200 || json.Unmarshal(body, &a) != nil || len(a.Rows) != 1 {
+		t.Fatalf("query: %d %s", st, body)
+	}
+	// Noise at epsilon 450 per part on a [0, 10] bound is a few hundredths.
+	if got := a.Rows[0][0]; got < 2400-5 || got > 2400+5 {
+		t.Errorf("SUM(brand_co_value) = %v, want about 2400: the column was read as the other party's", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cleanroom/cleanroom/client"
 )
@@ -309,5 +310,56 @@ func TestCohortColumnSideIsRecorded(t *testing.T) {
 	// Noise at epsilon 450 per part on a [0, 10] bound is a few hundredths.
 	if got := a.Rows[0][0]; got < 2400-5 || got > 2400+5 {
 		t.Errorf("SUM(brand_co_value) = %v, want about 2400: the column was read as the other party's", got)
+	}
+}
+
+// A party waiting in `match` when the other deletes people carries on with
+// a new match by itself.
+func TestWaitingMatchStartsOverAfterADeletion(t *testing.T) {
+	e := newEnv(t, queryRules)
+	want := e.uploadBoth()
+	ctx := context.Background()
+	type result struct {
+		id, state string
+		err       error
+	}
+	done := make(chan result, 1)
+	go func() {
+		m, err := e.brand.eng.DoMatch(ctx, e.collab, e.brand.key, client.MatchOptions{Poll: 20e6})
+		done <- result{m.ID, m.State, err}
+	}()
+	// Wait until the brand's half is in, then delete one of the publisher's people.
+	var first string
+	for i := 0; ; i++ {
+		m, err := e.pub.eng.StartMatch(ctx, e.collab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.HalfB {
+			first = m.ID
+			break
+		}
+		if i > 500 {
+			t.Fatal("the brand's half never arrived")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st, body := e.post(e.pub.eng.Key, "/v1/collaborations/"+e.collab+"/deletions", map[string]any{"pids": []string{blinded(t, e.pub.key, inBoth)}}, "POST"); st != 200 {
+		t.Fatalf("deletion: %d %s", st, body)
+	}
+	// The publisher's half of the void match is refused as stale.
+	if err := e.pub.eng.ReblindPoints(ctx, e.collab, first, e.pub.key, client.MatchOptions{}); err == nil || !strings.Contains(err.Error(), "stale_match") {
+		t.Errorf("points for a void match: %v", err)
+	}
+	m, err := e.pub.eng.DoMatch(ctx, e.collab, e.pub.key, client.MatchOptions{Poll: 20e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.state != "done" || r.id != m.ID || r.id == first {
+		t.Fatalf("the brand's match ended %+v; the publisher's is %s (the void one %s)", r, m.ID, first)
+	}
+	if got := e.exactCohortSize(m.ID); got != int64(want-1) {
+		t.Errorf("cohort has %d people, want %d", got, want-1)
 	}
 }

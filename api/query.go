@@ -21,16 +21,19 @@ import (
 
 // queryStatus maps refusal codes to statuses.
 var queryStatus = map[string]int{
-	query.CodeSyntax:      400,
-	query.CodeUnsupported: 400,
-	query.CodeLimit:       400,
-	query.CodeNotAllowed:  403,
-	query.CodeHidden:      403,
-	query.CodeEpsilon:     400,
-	query.CodeCohortSmall: 409,
-	query.CodeBudget:      429,
-	query.CodeNotQuerier:  403,
-	query.CodeNoCohort:    409,
+	query.CodeSyntax:        400,
+	query.CodeUnsupported:   400,
+	query.CodeLimit:         400,
+	query.CodeNotAllowed:    403,
+	query.CodeHidden:        403,
+	query.CodeEpsilon:       400,
+	query.CodeCohortSmall:   409,
+	query.CodeBudget:        429,
+	query.CodeDeltaBudget:   429,
+	query.CodeNotReleasable: 400,
+	query.CodeRules:         409,
+	query.CodeNotQuerier:    403,
+	query.CodeNoCohort:      409,
 }
 
 func (s *Server) runQuery(c echo.Context) error {
@@ -97,11 +100,16 @@ func flatColumns(a query.Answer) []string {
 
 func answerHeaders(c echo.Context, a query.Answer) {
 	h := c.Response().Header()
-	h.Set("Cleanroom-Epsilon", strconv.FormatFloat(a.Epsilon, 'g', -1, 64))
-	h.Set("Cleanroom-Delta", strconv.FormatFloat(a.Delta, 'g', -1, 64))
-	h.Set("Cleanroom-Budget-Remaining", strconv.FormatFloat(a.BudgetRemaining, 'g', -1, 64))
+	h.Set("Cleanroom-Epsilon", fmtFloat(a.Epsilon))
+	h.Set("Cleanroom-Delta", fmtFloat(a.Delta))
+	h.Set("Cleanroom-Budget-Remaining", fmtFloat(a.BudgetRemaining))
+	h.Set("Cleanroom-Delta-Remaining", fmtFloat(a.DeltaRemaining))
+	h.Set("Cleanroom-Collaboration-Epsilon-Spent", fmtFloat(a.CollaborationEpsilonSpent))
+	h.Set("Cleanroom-Collaboration-Delta-Spent", fmtFloat(a.CollaborationDeltaSpent))
 	h.Set("Cleanroom-Cached", strconv.FormatBool(a.Cached))
 }
+
+func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
 func writeCSV(c echo.Context, a query.Answer) error {
 	c.Response().Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -154,9 +162,9 @@ func writeArrow(c echo.Context, a query.Answer) error {
 		}
 	}
 	md := arrow.NewMetadata(
-		[]string{"epsilon", "delta", "budget_remaining", "cached", "plan_hash"},
-		[]string{strconv.FormatFloat(a.Epsilon, 'g', -1, 64), strconv.FormatFloat(a.Delta, 'g', -1, 64),
-			strconv.FormatFloat(a.BudgetRemaining, 'g', -1, 64), strconv.FormatBool(a.Cached), a.PlanHash})
+		[]string{"epsilon", "delta", "budget_remaining", "delta_remaining", "collaboration_epsilon_spent", "collaboration_delta_spent", "cached", "plan_hash"},
+		[]string{fmtFloat(a.Epsilon), fmtFloat(a.Delta), fmtFloat(a.BudgetRemaining), fmtFloat(a.DeltaRemaining),
+			fmtFloat(a.CollaborationEpsilonSpent), fmtFloat(a.CollaborationDeltaSpent), strconv.FormatBool(a.Cached), a.PlanHash})
 	schema := arrow.NewSchema(fields, &md)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
@@ -201,14 +209,15 @@ func (s *Server) budget(c echo.Context) error {
 		return err
 	}
 	if !p.IsOperator() && p.Role != partners.Auditor && p.Role != partners.Admin {
-		// Analysts and engineers see their own partner's budget.
-		var own []query.Budget
-		for _, b := range bs {
+		// Analysts and engineers see their own partner's budget, and the
+		// collaboration's total spend: the privacy loss of its people.
+		own := []query.Budget{}
+		for _, b := range bs.Budgets {
 			if b.PartnerID == p.PartnerID {
 				own = append(own, b)
 			}
 		}
-		bs = own
+		bs.Budgets = own
 	}
-	return c.JSON(200, map[string]any{"budgets": bs})
+	return c.JSON(200, bs)
 }

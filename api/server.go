@@ -153,6 +153,8 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		ae = &apiError{status: 404, Code: "not_found", Message: err.Error()}
 	case errors.Is(err, cohort.ErrAwaitingUpload):
 		ae = &apiError{status: 409, Code: "awaiting_upload", Message: err.Error()}
+	case errors.Is(err, cohort.ErrStale):
+		ae = &apiError{status: 409, Code: "stale_match", Message: err.Error()}
 	case errors.Is(err, partners.ErrConflict):
 		ae = &apiError{status: 409, Code: "conflict", Message: err.Error()}
 	case errors.Is(err, partners.ErrInvalid):
@@ -543,9 +545,24 @@ func (s *Server) getPoints(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
-	c.Response().WriteHeader(200)
-	return s.co.Points(c.Request().Context(), co, m, p.PartnerID, c.Response())
+	// The status is sent with the first bytes, so a refusal found before
+	// any (a stale match) still reaches the client as an error.
+	return s.co.Points(c.Request().Context(), co, m, p.PartnerID, &lazyStream{c: c})
+}
+
+// lazyStream sends a 200 Arrow stream's headers on its first write.
+type lazyStream struct {
+	c       echo.Context
+	started bool
+}
+
+func (l *lazyStream) Write(b []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.c.Response().Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
+		l.c.Response().WriteHeader(200)
+	}
+	return l.c.Response().Write(b)
 }
 
 func (s *Server) putPoints(c echo.Context) error {

@@ -39,6 +39,22 @@ func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opt
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
 	}
+	// A match goes stale when an audience is replaced or people are
+	// deleted while it runs; the next one starts over those changes.
+	for attempt := 1; ; attempt++ {
+		m, err := c.doMatch(ctx, collabID, key, opts)
+		var ce *Error
+		stale := m.State == cohort.MatchStale || (errors.As(err, &ce) && ce.Code == "stale_match")
+		if !stale || attempt == 3 {
+			if err == nil && stale {
+				err = fmt.Errorf("match %s went stale three times (audiences keep changing); run match again later", m.ID)
+			}
+			return m, err
+		}
+	}
+}
+
+func (c *Client) doMatch(ctx context.Context, collabID string, key *psi.Key, opts MatchOptions) (cohort.Match, error) {
 	var m cohort.Match
 	for told := false; ; {
 		var err error
@@ -80,7 +96,12 @@ func (c *Client) ReblindPoints(ctx context.Context, collabID, matchID string, ke
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	getR, getW := io.Pipe()
-	go func() { getW.CloseWithError(c.Points(ctx, collabID, matchID, getW)) }()
+	getDone := make(chan error, 1)
+	go func() {
+		err := c.Points(ctx, collabID, matchID, getW)
+		getW.CloseWithError(err)
+		getDone <- err
+	}()
 	defer getR.Close()
 
 	putR, putW := io.Pipe()
@@ -95,6 +116,12 @@ func (c *Client) ReblindPoints(ctx context.Context, collabID, matchID string, ke
 	putW.CloseWithError(err)
 	perr := <-putDone
 	if err != nil {
+		getR.CloseWithError(err)
+		// The server's refusal (a stale match, say) says more than the
+		// broken stream it left behind.
+		if gerr := <-getDone; gerr != nil {
+			return gerr
+		}
 		return fmt.Errorf("re-blinding points: %w", err)
 	}
 	return perr

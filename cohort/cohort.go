@@ -504,8 +504,11 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 
 var errRaceLost = errors.New("race lost")
 
+// ErrStale is a match voided by a replaced audience or a deletion.
+var ErrStale = errors.New("stale match")
+
 func errStale(matchID string) error {
-	return fmt.Errorf("%w: match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", ErrConflict, matchID)
+	return fmt.Errorf("%w: %w: match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", ErrConflict, ErrStale, matchID)
 }
 
 // ErrAwaitingUpload is a match started before both parties uploaded.
@@ -569,8 +572,11 @@ func (s *Service) GetMatch(ctx context.Context, q partners.Querier, collabID, id
 // Points writes, as an Arrow IPC stream with one column pid, the points
 // the caller must re-blind: the other party's consented people, once each.
 func (s *Service) Points(ctx context.Context, c partners.Collaboration, m Match, partnerID string, w io.Writer) error {
-	if m.State == MatchStale {
+	switch m.State {
+	case MatchStale:
 		return errStale(m.ID)
+	case MatchDeleted:
+		return fmt.Errorf("%w: match %s was deleted with its audience or collaboration", ErrConflict, m.ID)
 	}
 	tbl := pointsTable(m.ID, otherSide(side(c, partnerID)))
 	return s.DB.Raw(ctx, func(conn driver.Conn) error {
@@ -920,7 +926,7 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 	// Both parties see the noisy size: each pays for it from its budget.
 	for _, p := range c.Members() {
 		if _, err := dp.Debit(ctx, tx, dp.Charge{CollabID: c.ID, PartnerID: p, Kind: "match", Ref: m.ID,
-			Epsilon: c.Rules.MatchEpsilon, Budget: c.Rules.EpsilonBudget, Refresh: c.Rules.BudgetRefresh}); err != nil {
+			Epsilon: c.Rules.MatchEpsilon, Budget: c.Rules.Budget()}); err != nil {
 			return fmt.Errorf("%w: partner %s cannot pay for the match's noisy size: %v", ErrConflict, p, err)
 		}
 	}

@@ -11,16 +11,27 @@ import (
 // ErrBudgetExhausted is a charge the remaining budget cannot cover.
 var ErrBudgetExhausted = errors.New("privacy budget exhausted")
 
-// BudgetError says how much was asked and how much is left.
+// BudgetError says which budget a charge would exceed, how much was asked
+// and how much is left.
 type BudgetError struct {
+	// Budget is "epsilon" or "delta".
+	Budget           string
 	Asked, Remaining float64
-	Refresh          string
+	// Total is the rule epsilon_budget or delta_budget.
+	Total   float64
+	Refresh string
 }
 
 func (e *BudgetError) Error() string {
-	msg := fmt.Sprintf("privacy budget exhausted: this needs epsilon %g and %g is left", e.Asked, e.Remaining)
+	msg := fmt.Sprintf("privacy budget exhausted: this needs %s %v and %v is left of the rule %s_budget (%v)",
+		e.Budget, e.Asked, e.Remaining, e.Budget, e.Total)
+	if e.Budget == "delta" {
+		msg += "; grouped queries (partition selection) and Gaussian noise spend the rule delta, ungrouped queries with Laplace noise spend none"
+	}
 	if e.Refresh == "monthly" {
 		msg += "; the budget refreshes at the start of next month (UTC)"
+	} else {
+		msg += "; the budget does not refresh"
 	}
 	return msg
 }
@@ -38,65 +49,128 @@ func PeriodStart(refresh string, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// Querier reads the ledger: *sql.DB or *sql.Tx.
+// Querier reads the ledger: *sql.DB, *sql.Tx or *sql.Conn.
 type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // Spent returns the epsilon and delta a partner has spent in a
 // collaboration since the period start (basic composition: they add up).
-func Spent(ctx context.Context, q Querier, collabID, partnerID string, since time.Time) (eps, delta float64, err error) {
-	err = q.QueryRowContext(ctx, `SELECT coalesce(sum(epsilon), 0), coalesce(sum(delta), 0) FROM budget_ledger
-		WHERE collab_id = ? AND partner_id = ? AND at >= ?`, collabID, partnerID, since.UTC()).Scan(&eps, &delta)
-	return eps, delta, err
+func Spent(ctx context.Context, q Querier, collabID, partnerID string, since time.Time) (Amount, error) {
+	var a Amount
+	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
+		FROM budget_ledger WHERE collab_id = ? AND partner_id = ? AND at >= ?`, collabID, partnerID, since.UTC()).Scan(&a.EpsilonUnits, &a.DeltaUnits)
+	return a, err
 }
 
-// Charge is one debit.
+// CollaborationSpent returns the epsilon and delta spent in a collaboration
+// by all its partners, matches included, over its whole life (budget
+// refreshes do not reset it): by basic composition, the privacy loss of a
+// person in its cohort from everything released so far.
+func CollaborationSpent(ctx context.Context, q Querier, collabID string) (Amount, error) {
+	var a Amount
+	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
+		FROM budget_ledger WHERE collab_id = ?`, collabID).Scan(&a.EpsilonUnits, &a.DeltaUnits)
+	return a, err
+}
+
+// Budget is a partner's allowance in a collaboration: the rules
+// epsilon_budget, delta_budget and budget_refresh.
+type Budget struct {
+	Epsilon, Delta float64
+	Refresh        string
+}
+
+// Units returns the budget in units, or an error if a part is not a whole
+// number of units.
+func (b Budget) Units() (Amount, error) {
+	e, err := EpsilonUnits(b.Epsilon)
+	if err != nil {
+		return Amount{}, fmt.Errorf("epsilon_budget: %w", err)
+	}
+	d, err := DeltaUnits(b.Delta)
+	if err != nil {
+		return Amount{}, fmt.Errorf("delta_budget: %w", err)
+	}
+	return Amount{e, d}, nil
+}
+
+// Charge is one debit. Epsilon and Delta must be whole numbers of units;
+// they are recorded exactly.
 type Charge struct {
 	CollabID, PartnerID string
 	Kind                string // query, match
 	Ref                 string // plan hash, match id
 	Epsilon, Delta      float64
-	Budget              float64 // the rule epsilon_budget
-	Refresh             string  // the rule budget_refresh
+	Budget              Budget
 	Now                 time.Time
 }
 
-// slack absorbs floating-point error in sums of epsilons, so that ten
-// charges of 0.1 fit a budget of 1.
-const slack = 1e-9
-
-// Debit records c in tx if the remaining budget covers it, and returns what
-// remains after it. The caller must hold the store's write lock (store.DB.Write):
-// the check and the insert then happen without any other debit between them,
-// so concurrent charges can never overspend.
-func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining float64, err error) {
-	if !(c.Epsilon >= 0) || !(c.Delta >= 0) {
-		return 0, fmt.Errorf("dp.Debit: epsilon %v and delta %v must not be negative", c.Epsilon, c.Delta)
+// Check returns what the budget would have left after c, or a
+// *BudgetError if c does not fit in the epsilon or the delta budget. The
+// sums are exact, with no slack: a budget at 0 covers nothing more.
+func Check(ctx context.Context, q Querier, c Charge) (left Amount, err error) {
+	eu, err := EpsilonUnits(c.Epsilon)
+	if err != nil {
+		return Amount{}, fmt.Errorf("dp: charge: %w", err)
+	}
+	du, err := DeltaUnits(c.Delta)
+	if err != nil {
+		return Amount{}, fmt.Errorf("dp: charge: %w", err)
+	}
+	total, err := c.Budget.Units()
+	if err != nil {
+		return Amount{}, fmt.Errorf("dp: budget: %w", err)
 	}
 	if c.Now.IsZero() {
 		c.Now = time.Now()
 	}
-	spent, _, err := Spent(ctx, tx, c.CollabID, c.PartnerID, PeriodStart(c.Refresh, c.Now))
+	spent, err := Spent(ctx, q, c.CollabID, c.PartnerID, PeriodStart(c.Budget.Refresh, c.Now))
 	if err != nil {
-		return 0, fmt.Errorf("dp.Debit: %w", err)
+		return Amount{}, fmt.Errorf("dp: %w", err)
 	}
-	left := c.Budget - spent
-	if c.Epsilon > left+slack {
-		return max(left, 0), &BudgetError{Asked: c.Epsilon, Remaining: max(left, 0), Refresh: c.Refresh}
+	before := total.Sub(spent)
+	switch {
+	case eu > before.EpsilonUnits:
+		return before, &BudgetError{Budget: "epsilon", Asked: c.Epsilon, Remaining: before.Epsilon(), Total: c.Budget.Epsilon, Refresh: c.Budget.Refresh}
+	case du > before.DeltaUnits:
+		return before, &BudgetError{Budget: "delta", Asked: c.Delta, Remaining: before.Delta(), Total: c.Budget.Delta, Refresh: c.Budget.Refresh}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO budget_ledger VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		c.CollabID, c.PartnerID, c.Now.UTC(), c.Kind, c.Ref, c.Epsilon, c.Delta); err != nil {
-		return 0, fmt.Errorf("dp.Debit: %w", err)
+	return before.Sub(Amount{eu, du}), nil
+}
+
+// Debit records c in tx if the remaining budgets cover it, and returns what
+// remains after it. The caller must hold the store's write lock (store.DB.Write):
+// the check and the insert then happen without any other debit between them,
+// so concurrent charges can never overspend.
+func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining Amount, err error) {
+	if c.Now.IsZero() {
+		c.Now = time.Now()
 	}
-	return max(left-c.Epsilon, 0), nil
+	left, err := Check(ctx, tx, c)
+	if err != nil {
+		return left, err
+	}
+	// Check has converted both; these cannot fail.
+	eu, _ := EpsilonUnits(c.Epsilon)
+	du, _ := DeltaUnits(c.Delta)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO budget_ledger (collab_id, partner_id, at, kind, ref, epsilon, delta, epsilon_units, delta_units)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.CollabID, c.PartnerID, c.Now.UTC(), c.Kind, c.Ref, EpsilonOf(eu), DeltaOf(du), eu, du); err != nil {
+		return Amount{}, fmt.Errorf("dp.Debit: %w", err)
+	}
+	return left, nil
 }
 
 // Remaining returns the budget left for a partner now.
-func Remaining(ctx context.Context, q Querier, collabID, partnerID string, budget float64, refresh string, now time.Time) (float64, error) {
-	spent, _, err := Spent(ctx, q, collabID, partnerID, PeriodStart(refresh, now))
+func Remaining(ctx context.Context, q Querier, collabID, partnerID string, b Budget, now time.Time) (Amount, error) {
+	total, err := b.Units()
 	if err != nil {
-		return 0, err
+		return Amount{}, fmt.Errorf("dp: budget: %w", err)
 	}
-	return max(budget-spent, 0), nil
+	spent, err := Spent(ctx, q, collabID, partnerID, PeriodStart(b.Refresh, now))
+	if err != nil {
+		return Amount{}, err
+	}
+	return total.Sub(spent), nil
 }

@@ -20,13 +20,13 @@ func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 	defer db.Close()
 	jan := time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)
 	debit := func(eps float64, now time.Time, refresh string) (float64, error) {
-		var left float64
+		var left Amount
 		err := db.Write(ctx, func(tx *sql.Tx) error {
 			var err error
-			left, err = Debit(ctx, tx, Charge{CollabID: "c", PartnerID: "p", Kind: "query", Ref: "x", Epsilon: eps, Budget: 1, Refresh: refresh, Now: now})
+			left, err = Debit(ctx, tx, Charge{CollabID: "c", PartnerID: "p", Kind: "query", Ref: "x", Epsilon: eps, Budget: Budget{Epsilon: 1, Refresh: refresh}, Now: now})
 			return err
 		})
-		return left, err
+		return left.Epsilon(), err
 	}
 	for i := 0; i < 10; i++ {
 		if _, err := debit(0.1, jan, "monthly"); err != nil {
@@ -35,7 +35,7 @@ func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 	}
 	_, err = debit(0.1, jan, "monthly")
 	var be *BudgetError
-	if !errors.As(err, &be) || !errors.Is(err, ErrBudgetExhausted) || be.Remaining > 1e-9 {
+	if !errors.As(err, &be) || !errors.Is(err, ErrBudgetExhausted) || be.Remaining != 0 || be.Budget != "epsilon" {
 		t.Fatalf("eleventh charge: %v", err)
 	}
 	var n int
@@ -44,7 +44,7 @@ func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 		t.Errorf("ledger has %d rows, want 10 (a refused charge writes nothing)", n)
 	}
 	// February: a fresh monthly budget; with refresh none, still spent.
-	if left, err := debit(0.5, jan.Add(2*time.Hour), "monthly"); err != nil || math.Abs(left-0.5) > 1e-9 {
+	if left, err := debit(0.5, jan.Add(2*time.Hour), "monthly"); err != nil || left != 0.5 {
 		t.Errorf("february: left %v, %v", left, err)
 	}
 	if _, err := debit(0.1, jan.Add(2*time.Hour), "none"); !errors.Is(err, ErrBudgetExhausted) {

@@ -69,6 +69,17 @@ type Release struct {
 	Split   map[string]float64 // epsilon per part: selection, count, aggregate i
 }
 
+// DeltaCost is the delta a release with these options spends: all of
+// Delta when the query is grouped (partition selection) or uses Gaussian
+// noise, else 0 (Laplace noise needs none). ReleaseGroups reports exactly
+// this, and a query is charged exactly this.
+func (o ReleaseOptions) DeltaCost() float64 {
+	if o.Grouped || o.Gaussian {
+		return o.Delta
+	}
+	return 0
+}
+
 // alpha is the confidence intervals' error rate: 95% intervals.
 const alpha = 0.05
 
@@ -117,13 +128,12 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 	if o.Grouped && !(selDelta > 0) {
 		return Release{}, fmt.Errorf("dp.ReleaseGroups: grouped queries need delta > 0 for partition selection")
 	}
-	rel := Release{Epsilon: o.Epsilon, Delta: 0, Split: map[string]float64{"count": eps}}
+	// Selection spends selDelta and each Gaussian part noiseDelta: in all,
+	// exactly o.Delta when grouped or Gaussian (DeltaCost), stated as the
+	// rule's own number so that it is the delta the ledger is charged.
+	rel := Release{Epsilon: o.Epsilon, Delta: o.DeltaCost(), Split: map[string]float64{"count": eps}}
 	if o.Grouped {
 		rel.Split["selection"] = eps
-		rel.Delta += selDelta
-	}
-	if o.Gaussian {
-		rel.Delta += noiseDelta * float64(parts-btoi(o.Grouped))
 	}
 	for i, a := range o.Aggs {
 		if a.Func != "count" {
@@ -132,6 +142,9 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 	}
 
 	l0 := o.MaxGroups
+	if err := checkParams(nz, o, eps, selDelta, noiseDelta); err != nil {
+		return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
+	}
 	for _, g := range groups {
 		if o.Grouped {
 			sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
@@ -195,6 +208,50 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 	return rel, nil
 }
 
+// checkParams runs the noise library's checks of every parameter the
+// release will use, once and on no data, so that a release refused for
+// its parameters is refused whatever groups the data holds.
+func checkParams(nz noise.Noise, o ReleaseOptions, eps, selDelta, noiseDelta float64) error {
+	l0 := o.MaxGroups
+	if o.Grouped {
+		if _, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
+			Epsilon: eps, Delta: selDelta, MaxPartitionsContributed: l0}); err != nil {
+			return err
+		}
+	}
+	if _, err := nz.AddNoiseInt64(0, l0, 1, eps, noiseDelta); err != nil {
+		return err
+	}
+	for _, a := range []float64{alpha, alpha / 2} {
+		if _, err := nz.ComputeConfidenceIntervalInt64(0, l0, 1, eps, noiseDelta, a); err != nil {
+			return err
+		}
+	}
+	for _, a := range o.Aggs {
+		var lInf, al float64
+		switch a.Func {
+		case "count":
+			continue
+		case "sum":
+			lInf, al = math.Max(math.Abs(a.Lower), math.Abs(a.Upper)), alpha
+		case "avg":
+			lInf, al = (a.Upper-a.Lower)/2, alpha/2
+		default:
+			return fmt.Errorf("unknown aggregate %q", a.Func)
+		}
+		if lInf == 0 {
+			continue // released without noise
+		}
+		if _, err := nz.AddNoiseFloat64(0, l0, lInf, eps, noiseDelta); err != nil {
+			return err
+		}
+		if _, err := nz.ComputeConfidenceIntervalFloat64(0, l0, lInf, eps, noiseDelta, al); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // noisyMean releases an average as dpagg.BoundedMean does: the sum of
 // values shifted by the bounds' midpoint gets noise of half the bounds'
 // width, and is divided by the noisy user count (already released, so
@@ -232,10 +289,3 @@ func noisyMean(nz noise.Noise, g Group, i int, a Agg, users, l0 int64, eps, delt
 }
 
 func clamp(x, lo, hi float64) float64 { return math.Min(math.Max(x, lo), hi) }
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}

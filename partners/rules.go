@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+
+	"github.com/cleanroom/cleanroom/dp"
 )
 
 // Rules are a collaboration's terms, agreed by both partners. Every query
@@ -26,9 +28,15 @@ type Rules struct {
 	MinCohortUsers int `json:"min_cohort_users"`
 	// MinGroupUsers: output rows whose noisy user count is below it are dropped.
 	MinGroupUsers int `json:"min_group_users"`
-	// EpsilonBudget per querying partner; Delta per query.
-	EpsilonBudget   float64 `json:"epsilon_budget"`
-	Delta           float64 `json:"delta"`
+	// EpsilonBudget and DeltaBudget per partner and budget period; Delta
+	// is what one query spends when it needs a delta (partition selection
+	// for GROUP BY, or Gaussian noise). Epsilons are whole numbers of
+	// dp.EpsilonUnit, deltas of dp.DeltaUnit: the ledger counts units.
+	EpsilonBudget float64 `json:"epsilon_budget"`
+	DeltaBudget   float64 `json:"delta_budget"`
+	Delta         float64 `json:"delta"`
+	// MinQueryEpsilon and MaxQueryEpsilon bound one query's epsilon.
+	MinQueryEpsilon float64 `json:"min_query_epsilon"`
 	MaxQueryEpsilon float64 `json:"max_query_epsilon"`
 	// BudgetRefresh is "none" or "monthly".
 	BudgetRefresh string `json:"budget_refresh"`
@@ -55,7 +63,9 @@ func DefaultRules() Rules {
 		MinCohortUsers:       100,
 		MinGroupUsers:        50,
 		EpsilonBudget:        10,
+		DeltaBudget:          1e-5,
 		Delta:                1e-6,
+		MinQueryEpsilon:      0.01,
 		MaxQueryEpsilon:      1,
 		BudgetRefresh:        "none",
 		Noise:                "laplace",
@@ -124,14 +134,26 @@ func (r *Rules) Validate() error {
 	if r.MinGroupUsers < 0 {
 		return bad("min_group_users", "must not be negative, got %d", r.MinGroupUsers)
 	}
-	if !(r.EpsilonBudget > 0) || math.IsInf(r.EpsilonBudget, 0) {
-		return bad("epsilon_budget", "must be positive and finite, got %v", r.EpsilonBudget)
+	if err := r.CheckUnits(); err != nil {
+		return err
 	}
-	if !(r.Delta >= 0 && r.Delta < 1e-3) {
+	if !(r.EpsilonBudget > 0) {
+		return bad("epsilon_budget", "must be positive, got %v", r.EpsilonBudget)
+	}
+	if !(r.DeltaBudget <= 1) {
+		return bad("delta_budget", "must be in [0, 1], got %v", r.DeltaBudget)
+	}
+	if !(r.Delta < 1e-3) {
 		return bad("delta", "must be in [0, 0.001), got %v", r.Delta)
+	}
+	if r.Delta > r.DeltaBudget {
+		return bad("delta", "%v is more than the rule delta_budget (%v): no query needing a delta could ever run", r.Delta, r.DeltaBudget)
 	}
 	if !(r.MaxQueryEpsilon > 0) || r.MaxQueryEpsilon > r.EpsilonBudget {
 		return bad("max_query_epsilon", "must be positive and at most epsilon_budget (%v), got %v", r.EpsilonBudget, r.MaxQueryEpsilon)
+	}
+	if r.MinQueryEpsilon < dp.EpsilonUnit || r.MinQueryEpsilon > r.MaxQueryEpsilon {
+		return bad("min_query_epsilon", "must be at least %v (one epsilon unit) and at most max_query_epsilon (%v), got %v", dp.EpsilonUnit, r.MaxQueryEpsilon, r.MinQueryEpsilon)
 	}
 	if r.BudgetRefresh != "none" && r.BudgetRefresh != "monthly" {
 		return bad("budget_refresh", "%q is not none or monthly", r.BudgetRefresh)
@@ -152,4 +174,33 @@ func (r *Rules) Validate() error {
 		return bad("match_epsilon", "must be positive and at most epsilon_budget, got %v", r.MatchEpsilon)
 	}
 	return nil
+}
+
+// CheckUnits reports the first epsilon rule that is not a whole number of
+// dp.EpsilonUnit, or delta rule not a whole number of dp.DeltaUnit (or
+// negative, or not finite): the ledger counts units, and never rounds a
+// rule silently. Queries check it too, for rules stored before it existed.
+func (r *Rules) CheckUnits() error {
+	for _, x := range []struct {
+		name string
+		v    float64
+	}{{"epsilon_budget", r.EpsilonBudget}, {"max_query_epsilon", r.MaxQueryEpsilon}, {"min_query_epsilon", r.MinQueryEpsilon}, {"match_epsilon", r.MatchEpsilon}} {
+		if _, err := dp.EpsilonUnits(x.v); err != nil {
+			return fmt.Errorf("rules: %s: %w", x.name, err)
+		}
+	}
+	for _, x := range []struct {
+		name string
+		v    float64
+	}{{"delta_budget", r.DeltaBudget}, {"delta", r.Delta}} {
+		if _, err := dp.DeltaUnits(x.v); err != nil {
+			return fmt.Errorf("rules: %s: %w", x.name, err)
+		}
+	}
+	return nil
+}
+
+// Budget returns a partner's budget under these rules.
+func (r *Rules) Budget() dp.Budget {
+	return dp.Budget{Epsilon: r.EpsilonBudget, Delta: r.DeltaBudget, Refresh: r.BudgetRefresh}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -92,24 +91,43 @@ type Answer struct {
 	Rows    [][]any  `json:"rows"`
 	// Intervals holds, per row and column, the 95% confidence interval of
 	// an aggregate (null for dimensions).
-	Intervals       [][]*Interval      `json:"intervals"`
-	Epsilon         float64            `json:"epsilon"`
-	Delta           float64            `json:"delta"`
-	EpsilonSplit    map[string]float64 `json:"epsilon_split"`
-	Noise           string             `json:"noise"`
-	BudgetRemaining float64            `json:"budget_remaining"`
-	Cached          bool               `json:"cached"`
-	PlanHash        string             `json:"plan_hash"`
-	CohortVersion   string             `json:"cohort_version"`
+	Intervals    [][]*Interval      `json:"intervals"`
+	Epsilon      float64            `json:"epsilon"`
+	Delta        float64            `json:"delta"`
+	EpsilonSplit map[string]float64 `json:"epsilon_split"`
+	Noise        string             `json:"noise"`
+	// BudgetRemaining and DeltaRemaining are what the partner has left of
+	// the rules epsilon_budget and delta_budget in this period.
+	BudgetRemaining float64 `json:"budget_remaining"`
+	DeltaRemaining  float64 `json:"delta_remaining"`
+	// CollaborationEpsilonSpent and CollaborationDeltaSpent are what the
+	// collaboration has spent in all, by both partners and matches
+	// included, over its whole life: the privacy loss of a person in the
+	// cohort so far (dp.CollaborationSpent).
+	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
+	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
+	Cached                    bool    `json:"cached"`
+	PlanHash                  string  `json:"plan_hash"`
+	CohortVersion             string  `json:"cohort_version"`
 }
 
 // Refusal codes beyond the parser's.
 const (
 	CodeEpsilon     = "epsilon_not_allowed"
 	CodeCohortSmall = "cohort_too_small"
-	CodeBudget      = "budget_exhausted"
+	// CodeBudget: the epsilon budget cannot cover the query.
+	CodeBudget = "budget_exhausted"
+	// CodeDeltaBudget: the delta budget cannot cover the query (grouped
+	// queries and Gaussian noise spend the rule delta).
+	CodeDeltaBudget = "delta_budget_exhausted"
 	CodeNotQuerier  = "not_a_querier"
 	CodeNoCohort    = "no_cohort"
+	// CodeNotReleasable: the noise library refused the release's
+	// parameters (e.g. Gaussian noise at an epsilon too small for it).
+	CodeNotReleasable = "not_releasable"
+	// CodeRules: the collaboration's stored rules cannot be counted exactly
+	// by the ledger; they must be changed before any query runs.
+	CodeRules = "rules_invalid"
 )
 
 // Run answers req for the actor's partner. Refusals are *Error (or a
@@ -154,12 +172,21 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
 		return Answer{}, refusal(CodeNotQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
 	}
+	if err := r.CheckUnits(); err != nil {
+		return Answer{}, refusal(CodeRules, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+	}
 	eps := req.Epsilon
 	if eps == 0 {
 		eps = r.MaxQueryEpsilon
 	}
-	if !(eps > 0) || math.IsInf(eps, 0) || eps > r.MaxQueryEpsilon {
-		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it must be above 0 and at most the rule max_query_epsilon (%v)", req.Epsilon, r.MaxQueryEpsilon)
+	if !(eps >= r.MinQueryEpsilon) {
+		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
+	}
+	if eps > r.MaxQueryEpsilon {
+		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
+	}
+	if _, err := dp.EpsilonUnits(eps); err != nil {
+		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, dp.EpsilonUnit)
 	}
 	plan, err := Parse(ctx, s.DB.SQL(), req.SQL)
 	if err != nil {
@@ -173,9 +200,6 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 		return Answer{}, refusal(CodeNoCohort, "%v", err)
 	}
 	table, version := cur.Table, cur.Version
-	if cur.NoisySize < int64(r.MinCohortUsers) {
-		return Answer{}, refusal(CodeCohortSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
-	}
 	if err := plan.CheckTypes(ctx, s.DB.SQL(), table); err != nil {
 		return Answer{}, err
 	}
@@ -183,16 +207,27 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	now := time.Now()
 	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil || ok {
 		if ok {
-			a.BudgetRemaining, _ = dp.Remaining(ctx, s.DB.SQL(), c.ID, actor.PartnerID, r.EpsilonBudget, r.BudgetRefresh, now)
+			err = s.state(ctx, s.DB.SQL(), c, actor.PartnerID, now, &a)
 		}
 		return a, err
 	}
-	left, err := dp.Remaining(ctx, s.DB.SQL(), c.ID, actor.PartnerID, r.EpsilonBudget, r.BudgetRefresh, now)
-	if err != nil {
-		return Answer{}, err
+
+	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == "gaussian", Grouped: len(plan.Dimensions) > 0,
+		MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
+	for _, a := range plan.Aggregates {
+		b := r.Metrics[a.Column]
+		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
 	}
-	if eps > left+1e-9 {
-		return Answer{}, budgetRefusal(&dp.BudgetError{Asked: eps, Remaining: left, Refresh: r.BudgetRefresh})
+	// The charge is known before anything runs: the query's epsilon, and
+	// the rule delta when the release needs one. The same charge is
+	// checked now, and checked again and debited when the answer commits.
+	charge := dp.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: "query", Ref: hash,
+		Epsilon: eps, Delta: ro.DeltaCost(), Budget: r.Budget(), Now: now}
+	if _, err := dp.Check(ctx, s.DB.SQL(), charge); err != nil {
+		return Answer{}, budgetRefusal(err)
+	}
+	if cur.NoisySize < int64(r.MinCohortUsers) {
+		return Answer{}, refusal(CodeCohortSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
 	}
 
 	src := Source{Table: table, RowColumn: cur.RowColumn}
@@ -209,19 +244,16 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 		// Data errors must not reveal data: say only that it failed.
 		return Answer{}, fmt.Errorf("query: running the plan: %w", err)
 	}
-	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == "gaussian", Grouped: len(plan.Dimensions) > 0,
-		MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
-	for _, a := range plan.Aggregates {
-		b := r.Metrics[a.Column]
-		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
-	}
 	release := dp.ReleaseGroups
 	if s.release != nil {
 		release = s.release
 	}
 	rel, err := release(groups, ro)
 	if err != nil {
-		return Answer{}, err
+		return Answer{}, refusal(CodeNotReleasable, "this answer cannot be released with these privacy parameters (epsilon %v, delta %v, %s noise): %v", eps, r.Delta, r.Noise, err)
+	}
+	if rel.Epsilon != charge.Epsilon || rel.Delta != charge.Delta {
+		return Answer{}, fmt.Errorf("query: the release spent epsilon %v and delta %v, not the %v and %v charged", rel.Epsilon, rel.Delta, charge.Epsilon, charge.Delta)
 	}
 	ans := buildAnswer(plan, rel)
 	ans.PlanHash, ans.CohortVersion = hash, version
@@ -240,13 +272,11 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 		if a, ok, err := s.cached(ctx, tx, actor, c, version, hash, eps); err != nil || ok {
 			out = a
 			if err == nil {
-				out.BudgetRemaining, err = dp.Remaining(ctx, tx, c.ID, actor.PartnerID, r.EpsilonBudget, r.BudgetRefresh, now)
+				err = s.state(ctx, tx, c, actor.PartnerID, now, &out)
 			}
 			return err
 		}
-		remaining, err := dp.Debit(ctx, tx, dp.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: "query", Ref: hash,
-			Epsilon: rel.Epsilon, Delta: rel.Delta, Budget: r.EpsilonBudget, Refresh: r.BudgetRefresh, Now: now})
-		if err != nil {
+		if _, err := dp.Debit(ctx, tx, charge); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO query_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -259,18 +289,42 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 			return err
 		}
 		out = ans
-		out.BudgetRemaining = remaining
-		return nil
+		return s.state(ctx, tx, c, actor.PartnerID, now, &out)
 	})
-	var be *dp.BudgetError
-	if errors.As(err, &be) {
-		return Answer{}, budgetRefusal(be)
+	if err != nil {
+		return Answer{}, budgetRefusal(err)
 	}
-	return out, err
+	return out, nil
 }
 
-func budgetRefusal(be *dp.BudgetError) *Error {
-	return refusal(CodeBudget, "%v", be)
+// state fills in an answer's budget left and the collaboration's totals as
+// they are now (a cached answer's are not those of its first release).
+func (s *Service) state(ctx context.Context, q dp.Querier, c partners.Collaboration, partnerID string, now time.Time, a *Answer) error {
+	left, err := dp.Remaining(ctx, q, c.ID, partnerID, c.Rules.Budget(), now)
+	if err != nil {
+		return err
+	}
+	total, err := dp.CollaborationSpent(ctx, q, c.ID)
+	if err != nil {
+		return err
+	}
+	a.BudgetRemaining, a.DeltaRemaining = left.Epsilon(), left.Delta()
+	a.CollaborationEpsilonSpent, a.CollaborationDeltaSpent = total.Epsilon(), total.Delta()
+	return nil
+}
+
+// budgetRefusal turns a *dp.BudgetError in err into its refusal, naming
+// the budget exceeded; other errors pass through.
+func budgetRefusal(err error) error {
+	var be *dp.BudgetError
+	if !errors.As(err, &be) {
+		return err
+	}
+	code := CodeBudget
+	if be.Budget == "delta" {
+		code = CodeDeltaBudget
+	}
+	return refusal(code, "%v", be)
 }
 
 // cached returns the stored answer of the same plan, partner, epsilon and
@@ -325,27 +379,54 @@ func buildAnswer(p *Plan, rel dp.Release) Answer {
 
 // Budget is a partner's budget in a collaboration.
 type Budget struct {
-	PartnerID   string    `json:"partner_id"`
-	Budget      float64   `json:"epsilon_budget"`
-	Spent       float64   `json:"epsilon_spent"`
-	DeltaSpent  float64   `json:"delta_spent"`
-	Remaining   float64   `json:"epsilon_remaining"`
-	Refresh     string    `json:"budget_refresh"`
-	PeriodStart time.Time `json:"period_start,omitempty"`
+	PartnerID      string    `json:"partner_id"`
+	Budget         float64   `json:"epsilon_budget"`
+	Spent          float64   `json:"epsilon_spent"`
+	Remaining      float64   `json:"epsilon_remaining"`
+	DeltaBudget    float64   `json:"delta_budget"`
+	DeltaSpent     float64   `json:"delta_spent"`
+	DeltaRemaining float64   `json:"delta_remaining"`
+	Refresh        string    `json:"budget_refresh"`
+	PeriodStart    time.Time `json:"period_start,omitempty"`
 }
 
-// Budgets returns both partners' budgets in a collaboration.
-func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) ([]Budget, error) {
+// BudgetStatus is the partners' budgets in a collaboration, and what the
+// collaboration has spent in all.
+type BudgetStatus struct {
+	Budgets []Budget `json:"budgets"`
+	// CollaborationEpsilonSpent and CollaborationDeltaSpent are the
+	// collaboration's total spend, by all partners, matches included, over
+	// its whole life (dp.CollaborationSpent).
+	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
+	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
+}
+
+// Budgets returns both partners' budgets in a collaboration and its total
+// spend.
+func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (BudgetStatus, error) {
 	now := time.Now()
-	start := dp.PeriodStart(c.Rules.BudgetRefresh, now)
-	var out []Budget
-	for _, p := range c.Members() {
-		eps, delta, err := dp.Spent(ctx, s.DB.SQL(), c.ID, p, start)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Budget{PartnerID: p, Budget: c.Rules.EpsilonBudget, Spent: eps, DeltaSpent: delta,
-			Remaining: max(c.Rules.EpsilonBudget-eps, 0), Refresh: c.Rules.BudgetRefresh, PeriodStart: start})
+	b := c.Rules.Budget()
+	total, err := b.Units()
+	if err != nil {
+		return BudgetStatus{}, err
 	}
+	start := dp.PeriodStart(b.Refresh, now)
+	out := BudgetStatus{Budgets: []Budget{}}
+	for _, p := range c.Members() {
+		spent, err := dp.Spent(ctx, s.DB.SQL(), c.ID, p, start)
+		if err != nil {
+			return BudgetStatus{}, err
+		}
+		left := total.Sub(spent)
+		out.Budgets = append(out.Budgets, Budget{PartnerID: p,
+			Budget: b.Epsilon, Spent: spent.Epsilon(), Remaining: left.Epsilon(),
+			DeltaBudget: b.Delta, DeltaSpent: spent.Delta(), DeltaRemaining: left.Delta(),
+			Refresh: b.Refresh, PeriodStart: start})
+	}
+	all, err := dp.CollaborationSpent(ctx, s.DB.SQL(), c.ID)
+	if err != nil {
+		return BudgetStatus{}, err
+	}
+	out.CollaborationEpsilonSpent, out.CollaborationDeltaSpent = all.Epsilon(), all.Delta()
 	return out, nil
 }

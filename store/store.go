@@ -228,6 +228,19 @@ var migrations = []string{
 	ALTER TABLE audiences ADD COLUMN people_matchable BIGINT;
 	UPDATE audiences SET people_matchable = people;
 	ALTER TABLE matches ADD COLUMN cohort_columns JSON;`,
+	// The exact ledger: epsilon in units of 1e-6, delta in units of 1e-12,
+	// summed as integers (the float columns stay, for readers of the
+	// ledger). An older charge that is not a whole number of units (beyond
+	// float error) is rounded up: a spend is never undercounted.
+	`ALTER TABLE budget_ledger ADD COLUMN epsilon_units BIGINT;
+	ALTER TABLE budget_ledger ADD COLUMN delta_units BIGINT;
+	UPDATE budget_ledger SET
+		epsilon_units = CAST(CASE WHEN epsilon = 0 THEN 0
+			WHEN round(epsilon * 1e6::DOUBLE) > 0 AND abs(epsilon * 1e6::DOUBLE - round(epsilon * 1e6::DOUBLE)) <= 1e-9 * epsilon * 1e6::DOUBLE
+			THEN round(epsilon * 1e6::DOUBLE) ELSE ceil(epsilon * 1e6::DOUBLE) END AS BIGINT),
+		delta_units = CAST(CASE WHEN delta = 0 THEN 0
+			WHEN round(delta * 1e12::DOUBLE) > 0 AND abs(delta * 1e12::DOUBLE - round(delta * 1e12::DOUBLE)) <= 1e-9 * delta * 1e12::DOUBLE
+			THEN round(delta * 1e12::DOUBLE) ELSE ceil(delta * 1e12::DOUBLE) END AS BIGINT);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -26,8 +26,10 @@ func newQueryCmd() *cobra.Command {
   FROM cohort [WHERE predicate on dimensions] [GROUP BY dimension, ...]
 
 COUNT(*) counts people. Each answer spends epsilon from this partner's
-privacy budget (default: the rule max_query_epsilon); asking the same
-question again returns the stored answer at no cost.`,
+privacy budget (default: the rule max_query_epsilon; at least
+min_query_epsilon; a whole number of millionths), and a GROUP BY or
+Gaussian noise also spends the rule delta from the delta budget; asking
+the same question again returns the stored answer at no cost.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.collabClient("query", collab)
@@ -95,6 +97,8 @@ func printAnswer(out io.Writer, a query.Answer) {
 		cached = "; served from the cache at no cost"
 	}
 	fmt.Fprintf(out, "epsilon %g, delta %g (%s noise); budget left %g%s\n", a.Epsilon, a.Delta, a.Noise, a.BudgetRemaining, cached)
+	fmt.Fprintf(out, "delta budget left %g; the collaboration has spent epsilon %g, delta %g in all (both partners, matches included)\n",
+		a.DeltaRemaining, a.CollaborationEpsilonSpent, a.CollaborationDeltaSpent)
 }
 
 func newBudgetCmd() *cobra.Command {
@@ -122,16 +126,18 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Budgets []query.Budget `json:"budgets"`
-	}
+	var b query.BudgetStatus
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PARTNER\tBUDGET\tSPENT\tREMAINING\tREFRESH")
+	fmt.Fprintln(w, "PARTNER\tBUDGET\tSPENT\tREMAINING\tREFRESH\tDELTA BUDGET\tDELTA SPENT\tDELTA REMAINING")
 	for _, x := range b.Budgets {
-		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\n", x.PartnerID, x.Budget, x.Spent, x.Remaining, x.Refresh)
+		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\t%g\t%g\t%g\n", x.PartnerID, x.Budget, x.Spent, x.Remaining, x.Refresh, x.DeltaBudget, x.DeltaSpent, x.DeltaRemaining)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(out, "collaboration total (both partners, matches included): epsilon %g, delta %g\n", b.CollaborationEpsilonSpent, b.CollaborationDeltaSpent)
+	return err
 }

@@ -1,0 +1,58 @@
+package partners
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestRulesBudgetValidation(t *testing.T) {
+	r, err := ParseRules(nil)
+	if err != nil || r.DeltaBudget != 1e-5 || r.MinQueryEpsilon != 0.01 || r.Delta != 1e-6 {
+		t.Fatalf("defaults: %+v %v", r, err)
+	}
+	for _, c := range []struct{ json, field string }{
+		{`{"delta": 0.0005}`, "rules: delta: 0.0005 is more than the rule delta_budget (1e-05)"},
+		{`{"delta": 0.00002, "delta_budget": 0.00001}`, "rules: delta:"},
+		{`{"delta_budget": 2}`, "rules: delta_budget: must be in [0, 1]"},
+		{`{"delta_budget": -0.1}`, "rules: delta_budget:"},
+		{`{"delta": 1.5e-13}`, "rules: delta: delta 1.5e-13 is not a whole number of units of 1e-12"},
+		{`{"delta_budget": 1.00000000000001e-5}`, "rules: delta_budget:"},
+		{`{"min_query_epsilon": 0}`, "rules: min_query_epsilon: must be at least 1e-06"},
+		{`{"min_query_epsilon": 1e-7}`, "rules: min_query_epsilon:"},
+		{`{"min_query_epsilon": 2}`, "rules: min_query_epsilon: must be at least 1e-06 (one epsilon unit) and at most max_query_epsilon (1)"},
+		{`{"min_query_epsilon": 0.0000015}`, "rules: min_query_epsilon: epsilon 1.5e-06 is not a whole number of units of 1e-06"},
+		{`{"epsilon_budget": 10.0000001}`, "rules: epsilon_budget:"},
+		{`{"max_query_epsilon": 0.5000001}`, "rules: max_query_epsilon:"},
+		{`{"match_epsilon": 0.1234567}`, "rules: match_epsilon:"},
+		{`{"epsilon_budget": -3}`, "rules: epsilon_budget:"},
+		{`{"epsilon_budget": 0}`, "rules: epsilon_budget: must be positive"},
+	} {
+		if _, err := ParseRules([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s: %v, want an error containing %q", c.json, err, c.field)
+		}
+	}
+	for _, ok := range []string{
+		`{"delta": 0.00001, "delta_budget": 0.00002}`,
+		`{"delta": 0, "delta_budget": 0}`,
+		`{"min_query_epsilon": 0.000001, "epsilon_budget": 1.1, "max_query_epsilon": 0.1, "match_epsilon": 0.1}`,
+		`{"epsilon_budget": 10.2, "max_query_epsilon": 1}`,
+		`{"noise": "gaussian", "delta": 0.000007}`,
+	} {
+		if _, err := ParseRules([]byte(ok)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	// Rules stored before delta_budget and min_query_epsilon existed read
+	// back with their defaults, as GetCollaboration reads them.
+	old := DefaultRules()
+	if err := json.Unmarshal([]byte(`{"purpose": "measurement", "epsilon_budget": 5, "delta": 0.000001}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.DeltaBudget != 1e-5 || old.MinQueryEpsilon != 0.01 || old.Validate() != nil {
+		t.Errorf("stored rules: %+v, %v", old, old.Validate())
+	}
+	if b := old.Budget(); b.Epsilon != 5 || b.Delta != 1e-5 || b.Refresh != "none" {
+		t.Errorf("budget %+v", b)
+	}
+}

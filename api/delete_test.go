@@ -297,7 +297,7 @@ func TestAccessRequestAndReport(t *testing.T) {
 	var rep map[string]json.RawMessage
 	json.NewDecoder(resp.Body).Decode(&rep)
 	resp.Body.Close()
-	for _, k := range []string{"data_held", "matches", "queries_by_analyst", "budget_spent_by_day", "refusals_by_reason", "deletions"} {
+	for _, k := range []string{"data_held", "matches", "queries_by_analyst", "budget_spent_by_day", "refusals_by_reason", "deletions", "exposure"} {
 		if len(rep[k]) == 0 || string(rep[k]) == "null" {
 			t.Errorf("report lacks %s", k)
 		}
@@ -306,6 +306,11 @@ func TestAccessRequestAndReport(t *testing.T) {
 		if !strings.Contains(string(rep[k]), want) {
 			t.Errorf("report %s = %s, want %s", k, rep[k], want)
 		}
+	}
+	// Two matches' 0.1 each and the brand's query of 0.5: what a person in
+	// the cohort is exposed to.
+	if got := string(rep["exposure"]); !strings.Contains(got, `"collaboration_epsilon_spent":0.7`) {
+		t.Errorf("report exposure %s, want epsilon 0.7", got)
 	}
 	if strings.Contains(string(rep["matches"]), `"cohort_size"`) {
 		t.Error("the report holds the exact cohort size")

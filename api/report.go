@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/store"
@@ -121,8 +122,9 @@ func (s *Server) report(c echo.Context) error {
 	rep["data_held"] = held
 	sections := map[string]string{
 		"matches":             `SELECT id, state, noisy_size AS cohort_size_noisy, epsilon, created_at FROM matches WHERE collab_id = ? ORDER BY created_at`,
-		"queries_by_analyst":  `SELECT actor AS analyst_key, partner_id, count(*) AS queries, sum(CAST(json_extract(details, '$.epsilon') AS DOUBLE)) AS epsilon FROM audit_log WHERE collab_id = ? AND action = 'query.run' GROUP BY ALL ORDER BY ALL`,
-		"budget_spent_by_day": `SELECT CAST(at AS DATE) AS day, partner_id, kind, sum(epsilon) AS epsilon FROM budget_ledger WHERE collab_id = ? GROUP BY ALL ORDER BY ALL`,
+		"queries_by_analyst":  `SELECT actor AS analyst_key, partner_id, count(*) AS queries, round(sum(CAST(json_extract(details, '$.epsilon') AS DOUBLE)), 6) AS epsilon FROM audit_log WHERE collab_id = ? AND action = 'query.run' GROUP BY ALL ORDER BY ALL`,
+		// The ledger's exact units, shown in epsilon and delta.
+		"budget_spent_by_day": `SELECT strftime(CAST(at AS DATE), '%Y-%m-%d') AS day, partner_id, kind, count(*) AS charges, sum(epsilon_units) / 1e6 AS epsilon, sum(delta_units) / 1e12 AS delta FROM budget_ledger WHERE collab_id = ? GROUP BY ALL ORDER BY ALL`,
 		"refusals_by_reason":  `SELECT json_extract_string(details, '$.code') AS reason, count(*) AS refusals FROM audit_log WHERE collab_id = ? AND action = 'query.refused' GROUP BY ALL ORDER BY ALL`,
 		// Requests, never rows: how many cohort rows a deletion removed
 		// would tell whether the people matched.
@@ -135,6 +137,13 @@ func (s *Server) report(c echo.Context) error {
 		}
 		rep[name] = rows
 	}
+	// What a person in the cohort is exposed to: everything both partners
+	// spent on this collaboration, matches included, over its life.
+	total, err := dp.CollaborationSpent(ctx, db, co.ID)
+	if err != nil {
+		return fmt.Errorf("report exposure: %w", err)
+	}
+	rep["exposure"] = map[string]any{"collaboration_epsilon_spent": total.Epsilon(), "collaboration_delta_spent": total.Delta()}
 	return c.JSON(200, rep)
 }
 

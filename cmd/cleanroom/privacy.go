@@ -330,5 +330,12 @@ func printReport(out io.Writer, raw json.RawMessage) error {
 			fmt.Fprintf(out, "  %s\n", strings.Join(parts, " "))
 		}
 	}
+	var exp struct {
+		Epsilon float64 `json:"collaboration_epsilon_spent"`
+		Delta   float64 `json:"collaboration_delta_spent"`
+	}
+	if json.Unmarshal(rep["exposure"], &exp) == nil {
+		fmt.Fprintf(out, "\nExposure of a person in the cohort (both partners, matches included): epsilon %g, delta %g\n", exp.Epsilon, exp.Delta)
+	}
 	return nil
 }

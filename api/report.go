@@ -121,8 +121,8 @@ func (s *Server) report(c echo.Context) error {
 	}
 	rep["data_held"] = held
 	sections := map[string]string{
-		"matches":             `SELECT id, state, noisy_size AS cohort_size_noisy, epsilon, created_at FROM matches WHERE collab_id = ? ORDER BY created_at`,
-		"queries_by_analyst":  `SELECT actor AS analyst_key, partner_id, count(*) AS queries, round(sum(CAST(json_extract(details, '$.epsilon') AS DOUBLE)), 6) AS epsilon FROM audit_log WHERE collab_id = ? AND action = 'query.run' GROUP BY ALL ORDER BY ALL`,
+		"matches":            `SELECT id, state, noisy_size AS cohort_size_noisy, epsilon, created_at FROM matches WHERE collab_id = ? ORDER BY created_at`,
+		"queries_by_analyst": `SELECT actor AS analyst_key, partner_id, count(*) AS queries, round(sum(CAST(json_extract(details, '$.epsilon') AS DOUBLE)), 6) AS epsilon FROM audit_log WHERE collab_id = ? AND action = 'query.run' GROUP BY ALL ORDER BY ALL`,
 		// The ledger's exact units, shown in epsilon and delta.
 		"budget_spent_by_day": `SELECT strftime(CAST(at AS DATE), '%Y-%m-%d') AS day, partner_id, kind, count(*) AS charges, sum(epsilon_units) / 1e6 AS epsilon, sum(delta_units) / 1e12 AS delta FROM budget_ledger WHERE collab_id = ? GROUP BY ALL ORDER BY ALL`,
 		"refusals_by_reason":  `SELECT json_extract_string(details, '$.code') AS reason, count(*) AS refusals FROM audit_log WHERE collab_id = ? AND action = 'query.refused' GROUP BY ALL ORDER BY ALL`,

@@ -46,32 +46,6 @@ func (s *Server) accessRequest(c echo.Context) error {
 	return c.JSON(200, out)
 }
 
-func queryMaps(ctx context.Context, db *sql.DB, q string, args ...any) ([]map[string]any, error) {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	out := []map[string]any{}
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		m := map[string]any{}
-		for i, c := range cols {
-			m[c] = vals[i]
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
 // audienceView is an audience as viewer may see it: the other partner's
 // only as far as that it exists, when, and its columns (which its
 // analysts need); sizes and consent mix only to its own partner and the
@@ -83,7 +57,7 @@ func audienceView(ctx context.Context, db *sql.DB, a cohort.Audience, viewer par
 	}
 	v["rows"], v["people"], v["people_matchable"], v["content_sha256"] = a.Rows, a.People, a.PeopleMatchable, a.ContentSHA256
 	if table != "" {
-		consent, err := queryMaps(ctx, db, `SELECT purpose, count(*) AS rows FROM (SELECT unnest(consent) AS purpose FROM `+store.QuoteIdent(table)+`) GROUP BY purpose ORDER BY purpose`)
+		consent, err := store.QueryMaps(ctx, db, `SELECT purpose, count(*) AS rows FROM (SELECT unnest(consent) AS purpose FROM `+store.QuoteIdent(table)+`) GROUP BY purpose ORDER BY purpose`)
 		if err == nil { // an audience without a consent column has no mix
 			v["consent_rows_by_purpose"] = consent
 		}
@@ -131,7 +105,7 @@ func (s *Server) report(c echo.Context) error {
 		"deletions": `SELECT json_extract_string(body, '$.kind') AS kind, partner_id, count(*) AS receipts, sum(CAST(json_extract(body, '$.identifiers') AS BIGINT)) AS identifiers_submitted FROM receipts WHERE collab_id = ? GROUP BY ALL ORDER BY ALL`,
 	}
 	for name, q := range sections {
-		rows, err := queryMaps(ctx, db, q, co.ID)
+		rows, err := store.QueryMaps(ctx, db, q, co.ID)
 		if err != nil {
 			return fmt.Errorf("report %s: %w", name, err)
 		}

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"context"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,10 +9,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/cohort"
-	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // accessRequest answers a data-subject request: given one identifier
@@ -48,21 +47,14 @@ func (s *Server) accessRequest(c echo.Context) error {
 
 // audienceView is an audience as viewer may see it: the other partner's
 // only as far as that it exists, when, and its columns (which its
-// analysts need); sizes and consent mix only to its own partner and the
-// operator. listAudiences, the report and the audit log agree on this.
-func audienceView(ctx context.Context, db *sql.DB, a cohort.Audience, viewer partners.Principal, table string) (map[string]any, error) {
-	v := map[string]any{"id": a.ID, "partner_id": a.PartnerID, "created_at": a.CreatedAt, "columns": a.Columns}
+// analysts need); sizes and the content hash only to its own partner and
+// the operator. listAudiences, the report and the audit log agree on this.
+func audienceView(a cohort.Audience, viewer partners.Principal) wire.Audience {
+	w := a.Audience
 	if a.PartnerID != viewer.PartnerID && !viewer.IsOperator() {
-		return v, nil
+		w = wire.Audience{ID: a.ID, CollabID: a.CollabID, PartnerID: a.PartnerID, Columns: a.Columns, CreatedAt: a.CreatedAt}
 	}
-	v["rows"], v["people"], v["people_matchable"], v["content_sha256"] = a.Rows, a.People, a.PeopleMatchable, a.ContentSHA256
-	if table != "" {
-		consent, err := store.QueryMaps(ctx, db, `SELECT purpose, count(*) AS rows FROM (SELECT unnest(consent) AS purpose FROM `+store.QuoteIdent(table)+`) GROUP BY purpose ORDER BY purpose`)
-		if err == nil { // an audience without a consent column has no mix
-			v["consent_rows_by_purpose"] = consent
-		}
-	}
-	return v, nil
+	return w
 }
 
 // report is a collaboration's transparency report: what is held, what
@@ -87,9 +79,12 @@ func (s *Server) report(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		v, err := audienceView(ctx, db, a, p, a.Table())
-		if err != nil {
-			return err
+		v := map[string]any{"audience": audienceView(a, p), "partner_id": member}
+		if a.PartnerID == p.PartnerID || p.IsOperator() {
+			consent, err := store.QueryMaps(ctx, db, `SELECT purpose, count(*) AS rows FROM (SELECT unnest(consent) AS purpose FROM `+store.QuoteIdent(a.Table())+`) GROUP BY purpose ORDER BY purpose`)
+			if err == nil { // an audience without a consent column has no mix
+				v["consent_rows_by_purpose"] = consent
+			}
 		}
 		held = append(held, v)
 	}
@@ -113,7 +108,7 @@ func (s *Server) report(c echo.Context) error {
 	}
 	// What a person in the cohort is exposed to: everything both partners
 	// spent on this collaboration, matches included, over its life.
-	total, err := dp.CollaborationSpent(ctx, db, co.ID)
+	total, err := ledger.CollaborationSpent(ctx, db, co.ID)
 	if err != nil {
 		return fmt.Errorf("report exposure: %w", err)
 	}

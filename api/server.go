@@ -20,6 +20,7 @@ import (
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Options configure a Server.
@@ -485,7 +486,7 @@ func (s *Server) upload(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(201, a)
+	return c.JSON(201, a.Audience)
 }
 
 func (s *Server) listAudiences(c echo.Context) error {
@@ -493,7 +494,7 @@ func (s *Server) listAudiences(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]any{}
+	out := map[string]wire.Audience{}
 	for _, member := range co.Members() {
 		a, err := s.co.CurrentAudience(c.Request().Context(), s.db.SQL(), co.ID, member)
 		if errors.Is(err, partners.ErrNotFound) {
@@ -502,11 +503,7 @@ func (s *Server) listAudiences(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		v, err := audienceView(c.Request().Context(), s.db.SQL(), a, p, "")
-		if err != nil {
-			return err
-		}
-		out[member] = v
+		out[member] = audienceView(a, p)
 	}
 	return c.JSON(200, map[string]any{"audiences": out})
 }

@@ -176,3 +176,9 @@ func SanitizeName(header string) string {
 	}
 	return s
 }
+
+// PointsSchema is the schema of the points a party re-blinds during a
+// match, both ways: one column pid of 32-byte points.
+var PointsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: PIDColumn, Type: PIDType},
+}, nil)

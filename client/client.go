@@ -15,9 +15,8 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/cohort"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Client talks to one server with one API key.
@@ -97,9 +96,9 @@ func (c *Client) json(ctx context.Context, method, path string, in, out any) err
 
 // CreatedPartner is a new partner with its first admin key's secret.
 type CreatedPartner struct {
-	Partner  partners.Partner `json:"partner"`
-	AdminKey partners.Key     `json:"admin_key"`
-	Secret   string           `json:"secret"`
+	Partner  wire.Partner `json:"partner"`
+	AdminKey wire.Key     `json:"admin_key"`
+	Secret   string       `json:"secret"`
 }
 
 // CreatePartner needs the operator's admin key.
@@ -109,17 +108,17 @@ func (c *Client) CreatePartner(ctx context.Context, name string) (CreatedPartner
 }
 
 // ListPartners lists partners (id and name), for proposing collaborations.
-func (c *Client) ListPartners(ctx context.Context) ([]partners.Partner, error) {
+func (c *Client) ListPartners(ctx context.Context) ([]wire.Partner, error) {
 	var out struct {
-		Partners []partners.Partner `json:"partners"`
+		Partners []wire.Partner `json:"partners"`
 	}
 	return out.Partners, c.json(ctx, "GET", "/v1/partners", nil, &out)
 }
 
 // CreatedKey is a new API key and its secret, shown once.
 type CreatedKey struct {
-	Key    partners.Key `json:"key"`
-	Secret string       `json:"secret"`
+	Key    wire.Key `json:"key"`
+	Secret string   `json:"secret"`
 }
 
 // CreateKey adds a key with a role to a partner.
@@ -129,84 +128,84 @@ func (c *Client) CreateKey(ctx context.Context, partnerID, role, label string) (
 }
 
 // ListKeys lists a partner's keys.
-func (c *Client) ListKeys(ctx context.Context, partnerID string) ([]partners.Key, error) {
+func (c *Client) ListKeys(ctx context.Context, partnerID string) ([]wire.Key, error) {
 	var out struct {
-		Keys []partners.Key `json:"keys"`
+		Keys []wire.Key `json:"keys"`
 	}
 	return out.Keys, c.json(ctx, "GET", "/v1/partners/"+url.PathEscape(partnerID)+"/keys", nil, &out)
 }
 
 // RevokeKey revokes a key.
-func (c *Client) RevokeKey(ctx context.Context, partnerID, keyID string) (partners.Key, error) {
-	var out partners.Key
+func (c *Client) RevokeKey(ctx context.Context, partnerID, keyID string) (wire.Key, error) {
+	var out wire.Key
 	return out, c.json(ctx, "DELETE", "/v1/partners/"+url.PathEscape(partnerID)+"/keys/"+url.PathEscape(keyID), nil, &out)
 }
 
 // Propose proposes a collaboration with another partner; rules is JSON
 // over the defaults (nil for all defaults).
-func (c *Client) Propose(ctx context.Context, name, partnerID string, rules json.RawMessage) (partners.Collaboration, error) {
-	var out partners.Collaboration
+func (c *Client) Propose(ctx context.Context, name, partnerID string, rules json.RawMessage) (wire.Collaboration, error) {
+	var out wire.Collaboration
 	return out, c.json(ctx, "POST", "/v1/collaborations", map[string]any{"name": name, "partner": partnerID, "rules": rules}, &out)
 }
 
 // Approve approves a collaboration's current rules (version 0: whatever
 // they are now).
-func (c *Client) Approve(ctx context.Context, collabID string, rulesVersion int) (partners.Collaboration, error) {
-	var out partners.Collaboration
+func (c *Client) Approve(ctx context.Context, collabID string, rulesVersion int) (wire.Collaboration, error) {
+	var out wire.Collaboration
 	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/approve", map[string]int{"rules_version": rulesVersion}, &out)
 }
 
 // ChangeRules proposes new rules; the other partner must approve again.
-func (c *Client) ChangeRules(ctx context.Context, collabID string, rules json.RawMessage) (partners.Collaboration, error) {
-	var out partners.Collaboration
+func (c *Client) ChangeRules(ctx context.Context, collabID string, rules json.RawMessage) (wire.Collaboration, error) {
+	var out wire.Collaboration
 	return out, c.do(ctx, "PUT", "/v1/collaborations/"+url.PathEscape(collabID)+"/rules", bytes.NewReader(rules), "application/json", &out)
 }
 
 // Collaboration returns one collaboration.
-func (c *Client) Collaboration(ctx context.Context, collabID string) (partners.Collaboration, error) {
-	var out partners.Collaboration
+func (c *Client) Collaboration(ctx context.Context, collabID string) (wire.Collaboration, error) {
+	var out wire.Collaboration
 	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID), nil, &out)
 }
 
 // Collaborations lists the caller's collaborations.
-func (c *Client) Collaborations(ctx context.Context) ([]partners.Collaboration, error) {
+func (c *Client) Collaborations(ctx context.Context) ([]wire.Collaboration, error) {
 	var out struct {
-		Collaborations []partners.Collaboration `json:"collaborations"`
+		Collaborations []wire.Collaboration `json:"collaborations"`
 	}
 	return out.Collaborations, c.json(ctx, "GET", "/v1/collaborations", nil, &out)
 }
 
 // Upload sends an audience as an Arrow IPC stream read from body.
-func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (cohort.Audience, error) {
+func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (wire.Audience, error) {
 	return c.UploadRetained(ctx, collabID, body, 0)
 }
 
 // UploadRetained is Upload with a retention period: the server deletes the
 // audience (with a receipt) once it is that old. 0 keeps it until deleted.
-func (c *Client) UploadRetained(ctx context.Context, collabID string, body io.Reader, retention time.Duration) (cohort.Audience, error) {
+func (c *Client) UploadRetained(ctx context.Context, collabID string, body io.Reader, retention time.Duration) (wire.Audience, error) {
 	path := "/v1/collaborations/" + url.PathEscape(collabID) + "/audiences"
 	if retention > 0 {
 		path += "?retention=" + url.QueryEscape(retention.String())
 	}
-	var out cohort.Audience
+	var out wire.Audience
 	return out, c.do(ctx, "POST", path, body, "application/vnd.apache.arrow.stream", &out)
 }
 
 // UploadParquet sends an audience as a Parquet file in the upload format.
-func (c *Client) UploadParquet(ctx context.Context, collabID string, body io.Reader) (cohort.Audience, error) {
-	var out cohort.Audience
+func (c *Client) UploadParquet(ctx context.Context, collabID string, body io.Reader) (wire.Audience, error) {
+	var out wire.Audience
 	return out, c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", body, "application/vnd.apache.parquet", &out)
 }
 
 // StartMatch starts (or returns the running) match.
-func (c *Client) StartMatch(ctx context.Context, collabID string) (cohort.Match, error) {
-	var out cohort.Match
+func (c *Client) StartMatch(ctx context.Context, collabID string) (wire.Match, error) {
+	var out wire.Match
 	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches", nil, &out)
 }
 
 // Match returns a match's state.
-func (c *Client) Match(ctx context.Context, collabID, matchID string) (cohort.Match, error) {
-	var out cohort.Match
+func (c *Client) Match(ctx context.Context, collabID, matchID string) (wire.Match, error) {
+	var out wire.Match
 	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID), nil, &out)
 }
 
@@ -216,13 +215,13 @@ func (c *Client) Points(ctx context.Context, collabID, matchID string, w io.Writ
 }
 
 // PutPoints returns the re-blinded points (Arrow IPC) read from body.
-func (c *Client) PutPoints(ctx context.Context, collabID, matchID string, body io.Reader) (cohort.Match, error) {
-	var out cohort.Match
+func (c *Client) PutPoints(ctx context.Context, collabID, matchID string, body io.Reader) (wire.Match, error) {
+	var out wire.Match
 	return out, c.do(ctx, "PUT", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID)+"/points", body, "application/vnd.apache.arrow.stream", &out)
 }
 
 // Query asks an aggregate question; format is json, csv or arrow. For
-// json the answer is decoded into out (a *query.Answer); for the others the
+// json the answer is decoded into out (a *wire.Answer); for the others the
 // body is copied to out (an io.Writer).
 func (c *Client) Query(ctx context.Context, collabID, sqlText string, epsilon float64, format string, out any) error {
 	b, err := json.Marshal(map[string]any{"sql": sqlText, "epsilon": epsilon})
@@ -329,10 +328,10 @@ func (c *Client) AuditPublicKey(ctx context.Context) (string, error) {
 }
 
 // WaitMatch polls until the match is done or ctx ends.
-func (c *Client) WaitMatch(ctx context.Context, collabID, matchID string, every time.Duration) (cohort.Match, error) {
+func (c *Client) WaitMatch(ctx context.Context, collabID, matchID string, every time.Duration) (wire.Match, error) {
 	for {
 		m, err := c.Match(ctx, collabID, matchID)
-		if err != nil || m.State != cohort.MatchWaiting {
+		if err != nil || m.State != wire.MatchWaiting {
 			return m, err
 		}
 		select {

@@ -12,8 +12,9 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
-	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // MatchOptions tune this party's half of a match.
@@ -35,7 +36,7 @@ type MatchOptions struct {
 // to the server, in order and in bounded memory, then waits for the
 // cohort. Running it again is safe: the server ignores a half it already
 // has.
-func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opts MatchOptions) (cohort.Match, error) {
+func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opts MatchOptions) (wire.Match, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
 	}
@@ -44,7 +45,7 @@ func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opt
 	for attempt := 1; ; attempt++ {
 		m, err := c.doMatch(ctx, collabID, key, opts)
 		var ce *Error
-		stale := m.State == cohort.MatchStale || (errors.As(err, &ce) && ce.Code == "stale_match")
+		stale := m.State == wire.MatchStale || (errors.As(err, &ce) && ce.Code == "stale_match")
 		if !stale || attempt == 3 {
 			if err == nil && stale {
 				err = fmt.Errorf("match %s went stale three times (audiences keep changing); run match again later", m.ID)
@@ -54,8 +55,8 @@ func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opt
 	}
 }
 
-func (c *Client) doMatch(ctx context.Context, collabID string, key *psi.Key, opts MatchOptions) (cohort.Match, error) {
-	var m cohort.Match
+func (c *Client) doMatch(ctx context.Context, collabID string, key *psi.Key, opts MatchOptions) (wire.Match, error) {
+	var m wire.Match
 	for told := false; ; {
 		var err error
 		m, err = c.StartMatch(ctx, collabID)
@@ -135,7 +136,7 @@ func reblindStream(ctx context.Context, r io.Reader, w io.Writer, key *psi.Key, 
 		return fmt.Errorf("reading the server's points: %w", err)
 	}
 	defer ir.Release()
-	iw := ipc.NewWriter(w, ipc.WithSchema(cohort.PointsSchema))
+	iw := ipc.NewWriter(w, ipc.WithSchema(audience.PointsSchema))
 	src := &arrowPoints{r: ir}
 	var done int64
 	dst := psi.WriterFunc[psi.Point](func(pts []psi.Point) error {
@@ -147,7 +148,7 @@ func reblindStream(ctx context.Context, r io.Reader, w io.Writer, key *psi.Key, 
 		}
 		arr := b.NewArray()
 		defer arr.Release()
-		rec := array.NewRecord(cohort.PointsSchema, []arrow.Array{arr}, int64(len(pts)))
+		rec := array.NewRecord(audience.PointsSchema, []arrow.Array{arr}, int64(len(pts)))
 		defer rec.Release()
 		done += int64(len(pts))
 		if opts.Progress != nil {

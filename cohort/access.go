@@ -4,36 +4,20 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // NotDisclosed is what an access request says of the cohort: the same
 // words for everyone, matched or not.
-const NotDisclosed = "whether this person matched the other partner's data is never disclosed, to either partner; deleting them removes their cohort rows, if they had any"
+const NotDisclosed = wire.NotDisclosed
 
-// Access is what the clean room holds of one person's data for the partner
-// that asks: its own rows, consent and opt-out, and where its audience
-// went. It never says whether the person matched: that would be a fact
-// about the other partner's data.
-type Access struct {
-	CollabID  string `json:"collab_id"`
-	PartnerID string `json:"partner_id"`
-	// Purpose is the consent purpose the collaboration matches on.
-	Purpose    string           `json:"purpose"`
-	AudienceID string           `json:"audience_id,omitempty"`
-	Rows       []map[string]any `json:"rows"`
-	// Matchable: rows of the person carry the purpose and they have not
-	// opted out, so their data takes part in matches.
-	Matchable  bool       `json:"matchable"`
-	OptedOut   bool       `json:"opted_out"`
-	OptedOutAt *time.Time `json:"opted_out_at,omitempty"`
-	Cohorts    string     `json:"cohorts"`
-}
+// Access is the answer to an access request.
+type Access = wire.Access
 
 // AccessRequest answers a data-subject request for one point blinded with
 // the partner's key, and logs that it was asked (nothing of the answer

@@ -37,10 +37,11 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Errors callers map to statuses; they wrap partners' kinds.
@@ -67,21 +68,11 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-// Audience is one party's current upload in a collaboration.
+// Audience is one party's current upload in a collaboration: its wire
+// form and the table that holds it.
 type Audience struct {
-	ID        string `json:"id"`
-	CollabID  string `json:"collab_id"`
-	PartnerID string `json:"partner_id"`
-	Rows      int64  `json:"rows"`
-	People    int64  `json:"people"`
-	// PeopleMatchable counts the people who can match: consented for the
-	// collaboration's purpose and not opted out.
-	PeopleMatchable int64           `json:"people_matchable"`
-	ContentSHA256   string          `json:"content_sha256"`
-	Columns         json.RawMessage `json:"columns"`
-	CreatedAt       time.Time       `json:"created_at"`
-	Replaced        string          `json:"replaced,omitempty"`
-	table           string
+	wire.Audience
+	table string
 }
 
 type column struct {
@@ -145,7 +136,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 	}
 	defer ar.Release()
 
-	a := Audience{ID: partners.NewID("a_"), CollabID: c.ID, PartnerID: actor.PartnerID}
+	a := Audience{Audience: wire.Audience{ID: partners.NewID("a_"), CollabID: c.ID, PartnerID: actor.PartnerID}}
 	a.table = "aud_" + a.ID
 	var cols []column
 	for _, f := range ar.Schema().Fields() {
@@ -348,55 +339,34 @@ func (s *Service) CurrentAudience(ctx context.Context, q partners.Querier, colla
 	return a, err
 }
 
-// Match is one run of the protocol over the two current audiences.
+// Match is one run of the protocol over the two current audiences: its
+// wire form and what only the server knows of it.
 type Match struct {
-	ID        string `json:"id"`
-	CollabID  string `json:"collab_id"`
-	AudienceA string `json:"audience_a"` // the proposer's
-	AudienceB string `json:"audience_b"` // the other partner's
-	// State: waiting (for re-blinded points), done, or stale (an audience
-	// was replaced since).
-	State   string `json:"state"`
-	PointsA int64  `json:"points_a"`
-	PointsB int64  `json:"points_b"`
-	HalfA   bool   `json:"half_a_received"` // A's points re-blinded by B
-	HalfB   bool   `json:"half_b_received"`
-	// Side is the caller's side, "a" (the proposer) or "b", as the API
-	// fills it in; YourHalfReceived says whether the caller's re-blinding
-	// is in, so a re-run knows it has nothing to send.
-	Side             string `json:"side,omitempty"`
-	YourHalfReceived bool   `json:"your_half_received"`
-	// NoisySize is the cohort size with Laplace noise (epsilon
-	// MatchEpsilon): the only size parties ever see.
-	NoisySize *int64    `json:"cohort_size_noisy,omitempty"`
-	Epsilon   float64   `json:"epsilon"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	// Unexported: the exact size, for the operator's store only.
-	exactSize int64
+	wire.Match
+	exactSize int64 // for the operator's store only
 	cohortTbl string
 	halfAHash string
 	halfBHash string
 }
 
 // For fills in the caller's side and whether its half is in.
-func (m Match) For(c partners.Collaboration, partnerID string) Match {
+func (m Match) For(c partners.Collaboration, partnerID string) wire.Match {
+	w := m.Match
 	if !c.HasMember(partnerID) {
-		return m
+		return w
 	}
-	m.Side = side(c, partnerID)
+	w.Side = side(c, partnerID)
 	// Side a re-blinds b's points: that is half b, and the reverse.
-	m.YourHalfReceived = (m.Side == "a" && m.HalfB) || (m.Side == "b" && m.HalfA)
-	return m
+	w.YourHalfReceived = (w.Side == "a" && w.HalfB) || (w.Side == "b" && w.HalfA)
+	return w
 }
 
-// Match states.
+// Match states, as the wire package names them.
 const (
-	MatchWaiting = "waiting"
-	MatchDone    = "done"
-	MatchStale   = "stale"
-	// MatchDeleted: its audience or collaboration was deleted, and its data with it.
-	MatchDeleted = "deleted"
+	MatchWaiting = wire.MatchWaiting
+	MatchDone    = wire.MatchDone
+	MatchStale   = wire.MatchStale
+	MatchDeleted = wire.MatchDeleted
 )
 
 func pointsTable(mid, side string) string { return "mpts_" + mid + "_" + side }
@@ -449,8 +419,8 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 		}
 		return Match{}, fmt.Errorf("%w: the other partner's audience has fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", ErrConflict, least)
 	}
-	m := Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: MatchWaiting,
-		Epsilon: c.Rules.MatchEpsilon}
+	m := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: MatchWaiting,
+		Epsilon: c.Rules.MatchEpsilon}}
 	// Only consented rows take part, each person once, in an order (by
 	// point) that says nothing about the upload's row order.
 	for _, x := range []struct {
@@ -589,7 +559,7 @@ func (s *Service) Points(ctx context.Context, c partners.Collaboration, m Match,
 			return err
 		}
 		defer rr.Release()
-		wr := ipc.NewWriter(w, ipc.WithSchema(PointsSchema))
+		wr := ipc.NewWriter(w, ipc.WithSchema(audience.PointsSchema))
 		for rr.Next() {
 			out, err := toPoints(rr.Record())
 			if err != nil {
@@ -608,13 +578,8 @@ func (s *Service) Points(ctx context.Context, c partners.Collaboration, m Match,
 	})
 }
 
-// PointsSchema is the schema of the points a party re-blinds, both ways.
-var PointsSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "pid", Type: &arrow.FixedSizeBinaryType{ByteWidth: psi.PointSize}},
-}, nil)
-
 // toPoints converts DuckDB's BLOB column (exported as Arrow binary) to the
-// fixed-size column of PointsSchema.
+// fixed-size column of audience.PointsSchema.
 func toPoints(rec arrow.Record) (arrow.Record, error) {
 	type binaryColumn interface {
 		arrow.Array
@@ -632,7 +597,7 @@ func toPoints(rec arrow.Record) (arrow.Record, error) {
 	}
 	arr := b.NewArray()
 	defer arr.Release()
-	return array.NewRecord(PointsSchema, []arrow.Array{arr}, int64(arr.Len())), nil
+	return array.NewRecord(audience.PointsSchema, []arrow.Array{arr}, int64(arr.Len())), nil
 }
 
 // tokenReader turns a stream of re-blinded points into (pos, token)
@@ -925,8 +890,8 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 	}
 	// Both parties see the noisy size: each pays for it from its budget.
 	for _, p := range c.Members() {
-		if _, err := dp.Debit(ctx, tx, dp.Charge{CollabID: c.ID, PartnerID: p, Kind: "match", Ref: m.ID,
-			Epsilon: c.Rules.MatchEpsilon, Budget: c.Rules.Budget()}); err != nil {
+		if _, err := ledger.Debit(ctx, tx, ledger.Charge{CollabID: c.ID, PartnerID: p, Kind: "match", Ref: m.ID,
+			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules)}); err != nil {
 			return fmt.Errorf("%w: partner %s cannot pay for the match's noisy size: %v", ErrConflict, p, err)
 		}
 	}

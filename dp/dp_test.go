@@ -1,59 +1,9 @@
 package dp
 
 import (
-	"context"
-	"database/sql"
-	"errors"
 	"math"
 	"testing"
-	"time"
-
-	"github.com/cleanroom/cleanroom/store"
 )
-
-func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
-	ctx := context.Background()
-	db, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	jan := time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)
-	debit := func(eps float64, now time.Time, refresh string) (float64, error) {
-		var left Amount
-		err := db.Write(ctx, func(tx *sql.Tx) error {
-			var err error
-			left, err = Debit(ctx, tx, Charge{CollabID: "c", PartnerID: "p", Kind: "query", Ref: "x", Epsilon: eps, Budget: Budget{Epsilon: 1, Refresh: refresh}, Now: now})
-			return err
-		})
-		return left.Epsilon(), err
-	}
-	for i := 0; i < 10; i++ {
-		if _, err := debit(0.1, jan, "monthly"); err != nil {
-			t.Fatalf("charge %d of 0.1 against 1: %v", i+1, err)
-		}
-	}
-	_, err = debit(0.1, jan, "monthly")
-	var be *BudgetError
-	if !errors.As(err, &be) || !errors.Is(err, ErrBudgetExhausted) || be.Remaining != 0 || be.Budget != "epsilon" {
-		t.Fatalf("eleventh charge: %v", err)
-	}
-	var n int
-	db.SQL().QueryRow(`SELECT count(*) FROM budget_ledger`).Scan(&n)
-	if n != 10 {
-		t.Errorf("ledger has %d rows, want 10 (a refused charge writes nothing)", n)
-	}
-	// February: a fresh monthly budget; with refresh none, still spent.
-	if left, err := debit(0.5, jan.Add(2*time.Hour), "monthly"); err != nil || left != 0.5 {
-		t.Errorf("february: left %v, %v", left, err)
-	}
-	if _, err := debit(0.1, jan.Add(2*time.Hour), "none"); !errors.Is(err, ErrBudgetExhausted) {
-		t.Errorf("refresh none must not refresh: %v", err)
-	}
-	if _, err := debit(-1, jan, "none"); err == nil {
-		t.Error("a negative charge was accepted")
-	}
-}
 
 func TestReleaseGroupsThresholdsAndSelection(t *testing.T) {
 	groups := []Group{

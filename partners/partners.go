@@ -17,29 +17,47 @@ import (
 
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
-// Role is what an API key may do.
-type Role string
+// The API's names for partners, keys and collaborations are the wire
+// package's; these aliases keep the server's code in its own words.
+type (
+	Role          = wire.Role
+	Partner       = wire.Partner
+	Key           = wire.Key
+	Collaboration = wire.Collaboration
+	Rules         = wire.Rules
+)
 
+// Roles and collaboration states, as the wire package names them.
 const (
-	Admin    Role = "admin"    // manages its partner's keys and collaborations
-	Engineer Role = "engineer" // uploads audiences and runs matches
-	Analyst  Role = "analyst"  // queries cohorts
-	Auditor  Role = "auditor"  // reads the audit log and reports
+	Admin    = wire.Admin
+	Engineer = wire.Engineer
+	Analyst  = wire.Analyst
+	Auditor  = wire.Auditor
+
+	StateProposed = wire.StateProposed
+	StateActive   = wire.StateActive
+	StateDeleted  = wire.StateDeleted
+)
+
+// Rules from JSON, and the defaults, as the wire package reads them.
+var (
+	ParseRole    = wire.ParseRole
+	ParseRules   = wire.ParseRules
+	DefaultRules = wire.DefaultRules
 )
 
 // OperatorID is the partner that runs the server. Its admin creates
 // partners; its auditor reads the whole log.
 const OperatorID = "operator"
 
-// ParseRole checks a role name.
-func ParseRole(s string) (Role, error) {
-	switch r := Role(s); r {
-	case Admin, Engineer, Analyst, Auditor:
-		return r, nil
+func refuseDeleted(c Collaboration) error {
+	if c.State == StateDeleted {
+		return fmt.Errorf("%w: collaboration %s was deleted; deletion is final, propose a new collaboration instead", ErrConflict, c.ID)
 	}
-	return "", fmt.Errorf("unknown role %q (want admin, engineer, analyst or auditor)", s)
+	return nil
 }
 
 // Errors a caller maps to HTTP statuses.
@@ -52,23 +70,6 @@ var (
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
-}
-
-// Partner is a company taking part in collaborations.
-type Partner struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// Key describes an API key; the secret is never stored.
-type Key struct {
-	ID        string     `json:"id"`
-	PartnerID string     `json:"partner_id"`
-	Role      Role       `json:"role"`
-	Label     string     `json:"label"`
-	CreatedAt time.Time  `json:"created_at"`
-	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
 // Principal is an authenticated key.
@@ -278,52 +279,6 @@ func ListPartners(ctx context.Context, q Querier) ([]Partner, error) {
 		out = append(out, p)
 	}
 	return out, rows.Err()
-}
-
-// Collaboration joins two partners under rules both approved.
-type Collaboration struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Proposer     string    `json:"proposer"`
-	Partner      string    `json:"partner"`
-	Rules        Rules     `json:"rules"`
-	RulesVersion int       `json:"rules_version"`
-	ApprovedBy   []string  `json:"approved_by"`
-	State        string    `json:"state"` // proposed | active | deleted
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-}
-
-// Collaboration states.
-const (
-	StateProposed = "proposed"
-	StateActive   = "active"
-	// StateDeleted is final: a deleted collaboration's data is gone, with
-	// signed receipts saying so, and no rules change or approval revives it.
-	StateDeleted = "deleted"
-)
-
-func refuseDeleted(c Collaboration) error {
-	if c.State == StateDeleted {
-		return fmt.Errorf("%w: collaboration %s was deleted; deletion is final, propose a new collaboration instead", ErrConflict, c.ID)
-	}
-	return nil
-}
-
-// Members returns both partner IDs.
-func (c *Collaboration) Members() []string { return []string{c.Proposer, c.Partner} }
-
-// HasMember reports whether partnerID is one of the two partners.
-func (c *Collaboration) HasMember(partnerID string) bool {
-	return partnerID == c.Proposer || partnerID == c.Partner
-}
-
-// Other returns the other member.
-func (c *Collaboration) Other(partnerID string) string {
-	if partnerID == c.Proposer {
-		return c.Partner
-	}
-	return c.Proposer
 }
 
 // Propose creates a collaboration between the actor's partner and another,

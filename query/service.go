@@ -15,8 +15,20 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/cohort"
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// Requests, answers and budgets are the wire package's types.
+type (
+	Request      = wire.Request
+	Column       = wire.Column
+	Interval     = wire.Interval
+	Answer       = wire.Answer
+	Budget       = wire.Budget
+	BudgetStatus = wire.BudgetStatus
 )
 
 // Service answers analysts' queries on collaborations' cohorts.
@@ -64,53 +76,6 @@ func (s *Service) cohortFacts(ctx context.Context, table string, dims []string) 
 	return f, nil
 }
 
-// Request is an analyst's question.
-type Request struct {
-	SQL string `json:"sql"`
-	// Epsilon is the budget this query may spend; 0 means the rule
-	// max_query_epsilon.
-	Epsilon float64 `json:"epsilon"`
-}
-
-// Column is one column of an answer.
-type Column struct {
-	Name string `json:"name"`
-	// Kind is "dimension", or the aggregate: count, sum, avg.
-	Kind string `json:"kind"`
-}
-
-// Interval is a 95% confidence interval.
-type Interval struct {
-	Lower float64 `json:"lower"`
-	Upper float64 `json:"upper"`
-}
-
-// Answer is a released answer.
-type Answer struct {
-	Columns []Column `json:"columns"`
-	Rows    [][]any  `json:"rows"`
-	// Intervals holds, per row and column, the 95% confidence interval of
-	// an aggregate (null for dimensions).
-	Intervals    [][]*Interval      `json:"intervals"`
-	Epsilon      float64            `json:"epsilon"`
-	Delta        float64            `json:"delta"`
-	EpsilonSplit map[string]float64 `json:"epsilon_split"`
-	Noise        string             `json:"noise"`
-	// BudgetRemaining and DeltaRemaining are what the partner has left of
-	// the rules epsilon_budget and delta_budget in this period.
-	BudgetRemaining float64 `json:"budget_remaining"`
-	DeltaRemaining  float64 `json:"delta_remaining"`
-	// CollaborationEpsilonSpent and CollaborationDeltaSpent are what the
-	// collaboration has spent in all, by both partners and matches
-	// included, over its whole life: the privacy loss of a person in the
-	// cohort so far (dp.CollaborationSpent).
-	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
-	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
-	Cached                    bool    `json:"cached"`
-	PlanHash                  string  `json:"plan_hash"`
-	CohortVersion             string  `json:"cohort_version"`
-}
-
 // Refusal codes beyond the parser's.
 const (
 	CodeEpsilon     = "epsilon_not_allowed"
@@ -131,7 +96,7 @@ const (
 )
 
 // Run answers req for the actor's partner. Refusals are *Error (or a
-// *dp.BudgetError inside one) and are logged; an answer leaves only once
+// *ledger.BudgetError inside one) and are logged; an answer leaves only once
 // its debit, its cached copy and its audit entry have committed together.
 func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
 	ans, err := s.run(ctx, actor, c, req)
@@ -185,8 +150,8 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	if eps > r.MaxQueryEpsilon {
 		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
 	}
-	if _, err := dp.EpsilonUnits(eps); err != nil {
-		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, dp.EpsilonUnit)
+	if _, err := wire.EpsilonUnits(eps); err != nil {
+		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, wire.EpsilonUnit)
 	}
 	plan, err := Parse(ctx, s.DB.SQL(), req.SQL)
 	if err != nil {
@@ -221,9 +186,9 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	// The charge is known before anything runs: the query's epsilon, and
 	// the rule delta when the release needs one. The same charge is
 	// checked now, and checked again and debited when the answer commits.
-	charge := dp.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: "query", Ref: hash,
-		Epsilon: eps, Delta: ro.DeltaCost(), Budget: r.Budget(), Now: now}
-	if _, err := dp.Check(ctx, s.DB.SQL(), charge); err != nil {
+	charge := ledger.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: "query", Ref: hash,
+		Epsilon: eps, Delta: ro.DeltaCost(), Budget: ledger.Of(r), Now: now}
+	if _, err := ledger.Check(ctx, s.DB.SQL(), charge); err != nil {
 		return Answer{}, budgetRefusal(err)
 	}
 	if cur.NoisySize < int64(r.MinCohortUsers) {
@@ -276,7 +241,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 			}
 			return err
 		}
-		if _, err := dp.Debit(ctx, tx, charge); err != nil {
+		if _, err := ledger.Debit(ctx, tx, charge); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO query_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -299,12 +264,12 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 
 // state fills in an answer's budget left and the collaboration's totals as
 // they are now (a cached answer's are not those of its first release).
-func (s *Service) state(ctx context.Context, q dp.Querier, c partners.Collaboration, partnerID string, now time.Time, a *Answer) error {
-	left, err := dp.Remaining(ctx, q, c.ID, partnerID, c.Rules.Budget(), now)
+func (s *Service) state(ctx context.Context, q ledger.Querier, c partners.Collaboration, partnerID string, now time.Time, a *Answer) error {
+	left, err := ledger.Remaining(ctx, q, c.ID, partnerID, ledger.Of(c.Rules), now)
 	if err != nil {
 		return err
 	}
-	total, err := dp.CollaborationSpent(ctx, q, c.ID)
+	total, err := ledger.CollaborationSpent(ctx, q, c.ID)
 	if err != nil {
 		return err
 	}
@@ -313,10 +278,10 @@ func (s *Service) state(ctx context.Context, q dp.Querier, c partners.Collaborat
 	return nil
 }
 
-// budgetRefusal turns a *dp.BudgetError in err into its refusal, naming
+// budgetRefusal turns a *ledger.BudgetError in err into its refusal, naming
 // the budget exceeded; other errors pass through.
 func budgetRefusal(err error) error {
-	var be *dp.BudgetError
+	var be *ledger.BudgetError
 	if !errors.As(err, &be) {
 		return err
 	}
@@ -377,43 +342,19 @@ func buildAnswer(p *Plan, rel dp.Release) Answer {
 	return a
 }
 
-// Budget is a partner's budget in a collaboration.
-type Budget struct {
-	PartnerID      string    `json:"partner_id"`
-	Budget         float64   `json:"epsilon_budget"`
-	Spent          float64   `json:"epsilon_spent"`
-	Remaining      float64   `json:"epsilon_remaining"`
-	DeltaBudget    float64   `json:"delta_budget"`
-	DeltaSpent     float64   `json:"delta_spent"`
-	DeltaRemaining float64   `json:"delta_remaining"`
-	Refresh        string    `json:"budget_refresh"`
-	PeriodStart    time.Time `json:"period_start,omitempty"`
-}
-
-// BudgetStatus is the partners' budgets in a collaboration, and what the
-// collaboration has spent in all.
-type BudgetStatus struct {
-	Budgets []Budget `json:"budgets"`
-	// CollaborationEpsilonSpent and CollaborationDeltaSpent are the
-	// collaboration's total spend, by all partners, matches included, over
-	// its whole life (dp.CollaborationSpent).
-	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
-	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
-}
-
 // Budgets returns both partners' budgets in a collaboration and its total
 // spend.
 func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (BudgetStatus, error) {
 	now := time.Now()
-	b := c.Rules.Budget()
+	b := ledger.Of(c.Rules)
 	total, err := b.Units()
 	if err != nil {
 		return BudgetStatus{}, err
 	}
-	start := dp.PeriodStart(b.Refresh, now)
+	start := ledger.PeriodStart(b.Refresh, now)
 	out := BudgetStatus{Budgets: []Budget{}}
 	for _, p := range c.Members() {
-		spent, err := dp.Spent(ctx, s.DB.SQL(), c.ID, p, start)
+		spent, err := ledger.Spent(ctx, s.DB.SQL(), c.ID, p, start)
 		if err != nil {
 			return BudgetStatus{}, err
 		}
@@ -423,7 +364,7 @@ func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (Budget
 			DeltaBudget: b.Delta, DeltaSpent: spent.Delta(), DeltaRemaining: left.Delta(),
 			Refresh: b.Refresh, PeriodStart: start})
 	}
-	all, err := dp.CollaborationSpent(ctx, s.DB.SQL(), c.ID)
+	all, err := ledger.CollaborationSpent(ctx, s.DB.SQL(), c.ID)
 	if err != nil {
 		return BudgetStatus{}, err
 	}

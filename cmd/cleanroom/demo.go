@@ -20,7 +20,7 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
-	"github.com/cleanroom/cleanroom/query"
+	"github.com/cleanroom/cleanroom/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -219,7 +219,7 @@ FROM cohort GROUP BY brand_co_region, publisher_exposed`},
 FROM cohort GROUP BY publisher_exposed`},
 		{"Exposed customers in regions r1 and r2", `SELECT COUNT(*) AS people FROM cohort WHERE brand_co_region IN ('r1', 'r2') AND publisher_exposed = true`},
 	} {
-		var a query.Answer
+		var a wire.Answer
 		if err := analyst.Query(ctx, co.ID, q.sql, 1, "json", &a); err != nil {
 			return err
 		}

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/cleanroom/cleanroom/client"
-	"github.com/cleanroom/cleanroom/query"
+	"github.com/cleanroom/cleanroom/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -38,7 +38,7 @@ the same question again returns the stored answer at no cost.`,
 			}
 			switch format {
 			case "table", "json":
-				var a query.Answer
+				var a wire.Answer
 				if err := cl.Query(cmd.Context(), collab, args[0], eps, "json", &a); err != nil {
 					return err
 				}
@@ -61,7 +61,7 @@ the same question again returns the stored answer at no cost.`,
 }
 
 // printAnswer prints an answer as a table, each aggregate with its interval.
-func printAnswer(out io.Writer, a query.Answer) {
+func printAnswer(out io.Writer, a wire.Answer) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	var head []string
 	for _, c := range a.Columns {
@@ -126,7 +126,7 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 	if err != nil {
 		return err
 	}
-	var b query.BudgetStatus
+	var b wire.BudgetStatus
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return err
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/client"
-	"github.com/cleanroom/cleanroom/cohort"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -78,17 +78,17 @@ A new upload replaces this party's previous audience in the collaboration.`,
 var errUploadEnded = errors.New("the upload request ended")
 
 // runUpload encodes and uploads a file; the CLI and the demo share it.
-func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlags, progress io.Writer) (cohort.Audience, error) {
+func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlags, progress io.Writer) (wire.Audience, error) {
 	if f.collab == "" || f.keyFile == "" || f.idColumn == "" {
-		return cohort.Audience{}, errors.New("upload: --collab, --psi-key and --id-column are required")
+		return wire.Audience{}, errors.New("upload: --collab, --psi-key and --id-column are required")
 	}
 	key, err := psi.LoadKey(f.keyFile)
 	if err != nil {
-		return cohort.Audience{}, err
+		return wire.Audience{}, err
 	}
 	co, err := cl.Collaboration(ctx, f.collab)
 	if err != nil {
-		return cohort.Audience{}, err
+		return wire.Audience{}, err
 	}
 	opts := audience.EncodeOptions{
 		IDColumn:      f.idColumn,
@@ -102,10 +102,10 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 	if f.idType != "" {
 		t, err := psi.ParseIDType(f.idType)
 		if err != nil {
-			return cohort.Audience{}, err
+			return wire.Audience{}, err
 		}
 		if t != psi.SHA256 && t != kind {
-			return cohort.Audience{}, fmt.Errorf("upload: the collaboration matches on %s; --id-type %s would match nothing (use %s, or sha256 for pre-hashed %s)", kind, t, kind, kind)
+			return wire.Audience{}, fmt.Errorf("upload: the collaboration matches on %s; --id-type %s would match nothing (use %s, or sha256 for pre-hashed %s)", kind, t, kind, kind)
 		}
 		opts.IDType, opts.HashedKind = t, kind
 	}
@@ -123,7 +123,7 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 
 	file, err := os.Open(path)
 	if err != nil {
-		return cohort.Audience{}, err
+		return wire.Audience{}, err
 	}
 	defer file.Close()
 	var bar *progressbar.ProgressBar
@@ -153,7 +153,7 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 	pr.CloseWithError(errUploadEnded)
 	if err := <-encErr; err != nil && !errors.Is(err, errUploadEnded) && !strings.Contains(err.Error(), errUploadEnded.Error()) {
 		// The encoder's error (a bad row) explains the failed upload.
-		return cohort.Audience{}, fmt.Errorf("upload: %s: %w", path, err)
+		return wire.Audience{}, fmt.Errorf("upload: %s: %w", path, err)
 	}
 	if bar != nil {
 		bar.Finish()

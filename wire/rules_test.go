@@ -1,4 +1,4 @@
-package partners
+package wire
 
 import (
 	"encoding/json"
@@ -52,7 +52,7 @@ func TestRulesBudgetValidation(t *testing.T) {
 	if old.DeltaBudget != 1e-5 || old.MinQueryEpsilon != 0.01 || old.Validate() != nil {
 		t.Errorf("stored rules: %+v, %v", old, old.Validate())
 	}
-	if b := old.Budget(); b.Epsilon != 5 || b.Delta != 1e-5 || b.Refresh != "none" {
-		t.Errorf("budget %+v", b)
+	if old.EpsilonBudget != 5 || old.BudgetRefresh != "none" {
+		t.Errorf("budget fields %+v", old)
 	}
 }

@@ -1,12 +1,16 @@
-package dp
+package ledger
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/cleanroom/cleanroom/wire"
 	"time"
 )
+
+// Amount is an epsilon and a delta in whole units.
+type Amount = wire.Amount
 
 // ErrBudgetExhausted is a charge the remaining budget cannot cover.
 var ErrBudgetExhausted = errors.New("privacy budget exhausted")
@@ -84,15 +88,15 @@ type Budget struct {
 // Units returns the budget in units, or an error if a part is not a whole
 // number of units.
 func (b Budget) Units() (Amount, error) {
-	e, err := EpsilonUnits(b.Epsilon)
+	e, err := wire.EpsilonUnits(b.Epsilon)
 	if err != nil {
 		return Amount{}, fmt.Errorf("epsilon_budget: %w", err)
 	}
-	d, err := DeltaUnits(b.Delta)
+	d, err := wire.DeltaUnits(b.Delta)
 	if err != nil {
 		return Amount{}, fmt.Errorf("delta_budget: %w", err)
 	}
-	return Amount{e, d}, nil
+	return Amount{EpsilonUnits: e, DeltaUnits: d}, nil
 }
 
 // Charge is one debit. Epsilon and Delta must be whole numbers of units;
@@ -110,11 +114,11 @@ type Charge struct {
 // *BudgetError if c does not fit in the epsilon or the delta budget. The
 // sums are exact, with no slack: a budget at 0 covers nothing more.
 func Check(ctx context.Context, q Querier, c Charge) (left Amount, err error) {
-	eu, err := EpsilonUnits(c.Epsilon)
+	eu, err := wire.EpsilonUnits(c.Epsilon)
 	if err != nil {
 		return Amount{}, fmt.Errorf("dp: charge: %w", err)
 	}
-	du, err := DeltaUnits(c.Delta)
+	du, err := wire.DeltaUnits(c.Delta)
 	if err != nil {
 		return Amount{}, fmt.Errorf("dp: charge: %w", err)
 	}
@@ -136,7 +140,7 @@ func Check(ctx context.Context, q Querier, c Charge) (left Amount, err error) {
 	case du > before.DeltaUnits:
 		return before, &BudgetError{Budget: "delta", Asked: c.Delta, Remaining: before.Delta(), Total: c.Budget.Delta, Refresh: c.Budget.Refresh}
 	}
-	return before.Sub(Amount{eu, du}), nil
+	return before.Sub(Amount{EpsilonUnits: eu, DeltaUnits: du}), nil
 }
 
 // Debit records c in tx if the remaining budgets cover it, and returns what
@@ -152,11 +156,11 @@ func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining Amount, err err
 		return left, err
 	}
 	// Check has converted both; these cannot fail.
-	eu, _ := EpsilonUnits(c.Epsilon)
-	du, _ := DeltaUnits(c.Delta)
+	eu, _ := wire.EpsilonUnits(c.Epsilon)
+	du, _ := wire.DeltaUnits(c.Delta)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO budget_ledger (collab_id, partner_id, at, kind, ref, epsilon, delta, epsilon_units, delta_units)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.CollabID, c.PartnerID, c.Now.UTC(), c.Kind, c.Ref, EpsilonOf(eu), DeltaOf(du), eu, du); err != nil {
+		c.CollabID, c.PartnerID, c.Now.UTC(), c.Kind, c.Ref, wire.EpsilonOf(eu), wire.DeltaOf(du), eu, du); err != nil {
 		return Amount{}, fmt.Errorf("dp.Debit: %w", err)
 	}
 	return left, nil
@@ -173,4 +177,9 @@ func Remaining(ctx context.Context, q Querier, collabID, partnerID string, b Bud
 		return Amount{}, err
 	}
 	return total.Sub(spent), nil
+}
+
+// Of returns the budget a collaboration's rules give each partner.
+func Of(r wire.Rules) Budget {
+	return Budget{Epsilon: r.EpsilonBudget, Delta: r.DeltaBudget, Refresh: r.BudgetRefresh}
 }

@@ -1,61 +1,18 @@
-package dp
+package ledger
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cleanroom/cleanroom/wire"
+
 	"github.com/cleanroom/cleanroom/store"
 )
-
-func TestUnitsAreExactAndRefuseFractions(t *testing.T) {
-	for _, c := range []struct {
-		eps  float64
-		want int64
-	}{{0, 0}, {1e-6, 1}, {0.1, 100000}, {0.3, 300000}, {1, 1000000}, {10.2, 10200000}, {0.000123, 123}, {1234567.891011, 1234567891011}} {
-		u, err := EpsilonUnits(c.eps)
-		if err != nil || u != c.want {
-			t.Errorf("EpsilonUnits(%v) = %d, %v; want %d", c.eps, u, err, c.want)
-		}
-		if back := EpsilonOf(u); back != c.eps {
-			t.Errorf("EpsilonOf(%d) = %v, want %v", u, back, c.eps)
-		}
-	}
-	tenth := 0.1 // a variable: 0.1 + 0.2 between constants is exact
-	for _, eps := range []float64{1e-10, 1e-17, 1e-300, 1.5e-6, tenth + 0.2, -0.1, math.NaN(), math.Inf(1), 1e30} {
-		if u, err := EpsilonUnits(eps); err == nil {
-			t.Errorf("EpsilonUnits(%v) = %d, want an error", eps, u)
-		}
-	}
-	for _, c := range []struct {
-		delta float64
-		want  int64
-	}{{0, 0}, {1e-12, 1}, {1e-6, 1000000}, {1e-5, 10000000}, {5e-4, 500000000}, {1, 1000000000000}} {
-		u, err := DeltaUnits(c.delta)
-		if err != nil || u != c.want || DeltaOf(u) != c.delta {
-			t.Errorf("DeltaUnits(%v) = %d, %v; want %d", c.delta, u, err, c.want)
-		}
-	}
-	for _, d := range []float64{5e-13, 1e-15, 1e-5 / 3, -1e-6} {
-		if _, err := DeltaUnits(d); err == nil {
-			t.Errorf("DeltaUnits(%v) accepted", d)
-		}
-	}
-	// Sums of units print without float noise: 0.1 + 0.2 + 0.9 is 1.2.
-	var sum int64
-	for _, e := range []float64{0.1, 0.2, 0.9} {
-		u, _ := EpsilonUnits(e)
-		sum += u
-	}
-	if s := fmt.Sprint(EpsilonOf(sum)); s != "1.2" {
-		t.Errorf("0.1 + 0.2 + 0.9 in units prints %s", s)
-	}
-}
 
 func openLedger(t *testing.T) *store.DB {
 	t.Helper()
@@ -78,10 +35,6 @@ func charge(t *testing.T, db *store.DB, c Charge) (Amount, error) {
 	return left, err
 }
 
-// TestDebitExactNoSlack: ten charges of 0.1 fill a budget of 1 exactly; at
-// 0 nothing more fits, not even one unit (the old 1e-9 slack let nine
-// charges of 1e-10 through a spent budget), and a charge that is not a
-// whole number of units is an error, not a silent rounding.
 func TestDebitExactNoSlack(t *testing.T) {
 	db := openLedger(t)
 	now := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
@@ -99,7 +52,7 @@ func TestDebitExactNoSlack(t *testing.T) {
 	if _, err := charge(t, db, c); !errors.As(err, &be) || be.Budget != "epsilon" || be.Remaining != 0 || be.Asked != 0.1 || be.Total != 1 {
 		t.Fatalf("eleventh charge: %v", err)
 	}
-	c.Epsilon = EpsilonUnit
+	c.Epsilon = wire.EpsilonUnit
 	if _, err := charge(t, db, c); !errors.As(err, &be) || be.Remaining != 0 {
 		t.Fatalf("one unit after the budget reached 0: %v", err)
 	}
@@ -121,9 +74,6 @@ func TestDebitExactNoSlack(t *testing.T) {
 	}
 }
 
-// TestDebitDeltaBudget: delta is budgeted like epsilon; a charge that the
-// delta budget cannot cover is refused, naming delta, while charges of
-// delta 0 still fit.
 func TestDebitDeltaBudget(t *testing.T) {
 	db := openLedger(t)
 	b := Budget{Epsilon: 10, Delta: 2e-5, Refresh: "monthly"}
@@ -158,8 +108,6 @@ func TestDebitDeltaBudget(t *testing.T) {
 	}
 }
 
-// TestCollaborationSpent: the total over both partners, matches included,
-// and over every budget period (a refresh restores budgets, not privacy).
 func TestCollaborationSpent(t *testing.T) {
 	db := openLedger(t)
 	b := Budget{Epsilon: 1, Delta: 1e-5, Refresh: "monthly"}
@@ -186,40 +134,46 @@ func TestCollaborationSpent(t *testing.T) {
 	}
 }
 
-// TestReleaseDeltaIsTheCharge: the delta a release reports is exactly the
-// rule delta when it is grouped or Gaussian, else 0 (the old sum of the
-// parts' shares gave 6.999999999999999e-06 for 7e-06).
-func TestReleaseDeltaIsTheCharge(t *testing.T) {
-	groups := []Group{{Key: []any{"a"}, Users: 1000, Sums: []float64{0, 5000}}}
-	for _, grouped := range []bool{false, true} {
-		for _, gaussian := range []bool{false, true} {
-			o := ReleaseOptions{Epsilon: 1, Delta: 7e-6, Grouped: grouped, Gaussian: gaussian, MaxGroups: 1,
-				Aggs: []Agg{{Func: "count"}, {Func: "sum", Lower: 0, Upper: 10}}}
-			rel, err := ReleaseGroups(groups, o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := 0.0
-			if grouped || gaussian {
-				want = 7e-6
-			}
-			if rel.Delta != want || o.DeltaCost() != want || rel.Epsilon != 1 {
-				t.Errorf("grouped=%v gaussian=%v: released delta %v, cost %v, want %v", grouped, gaussian, rel.Delta, o.DeltaCost(), want)
-			}
+func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	jan := time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)
+	debit := func(eps float64, now time.Time, refresh string) (float64, error) {
+		var left Amount
+		err := db.Write(ctx, func(tx *sql.Tx) error {
+			var err error
+			left, err = Debit(ctx, tx, Charge{CollabID: "c", PartnerID: "p", Kind: "query", Ref: "x", Epsilon: eps, Budget: Budget{Epsilon: 1, Refresh: refresh}, Now: now})
+			return err
+		})
+		return left.Epsilon(), err
+	}
+	for i := 0; i < 10; i++ {
+		if _, err := debit(0.1, jan, "monthly"); err != nil {
+			t.Fatalf("charge %d of 0.1 against 1: %v", i+1, err)
 		}
 	}
-}
-
-// TestReleaseRefusesParametersWithoutData: parameters the noise library
-// rejects are refused whether or not any group exists, so a refusal says
-// nothing about the data.
-func TestReleaseRefusesParametersWithoutData(t *testing.T) {
-	for _, eps := range []float64{1e-17, 1e-300} {
-		o := ReleaseOptions{Epsilon: eps, Delta: 1e-5, Grouped: true, MaxGroups: 1, Aggs: []Agg{{Func: "count"}}}
-		for _, groups := range [][]Group{nil, {{Key: []any{"a"}, Users: 3}}} {
-			if _, err := ReleaseGroups(groups, o); err == nil {
-				t.Errorf("epsilon %v with %d groups: released", eps, len(groups))
-			}
-		}
+	_, err = debit(0.1, jan, "monthly")
+	var be *BudgetError
+	if !errors.As(err, &be) || !errors.Is(err, ErrBudgetExhausted) || be.Remaining != 0 || be.Budget != "epsilon" {
+		t.Fatalf("eleventh charge: %v", err)
+	}
+	var n int
+	db.SQL().QueryRow(`SELECT count(*) FROM budget_ledger`).Scan(&n)
+	if n != 10 {
+		t.Errorf("ledger has %d rows, want 10 (a refused charge writes nothing)", n)
+	}
+	// February: a fresh monthly budget; with refresh none, still spent.
+	if left, err := debit(0.5, jan.Add(2*time.Hour), "monthly"); err != nil || left != 0.5 {
+		t.Errorf("february: left %v, %v", left, err)
+	}
+	if _, err := debit(0.1, jan.Add(2*time.Hour), "none"); !errors.Is(err, ErrBudgetExhausted) {
+		t.Errorf("refresh none must not refresh: %v", err)
+	}
+	if _, err := debit(-1, jan, "none"); err == nil {
+		t.Error("a negative charge was accepted")
 	}
 }

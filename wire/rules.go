@@ -1,4 +1,4 @@
-package partners
+package wire
 
 import (
 	"bytes"
@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-
-	"github.com/cleanroom/cleanroom/dp"
 )
 
 // Rules are a collaboration's terms, agreed by both partners. Every query
@@ -31,7 +29,7 @@ type Rules struct {
 	// EpsilonBudget and DeltaBudget per partner and budget period; Delta
 	// is what one query spends when it needs a delta (partition selection
 	// for GROUP BY, or Gaussian noise). Epsilons are whole numbers of
-	// dp.EpsilonUnit, deltas of dp.DeltaUnit: the ledger counts units.
+	// EpsilonUnit, deltas of DeltaUnit: the ledger counts units.
 	EpsilonBudget float64 `json:"epsilon_budget"`
 	DeltaBudget   float64 `json:"delta_budget"`
 	Delta         float64 `json:"delta"`
@@ -152,8 +150,8 @@ func (r *Rules) Validate() error {
 	if !(r.MaxQueryEpsilon > 0) || r.MaxQueryEpsilon > r.EpsilonBudget {
 		return bad("max_query_epsilon", "must be positive and at most epsilon_budget (%v), got %v", r.EpsilonBudget, r.MaxQueryEpsilon)
 	}
-	if r.MinQueryEpsilon < dp.EpsilonUnit || r.MinQueryEpsilon > r.MaxQueryEpsilon {
-		return bad("min_query_epsilon", "must be at least %v (one epsilon unit) and at most max_query_epsilon (%v), got %v", dp.EpsilonUnit, r.MaxQueryEpsilon, r.MinQueryEpsilon)
+	if r.MinQueryEpsilon < EpsilonUnit || r.MinQueryEpsilon > r.MaxQueryEpsilon {
+		return bad("min_query_epsilon", "must be at least %v (one epsilon unit) and at most max_query_epsilon (%v), got %v", EpsilonUnit, r.MaxQueryEpsilon, r.MinQueryEpsilon)
 	}
 	if r.BudgetRefresh != "none" && r.BudgetRefresh != "monthly" {
 		return bad("budget_refresh", "%q is not none or monthly", r.BudgetRefresh)
@@ -177,7 +175,7 @@ func (r *Rules) Validate() error {
 }
 
 // CheckUnits reports the first epsilon rule that is not a whole number of
-// dp.EpsilonUnit, or delta rule not a whole number of dp.DeltaUnit (or
+// EpsilonUnit, or delta rule not a whole number of DeltaUnit (or
 // negative, or not finite): the ledger counts units, and never rounds a
 // rule silently. Queries check it too, for rules stored before it existed.
 func (r *Rules) CheckUnits() error {
@@ -185,7 +183,7 @@ func (r *Rules) CheckUnits() error {
 		name string
 		v    float64
 	}{{"epsilon_budget", r.EpsilonBudget}, {"max_query_epsilon", r.MaxQueryEpsilon}, {"min_query_epsilon", r.MinQueryEpsilon}, {"match_epsilon", r.MatchEpsilon}} {
-		if _, err := dp.EpsilonUnits(x.v); err != nil {
+		if _, err := EpsilonUnits(x.v); err != nil {
 			return fmt.Errorf("rules: %s: %w", x.name, err)
 		}
 	}
@@ -193,14 +191,9 @@ func (r *Rules) CheckUnits() error {
 		name string
 		v    float64
 	}{{"delta_budget", r.DeltaBudget}, {"delta", r.Delta}} {
-		if _, err := dp.DeltaUnits(x.v); err != nil {
+		if _, err := DeltaUnits(x.v); err != nil {
 			return fmt.Errorf("rules: %s: %w", x.name, err)
 		}
 	}
 	return nil
-}
-
-// Budget returns a partner's budget under these rules.
-func (r *Rules) Budget() dp.Budget {
-	return dp.Budget{Epsilon: r.EpsilonBudget, Delta: r.DeltaBudget, Refresh: r.BudgetRefresh}
 }

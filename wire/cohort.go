@@ -1,0 +1,84 @@
+package wire
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Audience is one party's upload in a collaboration. Its sizes and
+// content hash are shown only to the partner that uploaded it (and the
+// operator); the other partner sees that it exists, when, and its
+// columns.
+type Audience struct {
+	ID        string `json:"id"`
+	CollabID  string `json:"collab_id"`
+	PartnerID string `json:"partner_id"`
+	// Rows, People, PeopleMatchable (the people who can match: consented
+	// for the collaboration's purpose and not opted out) and ContentSHA256
+	// are left out for the other partner.
+	Rows            int64           `json:"rows,omitempty"`
+	People          int64           `json:"people,omitempty"`
+	PeopleMatchable int64           `json:"people_matchable,omitempty"`
+	ContentSHA256   string          `json:"content_sha256,omitempty"`
+	Columns         json.RawMessage `json:"columns"`
+	CreatedAt       time.Time       `json:"created_at"`
+	Replaced        string          `json:"replaced,omitempty"`
+}
+
+// Match is one run of the protocol over the two current audiences.
+type Match struct {
+	ID        string `json:"id"`
+	CollabID  string `json:"collab_id"`
+	AudienceA string `json:"audience_a"` // the proposer's
+	AudienceB string `json:"audience_b"` // the other partner's
+	// State: waiting (for re-blinded points), done, stale (an audience was
+	// replaced, or people deleted, since it started) or deleted.
+	State   string `json:"state"`
+	PointsA int64  `json:"points_a"`
+	PointsB int64  `json:"points_b"`
+	HalfA   bool   `json:"half_a_received"` // A's points re-blinded by B
+	HalfB   bool   `json:"half_b_received"`
+	// Side is the caller's side, "a" (the proposer) or "b", as the API
+	// fills it in; YourHalfReceived says whether the caller's re-blinding
+	// is in, so a re-run knows it has nothing to send.
+	Side             string `json:"side,omitempty"`
+	YourHalfReceived bool   `json:"your_half_received"`
+	// NoisySize is the cohort size with Laplace noise (epsilon
+	// MatchEpsilon): the only size parties ever see.
+	NoisySize *int64    `json:"cohort_size_noisy,omitempty"`
+	Epsilon   float64   `json:"epsilon"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Match states.
+const (
+	MatchWaiting = "waiting"
+	MatchDone    = "done"
+	MatchStale   = "stale"
+	// MatchDeleted: its audience or collaboration was deleted, and its data with it.
+	MatchDeleted = "deleted"
+)
+
+// NotDisclosed is what an access request says of the cohort: the same
+// words for everyone, matched or not.
+const NotDisclosed = "whether this person matched the other partner's data is never disclosed, to either partner; deleting them removes their cohort rows, if they had any"
+
+// Access is what the clean room holds of one person's data for the partner
+// that asks: its own rows, consent and opt-out, and where its audience
+// went. It never says whether the person matched: that would be a fact
+// about the other partner's data.
+type Access struct {
+	CollabID  string `json:"collab_id"`
+	PartnerID string `json:"partner_id"`
+	// Purpose is the consent purpose the collaboration matches on.
+	Purpose    string           `json:"purpose"`
+	AudienceID string           `json:"audience_id,omitempty"`
+	Rows       []map[string]any `json:"rows"`
+	// Matchable: rows of the person carry the purpose and they have not
+	// opted out, so their data takes part in matches.
+	Matchable  bool       `json:"matchable"`
+	OptedOut   bool       `json:"opted_out"`
+	OptedOutAt *time.Time `json:"opted_out_at,omitempty"`
+	Cohorts    string     `json:"cohorts"`
+}

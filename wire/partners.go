@@ -1,0 +1,81 @@
+package wire
+
+import (
+	"fmt"
+	"time"
+)
+
+// Role is what an API key may do.
+type Role string
+
+const (
+	Admin    Role = "admin"    // manages its partner's keys and collaborations
+	Engineer Role = "engineer" // uploads audiences and runs matches
+	Analyst  Role = "analyst"  // queries cohorts
+	Auditor  Role = "auditor"  // reads the audit log and reports
+)
+
+// ParseRole checks a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(s); r {
+	case Admin, Engineer, Analyst, Auditor:
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q (want admin, engineer, analyst or auditor)", s)
+}
+
+// Partner is a company taking part in collaborations.
+type Partner struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Key describes an API key; the secret is never stored.
+type Key struct {
+	ID        string     `json:"id"`
+	PartnerID string     `json:"partner_id"`
+	Role      Role       `json:"role"`
+	Label     string     `json:"label"`
+	CreatedAt time.Time  `json:"created_at"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// Collaboration joins two partners under rules both approved.
+type Collaboration struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	Proposer     string    `json:"proposer"`
+	Partner      string    `json:"partner"`
+	Rules        Rules     `json:"rules"`
+	RulesVersion int       `json:"rules_version"`
+	ApprovedBy   []string  `json:"approved_by"`
+	State        string    `json:"state"` // proposed | active | deleted
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Collaboration states.
+const (
+	StateProposed = "proposed"
+	StateActive   = "active"
+	// StateDeleted is final: a deleted collaboration's data is gone, with
+	// signed receipts saying so, and no rules change or approval revives it.
+	StateDeleted = "deleted"
+)
+
+// Members returns both partner IDs.
+func (c *Collaboration) Members() []string { return []string{c.Proposer, c.Partner} }
+
+// HasMember reports whether partnerID is one of the two partners.
+func (c *Collaboration) HasMember(partnerID string) bool {
+	return partnerID == c.Proposer || partnerID == c.Partner
+}
+
+// Other returns the other member.
+func (c *Collaboration) Other(partnerID string) string {
+	if partnerID == c.Proposer {
+		return c.Partner
+	}
+	return c.Proposer
+}

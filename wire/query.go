@@ -1,0 +1,74 @@
+package wire
+
+import "time"
+
+// Request is an analyst's question.
+type Request struct {
+	SQL string `json:"sql"`
+	// Epsilon is the budget this query may spend; 0 means the rule
+	// max_query_epsilon.
+	Epsilon float64 `json:"epsilon"`
+}
+
+// Column is one column of an answer.
+type Column struct {
+	Name string `json:"name"`
+	// Kind is "dimension", or the aggregate: count, sum, avg.
+	Kind string `json:"kind"`
+}
+
+// Interval is a 95% confidence interval.
+type Interval struct {
+	Lower float64 `json:"lower"`
+	Upper float64 `json:"upper"`
+}
+
+// Answer is a released answer.
+type Answer struct {
+	Columns []Column `json:"columns"`
+	Rows    [][]any  `json:"rows"`
+	// Intervals holds, per row and column, the 95% confidence interval of
+	// an aggregate (null for dimensions).
+	Intervals    [][]*Interval      `json:"intervals"`
+	Epsilon      float64            `json:"epsilon"`
+	Delta        float64            `json:"delta"`
+	EpsilonSplit map[string]float64 `json:"epsilon_split"`
+	Noise        string             `json:"noise"`
+	// BudgetRemaining and DeltaRemaining are what the partner has left of
+	// the rules epsilon_budget and delta_budget in this period.
+	BudgetRemaining float64 `json:"budget_remaining"`
+	DeltaRemaining  float64 `json:"delta_remaining"`
+	// CollaborationEpsilonSpent and CollaborationDeltaSpent are what the
+	// collaboration has spent in all, by both partners and matches
+	// included, over its whole life: the privacy loss of a person in the
+	// cohort so far .
+	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
+	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
+	Cached                    bool    `json:"cached"`
+	PlanHash                  string  `json:"plan_hash"`
+	CohortVersion             string  `json:"cohort_version"`
+}
+
+// Budget is a partner's budget in a collaboration.
+type Budget struct {
+	PartnerID      string    `json:"partner_id"`
+	Budget         float64   `json:"epsilon_budget"`
+	Spent          float64   `json:"epsilon_spent"`
+	Remaining      float64   `json:"epsilon_remaining"`
+	DeltaBudget    float64   `json:"delta_budget"`
+	DeltaSpent     float64   `json:"delta_spent"`
+	DeltaRemaining float64   `json:"delta_remaining"`
+	Refresh        string    `json:"budget_refresh"`
+	PeriodStart    time.Time `json:"period_start,omitempty"`
+}
+
+// BudgetStatus is the partners' budgets in a collaboration, and what the
+// collaboration has spent in all.
+type BudgetStatus struct {
+	Budgets []Budget `json:"budgets"`
+	// CollaborationEpsilonSpent and CollaborationDeltaSpent are the
+	// collaboration's total spend, by all partners, matches included, over
+	// its whole life .
+	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
+	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
+}

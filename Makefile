@@ -28,7 +28,7 @@ bench: build
 	./$(BIN) bench match -n 1000000 -overlap 0.1
 
 # Each fuzz target briefly (go test runs one -fuzz target at a time).
-FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./audience:FuzzReader ./query:FuzzParse
+FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./audience:FuzzReader ./internal/query:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

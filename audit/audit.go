@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 )
@@ -36,6 +38,55 @@ type Entry struct {
 	// Redacted marks an entry the reader may not see in an export: only
 	// its place in the chain (seq and hashes) is given.
 	Redacted bool `json:"redacted,omitempty"`
+
+	// carried names what a redacted entry read by ReadExport carried
+	// besides its place in the chain; Verify refuses such an entry.
+	carried []string
+}
+
+// stub is the export form of a redacted entry: its place in the chain
+// and nothing else.
+type stub struct {
+	Seq      int64  `json:"seq"`
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+	Redacted bool   `json:"redacted"`
+}
+
+// MarshalJSON writes a redacted entry as its place in the chain only
+// (seq, prev_hash, hash and "redacted": true), the only form Verify
+// accepts, and any other entry with all its fields.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	if e.Redacted {
+		return json.Marshal(stub{Seq: e.Seq, PrevHash: e.PrevHash, Hash: e.Hash, Redacted: true})
+	}
+	type plain Entry // without this method
+	return json.Marshal(plain(e))
+}
+
+// checkRedacted refuses a redacted entry that carries anything besides
+// its place in the chain: nothing covers such content, so a reader must
+// not be shown it as part of a verified log.
+func checkRedacted(e *Entry) error {
+	carried := append([]string(nil), e.carried...)
+	add := func(has bool, name string) {
+		if has && !slices.Contains(carried, name) {
+			carried = append(carried, name)
+		}
+	}
+	add(!e.At.IsZero(), "at")
+	add(e.Actor != "", "actor")
+	add(e.PartnerID != "", "partner_id")
+	add(e.CollabID != "", "collab_id")
+	add(e.Action != "", "action")
+	add(len(e.Details) > 0 && string(e.Details) != "null", "details")
+	add(len(e.Private) > 0, "private")
+	if len(carried) == 0 {
+		return nil
+	}
+	sort.Strings(carried)
+	return fmt.Errorf("entry seq %d: is marked redacted but carries %s; a redacted entry gives only its place in the chain (seq, prev_hash, hash), and no hash covers anything else in it (edited entry)",
+		e.Seq, strings.Join(carried, ", "))
 }
 
 // PrivateCommitment is the key in Details that commits to Private.

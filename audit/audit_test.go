@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // exported builds a log of n entries and exports it with a signed head.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // A partner's private part reaches its own readers and the operator, is

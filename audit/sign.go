@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -109,9 +110,36 @@ func VerifyHead(pub ed25519.PublicKey, h Head) error {
 }
 
 // Verify checks an export offline: entries from the start of the log, in
-// order, each linking to the one before and matching its hash (entries
-// redacted for this reader are checked for linkage only), ending exactly
-// at the signed head. It names the first bad entry.
+// order, each linking to the one before and matching its hash, ending
+// exactly at the signed head. It names the first bad entry.
+//
+// An entry redacted for the reader (another partner's action) gives only
+// its place in the chain: seq, prev_hash, hash and "redacted": true.
+// Verify refuses a redacted entry that carries anything else (a time,
+// actor, action, details or private part): no hash covers it, and a
+// reader would take it for checked. What redaction leaves, by design, is
+// an entry whose content nobody but the server can check; and since its
+// hash cannot be recomputed, it limits what the export proves:
+//
+//   - Whoever passes an export on can strip any entry to a redacted stub
+//     and hide it: nothing in a stub says whose entry it is, so a stub the
+//     server wrote and one made later look the same. Only an export
+//     fetched with the reader's own key shows what that key may read.
+//   - A stub's prev_hash and hash are taken as given. The signed head is
+//     bound, through each readable entry's hash, to the entries after the
+//     last stub and to that stub's hash, not to what comes before it:
+//     entries before a stub can be edited, made up or replaced (the stub's
+//     prev_hash changed to match) without Verify noticing, as long as
+//     their number stays the same. Only an export without stubs (the
+//     operator's) proves every entry; a partner's proves its tail.
+//   - So a receipt or other reference pointing at a stub is confirmed
+//     only if the stub's hash is bound: the next entry is readable and
+//     bound, or it is the last.
+//
+// Verify does catch, anywhere in an export without stubs and after the
+// last stub in one with them, edited, removed, reordered and added
+// entries; and everywhere a changed entry count, a stub that carries
+// content and a head the server did not sign.
 func Verify(entries []Entry, head Head, pub ed25519.PublicKey) error {
 	if err := VerifyHead(pub, head); err != nil {
 		return err
@@ -125,10 +153,14 @@ func Verify(entries []Entry, head Head, pub ed25519.PublicKey) error {
 		if e.PrevHash != prev {
 			return fmt.Errorf("entry seq %d: does not follow the entry before it (removed, reordered or inserted entries)", e.Seq)
 		}
-		if !e.Redacted && Hash(e) != e.Hash {
-			return fmt.Errorf("entry seq %d: content does not match its hash (edited entry)", e.Seq)
-		}
-		if !e.Redacted {
+		if e.Redacted {
+			if err := checkRedacted(e); err != nil {
+				return err
+			}
+		} else {
+			if Hash(e) != e.Hash {
+				return fmt.Errorf("entry seq %d: content does not match its hash (edited entry)", e.Seq)
+			}
 			if err := CheckPrivate(e); err != nil {
 				return err
 			}
@@ -146,6 +178,20 @@ func Verify(entries []Entry, head Head, pub ed25519.PublicKey) error {
 		return fmt.Errorf("entry seq %d: the chain does not end at the signed head's hash (the log was rewritten)", n)
 	}
 	return nil
+}
+
+// stubField reports whether a field may appear in a redacted entry: its
+// place in the chain, or one of the empty fields that exports written
+// before stubs were cut down to their place carried (the zero time, empty
+// strings, null details), which say nothing.
+func stubField(name string, value json.RawMessage) bool {
+	switch name {
+	case "seq", "prev_hash", "hash", "redacted":
+		return true
+	}
+	empty := map[string]string{"at": `"0001-01-01T00:00:00Z"`, "actor": `""`, "partner_id": `""`, "action": `""`, "details": "null"}
+	want, ok := empty[name]
+	return ok && string(bytes.TrimSpace(value)) == want
 }
 
 // ReadExport parses an export: NDJSON entries, then the {"head": ...} line.
@@ -175,6 +221,19 @@ func ReadExport(r io.Reader) ([]Entry, Head, error) {
 		var e Entry
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return nil, Head{}, fmt.Errorf("line %d: %w", line, err)
+		}
+		if e.Redacted {
+			// What the line holds besides its place, for Verify to refuse:
+			// the struct cannot tell an absent field from an empty one.
+			var fields map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &fields); err != nil {
+				return nil, Head{}, fmt.Errorf("line %d: %w", line, err)
+			}
+			for k, v := range fields {
+				if !stubField(k, v) {
+					e.carried = append(e.carried, k)
+				}
+			}
 		}
 		entries = append(entries, e)
 	}

@@ -20,8 +20,8 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
-	"github.com/cleanroom/cleanroom/store"
 )
 
 // MatchOptions configure `cleanroom bench match`.

@@ -14,11 +14,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/dp"
-	"github.com/cleanroom/cleanroom/query"
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/internal/query"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // QueryResult is what `cleanroom bench query` prints.

@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/internal/api"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
 	"github.com/spf13/cobra"

@@ -13,10 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/cohort"
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/spf13/cobra"
 )
 

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/internal/api"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/wire"
 
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 func openLedger(t *testing.T) *store.DB {

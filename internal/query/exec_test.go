@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/cleanroom/cleanroom/dp"
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // cohortRow is one cohort row: a person, the source rows on each side,

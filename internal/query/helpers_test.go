@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // The rules every test checks plans against.

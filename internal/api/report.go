@@ -8,11 +8,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/ledger"
-	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
-	"github.com/cleanroom/cleanroom/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

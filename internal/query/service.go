@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/cohort"
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/ledger"
-	"github.com/cleanroom/cleanroom/partners"
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

@@ -16,10 +16,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/cohort"
-	"github.com/cleanroom/cleanroom/partners"
-	"github.com/cleanroom/cleanroom/query"
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/internal/query"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

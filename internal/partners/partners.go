@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/store"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

@@ -20,11 +20,11 @@ import (
 	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
-	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
-	"github.com/cleanroom/cleanroom/store"
 )
 
 // env is a server on loopback over a real DuckDB file, with two partners.

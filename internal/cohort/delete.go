@@ -12,9 +12,9 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
-	"github.com/cleanroom/cleanroom/store"
 )
 
 // MaxDeleteIdentifiers bounds one deletion or opt-out request.

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/cohort"
+	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/psi"
 )
 

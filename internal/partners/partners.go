@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -62,10 +63,10 @@ func refuseDeleted(c Collaboration) error {
 
 // Errors a caller maps to HTTP statuses.
 var (
-	ErrNotFound     = errors.New("not found")
-	ErrConflict     = errors.New("conflict")
-	ErrInvalid      = errors.New("invalid")
-	ErrUnauthorized = errors.New("unauthorized")
+	ErrNotFound     = errs.NotFound
+	ErrConflict     = errs.Conflict
+	ErrInvalid      = errs.Invalid
+	ErrUnauthorized = errs.Unauthorized
 )
 
 func invalidf(format string, args ...any) error {

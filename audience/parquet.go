@@ -432,3 +432,95 @@ func scale(v, mul, div int64) (int64, error) {
 	}
 	return v * mul, nil
 }
+
+// withFixedPID returns s with its pid column's type fixed_size_binary[32]
+// when it is binary or large_binary, as Parquet writers such as DuckDB
+// write 32 bytes (a BLOB is a Parquet BYTE_ARRAY, read as Arrow binary).
+func withFixedPID(s *arrow.Schema) (*arrow.Schema, bool) {
+	if s == nil {
+		return nil, false
+	}
+	idx := s.FieldIndices(PIDColumn)
+	if len(idx) != 1 {
+		return nil, false // ValidateSchema says what is wrong
+	}
+	switch s.Field(idx[0]).Type.ID() {
+	case arrow.BINARY, arrow.LARGE_BINARY:
+	default:
+		return nil, false
+	}
+	fields := s.Fields() // a copy
+	fields[idx[0]].Type = PIDType
+	md := s.Metadata()
+	return arrow.NewSchema(fields, &md), true
+}
+
+// binaryValues is an array of bytes of either offset width.
+type binaryValues interface {
+	arrow.Array
+	Value(int) []byte
+}
+
+// fixPID returns rec with its binary pid column as fixed_size_binary[32],
+// the Reader's schema. A value of another length is an error naming its
+// row. The caller releases the record returned.
+func (r *Reader) fixPID(rec arrow.Record) (arrow.Record, error) {
+	first := r.Rows() + 1
+	if !rec.Schema().Equal(r.srcSchema) {
+		return nil, fmt.Errorf("record %d (rows from %d): schema differs from the stream's", r.records, first)
+	}
+	col := rec.Column(r.pid)
+	if int64(col.Len()) != rec.NumRows() {
+		return nil, fmt.Errorf("record %d (rows from %d): column %s has %d rows, the record %d", r.records, first, PIDColumn, col.Len(), rec.NumRows())
+	}
+	if err := checkData(col.Data()); err != nil {
+		return nil, fmt.Errorf("record %d (rows from %d): column %s: %w", r.records, first, PIDColumn, err)
+	}
+	vals, ok := col.(binaryValues)
+	if !ok {
+		return nil, fmt.Errorf("record %d (rows from %d): column %s: type %s, want binary", r.records, first, PIDColumn, col.DataType())
+	}
+	b := array.NewFixedSizeBinaryBuilder(memory.DefaultAllocator, PIDType)
+	defer b.Release()
+	b.Reserve(vals.Len())
+	for i := 0; i < vals.Len(); i++ {
+		if vals.IsNull(i) {
+			b.AppendNull() // check says which row
+			continue
+		}
+		if v := vals.Value(i); len(v) == psi.PointSize {
+			b.Append(v)
+		} else {
+			return nil, fmt.Errorf("row %d: %s is %d bytes, want %d (a blinded point; a Parquet BLOB or BYTE_ARRAY pid must hold exactly %d bytes in every row)",
+				first+int64(i), PIDColumn, len(v), psi.PointSize, psi.PointSize)
+		}
+	}
+	pids := b.NewArray()
+	defer pids.Release()
+	cols := append([]arrow.Array(nil), rec.Columns()...)
+	cols[r.pid] = pids
+	return array.NewRecord(r.schema, cols, rec.NumRows()), nil
+}
+
+// checkLargeOffsets is checkOffsets for int64 offsets.
+func checkLargeOffsets(b []byte, off, n, limit int) error {
+	if n == 0 {
+		return nil
+	}
+	if len(b) < (off+n+1)*8 {
+		return errors.New("offsets buffer shorter than the array")
+	}
+	offs := arrow.Int64Traits.CastFromBytes(b)[off : off+n+1]
+	if offs[0] < 0 {
+		return errors.New("negative offset")
+	}
+	for i := 1; i <= n; i++ {
+		if offs[i] < offs[i-1] {
+			return fmt.Errorf("offsets decrease at value %d", i)
+		}
+	}
+	if offs[n] > int64(limit) {
+		return errors.New("offsets point past the values")
+	}
+	return nil
+}

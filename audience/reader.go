@@ -31,6 +31,10 @@ type Reader struct {
 	records int64
 	err     error
 	done    bool
+
+	// srcSchema is the wrapped reader's schema when its pid column is
+	// binary (a Parquet BLOB), converted to schema's; nil otherwise.
+	srcSchema *arrow.Schema
 }
 
 var _ array.RecordReader = (*Reader)(nil)
@@ -38,18 +42,37 @@ var _ array.RecordReader = (*Reader)(nil)
 // NewReader wraps r and checks its schema with ValidateSchema. The Reader
 // takes its own reference to r (r.Retain), released with the Reader's last
 // Release; the caller still releases its own.
+//
+// A pid column of binary or large_binary is accepted too, as Parquet
+// writers such as DuckDB write 32 bytes (a BLOB, Parquet BYTE_ARRAY): the
+// Reader's schema and records then have it as fixed_size_binary[32], and
+// a value of any other length stops the Reader with an error naming its
+// row.
 func NewReader(r array.RecordReader) (*Reader, error) {
+	return newReader(r, true)
+}
+
+// newReader is NewReader; binaryPID says whether a binary pid column is
+// accepted. An Arrow IPC stream, the wire format, must send
+// fixed_size_binary[32].
+func newReader(r array.RecordReader, binaryPID bool) (*Reader, error) {
 	s := r.Schema()
 	if s == nil {
 		if err := r.Err(); err != nil {
 			return nil, fmt.Errorf("reading the upload's schema: %w", err)
 		}
 	}
+	var srcSchema *arrow.Schema
+	if binaryPID {
+		if fixed, ok := withFixedPID(s); ok {
+			s, srcSchema = fixed, s
+		}
+	}
 	if err := ValidateSchema(s); err != nil {
 		return nil, err
 	}
 	r.Retain()
-	rd := &Reader{src: r, schema: s, pid: s.FieldIndices(PIDColumn)[0]}
+	rd := &Reader{src: r, schema: s, srcSchema: srcSchema, pid: s.FieldIndices(PIDColumn)[0]}
 	rd.refs.Store(1)
 	return rd, nil
 }
@@ -121,11 +144,21 @@ func (r *Reader) Next() (ok bool) {
 	}
 	rec := r.src.Record()
 	r.records++
+	if r.srcSchema != nil {
+		fixed, err := r.fixPID(rec)
+		if err != nil {
+			r.fail(err)
+			return false
+		}
+		rec = fixed // ours to release
+	} else {
+		rec.Retain()
+	}
 	if err := r.check(rec); err != nil {
+		rec.Release()
 		r.fail(err)
 		return false
 	}
-	rec.Retain()
 	r.cur = rec
 	r.rows.Add(rec.NumRows())
 	return true
@@ -221,6 +254,15 @@ func checkData(d arrow.ArrayData) error {
 	case arrow.BOOL:
 		if len(buf(1)) < int(bitutil.BytesForBits(int64(end))) {
 			return errors.New("values buffer shorter than the array")
+		}
+	case arrow.BINARY:
+		// Only a pid column read from Parquet, before fixPID.
+		if _, err := checkOffsets(buf(1), off, n, len(buf(2))); err != nil {
+			return err
+		}
+	case arrow.LARGE_BINARY:
+		if err := checkLargeOffsets(buf(1), off, n, len(buf(2))); err != nil {
+			return err
 		}
 	case arrow.STRING:
 		offs, err := checkOffsets(buf(1), off, n, len(buf(2)))

@@ -325,14 +325,106 @@ func TestReaderRejectsMalformedColumns(t *testing.T) {
 }
 
 func TestReaderRejectsBadSchemaUpFront(t *testing.T) {
+	for _, typ := range []arrow.DataType{arrow.BinaryTypes.String, &arrow.FixedSizeBinaryType{ByteWidth: 31}} {
+		s := arrow.NewSchema([]arrow.Field{field(PIDColumn, typ)}, nil)
+		rr, err := array.NewRecordReader(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rr.Release()
+		if _, err := NewReader(rr); err == nil || !strings.Contains(err.Error(), `column "pid": type `+typ.String()) {
+			t.Errorf("NewReader, pid of type %s: %v", typ, err)
+		}
+	}
+	// NewReader takes a binary pid (Parquet files hold one, see
+	// TestReaderAcceptsDuckDBParquet); the Arrow IPC wire format does not.
 	s := arrow.NewSchema([]arrow.Field{field(PIDColumn, arrow.BinaryTypes.Binary)}, nil)
-	rr, err := array.NewRecordReader(s, nil)
-	if err != nil {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(s))
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	defer rr.Release()
-	if _, err := NewReader(rr); err == nil || !strings.Contains(err.Error(), `column "pid": type binary`) {
-		t.Errorf("NewReader: %v", err)
+	if _, err := NewStreamReader(&buf, StreamOptions{}); err == nil || !strings.Contains(err.Error(), `column "pid": type binary`) {
+		t.Errorf("NewStreamReader, pid of type binary: %v", err)
+	}
+}
+
+// A binary or large_binary pid is read as fixed_size_binary[32]; a null
+// stays null (and is refused as such), a value of another length is
+// refused, naming its row.
+func TestReaderConvertsBinaryPID(t *testing.T) {
+	pts := validPoints(t, 5)
+	for _, typ := range []arrow.DataType{arrow.BinaryTypes.Binary, arrow.BinaryTypes.LargeBinary} {
+		s := arrow.NewSchema([]arrow.Field{field(PIDColumn, typ), field("spend", arrow.PrimitiveTypes.Float64)}, nil)
+		records := func(vals ...[]byte) array.RecordReader {
+			var recs []arrow.Record
+			for start := 0; start < len(vals); start += 3 {
+				b := array.NewRecordBuilder(memory.DefaultAllocator, s)
+				for _, v := range vals[start:min(start+3, len(vals))] {
+					if v == nil {
+						b.Field(0).AppendNull()
+					} else {
+						b.Field(0).(*array.BinaryBuilder).Append(v)
+					}
+					b.Field(1).(*array.Float64Builder).Append(1)
+				}
+				recs = append(recs, b.NewRecord())
+				b.Release()
+			}
+			rr, err := array.NewRecordReader(s, recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				r.Release()
+			}
+			return rr
+		}
+		read := func(rr array.RecordReader) ([]psi.Point, error) {
+			defer rr.Release()
+			r, err := NewReader(rr)
+			if err != nil {
+				return nil, err
+			}
+			defer r.Release()
+			if !arrow.TypeEqual(r.Schema().Field(0).Type, PIDType) {
+				t.Errorf("%s: the Reader's pid is %s", typ, r.Schema().Field(0).Type)
+			}
+			var out []psi.Point
+			for r.Next() {
+				col := r.Record().Column(0).(*array.FixedSizeBinary)
+				for i := 0; i < col.Len(); i++ {
+					out = append(out, psi.Point(col.Value(i)))
+				}
+			}
+			return out, r.Err()
+		}
+		var vals [][]byte
+		for i := range pts {
+			vals = append(vals, pts[i][:])
+		}
+		got, err := read(records(vals...))
+		if err != nil || len(got) != len(pts) {
+			t.Fatalf("%s: read %d points: %v", typ, len(got), err)
+		}
+		for i := range pts {
+			if got[i] != pts[i] {
+				t.Errorf("%s: row %d: another point", typ, i+1)
+			}
+		}
+		long := append(append([]byte(nil), pts[4][:]...), 0)
+		for _, c := range []struct {
+			vals [][]byte
+			want string
+		}{
+			{[][]byte{vals[0], vals[1], vals[2], vals[3], long}, "row 5: pid is 33 bytes, want 32"},
+			{[][]byte{vals[0], {}}, "row 2: pid is 0 bytes, want 32"},
+			{[][]byte{vals[0], vals[1], vals[2], nil}, "row 4: pid is null"},
+		} {
+			if _, err := read(records(c.vals...)); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: got %v, want %q", typ, err, c.want)
+			}
+		}
 	}
 }
 

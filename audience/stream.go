@@ -66,7 +66,8 @@ func NewStreamReader(r io.Reader, opts StreamOptions) (*Reader, error) {
 		return nil, err
 	}
 	defer ir.Release() // the Reader holds its own reference
-	rd, err := NewReader(ir)
+	// The wire format sends pid as fixed_size_binary[32], never binary.
+	rd, err := newReader(ir, false)
 	if err != nil {
 		return nil, err
 	}

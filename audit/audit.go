@@ -70,7 +70,7 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 func checkRedacted(e *Entry) error {
 	carried := append([]string(nil), e.carried...)
 	add := func(has bool, name string) {
-		if has && !slices.Contains(carried, name) {
+		if has && !slices.ContainsFunc(carried, func(c string) bool { return strings.EqualFold(c, name) }) {
 			carried = append(carried, name)
 		}
 	}

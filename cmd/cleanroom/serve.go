@@ -78,7 +78,15 @@ func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsC
 		return err
 	}
 	srv := &http.Server{Handler: api.New(db, opts).Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go janitor(ctx, log, &cohort.Service{DB: db, Signer: opts.Signer}, time.Minute)
+	jctx, stopJanitor := context.WithCancel(ctx)
+	janitorDone := startJanitor(jctx, log, &cohort.Service{DB: db, Signer: opts.Signer}, time.Minute)
+	// Deferred after db.Close, so it runs before: however serve returns,
+	// the janitor is stopped and its round finished before the database
+	// closes under it.
+	defer func() {
+		stopJanitor()
+		<-janitorDone
+	}()
 	errc := make(chan error, 1)
 	go func() {
 		if tlsCert != "" {
@@ -107,12 +115,28 @@ func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsC
 	return nil
 }
 
+// janitorRound is one round of the retention janitor; tests replace it.
+var janitorRound = (*cohort.Service).Expire
+
+// startJanitor runs the janitor in its own goroutine until ctx ends. The
+// channel it returns is closed once the janitor has returned, its last
+// round finished: wait for it before closing the database.
+func startJanitor(ctx context.Context, log *slog.Logger, co *cohort.Service, interval time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		janitor(ctx, log, co, interval)
+	}()
+	return done
+}
+
 // janitor deletes audiences past their retention, each with a receipt in
-// the log, now and then every interval. It keeps no state: after a restart
-// it finds whatever expired meanwhile.
+// the log, now and then every interval, until ctx ends. It keeps no
+// state: after a restart it finds whatever expired meanwhile.
 func janitor(ctx context.Context, log *slog.Logger, co *cohort.Service, interval time.Duration) {
+	round := janitorRound
 	for {
-		if n, err := co.Expire(ctx, time.Now()); err != nil && ctx.Err() == nil {
+		if n, err := round(co, ctx, time.Now()); err != nil && ctx.Err() == nil {
 			log.Error("retention janitor", "err", err)
 		} else if n > 0 {
 			log.Info("retention janitor deleted expired audiences", "count", n)

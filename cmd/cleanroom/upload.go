@@ -14,7 +14,6 @@ import (
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -126,13 +125,10 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 		return wire.Audience{}, err
 	}
 	defer file.Close()
-	var bar *progressbar.ProgressBar
+	var bar *rowProgress
 	if !f.quiet && progress != nil {
-		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(progress),
-			progressbar.OptionSetDescription("blinding and uploading "+filepath.Base(path)),
-			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("rows"),
-			progressbar.OptionSpinnerType(14), progressbar.OptionOnCompletion(func() { fmt.Fprintln(progress) }))
-		opts.Progress = func(rows int64) { bar.Set64(rows) }
+		bar = newRowProgress(progress, "blinding and uploading "+filepath.Base(path))
+		opts.Progress = bar.Set
 	}
 
 	pr, pw := io.Pipe()

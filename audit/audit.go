@@ -19,7 +19,16 @@ import (
 // Entry is one action in the log. Each entry's Hash covers its fields and
 // the previous entry's hash, so changing, removing or reordering any entry
 // breaks every hash after it.
+//
+// Version 2 entries (every entry written since version 2) hash in two
+// steps: ContentHash covers the entry's fields, and Hash links ContentHash
+// to the sequence number and the previous hash. An entry redacted for a
+// reader then still shows its ContentHash, so the reader recomputes every
+// link of the chain, through entries it may not read.
 type Entry struct {
+	// Version is 2 for entries hashed in two steps; 0 (left out) for the
+	// first version's entries.
+	Version   int             `json:"v,omitempty"`
 	Seq       int64           `json:"seq"`
 	At        time.Time       `json:"at"`
 	Actor     string          `json:"actor"` // API key id, or "system"
@@ -35,8 +44,11 @@ type Entry struct {
 	// commit to it by its SHA-256 (private_sha256); it carries a random
 	// nonce so the commitment cannot be brute-forced from small counts.
 	Private json.RawMessage `json:"private,omitempty"`
+	// ContentHash is a version 2 entry's hash of its fields; a redacted
+	// entry gives it so its link can be checked.
+	ContentHash string `json:"content_hash,omitempty"`
 	// Redacted marks an entry the reader may not see in an export: only
-	// its place in the chain (seq and hashes) is given.
+	// its place in the chain (seq, hashes, version) is given.
 	Redacted bool `json:"redacted,omitempty"`
 
 	// carried names what a redacted entry read by ReadExport carried
@@ -47,10 +59,12 @@ type Entry struct {
 // stub is the export form of a redacted entry: its place in the chain
 // and nothing else.
 type stub struct {
-	Seq      int64  `json:"seq"`
-	PrevHash string `json:"prev_hash"`
-	Hash     string `json:"hash"`
-	Redacted bool   `json:"redacted"`
+	Version     int    `json:"v,omitempty"`
+	Seq         int64  `json:"seq"`
+	PrevHash    string `json:"prev_hash"`
+	ContentHash string `json:"content_hash,omitempty"`
+	Hash        string `json:"hash"`
+	Redacted    bool   `json:"redacted"`
 }
 
 // MarshalJSON writes a redacted entry as its place in the chain only
@@ -58,7 +72,7 @@ type stub struct {
 // accepts, and any other entry with all its fields.
 func (e Entry) MarshalJSON() ([]byte, error) {
 	if e.Redacted {
-		return json.Marshal(stub{Seq: e.Seq, PrevHash: e.PrevHash, Hash: e.Hash, Redacted: true})
+		return json.Marshal(stub{Version: e.Version, Seq: e.Seq, PrevHash: e.PrevHash, ContentHash: e.ContentHash, Hash: e.Hash, Redacted: true})
 	}
 	type plain Entry // without this method
 	return json.Marshal(plain(e))
@@ -119,23 +133,60 @@ var GenesisHash = strings.Repeat("0", 64)
 // Hash computes an entry's hash from its fields and PrevHash: SHA-256 over
 // length-prefixed fields, so no two different entries encode alike.
 func Hash(e *Entry) string {
+	if e.Version < 2 {
+		return hashV1(e)
+	}
+	ch := e.ContentHash
+	if !e.Redacted {
+		ch = contentHash(e)
+	}
+	return linkHash(e.PrevHash, e.Seq, ch)
+}
+
+// lengthPrefixed hashes fields so that no two different lists encode alike.
+func lengthPrefixed(fields ...string) string {
 	h := sha256.New()
-	field := func(s string) {
+	for _, s := range fields {
 		var n [8]byte
 		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	field("cleanroom-audit-v1")
-	field(e.PrevHash)
-	field(fmt.Sprint(e.Seq))
-	field(e.At.UTC().Format(time.RFC3339Nano))
-	field(e.Actor)
-	field(e.PartnerID)
-	field(e.CollabID)
-	field(e.Action)
-	field(string(e.Details))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+func hashV1(e *Entry) string {
+	return lengthPrefixed("cleanroom-audit-v1", e.PrevHash, fmt.Sprint(e.Seq), e.At.UTC().Format(time.RFC3339Nano),
+		e.Actor, e.PartnerID, e.CollabID, e.Action, string(e.Details))
+}
+
+// contentHash covers a version 2 entry's own fields (its private part is
+// covered through the commitment in Details).
+func contentHash(e *Entry) string {
+	return lengthPrefixed("cleanroom-audit-content-v2", e.At.UTC().Format(time.RFC3339Nano),
+		e.Actor, e.PartnerID, e.CollabID, e.Action, string(e.Details))
+}
+
+// linkHash binds a content hash to its place in the chain.
+func linkHash(prev string, seq int64, content string) string {
+	return lengthPrefixed("cleanroom-audit-v2", prev, fmt.Sprint(seq), content)
+}
+
+// setVersion fills in a stored entry's version and, for version 2, its
+// content hash.
+func setVersion(e *Entry) {
+	if e.Version = versionOf(e); e.Version == 2 {
+		e.ContentHash = contentHash(e)
+	}
+}
+
+// versionOf tells which version hashed a stored entry: the database keeps
+// the hash, not the version.
+func versionOf(e *Entry) int {
+	if hashV1(e) == e.Hash {
+		return 0
+	}
+	return 2
 }
 
 // Append adds an entry in tx, after the current head. Call it in the same
@@ -191,6 +242,8 @@ func appendRaw(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID, acti
 		return Entry{}, fmt.Errorf("audit.Append: %w", err)
 	}
 	e.Seq++
+	e.Version = 2
+	e.ContentHash = contentHash(&e)
 	e.Hash = Hash(&e)
 	var priv any // NULL when there is no private part
 	if private != nil {
@@ -318,6 +371,7 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 		if private.Valid {
 			e.Private = json.RawMessage(private.String)
 		}
+		setVersion(&e)
 		out = append(out, e)
 	}
 	return out, rows.Err()
@@ -365,13 +419,14 @@ func Export(ctx context.Context, q Querier, readers []string, upto int64, emit f
 		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash, &private, &vis); err != nil {
 			return fmt.Errorf("audit.Export: %w", err)
 		}
+		e.At, e.Details = e.At.UTC(), json.RawMessage(details)
+		setVersion(&e)
 		if vis {
-			e.At, e.Details = e.At.UTC(), json.RawMessage(details)
 			if private.Valid {
 				e.Private = json.RawMessage(private.String)
 			}
 		} else {
-			e = Entry{Seq: e.Seq, PrevHash: e.PrevHash, Hash: e.Hash, Redacted: true}
+			e = Entry{Version: e.Version, Seq: e.Seq, PrevHash: e.PrevHash, ContentHash: e.ContentHash, Hash: e.Hash, Redacted: true}
 		}
 		if err := emit(&e); err != nil {
 			return err

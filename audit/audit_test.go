@@ -101,6 +101,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	prev := rewritten[3].Hash
 	for i := 4; i < len(rewritten); i++ {
 		rewritten[i].PrevHash = prev
+		rewritten[i].ContentHash = contentHash(&rewritten[i])
 		rewritten[i].Hash = Hash(&rewritten[i])
 		prev = rewritten[i].Hash
 	}

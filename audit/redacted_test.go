@@ -74,7 +74,7 @@ func TestVerifyRefusesRedactedEntriesWithContent(t *testing.T) {
 	if err := verifyLines(lines, pub); err != nil {
 		t.Fatalf("an intact export fails: %v", err)
 	}
-	stubLine := regexp.MustCompile(`^\{"seq":[0-9]+,"prev_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}","redacted":true\}$`)
+	stubLine := regexp.MustCompile(`^\{"v":2,"seq":[0-9]+,"prev_hash":"[0-9a-f]{64}","content_hash":"[0-9a-f]{64}","hash":"[0-9a-f]{64}","redacted":true\}$`)
 	for i, seq := range []int{2, 3, 5} {
 		if !stubLine.MatchString(lines[seq-1]) {
 			t.Errorf("redacted entry %d (stub %d) is written as %s, want its place in the chain only", seq, i, lines[seq-1])
@@ -85,7 +85,7 @@ func TestVerifyRefusesRedactedEntriesWithContent(t *testing.T) {
 		out[seq-1] = f(out[seq-1])
 		return out
 	}
-	markRedacted := func(s string) string { return strings.Replace(s, `{"seq":`, `{"redacted":true,"seq":`, 1) }
+	markRedacted := func(s string) string { return strings.Replace(s, `{`, `{"redacted":true,`, 1) }
 	addToStub := func(field string) func(string) string {
 		return func(s string) string { return strings.TrimSuffix(s, "}") + "," + field + "}" }
 	}
@@ -108,7 +108,7 @@ func TestVerifyRefusesRedactedEntriesWithContent(t *testing.T) {
 		{"a readable entry stripped of its details, marked redacted", edit(6, func(s string) string {
 			var e map[string]any
 			json.Unmarshal([]byte(s), &e)
-			b, _ := json.Marshal(map[string]any{"seq": e["seq"], "prev_hash": e["prev_hash"], "hash": e["hash"], "redacted": true, "actor": e["actor"]})
+			b, _ := json.Marshal(map[string]any{"v": e["v"], "seq": e["seq"], "prev_hash": e["prev_hash"], "content_hash": e["content_hash"], "hash": e["hash"], "redacted": true, "actor": e["actor"]})
 			return string(b)
 		}), "entry seq 6: is marked redacted but carries actor"},
 	} {

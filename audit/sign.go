@@ -77,14 +77,22 @@ func ParsePublicKey(s string) (ed25519.PublicKey, error) {
 // Head is the signed head of the chain: the last entry's sequence number
 // and hash, when it was signed, and the server's signature over them.
 type Head struct {
-	Seq       int64     `json:"seq"`
-	Hash      string    `json:"hash"`
-	At        time.Time `json:"at"`
-	Signature string    `json:"signature"`
+	Seq  int64     `json:"seq"`
+	Hash string    `json:"hash"`
+	At   time.Time `json:"at"`
+	// V2From is the first version 2 entry (0: none). Every entry from it
+	// on is version 2, whose links a reader checks even when redacted;
+	// signing it stops an export from passing entries off as older ones.
+	V2From    int64  `json:"v2_from,omitempty"`
+	Signature string `json:"signature"`
 }
 
 func (h *Head) message() []byte {
-	return []byte("cleanroom-audit-head-v1\n" + strconv.FormatInt(h.Seq, 10) + "\n" + h.Hash + "\n" + h.At.UTC().Format(time.RFC3339Nano))
+	m := strconv.FormatInt(h.Seq, 10) + "\n" + h.Hash + "\n" + h.At.UTC().Format(time.RFC3339Nano)
+	if h.V2From > 0 {
+		return []byte("cleanroom-audit-head-v2\n" + m + "\n" + strconv.FormatInt(h.V2From, 10))
+	}
+	return []byte("cleanroom-audit-head-v1\n" + m)
 }
 
 // SignedHead reads the current head and signs it.
@@ -96,8 +104,47 @@ func SignedHead(ctx context.Context, q interface {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return h, fmt.Errorf("audit.SignedHead: %w", err)
 	}
+	if h.V2From, err = firstV2(ctx, q, h.Seq); err != nil {
+		return h, fmt.Errorf("audit.SignedHead: %w", err)
+	}
 	h.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, h.message()))
 	return h, nil
+}
+
+// firstV2 finds the first version 2 entry up to seq upto (0: none). Every
+// entry written since version 2 is version 2, so versions only go up and
+// a binary search reads a few entries of any log.
+func firstV2(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, upto int64) (int64, error) {
+	version := func(seq int64) (int, error) {
+		var e Entry
+		var details string
+		err := q.QueryRowContext(ctx, `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash
+			FROM audit_log WHERE seq = ?`, seq).Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash)
+		e.Details = json.RawMessage(details)
+		return versionOf(&e), err
+	}
+	if upto < 1 {
+		return 0, nil
+	}
+	if v, err := version(upto); err != nil || v < 2 {
+		return 0, err
+	}
+	lo, hi := int64(1), upto // hi is version 2
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		v, err := version(mid)
+		if err != nil {
+			return 0, err
+		}
+		if v == 2 {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
 }
 
 // VerifyHead checks a head's signature.
@@ -114,32 +161,22 @@ func VerifyHead(pub ed25519.PublicKey, h Head) error {
 // exactly at the signed head. It names the first bad entry.
 //
 // An entry redacted for the reader (another partner's action) gives only
-// its place in the chain: seq, prev_hash, hash and "redacted": true.
-// Verify refuses a redacted entry that carries anything else (a time,
-// actor, action, details or private part): no hash covers it, and a
-// reader would take it for checked. What redaction leaves, by design, is
-// an entry whose content nobody but the server can check; and since its
-// hash cannot be recomputed, it limits what the export proves:
+// its place in the chain: version, seq, prev_hash, content_hash, hash and
+// "redacted": true. Verify refuses a redacted entry that carries anything
+// else (a time, actor, action, details or private part). For version 2
+// entries, which the signed head says every entry from v2_from is, the
+// stub's hash is recomputed from its prev_hash, seq and content hash, so
+// every link of the chain is checked and the signed head binds every
+// entry, readable or not: nothing before a stub can be edited, made up,
+// removed or reordered without Verify noticing.
 //
-//   - Whoever passes an export on can strip any entry to a redacted stub
-//     and hide it: nothing in a stub says whose entry it is, so a stub the
-//     server wrote and one made later look the same. Only an export
-//     fetched with the reader's own key shows what that key may read.
-//   - A stub's prev_hash and hash are taken as given. The signed head is
-//     bound, through each readable entry's hash, to the entries after the
-//     last stub and to that stub's hash, not to what comes before it:
-//     entries before a stub can be edited, made up or replaced (the stub's
-//     prev_hash changed to match) without Verify noticing, as long as
-//     their number stays the same. Only an export without stubs (the
-//     operator's) proves every entry; a partner's proves its tail.
-//   - So a receipt or other reference pointing at a stub is confirmed
-//     only if the stub's hash is bound: the next entry is readable and
-//     bound, or it is the last.
-//
-// Verify does catch, anywhere in an export without stubs and after the
-// last stub in one with them, edited, removed, reordered and added
-// entries; and everywhere a changed entry count, a stub that carries
-// content and a head the server did not sign.
+// What redaction leaves, by design: a redacted entry's content is not
+// shown, only bound. Whoever passes an export on can strip a readable
+// entry to a stub (hiding it, not changing it); only an export fetched
+// with the reader's own key shows all that key may read. Entries written
+// before version 2 (before v2_from) keep the first version's rule, under
+// which a stub's hash was taken as given: in such a stretch, entries
+// before a stub are bound only by their count.
 func Verify(entries []Entry, head Head, pub ed25519.PublicKey) error {
 	if err := VerifyHead(pub, head); err != nil {
 		return err
@@ -153,13 +190,27 @@ func Verify(entries []Entry, head Head, pub ed25519.PublicKey) error {
 		if e.PrevHash != prev {
 			return fmt.Errorf("entry seq %d: does not follow the entry before it (removed, reordered or inserted entries)", e.Seq)
 		}
+		switch {
+		case e.Version != 0 && e.Version != 2:
+			return fmt.Errorf("entry seq %d: unknown entry version %d", e.Seq, e.Version)
+		case head.V2From > 0 && e.Seq >= head.V2From && e.Version != 2:
+			return fmt.Errorf("entry seq %d: is not a version 2 entry, though the signed head says every entry from %d is (downgraded or forged entry)", e.Seq, head.V2From)
+		}
 		if e.Redacted {
 			if err := checkRedacted(e); err != nil {
 				return err
 			}
+			// A version 2 stub's link is checked like any entry's: its
+			// content hash, seq and prev_hash make its hash.
+			if e.Version == 2 && Hash(e) != e.Hash {
+				return fmt.Errorf("entry seq %d: redacted entry does not link to the one before it (edited, removed or forged entries)", e.Seq)
+			}
 		} else {
 			if Hash(e) != e.Hash {
 				return fmt.Errorf("entry seq %d: content does not match its hash (edited entry)", e.Seq)
+			}
+			if e.ContentHash != "" && e.ContentHash != contentHash(e) {
+				return fmt.Errorf("entry seq %d: content does not match its content hash (edited entry)", e.Seq)
 			}
 			if err := CheckPrivate(e); err != nil {
 				return err
@@ -186,7 +237,7 @@ func Verify(entries []Entry, head Head, pub ed25519.PublicKey) error {
 // strings, null details), which say nothing.
 func stubField(name string, value json.RawMessage) bool {
 	switch name {
-	case "seq", "prev_hash", "hash", "redacted":
+	case "seq", "prev_hash", "hash", "redacted", "v", "content_hash":
 		return true
 	}
 	empty := map[string]string{"at": `"0001-01-01T00:00:00Z"`, "actor": `""`, "partner_id": `""`, "action": `""`, "details": "null"}

@@ -78,7 +78,9 @@ func newAuditCmd() *cobra.Command {
 					redacted++
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d entries (%d of other partners, checked by position only), signed head at %d (%s)\n",
+			// Other partners' entries are redacted: bound by their content
+			// hash (version 2) but not shown.
+			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d entries (%d of other partners, bound but not shown), signed head at %d (%s)\n",
 				len(entries), redacted, head.Seq, head.At.Format("2006-01-02 15:04:05Z07:00"))
 			return nil
 		},

@@ -67,7 +67,7 @@ var (
 	// Keys whose values are random in every world: secrets, and hashes or
 	// signatures over content that holds ids and times.
 	randomKeys = map[string]bool{"secret": true, "hash": true, "prev_hash": true, "signature": true, "audit_hash": true,
-		"private_sha256": true, "nonce": true, "public_key": true}
+		"private_sha256": true, "nonce": true, "public_key": true, "content_hash": true}
 	// ownFacts are facts about one party's own data (its audience's sizes,
 	// consent mix and content, what its deletions removed of it). The
 	// operator is S, which holds that data, and reads them; a partner reads

@@ -3,18 +3,25 @@ GO      ?= go
 FUZZTIME ?= 5s
 BIN     := bin/cleanroom
 
-.PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js
+.PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js redocly openapi-lint
 
 # An Arrow reader written by others (the npm apache-arrow package) checks
 # that query answers in Arrow are readable; tests skip the check without npm.
 ARROW_JS := $(CURDIR)/.cache/arrow-js
+
+# Redocly's linter checks the OpenAPI document the server serves
+# (internal/api TestOpenAPILint): no error, no warning. Without npm the
+# check is skipped, saying so.
+REDOCLY := $(CURDIR)/.cache/redocly
+REDOCLY_VERSION := 2.77.0
+REDOCLY_DIR = $$( [ -x $(REDOCLY)/node_modules/.bin/redocly ] && echo $(REDOCLY) )
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cleanroom
 
 # Unit, property and CLI script tests, lint, and a short run of every fuzz target.
 test: lint arrow-js
-	CLEANROOM_ARROW_JS=$$( [ -d $(ARROW_JS)/node_modules/apache-arrow ] && echo $(ARROW_JS) ) $(GO) test ./...
+	CLEANROOM_ARROW_JS=$$( [ -d $(ARROW_JS)/node_modules/apache-arrow ] && echo $(ARROW_JS) ) CLEANROOM_REDOCLY=$(REDOCLY_DIR) $(GO) test ./...
 	$(MAKE) fuzz
 
 # The whole flow on synthetic parties.
@@ -45,10 +52,27 @@ arrow-js:
 		|| echo "arrow-js: npm could not install apache-arrow; the foreign Arrow reader check will be skipped"; \
 	fi
 
-lint: fmt-check vet
+redocly:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "redocly: npm not found: the Redocly lint of the OpenAPI document will be skipped"; \
+	elif [ ! -x $(REDOCLY)/node_modules/.bin/redocly ]; then \
+		mkdir -p $(REDOCLY) && cd $(REDOCLY) && npm install --no-audit --no-fund --silent @redocly/cli@$(REDOCLY_VERSION) >/dev/null 2>&1 \
+		|| echo "redocly: npm could not install @redocly/cli; the Redocly lint of the OpenAPI document will be skipped"; \
+	fi
 
+openapi-lint: redocly
+	@if [ -n "$(REDOCLY_DIR)" ]; then \
+		CLEANROOM_REDOCLY=$(REDOCLY) $(GO) test ./internal/api -run '^TestOpenAPILint$$' -count=1 -v; \
+	else \
+		echo "openapi-lint: skipped: @redocly/cli is not installed (npm missing or the install failed)"; \
+	fi
+
+lint: fmt-check vet openapi-lint
+
+# Tracked and new (not ignored) Go files that exist: a file deleted but
+# not yet committed is not one.
 fmt-check:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$( (git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go') | while read -r f; do [ -f "$$f" ] && echo "$$f"; done )); \
 	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 
 vet:

@@ -1,6 +1,3 @@
-// Package bench holds cleanroom's reproducible benchmarks. Each reports its
-// figures next to a baseline measured in the same run (the primitive's own
-// rate, raw DuckDB), so results compare across machines as ratios.
 package bench
 
 import (

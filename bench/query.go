@@ -6,19 +6,16 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"time"
 
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/dp"
-	"github.com/cleanroom/cleanroom/internal/api"
 	"github.com/cleanroom/cleanroom/internal/query"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // QueryResult is what `cleanroom bench query` prints.
@@ -44,11 +41,29 @@ type QueryResult struct {
 // The cohort's columns carry the brand's prefix, as a real cohort's do.
 const benchQuery = `SELECT brand_region, COUNT(*) AS people, SUM(brand_spend) AS spend, AVG(brand_spend) AS avg_spend FROM cohort GROUP BY brand_region`
 
-// RunQuery builds a cohort of n rows (two rows per person, eight regions)
-// and times a grouped private query against its raw DuckDB equivalent in
-// the same process.
-func RunQuery(ctx context.Context, n, runs int) (QueryResult, error) {
+// Serve starts a cleanroom server on db and returns its base URL, the
+// secret of the operator's admin key and a function that stops it. The
+// command provides one built on the API package; the benchmarks speak to
+// a server only over HTTP, through the client, and never link the API.
+type Serve func(ctx context.Context, db *store.DB) (url, operatorKey string, stop func(), err error)
+
+// QueryOptions configure `cleanroom bench query`.
+type QueryOptions struct {
+	Rows int // cohort rows
+	Runs int // timed runs of each query
+	// Serve runs the server for the HTTP measurement; nil leaves it out.
+	Serve Serve
+}
+
+// RunQuery builds a cohort of o.Rows rows (two rows per person, eight
+// regions) and times a grouped private query against its raw DuckDB
+// equivalent in the same process, then the same query through the API.
+func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
+	n, runs := o.Rows, o.Runs
 	res := QueryResult{Rows: n, Users: (n + 1) / 2, Runs: runs}
+	if n <= 0 || runs <= 0 {
+		return res, fmt.Errorf("bench.RunQuery: rows (%d) and runs (%d) must be positive", n, runs)
+	}
 	dir, err := os.MkdirTemp("", "cleanroom-bench-query-")
 	if err != nil {
 		return res, err
@@ -59,7 +74,7 @@ func RunQuery(ctx context.Context, n, runs int) (QueryResult, error) {
 		return res, err
 	}
 	defer db.Close()
-	table := "cohort_bench"
+	table := "bench_cohort"
 	if _, err := db.SQL().ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s AS SELECT (i // 2)::BIGINT AS uid, i AS _a_row, (i // 2)::BIGINT AS _b_row,
 		'r' || ((i // 2) %% 8) AS brand_region, (i %% 100)::DOUBLE AS brand_spend FROM range(%d) t(i)`, table, n)); err != nil {
 		return res, err
@@ -107,7 +122,10 @@ func RunQuery(ctx context.Context, n, runs int) (QueryResult, error) {
 	res.RawMsP50, res.DPMsP50 = median(rawT), median(dpT)
 	res.Ratio = res.DPMsP50 / res.RawMsP50
 
-	httpT, err := httpQueries(ctx, db, table, runs)
+	if o.Serve == nil {
+		return res, nil
+	}
+	httpT, err := httpQueries(ctx, db, o.Serve, table, runs)
 	if err != nil {
 		return res, err
 	}
@@ -118,15 +136,13 @@ func RunQuery(ctx context.Context, n, runs int) (QueryResult, error) {
 // httpQueries registers the table as a collaboration's cohort and times
 // the query through the API; each run asks with another epsilon so none
 // is served from the cache.
-func httpQueries(ctx context.Context, db *store.DB, table string, runs int) ([]float64, error) {
-	secret, err := api.Start(ctx, db)
+func httpQueries(ctx context.Context, db *store.DB, serve Serve, table string, runs int) ([]float64, error) {
+	url, secret, stop, err := serve(ctx, db)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench query: starting the server: %w", err)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(api.New(db, api.Options{Logger: quiet}).Handler())
-	defer srv.Close()
-	op := client.New(srv.URL, secret)
+	defer stop()
+	op := client.New(url, secret)
 	var admins []*client.Client
 	var ids []string
 	for _, name := range []string{"Brand", "Publisher"} {
@@ -134,7 +150,7 @@ func httpQueries(ctx context.Context, db *store.DB, table string, runs int) ([]f
 		if err != nil {
 			return nil, err
 		}
-		admins = append(admins, client.New(srv.URL, cp.Secret))
+		admins = append(admins, client.New(url, cp.Secret))
 		ids = append(ids, cp.Partner.ID)
 	}
 	rules, _ := json.Marshal(map[string]any{"dimensions": []string{"brand_region"}, "metrics": map[string][2]float64{"brand_spend": {0, 200}},
@@ -157,7 +173,8 @@ func httpQueries(ctx context.Context, db *store.DB, table string, runs int) ([]f
 			if _, err := tx.ExecContext(ctx, `CREATE TABLE `+t+` (pid BLOB)`); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO audiences VALUES (?, ?, ?, ?, 0, 0, '', '[]', ?, NULL)`,
+			if _, err := tx.ExecContext(ctx, `INSERT INTO audiences (id, collab_id, partner_id, table_name, rows, people, content_sha256, columns, created_at, people_matchable)
+				VALUES (?, ?, ?, ?, 0, 0, '', '[]', ?, 0)`,
 				fmt.Sprintf("a_bench%d", i), co.ID, p, t, now); err != nil {
 				return err
 			}
@@ -166,8 +183,9 @@ func httpQueries(ctx context.Context, db *store.DB, table string, runs int) ([]f
 		if err := tx.QueryRowContext(ctx, `SELECT count(DISTINCT uid) FROM `+table).Scan(&users); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, cohort_table, cohort_size, noisy_size, epsilon, created_at, updated_at)
-			VALUES ('m_bench', ?, 'a_bench0', 'a_bench1', 'done', 0, 0, ?, ?, ?, 0.1, ?, ?)`, co.ID, table, users, users, now, now)
+		// Both columns are the brand's (side a), as a real cohort records them.
+		_, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, cohort_table, cohort_size, noisy_size, epsilon, created_at, updated_at, cohort_columns)
+			VALUES ('m_bench', ?, 'a_bench0', 'a_bench1', ?, 0, 0, ?, ?, ?, 0.1, ?, ?, '{"brand_region": "a", "brand_spend": "a"}')`, co.ID, wire.MatchDone, table, users, users, now, now)
 		return err
 	})
 	if err != nil {
@@ -176,7 +194,7 @@ func httpQueries(ctx context.Context, db *store.DB, table string, runs int) ([]f
 	var out []float64
 	for i := 0; i < runs; i++ {
 		body, _ := json.Marshal(map[string]any{"sql": benchQuery, "epsilon": 0.5 + float64(i)/1000})
-		req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+"/v1/collaborations/"+co.ID+"/queries", bytes.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/collaborations/"+co.ID+"/queries", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+ak.Secret)
 		req.Header.Set("Content-Type", "application/json")
 		t0 := time.Now()

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,14 +32,67 @@ func New(baseURL, key string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Key: key, HTTP: &http.Client{}}
 }
 
-// Error is an error the server returned.
+// Error is an error the server answered: {"error": {"code", "message",
+// "position"?}} with its status. Match it by code, never by its text:
+//
+//	if errors.Is(err, client.ErrStaleMatch) { ... }
+//	if client.CodeOf(err) == wire.CodeBudgetExhausted { ... }
 type Error struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	// Status is the HTTP status.
+	Status int
+	// Code is the API's error code (wire.ErrorCode); empty when the body
+	// was not the API's error shape (a proxy's page, say).
+	Code wire.ErrorCode
+	// Message is for people.
+	Message string
+	// Position is, for a query refused for its SQL text, the byte offset
+	// of the problem; -1 otherwise.
+	Position int
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("server: %s (%d %s)", e.Message, e.Status, e.Code) }
+func (e *Error) Error() string {
+	code := string(e.Code)
+	if code == "" {
+		code = "http"
+	}
+	return fmt.Sprintf("server: %s (%d %s)", e.Message, e.Status, code)
+}
+
+// Is reports whether target is an *Error with the same code and nothing
+// else set: the sentinels below, or one made as &Error{Code: ...}.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code != "" && t.Code == e.Code && t.Status == 0 && t.Message == ""
+}
+
+// Sentinels for errors.Is, one per code the client's callers act on;
+// CodeOf gives any error's code.
+var (
+	ErrInvalid        = &Error{Code: wire.CodeInvalid}
+	ErrInvalidRules   = &Error{Code: wire.CodeInvalidRules}
+	ErrUnauthorized   = &Error{Code: wire.CodeUnauthorized}
+	ErrForbidden      = &Error{Code: wire.CodeForbidden}
+	ErrNotFound       = &Error{Code: wire.CodeNotFound}
+	ErrConflict       = &Error{Code: wire.CodeConflict}
+	ErrStaleMatch     = &Error{Code: wire.CodeStaleMatch}
+	ErrAwaitingUpload = &Error{Code: wire.CodeAwaitingUpload}
+	ErrTooLarge       = &Error{Code: wire.CodeTooLarge}
+	ErrUnavailable    = &Error{Code: wire.CodeUnavailable}
+	// ErrBudgetExhausted and ErrDeltaBudgetExhausted: the partner's
+	// epsilon or delta budget cannot cover the query (429).
+	ErrBudgetExhausted      = &Error{Code: wire.CodeBudgetExhausted}
+	ErrDeltaBudgetExhausted = &Error{Code: wire.CodeDeltaBudgetExhausted}
+)
+
+// CodeOf returns the API error code of err, or "" when err is not an
+// error the server answered.
+func CodeOf(err error) wire.ErrorCode {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
@@ -70,15 +124,16 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 }
 
 func decodeError(resp *http.Response) error {
-	var body struct {
-		Error Error `json:"error"`
-	}
+	var body wire.ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	if err := json.Unmarshal(b, &body); err != nil || body.Error.Message == "" {
-		return &Error{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(b))}
+	if err := json.Unmarshal(b, &body); err != nil || body.Error.Code == "" {
+		return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(b)), Position: -1}
 	}
-	body.Error.Status = resp.StatusCode
-	return &body.Error
+	e := &Error{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message, Position: -1}
+	if body.Error.Position != nil {
+		e.Position = *body.Error.Position
+	}
+	return e
 }
 
 func (c *Client) json(ctx context.Context, method, path string, in, out any) error {
@@ -95,47 +150,37 @@ func (c *Client) json(ctx context.Context, method, path string, in, out any) err
 }
 
 // CreatedPartner is a new partner with its first admin key's secret.
-type CreatedPartner struct {
-	Partner  wire.Partner `json:"partner"`
-	AdminKey wire.Key     `json:"admin_key"`
-	Secret   string       `json:"secret"`
-}
+type CreatedPartner = wire.CreatedPartner
 
 // CreatePartner needs the operator's admin key.
 func (c *Client) CreatePartner(ctx context.Context, name string) (CreatedPartner, error) {
 	var out CreatedPartner
-	return out, c.json(ctx, "POST", "/v1/partners", map[string]string{"name": name}, &out)
+	return out, c.json(ctx, "POST", "/v1/partners", wire.CreatePartnerRequest{Name: name}, &out)
 }
 
 // ListPartners lists partners (id and name), for proposing collaborations.
 func (c *Client) ListPartners(ctx context.Context) ([]wire.Partner, error) {
-	var out struct {
-		Partners []wire.Partner `json:"partners"`
-	}
+	var out wire.PartnerList
 	return out.Partners, c.json(ctx, "GET", "/v1/partners", nil, &out)
 }
 
 // CreatedKey is a new API key and its secret, shown once.
-type CreatedKey struct {
-	Key    wire.Key `json:"key"`
-	Secret string   `json:"secret"`
-}
+type CreatedKey = wire.CreatedKey
 
-// CreateKey adds a key with a role to a partner.
+// CreateKey adds a key with a role to the caller's own partner (an admin
+// key of that partner; the operator's key may not).
 func (c *Client) CreateKey(ctx context.Context, partnerID, role, label string) (CreatedKey, error) {
 	var out CreatedKey
-	return out, c.json(ctx, "POST", "/v1/partners/"+url.PathEscape(partnerID)+"/keys", map[string]string{"role": role, "label": label}, &out)
+	return out, c.json(ctx, "POST", "/v1/partners/"+url.PathEscape(partnerID)+"/keys", wire.CreateKeyRequest{Role: wire.Role(role), Label: label}, &out)
 }
 
-// ListKeys lists a partner's keys.
+// ListKeys lists the caller's own partner's keys.
 func (c *Client) ListKeys(ctx context.Context, partnerID string) ([]wire.Key, error) {
-	var out struct {
-		Keys []wire.Key `json:"keys"`
-	}
+	var out wire.KeyList
 	return out.Keys, c.json(ctx, "GET", "/v1/partners/"+url.PathEscape(partnerID)+"/keys", nil, &out)
 }
 
-// RevokeKey revokes a key.
+// RevokeKey revokes a key of the caller's own partner.
 func (c *Client) RevokeKey(ctx context.Context, partnerID, keyID string) (wire.Key, error) {
 	var out wire.Key
 	return out, c.json(ctx, "DELETE", "/v1/partners/"+url.PathEscape(partnerID)+"/keys/"+url.PathEscape(keyID), nil, &out)
@@ -145,14 +190,14 @@ func (c *Client) RevokeKey(ctx context.Context, partnerID, keyID string) (wire.K
 // over the defaults (nil for all defaults).
 func (c *Client) Propose(ctx context.Context, name, partnerID string, rules json.RawMessage) (wire.Collaboration, error) {
 	var out wire.Collaboration
-	return out, c.json(ctx, "POST", "/v1/collaborations", map[string]any{"name": name, "partner": partnerID, "rules": rules}, &out)
+	return out, c.json(ctx, "POST", "/v1/collaborations", wire.ProposeRequest{Name: name, Partner: partnerID, Rules: rules}, &out)
 }
 
 // Approve approves a collaboration's current rules (version 0: whatever
 // they are now).
 func (c *Client) Approve(ctx context.Context, collabID string, rulesVersion int) (wire.Collaboration, error) {
 	var out wire.Collaboration
-	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/approve", map[string]int{"rules_version": rulesVersion}, &out)
+	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/approve", wire.ApproveRequest{RulesVersion: rulesVersion}, &out)
 }
 
 // ChangeRules proposes new rules; the other partner must approve again.
@@ -169,9 +214,7 @@ func (c *Client) Collaboration(ctx context.Context, collabID string) (wire.Colla
 
 // Collaborations lists the caller's collaborations.
 func (c *Client) Collaborations(ctx context.Context) ([]wire.Collaboration, error) {
-	var out struct {
-		Collaborations []wire.Collaboration `json:"collaborations"`
-	}
+	var out wire.CollaborationList
 	return out.Collaborations, c.json(ctx, "GET", "/v1/collaborations", nil, &out)
 }
 
@@ -197,7 +240,7 @@ func (c *Client) UploadParquet(ctx context.Context, collabID string, body io.Rea
 	return out, c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", body, "application/vnd.apache.parquet", &out)
 }
 
-// StartMatch starts (or returns the running) match.
+// StartMatch starts (or joins the running) match.
 func (c *Client) StartMatch(ctx context.Context, collabID string) (wire.Match, error) {
 	var out wire.Match
 	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches", nil, &out)
@@ -224,7 +267,7 @@ func (c *Client) PutPoints(ctx context.Context, collabID, matchID string, body i
 // json the answer is decoded into out (a *wire.Answer); for the others the
 // body is copied to out (an io.Writer).
 func (c *Client) Query(ctx context.Context, collabID, sqlText string, epsilon float64, format string, out any) error {
-	b, err := json.Marshal(map[string]any{"sql": sqlText, "epsilon": epsilon})
+	b, err := json.Marshal(wire.Request{SQL: sqlText, Epsilon: epsilon})
 	if err != nil {
 		return err
 	}
@@ -256,7 +299,7 @@ func (c *Client) DeleteIDs(ctx context.Context, collabID string, pids []psi.Poin
 		route = "/optouts"
 	}
 	var r audit.Receipt
-	return r, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+route, map[string]any{"pids": enc}, &r)
+	return r, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+route, wire.IdentifiersRequest{PIDs: enc}, &r)
 }
 
 // DeleteAudience deletes one of the caller's audiences.
@@ -275,7 +318,7 @@ func (c *Client) DeleteCollaboration(ctx context.Context, collabID string) (audi
 func (c *Client) AccessRequest(ctx context.Context, collabID string, pid psi.Point) (json.RawMessage, error) {
 	var out json.RawMessage
 	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/access-requests",
-		map[string]string{"pid": base64.StdEncoding.EncodeToString(pid[:])}, &out)
+		wire.AccessRequest{PID: base64.StdEncoding.EncodeToString(pid[:])}, &out)
 }
 
 // Report returns a collaboration's transparency report.
@@ -321,9 +364,7 @@ func (c *Client) AuditExport(ctx context.Context, w io.Writer) error {
 
 // AuditPublicKey returns the server's audit public key, in text form.
 func (c *Client) AuditPublicKey(ctx context.Context) (string, error) {
-	var out struct {
-		PublicKey string `json:"public_key"`
-	}
+	var out wire.PublicKey
 	return out.PublicKey, c.json(ctx, "GET", "/v1/audit/pubkey", nil, &out)
 }
 

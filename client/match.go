@@ -44,8 +44,7 @@ func (c *Client) DoMatch(ctx context.Context, collabID string, key *psi.Key, opt
 	// deleted while it runs; the next one starts over those changes.
 	for attempt := 1; ; attempt++ {
 		m, err := c.doMatch(ctx, collabID, key, opts)
-		var ce *Error
-		stale := m.State == wire.MatchStale || (errors.As(err, &ce) && ce.Code == "stale_match")
+		stale := m.State == wire.MatchStale || errors.Is(err, ErrStaleMatch)
 		if !stale || attempt == 3 {
 			if err == nil && stale {
 				err = fmt.Errorf("match %s went stale three times (audiences keep changing); run match again later", m.ID)
@@ -60,8 +59,7 @@ func (c *Client) doMatch(ctx context.Context, collabID string, key *psi.Key, opt
 	for told := false; ; {
 		var err error
 		m, err = c.StartMatch(ctx, collabID)
-		var ce *Error
-		if errors.As(err, &ce) && ce.Code == "awaiting_upload" {
+		if errors.Is(err, ErrAwaitingUpload) {
 			if !told && opts.Waiting != nil {
 				opts.Waiting()
 			}

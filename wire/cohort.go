@@ -27,21 +27,19 @@ type Audience struct {
 
 // Match is one run of the protocol over the two current audiences.
 type Match struct {
-	ID        string `json:"id"`
-	CollabID  string `json:"collab_id"`
-	AudienceA string `json:"audience_a"` // the proposer's
-	AudienceB string `json:"audience_b"` // the other partner's
-	// State: waiting (for re-blinded points), done, stale (an audience was
-	// replaced, or people deleted, since it started) or deleted.
-	State   string `json:"state"`
-	PointsA int64  `json:"points_a"`
-	PointsB int64  `json:"points_b"`
-	HalfA   bool   `json:"half_a_received"` // A's points re-blinded by B
-	HalfB   bool   `json:"half_b_received"`
+	ID        string     `json:"id"`
+	CollabID  string     `json:"collab_id"`
+	AudienceA string     `json:"audience_a"` // the proposer's
+	AudienceB string     `json:"audience_b"` // the other partner's
+	State     MatchState `json:"state"`
+	PointsA   int64      `json:"points_a"`
+	PointsB   int64      `json:"points_b"`
+	HalfA     bool       `json:"half_a_received"` // A's points re-blinded by B
+	HalfB     bool       `json:"half_b_received"`
 	// Side is the caller's side, "a" (the proposer) or "b", as the API
 	// fills it in; YourHalfReceived says whether the caller's re-blinding
 	// is in, so a re-run knows it has nothing to send.
-	Side             string `json:"side,omitempty"`
+	Side             string `json:"side,omitempty" schema:"enum=a|b"`
 	YourHalfReceived bool   `json:"your_half_received"`
 	// NoisySize is the cohort size with Laplace noise (epsilon
 	// MatchEpsilon): the only size parties ever see.
@@ -51,13 +49,40 @@ type Match struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// MatchState is where a match is in the protocol.
+type MatchState string
+
 // Match states.
 const (
-	MatchWaiting = "waiting"
-	MatchDone    = "done"
-	MatchStale   = "stale"
+	// MatchWaiting: waiting for one or both re-blinded halves.
+	MatchWaiting MatchState = "waiting"
+	// MatchDone: both halves are in and the cohort is built.
+	MatchDone MatchState = "done"
+	// MatchStale: an audience was replaced, or people deleted, before the
+	// match completed, or its audience was replaced since; its data is
+	// gone and a new match must be run.
+	MatchStale MatchState = "stale"
 	// MatchDeleted: its audience or collaboration was deleted, and its data with it.
-	MatchDeleted = "deleted"
+	MatchDeleted MatchState = "deleted"
+)
+
+// DeletionKind is what a deletion receipt (and its audit entry,
+// deletion.<kind>) says was asked for.
+type DeletionKind string
+
+// Deletion kinds.
+const (
+	// DeleteIdentifiers: people, given as points blinded with the party's key.
+	DeleteIdentifiers DeletionKind = "identifiers"
+	// DeleteOptOut: the same, and the people are kept out of later
+	// uploads and matches.
+	DeleteOptOut DeletionKind = "optout"
+	// DeleteAudience: a whole audience, at its owner's request.
+	DeleteAudience DeletionKind = "audience"
+	// DeleteCollaboration: both audiences and every match; final.
+	DeleteCollaboration DeletionKind = "collaboration"
+	// DeleteExpiry: an audience whose retention passed, by the janitor.
+	DeleteExpiry DeletionKind = "expiry"
 )
 
 // NotDisclosed is what an access request says of the cohort: the same

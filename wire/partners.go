@@ -50,7 +50,7 @@ type Collaboration struct {
 	Rules        Rules     `json:"rules"`
 	RulesVersion int       `json:"rules_version"`
 	ApprovedBy   []string  `json:"approved_by"`
-	State        string    `json:"state"` // proposed | active | deleted
+	State        string    `json:"state" schema:"enum=proposed|active|deleted"`
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 }

@@ -7,14 +7,14 @@ type Request struct {
 	SQL string `json:"sql"`
 	// Epsilon is the budget this query may spend; 0 means the rule
 	// max_query_epsilon.
-	Epsilon float64 `json:"epsilon"`
+	Epsilon float64 `json:"epsilon" schema:"optional"`
 }
 
 // Column is one column of an answer.
 type Column struct {
 	Name string `json:"name"`
 	// Kind is "dimension", or the aggregate: count, sum, avg.
-	Kind string `json:"kind"`
+	Kind string `json:"kind" schema:"enum=dimension|count|sum|avg"`
 }
 
 // Interval is a 95% confidence interval.
@@ -33,7 +33,7 @@ type Answer struct {
 	Epsilon      float64            `json:"epsilon"`
 	Delta        float64            `json:"delta"`
 	EpsilonSplit map[string]float64 `json:"epsilon_split"`
-	Noise        string             `json:"noise"`
+	Noise        string             `json:"noise" schema:"enum=laplace|gaussian"`
 	// BudgetRemaining and DeltaRemaining are what the partner has left of
 	// the rules epsilon_budget and delta_budget in this period.
 	BudgetRemaining float64 `json:"budget_remaining"`
@@ -58,7 +58,7 @@ type Budget struct {
 	DeltaBudget    float64   `json:"delta_budget"`
 	DeltaSpent     float64   `json:"delta_spent"`
 	DeltaRemaining float64   `json:"delta_remaining"`
-	Refresh        string    `json:"budget_refresh"`
+	Refresh        string    `json:"budget_refresh" schema:"enum=none|monthly"`
 	PeriodStart    time.Time `json:"period_start,omitempty"`
 }
 

@@ -9,13 +9,14 @@ import (
 )
 
 // Rules are a collaboration's terms, agreed by both partners. Every query
-// path enforces them in one place. Defaults are those of DESIGN.md.
+// path enforces them in one place. Fields left out of a rules JSON take
+// the defaults of DefaultRules.
 type Rules struct {
 	// Purpose is the consent purpose a row must carry to be matched.
 	Purpose string `json:"purpose"`
 	// IDType is the identifier kind both parties match on (email, phone,
 	// maid); each party may upload it plain or as SHA-256.
-	IDType string `json:"id_type"`
+	IDType string `json:"id_type" schema:"enum=email|phone|maid"`
 	// GmailRule: both parties apply the Gmail dot/plus rule.
 	GmailRule bool `json:"gmail_rule"`
 	// Dimensions are the columns allowed in GROUP BY and WHERE.
@@ -37,9 +38,9 @@ type Rules struct {
 	MinQueryEpsilon float64 `json:"min_query_epsilon"`
 	MaxQueryEpsilon float64 `json:"max_query_epsilon"`
 	// BudgetRefresh is "none" or "monthly".
-	BudgetRefresh string `json:"budget_refresh"`
+	BudgetRefresh BudgetRefresh `json:"budget_refresh"`
 	// Noise is "laplace" (the default) or "gaussian" (needs delta > 0).
-	Noise string `json:"noise"`
+	Noise Noise `json:"noise"`
 	// MaxGroupsContributed caps the groups one user adds to per query.
 	MaxGroupsContributed int `json:"max_groups_contributed"`
 	// MinUploadUsers is the smallest audience (distinct people) accepted;
@@ -51,7 +52,33 @@ type Rules struct {
 	Queriers []string `json:"queriers"`
 }
 
-// DefaultRules returns the defaults of DESIGN.md.
+// Noise is the noise a collaboration's releases add: the rule noise.
+type Noise string
+
+// Noises.
+const (
+	// NoiseLaplace needs no delta for the noise itself.
+	NoiseLaplace Noise = "laplace"
+	// NoiseGaussian spends the rule delta on every query.
+	NoiseGaussian Noise = "gaussian"
+)
+
+// BudgetRefresh says when a partner's budgets start over: the rule
+// budget_refresh. A refresh restores budgets, not privacy: what a person
+// in the cohort is exposed to is everything spent over the
+// collaboration's life.
+type BudgetRefresh string
+
+// Budget refreshes.
+const (
+	// RefreshNone: one budget for the collaboration's whole life.
+	RefreshNone BudgetRefresh = "none"
+	// RefreshMonthly: budgets start over on the first of each month (UTC).
+	RefreshMonthly BudgetRefresh = "monthly"
+)
+
+// DefaultRules returns the rules a collaboration gets for every field its
+// rules JSON leaves out.
 func DefaultRules() Rules {
 	return Rules{
 		Purpose:              "measurement",
@@ -65,8 +92,8 @@ func DefaultRules() Rules {
 		Delta:                1e-6,
 		MinQueryEpsilon:      0.01,
 		MaxQueryEpsilon:      1,
-		BudgetRefresh:        "none",
-		Noise:                "laplace",
+		BudgetRefresh:        RefreshNone,
+		Noise:                NoiseLaplace,
 		MaxGroupsContributed: 1,
 		MinUploadUsers:       1000,
 		MatchEpsilon:         0.1,
@@ -90,7 +117,16 @@ func ParseRules(b []byte) (Rules, error) {
 	return r, r.Validate()
 }
 
-var columnName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+// ColumnNamePattern is what a column name must look like wherever one is
+// named: rules (dimensions, metrics, purposes), query columns and
+// aliases. Lower-case ASCII only, so that no two spellings (case, Unicode
+// lookalikes) name one column, and short enough for any SQL engine.
+const ColumnNamePattern = `^[a-z][a-z0-9_]{0,62}$`
+
+var columnName = regexp.MustCompile(ColumnNamePattern)
+
+// IsColumnName reports whether s matches ColumnNamePattern.
+func IsColumnName(s string) bool { return columnName.MatchString(s) }
 
 // Validate reports the first rule that is out of range, naming it.
 func (r *Rules) Validate() error {
@@ -153,13 +189,13 @@ func (r *Rules) Validate() error {
 	if r.MinQueryEpsilon < EpsilonUnit || r.MinQueryEpsilon > r.MaxQueryEpsilon {
 		return bad("min_query_epsilon", "must be at least %v (one epsilon unit) and at most max_query_epsilon (%v), got %v", EpsilonUnit, r.MaxQueryEpsilon, r.MinQueryEpsilon)
 	}
-	if r.BudgetRefresh != "none" && r.BudgetRefresh != "monthly" {
+	if r.BudgetRefresh != RefreshNone && r.BudgetRefresh != RefreshMonthly {
 		return bad("budget_refresh", "%q is not none or monthly", r.BudgetRefresh)
 	}
-	if r.Noise != "laplace" && r.Noise != "gaussian" {
+	if r.Noise != NoiseLaplace && r.Noise != NoiseGaussian {
 		return bad("noise", "%q is not laplace or gaussian", r.Noise)
 	}
-	if r.Noise == "gaussian" && r.Delta <= 0 {
+	if r.Noise == NoiseGaussian && r.Delta <= 0 {
 		return bad("noise", "gaussian noise needs delta > 0")
 	}
 	if r.MaxGroupsContributed < 1 {

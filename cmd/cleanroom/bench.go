@@ -1,14 +1,23 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
-	"github.com/cleanroom/cleanroom/bench"
 	"github.com/spf13/cobra"
+
+	"github.com/cleanroom/cleanroom/bench"
+	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -169,7 +178,7 @@ func newBenchQueryCmd() *cobra.Command {
 			if rows <= 0 || runs <= 0 {
 				return fmt.Errorf("bench query: -rows and -runs must be positive")
 			}
-			res, err := bench.RunQuery(cmd.Context(), rows, runs)
+			res, err := bench.RunQuery(cmd.Context(), bench.QueryOptions{Rows: rows, Runs: runs, Serve: serveInProcess})
 			if err != nil {
 				return err
 			}
@@ -179,4 +188,26 @@ func newBenchQueryCmd() *cobra.Command {
 	cmd.Flags().IntVar(&rows, "rows", 1000000, "cohort rows")
 	cmd.Flags().IntVar(&runs, "runs", 7, "timed runs of each query (medians are reported)")
 	return cmd
+}
+
+// serveInProcess runs the API over db on a loopback port in this process,
+// for bench query: the command links the API, the benchmarks only its
+// client. db must be new: the operator's key is created here, and its
+// secret shown only then.
+func serveInProcess(ctx context.Context, db *store.DB) (url, operatorKey string, stop func(), err error) {
+	secret, err := api.Start(ctx, db)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if secret == "" {
+		return "", "", nil, errors.New("the database already has an operator key; bench query needs a new one")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	hs := &http.Server{Handler: api.New(db, api.Options{Logger: quiet}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(l)
+	return "http://" + l.Addr().String(), secret, func() { hs.Close() }, nil
 }

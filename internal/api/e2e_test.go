@@ -61,7 +61,9 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(api.New(db, api.Options{MaxUploadBytes: e.maxBody, Signer: signer}).Handler())
+	// Every response any test receives is checked against the served
+	// OpenAPI document (contract_test.go).
+	e.srv = httptest.NewServer(contract(t, api.New(db, api.Options{MaxUploadBytes: e.maxBody, Signer: signer}).Handler()))
 	if secret != "" {
 		e.op = client.New(e.srv.URL, secret)
 	} else {

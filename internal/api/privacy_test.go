@@ -326,7 +326,7 @@ func TestWaitingMatchStartsOverAfterADeletion(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		m, err := e.brand.eng.DoMatch(ctx, e.collab, e.brand.key, client.MatchOptions{Poll: 20e6})
-		done <- result{m.ID, m.State, err}
+		done <- result{m.ID, string(m.State), err}
 	}()
 	// Wait until the brand's half is in, then delete one of the publisher's people.
 	var first string

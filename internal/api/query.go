@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,74 +14,55 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/labstack/echo/v4"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/partners"
 	"github.com/cleanroom/cleanroom/internal/query"
 )
 
-// queryStatus maps refusal codes to statuses.
-var queryStatus = map[string]int{
-	query.CodeSyntax:        400,
-	query.CodeUnsupported:   400,
-	query.CodeLimit:         400,
-	query.CodeNotAllowed:    403,
-	query.CodeHidden:        403,
-	query.CodeEpsilon:       400,
-	query.CodeCohortSmall:   409,
-	query.CodeBudget:        429,
-	query.CodeDeltaBudget:   429,
-	query.CodeNotReleasable: 400,
-	query.CodeRules:         409,
-	query.CodeNotQuerier:    403,
-	query.CodeNoCohort:      409,
-}
+// Queries and budgets: analysts ask aggregate questions; every answer is
+// differentially private and charged to the partner's budget. Refusals
+// are *query.Error, which classify turns into their codes.
 
 func (s *Server) runQuery(c echo.Context) error {
-	p, co, err := s.collab(c, partners.Analyst)
+	f, err := format(c)
 	if err != nil {
 		return err
 	}
 	var req query.Request
-	if err := bind(c, &req); err != nil {
+	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
 		return err
 	}
-	ans, err := s.qs.Run(c.Request().Context(), p, co, req)
-	var qe *query.Error
-	if errors.As(err, &qe) {
-		st := queryStatus[qe.Code]
-		if st == 0 {
-			st = 400
-		}
-		e := &apiError{status: st, Code: qe.Code, Message: qe.Message}
-		if qe.Position >= 0 {
-			return c.JSON(st, map[string]any{"error": e, "position": qe.Position})
-		}
-		return e
-	}
+	ans, err := s.qs.Run(c.Request().Context(), principal(c), collabOf(c), req)
 	if err != nil {
 		return err
 	}
-	switch format(c) {
+	switch f {
 	case "csv":
 		return writeCSV(c, ans)
 	case "arrow":
 		return writeArrow(c, ans)
 	}
-	return c.JSON(200, ans)
+	return c.JSON(http.StatusOK, ans)
 }
 
-// format picks the answer's format from ?format= or the Accept header.
-func format(c echo.Context) string {
-	if f := c.QueryParam("format"); f != "" {
-		return f
+// format picks the answer's format from ?format= or the Accept header,
+// before the query runs (and spends anything).
+func format(c echo.Context) (string, error) {
+	switch f := c.QueryParam("format"); f {
+	case "json", "csv", "arrow":
+		return f, nil
+	case "":
+	default:
+		return "", fmt.Errorf("%w: format: want json, csv or arrow, got %q", errs.Invalid, f)
 	}
 	acc := c.Request().Header.Get("Accept")
 	switch {
-	case strings.Contains(acc, "text/csv"):
-		return "csv"
-	case strings.Contains(acc, "application/vnd.apache.arrow.stream"):
-		return "arrow"
+	case strings.Contains(acc, mtCSV):
+		return "csv", nil
+	case strings.Contains(acc, mtArrow):
+		return "arrow", nil
 	}
-	return "json"
+	return "json", nil
 }
 
 // flatColumns lays an answer out as a table: each aggregate is followed by
@@ -98,7 +78,8 @@ func flatColumns(a query.Answer) []string {
 	return cols
 }
 
-func answerHeaders(c echo.Context, a query.Answer) {
+// setAnswerHeaders sets answerHeaders, for the formats without JSON fields.
+func setAnswerHeaders(c echo.Context, a query.Answer) {
 	h := c.Response().Header()
 	h.Set("Cleanroom-Epsilon", fmtFloat(a.Epsilon))
 	h.Set("Cleanroom-Delta", fmtFloat(a.Delta))
@@ -112,9 +93,9 @@ func answerHeaders(c echo.Context, a query.Answer) {
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
 func writeCSV(c echo.Context, a query.Answer) error {
-	c.Response().Header().Set("Content-Type", "text/csv; charset=utf-8")
-	answerHeaders(c, a)
-	c.Response().WriteHeader(200)
+	c.Response().Header().Set("Content-Type", mtCSV+"; charset=utf-8")
+	setAnswerHeaders(c, a)
+	c.Response().WriteHeader(http.StatusOK)
 	w := csv.NewWriter(c.Response())
 	w.Write(flatColumns(a))
 	for i, row := range a.Rows {
@@ -189,8 +170,8 @@ func writeArrow(c echo.Context, a query.Answer) error {
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
-	c.Response().Header().Set("Content-Type", "application/vnd.apache.arrow.stream")
-	answerHeaders(c, a)
+	c.Response().Header().Set("Content-Type", mtArrow)
+	setAnswerHeaders(c, a)
 	c.Response().WriteHeader(http.StatusOK)
 	w := ipc.NewWriter(c.Response(), ipc.WithSchema(schema))
 	if err := w.Write(rec); err != nil {
@@ -200,11 +181,8 @@ func writeArrow(c echo.Context, a query.Answer) error {
 }
 
 func (s *Server) budget(c echo.Context) error {
-	p, co, err := s.collab(c)
-	if err != nil {
-		return err
-	}
-	bs, err := s.qs.Budgets(c.Request().Context(), co)
+	p := principal(c)
+	bs, err := s.qs.Budgets(c.Request().Context(), collabOf(c))
 	if err != nil {
 		return err
 	}
@@ -219,5 +197,8 @@ func (s *Server) budget(c echo.Context) error {
 		}
 		bs.Budgets = own
 	}
-	return c.JSON(200, bs)
+	if bs.Budgets == nil {
+		bs.Budgets = []query.Budget{}
+	}
+	return c.JSON(http.StatusOK, bs)
 }

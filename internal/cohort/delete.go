@@ -15,6 +15,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // MaxDeleteIdentifiers bounds one deletion or opt-out request.
@@ -22,18 +23,12 @@ const MaxDeleteIdentifiers = 100000
 
 // Deletion kinds, as receipts and the log name them.
 const (
-	DeleteIdentifiers   = "identifiers"
-	DeleteOptOut        = "optout"
-	DeleteAudience      = "audience"
-	DeleteCollaboration = "collaboration"
-	DeleteExpiry        = "expiry"
+	DeleteIdentifiers   = wire.DeleteIdentifiers
+	DeleteOptOut        = wire.DeleteOptOut
+	DeleteAudience      = wire.DeleteAudience
+	DeleteCollaboration = wire.DeleteCollaboration
+	DeleteExpiry        = wire.DeleteExpiry
 )
-
-func tableExists(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
-	var n int
-	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE table_name = ?`, name).Scan(&n)
-	return n > 0, err
-}
 
 // exec runs a statement and returns the rows it changed.
 func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
@@ -46,8 +41,8 @@ func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error)
 
 // matchesOf lists the IDs of a collaboration's matches.
 func matchesOf(ctx context.Context, tx *sql.Tx, collabID, audienceID string) ([]string, error) {
-	q := `SELECT id FROM matches WHERE collab_id = ? AND state <> 'deleted'`
-	args := []any{collabID}
+	q := `SELECT id FROM matches WHERE collab_id = ? AND state <> ?`
+	args := []any{collabID, MatchDeleted}
 	if audienceID != "" {
 		q += ` AND (audience_a = ? OR audience_b = ?)`
 		args = append(args, audienceID, audienceID)
@@ -140,7 +135,7 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c par
 	if optOut {
 		kind = DeleteOptOut
 	}
-	r := audit.Receipt{Kind: kind, CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved}
+	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		tmp := "del_" + strings.ToLower(partners.NewID(""))
 		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE `+tmp+` (pid BLOB)`); err != nil {
@@ -234,7 +229,7 @@ func deleteFromMatch(ctx context.Context, tx *sql.Tx, mid, own, tmp string, r *a
 	if ok, err := tableExists(ctx, tx, peopleTable(mid)); err != nil {
 		return err
 	} else if ok {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM cohort_`+mid+` WHERE uid IN (SELECT uid FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`))`); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+cohortTable(mid)+` WHERE uid IN (SELECT uid FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`))`); err != nil {
 			return err
 		}
 		people, err := exec(ctx, tx, `DELETE FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`)`)
@@ -263,7 +258,10 @@ func deleteFromMatch(ctx context.Context, tx *sql.Tx, mid, own, tmp string, r *a
 	return err
 }
 
-type matchState struct{ id, state string }
+type matchState struct {
+	id    string
+	state MatchState
+}
 
 // matchStates lists a collaboration's matches and their stored states.
 func matchStates(ctx context.Context, tx *sql.Tx, collabID string) ([]matchState, error) {
@@ -286,7 +284,7 @@ func matchStates(ctx context.Context, tx *sql.Tx, collabID string) ([]matchState
 // dropMatchData removes every table of a match (points, tokens, people
 // and cohort) and leaves it in state. It returns how many tokens of side
 // own's points it removed ("" counts none).
-func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own, state string) (tokens int64, err error) {
+func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string, state MatchState) (tokens int64, err error) {
 	for _, sd := range []string{"a", "b"} {
 		for _, t := range []string{tokensTable(mid, sd), pointsTable(mid, sd)} {
 			ok, err := tableExists(ctx, tx, t)
@@ -308,7 +306,7 @@ func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own, state string) (tok
 			}
 		}
 	}
-	for _, t := range []string{peopleTable(mid), "cohort_" + mid} {
+	for _, t := range []string{peopleTable(mid), cohortTable(mid)} {
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
 			return 0, err
 		}
@@ -332,9 +330,9 @@ func dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, err
 }
 
 // dropMatches drops the data of the collaboration's matches (those built
-// from audienceID, or all when it is empty). It returns how many matches it
-// dropped and how many tokens of each side.
-func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string) (matches int64, tokens map[string]int64, err error) {
+// from audienceID, or all when it is empty) and leaves them in state. It
+// returns how many matches it dropped and how many tokens of each side.
+func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, state MatchState) (matches int64, tokens map[string]int64, err error) {
 	mids, err := matchesOf(ctx, tx, collabID, audienceID)
 	if err != nil {
 		return 0, nil, err
@@ -352,7 +350,7 @@ func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string) (
 			}
 			tokens[sd] += n
 		}
-		if _, err := dropMatchData(ctx, tx, mid, "", MatchDeleted); err != nil {
+		if _, err := dropMatchData(ctx, tx, mid, "", state); err != nil {
 			return 0, nil, err
 		}
 		matches++
@@ -362,8 +360,8 @@ func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string) (
 
 // DeleteAudienceByID deletes an audience and every cohort built from it.
 // kind is DeleteAudience, or DeleteExpiry for the retention janitor.
-func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c partners.Collaboration, audienceID, kind string) (audit.Receipt, error) {
-	r := audit.Receipt{Kind: kind, CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted}
+func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c partners.Collaboration, audienceID string, kind DeletionKind) (audit.Receipt, error) {
+	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.audienceByID(ctx, tx, audienceID)
 		if err != nil || a.CollabID != c.ID || (kind == DeleteAudience && a.PartnerID != actor.PartnerID) {
@@ -373,7 +371,7 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 		if r.AudienceRows, err = dropAudience(ctx, tx, a.ID, a.table); err != nil {
 			return err
 		}
-		n, tokens, err := dropMatches(ctx, tx, c.ID, a.ID)
+		n, tokens, err := dropMatches(ctx, tx, c.ID, a.ID, MatchDeleted)
 		if err != nil {
 			return err
 		}
@@ -399,7 +397,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		}
 		receipts := map[string]*audit.Receipt{}
 		for _, p := range c.Members() {
-			receipts[p] = &audit.Receipt{Kind: DeleteCollaboration, CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted}
+			receipts[p] = &audit.Receipt{Kind: string(DeleteCollaboration), CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted}
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, table_name, partner_id FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, c.ID)
 		if err != nil {
@@ -422,7 +420,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 			}
 			receipts[owners[i]].AudienceRows += n
 		}
-		n, tokens, err := dropMatches(ctx, tx, c.ID, "")
+		n, tokens, err := dropMatches(ctx, tx, c.ID, "", MatchDeleted)
 		if err != nil {
 			return err
 		}

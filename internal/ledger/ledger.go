@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/cleanroom/cleanroom/wire"
 	"time"
+
+	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Amount is an epsilon and a delta in whole units.
@@ -15,24 +17,33 @@ type Amount = wire.Amount
 // ErrBudgetExhausted is a charge the remaining budget cannot cover.
 var ErrBudgetExhausted = errors.New("privacy budget exhausted")
 
+// BudgetName names one of a partner's two budgets.
+type BudgetName string
+
+// The two budgets, as refusals name them (rules epsilon_budget and
+// delta_budget).
+const (
+	EpsilonBudget BudgetName = "epsilon"
+	DeltaBudget   BudgetName = "delta"
+)
+
 // BudgetError says which budget a charge would exceed, how much was asked
 // and how much is left.
 type BudgetError struct {
-	// Budget is "epsilon" or "delta".
-	Budget           string
+	Budget           BudgetName
 	Asked, Remaining float64
 	// Total is the rule epsilon_budget or delta_budget.
 	Total   float64
-	Refresh string
+	Refresh wire.BudgetRefresh
 }
 
 func (e *BudgetError) Error() string {
 	msg := fmt.Sprintf("privacy budget exhausted: this needs %s %v and %v is left of the rule %s_budget (%v)",
 		e.Budget, e.Asked, e.Remaining, e.Budget, e.Total)
-	if e.Budget == "delta" {
+	if e.Budget == DeltaBudget {
 		msg += "; grouped queries (partition selection) and Gaussian noise spend the rule delta, ungrouped queries with Laplace noise spend none"
 	}
-	if e.Refresh == "monthly" {
+	if e.Refresh == wire.RefreshMonthly {
 		msg += "; the budget refreshes at the start of next month (UTC)"
 	} else {
 		msg += "; the budget does not refresh"
@@ -45,22 +56,17 @@ func (e *BudgetError) Unwrap() error { return ErrBudgetExhausted }
 // PeriodStart is when the current budget period began: the zero time for
 // refresh "none" (one budget for the collaboration's life), the first of
 // the month (UTC) for "monthly".
-func PeriodStart(refresh string, now time.Time) time.Time {
-	if refresh == "monthly" {
+func PeriodStart(refresh wire.BudgetRefresh, now time.Time) time.Time {
+	if refresh == wire.RefreshMonthly {
 		now = now.UTC()
 		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	}
 	return time.Time{}
 }
 
-// Querier reads the ledger: *sql.DB, *sql.Tx or *sql.Conn.
-type Querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // Spent returns the epsilon and delta a partner has spent in a
 // collaboration since the period start (basic composition: they add up).
-func Spent(ctx context.Context, q Querier, collabID, partnerID string, since time.Time) (Amount, error) {
+func Spent(ctx context.Context, q store.Querier, collabID, partnerID string, since time.Time) (Amount, error) {
 	var a Amount
 	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
 		FROM budget_ledger WHERE collab_id = ? AND partner_id = ? AND at >= ?`, collabID, partnerID, since.UTC()).Scan(&a.EpsilonUnits, &a.DeltaUnits)
@@ -71,7 +77,7 @@ func Spent(ctx context.Context, q Querier, collabID, partnerID string, since tim
 // by all its partners, matches included, over its whole life (budget
 // refreshes do not reset it): by basic composition, the privacy loss of a
 // person in its cohort from everything released so far.
-func CollaborationSpent(ctx context.Context, q Querier, collabID string) (Amount, error) {
+func CollaborationSpent(ctx context.Context, q store.Querier, collabID string) (Amount, error) {
 	var a Amount
 	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
 		FROM budget_ledger WHERE collab_id = ?`, collabID).Scan(&a.EpsilonUnits, &a.DeltaUnits)
@@ -82,7 +88,7 @@ func CollaborationSpent(ctx context.Context, q Querier, collabID string) (Amount
 // epsilon_budget, delta_budget and budget_refresh.
 type Budget struct {
 	Epsilon, Delta float64
-	Refresh        string
+	Refresh        wire.BudgetRefresh
 }
 
 // Units returns the budget in units, or an error if a part is not a whole
@@ -99,11 +105,24 @@ func (b Budget) Units() (Amount, error) {
 	return Amount{EpsilonUnits: e, DeltaUnits: d}, nil
 }
 
+// Kind is what a charge paid for.
+type Kind string
+
+// Charge kinds, as the ledger's kind column and the report's budget
+// spent by day name them.
+const (
+	// KindQuery: a released answer; Ref is its plan hash.
+	KindQuery Kind = "query"
+	// KindMatch: a match's noisy cohort size, charged to both partners;
+	// Ref is the match id.
+	KindMatch Kind = "match"
+)
+
 // Charge is one debit. Epsilon and Delta must be whole numbers of units;
 // they are recorded exactly.
 type Charge struct {
 	CollabID, PartnerID string
-	Kind                string // query, match
+	Kind                Kind
 	Ref                 string // plan hash, match id
 	Epsilon, Delta      float64
 	Budget              Budget
@@ -113,32 +132,32 @@ type Charge struct {
 // Check returns what the budget would have left after c, or a
 // *BudgetError if c does not fit in the epsilon or the delta budget. The
 // sums are exact, with no slack: a budget at 0 covers nothing more.
-func Check(ctx context.Context, q Querier, c Charge) (left Amount, err error) {
+func Check(ctx context.Context, q store.Querier, c Charge) (left Amount, err error) {
 	eu, err := wire.EpsilonUnits(c.Epsilon)
 	if err != nil {
-		return Amount{}, fmt.Errorf("dp: charge: %w", err)
+		return Amount{}, fmt.Errorf("ledger: charge: %w", err)
 	}
 	du, err := wire.DeltaUnits(c.Delta)
 	if err != nil {
-		return Amount{}, fmt.Errorf("dp: charge: %w", err)
+		return Amount{}, fmt.Errorf("ledger: charge: %w", err)
 	}
 	total, err := c.Budget.Units()
 	if err != nil {
-		return Amount{}, fmt.Errorf("dp: budget: %w", err)
+		return Amount{}, fmt.Errorf("ledger: budget: %w", err)
 	}
 	if c.Now.IsZero() {
 		c.Now = time.Now()
 	}
 	spent, err := Spent(ctx, q, c.CollabID, c.PartnerID, PeriodStart(c.Budget.Refresh, c.Now))
 	if err != nil {
-		return Amount{}, fmt.Errorf("dp: %w", err)
+		return Amount{}, fmt.Errorf("ledger: %w", err)
 	}
 	before := total.Sub(spent)
 	switch {
 	case eu > before.EpsilonUnits:
-		return before, &BudgetError{Budget: "epsilon", Asked: c.Epsilon, Remaining: before.Epsilon(), Total: c.Budget.Epsilon, Refresh: c.Budget.Refresh}
+		return before, &BudgetError{Budget: EpsilonBudget, Asked: c.Epsilon, Remaining: before.Epsilon(), Total: c.Budget.Epsilon, Refresh: c.Budget.Refresh}
 	case du > before.DeltaUnits:
-		return before, &BudgetError{Budget: "delta", Asked: c.Delta, Remaining: before.Delta(), Total: c.Budget.Delta, Refresh: c.Budget.Refresh}
+		return before, &BudgetError{Budget: DeltaBudget, Asked: c.Delta, Remaining: before.Delta(), Total: c.Budget.Delta, Refresh: c.Budget.Refresh}
 	}
 	return before.Sub(Amount{EpsilonUnits: eu, DeltaUnits: du}), nil
 }
@@ -161,16 +180,16 @@ func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining Amount, err err
 	if _, err := tx.ExecContext(ctx, `INSERT INTO budget_ledger (collab_id, partner_id, at, kind, ref, epsilon, delta, epsilon_units, delta_units)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.CollabID, c.PartnerID, c.Now.UTC(), c.Kind, c.Ref, wire.EpsilonOf(eu), wire.DeltaOf(du), eu, du); err != nil {
-		return Amount{}, fmt.Errorf("dp.Debit: %w", err)
+		return Amount{}, fmt.Errorf("ledger.Debit: %w", err)
 	}
 	return left, nil
 }
 
 // Remaining returns the budget left for a partner now.
-func Remaining(ctx context.Context, q Querier, collabID, partnerID string, b Budget, now time.Time) (Amount, error) {
+func Remaining(ctx context.Context, q store.Querier, collabID, partnerID string, b Budget, now time.Time) (Amount, error) {
 	total, err := b.Units()
 	if err != nil {
-		return Amount{}, fmt.Errorf("dp: budget: %w", err)
+		return Amount{}, fmt.Errorf("ledger: budget: %w", err)
 	}
 	spent, err := Spent(ctx, q, collabID, partnerID, PeriodStart(b.Refresh, now))
 	if err != nil {

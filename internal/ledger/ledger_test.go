@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cleanroom/cleanroom/wire"
-
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 func openLedger(t *testing.T) *store.DB {
@@ -142,7 +141,7 @@ func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 	}
 	defer db.Close()
 	jan := time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)
-	debit := func(eps float64, now time.Time, refresh string) (float64, error) {
+	debit := func(eps float64, now time.Time, refresh wire.BudgetRefresh) (float64, error) {
 		var left Amount
 		err := db.Write(ctx, func(tx *sql.Tx) error {
 			var err error

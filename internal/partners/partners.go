@@ -43,12 +43,21 @@ const (
 	StateDeleted  = wire.StateDeleted
 )
 
-// Rules from JSON, and the defaults, as the wire package reads them.
+// Roles and the default rules, as the wire package reads them.
 var (
 	ParseRole    = wire.ParseRole
-	ParseRules   = wire.ParseRules
 	DefaultRules = wire.DefaultRules
 )
+
+// ParseRules reads rules JSON over the defaults as wire.ParseRules does;
+// its errors are of kind ErrInvalidRules and name the rule.
+func ParseRules(b []byte) (Rules, error) {
+	r, err := wire.ParseRules(b)
+	if err != nil {
+		return r, fmt.Errorf("%w: %v", ErrInvalidRules, err)
+	}
+	return r, nil
+}
 
 // OperatorID is the partner that runs the server. Its admin creates
 // partners; its auditor reads the whole log.
@@ -61,12 +70,14 @@ func refuseDeleted(c Collaboration) error {
 	return nil
 }
 
-// Errors a caller maps to HTTP statuses.
+// Errors a caller maps to HTTP statuses: the kinds of package errs.
 var (
 	ErrNotFound     = errs.NotFound
 	ErrConflict     = errs.Conflict
 	ErrInvalid      = errs.Invalid
+	ErrInvalidRules = errs.InvalidRules
 	ErrUnauthorized = errs.Unauthorized
+	ErrForbidden    = errs.Forbidden
 )
 
 func invalidf(format string, args ...any) error {
@@ -102,8 +113,12 @@ func NewID(prefix string) string { return randomID(prefix, 10) }
 var partnerName = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._&'-]{0,99}$`)
 
 // CreatePartner adds a partner and its first admin key, returning the key's
-// secret (shown once).
+// secret (shown once). Only the operator's admin creates partners; every
+// key after the first is the partner's own admin's business (CreateKey).
 func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string) (Partner, Key, string, error) {
+	if !actor.IsOperator() || actor.Role != Admin {
+		return Partner{}, Key{}, "", fmt.Errorf("%w: only the operator's admin key creates partners", ErrForbidden)
+	}
 	name = strings.TrimSpace(name)
 	if !partnerName.MatchString(name) {
 		return Partner{}, Key{}, "", invalidf("partner name %q: use 1-100 letters, digits, spaces or . _ & ' -", name)
@@ -122,7 +137,7 @@ func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string
 	if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", "partner.create", map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
 		return Partner{}, Key{}, "", err
 	}
-	k, secret, err := CreateKey(ctx, tx, actor, p.ID, Admin, "first admin key")
+	k, secret, err := createKey(ctx, tx, actor, p.ID, Admin, "first admin key")
 	return p, k, secret, err
 }
 
@@ -143,13 +158,37 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 	if _, err := audit.Append(ctx, tx, sys.KeyID, OperatorID, "", "server.init", map[string]any{}); err != nil {
 		return "", err
 	}
-	_, secret, err = CreateKey(ctx, tx, sys, OperatorID, Admin, "operator admin key")
+	_, secret, err = createKey(ctx, tx, sys, OperatorID, Admin, "operator admin key")
 	return secret, err
 }
 
-// CreateKey adds an API key for a partner and returns its secret, which is
-// stored only as a SHA-256 hash: it cannot be shown again.
+// keyAdmin refuses an actor that is not partnerID's own admin: a
+// partner's keys, after the first, are its admin's alone, not the
+// operator's.
+func keyAdmin(actor Principal, partnerID string) error {
+	if actor.IsOperator() {
+		return fmt.Errorf("%w: a partner's keys are its own admin's to manage; the operator creates a partner and its first admin key only", ErrForbidden)
+	}
+	if actor.PartnerID != partnerID {
+		return fmt.Errorf("%w: partner %s", ErrNotFound, partnerID)
+	}
+	if actor.Role != Admin {
+		return fmt.Errorf("%w: this needs a key with role admin; yours is %s", ErrForbidden, actor.Role)
+	}
+	return nil
+}
+
+// CreateKey adds an API key for the actor's own partner (the actor must be
+// its admin) and returns its secret, which is stored only as a SHA-256
+// hash: it cannot be shown again.
 func CreateKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role Role, label string) (Key, string, error) {
+	if err := keyAdmin(actor, partnerID); err != nil {
+		return Key{}, "", err
+	}
+	return createKey(ctx, tx, actor, partnerID, role, label)
+}
+
+func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role Role, label string) (Key, string, error) {
 	if _, err := ParseRole(string(role)); err != nil {
 		return Key{}, "", invalidf("%v", err)
 	}
@@ -172,8 +211,12 @@ func CreateKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID strin
 	return k, keyPrefix + k.ID + "." + secretPart, nil
 }
 
-// RevokeKey stops a key from working. Revoking twice is a no-op.
+// RevokeKey stops a key of the actor's own partner (the actor must be its
+// admin) from working. Revoking twice is a no-op.
 func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyID string) (Key, error) {
+	if err := keyAdmin(actor, partnerID); err != nil {
+		return Key{}, err
+	}
 	k, err := getKey(ctx, tx, keyID)
 	if err != nil || k.PartnerID != partnerID {
 		return Key{}, fmt.Errorf("%w: key %s", ErrNotFound, keyID)
@@ -213,8 +256,12 @@ func getKey(ctx context.Context, q Querier, id string) (Key, error) {
 	return k, err
 }
 
-// ListKeys returns a partner's keys (never their secrets).
-func ListKeys(ctx context.Context, q Querier, partnerID string) ([]Key, error) {
+// ListKeys returns the keys (never their secrets) of the actor's own
+// partner; the actor must be its admin.
+func ListKeys(ctx context.Context, q Querier, actor Principal, partnerID string) ([]Key, error) {
+	if err := keyAdmin(actor, partnerID); err != nil {
+		return nil, err
+	}
 	ids, err := store.QueryStrings(ctx, q, `SELECT id FROM api_keys WHERE partner_id = ? ORDER BY created_at`, partnerID)
 	if err != nil {
 		return nil, err
@@ -264,14 +311,15 @@ func GetPartner(ctx context.Context, q Querier, id string) (Partner, error) {
 	return p, err
 }
 
-// ListPartners returns every partner but the operator.
+// ListPartners returns every partner but the operator (an empty list, not
+// nil, when there is none).
 func ListPartners(ctx context.Context, q Querier) ([]Partner, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, name, created_at FROM partners WHERE id <> ? ORDER BY created_at`, OperatorID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Partner
+	out := []Partner{}
 	for rows.Next() {
 		var p Partner
 		if err := rows.Scan(&p.ID, &p.Name, &p.CreatedAt); err != nil {
@@ -286,7 +334,7 @@ func ListPartners(ctx context.Context, q Querier) ([]Partner, error) {
 // approved by the proposer only until the other approves.
 func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartner string, rules Rules) (Collaboration, error) {
 	if actor.IsOperator() {
-		return Collaboration{}, invalidf("the operator does not take part in collaborations; use a partner's admin key")
+		return Collaboration{}, fmt.Errorf("%w: the operator does not take part in collaborations; use a partner's admin key", ErrForbidden)
 	}
 	if otherPartner == actor.PartnerID {
 		return Collaboration{}, invalidf("a collaboration needs two different partners")
@@ -320,11 +368,11 @@ func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartne
 
 func checkRules(r *Rules, a, b string) error {
 	if err := r.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return fmt.Errorf("%w: %v", ErrInvalidRules, err)
 	}
 	for _, q := range r.Queriers {
 		if q != a && q != b {
-			return invalidf("rules: queriers: %q is not a partner of this collaboration", q)
+			return fmt.Errorf("%w: rules: queriers: %q is not a partner of this collaboration", ErrInvalidRules, q)
 		}
 	}
 	return nil
@@ -336,6 +384,9 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 	c, err := GetCollaboration(ctx, tx, id, actor)
 	if err != nil {
 		return c, err
+	}
+	if !c.HasMember(actor.PartnerID) {
+		return c, fmt.Errorf("%w: only the collaboration's partners approve or change its rules", ErrForbidden)
 	}
 	if err := refuseDeleted(c); err != nil {
 		return c, err
@@ -367,6 +418,9 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 	c, err := GetCollaboration(ctx, tx, id, actor)
 	if err != nil {
 		return c, err
+	}
+	if !c.HasMember(actor.PartnerID) {
+		return c, fmt.Errorf("%w: only the collaboration's partners approve or change its rules", ErrForbidden)
 	}
 	if err := refuseDeleted(c); err != nil {
 		return c, err

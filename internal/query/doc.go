@@ -1,11 +1,29 @@
 // Package query turns an analyst's SQL into an answer that is safe to
 // release: it parses the text with a real SQL parser, accepts only the
-// subset of DESIGN.md ("Query semantics"), builds a typed plan, checks it
+// subset of docs/design.md ("Queries"), builds a typed plan, checks it
 // against the collaboration's rules, and generates the SQL that DuckDB runs.
-// The analyst's text is never executed. It also builds matched cohorts.
+// The analyst's text is never executed.
 //
-// The query engine knows nothing of HTTP; it calls package dp for noise,
-// partition selection, thresholds and the budget ledger.
+// The query engine knows nothing of HTTP. It reads the current cohort from
+// package cohort, calls package dp for noise, partition selection and
+// thresholds, and package ledger for the budget.
+//
+// # What an answer may reveal
+//
+// Only its rows and intervals depend on the data, and they are
+// differentially private: each person's contribution is bounded inside
+// DuckDB (their own rows summed per side, clamped to the rule bounds,
+// groups capped at max_groups_contributed) before noise is added. The
+// rest of an answer (epsilon split, budgets left, the collaboration's
+// total, cohort version, cached) and every refusal depend only on the
+// request, the rules, the budgets and the noisy size released at match
+// time; refusals are checked in a fixed order (Service.Run), and a data
+// error says only that the query failed. Service.Run releases an answer
+// only once its debit, its cached copy and its audit entry (query.run)
+// have committed together. The same question (same canonical plan,
+// epsilon and cohort version) gets the stored answer at no cost, and its
+// read is logged too (query.cached, with nothing of the answer), so the
+// log counts every read.
 //
 // # Front end
 //

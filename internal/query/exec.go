@@ -2,11 +2,11 @@ package query
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // Source is the cohort a plan runs on.
@@ -19,7 +19,7 @@ type Source struct {
 	RowColumn func(column string) string
 }
 
-// BoundOptions are the per-user bounds of DESIGN.md.
+// BoundOptions are the per-user bounds of docs/design.md ("Queries").
 type BoundOptions struct {
 	// MaxGroups caps the groups one user contributes to; extra groups are
 	// dropped at random.
@@ -49,11 +49,6 @@ type Facts struct {
 	PerUser map[string]bool
 }
 
-// Rows is what Aggregate reads from: *sql.DB or *sql.Tx.
-type Rows interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 // BoundedSQL generates the SQL that computes, inside DuckDB, each group's
 // user count and the sums of clamped per-user values:
 //
@@ -67,7 +62,7 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	where, args := p.WhereSQL()
 	dims := make([]string, len(p.Dimensions))
 	for i, d := range p.Dimensions {
-		dims[i] = Ident(d)
+		dims[i] = store.QuoteIdent(d)
 	}
 	withDims := func(prefix string) string {
 		if len(dims) == 0 {
@@ -100,7 +95,7 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		if row == "" {
 			return "", nil, fmt.Errorf("query: no source side known for metric %q", a.Column)
 		}
-		m := metric{agg: i, col: Ident(a.Column), row: Ident(row), dedup: !o.Facts.UniqueRows[row]}
+		m := metric{agg: i, col: store.QuoteIdent(a.Column), row: store.QuoteIdent(row), dedup: !o.Facts.UniqueRows[row]}
 		add(m.col)
 		if m.dedup {
 			add(m.row)
@@ -123,7 +118,7 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	for _, c := range rcols {
 		b.WriteString(", " + c)
 	}
-	fmt.Fprintf(&b, " FROM %s WHERE %s),\n", Ident(src.Table), where)
+	fmt.Fprintf(&b, " FROM %s WHERE %s),\n", store.QuoteIdent(src.Table), where)
 	b.WriteString("per AS (SELECT uid" + withDims(""))
 	for _, m := range metrics {
 		if !m.dedup {
@@ -185,18 +180,18 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 
 // CohortFacts computes Facts for the given dimension columns of a cohort
 // table, in one pass.
-func CohortFacts(ctx context.Context, q Rows, table string, dims []string) (Facts, error) {
+func CohortFacts(ctx context.Context, q store.Querier, table string, dims []string) (Facts, error) {
 	f := Facts{UniqueRows: map[string]bool{}, PerUser: map[string]bool{}}
 	var inner, outer []string
 	for i, d := range dims {
-		c := Ident(d)
+		c := store.QuoteIdent(d)
 		// One value per user: min = max, and not a mix of null and non-null.
 		inner = append(inner, fmt.Sprintf("(min(%s) IS DISTINCT FROM max(%s) OR (count(%s) > 0 AND count(%s) < count(*))) AS _d%d", c, c, c, c, i))
 		outer = append(outer, fmt.Sprintf("NOT coalesce(bool_or(_d%d), FALSE)", i))
 	}
-	text := fmt.Sprintf(`SELECT (SELECT count(*) = count(DISTINCT _a_row) FROM %[1]s), (SELECT count(*) = count(DISTINCT _b_row) FROM %[1]s)`, Ident(table))
+	text := fmt.Sprintf(`SELECT (SELECT count(*) = count(DISTINCT _a_row) FROM %[1]s), (SELECT count(*) = count(DISTINCT _b_row) FROM %[1]s)`, store.QuoteIdent(table))
 	if len(dims) > 0 {
-		text += fmt.Sprintf(`, %s FROM (SELECT %s FROM %s GROUP BY uid)`, strings.Join(outer, ", "), strings.Join(inner, ", "), Ident(table))
+		text += fmt.Sprintf(`, %s FROM (SELECT %s FROM %s GROUP BY uid)`, strings.Join(outer, ", "), strings.Join(inner, ", "), store.QuoteIdent(table))
 	}
 	rows, err := q.QueryContext(ctx, text)
 	if err != nil {
@@ -235,7 +230,7 @@ func floatSQL(f float64) string { return fmt.Sprintf("CAST(%v AS DOUBLE)", f) }
 
 // Groups runs the bounded SQL and returns each group's exact statistics,
 // for dp.ReleaseGroups.
-func (p *Plan) Groups(ctx context.Context, q Rows, src Source, o BoundOptions) ([]dp.Group, error) {
+func (p *Plan) Groups(ctx context.Context, q store.Querier, src Source, o BoundOptions) ([]dp.Group, error) {
 	text, args, err := p.BoundedSQL(src, o)
 	if err != nil {
 		return nil, err

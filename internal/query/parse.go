@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Limits of a query; each refusal names the one exceeded (code limit).
@@ -21,18 +23,12 @@ const (
 	MaxInValues   = 1000  // values of one IN / NOT IN list
 )
 
-// Parser runs the one statement Parse needs; *sql.DB, *sql.Conn and
-// *sql.Tx all do.
-type Parser interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // serializeSQL asks DuckDB's own parser for the syntax tree. The analyst's
 // text is a bound parameter: it is parsed, never executed.
 const serializeSQL = `SELECT json_serialize_sql(?::VARCHAR)`
 
 // Parse parses text with DuckDB's parser and accepts only the subset of
-// DESIGN.md ("Query semantics"):
+// docs/design.md ("Queries"):
 //
 //	SELECT [dimension, ...] aggregate [AS alias] [, aggregate ...]
 //	FROM cohort
@@ -42,7 +38,7 @@ const serializeSQL = `SELECT json_serialize_sql(?::VARCHAR)`
 // Refusals are *Error (codes syntax, unsupported, limit, hidden_column);
 // any other error is an infrastructure failure (the database, the context).
 // Parse does not know the collaboration's rules: call Plan.Check.
-func Parse(ctx context.Context, db Parser, text string) (*Plan, error) {
+func Parse(ctx context.Context, db store.Querier, text string) (*Plan, error) {
 	if len(text) > MaxTextBytes {
 		return nil, refuse(CodeLimit, -1, fmt.Sprintf("query text of %d bytes", len(text)),
 			fmt.Sprintf("the limit is %d bytes", MaxTextBytes))
@@ -642,7 +638,7 @@ func (p *parser) column(o obj, selectItem bool) (string, *Error) {
 	if Hidden(name) {
 		return "", hiddenError(name, at)
 	}
-	if !identRE.MatchString(name) {
+	if !wire.IsColumnName(name) {
 		return "", refuse(CodeUnsupported, at, fmt.Sprintf("column name %q", strs[0]),
 			"column names are ASCII letters, digits and _, starting with a letter")
 	}
@@ -738,7 +734,7 @@ func (p *parser) aggregate(o obj) (Aggregate, *Error) {
 	if alias == "" {
 		agg.Alias = agg.DefaultAlias()
 	} else {
-		if !identRE.MatchString(alias) {
+		if !wire.IsColumnName(alias) {
 			return Aggregate{}, refuse(CodeUnsupported, at, fmt.Sprintf("alias %q", alias),
 				"aliases are lower-case letters, digits and _, starting with a letter, at most 63 characters")
 		}

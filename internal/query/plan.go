@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Func is an aggregate function of the subset.
@@ -144,9 +147,6 @@ func refuse(code string, pos int, what, hint string) *Error {
 	return &Error{Code: code, Message: msg, Position: pos}
 }
 
-// identRE is what a column name or an alias must look like.
-var identRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-
 // Hidden reports whether a column is never visible to analysts: the
 // privacy unit uid, DuckDB's rowid, and internal columns starting with _
 // (such as the source rows _a_row and _b_row).
@@ -154,18 +154,12 @@ func Hidden(column string) bool {
 	return column == "uid" || column == "rowid" || strings.HasPrefix(column, "_")
 }
 
-// Ident quotes a column name for generated SQL. Plans only hold names that
-// match ^[a-z][a-z0-9_]{0,62}$; the quoting is correct for any string.
-func Ident(name string) string {
-	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
-}
-
 // GroupSQL is the generated GROUP BY list: the quoted dimensions separated
 // by ", ", or "" when the query is not grouped.
 func (p *Plan) GroupSQL() string {
 	parts := make([]string, len(p.Dimensions))
 	for i, d := range p.Dimensions {
-		parts[i] = Ident(d)
+		parts[i] = store.QuoteIdent(d)
 	}
 	return strings.Join(parts, ", ")
 }
@@ -208,7 +202,7 @@ func (p *Plan) Canonical() string {
 		}
 		if c.Dimension {
 			if c.Index >= 0 && c.Index < len(p.Dimensions) {
-				b.WriteString(Ident(p.Dimensions[c.Index]))
+				b.WriteString(store.QuoteIdent(p.Dimensions[c.Index]))
 			}
 			continue
 		}
@@ -219,10 +213,10 @@ func (p *Plan) Canonical() string {
 		if a.Func == Count {
 			b.WriteString("COUNT(*)")
 		} else {
-			b.WriteString(strings.ToUpper(string(a.Func)) + "(" + Ident(a.Column) + ")")
+			b.WriteString(strings.ToUpper(string(a.Func)) + "(" + store.QuoteIdent(a.Column) + ")")
 		}
 		if a.Alias != a.DefaultAlias() {
-			b.WriteString(" AS " + Ident(a.Alias))
+			b.WriteString(" AS " + store.QuoteIdent(a.Alias))
 		}
 	}
 	b.WriteString(" FROM cohort")
@@ -280,14 +274,14 @@ func writeExpr(b *strings.Builder, e *Expr, lit func(Literal)) {
 			b.WriteString("FALSE")
 			return
 		}
-		b.WriteString(Ident(e.Column) + " " + compareSQL[e.Op] + " ")
+		b.WriteString(store.QuoteIdent(e.Column) + " " + compareSQL[e.Op] + " ")
 		lit(e.Values[0])
 	case OpIn, OpNotIn:
 		if len(e.Values) == 0 {
 			b.WriteString("FALSE")
 			return
 		}
-		b.WriteString(Ident(e.Column))
+		b.WriteString(store.QuoteIdent(e.Column))
 		if e.Op == OpIn {
 			b.WriteString(" IN (")
 		} else {
@@ -305,14 +299,14 @@ func writeExpr(b *strings.Builder, e *Expr, lit func(Literal)) {
 			b.WriteString("FALSE")
 			return
 		}
-		b.WriteString(Ident(e.Column) + " BETWEEN ")
+		b.WriteString(store.QuoteIdent(e.Column) + " BETWEEN ")
 		lit(e.Values[0])
 		b.WriteString(" AND ")
 		lit(e.Values[1])
 	case OpIsNull:
-		b.WriteString(Ident(e.Column) + " IS NULL")
+		b.WriteString(store.QuoteIdent(e.Column) + " IS NULL")
 	case OpIsNotNull:
-		b.WriteString(Ident(e.Column) + " IS NOT NULL")
+		b.WriteString(store.QuoteIdent(e.Column) + " IS NOT NULL")
 	default:
 		b.WriteString("FALSE")
 	}
@@ -493,7 +487,7 @@ func (p *Plan) validate() *Error {
 		return bad("too many columns")
 	}
 	for _, d := range p.Dimensions {
-		if !identRE.MatchString(d) {
+		if !wire.IsColumnName(d) {
 			return bad("dimension %q", d)
 		}
 	}
@@ -504,13 +498,13 @@ func (p *Plan) validate() *Error {
 				return bad("count of a column")
 			}
 		case Sum, Avg:
-			if !identRE.MatchString(a.Column) {
+			if !wire.IsColumnName(a.Column) {
 				return bad("column %q", a.Column)
 			}
 		default:
 			return bad("aggregate %q", a.Func)
 		}
-		if !identRE.MatchString(a.Alias) && a.Alias != a.DefaultAlias() {
+		if !wire.IsColumnName(a.Alias) && a.Alias != a.DefaultAlias() {
 			return bad("alias %q", a.Alias)
 		}
 	}
@@ -556,7 +550,7 @@ func validateExpr(e *Expr, depth int) error {
 		return fmt.Errorf("predicate deeper than %d", MaxDepth)
 	}
 	leaf := func(nValues func(int) bool) error {
-		if !identRE.MatchString(e.Column) || len(e.Children) != 0 || !nValues(len(e.Values)) {
+		if !wire.IsColumnName(e.Column) || len(e.Children) != 0 || !nValues(len(e.Values)) {
 			return fmt.Errorf("%s node", e.Op)
 		}
 		for _, v := range e.Values {

@@ -97,7 +97,8 @@ const (
 
 // Run answers req for the actor's partner. Refusals are *Error (or a
 // *ledger.BudgetError inside one) and are logged; an answer leaves only once
-// its debit, its cached copy and its audit entry have committed together.
+// its debit, its cached copy and its audit entry have committed together,
+// and a cached answer only once its own entry (query.cached) has.
 func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
 	ans, err := s.run(ctx, actor, c, req)
 	if err != nil {
@@ -170,14 +171,24 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	}
 	hash := plan.Hash()
 	now := time.Now()
-	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil || ok {
-		if ok {
-			err = s.state(ctx, s.DB.SQL(), c, actor.PartnerID, now, &a)
+	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil {
+		return Answer{}, err
+	} else if ok {
+		var out Answer
+		err := s.DB.Write(ctx, func(tx *sql.Tx) error {
+			out = a
+			if err := s.logCached(ctx, tx, actor, c, req, version, hash, eps); err != nil {
+				return err
+			}
+			return s.state(ctx, tx, c, actor.PartnerID, now, &out)
+		})
+		if err != nil {
+			return Answer{}, err
 		}
-		return a, err
+		return out, nil
 	}
 
-	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == "gaussian", Grouped: len(plan.Dimensions) > 0,
+	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(plan.Dimensions) > 0,
 		MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
 	for _, a := range plan.Aggregates {
 		b := r.Metrics[a.Column]
@@ -186,7 +197,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	// The charge is known before anything runs: the query's epsilon, and
 	// the rule delta when the release needs one. The same charge is
 	// checked now, and checked again and debited when the answer commits.
-	charge := ledger.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: "query", Ref: hash,
+	charge := ledger.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: ledger.KindQuery, Ref: hash,
 		Epsilon: eps, Delta: ro.DeltaCost(), Budget: ledger.Of(r), Now: now}
 	if _, err := ledger.Check(ctx, s.DB.SQL(), charge); err != nil {
 		return Answer{}, budgetRefusal(err)
@@ -222,7 +233,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	}
 	ans := buildAnswer(plan, rel)
 	ans.PlanHash, ans.CohortVersion = hash, version
-	ans.Noise = r.Noise
+	ans.Noise = string(r.Noise)
 	body, err := json.Marshal(ans)
 	if err != nil {
 		return Answer{}, err
@@ -234,12 +245,14 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
 		// An identical query may have committed while this one ran: its
 		// answer is the one released, at no further cost.
-		if a, ok, err := s.cached(ctx, tx, actor, c, version, hash, eps); err != nil || ok {
-			out = a
-			if err == nil {
-				err = s.state(ctx, tx, c, actor.PartnerID, now, &out)
-			}
+		if a, ok, err := s.cached(ctx, tx, actor, c, version, hash, eps); err != nil {
 			return err
+		} else if ok {
+			out = a
+			if err := s.logCached(ctx, tx, actor, c, req, version, hash, eps); err != nil {
+				return err
+			}
+			return s.state(ctx, tx, c, actor.PartnerID, now, &out)
 		}
 		if _, err := ledger.Debit(ctx, tx, charge); err != nil {
 			return err
@@ -264,7 +277,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 
 // state fills in an answer's budget left and the collaboration's totals as
 // they are now (a cached answer's are not those of its first release).
-func (s *Service) state(ctx context.Context, q ledger.Querier, c partners.Collaboration, partnerID string, now time.Time, a *Answer) error {
+func (s *Service) state(ctx context.Context, q store.Querier, c partners.Collaboration, partnerID string, now time.Time, a *Answer) error {
 	left, err := ledger.Remaining(ctx, q, c.ID, partnerID, ledger.Of(c.Rules), now)
 	if err != nil {
 		return err
@@ -286,7 +299,7 @@ func budgetRefusal(err error) error {
 		return err
 	}
 	code := CodeBudget
-	if be.Budget == "delta" {
+	if be.Budget == ledger.DeltaBudget {
 		code = CodeDeltaBudget
 	}
 	return refusal(code, "%v", be)
@@ -294,9 +307,7 @@ func budgetRefusal(err error) error {
 
 // cached returns the stored answer of the same plan, partner, epsilon and
 // cohort version: asking again reveals nothing new and costs nothing.
-func (s *Service) cached(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, actor partners.Principal, c partners.Collaboration, version, hash string, eps float64) (Answer, bool, error) {
+func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Principal, c partners.Collaboration, version, hash string, eps float64) (Answer, bool, error) {
 	var body string
 	err := q.QueryRowContext(ctx, `SELECT CAST(answer AS VARCHAR) FROM query_cache
 		WHERE collab_id = ? AND partner_id = ? AND cohort_version = ? AND plan_hash = ? AND epsilon = ?`,
@@ -313,6 +324,18 @@ func (s *Service) cached(ctx context.Context, q interface {
 	}
 	a.Cached = true
 	return a, true, nil
+}
+
+// logCached records a read of a cached answer (query.cached), in the
+// transaction that reads the state sent with it: auditors see every
+// read, not only the releases. The entry is the request and what names
+// the answer (plan, cohort version, epsilon), all known before anything
+// ran; nothing of the answer itself, which query.run logged when it was
+// released, and no charge, since none is made.
+func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c partners.Collaboration, req Request, version, hash string, eps float64) error {
+	_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.cached", map[string]any{
+		"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": eps, "cohort_version": version, "charged": false})
+	return err
 }
 
 func buildAnswer(p *Plan, rel dp.Release) Answer {
@@ -362,7 +385,7 @@ func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (Budget
 		out.Budgets = append(out.Budgets, Budget{PartnerID: p,
 			Budget: b.Epsilon, Spent: spent.Epsilon(), Remaining: left.Epsilon(),
 			DeltaBudget: b.Delta, DeltaSpent: spent.Delta(), DeltaRemaining: left.Delta(),
-			Refresh: b.Refresh, PeriodStart: start})
+			Refresh: string(b.Refresh), PeriodStart: start})
 	}
 	all, err := ledger.CollaborationSpent(ctx, s.DB.SQL(), c.ID)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // CheckTypes refuses a predicate whose literal cannot be compared with its
@@ -11,7 +13,7 @@ import (
 // fail only if some row's value does not convert: an error that depends on
 // the data would tell the analyst something about it. Checked against the
 // schema instead, the refusal depends on the query alone.
-func (p *Plan) CheckTypes(ctx context.Context, q Rows, table string) error {
+func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, table string) error {
 	if p.Where == nil {
 		return nil
 	}

@@ -1,12 +1,3 @@
-// Package store is cleanroom's one DuckDB database: metadata, audiences,
-// cohorts and the audit log live in one file, so that a state change and its
-// audit entry commit in one transaction.
-//
-// Write transactions that change metadata go through DB.Write, which
-// serialises them: the audit log is a hash chain, and two writers must never
-// read the same head. Bulk data (uploads, tokens, cohorts) is written to its
-// own tables outside that lock and becomes visible only when a Write
-// transaction records it.
 package store
 
 import (
@@ -17,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/marcboeker/go-duckdb"
@@ -274,28 +266,28 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// QuoteIdent quotes a table or column name for DuckDB. Names we generate are
-// plain identifiers already; quoting keeps user-chosen attribute names from
-// ever being read as SQL.
+// QuoteIdent quotes a table or column name for DuckDB: the one quoting
+// rule of every SQL text cleanroom generates. Names we generate are plain
+// identifiers already, and column names analysts and uploads may use match
+// wire.ColumnNamePattern; quoting anyway means no name, whatever it holds,
+// is ever read as SQL.
 func QuoteIdent(name string) string {
-	out := []byte{'"'}
-	for i := 0; i < len(name); i++ {
-		if name[i] == '"' {
-			out = append(out, '"')
-		}
-		out = append(out, name[i])
-	}
-	return string(append(out, '"'))
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }
 
-// Rows is what QueryStrings reads from: *sql.DB, *sql.Tx or *sql.Conn.
-type Rows interface {
+// Querier reads: *sql.DB, *sql.Tx and *sql.Conn all do. Functions that
+// only read take it, so they run alike on the database, inside a Write
+// (seeing its uncommitted changes) or in a Read snapshot. Functions that
+// write take *sql.Tx instead: a write belongs in a DB.Write transaction,
+// with its audit entry.
+type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // QueryStrings returns the first column of every row of a query, such as
 // a list of IDs.
-func QueryStrings(ctx context.Context, q Rows, query string, args ...any) ([]string, error) {
+func QueryStrings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -314,7 +306,7 @@ func QueryStrings(ctx context.Context, q Rows, query string, args ...any) ([]str
 
 // QueryMaps returns every row of a query as a map from column name to
 // value, for reports whose columns the query decides.
-func QueryMaps(ctx context.Context, q Rows, query string, args ...any) ([]map[string]any, error) {
+func QueryMaps(ctx context.Context, q Querier, query string, args ...any) ([]map[string]any, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,92 @@
+package api
+
+import (
+	"database/sql"
+	"encoding/json"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// Collaborations: one partner's admin proposes with rules, the other's
+// approves; any change of rules needs both again.
+
+// rulesRequest is the body of PUT .../rules: rules JSON over the
+// defaults, every field optional, unknown fields refused. Its own type so
+// that the OpenAPI document says so (the Rules a collaboration answers
+// with has every field).
+type rulesRequest wire.Rules
+
+func (s *Server) propose(c echo.Context) error {
+	var req wire.ProposeRequest
+	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
+		return err
+	}
+	rules, err := partners.ParseRules(req.Rules)
+	if err != nil {
+		return err
+	}
+	var co partners.Collaboration
+	err = s.write(c, func(tx *sql.Tx) error {
+		var err error
+		co, err = partners.Propose(c.Request().Context(), tx, principal(c), req.Name, req.Partner, rules)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, co)
+}
+
+func (s *Server) listCollabs(c echo.Context) error {
+	cs, err := partners.ListCollaborations(c.Request().Context(), s.db.SQL(), principal(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.CollaborationList{Collaborations: cs})
+}
+
+func (s *Server) getCollab(c echo.Context) error {
+	return c.JSON(http.StatusOK, collabOf(c))
+}
+
+func (s *Server) changeRules(c echo.Context) error {
+	var raw json.RawMessage
+	if err := decodeJSON(c, &raw, maxJSONBody, false); err != nil {
+		return err
+	}
+	rules, err := partners.ParseRules(raw)
+	if err != nil {
+		return err
+	}
+	co := collabOf(c)
+	err = s.write(c, func(tx *sql.Tx) error {
+		var err error
+		co, err = partners.ChangeRules(c.Request().Context(), tx, principal(c), co.ID, rules)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, co)
+}
+
+func (s *Server) approve(c echo.Context) error {
+	var req wire.ApproveRequest
+	if err := decodeJSON(c, &req, maxJSONBody, true); err != nil {
+		return err
+	}
+	co := collabOf(c)
+	err := s.write(c, func(tx *sql.Tx) error {
+		var err error
+		co, err = partners.Approve(c.Request().Context(), tx, principal(c), co.ID, req.RulesVersion)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, co)
+}

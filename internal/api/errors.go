@@ -1,0 +1,120 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/query"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// statusClientClosed is what the access log and metrics record for a
+// request whose client went away before its answer (nginx's 499); nothing
+// is sent.
+const statusClientClosed = 499
+
+// errorHandler answers every error, of every route, in the one shape
+// {"error": {"code", "message", "position"?}}; its status follows from
+// the code (wire.ErrorCode.Status).
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		// A stream that failed half way: the client sees it cut short.
+		s.opts.Logger.Warn("response failed after it started", "method", c.Request().Method, "route", c.Path(), "err", err)
+		return
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		c.Response().Status = statusClientClosed
+		return
+	}
+	e := classify(err)
+	if e.Code == wire.CodeInternal {
+		// Internal errors are logged with the route, never with bodies or keys.
+		s.opts.Logger.Error("request failed", "method", c.Request().Method, "route", c.Path(), "err", err)
+	}
+	_ = c.JSON(e.Code.Status(), wire.ErrorBody{Error: e})
+}
+
+// kindCodes maps the kinds of package errs to codes, most specific first.
+var kindCodes = []struct {
+	kind error
+	code wire.ErrorCode
+}{
+	{errs.InvalidRules, wire.CodeInvalidRules},
+	{errs.Invalid, wire.CodeInvalid},
+	{errs.NotFound, wire.CodeNotFound},
+	{errs.Conflict, wire.CodeConflict},
+	{errs.Unauthorized, wire.CodeUnauthorized},
+	{errs.Forbidden, wire.CodeForbidden},
+	{errs.TooLarge, wire.CodeTooLarge},
+	{errs.UnsupportedMedia, wire.CodeUnsupportedMediaType},
+	{errs.Unavailable, wire.CodeUnavailable},
+}
+
+// classify is the one mapping from an error to what the caller reads:
+// the code (and with it the status) and a message that does not repeat
+// the code.
+func classify(err error) wire.Error {
+	var qe *query.Error
+	if errors.As(err, &qe) {
+		e := wire.Error{Code: wire.ErrorCode(qe.Code), Message: qe.Message}
+		if qe.Position >= 0 {
+			pos := qe.Position
+			e.Position = &pos
+		}
+		return e
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("the body is over the %d bytes this route reads", mbe.Limit)}
+	}
+	if errors.Is(err, cohort.ErrTooLarge) {
+		return wire.Error{Code: wire.CodeTooLarge, Message: errs.Message(err)}
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return echoError(he)
+	}
+	if errors.Is(err, errs.Unauthorized) {
+		return wire.Error{Code: wire.CodeUnauthorized, Message: "missing, unknown or revoked API key; send Authorization: Bearer <key>"}
+	}
+	msg := errs.Message(err, cohort.ErrStale)
+	switch {
+	case errors.Is(err, cohort.ErrStale):
+		return wire.Error{Code: wire.CodeStaleMatch, Message: msg}
+	case errors.Is(err, cohort.ErrAwaitingUpload):
+		return wire.Error{Code: wire.CodeAwaitingUpload, Message: msg}
+	}
+	for _, k := range kindCodes {
+		if errors.Is(err, k.kind) {
+			return wire.Error{Code: k.code, Message: msg}
+		}
+	}
+	return wire.Error{Code: wire.CodeInternal, Message: "internal error; the operator's log has details"}
+}
+
+// echoError is an error of echo's router or of a handler it wraps
+// (promhttp's), by status.
+func echoError(he *echo.HTTPError) wire.Error {
+	msg := fmt.Sprint(he.Message)
+	switch he.Code {
+	case http.StatusNotFound:
+		return wire.Error{Code: wire.CodeNotFound, Message: "no such route; GET /openapi.json lists them"}
+	case http.StatusMethodNotAllowed:
+		return wire.Error{Code: wire.CodeMethodNotAllowed, Message: "the route does not take this method; GET /openapi.json lists them"}
+	case http.StatusRequestEntityTooLarge:
+		return wire.Error{Code: wire.CodeTooLarge, Message: msg}
+	case http.StatusUnsupportedMediaType:
+		return wire.Error{Code: wire.CodeUnsupportedMediaType, Message: msg}
+	case http.StatusBadRequest:
+		return wire.Error{Code: wire.CodeInvalid, Message: msg}
+	case http.StatusServiceUnavailable:
+		return wire.Error{Code: wire.CodeUnavailable, Message: msg}
+	}
+	return wire.Error{Code: wire.CodeInternal, Message: "internal error; the operator's log has details"}
+}

@@ -1,0 +1,84 @@
+package api
+
+import (
+	"database/sql"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// Partners and their keys. The operator's admin creates a partner with
+// its first admin key; every later key is that partner's admin's
+// business (guard, and partners.CreateKey, refuse the operator).
+
+func (s *Server) createPartner(c echo.Context) error {
+	var req wire.CreatePartnerRequest
+	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
+		return err
+	}
+	var out wire.CreatedPartner
+	err := s.write(c, func(tx *sql.Tx) error {
+		var err error
+		out.Partner, out.AdminKey, out.Secret, err = partners.CreatePartner(c.Request().Context(), tx, principal(c), req.Name)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) listPartners(c echo.Context) error {
+	ps, err := partners.ListPartners(c.Request().Context(), s.db.SQL())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.PartnerList{Partners: ps})
+}
+
+func (s *Server) createKey(c echo.Context) error {
+	var req wire.CreateKeyRequest
+	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
+		return err
+	}
+	role, err := partners.ParseRole(string(req.Role))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errs.Invalid, err)
+	}
+	var out wire.CreatedKey
+	err = s.write(c, func(tx *sql.Tx) error {
+		var err error
+		out.Key, out.Secret, err = partners.CreateKey(c.Request().Context(), tx, principal(c), c.Param("pid"), role, req.Label)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *Server) listKeys(c echo.Context) error {
+	keys, err := partners.ListKeys(c.Request().Context(), s.db.SQL(), principal(c), c.Param("pid"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.KeyList{Keys: keys})
+}
+
+func (s *Server) revokeKey(c echo.Context) error {
+	var k wire.Key
+	err := s.write(c, func(tx *sql.Tx) error {
+		var err error
+		k, err = partners.RevokeKey(c.Request().Context(), tx, principal(c), c.Param("pid"), c.Param("kid"))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, k)
+}

@@ -1,0 +1,274 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// route is one route of the API, and its contract: the table registers
+// the handlers, behind guard's access check, and makes the OpenAPI
+// document (GET /openapi.json), so the two cannot drift apart.
+type route struct {
+	method, path string // path in echo's syntax: /v1/collaborations/:cid
+	id           string // the operationId
+	tag          string
+	summary      string
+	doc          string // more than the summary, when there is more to say
+
+	// allow lists the roles that may call the route; nil makes it public
+	// (no key). scope names what the path points at that the caller's
+	// partner must take part in.
+	allow []role
+	scope scope
+
+	handler echo.HandlerFunc
+
+	in     *body            // the request body, if any
+	out    []reply          // the answers of a success
+	params []param          // query parameters
+	codes  []wire.ErrorCode // errors of the handler itself, beyond guard's (401, 403, 404) and the body's (400, 413)
+}
+
+// body is what a route reads or answers: media types, and for JSON the Go
+// value whose type is the schema (or an *openapi3.Schema; nil for bytes
+// of the media type).
+type body struct {
+	types    []string
+	schema   any
+	optional bool
+}
+
+// reply is one success answer.
+type reply struct {
+	status  int
+	doc     string
+	body    body
+	headers []header
+}
+
+type header struct{ name, doc string }
+
+type param struct {
+	name, doc string
+	schema    *openapi3.Schema
+}
+
+// Media types.
+const (
+	mtJSON    = "application/json"
+	mtArrow   = "application/vnd.apache.arrow.stream"
+	mtParquet = "application/vnd.apache.parquet"
+	mtNDJSON  = "application/x-ndjson"
+	mtCSV     = "text/csv"
+	mtText    = "text/plain"
+)
+
+func jsonBody(v any) *body { return &body{types: []string{mtJSON}, schema: v} }
+func jsonReply(v any) body { return body{types: []string{mtJSON}, schema: v} }
+func ok(status int, doc string, b body) []reply {
+	return []reply{{status: status, doc: doc, body: b}}
+}
+
+// answerHeaders are the privacy cost of a CSV or Arrow answer, which
+// have no JSON fields to carry it.
+var answerHeaders = []header{
+	{"Cleanroom-Epsilon", "the epsilon this answer spent (0 when cached)"},
+	{"Cleanroom-Delta", "the delta it spent"},
+	{"Cleanroom-Budget-Remaining", "what the partner has left of epsilon_budget this period"},
+	{"Cleanroom-Delta-Remaining", "what the partner has left of delta_budget this period"},
+	{"Cleanroom-Collaboration-Epsilon-Spent", "the collaboration's total epsilon spent, both partners, matches included"},
+	{"Cleanroom-Collaboration-Delta-Spent", "the collaboration's total delta spent"},
+	{"Cleanroom-Cached", "true when the stored answer was returned at no cost"},
+}
+
+// routes is the table: every route the server answers.
+func (s *Server) routes() []route {
+	memberOrOperator := append(append([]role{}, anyMember...), roleOperator)
+	str := openapi3.NewStringSchema
+	return []route{
+		// Operations: public.
+		{method: "GET", path: "/healthz", id: "getHealth", tag: "operations", summary: "Liveness: the process answers",
+			handler: s.healthz, out: ok(http.StatusOK, "The server is up.", jsonReply(wire.Health{}))},
+		{method: "GET", path: "/readyz", id: "getReadiness", tag: "operations", summary: "Readiness: the database answers",
+			handler: s.readyz, out: []reply{
+				{status: http.StatusOK, doc: "Ready to serve.", body: jsonReply(wire.Health{})},
+				{status: http.StatusServiceUnavailable, doc: "The database does not answer.", body: jsonReply(wire.Health{})},
+			}},
+		{method: "GET", path: "/metrics", id: "getMetrics", tag: "operations", summary: "Prometheus metrics",
+			doc:     "Request counts and durations by route and status, and the Go runtime's: never IDs, keys or identifiers.",
+			handler: s.m.handler(), out: ok(http.StatusOK, "Prometheus text exposition format.", body{types: []string{mtText}})},
+		{method: "GET", path: "/openapi.json", id: "getOpenAPI", tag: "operations", summary: "This document",
+			doc:     "The API's contract, made from the same route table and Go types (package wire) the server runs.",
+			handler: s.openAPI, out: ok(http.StatusOK, "An OpenAPI 3.1 document.", jsonReply(openAPIDocumentSchema))},
+		{method: "GET", path: "/v1/audit/pubkey", id: "getAuditPublicKey", tag: "audit", summary: "The audit signing key",
+			doc:     "The public key that signs the audit log's head and deletion receipts, for offline verification (cleanroom audit verify).",
+			handler: s.auditPubkey, out: ok(http.StatusOK, "The public key.", jsonReply(wire.PublicKey{})),
+			codes: []wire.ErrorCode{wire.CodeUnavailable}},
+
+		// Partners and keys.
+		{method: "POST", path: "/v1/partners", id: "createPartner", tag: "partners", summary: "Create a partner and its first admin key",
+			doc:   "The operator's admin creates partners, each with a first admin key whose secret is shown once; every later key of a partner is its own admin's business.",
+			allow: []role{roleOperator}, handler: s.createPartner, in: jsonBody(wire.CreatePartnerRequest{}),
+			out:   ok(http.StatusCreated, "The partner, its admin key and the key's secret (shown once).", jsonReply(wire.CreatedPartner{})),
+			codes: []wire.ErrorCode{wire.CodeConflict}},
+		{method: "GET", path: "/v1/partners", id: "listPartners", tag: "partners", summary: "List partners",
+			doc:   "Every partner but the operator: their IDs and names, to propose collaborations.",
+			allow: []role{roleAdmin, roleOperator}, handler: s.listPartners,
+			out: ok(http.StatusOK, "The partners.", jsonReply(wire.PartnerList{}))},
+		{method: "POST", path: "/v1/partners/:pid/keys", id: "createKey", tag: "keys", summary: "Create an API key with a role",
+			allow: []role{roleAdmin}, scope: scopePartner, handler: s.createKey, in: jsonBody(wire.CreateKeyRequest{}),
+			out: ok(http.StatusCreated, "The key and its secret (shown once).", jsonReply(wire.CreatedKey{}))},
+		{method: "GET", path: "/v1/partners/:pid/keys", id: "listKeys", tag: "keys", summary: "List the partner's keys",
+			allow: []role{roleAdmin}, scope: scopePartner, handler: s.listKeys,
+			out: ok(http.StatusOK, "The keys, never their secrets.", jsonReply(wire.KeyList{}))},
+		{method: "DELETE", path: "/v1/partners/:pid/keys/:kid", id: "revokeKey", tag: "keys", summary: "Revoke a key",
+			doc:   "The key stops working at once. Revoking twice is a no-op.",
+			allow: []role{roleAdmin}, scope: scopePartner, handler: s.revokeKey,
+			out: ok(http.StatusOK, "The revoked key.", jsonReply(wire.Key{}))},
+
+		// Collaborations.
+		{method: "POST", path: "/v1/collaborations", id: "proposeCollaboration", tag: "collaborations", summary: "Propose a collaboration with rules",
+			doc:   "The proposer approves at once; the collaboration is active when the other partner approves too.",
+			allow: []role{roleAdmin}, handler: s.propose, in: jsonBody(wire.ProposeRequest{}),
+			out:   ok(http.StatusCreated, "The proposed collaboration.", jsonReply(wire.Collaboration{})),
+			codes: []wire.ErrorCode{wire.CodeInvalidRules}},
+		{method: "GET", path: "/v1/collaborations", id: "listCollaborations", tag: "collaborations", summary: "List the caller's collaborations",
+			doc:   "The key's partner's collaborations; every one for the operator.",
+			allow: memberOrOperator, handler: s.listCollabs,
+			out: ok(http.StatusOK, "The collaborations.", jsonReply(wire.CollaborationList{}))},
+		{method: "GET", path: "/v1/collaborations/:cid", id: "getCollaboration", tag: "collaborations", summary: "Show a collaboration",
+			allow: memberOrOperator, scope: scopeCollab, handler: s.getCollab,
+			out: ok(http.StatusOK, "The collaboration.", jsonReply(wire.Collaboration{}))},
+		{method: "PUT", path: "/v1/collaborations/:cid/rules", id: "changeRules", tag: "collaborations", summary: "Propose new rules",
+			doc:   "The collaboration goes back to proposed, approved by the caller's partner only, until the other approves again.",
+			allow: []role{roleAdmin}, scope: scopeCollab, handler: s.changeRules, in: jsonBody(rulesRequest{}),
+			out:   ok(http.StatusOK, "The collaboration with its new rules.", jsonReply(wire.Collaboration{})),
+			codes: []wire.ErrorCode{wire.CodeInvalidRules, wire.CodeConflict}},
+		{method: "POST", path: "/v1/collaborations/:cid/approve", id: "approveCollaboration", tag: "collaborations", summary: "Approve the current rules",
+			doc:   "Approving again is a no-op. A rules_version other than the current one is refused (409): the rules changed since they were read.",
+			allow: []role{roleAdmin}, scope: scopeCollab, handler: s.approve,
+			in:    &body{types: []string{mtJSON}, schema: wire.ApproveRequest{}, optional: true},
+			out:   ok(http.StatusOK, "The collaboration.", jsonReply(wire.Collaboration{})),
+			codes: []wire.ErrorCode{wire.CodeConflict}},
+		{method: "DELETE", path: "/v1/collaborations/:cid", id: "deleteCollaboration", tag: "deletions", summary: "Delete the collaboration and all its data",
+			doc:   "Both audiences, every match and cohort; final. Answers the caller's signed receipt.",
+			allow: []role{roleAdmin}, scope: scopeCollab, handler: s.deleteCollaboration,
+			out:   ok(http.StatusOK, "The signed deletion receipt.", jsonReply(audit.Receipt{})),
+			codes: []wire.ErrorCode{wire.CodeConflict, wire.CodeUnavailable}},
+
+		// Audiences.
+		{method: "POST", path: "/v1/collaborations/:cid/audiences", id: "uploadAudience", tag: "audiences", summary: "Upload an audience",
+			doc: "An Arrow IPC stream (or Parquet) with a pid column of 32-byte blinded points, an optional consent list of purposes, " +
+				"and typed attribute columns. All or nothing; replaces the partner's previous audience and makes the cohort stale.",
+			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.upload,
+			in:     &body{types: []string{mtArrow, mtParquet, "application/octet-stream", "application/x-parquet"}},
+			params: []param{{"retention", "Delete the audience (with a receipt) once it is this old: a Go duration such as 2160h.", str()}},
+			out:    ok(http.StatusCreated, "The stored audience.", jsonReply(wire.Audience{})),
+			codes:  []wire.ErrorCode{wire.CodeInvalid, wire.CodeConflict, wire.CodeTooLarge, wire.CodeUnsupportedMediaType}},
+		{method: "GET", path: "/v1/collaborations/:cid/audiences", id: "listAudiences", tag: "audiences", summary: "The current audiences",
+			doc:   "Of the other partner's audience only that it exists, when, and its columns; sizes and content hash to its own partner and the operator.",
+			allow: memberOrOperator, scope: scopeCollab, handler: s.listAudiences,
+			out: ok(http.StatusOK, "Each partner's current audience.", jsonReply(wire.AudienceList{}))},
+		{method: "DELETE", path: "/v1/collaborations/:cid/audiences/:aid", id: "deleteAudience", tag: "deletions", summary: "Delete an audience",
+			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.deleteAudience,
+			out:   ok(http.StatusOK, "The signed deletion receipt.", jsonReply(audit.Receipt{})),
+			codes: []wire.ErrorCode{wire.CodeNotFound, wire.CodeConflict, wire.CodeUnavailable}},
+
+		// Matches.
+		{method: "POST", path: "/v1/collaborations/:cid/matches", id: "startMatch", tag: "matches", summary: "Start (or join) a match",
+			doc:   "Starts a match of the two current audiences, or joins the one running: 201 when it started one, 200 when it joined.",
+			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.startMatch,
+			out: []reply{
+				{status: http.StatusCreated, doc: "A new match.", body: jsonReply(wire.Match{})},
+				{status: http.StatusOK, doc: "The match already running (or done) over the current audiences.", body: jsonReply(wire.Match{})},
+			},
+			codes: []wire.ErrorCode{wire.CodeAwaitingUpload, wire.CodeConflict, wire.CodeInvalid}},
+		{method: "GET", path: "/v1/collaborations/:cid/matches/:mid", id: "getMatch", tag: "matches", summary: "A match's state and noisy cohort size",
+			allow: memberOrOperator, scope: scopeCollab, handler: s.getMatch,
+			out:   ok(http.StatusOK, "The match, from the caller's side.", jsonReply(wire.Match{})),
+			codes: []wire.ErrorCode{wire.CodeNotFound}},
+		{method: "GET", path: "/v1/collaborations/:cid/matches/:mid/points", id: "getMatchPoints", tag: "matches", summary: "The other party's points to re-blind",
+			doc:   "An Arrow IPC stream of one fixed_size_binary(32) column: the other party's points blinded with its key, in order.",
+			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.getPoints,
+			out:   ok(http.StatusOK, "The points.", body{types: []string{mtArrow}}),
+			codes: []wire.ErrorCode{wire.CodeNotFound, wire.CodeStaleMatch, wire.CodeConflict}},
+		{method: "PUT", path: "/v1/collaborations/:cid/matches/:mid/points", id: "putMatchPoints", tag: "matches", summary: "The re-blinded points, same order",
+			doc:   "Sending the same half again is a no-op; a different one is refused (409).",
+			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.putPoints,
+			in:    &body{types: []string{mtArrow}},
+			out:   ok(http.StatusOK, "The match.", jsonReply(wire.Match{})),
+			codes: []wire.ErrorCode{wire.CodeNotFound, wire.CodeStaleMatch, wire.CodeConflict, wire.CodeInvalid, wire.CodeTooLarge}},
+
+		// Deletions and receipts.
+		{method: "POST", path: "/v1/collaborations/:cid/deletions", id: "deleteIdentifiers", tag: "deletions", summary: "Delete people",
+			doc:   "People given as points blinded with the caller's key, from its audience, tokens and every cohort. Answers the signed receipt.",
+			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.deleteIDs(false), in: jsonBody(wire.IdentifiersRequest{}),
+			out:   ok(http.StatusOK, "The signed deletion receipt.", jsonReply(audit.Receipt{})),
+			codes: []wire.ErrorCode{wire.CodeConflict, wire.CodeUnavailable}},
+		{method: "POST", path: "/v1/collaborations/:cid/optouts", id: "optOut", tag: "deletions", summary: "Opt people out",
+			doc:   "Deletes them as .../deletions does, and keeps them out of later uploads and matches.",
+			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.deleteIDs(true), in: jsonBody(wire.IdentifiersRequest{}),
+			out:   ok(http.StatusOK, "The signed deletion receipt.", jsonReply(audit.Receipt{})),
+			codes: []wire.ErrorCode{wire.CodeConflict, wire.CodeUnavailable}},
+		{method: "GET", path: "/v1/collaborations/:cid/receipts", id: "listReceipts", tag: "deletions", summary: "Deletion receipts",
+			doc:   "The caller's partner's own receipts (every partner's for the operator): a receipt describes its partner's own data.",
+			allow: memberOrOperator, scope: scopeCollab, handler: s.listReceipts,
+			out: ok(http.StatusOK, "The receipts.", jsonReply(wire.ReceiptList{}))},
+
+		// Transparency.
+		{method: "POST", path: "/v1/collaborations/:cid/access-requests", id: "accessRequest", tag: "transparency", summary: "What is held for one person",
+			doc:   "Given one identifier blinded with the caller's key: the caller's own rows, consent and opt-out for it. Never whether the person matched.",
+			allow: []role{roleEngineer, roleAdmin}, scope: scopeCollab, handler: s.accessRequest, in: jsonBody(wire.AccessRequest{}),
+			out: ok(http.StatusOK, "What is held.", jsonReply(wire.Access{}))},
+		{method: "GET", path: "/v1/collaborations/:cid/report", id: "getReport", tag: "transparency", summary: "Transparency report",
+			allow: memberOrOperator, scope: scopeCollab, handler: s.report,
+			out: ok(http.StatusOK, "The report.", jsonReply(wire.Report{}))},
+
+		// Queries and budgets.
+		{method: "POST", path: "/v1/collaborations/:cid/queries", id: "runQuery", tag: "queries", summary: "Ask an aggregate question",
+			doc: "SQL in the subset SELECT [dimension, ...] COUNT(*) | SUM(metric) | AVG(metric) FROM cohort [WHERE ...] [GROUP BY ...]; " +
+				"the answer is differentially private and charged to the partner's budget. JSON by default; CSV or Arrow by Accept or ?format=.",
+			allow: []role{roleAnalyst}, scope: scopeCollab, handler: s.runQuery, in: jsonBody(wire.Request{}),
+			params: []param{{"format", "The answer's format; overrides Accept.", str().WithEnum("json", "csv", "arrow")}},
+			out: []reply{{status: http.StatusOK, doc: "The released answer.", headers: answerHeaders, body: body{
+				types: []string{mtJSON, mtCSV, mtArrow}, schema: wire.Answer{}}}},
+			codes: []wire.ErrorCode{wire.CodeSyntax, wire.CodeUnsupported, wire.CodeLimit, wire.CodeEpsilonNotAllowed, wire.CodeNotReleasable,
+				wire.CodeNotAllowed, wire.CodeHiddenColumn, wire.CodeNotAQuerier, wire.CodeNoCohort, wire.CodeCohortTooSmall, wire.CodeRulesInvalid,
+				wire.CodeConflict, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted}},
+		{method: "GET", path: "/v1/collaborations/:cid/budget", id: "getBudget", tag: "queries", summary: "Privacy budget spent and remaining",
+			doc:   "Each partner's budgets (an engineer's or analyst's key sees its own partner's), and the collaboration's total spend.",
+			allow: memberOrOperator, scope: scopeCollab, handler: s.budget,
+			out: ok(http.StatusOK, "The budgets.", jsonReply(wire.BudgetStatus{}))},
+
+		// Audit.
+		{method: "GET", path: "/v1/audit", id: "listAuditEntries", tag: "audit", summary: "Audit entries",
+			doc:   "Entries the key's partner may read (all for the operator), oldest first. JSON, or NDJSON with format=ndjson or Accept: application/x-ndjson.",
+			allow: []role{roleAuditor, roleAdmin, roleOperator}, handler: s.auditLog,
+			params: []param{
+				{"collab", "Only this collaboration's entries.", str()},
+				{"actor", "Only this key's entries.", str()},
+				{"action", "Only entries of this action, such as query.run.", str()},
+				{"since", "Entries at or after this time (RFC 3339).", str().WithFormat("date-time")},
+				{"until", "Entries before this time (RFC 3339).", str().WithFormat("date-time")},
+				{"after", "Entries after this sequence number.", openapi3.NewInt64Schema().WithMin(0)},
+				{"limit", "At most this many entries.", openapi3.NewIntegerSchema().WithMin(1).WithMax(10000)},
+				{"format", "ndjson: one entry per line.", str().WithEnum("json", "ndjson")},
+			},
+			out:   ok(http.StatusOK, "The entries.", body{types: []string{mtJSON, mtNDJSON}, schema: auditEntries{}}),
+			codes: []wire.ErrorCode{wire.CodeInvalid}},
+		{method: "GET", path: "/v1/audit/head", id: "getAuditHead", tag: "audit", summary: "The signed head of the audit chain",
+			allow: []role{roleAuditor, roleAdmin, roleOperator}, handler: s.auditHead,
+			out:   ok(http.StatusOK, "The head and the key that signed it.", jsonReply(signedHead{})),
+			codes: []wire.ErrorCode{wire.CodeUnavailable}},
+		{method: "GET", path: "/v1/audit/export", id: "exportAudit", tag: "audit", summary: "Export the log for offline verification",
+			doc:   "NDJSON: every entry up to a freshly signed head (other partners' entries redacted to their place in the chain), then a last line {\"head\": ...}.",
+			allow: []role{roleAuditor, roleAdmin, roleOperator}, handler: s.auditExport,
+			out:   ok(http.StatusOK, "The export.", body{types: []string{mtNDJSON}}),
+			codes: []wire.ErrorCode{wire.CodeUnavailable}},
+	}
+}

@@ -1,0 +1,193 @@
+package cohort
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/differential-privacy/go/v3/noise"
+
+	"github.com/cleanroom/cleanroom/audience"
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/ledger"
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/internal/store"
+)
+
+var slugRe = regexp.MustCompile(`[^a-z0-9]+`)
+
+// prefixes returns the column prefixes of the two parties' attributes in
+// the cohort, from their names so an analyst can tell whose a column is.
+func prefixes(ctx context.Context, q store.Querier, c partners.Collaboration) (string, string) {
+	slug := func(id string) string {
+		p, err := partners.GetPartner(ctx, q, id)
+		if err != nil {
+			return ""
+		}
+		s := strings.Trim(slugRe.ReplaceAllString(strings.ToLower(p.Name), "_"), "_")
+		if len(s) > 20 {
+			s = s[:20]
+		}
+		if s == "" || s[0] < 'a' || s[0] > 'z' {
+			return ""
+		}
+		return s
+	}
+	a, b := slug(c.Proposer), slug(c.Partner)
+	if a == "" || b == "" || a == b {
+		return "a_", "b_"
+	}
+	return a + "_", b + "_"
+}
+
+// buildCohort joins the two token tables and writes the cohort: one uid per
+// matched person (random, never the token), with both parties' consented
+// rows. Rows of one person on both sides join as their product, with
+// _a_row and _b_row naming the source rows so aggregates can count each
+// side's rows once.
+func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Principal, c partners.Collaboration, m Match) error {
+	aa, err := s.audienceByID(ctx, tx, m.AudienceA)
+	if err != nil {
+		return err
+	}
+	ab, err := s.audienceByID(ctx, tx, m.AudienceB)
+	if err != nil {
+		return err
+	}
+	pa, pb := prefixes(ctx, tx, c)
+	sel := []string{"p.uid", "ra.rowid AS _a_row", "rb.rowid AS _b_row"}
+	// Each attribute column's side is recorded here, where it is known,
+	// rather than guessed later from the prefixes (one may prefix the other).
+	sides := map[string]string{}
+	for _, x := range []struct {
+		a      Audience
+		alias  string
+		prefix string
+		side   string
+	}{{aa, "ra", pa, "a"}, {ab, "rb", pb, "b"}} {
+		var cols []column
+		_ = json.Unmarshal(x.a.Columns, &cols)
+		for _, col := range cols {
+			if col.Name == audience.PIDColumn || col.Name == audience.ConsentColumn {
+				continue
+			}
+			sel = append(sel, x.alias+"."+store.QuoteIdent(col.Name)+" AS "+store.QuoteIdent(x.prefix+col.Name))
+			sides[x.prefix+col.Name] = x.side
+		}
+	}
+	consent := func(a Audience, alias string) string {
+		if a.hasColumn(audience.ConsentColumn) {
+			return "list_contains(" + alias + ".consent, $purpose)"
+		}
+		return "FALSE"
+	}
+	table := cohortTable(m.ID)
+	// The people table maps each uid to both parties' points, so that a
+	// deletion or opt-out can find a person's cohort rows. Analysts never
+	// reach it: queries read only the cohort table, and never uid itself.
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE `+peopleTable(m.ID)+` AS
+			SELECT (row_number() OVER (ORDER BY random()))::BIGINT AS uid, xa.pid AS pid_a, xb.pid AS pid_b
+			FROM `+tokensTable(m.ID, "a")+` ta
+			JOIN `+tokensTable(m.ID, "b")+` tb ON ta.token = tb.token
+			JOIN `+pointsTable(m.ID, "a")+` xa ON xa.pos = ta.pos
+			JOIN `+pointsTable(m.ID, "b")+` xb ON xb.pos = tb.pos`); err != nil {
+		return fmt.Errorf("cohort: matching people: %w", err)
+	}
+	q := `CREATE TABLE ` + table + ` AS
+		SELECT ` + strings.Join(sel, ", ") + `
+		FROM ` + peopleTable(m.ID) + ` p
+		JOIN ` + aa.table + ` ra ON ra.pid = p.pid_a AND ` + consent(aa, "ra") + `
+		JOIN ` + ab.table + ` rb ON rb.pid = p.pid_b AND ` + consent(ab, "rb")
+	q = strings.ReplaceAll(q, "$purpose", "?")
+	args := []any{}
+	for i := 0; i < strings.Count(q, "?"); i++ {
+		args = append(args, c.Rules.Purpose)
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("cohort: building the cohort: %w", err)
+	}
+	var exact int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(DISTINCT uid) FROM `+table).Scan(&exact); err != nil {
+		return err
+	}
+	// One person changes the count of distinct people by at most one.
+	noisy, err := noise.Laplace().AddNoiseInt64(exact, 1, 1, c.Rules.MatchEpsilon, 0)
+	if err != nil {
+		return fmt.Errorf("cohort: noise: %w", err)
+	}
+	if noisy < 0 {
+		noisy = 0 // post-processing: a count is never negative
+	}
+	// Both parties see the noisy size: each pays for it from its budget.
+	for _, p := range c.Members() {
+		if _, err := ledger.Debit(ctx, tx, ledger.Charge{CollabID: c.ID, PartnerID: p, Kind: ledger.KindMatch, Ref: m.ID,
+			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules)}); err != nil {
+			return fmt.Errorf("%w: partner %s cannot pay for the match's noisy size: %v", ErrConflict, p, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, updated_at = ? WHERE id = ?`,
+		MatchDone, table, exact, noisy, mustJSON(sides), time.Now().UTC(), m.ID); err != nil {
+		return err
+	}
+	// The log is read by both parties' auditors: it holds the noisy size only.
+	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.complete",
+		map[string]any{"match_id": m.ID, "cohort_size_noisy": noisy, "epsilon": c.Rules.MatchEpsilon, "cohort_table": table})
+	return err
+}
+
+// Cohort is what queries need of a collaboration's current cohort.
+type Cohort struct {
+	Table string
+	// NoisySize is the size released (and charged) at match time: the only
+	// size rules such as min_cohort_users may be compared with, since it is
+	// already public to both parties.
+	NoisySize int64
+	// Version names the cohort's content: the match and its revision,
+	// bumped by every deletion in the collaboration.
+	Version string
+	// Sides maps each attribute column to the party it came from, "a" (the
+	// proposer) or "b".
+	Sides map[string]string
+}
+
+// RowColumn names the source-row column (_a_row or _b_row) of an attribute
+// column, or "" for a column of neither party.
+func (c Cohort) RowColumn(col string) string {
+	switch c.Sides[col] {
+	case "a":
+		return "_a_row"
+	case "b":
+		return "_b_row"
+	}
+	return ""
+}
+
+// Current returns a collaboration's latest completed match whose audiences
+// are both still current.
+func (s *Service) Current(ctx context.Context, q store.Querier, collabID string) (Cohort, error) {
+	var co Cohort
+	var cols sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT m.cohort_table, m.noisy_size, CAST(m.cohort_columns AS VARCHAR),
+			m.id || '.' || coalesce((SELECT max(rev) FROM cohort_revisions r WHERE r.match_id = m.id), 0) FROM matches m
+		WHERE m.collab_id = ? AND m.state = ? AND
+			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
+		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &co.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return co, fmt.Errorf("%w: collaboration %s has no current cohort; both parties upload, then match", ErrNotFound, collabID)
+	}
+	if err != nil {
+		return co, err
+	}
+	co.Sides = map[string]string{}
+	if cols.Valid {
+		if err := json.Unmarshal([]byte(cols.String), &co.Sides); err != nil {
+			return co, fmt.Errorf("cohort: columns of %s: %w", co.Table, err)
+		}
+	}
+	return co, nil
+}

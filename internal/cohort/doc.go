@@ -1,0 +1,43 @@
+// Package cohort is the server side of matching: the audiences each party
+// uploads (points blinded with its own key, and attributes), the two-party
+// match protocol of docs/design.md, the matched cohort analysts query,
+// and the deletion of any of it.
+//
+// # What it may reveal
+//
+// A party learns of the other's data only what the protocol hands over:
+// the number of the other's distinct consented points and those points
+// blinded with the other's key (pseudorandom without it), and the cohort
+// size with Laplace noise (rule match_epsilon, charged to both partners'
+// budgets in the transaction that builds the cohort). The exact size is
+// kept for the operator and never read back by any caller. Every answer
+// about one party's people (an upload's sizes, an access request, a
+// deletion's receipt) counts only that party's own data, and a deletion
+// runs the same statements, and bumps every cohort's revision, whether or
+// not anyone matched: nothing here may depend on whether one person is in
+// the other party's data.
+//
+// # Tables
+//
+// Bulk data goes straight between Arrow streams and DuckDB tables: an
+// upload's IPC stream is validated record by record while DuckDB scans it,
+// so no body is ever held in memory, and a table becomes part of the state
+// only when a store.DB.Write transaction records it. The names are in
+// tables.go. Every table of people's data either belongs to a live record
+// (an audience not deleted; a match waiting or done over two of them) or
+// is dropped: a request that fails drops what it built; replacing or
+// deleting an audience drops it and its matches' tables in the transaction
+// that logs it; Cleanup drops, at start, what an interrupted request left.
+//
+// # Files
+//
+//	service.go  the Service and its errors
+//	upload.go   audiences: ingestion, body limits, Parquet spooling
+//	scan.go     handing an Arrow stream to DuckDB
+//	match.go    the protocol: start, points, put points, states
+//	tokens.go   the reader that turns re-blinded points into tokens
+//	build.go    building the cohort; the current cohort queries read
+//	tables.go   table names, and the start-up cleanup
+//	delete.go   deletions, opt-outs, expiry and their signed receipts
+//	access.go   access requests
+package cohort

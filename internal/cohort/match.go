@@ -1,0 +1,417 @@
+package cohort
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/marcboeker/go-duckdb"
+
+	"github.com/cleanroom/cleanroom/audience"
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// Match is one run of the protocol over the two current audiences: its
+// wire form and what only the server knows of it.
+type Match struct {
+	wire.Match
+	// The content hashes of the halves received, so that a retry of a
+	// half can be told from a different one.
+	halfAHash string
+	halfBHash string
+}
+
+// For fills in the caller's side and whether its half is in.
+func (m Match) For(c partners.Collaboration, partnerID string) wire.Match {
+	w := m.Match
+	if !c.HasMember(partnerID) {
+		return w
+	}
+	w.Side = side(c, partnerID)
+	// Side a re-blinds b's points: that is half b, and the reverse.
+	w.YourHalfReceived = (w.Side == "a" && w.HalfB) || (w.Side == "b" && w.HalfA)
+	return w
+}
+
+// MatchState and DeletionKind are the wire package's.
+type (
+	MatchState   = wire.MatchState
+	DeletionKind = wire.DeletionKind
+)
+
+// Match states, as the wire package names them.
+const (
+	MatchWaiting = wire.MatchWaiting
+	MatchDone    = wire.MatchDone
+	MatchStale   = wire.MatchStale
+	MatchDeleted = wire.MatchDeleted
+)
+
+// side returns "a" for the proposer and "b" for the other partner.
+func side(c partners.Collaboration, partnerID string) string {
+	if partnerID == c.Proposer {
+		return "a"
+	}
+	return "b"
+}
+
+func otherSide(s string) string {
+	if s == "a" {
+		return "b"
+	}
+	return "a"
+}
+
+// StartMatch starts a match over both parties' current audiences, or
+// joins the one already running over them: created says which, so the API
+// can answer 201 or 200. Concurrent starts make one match; the others
+// join it.
+//
+// The point tables are built outside the write lock (they can be large)
+// and become the match's only when its record commits. A start that
+// fails, or loses the race to record, drops the tables it built.
+func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c partners.Collaboration) (m Match, created bool, err error) {
+	if c.State != partners.StateActive {
+		return Match{}, false, fmt.Errorf("%w: collaboration %s is %s", ErrConflict, c.ID, c.State)
+	}
+	aa, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Proposer)
+	if err != nil {
+		return Match{}, false, fmt.Errorf("%w: %w; %v", ErrConflict, ErrAwaitingUpload, err)
+	}
+	ab, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Partner)
+	if err != nil {
+		return Match{}, false, fmt.Errorf("%w: %w; %v", ErrConflict, ErrAwaitingUpload, err)
+	}
+	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, aa.ID, ab.ID); err == nil {
+		return m, false, nil
+	}
+	// Deletions may have taken an audience below the minimum since its
+	// upload; a new match of it would then release a tiny audience's
+	// cohort size. The other party's count is not named: the protocol
+	// reveals it only as its number of points.
+	least := int64(c.Rules.MinUploadUsers)
+	for _, a := range []Audience{aa, ab} {
+		if a.PeopleMatchable >= least {
+			continue
+		}
+		if a.PartnerID == actor.PartnerID {
+			return Match{}, false, fmt.Errorf("%w: your audience has %d people who can match, fewer than the rule min_upload_users (%d), after deletions; upload a larger audience", ErrConflict, a.PeopleMatchable, least)
+		}
+		return Match{}, false, fmt.Errorf("%w: the other partner's audience has fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", ErrConflict, least)
+	}
+	mine := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: MatchWaiting,
+		Epsilon: c.Rules.MatchEpsilon}}
+	recorded := false
+	defer func() {
+		if !recorded {
+			s.dropTables(pointsTable(mine.ID, "a"), pointsTable(mine.ID, "b"))
+		}
+	}()
+	// Only consented rows take part, each person once, in an order (by
+	// point) that says nothing about the upload's row order.
+	for _, x := range []struct {
+		side string
+		aud  Audience
+		n    *int64
+	}{{"a", aa, &mine.PointsA}, {"b", ab, &mine.PointsB}} {
+		consent := "FALSE"
+		if x.aud.hasColumn(audience.ConsentColumn) {
+			consent = `list_contains(consent, ?)`
+		}
+		q := `CREATE TABLE ` + pointsTable(mine.ID, x.side) + ` AS SELECT (row_number() OVER (ORDER BY pid) - 1)::BIGINT AS pos, pid
+			FROM (SELECT DISTINCT pid FROM ` + x.aud.table + ` WHERE ` + consent + `)`
+		var args []any
+		if consent != "FALSE" {
+			args = append(args, c.Rules.Purpose)
+		}
+		if _, err := s.DB.SQL().ExecContext(ctx, q, args...); err != nil {
+			return Match{}, false, fmt.Errorf("cohort.StartMatch: %w", err)
+		}
+		if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(*) FROM `+pointsTable(mine.ID, x.side)).Scan(x.n); err != nil {
+			return Match{}, false, fmt.Errorf("cohort.StartMatch: %w", err)
+		}
+	}
+	if s.beforeRecord != nil {
+		s.beforeRecord()
+	}
+	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
+		// Another start may have won the race: join its match.
+		if other, err := s.findMatch(ctx, tx, c.ID, aa.ID, ab.ID); err == nil {
+			m = other
+			return nil
+		}
+		// An audience replaced or deleted while the points were built:
+		// its replacement dropped its matches, and this one would be
+		// stale from birth.
+		for _, id := range []string{aa.ID, ab.ID} {
+			if _, err := s.audienceByID(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		mine.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		mine.UpdatedAt = mine.CreatedAt
+		if _, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, epsilon, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mine.ID, mine.CollabID, mine.AudienceA, mine.AudienceB, mine.State, mine.PointsA, mine.PointsB, mine.Epsilon, mine.CreatedAt, mine.UpdatedAt); err != nil {
+			return err
+		}
+		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.start",
+			map[string]any{"match_id": mine.ID, "audience_a": mine.AudienceA, "audience_b": mine.AudienceB}); err != nil {
+			return err
+		}
+		m, created = mine, true
+		return nil
+	})
+	if err != nil {
+		return Match{}, false, err
+	}
+	recorded = created
+	return m, created, nil
+}
+
+// errRaceLost ends a transaction that found another request's write
+// already there.
+var errRaceLost = errors.New("race lost")
+
+// ErrStale is a match voided by a replaced audience or a deletion.
+var ErrStale = errors.New("stale match")
+
+func errStale(matchID string) error {
+	return fmt.Errorf("%w: %w: match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", ErrConflict, ErrStale, matchID)
+}
+
+func errDeleted(matchID string) error {
+	return fmt.Errorf("%w: match %s was deleted with its audience or collaboration", ErrConflict, matchID)
+}
+
+// ErrAwaitingUpload is a match started before both parties uploaded.
+var ErrAwaitingUpload = errors.New("both parties must upload before matching")
+
+func (s *Service) findMatch(ctx context.Context, q store.Querier, collabID, aa, ab string) (Match, error) {
+	var id string
+	err := q.QueryRowContext(ctx, `SELECT id FROM matches WHERE collab_id = ? AND audience_a = ? AND audience_b = ? AND state IN (?, ?) ORDER BY created_at DESC LIMIT 1`,
+		collabID, aa, ab, MatchWaiting, MatchDone).Scan(&id)
+	if err != nil {
+		return Match{}, fmt.Errorf("%w: match", ErrNotFound)
+	}
+	return s.GetMatch(ctx, q, collabID, id)
+}
+
+// GetMatch returns a match of collabID. The exact cohort size the store
+// keeps is not read: no caller may release it.
+func (s *Service) GetMatch(ctx context.Context, q store.Querier, collabID, id string) (Match, error) {
+	var m Match
+	var ha, hb sql.NullString
+	var noisy sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT m.id, m.collab_id, m.audience_a, m.audience_b, m.state, m.points_a, m.points_b, m.half_a_sha256, m.half_b_sha256,
+			m.noisy_size, m.epsilon, m.created_at, m.updated_at
+		FROM matches m WHERE m.id = ? AND m.collab_id = ?`, id, collabID).
+		Scan(&m.ID, &m.CollabID, &m.AudienceA, &m.AudienceB, &m.State, &m.PointsA, &m.PointsB, &ha, &hb, &noisy, &m.Epsilon, &m.CreatedAt, &m.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, fmt.Errorf("%w: match %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return m, err
+	}
+	// A match of an audience no longer current reads as stale, whatever
+	// its record says (records written before replacements marked their
+	// matches say waiting or done; deleted audiences' say deleted).
+	var live int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM audiences WHERE id IN (?, ?) AND deleted_at IS NULL`, m.AudienceA, m.AudienceB).Scan(&live); err != nil {
+		return m, err
+	}
+	if live < 2 {
+		m.State = MatchStale
+	}
+	m.halfAHash, m.halfBHash = ha.String, hb.String
+	m.HalfA, m.HalfB = ha.Valid, hb.Valid
+	if noisy.Valid {
+		n := noisy.Int64
+		m.NoisySize = &n
+	}
+	return m, nil
+}
+
+// Points writes, as an Arrow IPC stream with one column pid, the points
+// the caller must re-blind: the other party's consented people, once each.
+func (s *Service) Points(ctx context.Context, c partners.Collaboration, m Match, partnerID string, w io.Writer) error {
+	switch m.State {
+	case MatchStale:
+		return errStale(m.ID)
+	case MatchDeleted:
+		return errDeleted(m.ID)
+	}
+	tbl := pointsTable(m.ID, otherSide(side(c, partnerID)))
+	return s.DB.Raw(ctx, func(conn driver.Conn) error {
+		ar, err := duckdb.NewArrowFromConn(conn)
+		if err != nil {
+			return err
+		}
+		rr, err := ar.QueryContext(ctx, `SELECT pid FROM `+tbl+` ORDER BY pos`)
+		if err != nil {
+			return err
+		}
+		defer rr.Release()
+		wr := ipc.NewWriter(w, ipc.WithSchema(audience.PointsSchema))
+		for rr.Next() {
+			out, err := toPoints(rr.Record())
+			if err != nil {
+				return err
+			}
+			err = wr.Write(out)
+			out.Release()
+			if err != nil {
+				return err
+			}
+		}
+		if err := rr.Err(); err != nil {
+			return err
+		}
+		return wr.Close()
+	})
+}
+
+// toPoints converts DuckDB's BLOB column (exported as Arrow binary) to the
+// fixed-size column of audience.PointsSchema.
+func toPoints(rec arrow.Record) (arrow.Record, error) {
+	type binaryColumn interface {
+		arrow.Array
+		Value(i int) []byte
+	}
+	col, ok := rec.Column(0).(binaryColumn)
+	if !ok {
+		return nil, fmt.Errorf("cohort: unexpected points column type %s", rec.Column(0).DataType())
+	}
+	b := array.NewFixedSizeBinaryBuilder(memory.DefaultAllocator, &arrow.FixedSizeBinaryType{ByteWidth: psi.PointSize})
+	defer b.Release()
+	b.Reserve(col.Len())
+	for i := 0; i < col.Len(); i++ {
+		b.Append(col.Value(i))
+	}
+	arr := b.NewArray()
+	defer arr.Release()
+	return array.NewRecord(audience.PointsSchema, []arrow.Array{arr}, int64(arr.Len())), nil
+}
+
+// PutPoints takes the caller's re-blinding of the other party's points, in
+// the order Points sent them, and stores their tokens. Sending the same
+// points again is a no-op; different ones are a conflict. When both halves
+// are in, the cohort is built in the same transaction.
+func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c partners.Collaboration, m Match, body io.Reader) (Match, error) {
+	switch m.State {
+	case MatchStale:
+		return m, errStale(m.ID)
+	case MatchDeleted:
+		return m, errDeleted(m.ID)
+	}
+	target := otherSide(side(c, actor.PartnerID)) // whose points these are
+	want, have := m.PointsB, m.halfBHash
+	if target == "a" {
+		want, have = m.PointsA, m.halfAHash
+	}
+	hr := &hashingReader{r: body, h: sha256.New()}
+	if have != "" {
+		// A retry of a half already received: the same bytes are a no-op,
+		// others a conflict. Deletions since may have shortened the points
+		// served, so the body is compared, not re-counted.
+		if _, err := io.Copy(io.Discard, hr); err != nil {
+			return m, classify(fmt.Errorf("reading the body: %w", err))
+		}
+		if hex.EncodeToString(hr.h.Sum(nil)) == have {
+			return m, nil
+		}
+		return m, fmt.Errorf("%w: this half of match %s was already received with different points", ErrConflict, m.ID)
+	}
+	ir, err := ipc.NewReader(hr)
+	if err != nil {
+		return m, fmt.Errorf("%w: body is not an Arrow IPC stream: %v", ErrInvalid, err)
+	}
+	defer ir.Release()
+	tr := &tokenReader{src: ir, want: want, mem: memory.DefaultAllocator}
+	defer tr.Release() // the only reference: the scan reads tr through a shim
+	tbl := tokensTable(m.ID, target)
+	staging := tbl + "_" + strings.ToLower(partners.NewID(""))
+	view := "v_" + staging
+	err = s.scan(ctx, tr, view, `CREATE TABLE `+staging+` AS SELECT * FROM `+view)
+	if tr.err != nil {
+		s.dropTables(staging)
+		return m, classify(tr.err)
+	}
+	if err != nil {
+		s.dropTables(staging)
+		return m, fmt.Errorf("cohort.PutPoints: %w", err)
+	}
+	if _, err := io.Copy(io.Discard, hr); err != nil {
+		s.dropTables(staging)
+		return m, classify(fmt.Errorf("reading the body: %w", err))
+	}
+	sum := hex.EncodeToString(hr.h.Sum(nil))
+
+	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
+		cur, err := s.GetMatch(ctx, tx, c.ID, m.ID)
+		if err != nil {
+			return err
+		}
+		// A deletion or a replacement voided it while the points arrived.
+		switch cur.State {
+		case MatchStale:
+			return errStale(m.ID)
+		case MatchDeleted:
+			return errDeleted(m.ID)
+		}
+		received, got := cur.HalfB, cur.halfBHash
+		if target == "a" {
+			received, got = cur.HalfA, cur.halfAHash
+		}
+		if received {
+			// The same half arrived twice at once (and may have completed
+			// the match): as for a retry, the same bytes are a no-op and
+			// others a conflict.
+			if got != sum {
+				return fmt.Errorf("%w: this half of match %s was already received with different points", ErrConflict, m.ID)
+			}
+			m = cur
+			return errRaceLost
+		}
+		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tbl); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+staging+` RENAME TO `+tbl); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE matches SET half_`+target+`_sha256 = ?, updated_at = ? WHERE id = ?`, sum, time.Now().UTC(), m.ID); err != nil {
+			return err
+		}
+		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.points",
+			map[string]any{"match_id": m.ID, "side": target, "points": want, "content_sha256": sum}); err != nil {
+			return err
+		}
+		if (target == "a" && cur.HalfB) || (target == "b" && cur.HalfA) {
+			return s.buildCohort(ctx, tx, actor, c, cur)
+		}
+		return nil
+	})
+	if errors.Is(err, errRaceLost) {
+		s.dropTables(staging)
+		return m, nil
+	}
+	if err != nil {
+		s.dropTables(staging)
+		return m, err
+	}
+	return s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID)
+}

@@ -1,0 +1,60 @@
+// Package internal holds the server's packages; this test keeps their
+// dependencies flowing one way, as docs/design.md draws them.
+package internal
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/cleanroom/cleanroom/"
+
+// rank orders the packages: each may import only packages of a lower
+// rank. Public packages that hold one concept come first; the HTTP layer
+// and the command last.
+var rank = map[string]int{
+	"psi": 0, "dp": 0, "wire": 0, "internal/errs": 0,
+	"audience": 1, "audit": 1, "client": 2,
+	"internal/store":  1,
+	"internal/ledger": 2, "internal/partners": 2,
+	"internal/cohort": 3,
+	"internal/query":  4,
+	"internal/api":    5,
+	"bench":           5,
+	"cmd/cleanroom":   6,
+	"internal":        0, // this test
+}
+
+func TestDependenciesFlowOneWay(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"...").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list: %v: %s", err, out)
+	}
+	seen := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg := strings.TrimPrefix(f[0], module)
+		r, ok := rank[pkg]
+		if !ok {
+			t.Errorf("package %s has no place in the layering; add it to rank (and to docs/design.md)", pkg)
+			continue
+		}
+		seen++
+		for _, imp := range f[1:] {
+			dep, ours := strings.CutPrefix(imp, module)
+			if !ours {
+				continue
+			}
+			if dr, ok := rank[dep]; ok && dr >= r {
+				t.Errorf("%s imports %s: data must flow one way (api -> services -> store; psi, dp and wire import nothing of ours)", pkg, dep)
+			}
+			if dep == "internal/api" && pkg != "cmd/cleanroom" {
+				t.Errorf("%s imports internal/api: only the command may", pkg)
+			}
+		}
+	}
+	if seen < len(rank)-1 {
+		t.Errorf("go list saw %d of our packages, want %d", seen, len(rank))
+	}
+}

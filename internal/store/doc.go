@@ -1,0 +1,21 @@
+// Package store is cleanroom's one DuckDB database: metadata, audiences,
+// cohorts, the budget ledger and the audit log live in one file, so that a
+// state change, its budget debit and its audit entry commit in one
+// transaction, or not at all.
+//
+// Write transactions go through DB.Write, which serialises them: the audit
+// log is a hash chain, and two writers must never read the same head; a
+// ledger debit checks the budget and inserts without another debit in
+// between, so concurrent charges never overspend. Bulk data (uploads,
+// tokens, cohorts) is written to its own tables outside that lock and
+// becomes visible only when a Write transaction records it; until then
+// nothing reads it, and a crash leaves only tables the cohort package's
+// start-up cleanup drops.
+//
+// Migrations are append-only and run once each, with the version bump in
+// the same transaction.
+//
+// Querier is the one interface for code that only reads (*sql.DB, *sql.Tx,
+// *sql.Conn); QuoteIdent is the one quoting rule for names in generated
+// SQL.
+package store

@@ -1,0 +1,94 @@
+package wire
+
+import "time"
+
+// Report is a collaboration's transparency report (GET .../report): what
+// is held, what was done with it, and what was deleted. Of the other
+// partner's data it says only what the protocol already tells: no exact
+// sizes, consent mix or cohort counts.
+type Report struct {
+	Collaboration Collaboration `json:"collaboration"`
+	GeneratedAt   time.Time     `json:"generated_at"`
+	// DataHeld has one line per partner of the collaboration.
+	DataHeld []HeldData `json:"data_held"`
+	// Matches with the noisy cohort sizes both partners saw.
+	Matches          []ReportMatch      `json:"matches"`
+	QueriesByAnalyst []AnalystQueries   `json:"queries_by_analyst"`
+	BudgetSpentByDay []DaySpend         `json:"budget_spent_by_day"`
+	RefusalsByReason []ReasonRefusals   `json:"refusals_by_reason"`
+	Deletions        []DeletionReceipts `json:"deletions"`
+	// Exposure is what a person in the cohort is exposed to: everything
+	// both partners spent on the collaboration, matches included, over
+	// its life.
+	Exposure Exposure `json:"exposure"`
+}
+
+// HeldData is what the clean room holds of one partner's data.
+type HeldData struct {
+	PartnerID string `json:"partner_id"`
+	// Audience is the partner's current audience, as GET .../audiences
+	// shows it to the reader; left out when there is none.
+	Audience *Audience `json:"audience,omitempty"`
+	// ConsentRowsByPurpose is the consent mix of the audience's rows, for
+	// the reader's own audience (every audience for the operator) when it
+	// has a consent column.
+	ConsentRowsByPurpose []PurposeRows `json:"consent_rows_by_purpose,omitempty"`
+}
+
+// PurposeRows is how many rows of an audience carry one consent purpose.
+type PurposeRows struct {
+	Purpose string `json:"purpose"`
+	Rows    int64  `json:"rows"`
+}
+
+// ReportMatch is one match of the collaboration.
+type ReportMatch struct {
+	ID    string     `json:"id"`
+	State MatchState `json:"state"`
+	// CohortSizeNoisy is null until the match is done.
+	CohortSizeNoisy *int64    `json:"cohort_size_noisy"`
+	Epsilon         float64   `json:"epsilon"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+// AnalystQueries counts the answers one analyst key released.
+type AnalystQueries struct {
+	AnalystKey string  `json:"analyst_key"`
+	PartnerID  string  `json:"partner_id"`
+	Queries    int64   `json:"queries"`
+	Epsilon    float64 `json:"epsilon"`
+}
+
+// DaySpend is the budget one partner spent on one day (UTC) by kind of
+// charge (query or match).
+type DaySpend struct {
+	Day       string  `json:"day" schema:"format=date"`
+	PartnerID string  `json:"partner_id"`
+	Kind      string  `json:"kind"`
+	Charges   int64   `json:"charges"`
+	Epsilon   float64 `json:"epsilon"`
+	Delta     float64 `json:"delta"`
+}
+
+// ReasonRefusals counts refused queries by refusal code.
+type ReasonRefusals struct {
+	Reason   ErrorCode `json:"reason"`
+	Refusals int64     `json:"refusals"`
+}
+
+// DeletionReceipts counts the deletion receipts of one kind issued to one
+// partner, and the identifiers submitted with them: requests, never rows
+// (how many cohort rows a deletion removed would tell whether the people
+// matched).
+type DeletionReceipts struct {
+	Kind                 DeletionKind `json:"kind"`
+	PartnerID            string       `json:"partner_id"`
+	Receipts             int64        `json:"receipts"`
+	IdentifiersSubmitted int64        `json:"identifiers_submitted"`
+}
+
+// Exposure is the collaboration's total spend.
+type Exposure struct {
+	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
+	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
+}

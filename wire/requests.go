@@ -1,0 +1,111 @@
+package wire
+
+import "encoding/json"
+
+// The bodies the API reads and the envelopes it answers with, beyond the
+// resources themselves. The server decodes each request body into one of
+// these and refuses unknown fields; the OpenAPI document (GET
+// /openapi.json) is generated from the same types.
+//
+// Struct tags named schema add to what the document says of a field:
+// optional (a field the server reads as a default when left out),
+// nullable, min=N, ref=Name (the field, or a list's items, is the
+// component schema Name: for raw JSON whose type lives outside wire).
+
+// CreatePartnerRequest is the body of POST /v1/partners.
+type CreatePartnerRequest struct {
+	// Name: 1-100 letters, digits, spaces or . _ & ' -; unique.
+	Name string `json:"name"`
+}
+
+// CreatedPartner is a new partner with its first admin key and that key's
+// secret, shown once.
+type CreatedPartner struct {
+	Partner  Partner `json:"partner"`
+	AdminKey Key     `json:"admin_key"`
+	Secret   string  `json:"secret"`
+}
+
+// CreateKeyRequest is the body of POST /v1/partners/{pid}/keys.
+type CreateKeyRequest struct {
+	Role  Role   `json:"role"`
+	Label string `json:"label,omitempty"`
+}
+
+// CreatedKey is a new API key and its secret, shown once.
+type CreatedKey struct {
+	Key    Key    `json:"key"`
+	Secret string `json:"secret"`
+}
+
+// ProposeRequest is the body of POST /v1/collaborations.
+type ProposeRequest struct {
+	Name string `json:"name"`
+	// Partner is the other partner's ID.
+	Partner string `json:"partner"`
+	// Rules is rules JSON over the defaults (DefaultRules): fields left
+	// out keep their default, unknown fields are refused.
+	Rules json.RawMessage `json:"rules,omitempty" schema:"ref=RulesRequest"`
+}
+
+// ApproveRequest is the (optional) body of POST
+// /v1/collaborations/{cid}/approve: the rules version the approver read;
+// 0 or left out approves whatever the rules are now.
+type ApproveRequest struct {
+	RulesVersion int `json:"rules_version,omitempty"`
+}
+
+// IdentifiersRequest is the body of POST .../deletions and .../optouts:
+// people as base64 32-byte points, blinded with the caller's key for the
+// collaboration (never the identifiers themselves).
+type IdentifiersRequest struct {
+	PIDs []string `json:"pids"`
+}
+
+// AccessRequest is the body of POST .../access-requests: one person as a
+// base64 32-byte point blinded with the caller's key.
+type AccessRequest struct {
+	PID string `json:"pid"`
+}
+
+// PartnerList answers GET /v1/partners.
+type PartnerList struct {
+	Partners []Partner `json:"partners"`
+}
+
+// KeyList answers GET /v1/partners/{pid}/keys: the keys, never their
+// secrets.
+type KeyList struct {
+	Keys []Key `json:"keys"`
+}
+
+// CollaborationList answers GET /v1/collaborations: the caller's
+// partner's collaborations (every one for the operator).
+type CollaborationList struct {
+	Collaborations []Collaboration `json:"collaborations"`
+}
+
+// AudienceList answers GET .../audiences: each partner's current
+// audience, by partner ID; a partner without one is left out.
+type AudienceList struct {
+	Audiences map[string]Audience `json:"audiences"`
+}
+
+// ReceiptList answers GET .../receipts: signed deletion receipts, the
+// caller's partner's own (every partner's for the operator). Each is an
+// audit.Receipt, as stored and signed.
+type ReceiptList struct {
+	Receipts []json.RawMessage `json:"receipts" schema:"ref=Receipt"`
+}
+
+// Health answers GET /healthz and /readyz.
+type Health struct {
+	// Status is ok (/healthz), ready, or why not (/readyz).
+	Status string `json:"status"`
+}
+
+// PublicKey answers GET /v1/audit/pubkey: the key that signs the audit
+// log's head and deletion receipts, in the text form audit verify reads.
+type PublicKey struct {
+	PublicKey string `json:"public_key"`
+}

@@ -27,6 +27,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Column names with a fixed meaning in an upload.
@@ -46,7 +48,7 @@ const MaxColumns = 1000
 
 // attrNamePattern is the rule for attribute names: they become SQL column
 // names that analysts type, so they stay lower case and need no quoting.
-const attrNamePattern = `^[a-z][a-z0-9_]{0,62}$`
+const attrNamePattern = wire.ColumnNamePattern
 
 var attrName = regexp.MustCompile(attrNamePattern)
 

@@ -1,5 +1,5 @@
 // Command cleanroom is the clean room server and the client commands of each
-// role. See the README for the flow and DESIGN.md for the contract.
+// role. See the README for the flow and docs/design.md for the design.
 package main
 
 import (

@@ -19,10 +19,10 @@ import (
 
 // uploadFlags are the choices of an upload besides the file.
 type uploadFlags struct {
-	collab, keyFile, idColumn, idType, hashedKind, region, consentColumn, consentAll string
-	attrs                                                                            []string
-	skipBlank, quiet                                                                 bool
-	retention                                                                        time.Duration
+	collab, keyFile, idColumn, idType, region, consentColumn, consentAll string
+	attrs                                                                []string
+	skipBlank, quiet                                                     bool
+	retention                                                            time.Duration
 }
 
 func newUploadCmd() *cobra.Command {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
@@ -232,8 +233,8 @@ func (s *Service) spoolParquet(ctx context.Context, body io.Reader) (array.Recor
 	return rr, func() { rr.Release(); pf.Close(); cleanup() }, nil
 }
 
-// ErrTooLarge is a body over the server's size limit.
-var ErrTooLarge = errors.New("body exceeds the server's size limit")
+// ErrTooLarge is a body over the server's size limit: an errs.TooLarge.
+var ErrTooLarge = fmt.Errorf("%w: body exceeds the server's size limit", errs.TooLarge)
 
 // LimitReader returns a reader that fails with ErrTooLarge after n bytes.
 func LimitReader(r io.Reader, n int64) io.Reader { return &limitReader{r: r, n: n} }

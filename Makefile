@@ -14,7 +14,7 @@ ARROW_JS := $(CURDIR)/.cache/arrow-js
 # check is skipped, saying so.
 REDOCLY := $(CURDIR)/.cache/redocly
 REDOCLY_VERSION := 2.77.0
-REDOCLY_DIR = $$( [ -x $(REDOCLY)/node_modules/.bin/redocly ] && echo $(REDOCLY) )
+REDOCLY_DIR = $$( command -v node >/dev/null 2>&1 && [ -x $(REDOCLY)/node_modules/.bin/redocly ] && echo $(REDOCLY) )
 
 build:
 	$(GO) build -o $(BIN) ./cmd/cleanroom
@@ -64,7 +64,7 @@ openapi-lint: redocly
 	@if [ -n "$(REDOCLY_DIR)" ]; then \
 		CLEANROOM_REDOCLY=$(REDOCLY) $(GO) test ./internal/api -run '^TestOpenAPILint$$' -count=1 -v; \
 	else \
-		echo "openapi-lint: skipped: @redocly/cli is not installed (npm missing or the install failed)"; \
+		echo "openapi-lint: skipped: no @redocly/cli to run (npm or node missing, or its install failed)"; \
 	fi
 
 lint: fmt-check vet openapi-lint

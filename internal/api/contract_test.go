@@ -95,7 +95,7 @@ func checkErrorBody(body []byte) error {
 		return contractError("an error body other than {\"error\": {...}}")
 	}
 	for _, k := range append([]error{contractError(e.Error.Code)}, errs.Kinds...) {
-		if strings.HasPrefix(e.Error.Message, k.Error()+":") || strings.HasPrefix(e.Error.Message, k.Error()+" ") && k.Error() == string(e.Error.Code) {
+		if strings.HasPrefix(e.Error.Message, k.Error()+":") {
 			return contractError("the message repeats the kind: " + e.Error.Message)
 		}
 	}

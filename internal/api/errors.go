@@ -73,9 +73,6 @@ func classify(err error) wire.Error {
 	if errors.As(err, &mbe) {
 		return wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("the body is over the %d bytes this route reads", mbe.Limit)}
 	}
-	if errors.Is(err, cohort.ErrTooLarge) {
-		return wire.Error{Code: wire.CodeTooLarge, Message: errs.Message(err)}
-	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return echoError(he)

@@ -200,7 +200,7 @@ func (g *schemaGen) operation(r *route, errorBody *openapi3.SchemaRef) (*openapi
 	for status, codes := range byStatus {
 		op.Responses.Set(strconv.Itoa(status), &openapi3.ResponseRef{Value: errorResponse(status, codes, errorBody)})
 	}
-	if !slices.ContainsFunc(r.errorCodes(), func(c wire.ErrorCode) bool { return c.Status() < 500 }) {
+	if !slices.ContainsFunc(r.errorCodes(), func(c wire.ErrorCode) bool { return c.Status() < http.StatusInternalServerError }) {
 		// A route that refuses nothing itself still has the HTTP server's
 		// own refusals, before any route runs.
 		op.Responses.Set("4XX", &openapi3.ResponseRef{Value: openapi3.NewResponse().
@@ -228,7 +228,11 @@ func (r *route) access() string {
 	case scopePartner:
 		s += " Scope: the path's partner must be the key's own; another partner's key gets 404."
 	case scopeCollab:
-		s += " Scope: the path's collaboration must be one of the key's partner (any, for the operator); an outsider's key gets 404."
+		s += " Scope: the path's collaboration must be one of the key's partner"
+		if r.allows(roleOperator) {
+			s += " (any, for the operator)"
+		}
+		s += "; an outsider's key gets 404."
 	}
 	return s
 }

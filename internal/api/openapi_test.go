@@ -223,6 +223,11 @@ func TestErrorsMapOnce(t *testing.T) {
 			}
 		}
 	}
+	for _, k := range errs.Kinds {
+		if e := classify(fmt.Errorf("%w: x", k)); e.Code == wire.CodeInternal {
+			t.Errorf("the kind %q has no code", k)
+		}
+	}
 	if e := classify(&query.Error{Code: query.CodeSyntax, Message: "x", Position: 7}); e.Position == nil || *e.Position != 7 {
 		t.Errorf("a syntax refusal's position: %v", e.Position)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -348,7 +349,7 @@ func TestWaitingMatchStartsOverAfterADeletion(t *testing.T) {
 		t.Fatalf("deletion: %d %s", st, body)
 	}
 	// The publisher's half of the void match is refused as stale.
-	if err := e.pub.eng.ReblindPoints(ctx, e.collab, first, e.pub.key, client.MatchOptions{}); err == nil || !strings.Contains(err.Error(), "stale_match") {
+	if err := e.pub.eng.ReblindPoints(ctx, e.collab, first, e.pub.key, client.MatchOptions{}); !errors.Is(err, client.ErrStaleMatch) {
 		t.Errorf("points for a void match: %v", err)
 	}
 	m, err := e.pub.eng.DoMatch(ctx, e.collab, e.pub.key, client.MatchOptions{Poll: 20e6})

@@ -77,8 +77,8 @@ func ok(status int, doc string, b body) []reply {
 // answerHeaders are the privacy cost of a CSV or Arrow answer, which
 // have no JSON fields to carry it.
 var answerHeaders = []header{
-	{"Cleanroom-Epsilon", "the epsilon this answer spent (0 when cached)"},
-	{"Cleanroom-Delta", "the delta it spent"},
+	{"Cleanroom-Epsilon", "the answer's epsilon (charged unless Cleanroom-Cached is true)"},
+	{"Cleanroom-Delta", "the answer's delta (charged unless cached)"},
 	{"Cleanroom-Budget-Remaining", "what the partner has left of epsilon_budget this period"},
 	{"Cleanroom-Delta-Remaining", "what the partner has left of delta_budget this period"},
 	{"Cleanroom-Collaboration-Epsilon-Spent", "the collaboration's total epsilon spent, both partners, matches included"},

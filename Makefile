@@ -33,6 +33,7 @@ bench: build
 	./$(BIN) bench psi -n 1000000 -overlap 0.1
 	./$(BIN) bench intersect -n 10000000 -overlap 0.1
 	./$(BIN) bench match -n 1000000 -overlap 0.1
+	./$(BIN) bench query -rows 10000000
 
 # Each fuzz target briefly (go test runs one -fuzz target at a time).
 FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./audience:FuzzReader ./internal/query:FuzzParse

@@ -377,23 +377,6 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 	return out, rows.Err()
 }
 
-// VerifyChain checks that entries, a contiguous run of the log starting
-// after prevHash, are intact: each hash matches its fields and links to the
-// one before. It reports the first bad entry.
-func VerifyChain(prevHash string, entries []Entry) error {
-	for i := range entries {
-		e := &entries[i]
-		if e.PrevHash != prevHash {
-			return fmt.Errorf("entry seq %d: does not follow the entry before it (removed, reordered or inserted entries)", e.Seq)
-		}
-		if Hash(e) != e.Hash {
-			return fmt.Errorf("entry seq %d: content does not match its hash (edited entry)", e.Seq)
-		}
-		prevHash = e.Hash
-	}
-	return nil
-}
-
 // Export writes every entry up to seq upto, in order, to emit. Entries
 // outside the reader's partners (nil: every partner) are redacted to their
 // place in the chain, so the reader can still verify the whole chain.

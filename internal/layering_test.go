@@ -1,5 +1,3 @@
-// Package internal holds the server's packages; this test keeps their
-// dependencies flowing one way, as docs/design.md draws them.
 package internal
 
 import (

@@ -235,11 +235,8 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 	return k, nil
 }
 
-// Querier reads: *sql.DB or *sql.Tx.
-type Querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+// Querier reads: *sql.DB, *sql.Tx or *sql.Conn.
+type Querier = store.Querier
 
 func getKey(ctx context.Context, q Querier, id string) (Key, error) {
 	var k Key

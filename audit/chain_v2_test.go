@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"database/sql"
@@ -97,22 +96,9 @@ func TestLogsFromBeforeVersion2StillVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head, err := SignedHead(ctx, db.SQL(), priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if head.V2From != 4 {
-		t.Fatalf("signed head says version 2 begins at %d, want 4", head.V2From)
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	if err := Export(ctx, db.SQL(), nil, head.Seq, func(e *Entry) error { return enc.Encode(e) }); err != nil {
-		t.Fatal(err)
-	}
-	enc.Encode(map[string]any{"head": head})
-	entries, h, err := ReadExport(&buf)
-	if err != nil {
-		t.Fatal(err)
+	entries, h := exportLog(t, db.SQL(), priv, nil)
+	if h.V2From != 4 {
+		t.Fatalf("signed head says version 2 begins at %d, want 4", h.V2From)
 	}
 	if err := Verify(entries, h, priv.Public().(ed25519.PublicKey)); err != nil {
 		t.Fatalf("a log from before version 2: %v", err)

@@ -43,20 +43,7 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 		t.Fatal(err)
 	}
 	export := func(readers []string) []Entry {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		head, err := SignedHead(ctx, db.SQL(), priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := Export(ctx, db.SQL(), readers, head.Seq, func(e *Entry) error { return enc.Encode(e) }); err != nil {
-			t.Fatal(err)
-		}
-		enc.Encode(map[string]any{"head": head})
-		entries, h, err := ReadExport(&buf)
-		if err != nil {
-			t.Fatal(err)
-		}
+		entries, h := exportLog(t, db.SQL(), priv, readers)
 		if err := Verify(entries, h, priv.Public().(ed25519.PublicKey)); err != nil {
 			t.Fatalf("export for %v does not verify: %v", readers, err)
 		}
@@ -93,4 +80,29 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 	if err := CheckPrivate(&edited[1]); err == nil || !strings.Contains(err.Error(), "does not commit") {
 		t.Errorf("a private part the entry does not commit to: %v", err)
 	}
+}
+
+// exportLog exports the log as readers see it, through the NDJSON form an
+// auditor downloads, and reads it back.
+func exportLog(t *testing.T, q interface {
+	Querier
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, priv ed25519.PrivateKey, readers []string) ([]Entry, Head) {
+	t.Helper()
+	ctx := context.Background()
+	head, err := SignedHead(ctx, q, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if err := Export(ctx, q, readers, head.Seq, func(e *Entry) error { return enc.Encode(e) }); err != nil {
+		t.Fatal(err)
+	}
+	enc.Encode(map[string]any{"head": head})
+	entries, h, err := ReadExport(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries, h
 }

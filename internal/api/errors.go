@@ -8,7 +8,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/query"
 	"github.com/cleanroom/cleanroom/wire"
@@ -45,6 +44,8 @@ var kindCodes = []struct {
 	kind error
 	code wire.ErrorCode
 }{
+	{errs.StaleMatch, wire.CodeStaleMatch},
+	{errs.AwaitingUpload, wire.CodeAwaitingUpload},
 	{errs.InvalidRules, wire.CodeInvalidRules},
 	{errs.Invalid, wire.CodeInvalid},
 	{errs.NotFound, wire.CodeNotFound},
@@ -80,13 +81,7 @@ func classify(err error) wire.Error {
 	if errors.Is(err, errs.Unauthorized) {
 		return wire.Error{Code: wire.CodeUnauthorized, Message: "missing, unknown or revoked API key; send Authorization: Bearer <key>"}
 	}
-	msg := errs.Message(err, cohort.ErrStale)
-	switch {
-	case errors.Is(err, cohort.ErrStale):
-		return wire.Error{Code: wire.CodeStaleMatch, Message: msg}
-	case errors.Is(err, cohort.ErrAwaitingUpload):
-		return wire.Error{Code: wire.CodeAwaitingUpload, Message: msg}
-	}
+	msg := errs.Message(err)
 	for _, k := range kindCodes {
 		if errors.Is(err, k.kind) {
 			return wire.Error{Code: k.code, Message: msg}

@@ -29,7 +29,7 @@ func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c
 		switch {
 		case err == nil:
 			out.AudienceID = a.ID
-			if out.Rows, err = store.QueryMaps(ctx, tx, `SELECT * EXCLUDE (pid) FROM `+a.table+` WHERE pid = ? ORDER BY rowid`, pid[:]); err != nil {
+			if out.Rows, err = queryMaps(ctx, tx, `SELECT * EXCLUDE (pid) FROM `+a.table+` WHERE pid = ? ORDER BY rowid`, pid[:]); err != nil {
 				return err
 			}
 			for _, r := range out.Rows {
@@ -58,4 +58,35 @@ func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c
 		return err
 	})
 	return out, err
+}
+
+// queryMaps returns every row of a query as a map from column name to
+// value: an audience's rows, whose columns its owner chose.
+func queryMaps(ctx context.Context, q store.Querier, query string, args ...any) ([]map[string]any, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	out := []map[string]any{}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		m := make(map[string]any, len(cols))
+		for i, c := range cols {
+			m[c] = vals[i]
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
@@ -91,11 +92,11 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 	}
 	aa, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Proposer)
 	if err != nil {
-		return Match{}, false, fmt.Errorf("%w: %w; %v", ErrConflict, ErrAwaitingUpload, err)
+		return Match{}, false, fmt.Errorf("%w: both parties must upload before matching; %v", ErrAwaitingUpload, err)
 	}
 	ab, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Partner)
 	if err != nil {
-		return Match{}, false, fmt.Errorf("%w: %w; %v", ErrConflict, ErrAwaitingUpload, err)
+		return Match{}, false, fmt.Errorf("%w: both parties must upload before matching; %v", ErrAwaitingUpload, err)
 	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, aa.ID, ab.ID); err == nil {
 		return m, false, nil
@@ -188,10 +189,10 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 var errRaceLost = errors.New("race lost")
 
 // ErrStale is a match voided by a replaced audience or a deletion.
-var ErrStale = errors.New("stale match")
+var ErrStale = errs.StaleMatch
 
 func errStale(matchID string) error {
-	return fmt.Errorf("%w: %w: match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", ErrConflict, ErrStale, matchID)
+	return fmt.Errorf("%w: match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", ErrStale, matchID)
 }
 
 func errDeleted(matchID string) error {
@@ -199,7 +200,7 @@ func errDeleted(matchID string) error {
 }
 
 // ErrAwaitingUpload is a match started before both parties uploaded.
-var ErrAwaitingUpload = errors.New("both parties must upload before matching")
+var ErrAwaitingUpload = errs.AwaitingUpload
 
 func (s *Service) findMatch(ctx context.Context, q store.Querier, collabID, aa, ab string) (Match, error) {
 	var id string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -17,7 +18,7 @@ import (
 // a fact about the audience's owner's data: only that partner and the
 // operator may read it.
 func (s *Service) ConsentMix(ctx context.Context, q store.Querier, a Audience) ([]wire.PurposeRows, error) {
-	if !a.hasColumn("consent") {
+	if !a.hasColumn(audience.ConsentColumn) {
 		return nil, nil
 	}
 	rows, err := q.QueryContext(ctx, `SELECT purpose, count(*) FROM (SELECT unnest(consent) AS purpose FROM `+store.QuoteIdent(a.table)+`) GROUP BY purpose ORDER BY purpose`)

@@ -283,9 +283,6 @@ func (s *Service) CurrentAudience(ctx context.Context, q store.Querier, collabID
 	return a, err
 }
 
-// Table is the audience's table, for reports the operator's API builds.
-func (a Audience) Table() string { return a.table }
-
 // hasColumn reports whether the audience was uploaded with a column.
 func (a Audience) hasColumn(name string) bool {
 	var cols []column

@@ -44,17 +44,25 @@ var (
 	// Unavailable: the server lacks what this needs (a signing key, the
 	// database); the operator can fix it, the caller cannot.
 	Unavailable error = &Kind{name: "unavailable"}
+	// StaleMatch: the match was voided (an audience replaced, or people
+	// deleted, since it started); running match again starts a new one.
+	// A kind of Conflict.
+	StaleMatch error = &Kind{name: "stale match", parent: Conflict}
+	// AwaitingUpload: a match started before both parties uploaded. A
+	// kind of Conflict.
+	AwaitingUpload error = &Kind{name: "awaiting upload", parent: Conflict}
 )
 
-// Kinds lists every kind, refinements before what they refine, so that
-// the first one errors.Is finds is the most specific.
-var Kinds = []error{InvalidRules, Invalid, NotFound, Conflict, Unauthorized, Forbidden, TooLarge, UnsupportedMedia, Unavailable}
+// Kinds lists every kind, refinements first, so that the first one
+// errors.Is finds is the most specific (an error may wrap several kinds:
+// awaiting an upload because an audience was not found).
+var Kinds = []error{StaleMatch, AwaitingUpload, InvalidRules, Invalid, NotFound, Conflict, Unauthorized, Forbidden, TooLarge, UnsupportedMedia, Unavailable}
 
 // Message returns err's text without the names of the kinds (and of the
 // sentinel errors in also) that wrapping put in front of its parts:
-// "invalid: invalid: row 601" reads "row 601", and "conflict: stale
-// match: match m_1 is stale" with ErrStale in also reads "match m_1 is
-// stale". A text that is nothing but a name is kept.
+// "invalid: invalid: row 601" reads "row 601", and "stale match: match
+// m_1 is stale" reads "match m_1 is stale". A text that is nothing but a
+// name is kept.
 func Message(err error, also ...error) string {
 	msg := err.Error()
 	var names []string

@@ -41,18 +41,40 @@ type Key struct {
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 }
 
+// Me is what GET /v1/me says of the calling key: who it acts for and
+// with which role, so a client (the console) shows only what the role
+// may do.
+type Me struct {
+	KeyID       string `json:"key_id"`
+	Label       string `json:"label"`
+	Role        Role   `json:"role"`
+	PartnerID   string `json:"partner_id"`
+	PartnerName string `json:"partner_name"`
+	// Operator is true for the server operator's key (its role is admin).
+	Operator bool `json:"operator"`
+}
+
 // Collaboration joins two partners under rules both approved.
 type Collaboration struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Proposer     string    `json:"proposer"`
-	Partner      string    `json:"partner"`
-	Rules        Rules     `json:"rules"`
-	RulesVersion int       `json:"rules_version"`
-	ApprovedBy   []string  `json:"approved_by"`
-	State        string    `json:"state" schema:"enum=proposed|active|deleted"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Proposer string `json:"proposer"`
+	Partner  string `json:"partner"`
+	// ProposerName and PartnerName are the partners' names, so no reader
+	// needs the partner list (an admin's) to tell who is who.
+	ProposerName string `json:"proposer_name"`
+	PartnerName  string `json:"partner_name"`
+	Rules        Rules  `json:"rules"`
+	// ApprovedRules are the rules both partners last approved, given
+	// while a change of them awaits approval (state proposed after the
+	// collaboration was active), so a reviewer sees what would change;
+	// left out otherwise.
+	ApprovedRules *Rules    `json:"approved_rules,omitempty"`
+	RulesVersion  int       `json:"rules_version"`
+	ApprovedBy    []string  `json:"approved_by"`
+	State         string    `json:"state" schema:"enum=proposed|active|deleted"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // Collaboration states.

@@ -52,6 +52,7 @@ type Answer struct {
 // Budget is a partner's budget in a collaboration.
 type Budget struct {
 	PartnerID      string    `json:"partner_id"`
+	PartnerName    string    `json:"partner_name"`
 	Budget         float64   `json:"epsilon_budget"`
 	Spent          float64   `json:"epsilon_spent"`
 	Remaining      float64   `json:"epsilon_remaining"`
@@ -60,6 +61,9 @@ type Budget struct {
 	DeltaRemaining float64   `json:"delta_remaining"`
 	Refresh        string    `json:"budget_refresh" schema:"enum=none|monthly"`
 	PeriodStart    time.Time `json:"period_start,omitempty"`
+	// NextRefresh is when the budgets start over; left out when they
+	// never do (budget_refresh none).
+	NextRefresh *time.Time `json:"next_refresh,omitempty"`
 }
 
 // BudgetStatus is the partners' budgets in a collaboration, and what the
@@ -72,3 +76,34 @@ type BudgetStatus struct {
 	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
 	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
 }
+
+// QueryHistory answers GET .../queries: the calling analyst key's own
+// questions in the collaboration, newest first. It is the key's own
+// record (from the audit log), never another key's.
+type QueryHistory struct {
+	Queries []QueryRecord `json:"queries"`
+}
+
+// QueryRecord is one question an analyst key asked.
+type QueryRecord struct {
+	AuditSeq int64     `json:"audit_seq"`
+	At       time.Time `json:"at"`
+	SQL      string    `json:"sql"`
+	// Outcome is answered (released and charged), cached (the stored
+	// answer, free) or refused.
+	Outcome string  `json:"outcome" schema:"enum=answered|cached|refused"`
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	// Rows is how many rows an answered query released.
+	Rows int `json:"rows,omitempty"`
+	// Code and Reason say why a refused query was refused.
+	Code   ErrorCode `json:"code,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// Query outcomes.
+const (
+	OutcomeAnswered = "answered"
+	OutcomeCached   = "cached"
+	OutcomeRefused  = "refused"
+)

@@ -17,6 +17,10 @@ type Report struct {
 	BudgetSpentByDay []DaySpend         `json:"budget_spent_by_day"`
 	RefusalsByReason []ReasonRefusals   `json:"refusals_by_reason"`
 	Deletions        []DeletionReceipts `json:"deletions"`
+	// Honoured lists each deletion receipt of the reader's own partner
+	// (every partner's for the operator) with how long it took: a
+	// partner's deletion timings are facts about its own data.
+	Honoured []HonouredDeletion `json:"honoured"`
 	// Exposure is what a person in the cohort is exposed to: everything
 	// both partners spent on the collaboration, matches included, over
 	// its life.
@@ -53,10 +57,12 @@ type ReportMatch struct {
 
 // AnalystQueries counts the answers one analyst key released.
 type AnalystQueries struct {
-	AnalystKey string  `json:"analyst_key"`
-	PartnerID  string  `json:"partner_id"`
-	Queries    int64   `json:"queries"`
-	Epsilon    float64 `json:"epsilon"`
+	AnalystKey string `json:"analyst_key"`
+	// AnalystLabel is the key's label, as its partner's admin named it.
+	AnalystLabel string  `json:"analyst_label"`
+	PartnerID    string  `json:"partner_id"`
+	Queries      int64   `json:"queries"`
+	Epsilon      float64 `json:"epsilon"`
 }
 
 // DaySpend is the budget one partner spent on one day (UTC) by kind of
@@ -91,4 +97,60 @@ type DeletionReceipts struct {
 type Exposure struct {
 	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
 	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
+}
+
+// HonouredDeletion is one deletion receipt and how long honouring it
+// took: from the request (or, for an expiry, from the moment retention
+// ran out) to the signed receipt, rounded down to the second, so the
+// work done (which depends on the rows deleted) does not show finer.
+type HonouredDeletion struct {
+	ReceiptID   string       `json:"receipt_id"`
+	Kind        DeletionKind `json:"kind"`
+	PartnerID   string       `json:"partner_id"`
+	RequestedAt time.Time    `json:"requested_at"`
+	HonouredAt  time.Time    `json:"honoured_at"`
+	Seconds     int64        `json:"seconds"`
+}
+
+// PrivacyReport is the public privacy report of one partner over a
+// period: what a brand can publish for the people in its data. It holds
+// only aggregate, non-sensitive figures about the partner's own use of
+// its data: nothing about any person, nor about a partner's data.
+type PrivacyReport struct {
+	PartnerID   string    `json:"partner_id"`
+	PartnerName string    `json:"partner_name"`
+	Since       time.Time `json:"since"`
+	Until       time.Time `json:"until"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Collaborations are those the partner's data was used in during the
+	// period.
+	Collaborations []PrivacyCollaboration `json:"collaborations"`
+	// IdentifiersInTheClear is always 0: the server never receives an
+	// identifier, not even hashed; it is stated so the page can say so.
+	IdentifiersInTheClear int64 `json:"identifiers_in_the_clear"`
+	// Requests honoured in the period, of the partner's own data.
+	OptOutsHonoured      int64 `json:"opt_outs_honoured"`
+	DeletionsHonoured    int64 `json:"deletion_requests_honoured"`
+	ExpiriesHonoured     int64 `json:"expiries_honoured"`
+	IdentifiersSubmitted int64 `json:"identifiers_submitted"`
+	// MedianSecondsToHonour is the median of HonouredDeletion.Seconds
+	// over the period's receipts; null without any.
+	MedianSecondsToHonour *int64 `json:"median_seconds_to_honour"`
+}
+
+// PrivacyCollaboration is one collaboration in a PrivacyReport.
+type PrivacyCollaboration struct {
+	Name        string `json:"name"`
+	PartnerName string `json:"partner_name"` // the other partner
+	Purpose     string `json:"purpose"`
+	State       string `json:"state"`
+	Noise       Noise  `json:"noise"`
+	// EpsilonSpent and DeltaSpent are the collaboration's total spend
+	// over its life up to the period's end, both partners and matches:
+	// the privacy loss a person in it is exposed to.
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
+	// Queries answered and matches run in the period, by both partners.
+	Queries int64 `json:"queries"`
+	Matches int64 `json:"matches"`
 }

@@ -14,8 +14,9 @@ const module = "github.com/cleanroom/cleanroom/"
 var rank = map[string]int{
 	"psi": 0, "dp": 0, "wire": 0, "internal/errs": 0,
 	"audience": 1, "audit": 1, "client": 2,
-	"internal/store":  1,
-	"internal/ledger": 2, "internal/partners": 2,
+	"internal/store":   1,
+	"internal/console": 1,
+	"internal/ledger":  2, "internal/partners": 2,
 	"internal/cohort": 3,
 	"internal/query":  4,
 	"internal/api":    5,

@@ -10,11 +10,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/partners"
 	"github.com/cleanroom/cleanroom/internal/query"
@@ -72,6 +74,15 @@ func newServer(db *store.DB, opts Options, stub func(r *route) echo.HandlerFunc)
 		}
 		s.e.Add(r.method, r.path, s.guard(r, h))
 	}
+	// The console is static and public: it holds nothing, and every view
+	// reads through the routes above with the signed-in key.
+	con := echo.WrapHandler(console.Handler())
+	s.e.GET(console.Prefix+"*", con)
+	s.e.HEAD(console.Prefix+"*", con)
+	// consoleRoute names these for the OpenAPI check.
+	toConsole := func(c echo.Context) error { return c.Redirect(http.StatusFound, console.Prefix) }
+	s.e.GET("/", toConsole)
+	s.e.GET("/console", toConsole)
 	spec, err := buildSpec(s.table)
 	if err != nil {
 		// The document is made from the route table and the wire types
@@ -80,6 +91,12 @@ func newServer(db *store.DB, opts Options, stub func(r *route) echo.HandlerFunc)
 	}
 	s.spec = spec
 	return s
+}
+
+// consoleRoute reports whether an echo route path is the console's (or a
+// redirect to it) rather than the API's.
+func consoleRoute(p string) bool {
+	return p == "/" || p == "/console" || strings.HasPrefix(p, console.Prefix)
 }
 
 // Handler returns the http.Handler.

@@ -268,7 +268,11 @@ type Filter struct {
 	Since    time.Time
 	Until    time.Time
 	AfterSeq int64 // paging: entries with seq > AfterSeq
-	Limit    int   // default 1000
+	// BeforeSeq pages back: entries with seq < BeforeSeq (0: no bound).
+	BeforeSeq int64
+	// Newest lists newest first, for a timeline.
+	Newest bool
+	Limit  int // default 1000
 }
 
 // visibleTo is the condition on audit_log rows that partners may read:
@@ -309,7 +313,8 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// List returns entries matching f in sequence order.
+// List returns entries matching f in sequence order (newest first with
+// f.Newest).
 func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 	var where []string
 	var args []any
@@ -342,6 +347,9 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 	if f.AfterSeq > 0 {
 		add("seq > ?", f.AfterSeq)
 	}
+	if f.BeforeSeq > 0 {
+		add("seq < ?", f.BeforeSeq)
+	}
 	limit := f.Limit
 	if limit <= 0 || limit > 10000 {
 		limit = 1000
@@ -352,7 +360,11 @@ func List(ctx context.Context, q Querier, f Filter) ([]Entry, error) {
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
-	query += fmt.Sprintf(" ORDER BY seq LIMIT %d", limit)
+	order := "seq"
+	if f.Newest {
+		order = "seq DESC"
+	}
+	query += fmt.Sprintf(" ORDER BY %s LIMIT %d", order, limit)
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("audit.List: %w", err)
@@ -416,4 +428,18 @@ func Export(ctx context.Context, q Querier, readers []string, upto int64, emit f
 		}
 	}
 	return rows.Err()
+}
+
+// Count counts a collaboration's entries of one action in [since, until):
+// how many times something was done, for reports.
+func Count(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, collabID, action string, since, until time.Time) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE collab_id = ? AND action = ? AND at >= ? AND at < ?`,
+		collabID, action, since.UTC(), until.UTC()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("audit.Count: %w", err)
+	}
+	return n, nil
 }

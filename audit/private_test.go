@@ -25,7 +25,7 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 	}
 	defer db.Close()
 	err = db.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO collaborations VALUES ('c_1', 'x', 'p_1', 'p_2', '{}', 1, '[]', 'active', ?, ?)`, time.Now(), time.Now()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO collaborations (id, name, proposer, partner, rules, rules_version, approved_by, state, created_at, updated_at) VALUES ('c_1', 'x', 'p_1', 'p_2', '{}', 1, '[]', 'active', ?, ?)`, time.Now(), time.Now()); err != nil {
 			return err
 		}
 		if _, err := AppendPrivate(ctx, tx, "k_1", "p_1", "c_1", "audience.upload", map[string]any{"audience_id": "a_1"},

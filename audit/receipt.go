@@ -31,6 +31,10 @@ type Receipt struct {
 	// the data: see CohortStatement.
 	Cohorts string    `json:"cohorts"`
 	At      time.Time `json:"at"`
+	// RequestedAt is when the deletion was asked for (for an expiry, when
+	// the retention ran out): At minus RequestedAt is how long honouring
+	// it took. Receipts signed before it was recorded leave it out.
+	RequestedAt *time.Time `json:"requested_at,omitempty"`
 	// AuditSeq and AuditHash name the log entry recording the deletion.
 	AuditSeq  int64  `json:"audit_seq"`
 	AuditHash string `json:"audit_hash"`

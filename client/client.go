@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -322,9 +323,52 @@ func (c *Client) AccessRequest(ctx context.Context, collabID string, pid psi.Poi
 }
 
 // Report returns a collaboration's transparency report.
-func (c *Client) Report(ctx context.Context, collabID string) (json.RawMessage, error) {
-	var out json.RawMessage
+func (c *Client) Report(ctx context.Context, collabID string) (wire.Report, error) {
+	var out wire.Report
 	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/report", nil, &out)
+}
+
+// Me says who the client's key is: its role and partner.
+func (c *Client) Me(ctx context.Context) (wire.Me, error) {
+	var out wire.Me
+	return out, c.json(ctx, "GET", "/v1/me", nil, &out)
+}
+
+// QueryHistory returns the analyst key's own queries in a collaboration,
+// newest first (limit 0: the server's default).
+func (c *Client) QueryHistory(ctx context.Context, collabID string, limit int) (wire.QueryHistory, error) {
+	var out wire.QueryHistory
+	path := "/v1/collaborations/" + url.PathEscape(collabID) + "/queries"
+	if limit > 0 {
+		path += "?limit=" + strconv.Itoa(limit)
+	}
+	return out, c.json(ctx, "GET", path, nil, &out)
+}
+
+// PrivacyReport returns a partner's public privacy report for [since,
+// until); zero times take the server's defaults (the last year).
+func (c *Client) PrivacyReport(ctx context.Context, partnerID string, since, until time.Time) (wire.PrivacyReport, error) {
+	var out wire.PrivacyReport
+	q := url.Values{}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339))
+	}
+	if !until.IsZero() {
+		q.Set("until", until.UTC().Format(time.RFC3339))
+	}
+	path := "/v1/partners/" + url.PathEscape(partnerID) + "/privacy-report"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return out, c.json(ctx, "GET", path, nil, &out)
+}
+
+// Reject turns down the pending change of a collaboration's rules, which
+// go back to those both last approved; rulesVersion 0 rejects whatever
+// is pending.
+func (c *Client) Reject(ctx context.Context, collabID string, rulesVersion int) (wire.Collaboration, error) {
+	var out wire.Collaboration
+	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/reject", wire.ApproveRequest{RulesVersion: rulesVersion}, &out)
 }
 
 // BlindIDs normalizes, hashes and blinds identifiers on this machine the way

@@ -104,12 +104,15 @@ type Exposure struct {
 // ran out) to the signed receipt, rounded down to the second, so the
 // work done (which depends on the rows deleted) does not show finer.
 type HonouredDeletion struct {
-	ReceiptID   string       `json:"receipt_id"`
-	Kind        DeletionKind `json:"kind"`
-	PartnerID   string       `json:"partner_id"`
-	RequestedAt time.Time    `json:"requested_at"`
-	HonouredAt  time.Time    `json:"honoured_at"`
-	Seconds     int64        `json:"seconds"`
+	ReceiptID string       `json:"receipt_id"`
+	Kind      DeletionKind `json:"kind"`
+	PartnerID string       `json:"partner_id"`
+	// Identifiers is how many identifiers the request submitted (0 for
+	// whole audiences and collaborations).
+	Identifiers int64     `json:"identifiers"`
+	RequestedAt time.Time `json:"requested_at"`
+	HonouredAt  time.Time `json:"honoured_at"`
+	Seconds     int64     `json:"seconds"`
 }
 
 // PrivacyReport is the public privacy report of one partner over a
@@ -146,8 +149,8 @@ type PrivacyCollaboration struct {
 	State       string `json:"state"`
 	Noise       Noise  `json:"noise"`
 	// EpsilonSpent and DeltaSpent are the collaboration's total spend
-	// over its life up to the period's end, both partners and matches:
-	// the privacy loss a person in it is exposed to.
+	// over its life so far, both partners and matches: the privacy loss a
+	// person in it is exposed to.
 	EpsilonSpent float64 `json:"epsilon_spent"`
 	DeltaSpent   float64 `json:"delta_spent"`
 	// Queries answered and matches run in the period, by both partners.

@@ -5,15 +5,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
@@ -24,32 +27,58 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	dir                   string
+	brandN, pubN, overlap int
+	quiet                 bool
+	// serve keeps the server up for the console once the demo is done,
+	// after leaving something for each of its views.
+	serve bool
+	addr  string
+}
+
 func newDemoCmd() *cobra.Command {
-	var brandN, pubN, overlap int
-	var dir string
-	var quiet bool
+	var o demoOptions
 	cmd := &cobra.Command{
-		Use:   "demo",
+		Use:   "demo [--serve]",
 		Short: "The whole flow on an embedded database: two synthetic parties upload, match and get a noisy cohort size",
-		Args:  cobra.NoArgs,
+		Long: `demo runs a brand and a publisher through the whole flow on a server of its
+own: upload, match, private queries, a verified audit log and the
+transparency report.
+
+With --serve it then keeps the server up until Ctrl-C and prints the web
+console's address and an API key of each role of each partner to sign in
+with. It also leaves something for every view of the console: a refused
+query, deletions and opt-outs with their receipts, and a second
+collaboration whose rules change awaits the publisher's approval.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if overlap > brandN || overlap > pubN {
-				return fmt.Errorf("demo: --overlap %d is larger than an audience", overlap)
+			if o.overlap > o.brandN || o.overlap > o.pubN {
+				return fmt.Errorf("demo: --overlap %d is larger than an audience", o.overlap)
 			}
-			if dir == "" {
+			if o.dir == "" {
 				var err error
-				if dir, err = os.MkdirTemp("", "cleanroom-demo-"); err != nil {
+				if o.dir, err = os.MkdirTemp("", "cleanroom-demo-"); err != nil {
 					return err
 				}
 			}
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), dir, brandN, pubN, overlap, quiet)
+			ctx := cmd.Context()
+			if o.serve {
+				var stop context.CancelFunc
+				ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+				defer stop()
+			}
+			return runDemo(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
 		},
 	}
-	cmd.Flags().IntVar(&brandN, "brand", 200000, "brand customers")
-	cmd.Flags().IntVar(&pubN, "publisher", 300000, "publisher audience")
-	cmd.Flags().IntVar(&overlap, "overlap", 60000, "people in both")
-	cmd.Flags().StringVar(&dir, "dir", "", "directory for the demo's files and database (default: a new temporary one)")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress bars")
+	cmd.Flags().IntVar(&o.brandN, "brand", 200000, "brand customers")
+	cmd.Flags().IntVar(&o.pubN, "publisher", 300000, "publisher audience")
+	cmd.Flags().IntVar(&o.overlap, "overlap", 60000, "people in both")
+	cmd.Flags().StringVar(&o.dir, "dir", "", "directory for the demo's files and database (default: a new temporary one)")
+	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "no progress bars")
+	cmd.Flags().BoolVar(&o.serve, "serve", false, "keep the server up for the web console until Ctrl-C, and print a key of each role")
+	cmd.Flags().StringVar(&o.addr, "addr", "127.0.0.1:0", "address the demo's server listens on (port 0: any free one)")
 	return cmd
 }
 
@@ -69,12 +98,16 @@ func consentPub(k int) string {
 	return "measurement"
 }
 
-func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, pubN, overlap int, quiet bool) error {
+// demoRoles are the roles the demo prints a key of, per partner, in order.
+var demoRoles = []wire.Role{wire.Analyst, wire.Engineer, wire.Auditor, wire.Admin}
+
+func runDemo(ctx context.Context, out, progress io.Writer, o demoOptions) error {
+	dir, brandN, pubN, overlap, quiet := o.dir, o.brandN, o.pubN, o.overlap, o.quiet
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	data := filepath.Join(dir, "data")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("demo: %w", err)
 	}
 	url := "http://" + l.Addr().String()
 	srvCtx, stopServer := context.WithCancel(ctx)
@@ -101,6 +134,8 @@ func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, p
 		name, csv, key string
 		admin, eng     *client.Client
 		id             string
+		// keys holds the secret of each role's key, for the console.
+		keys map[wire.Role]string
 	}
 	brand := &party{name: "Brand Co", csv: filepath.Join(dir, "brand.csv"), key: filepath.Join(dir, "brand.key")}
 	pub := &party{name: "Publisher", csv: filepath.Join(dir, "publisher.csv"), key: filepath.Join(dir, "publisher.key")}
@@ -115,10 +150,12 @@ func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, p
 			return err
 		}
 		p.eng = client.New(url, k.Secret)
+		p.keys = map[wire.Role]string{wire.Admin: cp.Secret, wire.Engineer: k.Secret}
 	}
-	rules, _ := json.Marshal(map[string]any{
+	ruleMap := map[string]any{
 		"purpose": "measurement", "dimensions": []string{"brand_co_region", "publisher_exposed"},
-		"metrics": map[string][2]float64{"brand_co_spend": {0, 250}, "brand_co_purchases": {0, 3}}})
+		"metrics": map[string][2]float64{"brand_co_spend": {0, 250}, "brand_co_purchases": {0, 3}}}
+	rules, _ := json.Marshal(ruleMap)
 	co, err := brand.admin.Propose(ctx, "spring campaign", pub.id, rules)
 	if err != nil {
 		return err
@@ -212,6 +249,7 @@ func runDemo(ctx context.Context, out, progress io.Writer, dir string, brandN, p
 		return err
 	}
 	analyst := client.New(url, ak.Secret)
+	brand.keys[wire.Analyst] = ak.Secret
 	for _, q := range []struct{ title, sql string }{
 		{"Purchase rate by region, exposed vs not exposed", `SELECT brand_co_region, publisher_exposed, COUNT(*) AS people, AVG(brand_co_purchases) AS purchases_per_person
 FROM cohort GROUP BY brand_co_region, publisher_exposed`},
@@ -226,6 +264,16 @@ FROM cohort GROUP BY publisher_exposed`},
 		say("\n%s:\n  %s", q.title, strings.ReplaceAll(q.sql, "\n", "\n  "))
 		printAnswer(out, a)
 	}
+	if o.serve {
+		// A refusal, so the workbench's history and the report show one.
+		sql := "SELECT uid, COUNT(*) FROM cohort GROUP BY uid"
+		err := analyst.Query(ctx, co.ID, sql, 1, "json", &wire.Answer{})
+		var refusal *client.Error
+		if !errors.As(err, &refusal) {
+			return fmt.Errorf("demo: a query naming the hidden uid column was not refused: %v", err)
+		}
+		say("\nA question the rules refuse, at no cost:\n  %s\n  refused (%s): %s", sql, refusal.Code, refusal.Message)
+	}
 	say("")
 	if err := printBudget(ctx, analyst, co.ID, out); err != nil {
 		return err
@@ -237,6 +285,39 @@ FROM cohort GROUP BY publisher_exposed`},
 		return err
 	}
 	auditor := client.New(url, audKey.Secret)
+	pub.keys[wire.Auditor] = audKey.Secret
+	if o.serve {
+		if err := demoDeletions(ctx, say, brand.eng, co.ID, brand.key, brand.name, brandN); err != nil {
+			return err
+		}
+		rules2, _ := json.Marshal(ruleMap)
+		summer, err := brand.admin.Propose(ctx, "summer campaign", pub.id, rules2)
+		if err != nil {
+			return err
+		}
+		if summer, err = pub.admin.Approve(ctx, summer.ID, summer.RulesVersion); err != nil {
+			return err
+		}
+		was := summer.Rules.EpsilonBudget
+		ruleMap["epsilon_budget"] = was / 2
+		rules2, _ = json.Marshal(ruleMap)
+		if summer, err = brand.admin.ChangeRules(ctx, summer.ID, rules2); err != nil {
+			return err
+		}
+		say("collaboration %s (summer campaign): approved by both, then %s proposed an epsilon budget of %g instead of %g; the change awaits %s's approval",
+			summer.ID, brand.name, summer.Rules.EpsilonBudget, was, pub.name)
+		// The roles the demo has not needed, for the console.
+		for _, k := range []struct {
+			p    *party
+			role wire.Role
+		}{{pub, wire.Analyst}, {brand, wire.Auditor}} {
+			ck, err := k.p.admin.CreateKey(ctx, k.p.id, string(k.role), "demo")
+			if err != nil {
+				return err
+			}
+			k.p.keys[k.role] = ck.Secret
+		}
+	}
 	pkText, err := auditor.AuditPublicKey(ctx)
 	if err != nil {
 		return err
@@ -271,6 +352,53 @@ FROM cohort GROUP BY publisher_exposed`},
 		return err
 	}
 	say("\nthe data lives in %s (delete the directory when done)", dir)
+	if !o.serve {
+		return nil
+	}
+	say("\nconsole: %s/console/ (Ctrl-C stops the server)", url)
+	say("sign in with one of these keys:")
+	for _, p := range []*party{brand, pub} {
+		for _, r := range demoRoles {
+			say("%s (%s): %s", r, p.name, p.keys[r])
+		}
+	}
+	select {
+	case <-ctx.Done():
+		say("\nstopping the server")
+		return nil
+	case err := <-srvDone:
+		srvDone <- err // for the deferred wait
+		return fmt.Errorf("demo: the server stopped: %w", err)
+	}
+}
+
+// demoDeletions has the brand's engineer honour two deletion requests
+// and three opt-outs (of its own customers), each with a signed receipt.
+func demoDeletions(ctx context.Context, say func(string, ...any), eng *client.Client, collab, keyFile, name string, n int) error {
+	key, err := psi.LoadKey(keyFile)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for k := range 5 {
+		ids = append(ids, "customer"+strconv.Itoa(k%n)+"@example.com")
+	}
+	var receipts []string
+	for _, req := range []struct {
+		ids    []string
+		optOut bool
+	}{{ids[:2], false}, {ids[2:], true}} {
+		pids, err := eng.BlindIDs(ctx, collab, key, "", "", req.ids)
+		if err != nil {
+			return err
+		}
+		r, err := eng.DeleteIDs(ctx, collab, pids, req.optOut)
+		if err != nil {
+			return err
+		}
+		receipts = append(receipts, r.ID)
+	}
+	say("\n%s's engineer deleted 2 customers on request and opted out 3, with signed receipts %s", name, strings.Join(receipts, " and "))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,8 @@ func TestScripts(t *testing.T) {
 				}
 				ts.Fatalf("server at %s did not become ready", url)
 			},
-			// jsonenv VAR FILE a.b.c sets VAR to a field of a JSON file.
+			// jsonenv VAR FILE a.0.c sets VAR to a field of a JSON file
+			// (a number indexes an array).
 			"jsonenv": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 3 {
 					ts.Fatalf("usage: jsonenv VAR FILE PATH")
@@ -57,11 +59,18 @@ func TestScripts(t *testing.T) {
 				var v any
 				ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[1])), &v))
 				for _, k := range strings.Split(args[2], ".") {
-					m, ok := v.(map[string]any)
-					if !ok {
+					switch x := v.(type) {
+					case map[string]any:
+						v = x[k]
+					case []any:
+						i, err := strconv.Atoi(k)
+						if err != nil || i < 0 || i >= len(x) {
+							ts.Fatalf("%s: no element %s in %s", args[1], k, args[2])
+						}
+						v = x[i]
+					default:
 						ts.Fatalf("%s: no field %s", args[1], args[2])
 					}
-					v = m[k]
 				}
 				ts.Setenv(args[0], fmt.Sprint(v))
 			},

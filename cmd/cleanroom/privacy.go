@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/cleanroom/cleanroom/audit"
@@ -268,74 +266,4 @@ func newReceiptCmd() *cobra.Command {
 	verify.Flags().StringVar(&logFile, "log", "", "an audit export (cleanroom audit export) to find the receipt in")
 	cmd.AddCommand(verify)
 	return cmd
-}
-
-func newReportCmd() *cobra.Command {
-	var c conn
-	var collab string
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "report --collab ID",
-		Short: "The collaboration's transparency report",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.collabClient("report", collab)
-			if err != nil {
-				return err
-			}
-			raw, err := cl.Report(cmd.Context(), collab)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				_, err := cmd.OutOrStdout().Write(append(raw, '\n'))
-				return err
-			}
-			return printReport(cmd.OutOrStdout(), raw)
-		},
-	}
-	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
-	return cmd
-}
-
-// printReport prints each section of the report as lines of key=value.
-func printReport(out io.Writer, raw json.RawMessage) error {
-	var rep map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return err
-	}
-	var co struct {
-		ID, Name, State string
-	}
-	json.Unmarshal(rep["collaboration"], &co)
-	fmt.Fprintf(out, "Transparency report: collaboration %s (%s), %s\n", co.Name, co.ID, co.State)
-	for _, sec := range []struct{ key, title string }{
-		{"data_held", "Data held"}, {"matches", "Matches (noisy cohort sizes)"}, {"queries_by_analyst", "Queries by analyst"},
-		{"budget_spent_by_day", "Privacy budget spent"}, {"refusals_by_reason", "Refused queries"}, {"deletions", "Deletions and expiries honoured"},
-	} {
-		var rows []map[string]any
-		json.Unmarshal(rep[sec.key], &rows)
-		fmt.Fprintf(out, "\n%s:\n", sec.title)
-		if len(rows) == 0 {
-			fmt.Fprintln(out, "  none")
-		}
-		for _, r := range rows {
-			var parts []string
-			for _, k := range slices.Sorted(maps.Keys(r)) {
-				b, _ := json.Marshal(r[k])
-				parts = append(parts, k+"="+string(b))
-			}
-			fmt.Fprintf(out, "  %s\n", strings.Join(parts, " "))
-		}
-	}
-	var exp struct {
-		Epsilon float64 `json:"collaboration_epsilon_spent"`
-		Delta   float64 `json:"collaboration_delta_spent"`
-	}
-	if json.Unmarshal(rep["exposure"], &exp) == nil {
-		fmt.Fprintf(out, "\nExposure of a person in the cohort (both partners, matches included): epsilon %g, delta %g\n", exp.Epsilon, exp.Delta)
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/wire"
@@ -133,7 +134,15 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "PARTNER\tBUDGET\tSPENT\tREMAINING\tREFRESH\tDELTA BUDGET\tDELTA SPENT\tDELTA REMAINING")
 	for _, x := range b.Budgets {
-		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\t%g\t%g\t%g\n", x.PartnerID, x.Budget, x.Spent, x.Remaining, x.Refresh, x.DeltaBudget, x.DeltaSpent, x.DeltaRemaining)
+		who := x.PartnerName
+		if who == "" {
+			who = x.PartnerID
+		}
+		refresh := string(x.Refresh)
+		if x.NextRefresh != nil {
+			refresh += ", next " + x.NextRefresh.UTC().Format(time.DateOnly)
+		}
+		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\t%g\t%g\t%g\n", who, x.Budget, x.Spent, x.Remaining, refresh, x.DeltaBudget, x.DeltaSpent, x.DeltaRemaining)
 	}
 	if err := w.Flush(); err != nil {
 		return err

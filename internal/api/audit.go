@@ -56,6 +56,20 @@ func (s *Server) auditLog(c echo.Context) error {
 		}
 		f.AfterSeq = n
 	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%w: before: want a sequence number, got %q", errs.Invalid, v)
+		}
+		f.BeforeSeq = n
+	}
+	switch v := q.Get("order"); v {
+	case "desc":
+		f.Newest = true
+	case "asc", "":
+	default:
+		return fmt.Errorf("%w: order: want asc or desc, got %q", errs.Invalid, v)
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {

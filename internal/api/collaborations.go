@@ -90,3 +90,20 @@ func (s *Server) approve(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, co)
 }
+
+func (s *Server) reject(c echo.Context) error {
+	var req wire.ApproveRequest
+	if err := decodeJSON(c, &req, maxJSONBody, true); err != nil {
+		return err
+	}
+	co := collabOf(c)
+	err := s.write(c, func(tx *sql.Tx) error {
+		var err error
+		co, err = partners.Reject(c.Request().Context(), tx, principal(c), co.ID, req.RulesVersion)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, co)
+}

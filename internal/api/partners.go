@@ -82,3 +82,17 @@ func (s *Server) revokeKey(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, k)
 }
+
+func (s *Server) me(c echo.Context) error {
+	p := principal(c)
+	ctx := c.Request().Context()
+	k, err := partners.GetKey(ctx, s.db.SQL(), p.KeyID)
+	if err != nil {
+		return err
+	}
+	pa, err := partners.GetPartner(ctx, s.db.SQL(), p.PartnerID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.Me{KeyID: k.ID, Label: k.Label, Role: k.Role, PartnerID: pa.ID, PartnerName: pa.Name, Operator: p.IsOperator()})
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/partners"
 	"github.com/cleanroom/cleanroom/internal/query"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Queries and budgets: analysts ask aggregate questions; every answer is
@@ -201,4 +202,20 @@ func (s *Server) budget(c echo.Context) error {
 		bs.Budgets = []query.Budget{}
 	}
 	return c.JSON(http.StatusOK, bs)
+}
+
+func (s *Server) queryHistory(c echo.Context) error {
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%w: limit: want 1..1000, got %q", errs.Invalid, v)
+		}
+		limit = n
+	}
+	qs, err := query.History(c.Request().Context(), s.db.SQL(), collabOf(c).ID, principal(c).KeyID, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.QueryHistory{Queries: qs})
 }

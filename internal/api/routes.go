@@ -110,6 +110,11 @@ func (s *Server) routes() []route {
 			handler: s.auditPubkey, out: ok(http.StatusOK, "The public key.", jsonReply(wire.PublicKey{})),
 			codes: []wire.ErrorCode{wire.CodeUnavailable}},
 
+		{method: "GET", path: "/v1/me", id: "getMe", tag: "partners", summary: "Who the calling key is",
+			doc:   "The key's id, label and role, and its partner: what a client (the console) needs to show only what the role may do.",
+			allow: memberOrOperator, handler: s.me,
+			out: ok(http.StatusOK, "The key.", jsonReply(wire.Me{}))},
+
 		// Partners and keys.
 		{method: "POST", path: "/v1/partners", id: "createPartner", tag: "partners", summary: "Create a partner and its first admin key",
 			doc:   "The operator's admin creates partners, each with a first admin key whose secret is shown once; every later key of a partner is its own admin's business.",
@@ -154,6 +159,13 @@ func (s *Server) routes() []route {
 			allow: []role{roleAdmin}, scope: scopeCollab, handler: s.approve,
 			in:    &body{types: []string{mtJSON}, schema: wire.ApproveRequest{}, optional: true},
 			out:   ok(http.StatusOK, "The collaboration.", jsonReply(wire.Collaboration{})),
+			codes: []wire.ErrorCode{wire.CodeConflict}},
+		{method: "POST", path: "/v1/collaborations/:cid/reject", id: "rejectRulesChange", tag: "collaborations", summary: "Reject a pending change of the rules",
+			doc: "The partner asked to approve a change turns it down: the rules both last approved come back as a new version, approved by both, and the collaboration is active again. " +
+				"A first proposal has nothing to go back to (409): delete the collaboration to decline it. A rules_version other than the current one is refused (409).",
+			allow: []role{roleAdmin}, scope: scopeCollab, handler: s.reject,
+			in:    &body{types: []string{mtJSON}, schema: wire.ApproveRequest{}, optional: true},
+			out:   ok(http.StatusOK, "The collaboration, active under its earlier rules.", jsonReply(wire.Collaboration{})),
 			codes: []wire.ErrorCode{wire.CodeConflict}},
 		{method: "DELETE", path: "/v1/collaborations/:cid", id: "deleteCollaboration", tag: "deletions", summary: "Delete the collaboration and all its data",
 			doc:   "Both audiences, every match and cohort; final. Answers the caller's signed receipt.",
@@ -229,6 +241,17 @@ func (s *Server) routes() []route {
 			allow: memberOrOperator, scope: scopeCollab, handler: s.report,
 			out: ok(http.StatusOK, "The report.", jsonReply(wire.Report{}))},
 
+		{method: "GET", path: "/v1/partners/:pid/privacy-report", id: "getPrivacyReport", tag: "transparency", summary: "The partner's public privacy report",
+			doc: "What a brand can publish for the people in its data, over a period: the collaborations and purposes its data was used for, the privacy loss they were exposed to, " +
+				"and the opt-outs, deletions and expiries honoured with the median time taken. Aggregates of the partner's own use only; nothing about any person or the other partner's data.",
+			allow: []role{roleAdmin, roleAuditor, roleOperator}, scope: scopePartner, handler: s.privacyReport,
+			params: []param{
+				{"since", "The period's start (RFC 3339); default a year before until.", str().WithFormat("date-time")},
+				{"until", "The period's end (RFC 3339); default now.", str().WithFormat("date-time")},
+			},
+			out:   ok(http.StatusOK, "The report.", jsonReply(wire.PrivacyReport{})),
+			codes: []wire.ErrorCode{wire.CodeInvalid}},
+
 		// Queries and budgets.
 		{method: "POST", path: "/v1/collaborations/:cid/queries", id: "runQuery", tag: "queries", summary: "Ask an aggregate question",
 			doc: "SQL in the subset SELECT [dimension, ...] COUNT(*) | SUM(metric) | AVG(metric) FROM cohort [WHERE ...] [GROUP BY ...]; " +
@@ -240,6 +263,12 @@ func (s *Server) routes() []route {
 			codes: []wire.ErrorCode{wire.CodeSyntax, wire.CodeUnsupported, wire.CodeLimit, wire.CodeEpsilonNotAllowed, wire.CodeNotReleasable,
 				wire.CodeNotAllowed, wire.CodeHiddenColumn, wire.CodeNotAQuerier, wire.CodeNoCohort, wire.CodeCohortTooSmall, wire.CodeRulesInvalid,
 				wire.CodeConflict, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted}},
+		{method: "GET", path: "/v1/collaborations/:cid/queries", id: "listQueries", tag: "queries", summary: "The calling analyst's own queries",
+			doc:   "The key's own questions in the collaboration, newest first, from the audit log: answered, cached (free) or refused with the reason. Never another key's.",
+			allow: []role{roleAnalyst}, scope: scopeCollab, handler: s.queryHistory,
+			params: []param{{"limit", "At most this many queries (default 100).", openapi3.NewIntegerSchema().WithMin(1).WithMax(1000)}},
+			out:    ok(http.StatusOK, "The queries.", jsonReply(wire.QueryHistory{})),
+			codes:  []wire.ErrorCode{wire.CodeInvalid}},
 		{method: "GET", path: "/v1/collaborations/:cid/budget", id: "getBudget", tag: "queries", summary: "Privacy budget spent and remaining",
 			doc:   "Each partner's budgets (an engineer's or analyst's key sees its own partner's), and the collaboration's total spend.",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.budget,

@@ -135,7 +135,8 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c par
 	if optOut {
 		kind = DeleteOptOut
 	}
-	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved}
+	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved,
+		RequestedAt: requestedNow()}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		tmp := "del_" + strings.ToLower(partners.NewID(""))
 		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE `+tmp+` (pid BLOB)`); err != nil {
@@ -358,14 +359,28 @@ func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, s
 	return matches, tokens, nil
 }
 
+// requestedNow is a receipt's RequestedAt for a request arriving now.
+func requestedNow() *time.Time {
+	t := time.Now().UTC().Truncate(time.Microsecond)
+	return &t
+}
+
 // DeleteAudienceByID deletes an audience and every cohort built from it.
 // kind is DeleteAudience, or DeleteExpiry for the retention janitor.
 func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c partners.Collaboration, audienceID string, kind DeletionKind) (audit.Receipt, error) {
-	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted}
+	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted, RequestedAt: requestedNow()}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.audienceByID(ctx, tx, audienceID)
 		if err != nil || a.CollabID != c.ID || (kind == DeleteAudience && a.PartnerID != actor.PartnerID) {
 			return fmt.Errorf("%w: audience %s", ErrNotFound, audienceID)
+		}
+		if kind == DeleteExpiry {
+			// An expiry was due when the retention ran out.
+			var due time.Time
+			if err := tx.QueryRowContext(ctx, `SELECT min(expires_at) FROM audience_retention WHERE audience_id = ?`, a.ID).Scan(&due); err == nil {
+				due = due.UTC()
+				r.RequestedAt = &due
+			}
 		}
 		r.PartnerID = a.PartnerID
 		if r.AudienceRows, err = dropAudience(ctx, tx, a.ID, a.table); err != nil {
@@ -387,6 +402,7 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 // receipt of what was deleted of its own data; the caller's is returned.
 func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Principal, c partners.Collaboration) (audit.Receipt, error) {
 	var out audit.Receipt
+	requested := requestedNow()
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		cur, err := partners.GetCollaboration(ctx, tx, c.ID, actor)
 		if err != nil {
@@ -397,7 +413,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		}
 		receipts := map[string]*audit.Receipt{}
 		for _, p := range c.Members() {
-			receipts[p] = &audit.Receipt{Kind: string(DeleteCollaboration), CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted}
+			receipts[p] = &audit.Receipt{Kind: string(DeleteCollaboration), CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted, RequestedAt: requested}
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, table_name, partner_id FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, c.ID)
 		if err != nil {

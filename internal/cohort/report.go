@@ -2,9 +2,13 @@ package cohort
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/cleanroom/cleanroom/audience"
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -75,6 +79,61 @@ func (s *Service) ReportDeletions(ctx context.Context, q store.Querier, collabID
 			return nil, err
 		}
 		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// Honoured lists the collaboration's deletion receipts of partners (every
+// partner's when nil) with how long each took to honour, in whole
+// seconds: a partner's deletion timings are facts about its own data, so
+// each partner reads only its own.
+func (s *Service) Honoured(ctx context.Context, q store.Querier, collabID string, partners []string) ([]wire.HonouredDeletion, error) {
+	return honoured(ctx, q, "collab_id = ?", []any{collabID}, partners)
+}
+
+// HonouredOf lists one partner's deletion receipts issued in [since,
+// until), across its collaborations, as Honoured does.
+func (s *Service) HonouredOf(ctx context.Context, q store.Querier, partnerID string, since, until time.Time) ([]wire.HonouredDeletion, error) {
+	return honoured(ctx, q, "partner_id = ? AND created_at >= ? AND created_at < ?", []any{partnerID, since.UTC(), until.UTC()}, nil)
+}
+
+// honoured reads receipts matching where (and of partners, unless nil).
+func honoured(ctx context.Context, q store.Querier, where string, args []any, partners []string) ([]wire.HonouredDeletion, error) {
+	out := []wire.HonouredDeletion{}
+	if partners != nil {
+		if len(partners) == 0 {
+			return out, nil
+		}
+		where += " AND partner_id IN (" + strings.TrimSuffix(strings.Repeat("?,", len(partners)), ",") + ")"
+		for _, p := range partners {
+			args = append(args, p)
+		}
+	}
+	rows, err := q.QueryContext(ctx, `SELECT CAST(body AS VARCHAR) FROM receipts WHERE `+where+` ORDER BY created_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("report honoured: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, err
+		}
+		var r audit.Receipt
+		if err := json.Unmarshal([]byte(body), &r); err != nil {
+			return nil, fmt.Errorf("report honoured: stored receipt: %w", err)
+		}
+		h := wire.HonouredDeletion{ReceiptID: r.ID, Kind: wire.DeletionKind(r.Kind), PartnerID: r.PartnerID, Identifiers: r.Identifiers,
+			RequestedAt: r.At, HonouredAt: r.At}
+		if r.RequestedAt != nil {
+			h.RequestedAt = r.RequestedAt.UTC()
+		}
+		// Whole seconds: the work a deletion does depends on the rows it
+		// removes, which finer timings would show.
+		if d := h.HonouredAt.Sub(h.RequestedAt); d > 0 {
+			h.Seconds = int64(d / time.Second)
+		}
+		out = append(out, h)
 	}
 	return out, rows.Err()
 }

@@ -217,7 +217,7 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 	if err := keyAdmin(actor, partnerID); err != nil {
 		return Key{}, err
 	}
-	k, err := getKey(ctx, tx, keyID)
+	k, err := GetKey(ctx, tx, keyID)
 	if err != nil || k.PartnerID != partnerID {
 		return Key{}, fmt.Errorf("%w: key %s", ErrNotFound, keyID)
 	}
@@ -238,7 +238,8 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 // Querier reads: *sql.DB, *sql.Tx or *sql.Conn.
 type Querier = store.Querier
 
-func getKey(ctx context.Context, q Querier, id string) (Key, error) {
+// GetKey returns a key by its id.
+func GetKey(ctx context.Context, q Querier, id string) (Key, error) {
 	var k Key
 	var revoked sql.NullTime
 	err := q.QueryRowContext(ctx, `SELECT id, partner_id, role, label, created_at, revoked_at FROM api_keys WHERE id = ?`, id).
@@ -265,7 +266,7 @@ func ListKeys(ctx context.Context, q Querier, actor Principal, partnerID string)
 	}
 	keys := make([]Key, 0, len(ids))
 	for _, id := range ids {
-		k, err := getKey(ctx, q, id)
+		k, err := GetKey(ctx, q, id)
 		if err != nil {
 			return nil, err
 		}
@@ -354,7 +355,8 @@ func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartne
 	c.UpdatedAt = c.CreatedAt
 	rj, _ := json.Marshal(c.Rules)
 	aj, _ := json.Marshal(c.ApprovedBy)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO collaborations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO collaborations (id, name, proposer, partner, rules, rules_version, approved_by, state, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Proposer, c.Partner, string(rj), c.RulesVersion, string(aj), c.State, c.CreatedAt, c.UpdatedAt); err != nil {
 		return Collaboration{}, err
 	}
@@ -396,12 +398,14 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 	}
 	c.ApprovedBy = append(c.ApprovedBy, actor.PartnerID)
 	if len(c.ApprovedBy) == 2 {
-		c.State = StateActive
+		c.State, c.ApprovedRules = StateActive, nil
 	}
 	c.UpdatedAt = now()
 	aj, _ := json.Marshal(c.ApprovedBy)
-	if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET approved_by = ?, state = ?, updated_at = ? WHERE id = ?`,
-		string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
+	// Rules both approved are kept apart, for the diff of a later change.
+	if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET approved_by = ?, state = ?, updated_at = ?,
+		approved_rules = CASE WHEN ? = 'active' THEN rules ELSE approved_rules END WHERE id = ?`,
+		string(aj), c.State, c.UpdatedAt, c.State, c.ID); err != nil {
 		return c, err
 	}
 	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.approve",
@@ -432,9 +436,11 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 		string(rj), c.RulesVersion, string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
 		return c, err
 	}
-	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.change_rules",
-		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion})
-	return c, err
+	if _, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.change_rules",
+		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion}); err != nil {
+		return c, err
+	}
+	return GetCollaboration(ctx, tx, c.ID, actor) // with the approved rules beside the change
 }
 
 // GetCollaboration returns a collaboration the viewer may see: a member's
@@ -443,8 +449,12 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principal) (Collaboration, error) {
 	var c Collaboration
 	var rj, aj string
-	err := q.QueryRowContext(ctx, `SELECT id, name, proposer, partner, CAST(rules AS VARCHAR), rules_version, CAST(approved_by AS VARCHAR), state, created_at, updated_at
-		FROM collaborations WHERE id = ?`, id).Scan(&c.ID, &c.Name, &c.Proposer, &c.Partner, &rj, &c.RulesVersion, &aj, &c.State, &c.CreatedAt, &c.UpdatedAt)
+	var approved sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT c.id, c.name, c.proposer, c.partner, CAST(c.rules AS VARCHAR), c.rules_version, CAST(c.approved_by AS VARCHAR),
+			c.state, c.created_at, c.updated_at, CAST(c.approved_rules AS VARCHAR), coalesce(a.name, ''), coalesce(b.name, '')
+		FROM collaborations c LEFT JOIN partners a ON a.id = c.proposer LEFT JOIN partners b ON b.id = c.partner
+		WHERE c.id = ?`, id).Scan(&c.ID, &c.Name, &c.Proposer, &c.Partner, &rj, &c.RulesVersion, &aj, &c.State, &c.CreatedAt, &c.UpdatedAt,
+		&approved, &c.ProposerName, &c.PartnerName)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !c.HasMember(viewer.PartnerID) && !viewer.IsOperator()) {
 		return Collaboration{}, fmt.Errorf("%w: collaboration %s", ErrNotFound, id)
 	}
@@ -458,7 +468,55 @@ func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principa
 	if err := json.Unmarshal([]byte(aj), &c.ApprovedBy); err != nil {
 		return c, fmt.Errorf("collaboration %s: stored approvals: %w", id, err)
 	}
+	// The rules both last approved are shown beside a pending change, so
+	// whoever approves it sees what would change.
+	if approved.Valid && c.State == StateProposed {
+		r := DefaultRules()
+		if err := json.Unmarshal([]byte(approved.String), &r); err != nil {
+			return c, fmt.Errorf("collaboration %s: stored approved rules: %w", id, err)
+		}
+		c.ApprovedRules = &r
+	}
 	return c, nil
+}
+
+// Reject turns down a pending change of the rules: the rules both last
+// approved come back, as a new version both partners approve. Only the
+// partner asked to approve the change rejects it; a first proposal has
+// nothing to go back to and is declined by deleting the collaboration.
+func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (Collaboration, error) {
+	c, err := GetCollaboration(ctx, tx, id, actor)
+	if err != nil {
+		return c, err
+	}
+	if !c.HasMember(actor.PartnerID) {
+		return c, fmt.Errorf("%w: only the collaboration's partners approve or reject its rules", ErrForbidden)
+	}
+	if err := refuseDeleted(c); err != nil {
+		return c, err
+	}
+	switch {
+	case c.State != StateProposed:
+		return c, fmt.Errorf("%w: no change of the rules awaits approval (the collaboration is %s)", ErrConflict, c.State)
+	case c.ApprovedRules == nil:
+		return c, fmt.Errorf("%w: this is a first proposal, with no approved rules to go back to; to decline it, delete the collaboration", ErrConflict)
+	case slices.Contains(c.ApprovedBy, actor.PartnerID):
+		return c, fmt.Errorf("%w: your partner proposed this change; propose the earlier rules again to withdraw it", ErrConflict)
+	case rulesVersion != 0 && rulesVersion != c.RulesVersion:
+		return c, fmt.Errorf("%w: the rules changed (now version %d, you rejected version %d); review them again", ErrConflict, c.RulesVersion, rulesVersion)
+	}
+	rejected := c.RulesVersion
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), StateActive, now()
+	c.ApprovedRules = nil
+	rj, _ := json.Marshal(c.Rules)
+	aj, _ := json.Marshal(c.ApprovedBy)
+	if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET rules = ?, rules_version = ?, approved_by = ?, state = ?, updated_at = ? WHERE id = ?`,
+		string(rj), c.RulesVersion, string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
+		return c, err
+	}
+	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.reject_rules",
+		map[string]any{"rejected_version": rejected, "rules_version": c.RulesVersion, "state": c.State})
+	return c, err
 }
 
 // ListCollaborations returns the collaborations the viewer may see.

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/cleanroom/cleanroom/internal/store"
@@ -15,8 +16,9 @@ import (
 // QueriesByAnalyst counts the answers released to each analyst key of the
 // collaboration, with the epsilon they spent.
 func QueriesByAnalyst(ctx context.Context, q store.Querier, collabID string) ([]wire.AnalystQueries, error) {
-	rows, err := q.QueryContext(ctx, `SELECT actor, partner_id, count(*), round(sum(CAST(json_extract(details, '$.epsilon') AS DOUBLE)), 6)
-		FROM audit_log WHERE collab_id = ? AND action = 'query.run' GROUP BY ALL ORDER BY ALL`, collabID)
+	rows, err := q.QueryContext(ctx, `SELECT l.actor, coalesce(k.label, ''), l.partner_id, count(*), round(sum(CAST(json_extract(l.details, '$.epsilon') AS DOUBLE)), 6)
+		FROM audit_log l LEFT JOIN api_keys k ON k.id = l.actor
+		WHERE l.collab_id = ? AND l.action = 'query.run' GROUP BY ALL ORDER BY ALL`, collabID)
 	if err != nil {
 		return nil, fmt.Errorf("query.QueriesByAnalyst: %w", err)
 	}
@@ -24,7 +26,7 @@ func QueriesByAnalyst(ctx context.Context, q store.Querier, collabID string) ([]
 	out := []wire.AnalystQueries{}
 	for rows.Next() {
 		var a wire.AnalystQueries
-		if err := rows.Scan(&a.AnalystKey, &a.PartnerID, &a.Queries, &a.Epsilon); err != nil {
+		if err := rows.Scan(&a.AnalystKey, &a.AnalystLabel, &a.PartnerID, &a.Queries, &a.Epsilon); err != nil {
 			return nil, err
 		}
 		out = append(out, a)
@@ -45,6 +47,48 @@ func RefusalsByReason(ctx context.Context, q store.Querier, collabID string) ([]
 		var r wire.ReasonRefusals
 		if err := rows.Scan(&r.Reason, &r.Refusals); err != nil {
 			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// History is one analyst key's own questions in a collaboration, newest
+// first: what it was answered, served from the cache, or refused.
+func History(ctx context.Context, q store.Querier, collabID, keyID string, limit int) ([]wire.QueryRecord, error) {
+	rows, err := q.QueryContext(ctx, `SELECT seq, at, action, CAST(details AS VARCHAR) FROM audit_log
+		WHERE collab_id = ? AND actor = ? AND action IN ('query.run', 'query.cached', 'query.refused')
+		ORDER BY seq DESC LIMIT ?`, collabID, keyID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query.History: %w", err)
+	}
+	defer rows.Close()
+	out := []wire.QueryRecord{}
+	for rows.Next() {
+		var r wire.QueryRecord
+		var action, details string
+		if err := rows.Scan(&r.AuditSeq, &r.At, &action, &details); err != nil {
+			return nil, err
+		}
+		var d struct {
+			SQL     string         `json:"sql"`
+			Epsilon float64        `json:"epsilon"`
+			Delta   float64        `json:"delta"`
+			Rows    int            `json:"rows"`
+			Code    wire.ErrorCode `json:"code"`
+			Reason  string         `json:"reason"`
+		}
+		if err := json.Unmarshal([]byte(details), &d); err != nil {
+			return nil, fmt.Errorf("query.History: entry %d: %w", r.AuditSeq, err)
+		}
+		r.At, r.SQL, r.Epsilon = r.At.UTC(), d.SQL, d.Epsilon
+		switch action {
+		case "query.run":
+			r.Outcome, r.Delta, r.Rows = wire.OutcomeAnswered, d.Delta, d.Rows
+		case "query.cached":
+			r.Outcome = wire.OutcomeCached
+		default:
+			r.Outcome, r.Code, r.Reason = wire.OutcomeRefused, d.Code, d.Reason
 		}
 		out = append(out, r)
 	}

@@ -375,6 +375,12 @@ func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (Budget
 		return BudgetStatus{}, err
 	}
 	start := ledger.PeriodStart(b.Refresh, now)
+	var next *time.Time
+	if b.Refresh == wire.RefreshMonthly {
+		t := start.AddDate(0, 1, 0)
+		next = &t
+	}
+	names := map[string]string{c.Proposer: c.ProposerName, c.Partner: c.PartnerName}
 	out := BudgetStatus{Budgets: []Budget{}}
 	for _, p := range c.Members() {
 		spent, err := ledger.Spent(ctx, s.DB.SQL(), c.ID, p, start)
@@ -382,7 +388,7 @@ func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (Budget
 			return BudgetStatus{}, err
 		}
 		left := total.Sub(spent)
-		out.Budgets = append(out.Budgets, Budget{PartnerID: p,
+		out.Budgets = append(out.Budgets, Budget{PartnerID: p, PartnerName: names[p], NextRefresh: next,
 			Budget: b.Epsilon, Spent: spent.Epsilon(), Remaining: left.Epsilon(),
 			DeltaBudget: b.Delta, DeltaSpent: spent.Delta(), DeltaRemaining: left.Delta(),
 			Refresh: string(b.Refresh), PeriodStart: start})

@@ -233,6 +233,11 @@ var migrations = []string{
 		delta_units = CAST(CASE WHEN delta = 0 THEN 0
 			WHEN round(delta * 1e12::DOUBLE) > 0 AND abs(delta * 1e12::DOUBLE - round(delta * 1e12::DOUBLE)) <= 1e-9 * delta * 1e12::DOUBLE
 			THEN round(delta * 1e12::DOUBLE) ELSE ceil(delta * 1e12::DOUBLE) END AS BIGINT);`,
+	// The rules both partners last approved, shown beside a pending change
+	// and restored when it is rejected. A change pending at upgrade has
+	// none to show: its earlier rules were not kept.
+	`ALTER TABLE collaborations ADD COLUMN approved_rules JSON;
+	UPDATE collaborations SET approved_rules = rules WHERE state = 'active';`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

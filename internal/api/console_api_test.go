@@ -1,0 +1,248 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// The routes the console needs beyond the CLI's: who a key is, an
+// analyst's own history, rejecting a rules change, newest-first audit
+// pages and the public privacy report.
+
+func TestMeSaysWhoTheKeyIs(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	me, err := e.brand.analyst.Me(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.Role != wire.Analyst || me.PartnerID != e.brand.id || me.PartnerName != "Brand Co" || me.Operator || me.Label != "analyst" {
+		t.Errorf("the brand's analyst is %+v", me)
+	}
+	op, err := e.op.Me(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !op.Operator || op.Role != wire.Admin {
+		t.Errorf("the operator's key is %+v", op)
+	}
+	co, err := e.pub.eng.Collaboration(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co.ProposerName != "Brand Co" || co.PartnerName != "Publisher" {
+		t.Errorf("the collaboration names its partners %q and %q", co.ProposerName, co.PartnerName)
+	}
+}
+
+func TestRejectingAChangeRestoresTheApprovedRules(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	// A first proposal has nothing to go back to.
+	first, err := e.brand.admin.Propose(ctx, "other", e.pub.id, json.RawMessage(testRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pub.admin.Reject(ctx, first.ID, 0); status(err) != http.StatusConflict || !strings.Contains(err.Error(), "delete the collaboration") {
+		t.Errorf("rejecting a first proposal: %v, want 409 saying to delete it", err)
+	}
+	co, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(`{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}, "epsilon_budget": 3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co.ApprovedRules == nil || co.ApprovedRules.EpsilonBudget != 10 || co.Rules.EpsilonBudget != 3 {
+		t.Fatalf("a pending change shows approved rules %+v beside %g", co.ApprovedRules, co.Rules.EpsilonBudget)
+	}
+	// The proposer cannot reject its own change; a stale version is refused.
+	if _, err := e.brand.admin.Reject(ctx, e.collab, 0); status(err) != http.StatusConflict {
+		t.Errorf("the proposer rejecting its own change: %v, want 409", err)
+	}
+	if _, err := e.pub.admin.Reject(ctx, e.collab, co.RulesVersion-1); status(err) != http.StatusConflict {
+		t.Errorf("rejecting a stale version: %v, want 409", err)
+	}
+	if _, err := e.pub.eng.Reject(ctx, e.collab, 0); status(err) != http.StatusForbidden {
+		t.Errorf("an engineer rejecting: %v, want 403", err)
+	}
+	got, err := e.pub.admin.Reject(ctx, e.collab, co.RulesVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != wire.StateActive || got.Rules.EpsilonBudget != 10 || got.RulesVersion != co.RulesVersion+1 || got.ApprovedRules != nil || len(got.ApprovedBy) != 2 {
+		t.Errorf("after the rejection: %+v", got)
+	}
+	if _, err := e.pub.admin.Reject(ctx, e.collab, 0); status(err) != http.StatusConflict {
+		t.Errorf("rejecting with nothing pending: %v, want 409", err)
+	}
+	raw, err := e.brand.audit.AuditLog(ctx, url.Values{"action": {"collaboration.reject_rules"}})
+	if err != nil || !strings.Contains(string(raw), `"rejected_version":`+itoa(co.RulesVersion)) {
+		t.Errorf("the log does not record the rejection: %s %v", raw, err)
+	}
+}
+
+func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestQueryHistoryIsTheKeysOwn(t *testing.T) {
+	e := newQueryEnv(t)
+	ctx := context.Background()
+	q := `SELECT brand_co_label, COUNT(*) AS people FROM cohort GROUP BY brand_co_label`
+	for _, s := range []string{q, q, `SELECT nope FROM cohort`} {
+		if st, body, _ := e.ask(e.brand.analyst.Key, s, 0.5, ""); st != 200 && !strings.Contains(s, "nope") {
+			t.Fatalf("%d %s", st, body)
+		}
+	}
+	// Another analyst of the same partner asks too.
+	k, err := e.brand.admin.CreateKey(ctx, e.brand.id, "analyst", "second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, body, _ := e.ask(k.Secret, `SELECT COUNT(*) AS n FROM cohort`, 0.2, ""); st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	h, err := e.brand.analyst.QueryHistory(ctx, e.collab, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outcomes []string
+	for _, r := range h.Queries {
+		outcomes = append(outcomes, r.Outcome)
+		if strings.Contains(r.SQL, "AS n") {
+			t.Errorf("the history shows another key's query: %s", r.SQL)
+		}
+	}
+	if strings.Join(outcomes, ",") != "refused,cached,answered" {
+		t.Errorf("outcomes newest first: %v, want refused,cached,answered", outcomes)
+	}
+	if r := h.Queries[0]; r.Code == "" || r.Reason == "" {
+		t.Errorf("a refusal without its code or reason: %+v", r)
+	}
+	if r := h.Queries[2]; r.Epsilon != 0.5 || r.Rows == 0 || r.SQL != q {
+		t.Errorf("the answered query: %+v", r)
+	}
+	if h, err := e.brand.analyst.QueryHistory(ctx, e.collab, 1); err != nil || len(h.Queries) != 1 {
+		t.Errorf("limit 1: %d queries, %v", len(h.Queries), err)
+	}
+	if _, err := e.brand.audit.QueryHistory(ctx, e.collab, 0); status(err) != http.StatusForbidden {
+		t.Errorf("an auditor asking for a history: %v, want 403", err)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/collaborations/"+e.collab+"/queries?limit=0", nil)
+	req.Header.Set("Authorization", "Bearer "+e.brand.analyst.Key)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
+		t.Errorf("limit=0: %v %v, want 400", resp, err)
+	}
+}
+
+func TestAuditPagesNewestFirst(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	page := func(v url.Values) []int64 {
+		t.Helper()
+		raw, err := e.brand.audit.AuditLog(ctx, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l struct {
+			Entries []struct {
+				Seq int64 `json:"seq"`
+			} `json:"entries"`
+		}
+		if err := json.Unmarshal(raw, &l); err != nil {
+			t.Fatal(err)
+		}
+		var seqs []int64
+		for _, x := range l.Entries {
+			seqs = append(seqs, x.Seq)
+		}
+		return seqs
+	}
+	all := page(url.Values{})
+	first := page(url.Values{"order": {"desc"}, "limit": {"3"}})
+	if len(all) < 6 || len(first) != 3 || first[0] != all[len(all)-1] || first[2] != all[len(all)-3] {
+		t.Fatalf("newest first: %v of %v", first, all)
+	}
+	next := page(url.Values{"order": {"desc"}, "limit": {"3"}, "before": {itoa(int(first[2]))}})
+	if len(next) == 0 || next[0] != all[len(all)-4] {
+		t.Errorf("the next page back: %v of %v", next, all)
+	}
+	if _, err := e.brand.audit.AuditLog(ctx, url.Values{"order": {"sideways"}}); status(err) != 400 {
+		t.Errorf("order=sideways: %v, want 400", err)
+	}
+}
+
+func TestPrivacyReport(t *testing.T) {
+	e := newQueryEnv(t)
+	ctx := context.Background()
+	if st, body, _ := e.ask(e.brand.analyst.Key, `SELECT COUNT(*) AS n FROM cohort`, 0.5, ""); st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 3, 5), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 8), true); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.brand.audit.PrivacyReport(ctx, e.brand.id, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.PartnerName != "Brand Co" || len(rep.Collaborations) != 1 || rep.IdentifiersInTheClear != 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	c := rep.Collaborations[0]
+	if c.PartnerName != "Publisher" || c.Purpose != "measurement" || c.Queries != 1 || c.Matches != 1 || c.EpsilonSpent < 0.5 {
+		t.Errorf("collaboration: %+v", c)
+	}
+	if rep.DeletionsHonoured != 1 || rep.OptOutsHonoured != 1 || rep.IdentifiersSubmitted != 3 || rep.MedianSecondsToHonour == nil {
+		t.Errorf("honoured: %+v", rep)
+	}
+	// The publisher's report has none of the brand's deletions.
+	pub, err := e.pub.admin.PrivacyReport(ctx, e.pub.id, time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub.DeletionsHonoured+pub.OptOutsHonoured != 0 || pub.MedianSecondsToHonour != nil {
+		t.Errorf("the publisher's report counts the brand's deletions: %+v", pub)
+	}
+	// A period before anything happened counts nothing.
+	old, err := e.brand.admin.PrivacyReport(ctx, e.brand.id, time.Now().AddDate(-2, 0, 0), time.Now().AddDate(-1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(old.Collaborations) != 0 || old.DeletionsHonoured != 0 {
+		t.Errorf("last year's report: %+v", old)
+	}
+	if _, err := e.brand.audit.PrivacyReport(ctx, e.pub.id, time.Time{}, time.Time{}); status(err) != http.StatusNotFound {
+		t.Errorf("the brand's auditor reading the publisher's report: %v, want 404", err)
+	}
+	if _, err := e.brand.analyst.PrivacyReport(ctx, e.brand.id, time.Time{}, time.Time{}); status(err) != http.StatusForbidden {
+		t.Errorf("an analyst reading the privacy report: %v, want 403", err)
+	}
+	_, err = e.brand.admin.PrivacyReport(ctx, e.brand.id, time.Now(), time.Now().AddDate(0, -1, 0))
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 400 || !strings.Contains(ce.Message, "since") {
+		t.Errorf("since after until: %v, want 400 naming since", err)
+	}
+	// The report's honoured deletions are the reader's partner's own.
+	r, err := e.pub.audit.Report(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Honoured) != 0 {
+		t.Errorf("the publisher's report shows the brand's deletion timings: %+v", r.Honoured)
+	}
+	r, err = e.brand.audit.Report(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Honoured) != 2 || r.Honoured[0].RequestedAt.After(r.Honoured[0].HonouredAt) {
+		t.Errorf("the brand's report: honoured %+v", r.Honoured)
+	}
+}

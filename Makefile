@@ -3,7 +3,11 @@ GO      ?= go
 FUZZTIME ?= 5s
 BIN     := bin/cleanroom
 
-.PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js redocly openapi-lint
+.PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js redocly openapi-lint screenshots
+
+# The console's browser tests (internal/api TestConsole) save a screenshot
+# of each view here; make screenshots refreshes the README's copies.
+SCREENSHOTS := $(CURDIR)/build/screenshots
 
 # An Arrow reader written by others (the npm apache-arrow package) checks
 # that query answers in Arrow are readable; tests skip the check without npm.
@@ -21,7 +25,8 @@ build:
 
 # Unit, property and CLI script tests, lint, and a short run of every fuzz target.
 test: lint arrow-js
-	CLEANROOM_ARROW_JS=$$( [ -d $(ARROW_JS)/node_modules/apache-arrow ] && echo $(ARROW_JS) ) CLEANROOM_REDOCLY=$(REDOCLY_DIR) $(GO) test ./...
+	CLEANROOM_ARROW_JS=$$( [ -d $(ARROW_JS)/node_modules/apache-arrow ] && echo $(ARROW_JS) ) CLEANROOM_REDOCLY=$(REDOCLY_DIR) \
+		CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./...
 	$(MAKE) fuzz
 
 # The whole flow on synthetic parties.
@@ -34,6 +39,12 @@ bench: build
 	./$(BIN) bench intersect -n 10000000 -overlap 0.1
 	./$(BIN) bench match -n 1000000 -overlap 0.1
 	./$(BIN) bench query -rows 10000000
+	$(GO) test ./internal/api -run '^$$' -bench '^BenchmarkConsoleAuditFirstView$$' -benchtime 20x
+
+# The README's screenshots, from the console's browser tests.
+screenshots:
+	CLEANROOM_REQUIRE_BROWSER=1 CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./internal/api -run '^TestConsole$$' -count=1
+	mkdir -p docs/screenshots && cp $(SCREENSHOTS)/*.png docs/screenshots/
 
 # Each fuzz target briefly (go test runs one -fuzz target at a time).
 FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./audience:FuzzReader ./internal/query:FuzzParse

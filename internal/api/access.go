@@ -139,7 +139,8 @@ func (s *Server) privacyReport(c echo.Context) error {
 		return err
 	}
 	for _, co := range cs {
-		if !co.CreatedAt.Before(until) {
+		// (The operator's partner lists every collaboration, and is in none.)
+		if !co.HasMember(pa.ID) || !co.CreatedAt.Before(until) {
 			continue
 		}
 		other := co.PartnerName

@@ -10,11 +10,17 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
 	"time"
+
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 //go:embed assets
@@ -59,6 +65,12 @@ func Handler() http.Handler {
 		}
 		name := strings.TrimPrefix(path.Clean("/"+strings.TrimPrefix(r.URL.Path, Prefix)), "/")
 		if _, ok := etags[name]; !ok {
+			if path.Ext(name) != "" {
+				// A missing file, not a view: index.html in its place
+				// would only fail later as a script or style sheet.
+				http.Error(w, "no such file in the console", http.StatusNotFound)
+				return
+			}
 			name = "index.html"
 		}
 		etag := etags[name]
@@ -74,4 +86,96 @@ func Handler() http.Handler {
 		// The zero time leaves out Last-Modified: the ETag is the validator.
 		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(b))
 	})
+}
+
+// standaloneScripts are the scripts a standalone page inlines, in order:
+// the charting library, then the same rendering code the console's report
+// pages run, then the page's start.
+var standaloneScripts = []string{
+	"vendor/echarts-6.0.0/echarts.min.js",
+	"js/core.js",
+	"js/charts.js",
+	"js/report.js",
+	"js/standalone.js",
+}
+
+// standaloneCSP keeps a saved page offline: its own inline code runs, and
+// it can load nothing, send nothing.
+const standaloneCSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
+
+// Standalone writes one self-contained HTML page of a report: page
+// "report" (data: a wire.Report) or "privacy" (a wire.PrivacyReport).
+// The style sheet, ECharts, the console's rendering scripts and the data
+// (as JSON) are all inlined, so the file opens offline, anywhere, and
+// draws the same charts as the console's report page; it prints as the
+// console does.
+func Standalone(w io.Writer, page string, data any) error {
+	var title string
+	switch page {
+	case "report":
+		title = "Transparency report"
+		switch r := data.(type) {
+		case wire.Report:
+			title += ": " + r.Collaboration.Name
+		case *wire.Report:
+			title += ": " + r.Collaboration.Name
+		}
+	case "privacy":
+		title = "Privacy report"
+		switch r := data.(type) {
+		case wire.PrivacyReport:
+			title = r.PartnerName + ": privacy report"
+		case *wire.PrivacyReport:
+			title = r.PartnerName + ": privacy report"
+		}
+	default:
+		return fmt.Errorf("console: no standalone page %q (want report or privacy)", page)
+	}
+	// json.Marshal escapes <, > and &, so the data cannot end its script
+	// element.
+	js, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("console: the %s page's data: %w", page, err)
+	}
+	css, err := inlinable("app.css", "</style")
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	b.WriteString("<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+	b.WriteString("<meta http-equiv=\"Content-Security-Policy\" content=\"" + standaloneCSP + "\">\n")
+	b.WriteString("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
+	b.WriteString("<title>" + html.EscapeString(title) + "</title>\n<style>\n")
+	b.Write(css)
+	b.WriteString("</style>\n</head>\n<body class=\"standalone\">\n<main id=\"app\"></main>\n")
+	b.WriteString("<script type=\"application/json\" id=\"cr-data\" data-page=\"" + page + "\">")
+	b.Write(js)
+	b.WriteString("</script>\n")
+	for _, name := range standaloneScripts {
+		src, err := inlinable(name, "</script")
+		if err != nil {
+			return err
+		}
+		b.WriteString("<script>\n")
+		b.Write(src)
+		b.WriteString("\n</script>\n")
+	}
+	b.WriteString("</body>\n</html>\n")
+	_, err = w.Write(b.Bytes())
+	return err
+}
+
+// inlinable reads an asset to inline in an element that closing ends,
+// refusing one that holds it (or an HTML comment start, which changes
+// how a script element ends).
+func inlinable(name, closing string) ([]byte, error) {
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	low := bytes.ToLower(b)
+	if bytes.Contains(low, []byte(closing)) || bytes.Contains(low, []byte("<!--")) {
+		return nil, fmt.Errorf("console: %s holds %s or <!-- and cannot be inlined", name, closing)
+	}
+	return b, nil
 }

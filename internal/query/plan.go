@@ -398,12 +398,7 @@ func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
 		}
 		return strings.Join(names, ", ")
 	}
-	pos := func(col string) int {
-		if at, ok := p.positions[col]; ok {
-			return at
-		}
-		return -1
-	}
+	pos := p.position
 	dimension := func(col, where string) error {
 		if Hidden(col) {
 			return hiddenError(col, pos(col))

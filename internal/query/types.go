@@ -13,10 +13,11 @@ import (
 // fail only if some row's value does not convert: an error that depends on
 // the data would tell the analyst something about it. Checked against the
 // schema instead, the refusal depends on the query alone.
+//
+// It also refuses a column the rules allow but the cohort lacks (rules
+// naming an attribute without its partner's prefix, say): the schema is
+// both partners' knowledge, and the query must not reach DuckDB to fail.
 func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, table string) error {
-	if p.Where == nil {
-		return nil
-	}
 	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?`, table)
 	if err != nil {
 		return err
@@ -31,7 +32,36 @@ func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, table string) er
 		types[n] = t
 	}
 	rows.Close()
+	cols := append([]string(nil), p.Dimensions...)
+	for _, a := range p.Aggregates {
+		cols = append(cols, a.Column)
+	}
+	cols = append(cols, whereColumns(p.Where)...)
+	for _, c := range cols {
+		if _, ok := types[c]; c != "" && !ok {
+			return &Error{Code: CodeNotAllowed, Position: p.position(c),
+				Message: fmt.Sprintf("column %s is allowed by the rules but the cohort has no such column (cohort columns carry their partner's prefix, such as brand_co_); ask the admins to fix the rules", c)}
+		}
+	}
+	if p.Where == nil {
+		return nil
+	}
 	return checkExprTypes(p.Where, types)
+}
+
+// whereColumns lists the columns a filter names.
+func whereColumns(e *Expr) []string {
+	if e == nil {
+		return nil
+	}
+	var out []string
+	if e.Column != "" {
+		out = append(out, e.Column)
+	}
+	for _, c := range e.Children {
+		out = append(out, whereColumns(c)...)
+	}
+	return out
 }
 
 func checkExprTypes(e *Expr, types map[string]string) error {
@@ -65,4 +95,13 @@ func compatible(colType, kind string) bool {
 		return kind == KindInt || kind == KindFloat
 	}
 	return false
+}
+
+// position is where a column is first named in the query's text (-1:
+// nowhere known).
+func (p *Plan) position(col string) int {
+	if at, ok := p.positions[col]; ok {
+		return at
+	}
+	return -1
 }

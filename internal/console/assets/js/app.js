@@ -1,0 +1,273 @@
+// The console's shell: sign-in, the top bar, and hash routes
+// (#/collabs, #/collab/ID/workbench|collab|report, #/audit, #/privacy).
+// Each view asks the API only what the signed-in role may ask (CR.can),
+// and shows nothing else.
+(function () {
+  'use strict';
+  var CR = window.CR, el = CR.el;
+  var top = document.getElementById('top'), app = document.getElementById('app');
+  var generation = 0;
+  // meName keeps GET /v1/me beside the key: a key's role and partner never
+  // change, so a reload shows its view without asking again first.
+  var meName = 'cleanroom.me';
+
+  // alive tells a view whether the page still shows it: an answer that
+  // arrives after the user moved on is dropped.
+  function view() {
+    var g = ++generation;
+    CR.disposeCharts();
+    CR.clear(app);
+    return function () { return g === generation; };
+  }
+
+  CR.signOut = function (err) {
+    sessionStorage.removeItem(CR.keyName);
+    sessionStorage.removeItem(meName);
+    CR.key = null;
+    CR.me = null;
+    renderTop();
+    signIn(err);
+  };
+
+  function signIn(err) {
+    view();
+    var key = el('input', { type: 'password', id: 'signin-key', test: 'signin-key', autocomplete: 'off', spellcheck: 'false', placeholder: 'crk_…', required: true });
+    var msg = el('div', { class: 'signin-msg' }, err ? CR.errorBox(err, 'signin-error') : null);
+    var form = el('form', { class: 'signin card', onsubmit: submit },
+      el('h2', { text: 'Sign in' }),
+      el('p', { class: 'muted', text: 'Paste an API key. It stays in this tab only (session storage) and goes to the server as a bearer token; closing the tab forgets it.' }),
+      el('label', { for: 'signin-key', text: 'API key' }), key,
+      el('button', { type: 'submit', class: 'primary', test: 'signin-submit', text: 'Sign in' }),
+      msg);
+    app.appendChild(form);
+    key.focus();
+
+    async function submit(ev) {
+      ev.preventDefault(); // the CSP allows no form submission, and none is needed
+      var k = key.value.trim();
+      CR.clear(msg);
+      if (!k) {
+        msg.appendChild(CR.errorBox({ code: 'invalid', message: 'paste an API key first' }, 'signin-error'));
+        return;
+      }
+      try {
+        var me = await CR.api('GET', '/v1/me', { key: k });
+        sessionStorage.setItem(CR.keyName, k);
+        sessionStorage.setItem(meName, JSON.stringify(me));
+        CR.key = k;
+        CR.me = me;
+        renderTop();
+        if (!location.hash || location.hash === '#/' || location.hash === '#/signin') location.hash = '#/collabs';
+        else route();
+      } catch (e) {
+        msg.appendChild(CR.errorBox(e, 'signin-error'));
+      }
+    }
+  }
+
+  function renderTop() {
+    CR.clear(top);
+    if (!CR.me) { top.hidden = true; return; }
+    top.hidden = false;
+    var me = CR.me;
+    var nav = el('nav', { class: 'nav' },
+      el('a', { href: '#/collabs', test: 'nav-collabs', text: 'Collaborations' }),
+      CR.can('audit') ? el('a', { href: '#/audit', test: 'nav-audit', text: 'Audit log' }) : null,
+      CR.can('privacy') ? el('a', { href: '#/privacy', test: 'nav-privacy', text: 'Privacy report' }) : null);
+    CR.append(top, [
+      el('a', { class: 'brand', href: '#/collabs', text: 'cleanroom' }),
+      nav,
+      el('span', { class: 'whoami', test: 'whoami', title: 'key ' + me.key_id },
+        el('strong', { text: me.operator ? 'operator' : me.role }), ' · ', me.partner_name || me.partner_id,
+        me.label ? el('span', { class: 'muted', text: ' · ' + me.label }) : null),
+      el('button', { class: 'link', test: 'signout', text: 'Sign out', onclick: function () { location.hash = ''; CR.signOut(); } })
+    ]);
+    markNav();
+  }
+  function markNav() {
+    var h = location.hash;
+    top.querySelectorAll('.nav a').forEach(function (a) {
+      var t = a.getAttribute('href');
+      a.classList.toggle('active', h.indexOf(t) === 0 || (t === '#/collabs' && h.indexOf('#/collab/') === 0));
+    });
+  }
+
+  // notAllowed is what a route the role may not use shows, asking nothing.
+  function notAllowed(what) {
+    app.appendChild(el('p', { class: 'card muted', text: 'A key with role ' + CR.role() + ' cannot see ' + what + '.' }));
+  }
+
+  function route() {
+    if (!CR.key) return signIn();
+    markNav();
+    var parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    switch (parts[0]) {
+      case 'collab':
+        return collab(parts[1], parts[2]);
+      case 'audit': {
+        var alive = view();
+        if (!CR.can('audit')) return notAllowed('the audit log');
+        return CR.auditView(app, alive);
+      }
+      case 'privacy':
+        return privacy();
+      default:
+        return collabs();
+    }
+  }
+  CR.route = route;
+
+  // guard shows a failed request's error in box, unless the view is gone
+  // or the failure signed out.
+  function guard(alive, box, p) {
+    return p.catch(function (e) {
+      if (!alive() || e.status === 401) return;
+      CR.clear(box).appendChild(CR.errorBox(e));
+      if (!(e instanceof CR.APIError)) throw e; // a bug, or a script that did not load: the console says so too
+    });
+  }
+  CR.guard = guard;
+
+  function collabs() {
+    var alive = view();
+    var box = el('section', { class: 'card' }, el('h2', { text: 'Collaborations' }), el('p', { class: 'muted', text: 'Loading…' }));
+    app.appendChild(box);
+    guard(alive, box, CR.api('GET', '/v1/collaborations').then(function (list) {
+      if (!alive()) return;
+      var cs = list.collaborations || [];
+      CR.clear(box).appendChild(el('h2', { text: 'Collaborations' }));
+      if (!cs.length) {
+        box.appendChild(el('p', { class: 'muted', test: 'collab-list', text: 'No collaboration yet: an admin proposes one (cleanroom collab propose).' }));
+        return;
+      }
+      box.appendChild(CR.table({ class: 'data clickable', test: 'collab-list' }, ['Name', 'Partners', 'State', 'Purpose', 'Rules', 'Updated'],
+        cs.map(function (c) {
+          var open = function () { location.hash = '#/collab/' + encodeURIComponent(c.id) + '/' + (CR.can('query') ? 'workbench' : 'collab'); };
+          return el('tr', { test: 'collab-item', 'data-id': c.id, tabindex: '0', onclick: open, onkeydown: function (e) { if (e.key === 'Enter') open(); } },
+            CR.td(el('strong', { text: c.name || c.id })), CR.td((c.proposer_name || c.proposer) + ' × ' + (c.partner_name || c.partner)),
+            CR.td(el('span', { class: 'state ' + c.state, text: c.state })), CR.td((c.rules || {}).purpose || '–'),
+            CR.td('v' + c.rules_version, 'n'), CR.td(CR.time(c.updated_at)));
+        })));
+    }));
+  }
+
+  function collab(id, tab) {
+    var alive = view();
+    if (!id) return collabs();
+    tab = tab || (CR.can('query') ? 'workbench' : 'collab');
+    var tabs = [['workbench', 'Workbench', CR.can('query')], ['collab', 'Collaboration', CR.can('collabs')], ['report', 'Transparency report', CR.can('collabs')]];
+    var head = el('header', { class: 'collab-head' }, el('h2', { text: '…' }));
+    var bar = el('nav', { class: 'tabs' }, tabs.filter(function (t) { return t[2]; }).map(function (t) {
+      return el('a', { href: '#/collab/' + encodeURIComponent(id) + '/' + t[0], test: 'tab-' + t[0], class: t[0] === tab ? 'active' : '', text: t[1] });
+    }));
+    var panel = el('div', { class: 'panel' }, el('p', { class: 'muted', text: 'Loading…' }));
+    CR.append(app, [head, bar, panel]);
+    var scripts = { workbench: ['charts.js', 'workbench.js'], report: ['charts.js', 'report.js'] }[tab] || ['charts.js', 'report.js', 'collab.js'];
+    guard(alive, panel, Promise.all([CR.api('GET', '/v1/collaborations/' + encodeURIComponent(id)), CR.load(scripts)]).then(function (x) {
+      var co = x[0];
+      if (!alive()) return;
+      CR.clear(head);
+      CR.append(head, [
+        el('h2', null, co.name || co.id, ' ', el('span', { class: 'state ' + co.state, text: co.state })),
+        el('p', { class: 'muted' }, (co.proposer_name || co.proposer) + ' × ' + (co.partner_name || co.partner) + ' · purpose ' +
+          (co.rules || {}).purpose + ' · rules v' + co.rules_version + ' · ', el('span', { class: 'mono', text: co.id }))
+      ]);
+      if (tab === 'workbench' && CR.can('query')) return CR.workbench(panel, co, alive);
+      if (tab === 'report') return report(panel, co, alive);
+      return CR.collabView(panel, co, alive);
+    }));
+  }
+
+  function report(panel, co, alive) {
+    return CR.api('GET', '/v1/collaborations/' + encodeURIComponent(co.id) + '/report').then(function (r) {
+      if (!alive()) return;
+      CR.clear(panel);
+      var body = el('div');
+      CR.append(panel, [printBar('This report prints on paper, or save it as PDF from the print dialog. cleanroom report --format html -o report.html saves it as one self-contained page.'), body]);
+      CR.renderReport(body, r);
+    });
+  }
+
+  function printBar(note) {
+    return el('div', { class: 'toolbar noprint' },
+      el('button', { test: 'print', text: 'Print', onclick: function () { window.print(); } }),
+      el('span', { class: 'muted small', text: note }));
+  }
+  CR.printBar = printBar;
+
+  // privacy is the public privacy report of the key's partner (any
+  // partner's, picked from the list, for the operator).
+  function privacy() {
+    var alive = view();
+    if (!CR.can('privacy')) return notAllowed('the privacy report');
+    var since = el('input', { type: 'date', test: 'privacy-since', id: 'privacy-since' });
+    var until = el('input', { type: 'date', test: 'privacy-until', id: 'privacy-until' });
+    var partner = null;
+    var body = el('div', null, el('p', { class: 'muted', text: 'Loading…' }));
+    var form = el('form', { class: 'toolbar noprint', onsubmit: function (e) { e.preventDefault(); load(true); } },
+      el('label', { for: 'privacy-since', text: 'From' }), since,
+      el('label', { for: 'privacy-until', text: 'to' }), until,
+      el('button', { type: 'submit', test: 'privacy-apply', text: 'Show' }),
+      el('button', { type: 'button', test: 'print', text: 'Print', onclick: function () { window.print(); } }),
+      el('span', { class: 'muted small', text: 'For the brand\'s customers: print it, or publish the page cleanroom privacy-report --format html makes.' }));
+    CR.append(app, [form, body]);
+    if (CR.me.operator) {
+      partner = el('select', { 'aria-label': 'Partner' });
+      form.insertBefore(partner, form.firstChild);
+      partner.addEventListener('change', function () { load(true); });
+      guard(alive, body, CR.api('GET', '/v1/partners').then(function (l) {
+        if (!alive()) return;
+        (l.partners || []).forEach(function (p) { partner.appendChild(el('option', { value: p.id, text: p.name })); });
+        if (partner.options.length) load(false);
+        else CR.clear(body).appendChild(el('p', { class: 'muted', text: 'No partner yet.' }));
+      }));
+    } else {
+      load(false);
+    }
+
+    function load(withDates) {
+      var pid = partner ? partner.value : CR.me.partner_id;
+      var q = {};
+      if (withDates) {
+        if (since.value) q.since = since.value + 'T00:00:00Z';
+        // The day picked is included: the report runs to the next midnight.
+        if (until.value) q.until = new Date(Date.parse(until.value + 'T00:00:00Z') + 86400000).toISOString().replace('.000Z', 'Z');
+      }
+      guard(alive, body, Promise.all([CR.api('GET', '/v1/partners/' + encodeURIComponent(pid) + '/privacy-report', { query: q }),
+        CR.load(['charts.js', 'report.js'])]).then(function (x) {
+        var p = x[0];
+        if (!alive()) return;
+        since.value = CR.date(p.since);
+        until.value = CR.date(new Date(Date.parse(p.until) - 1).toISOString());
+        CR.disposeCharts();
+        CR.renderPrivacy(body, p);
+      }));
+    }
+  }
+
+  window.addEventListener('hashchange', route);
+
+  // Start: a key kept in this tab signs in again by itself.
+  CR.key = sessionStorage.getItem(CR.keyName);
+  try {
+    CR.me = JSON.parse(sessionStorage.getItem(meName));
+  } catch (e) {
+    CR.me = null;
+  }
+  if (!CR.key) {
+    renderTop();
+    signIn();
+  } else if (CR.me) {
+    renderTop();
+    route();
+  } else {
+    CR.api('GET', '/v1/me').then(function (me) {
+      CR.me = me;
+      sessionStorage.setItem(meName, JSON.stringify(me));
+      renderTop();
+      route();
+    }, function (e) {
+      if (e.status !== 401) CR.signOut(e);
+    });
+  }
+})();

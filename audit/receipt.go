@@ -57,6 +57,10 @@ func (r Receipt) message() []byte {
 // SignReceipt signs r with the server's key.
 func SignReceipt(priv ed25519.PrivateKey, r Receipt) Receipt {
 	r.At = r.At.UTC()
+	if r.RequestedAt != nil {
+		t := r.RequestedAt.UTC()
+		r.RequestedAt = &t
+	}
 	r.Signature = base64.StdEncoding.EncodeToString(ed25519.Sign(priv, r.message()))
 	return r
 }

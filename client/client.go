@@ -282,7 +282,8 @@ func (c *Client) Budget(ctx context.Context, collabID string) (json.RawMessage, 
 }
 
 // AuditLog returns audit entries as raw JSON (filters as query values:
-// collab, actor, action, since, until, after, limit).
+// collab, actor, action, since, until, after, before, limit; order=desc
+// for newest first, paging back with before = the smallest seq seen).
 func (c *Client) AuditLog(ctx context.Context, filter url.Values) (json.RawMessage, error) {
 	var out json.RawMessage
 	return out, c.json(ctx, "GET", "/v1/audit?"+filter.Encode(), nil, &out)
@@ -351,10 +352,10 @@ func (c *Client) PrivacyReport(ctx context.Context, partnerID string, since, unt
 	var out wire.PrivacyReport
 	q := url.Values{}
 	if !since.IsZero() {
-		q.Set("since", since.UTC().Format(time.RFC3339))
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
 	}
 	if !until.IsZero() {
-		q.Set("until", until.UTC().Format(time.RFC3339))
+		q.Set("until", until.UTC().Format(time.RFC3339Nano))
 	}
 	path := "/v1/partners/" + url.PathEscape(partnerID) + "/privacy-report"
 	if len(q) > 0 {

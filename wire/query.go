@@ -41,7 +41,7 @@ type Answer struct {
 	// CollaborationEpsilonSpent and CollaborationDeltaSpent are what the
 	// collaboration has spent in all, by both partners and matches
 	// included, over its whole life: the privacy loss of a person in the
-	// cohort so far .
+	// cohort so far.
 	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
 	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
 	Cached                    bool    `json:"cached"`
@@ -72,7 +72,7 @@ type BudgetStatus struct {
 	Budgets []Budget `json:"budgets"`
 	// CollaborationEpsilonSpent and CollaborationDeltaSpent are the
 	// collaboration's total spend, by all partners, matches included, over
-	// its whole life .
+	// its whole life.
 	CollaborationEpsilonSpent float64 `json:"collaboration_epsilon_spent"`
 	CollaborationDeltaSpent   float64 `json:"collaboration_delta_spent"`
 }

@@ -125,8 +125,8 @@ type PrivacyReport struct {
 	Since       time.Time `json:"since"`
 	Until       time.Time `json:"until"`
 	GeneratedAt time.Time `json:"generated_at"`
-	// Collaborations are those the partner's data was used in during the
-	// period.
+	// Collaborations are those the partner took part in during the
+	// period: created before its end and not deleted before its start.
 	Collaborations []PrivacyCollaboration `json:"collaborations"`
 	// IdentifiersInTheClear is always 0: the server never receives an
 	// identifier, not even hashed; it is stated so the page can say so.
@@ -146,11 +146,12 @@ type PrivacyCollaboration struct {
 	Name        string `json:"name"`
 	PartnerName string `json:"partner_name"` // the other partner
 	Purpose     string `json:"purpose"`
-	State       string `json:"state"`
-	Noise       Noise  `json:"noise"`
+	// State is the collaboration's state now (deleted: its data is gone).
+	State string `json:"state" schema:"enum=proposed|active|deleted"`
+	Noise Noise  `json:"noise"`
 	// EpsilonSpent and DeltaSpent are the collaboration's total spend
-	// over its life so far, both partners and matches: the privacy loss a
-	// person in it is exposed to.
+	// from its start to the period's end, both partners and matches: the
+	// privacy loss a person in it was exposed to.
 	EpsilonSpent float64 `json:"epsilon_spent"`
 	DeltaSpent   float64 `json:"delta_spent"`
 	// Queries answered and matches run in the period, by both partners.

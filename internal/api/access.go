@@ -139,8 +139,9 @@ func (s *Server) privacyReport(c echo.Context) error {
 		return err
 	}
 	for _, co := range cs {
-		// (The operator's partner lists every collaboration, and is in none.)
-		if !co.HasMember(pa.ID) || !co.CreatedAt.Before(until) {
+		// Those that existed in the period. (The operator's partner lists
+		// every collaboration, and is in none.)
+		if !co.HasMember(pa.ID) || !co.CreatedAt.Before(until) || co.State == wire.StateDeleted && co.UpdatedAt.Before(since) {
 			continue
 		}
 		other := co.PartnerName
@@ -148,7 +149,7 @@ func (s *Server) privacyReport(c echo.Context) error {
 			other = co.ProposerName
 		}
 		pc := wire.PrivacyCollaboration{Name: co.Name, PartnerName: other, Purpose: co.Rules.Purpose, State: co.State, Noise: co.Rules.Noise}
-		total, err := ledger.CollaborationSpent(ctx, db, co.ID)
+		total, err := ledger.CollaborationSpentBefore(ctx, db, co.ID, until)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -62,9 +64,13 @@ func TestRejectingAChangeRestoresTheApprovedRules(t *testing.T) {
 	if co.ApprovedRules == nil || co.ApprovedRules.EpsilonBudget != 10 || co.Rules.EpsilonBudget != 3 {
 		t.Fatalf("a pending change shows approved rules %+v beside %g", co.ApprovedRules, co.Rules.EpsilonBudget)
 	}
+	// Both partners see what the change would replace.
+	if got, err := e.pub.audit.Collaboration(ctx, e.collab); err != nil || got.ApprovedRules == nil || got.ApprovedRules.EpsilonBudget != 10 {
+		t.Errorf("the other partner's view of the pending change: %+v, %v", got.ApprovedRules, err)
+	}
 	// The proposer cannot reject its own change; a stale version is refused.
-	if _, err := e.brand.admin.Reject(ctx, e.collab, 0); status(err) != http.StatusConflict {
-		t.Errorf("the proposer rejecting its own change: %v, want 409", err)
+	if _, err := e.brand.admin.Reject(ctx, e.collab, 0); status(err) != http.StatusConflict || !strings.Contains(err.Error(), "wait") {
+		t.Errorf("the proposer rejecting its own change: %v, want 409 saying to wait or propose again", err)
 	}
 	if _, err := e.pub.admin.Reject(ctx, e.collab, co.RulesVersion-1); status(err) != http.StatusConflict {
 		t.Errorf("rejecting a stale version: %v, want 409", err)
@@ -83,8 +89,55 @@ func TestRejectingAChangeRestoresTheApprovedRules(t *testing.T) {
 		t.Errorf("rejecting with nothing pending: %v, want 409", err)
 	}
 	raw, err := e.brand.audit.AuditLog(ctx, url.Values{"action": {"collaboration.reject_rules"}})
-	if err != nil || !strings.Contains(string(raw), `"rejected_version":`+itoa(co.RulesVersion)) {
-		t.Errorf("the log does not record the rejection: %s %v", raw, err)
+	if err != nil || !strings.Contains(string(raw), `"rejected_version":`+itoa(co.RulesVersion)) || !strings.Contains(string(raw), `"epsilon_budget":10`) {
+		t.Errorf("the log does not record the rejection and the rules it restored: %s %v", raw, err)
+	}
+	// The restored rules are in force: a query is answered under them.
+	if got, err := e.brand.analyst.Collaboration(ctx, e.collab); err != nil || got.State != wire.StateActive || got.ApprovedRules != nil {
+		t.Errorf("after the rejection the analyst reads %+v, %v", got, err)
+	}
+}
+
+func TestBudgetNamesItsPartnersAndNextRefresh(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	read := func() (wire.BudgetStatus, string) {
+		t.Helper()
+		raw, err := e.brand.audit.Budget(ctx, e.collab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b wire.BudgetStatus
+		if err := json.Unmarshal(raw, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b, string(raw)
+	}
+	b, raw := read()
+	names := map[string]string{}
+	for _, x := range b.Budgets {
+		names[x.PartnerID] = x.PartnerName
+	}
+	if names[e.brand.id] != "Brand Co" || names[e.pub.id] != "Publisher" {
+		t.Errorf("budgets name their partners %v", names)
+	}
+	if strings.Contains(raw, "next_refresh") {
+		t.Errorf("a budget that never refreshes has a next refresh: %s", raw)
+	}
+	co, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(`{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}, "budget_refresh": "monthly"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pub.admin.Approve(ctx, e.collab, co.RulesVersion); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = read()
+	now := time.Now().UTC()
+	for _, x := range b.Budgets {
+		next := x.NextRefresh
+		if next == nil || !next.Equal(x.PeriodStart.AddDate(0, 1, 0)) || next.Day() != 1 || next.Hour() != 0 || !next.After(now) || x.PeriodStart.After(now) {
+			t.Errorf("%s: period from %v, next refresh %v; want the first of next month (UTC)", x.PartnerName, x.PeriodStart, next)
+		}
 	}
 }
 
@@ -99,13 +152,16 @@ func TestQueryHistoryIsTheKeysOwn(t *testing.T) {
 			t.Fatalf("%d %s", st, body)
 		}
 	}
-	// Another analyst of the same partner asks too.
+	// Another analyst of the same partner asks too, and the other
+	// partner's.
 	k, err := e.brand.admin.CreateKey(ctx, e.brand.id, "analyst", "second")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, body, _ := e.ask(k.Secret, `SELECT COUNT(*) AS n FROM cohort`, 0.2, ""); st != 200 {
-		t.Fatalf("%d %s", st, body)
+	for _, key := range []string{k.Secret, e.pub.analyst.Key} {
+		if st, body, _ := e.ask(key, `SELECT COUNT(*) AS n FROM cohort`, 0.2, ""); st != 200 {
+			t.Fatalf("%d %s", st, body)
+		}
 	}
 	h, err := e.brand.analyst.QueryHistory(ctx, e.collab, 0)
 	if err != nil {
@@ -133,11 +189,28 @@ func TestQueryHistoryIsTheKeysOwn(t *testing.T) {
 	if _, err := e.brand.audit.QueryHistory(ctx, e.collab, 0); status(err) != http.StatusForbidden {
 		t.Errorf("an auditor asking for a history: %v, want 403", err)
 	}
-	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/collaborations/"+e.collab+"/queries?limit=0", nil)
-	req.Header.Set("Authorization", "Bearer "+e.brand.analyst.Key)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
-		t.Errorf("limit=0: %v %v, want 400", resp, err)
+	for _, bad := range []string{"0", "1001", "ten"} {
+		st, msg := getError(t, e, e.brand.analyst.Key, "/v1/collaborations/"+e.collab+"/queries?limit="+bad)
+		if st != 400 || !strings.Contains(msg, "limit") {
+			t.Errorf("limit=%s: %d %q, want 400 naming limit", bad, st, msg)
+		}
 	}
+}
+
+// getError makes a GET that should fail and returns its status and the
+// error's message.
+func getError(t *testing.T, e *env, key, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body wire.ErrorBody
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Error.Message
 }
 
 func TestAuditPagesNewestFirst(t *testing.T) {
@@ -172,8 +245,14 @@ func TestAuditPagesNewestFirst(t *testing.T) {
 	if len(next) == 0 || next[0] != all[len(all)-4] {
 		t.Errorf("the next page back: %v of %v", next, all)
 	}
-	if _, err := e.brand.audit.AuditLog(ctx, url.Values{"order": {"sideways"}}); status(err) != 400 {
-		t.Errorf("order=sideways: %v, want 400", err)
+	// Oldest first, the default, pages forward the same way back.
+	if asc := page(url.Values{"order": {"asc"}, "before": {itoa(int(all[3]))}}); len(asc) != 3 || asc[0] != all[0] {
+		t.Errorf("entries before %d, oldest first: %v", all[3], asc)
+	}
+	for _, bad := range []url.Values{{"order": {"sideways"}}, {"before": {"0"}}, {"before": {"x"}}} {
+		if _, err := e.brand.audit.AuditLog(ctx, bad); status(err) != 400 {
+			t.Errorf("%v: %v, want 400", bad, err)
+		}
 	}
 }
 
@@ -183,10 +262,10 @@ func TestPrivacyReport(t *testing.T) {
 	if st, body, _ := e.ask(e.brand.analyst.Key, `SELECT COUNT(*) AS n FROM cohort`, 0.5, ""); st != 200 {
 		t.Fatalf("%d %s", st, body)
 	}
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 3, 5), false); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindedPoints(t, e.brand.key, 3, 5), false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 8), true); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindedPoints(t, e.brand.key, 8), true); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := e.brand.audit.PrivacyReport(ctx, e.brand.id, time.Time{}, time.Time{})
@@ -242,7 +321,86 @@ func TestPrivacyReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Honoured) != 2 || r.Honoured[0].RequestedAt.After(r.Honoured[0].HonouredAt) {
+	if len(r.Honoured) != 2 || r.Honoured[0].RequestedAt.After(r.Honoured[0].HonouredAt) || r.Honoured[0].Identifiers != 2 {
 		t.Errorf("the brand's report: honoured %+v", r.Honoured)
 	}
+	for _, h := range r.Honoured {
+		if h.PartnerID != e.brand.id || h.Seconds != int64(h.HonouredAt.Sub(h.RequestedAt)/time.Second) {
+			t.Errorf("honoured %+v", h)
+		}
+	}
+	// The operator reads every partner's.
+	if _, err := e.pub.eng.DeleteIDs(ctx, e.collab, blindedPoints(t, e.pub.key, 1100), true); err != nil {
+		t.Fatal(err)
+	}
+	r, err = e.op.Report(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]int{}
+	for _, h := range r.Honoured {
+		by[h.PartnerID]++
+	}
+	if by[e.brand.id] != 2 || by[e.pub.id] != 1 {
+		t.Errorf("the operator's report honours %v, want 2 of the brand's and 1 of the publisher's", by)
+	}
+}
+
+func TestPrivacyReportPeriod(t *testing.T) {
+	e := newQueryEnv(t)
+	ctx := context.Background()
+	matched := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	if st, body, _ := e.ask(e.brand.analyst.Key, `SELECT COUNT(*) AS n FROM cohort`, 0.5, ""); st != 200 {
+		t.Fatalf("%d %s", st, body)
+	}
+	// Up to the match: the match's 0.1 charged to each partner, no query.
+	rep, err := e.brand.admin.PrivacyReport(ctx, e.brand.id, time.Time{}, matched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Collaborations) != 1 || rep.Collaborations[0].EpsilonSpent != 0.2 || rep.Collaborations[0].Queries != 0 || rep.Collaborations[0].Matches != 1 {
+		t.Errorf("the report up to the match: %+v", rep.Collaborations)
+	}
+	if rep, err = e.brand.admin.PrivacyReport(ctx, e.brand.id, time.Time{}, time.Time{}); err != nil || rep.Collaborations[0].EpsilonSpent != 0.7 || rep.Collaborations[0].Queries != 1 {
+		t.Errorf("the report up to now: %+v, %v", rep.Collaborations, err)
+	}
+	// A collaboration deleted before the period did not take part in it.
+	if _, err := e.pub.admin.DeleteCollaboration(ctx, e.collab); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if rep, err = e.brand.admin.PrivacyReport(ctx, e.brand.id, later, later.Add(time.Hour)); err != nil || len(rep.Collaborations) != 0 {
+		t.Errorf("a period after the deletion: %+v, %v", rep.Collaborations, err)
+	}
+	rep, err = e.brand.admin.PrivacyReport(ctx, e.brand.id, time.Time{}, later)
+	if err != nil || len(rep.Collaborations) != 1 || rep.Collaborations[0].State != wire.StateDeleted || rep.DeletionsHonoured != 1 {
+		t.Errorf("a period holding the deletion: %+v, %v", rep, err)
+	}
+	// The operator reads any partner's report.
+	if rep, err := e.op.PrivacyReport(ctx, e.pub.id, time.Time{}, later); err != nil || rep.PartnerName != "Publisher" || len(rep.Collaborations) != 1 {
+		t.Errorf("the operator's copy of the publisher's report: %+v, %v", rep, err)
+	}
+	for _, q := range []struct{ query, param string }{{"until=yesterday", "until"}, {"since=2026-13-01T00:00:00Z", "since"}, {"since=2030-01-01T00:00:00Z&until=2029-01-01T00:00:00Z", "since"}} {
+		st, msg := getError(t, e, e.brand.audit.Key, "/v1/partners/"+e.brand.id+"/privacy-report?"+q.query)
+		if st != 400 || !strings.Contains(msg, q.param) {
+			t.Errorf("%s: %d %q, want 400 naming %s", q.query, st, msg, q.param)
+		}
+	}
+}
+
+// blindedPoints gives people's identifiers blinded with key, as encode
+// does.
+func blindedPoints(t *testing.T, key *psi.Key, people ...int) []psi.Point {
+	t.Helper()
+	var out []psi.Point
+	for _, k := range people {
+		raw, _ := base64.StdEncoding.DecodeString(blinded(t, key, k))
+		p, err := psi.DecodePoint(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
 }

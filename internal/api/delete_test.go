@@ -233,6 +233,10 @@ func TestRetentionJanitorSurvivesRestart(t *testing.T) {
 	resp.Body.Close()
 	// The server stops before any janitor ran; after the restart the
 	// janitor finds the expired audience in the database.
+	var expires time.Time
+	if err := e.db.SQL().QueryRow(`SELECT expires_at FROM audience_retention`).Scan(&expires); err != nil {
+		t.Fatal(err)
+	}
 	e.stop()
 	e.start()
 	signer, _ := audit.LoadOrCreateSigner(e.dir)
@@ -246,6 +250,15 @@ func TestRetentionJanitorSurvivesRestart(t *testing.T) {
 	raw, _ := e.brand.audit.AuditLog(context.Background(), url.Values{"action": {"deletion.expiry"}})
 	if !strings.Contains(string(raw), `"receipt_id"`) {
 		t.Errorf("no expiry receipt in the log: %s", raw)
+	}
+	// The expiry was due when the retention ran out: its time to honour
+	// counts from then.
+	rep, err := e.brand.audit.Report(context.Background(), e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := rep.Honoured; len(h) != 1 || h[0].Kind != "expiry" || !h[0].RequestedAt.Equal(expires) || h[0].Seconds != int64(h[0].HonouredAt.Sub(expires)/time.Second) {
+		t.Errorf("the expiry honoured: %+v, want requested at %v", h, expires)
 	}
 	if n, _ := (&cohort.Service{DB: e.db, Signer: signer}).Expire(context.Background(), time.Now()); n != 0 {
 		t.Errorf("a second janitor run deleted %d again", n)
@@ -297,15 +310,19 @@ func TestAccessRequestAndReport(t *testing.T) {
 	var rep map[string]json.RawMessage
 	json.NewDecoder(resp.Body).Decode(&rep)
 	resp.Body.Close()
-	for _, k := range []string{"data_held", "matches", "queries_by_analyst", "budget_spent_by_day", "refusals_by_reason", "deletions", "exposure"} {
+	for _, k := range []string{"data_held", "matches", "queries_by_analyst", "budget_spent_by_day", "refusals_by_reason", "deletions", "honoured", "exposure"} {
 		if len(rep[k]) == 0 || string(rep[k]) == "null" {
 			t.Errorf("report lacks %s", k)
 		}
 	}
-	for k, want := range map[string]string{"refusals_by_reason": `"hidden_column"`, "deletions": `"optout"`, "data_held": `"measurement"`, "queries_by_analyst": `"queries":1`} {
+	for k, want := range map[string]string{"refusals_by_reason": `"hidden_column"`, "deletions": `"optout"`, "data_held": `"measurement"`,
+		"queries_by_analyst": `"queries":1`, "honoured": `"kind":"optout"`} {
 		if !strings.Contains(string(rep[k]), want) {
 			t.Errorf("report %s = %s, want %s", k, rep[k], want)
 		}
+	}
+	if !strings.Contains(string(rep["queries_by_analyst"]), `"analyst_label":"analyst"`) {
+		t.Errorf("the report does not name the analyst key by its label: %s", rep["queries_by_analyst"])
 	}
 	// Two matches' 0.1 each and the brand's query of 0.5: what a person in
 	// the cohort is exposed to.

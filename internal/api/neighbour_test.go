@@ -23,8 +23,10 @@ import (
 // the other party (and the operator) against both. Whatever a role
 // receives must be the same bytes in both, once three things are masked:
 //
-//   - random identifiers, timestamps, API secrets, and the hashes and
-//     signatures that cover them (both worlds mint their own);
+//   - random identifiers, timestamps and the durations between them (how
+//     long a deletion took to honour, in whole seconds), API secrets, and
+//     the hashes and signatures that cover them (both worlds mint their
+//     own);
 //   - DP outputs, named by path: query answers' rows and intervals, noisy
 //     cohort sizes, and the audit's record of a released answer;
 //   - what the PSI protocol inherently hands over: the other party's
@@ -68,6 +70,8 @@ var (
 	// signatures over content that holds ids and times.
 	randomKeys = map[string]bool{"secret": true, "hash": true, "prev_hash": true, "signature": true, "audit_hash": true,
 		"private_sha256": true, "nonce": true, "public_key": true, "content_hash": true}
+	// timingKeys are durations measured by the clock, timestamps' kin.
+	timingKeys = map[string]bool{"seconds": true, "median_seconds_to_honour": true}
 	// ownFacts are facts about one party's own data (its audience's sizes,
 	// consent mix and content, what its deletions removed of it). The
 	// operator is S, which holds that data, and reads them; a partner reads
@@ -100,6 +104,8 @@ func (r *recorder) mask(v any, path string) any {
 				out[mk] = "<random>"
 			case k == "cohort_size_noisy":
 				out[mk] = "<dp>"
+			case timingKeys[k]:
+				out[mk] = "<timing>"
 			case r.operator && ownFacts[k]:
 				out[mk] = "<held by S>"
 			default:
@@ -109,6 +115,10 @@ func (r *recorder) mask(v any, path string) any {
 		// A released answer: its numbers are DP outputs.
 		if _, ok := x["epsilon_split"]; ok {
 			out["rows"], out["intervals"] = "<dp>", "<dp>"
+		}
+		// An analyst's history: how many rows an answer released.
+		if x["outcome"] == "answered" {
+			out["rows"] = "<dp>"
 		}
 		// The audit's record of a released answer, and the observer's own
 		// re-blinding of the other party's points (inherent to PSI).
@@ -286,6 +296,12 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 
 	// Every route each role may call, before and after deletions.
 	session := func(phase string) {
+		for _, role := range []struct {
+			name string
+			c    *client.Client
+		}{{"engineer", obs.eng}, {"analyst", obs.analyst}, {"auditor", obs.audit}, {"admin", obs.admin}} {
+			r.call(role.name, role.c.Key, "GET", "/v1/me", nil)
+		}
 		r.call("engineer", obs.eng.Key, "GET", cp, nil)
 		r.call("engineer", obs.eng.Key, "GET", cp+"/audiences", nil)
 		for _, person := range []int{sharedPerson, strangerID, 1005} {
@@ -306,6 +322,7 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 		} {
 			r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": q.sql, "epsilon": q.eps})
 		}
+		r.call("analyst", obs.analyst.Key, "GET", cp+"/queries", nil)
 		for _, role := range []struct {
 			name string
 			c    *client.Client
@@ -322,7 +339,12 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 			r.call(role.name, role.c.Key, "GET", "/v1/audit?collab="+e.collab, nil)
 			r.call(role.name, role.c.Key, "GET", "/v1/audit/export", nil)
 			r.call(role.name, role.c.Key, "GET", "/v1/audit/head", nil)
+			r.call(role.name, role.c.Key, "GET", "/v1/audit?collab="+e.collab+"&order=desc&limit=5", nil)
+			r.call(role.name, role.c.Key, "GET", "/v1/partners/"+obs.id+"/privacy-report", nil)
 		}
+		op.call("operator", e.op.Key, "GET", "/v1/me", nil)
+		op.call("operator", e.op.Key, "GET", "/v1/partners/"+e.brand.id+"/privacy-report", nil)
+		op.call("operator", e.op.Key, "GET", "/v1/partners/"+e.pub.id+"/privacy-report", nil)
 		op.call("operator", e.op.Key, "GET", cp+"/report", nil)
 		op.call("operator", e.op.Key, "GET", cp+"/receipts", nil)
 		op.call("operator", e.op.Key, "GET", "/v1/audit/export", nil)
@@ -345,6 +367,17 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 	r.call("engineer", obs.eng.Key, "POST", cp+"/optouts", map[string]any{"pids": []string{blinded(t, obs.key, 1009)}})
 	r.call("engineer", obs.eng.Key, "POST", cp+"/matches", nil)
 	session("after deletions")
+
+	// The other party's admin proposes new rules; the observer's admin
+	// reads them beside the rules both approved, and rejects them.
+	changed := strings.Replace(neighbourRules, `"epsilon_budget": 10`, `"epsilon_budget": 9`, 1)
+	co, err := other.admin.ChangeRules(ctx, e.collab, json.RawMessage(changed))
+	if err != nil || changed == neighbourRules {
+		t.Fatalf("changing the rules: %v", err)
+	}
+	r.call("admin", obs.admin.Key, "GET", cp, nil)
+	op.call("operator", e.op.Key, "GET", cp, nil)
+	r.call("admin", obs.admin.Key, "POST", cp+"/reject", map[string]int{"rules_version": co.RulesVersion})
 
 	// The observer deletes its audience; the other party's admin deletes
 	// the collaboration.

@@ -243,7 +243,8 @@ func (s *Server) routes() []route {
 
 		{method: "GET", path: "/v1/partners/:pid/privacy-report", id: "getPrivacyReport", tag: "transparency", summary: "The partner's public privacy report",
 			doc: "What a brand can publish for the people in its data, over a period: the collaborations and purposes its data was used for, the privacy loss they were exposed to, " +
-				"and the opt-outs, deletions and expiries honoured with the median time taken. Aggregates of the partner's own use only; nothing about any person or the other partner's data.",
+				"and the opt-outs, deletions and expiries honoured with the median time taken. Aggregates of the partner's own use only; nothing about any person or the other partner's data. " +
+				"The period is [since, until): collaborations created before its end and not deleted before its start, each with its total spend up to the end.",
 			allow: []role{roleAdmin, roleAuditor, roleOperator}, scope: scopePartner, handler: s.privacyReport,
 			params: []param{
 				{"since", "The period's start (RFC 3339); default a year before until.", str().WithFormat("date-time")},
@@ -276,7 +277,8 @@ func (s *Server) routes() []route {
 
 		// Audit.
 		{method: "GET", path: "/v1/audit", id: "listAuditEntries", tag: "audit", summary: "Audit entries",
-			doc:   "Entries the key's partner may read (all for the operator), oldest first. JSON, or NDJSON with format=ndjson or Accept: application/x-ndjson.",
+			doc: "Entries the key's partner may read (all for the operator), oldest first (newest first with order=desc: page back with before set to the last page's smallest seq). " +
+				"JSON, or NDJSON with format=ndjson or Accept: application/x-ndjson.",
 			allow: []role{roleAuditor, roleAdmin, roleOperator}, handler: s.auditLog,
 			params: []param{
 				{"collab", "Only this collaboration's entries.", str()},
@@ -285,6 +287,8 @@ func (s *Server) routes() []route {
 				{"since", "Entries at or after this time (RFC 3339).", str().WithFormat("date-time")},
 				{"until", "Entries before this time (RFC 3339).", str().WithFormat("date-time")},
 				{"after", "Entries after this sequence number.", openapi3.NewInt64Schema().WithMin(0)},
+				{"before", "Entries before this sequence number.", openapi3.NewInt64Schema().WithMin(1)},
+				{"order", "asc (the default): oldest first; desc: newest first.", str().WithEnum("asc", "desc")},
 				{"limit", "At most this many entries.", openapi3.NewIntegerSchema().WithMin(1).WithMax(10000)},
 				{"format", "ndjson: one entry per line.", str().WithEnum("json", "ndjson")},
 			},

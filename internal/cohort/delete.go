@@ -120,6 +120,7 @@ func (s *Service) Receipts(ctx context.Context, collabID, partnerID string) ([]j
 // and from its tokens, in one transaction, and returns the signed receipt.
 // With optOut the points are also kept out of later uploads and matches.
 func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c partners.Collaboration, pids []psi.Point, optOut bool) (audit.Receipt, error) {
+	requested := requestedNow()
 	if len(pids) == 0 {
 		return audit.Receipt{}, fmt.Errorf("%w: no identifiers given", ErrInvalid)
 	}
@@ -136,7 +137,7 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c par
 		kind = DeleteOptOut
 	}
 	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved,
-		RequestedAt: requestedNow()}
+		RequestedAt: requested}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		tmp := "del_" + strings.ToLower(partners.NewID(""))
 		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE `+tmp+` (pid BLOB)`); err != nil {

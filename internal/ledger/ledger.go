@@ -84,6 +84,15 @@ func CollaborationSpent(ctx context.Context, q store.Querier, collabID string) (
 	return a, err
 }
 
+// CollaborationSpentBefore is CollaborationSpent counting only what was
+// spent before until: a person's privacy loss as it stood then.
+func CollaborationSpentBefore(ctx context.Context, q store.Querier, collabID string, until time.Time) (Amount, error) {
+	var a Amount
+	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
+		FROM budget_ledger WHERE collab_id = ? AND at < ?`, collabID, until.UTC()).Scan(&a.EpsilonUnits, &a.DeltaUnits)
+	return a, err
+}
+
 // Budget is a partner's allowance in a collaboration: the rules
 // epsilon_budget, delta_budget and budget_refresh.
 type Budget struct {

@@ -127,6 +127,11 @@ func TestCollaborationSpent(t *testing.T) {
 	if err != nil || tot.Epsilon() != 1.3 || tot.Delta() != 2e-5 {
 		t.Errorf("collaboration spent %+v (epsilon %v, delta %v), %v; want 1.3 and 2e-05", tot, tot.Epsilon(), tot.Delta(), err)
 	}
+	// As it stood at the end of January (a privacy report's period).
+	jan31 := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	if tot, err := CollaborationSpentBefore(context.Background(), db.SQL(), "c", jan31); err != nil || tot.Epsilon() != 1.1 || tot.Delta() != 1e-5 {
+		t.Errorf("spent before February: epsilon %v, delta %v, %v; want 1.1 and 1e-05", tot.Epsilon(), tot.Delta(), err)
+	}
 	left, err := Remaining(context.Background(), db.SQL(), "c", "a", b, feb)
 	if err != nil || left.Epsilon() != 0.8 || left.Delta() != 0 {
 		t.Errorf("february: %+v %v", left, err)

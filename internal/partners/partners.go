@@ -499,9 +499,9 @@ func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVe
 	case c.State != StateProposed:
 		return c, fmt.Errorf("%w: no change of the rules awaits approval (the collaboration is %s)", ErrConflict, c.State)
 	case c.ApprovedRules == nil:
-		return c, fmt.Errorf("%w: this is a first proposal, with no approved rules to go back to; to decline it, delete the collaboration", ErrConflict)
+		return c, fmt.Errorf("%w: both partners have yet to approve any rules of this collaboration, so there are none to go back to; to decline this proposal, delete the collaboration", ErrConflict)
 	case slices.Contains(c.ApprovedBy, actor.PartnerID):
-		return c, fmt.Errorf("%w: your partner proposed this change; propose the earlier rules again to withdraw it", ErrConflict)
+		return c, fmt.Errorf("%w: your partner proposed this change, so only the other partner can reject it; wait for its answer, or propose the earlier rules again (PUT .../rules) to withdraw it", ErrConflict)
 	case rulesVersion != 0 && rulesVersion != c.RulesVersion:
 		return c, fmt.Errorf("%w: the rules changed (now version %d, you rejected version %d); review them again", ErrConflict, c.RulesVersion, rulesVersion)
 	}
@@ -515,7 +515,7 @@ func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVe
 		return c, err
 	}
 	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.reject_rules",
-		map[string]any{"rejected_version": rejected, "rules_version": c.RulesVersion, "state": c.State})
+		map[string]any{"rejected_version": rejected, "rules": c.Rules, "rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }
 

@@ -132,8 +132,12 @@ func refusal(code, format string, args ...any) *Error {
 
 func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
 	r := c.Rules
-	if c.State != partners.StateActive {
-		return Answer{}, refusal(CodeNoCohort, "collaboration %s is %s; queries need both partners' approval", c.ID, c.State)
+	switch c.State {
+	case partners.StateActive:
+	case partners.StateDeleted:
+		return Answer{}, refusal(CodeNoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
+	default:
+		return Answer{}, refusal(CodeNoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
 	}
 	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
 		return Answer{}, refusal(CodeNotQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)

@@ -59,3 +59,40 @@ func TestQuoteIdent(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// TestApprovedRulesMigration: a collaboration active at upgrade has its
+// rules as the ones both approved; one with a change pending has none
+// (its earlier rules were not kept).
+func TestApprovedRulesMigration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	all := migrations
+	migrations = all[:5]
+	db, err := Open(ctx, dir)
+	migrations = all
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL().Exec(`INSERT INTO collaborations VALUES
+		('c_active', 'a', 'p1', 'p2', '{"purpose": "measurement"}', 1, '["p1", "p2"]', 'active', now(), now()),
+		('c_pending', 'b', 'p1', 'p2', '{"purpose": "marketing"}', 2, '["p1"]', 'proposed', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if db, err = Open(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for id, want := range map[string]sql.NullString{
+		"c_active":  {String: `{"purpose": "measurement"}`, Valid: true},
+		"c_pending": {},
+	} {
+		var got sql.NullString
+		if err := db.SQL().QueryRow(`SELECT CAST(approved_rules AS VARCHAR) FROM collaborations WHERE id = ?`, id).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: approved_rules %+v, want %+v", id, got, want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -28,6 +29,7 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
 )
@@ -86,7 +88,10 @@ func newBrowser(t testing.TB, base string) *browser {
 		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
-	b := &browser{t: t, base: base, alloc: alloc, ops: apiOps(t, base)}
+	b := &browser{t: t, base: base, alloc: alloc}
+	if strings.HasPrefix(base, "http") {
+		b.ops = apiOps(t, base)
+	}
 	if b.shots = os.Getenv("CLEANROOM_SCREENSHOTS"); b.shots == "" {
 		b.shots = filepath.Join(os.TempDir(), "cleanroom-screenshots")
 	}
@@ -160,7 +165,13 @@ func (tb *tab) expect(text string) {
 func (b *browser) newTab(t testing.TB, role string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.alloc)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	// A broken page fails a test in seconds, not minutes; a benchmark's
+	// tab lives for all its runs.
+	limit := 30 * time.Second
+	if _, ok := t.(*testing.B); ok {
+		limit = 5 * time.Minute
+	}
+	ctx, cancelT := context.WithTimeout(ctx, limit)
 	tb := &tab{b: b, t: t, ctx: ctx, role: role}
 	chromedp.ListenTarget(ctx, func(ev any) {
 		switch ev := ev.(type) {
@@ -222,6 +233,12 @@ func (tb *tab) request(method, raw string) {
 	}
 	if !strings.HasPrefix(raw, tb.b.base+"/") {
 		tb.problem("request to another origin: %s %s", method, raw)
+		return
+	}
+	if tb.role == "file" {
+		if u.Scheme != "file" {
+			tb.problem("an exported page made a request: %s %s", method, raw)
+		}
 		return
 	}
 	switch {
@@ -354,6 +371,17 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 		t.Fatal(err)
 	}
 	ce.pending = co.ID
+	// More entries than a page of the log (100), so the log pages.
+	if err := e.db.Write(ctx, func(tx *sql.Tx) error {
+		for i := 0; i < 120; i++ {
+			if _, err := audit.Append(ctx, tx, "k_filler", e.pub.id, "", "key.list", map[string]any{"n": i}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	return ce
 }
 
@@ -494,6 +522,22 @@ func TestConsole(t *testing.T) {
 		if tb.count(sel("audit-row")) < 10 {
 			t.Errorf("the log shows %d entries", tb.count(sel("audit-row")))
 		}
+		seqs := func() []int {
+			var out []int
+			tb.run("rows", chromedp.Evaluate(`[...document.querySelectorAll('[data-test="audit-row"]')].map(r => +r.dataset.seq)`, &out))
+			return out
+		}
+		page1 := seqs()
+		if len(page1) != 100 || page1[0] < page1[99] {
+			t.Fatalf("the first page shows %d entries, newest first? %v", len(page1), page1)
+		}
+		tb.run("older", chromedp.Click(sel("audit-older"), chromedp.ByQuery),
+			chromedp.Poll(fmt.Sprintf(`+document.querySelector('[data-test="audit-row"]').dataset.seq < %d`, page1[99]), nil))
+		if page2 := seqs(); len(page2) == 0 || page2[0] >= page1[99] {
+			t.Errorf("the older page starts at %v, after the first page's last %d", page2, page1[99])
+		}
+		tb.run("newer", chromedp.Click(sel("audit-newer"), chromedp.ByQuery),
+			chromedp.Poll(fmt.Sprintf(`+document.querySelector('[data-test="audit-row"]').dataset.seq == %d`, page1[0]), nil))
 		tb.run("filter by action",
 			chromedp.SetValue(sel("audit-filter-action"), "query.run", chromedp.ByQuery),
 			chromedp.Click(sel("audit-apply"), chromedp.ByQuery),
@@ -582,6 +626,35 @@ func TestConsole(t *testing.T) {
 		}
 		tb.shot("privacy-report")
 	})
+}
+
+// TestConsoleStandaloneReport opens the report's self-contained HTML
+// export from a file, with no server: it renders its charts, with no
+// request beyond the file and no error.
+func TestConsoleStandaloneReport(t *testing.T) {
+	chromiumPath(t)
+	e := newQueryEnv(t)
+	ctx := context.Background()
+	rep, err := e.brand.audit.Report(ctx, e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := console.Standalone(&buf, "report", rep); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "report.html")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "file://"+filepath.Dir(path))
+	tb := b.newTab(t, "file")
+	tb.run("open the export", chromedp.Navigate("file://"+path),
+		chromedp.WaitVisible(sel("report"), chromedp.ByQuery),
+		chromedp.WaitVisible(sel("report-chart")+`[data-chart="budget"][data-rendered="true"]`, chromedp.ByQuery))
+	if r := tb.text("report"); !strings.Contains(r, "Brand Co") {
+		t.Errorf("the exported report does not name the partners: %.300q", r)
+	}
 }
 
 // checkVerifierAgreesWithGo runs the page's verifier on an export and on

@@ -15,7 +15,7 @@
   // arrives after the user moved on is dropped.
   function view() {
     var g = ++generation;
-    CR.disposeCharts();
+    if (CR.disposeCharts) CR.disposeCharts(); // charts.js, once a view has drawn a chart
     CR.clear(app);
     return function () { return g === generation; };
   }

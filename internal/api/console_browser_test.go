@@ -735,9 +735,11 @@ func checkVerifierAgreesWithGo(t *testing.T, tb *tab, ce *consoleEnv) {
 }
 
 // BenchmarkConsoleAuditFirstView: an auditor opens the log view of a
-// 10,000-entry log, from navigation to the first page of entries shown
-// (target: under 300 ms from a local server). api-ms is the same page
-// fetched from the API alone, for the ratio.
+// 10,000-entry log. ms/first-view is the page's own time from navigation
+// start to its first page of entries in the document (target: under 300
+// ms from a local server); ms/wall adds the DevTools round trips of the
+// harness; api-ms is the same page fetched from the API alone, and x-api
+// the ratio.
 func BenchmarkConsoleAuditFirstView(b *testing.B) {
 	chromiumPath(b)
 	ctx := context.Background()
@@ -792,7 +794,7 @@ func BenchmarkConsoleAuditFirstView(b *testing.B) {
 	br := newBrowser(b, srv.URL)
 	tb := br.newTab(b, "auditor")
 	tb.signIn(k.Secret)
-	var total time.Duration
+	var total, inPage time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		tb.run("leave", chromedp.Navigate("about:blank"))
@@ -800,19 +802,21 @@ func BenchmarkConsoleAuditFirstView(b *testing.B) {
 		tb.run("first view", chromedp.Navigate(srv.URL+"/console/#/audit"),
 			chromedp.WaitVisible(sel("audit-row"), chromedp.ByQuery))
 		total += time.Since(t0)
-		if i == 0 && os.Getenv("CLEANROOM_BENCH_TRACE") != "" {
-			var trace string
-			tb.run("trace", chromedp.Evaluate(`JSON.stringify({now: performance.now(), nav: performance.getEntriesByType('navigation').map(n => [n.responseEnd, n.domContentLoadedEventEnd, n.loadEventEnd]), res: performance.getEntriesByType('resource').map(r => [r.name.replace(location.origin, ''), Math.round(r.startTime), Math.round(r.responseEnd)])})`, &trace))
-			b.Logf("trace: %s", trace)
-		}
+		// The page's own clock: from navigation start to the first page of
+		// entries in the document (the console marks it), without the
+		// DevTools round trips the wall time above includes.
+		var mark float64
+		tb.run("mark", chromedp.Evaluate(`performance.getEntriesByName('cr:audit-rows')[0].startTime`, &mark))
+		inPage += time.Duration(mark * float64(time.Millisecond))
 		if n := tb.count(sel("audit-row")); n != 100 {
 			b.Fatalf("the first view shows %d entries, want a page of 100", n)
 		}
 	}
 	b.StopTimer()
-	ms := float64(total.Microseconds()) / 1000 / float64(b.N)
+	ms := float64(inPage.Microseconds()) / 1000 / float64(b.N)
 	apiMS := float64(apiTime.Microseconds()) / 1000 / 10
 	b.ReportMetric(ms, "ms/first-view")
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/wall")
 	b.ReportMetric(apiMS, "api-ms")
 	b.ReportMetric(ms/apiMS, "x-api")
 }

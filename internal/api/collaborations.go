@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"net/http"
@@ -74,24 +75,13 @@ func (s *Server) changeRules(c echo.Context) error {
 	return c.JSON(http.StatusOK, co)
 }
 
-func (s *Server) approve(c echo.Context) error {
-	var req wire.ApproveRequest
-	if err := decodeJSON(c, &req, maxJSONBody, true); err != nil {
-		return err
-	}
-	co := collabOf(c)
-	err := s.write(c, func(tx *sql.Tx) error {
-		var err error
-		co, err = partners.Approve(c.Request().Context(), tx, principal(c), co.ID, req.RulesVersion)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, co)
-}
+func (s *Server) approve(c echo.Context) error { return s.decide(c, partners.Approve) }
 
-func (s *Server) reject(c echo.Context) error {
+func (s *Server) reject(c echo.Context) error { return s.decide(c, partners.Reject) }
+
+// decide answers a partner's approval or rejection of the current rules,
+// with an optional rules_version to guard against a change since read.
+func (s *Server) decide(c echo.Context, fn func(context.Context, *sql.Tx, partners.Principal, string, int) (partners.Collaboration, error)) error {
 	var req wire.ApproveRequest
 	if err := decodeJSON(c, &req, maxJSONBody, true); err != nil {
 		return err
@@ -99,7 +89,7 @@ func (s *Server) reject(c echo.Context) error {
 	co := collabOf(c)
 	err := s.write(c, func(tx *sql.Tx) error {
 		var err error
-		co, err = partners.Reject(c.Request().Context(), tx, principal(c), co.ID, req.RulesVersion)
+		co, err = fn(c.Request().Context(), tx, principal(c), co.ID, req.RulesVersion)
 		return err
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 	"github.com/spf13/cobra"
 )
 
@@ -202,24 +204,30 @@ func newCollabCmd() *cobra.Command {
 	propose.Flags().StringVar(&name, "name", "", "collaboration name")
 	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID")
 	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults)")
-	var ac conn
-	var version int
-	approve := &cobra.Command{
-		Use: "approve COLLAB_ID [--version N]", Short: "Approve a collaboration's rules", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := ac.client()
-			if err != nil {
-				return err
-			}
-			co, err := cl.Approve(cmd.Context(), args[0], version)
-			if err != nil {
-				return err
-			}
-			return printOut(cmd, co)
-		},
+	// approve and reject: the partner asked answers the current rules.
+	decision := func(use, short string, call func(*client.Client, context.Context, string, int) (wire.Collaboration, error)) *cobra.Command {
+		var dc conn
+		var version int
+		c := &cobra.Command{
+			Use: use + " COLLAB_ID [--version N]", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				cl, err := dc.client()
+				if err != nil {
+					return err
+				}
+				co, err := call(cl, cmd.Context(), args[0], version)
+				if err != nil {
+					return err
+				}
+				return printOut(cmd, co)
+			},
+		}
+		dc.flags(c)
+		c.Flags().IntVar(&version, "version", 0, "the rules version you reviewed (refused if the rules changed since)")
+		return c
 	}
-	ac.flags(approve)
-	approve.Flags().IntVar(&version, "version", 0, "the rules version you reviewed (refused if the rules changed since)")
+	approve := decision("approve", "Approve a collaboration's rules", (*client.Client).Approve)
+	reject := decision("reject", "Reject a pending change of the rules: the rules both last approved come back", (*client.Client).Reject)
 	var rc conn
 	var newRules string
 	rules := &cobra.Command{
@@ -265,7 +273,7 @@ func newCollabCmd() *cobra.Command {
 		},
 	}
 	sc.flags(show)
-	cmd.AddCommand(propose, approve, rules, show)
+	cmd.AddCommand(propose, approve, reject, rules, show)
 	return cmd
 }
 

@@ -63,7 +63,7 @@
       s.appendChild(el('div', { class: 'toolbar' },
         el('button', { class: 'primary', test: 'approve', text: 'Approve these rules', onclick: act('/approve', { rules_version: co.rules_version }) }),
         co.approved_rules ? el('button', { test: 'reject', text: 'Reject the change', title: 'Go back to the rules in force', onclick: act('/reject', { rules_version: co.rules_version }) }) : null,
-        co.approved_rules ? null : el('span', { class: 'small muted', text: 'To decline a first proposal, delete the collaboration (cleanroom collab delete).' })));
+        co.approved_rules ? null : el('span', { class: 'small muted', text: 'To decline a first proposal, delete the collaboration (cleanroom delete --collab ' + co.id + ' --collaboration).' })));
       s.appendChild(msg);
     } else if (mine) {
       s.appendChild(el('p', { class: 'muted', text: 'Your partner approved; waiting for the other partner.' }));

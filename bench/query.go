@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/query"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
@@ -20,11 +21,22 @@ import (
 
 // QueryResult is what `cleanroom bench query` prints.
 type QueryResult struct {
-	Rows  int `json:"rows"`
-	Users int `json:"users"`
+	// Shape is the cohort's: "simple" (two rows per person, one region
+	// each) or "general" (1 to 20 rows per person, skewed, over several
+	// regions).
+	Shape string `json:"shape"`
+	Rows  int    `json:"rows"`
+	Users int    `json:"users"`
+	// MaxGroups is the rule max_groups_contributed of the query.
+	MaxGroups int `json:"max_groups_contributed"`
+	// Cap is how bounding caps groups per user on this cohort: "none" (one
+	// region per user), "rank" (the ranks stored at build) or "sort".
+	Cap string `json:"cap"`
 	// DPMsP50 is the median time of the private query in the engine:
 	// bounded SQL in DuckDB plus noise and partition selection.
 	DPMsP50 float64 `json:"dp_ms_p50"`
+	// FirstMs is the first private query's time, right after the build.
+	FirstMs float64 `json:"first_ms"`
 	// RawMsP50 is the median time of the same question without privacy
 	// in raw DuckDB: COUNT(DISTINCT uid), SUM, AVG grouped alike.
 	RawMsP50 float64 `json:"raw_ms_p50"`
@@ -32,11 +44,17 @@ type QueryResult struct {
 	// HTTPMsP50 is the median time of the query through the HTTP API:
 	// parse, check, run, release, debit, cache and audit.
 	HTTPMsP50 float64 `json:"http_ms_p50"`
-	// FactsMs is the one-time cost per cohort of the facts that let
-	// bounding skip no-op steps.
+	// FactsMs is the cost, once per cohort at build time, of the facts and
+	// the rank columns that let bounding skip work.
 	FactsMs float64 `json:"facts_ms"`
 	Runs    int     `json:"runs"`
 }
+
+// Cohort shapes of the query benchmark.
+const (
+	ShapeSimple  = "simple"
+	ShapeGeneral = "general"
+)
 
 // The cohort's columns carry the brand's prefix, as a real cohort's do.
 const benchQuery = `SELECT brand_region, COUNT(*) AS people, SUM(brand_spend) AS spend, AVG(brand_spend) AS avg_spend FROM cohort GROUP BY brand_region`
@@ -49,18 +67,48 @@ type Serve func(ctx context.Context, db *store.DB) (url, operatorKey string, sto
 
 // QueryOptions configure `cleanroom bench query`.
 type QueryOptions struct {
-	Rows int // cohort rows
-	Runs int // timed runs of each query
+	Rows  int    // cohort rows
+	Runs  int    // timed runs of each query
+	Shape string // ShapeSimple (the default) or ShapeGeneral
 	// Serve runs the server for the HTTP measurement; nil leaves it out.
 	Serve Serve
 }
 
-// RunQuery builds a cohort of o.Rows rows (two rows per person, eight
-// regions) and times a grouped private query against its raw DuckDB
-// equivalent in the same process, then the same query through the API.
+// shapeSQL selects the cohort's rows (uid, _a_row, _b_row, brand_region,
+// brand_spend) for a shape; %[1]d is the number of rows.
+var shapeSQL = map[string]string{
+	// Two rows per person, one region per person.
+	ShapeSimple: `SELECT (i // 2)::BIGINT AS uid, i AS _a_row, (i // 2)::BIGINT AS _b_row,
+		'r' || ((i // 2) %% 8) AS brand_region, (i %% 100)::DOUBLE AS brand_spend FROM range(%[1]d) t(i)`,
+	// A retailer's purchases: 1 to 20 rows per person, most people with few
+	// (1 + floor(20 u^3)), each row in the person's home region 60%% of the
+	// time and in any region otherwise, in no order; one publisher row per
+	// person.
+	ShapeGeneral: `WITH p AS (SELECT i AS uid, (1 + floor(20 * pow(random(), 3)))::BIGINT AS k, (hash(i) %% 8)::BIGINT AS home FROM range(%[1]d // 4 + 1) t(i)),
+		r AS (SELECT uid, home, unnest(range(k)) AS j FROM p),
+		n AS (SELECT uid, home, row_number() OVER () AS rn FROM r)
+		SELECT uid, rn AS _a_row, uid AS _b_row,
+			'r' || (CASE WHEN random() < 0.6 THEN home ELSE floor(random() * 8)::BIGINT END) AS brand_region,
+			round(random() * 100, 2)::DOUBLE AS brand_spend
+		FROM n WHERE rn <= %[1]d ORDER BY random()`,
+}
+
+// RunQuery builds a cohort of o.Rows rows of the shape, with its facts,
+// and times a grouped private query against its raw DuckDB equivalent in
+// the same process, then the same query through the API.
 func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 	n, runs := o.Rows, o.Runs
-	res := QueryResult{Rows: n, Users: (n + 1) / 2, Runs: runs}
+	if o.Shape == "" {
+		o.Shape = ShapeSimple
+	}
+	res := QueryResult{Shape: o.Shape, Rows: n, Runs: runs, MaxGroups: 1}
+	if o.Shape == ShapeGeneral {
+		res.MaxGroups = 2 // binds for people in three regions or more
+	}
+	shape, ok := shapeSQL[o.Shape]
+	if !ok {
+		return res, fmt.Errorf("bench.RunQuery: shape %q: want %s or %s", o.Shape, ShapeSimple, ShapeGeneral)
+	}
 	if n <= 0 || runs <= 0 {
 		return res, fmt.Errorf("bench.RunQuery: rows (%d) and runs (%d) must be positive", n, runs)
 	}
@@ -75,9 +123,25 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 	}
 	defer db.Close()
 	table := "bench_cohort"
-	if _, err := db.SQL().ExecContext(ctx, fmt.Sprintf(`CREATE TABLE %s AS SELECT (i // 2)::BIGINT AS uid, i AS _a_row, (i // 2)::BIGINT AS _b_row,
-		'r' || ((i // 2) %% 8) AS brand_region, (i %% 100)::DOUBLE AS brand_spend FROM range(%d) t(i)`, table, n)); err != nil {
+	if _, err := db.SQL().ExecContext(ctx, `CREATE TABLE `+table+`_stage AS `+fmt.Sprintf(shape, n)); err != nil {
 		return res, err
+	}
+	// The facts and ranks are computed when a cohort is built, like an
+	// index; reported apart.
+	t0 := time.Now()
+	facts, err := cohort.FinishTable(ctx, db.SQL(), table+"_stage", table, []string{"brand_region", "brand_spend"}, []string{"brand_region"})
+	if err != nil {
+		return res, err
+	}
+	res.FactsMs = ms(t0)
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(DISTINCT uid) FROM `+table).Scan(&res.Users); err != nil {
+		return res, err
+	}
+	res.Cap = "sort"
+	if facts.PerUser["brand_region"] {
+		res.Cap = "none"
+	} else if facts.GroupRank["brand_region"] != "" {
+		res.Cap = "rank"
 	}
 	raw := fmt.Sprintf(`SELECT brand_region, COUNT(DISTINCT uid), SUM(brand_spend), AVG(brand_spend) FROM %s GROUP BY brand_region`, table)
 	metrics := map[string][2]float64{"brand_spend": {0, 200}}
@@ -89,18 +153,24 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 		return res, err
 	}
 	src := query.Source{Table: table, RowColumn: func(string) string { return "_a_row" }}
-	// Cohort facts are computed once per cohort (the server caches them),
-	// like an index; reported apart.
-	t0 := time.Now()
-	facts, err := query.CohortFacts(ctx, db.SQL(), table, plan.Dimensions)
-	if err != nil {
-		return res, err
-	}
-	res.FactsMs = ms(t0)
-	bo := query.BoundOptions{MaxGroups: 1, Bounds: metrics, Facts: facts}
-	ro := dp.ReleaseOptions{Epsilon: 1, Delta: 1e-6, Grouped: true, MaxGroups: 1, MinGroupUsers: 50}
+	bo := query.BoundOptions{MaxGroups: int64(res.MaxGroups), Bounds: metrics, Facts: facts}
+	ro := dp.ReleaseOptions{Epsilon: 1, Delta: 1e-6, Grouped: true, MaxGroups: int64(res.MaxGroups), MinGroupUsers: 50}
 	for _, a := range plan.Aggregates {
 		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: 0, Upper: 200})
+	}
+	private := func() (float64, error) {
+		t0 := time.Now()
+		groups, err := plan.Groups(ctx, db.SQL(), src, bo)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := dp.ReleaseGroups(groups, ro); err != nil {
+			return 0, err
+		}
+		return ms(t0), nil
+	}
+	if res.FirstMs, err = private(); err != nil {
+		return res, err
 	}
 	var rawT, dpT []float64
 	for i := 0; i < runs; i++ {
@@ -109,15 +179,11 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 			return res, err
 		}
 		rawT = append(rawT, ms(t0))
-		t0 = time.Now()
-		groups, err := plan.Groups(ctx, db.SQL(), src, bo)
+		d, err := private()
 		if err != nil {
 			return res, err
 		}
-		if _, err := dp.ReleaseGroups(groups, ro); err != nil {
-			return res, err
-		}
-		dpT = append(dpT, ms(t0))
+		dpT = append(dpT, d)
 	}
 	res.RawMsP50, res.DPMsP50 = median(rawT), median(dpT)
 	res.Ratio = res.DPMsP50 / res.RawMsP50
@@ -125,7 +191,7 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 	if o.Serve == nil {
 		return res, nil
 	}
-	httpT, err := httpQueries(ctx, db, o.Serve, table, runs)
+	httpT, err := httpQueries(ctx, db, o.Serve, table, facts, res.MaxGroups, runs)
 	if err != nil {
 		return res, err
 	}
@@ -136,7 +202,7 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 // httpQueries registers the table as a collaboration's cohort and times
 // the query through the API; each run asks with another epsilon so none
 // is served from the cache.
-func httpQueries(ctx context.Context, db *store.DB, serve Serve, table string, runs int) ([]float64, error) {
+func httpQueries(ctx context.Context, db *store.DB, serve Serve, table string, facts cohort.Facts, maxGroups, runs int) ([]float64, error) {
 	url, secret, stop, err := serve(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("bench query: starting the server: %w", err)
@@ -154,7 +220,7 @@ func httpQueries(ctx context.Context, db *store.DB, serve Serve, table string, r
 		ids = append(ids, cp.Partner.ID)
 	}
 	rules, _ := json.Marshal(map[string]any{"dimensions": []string{"brand_region"}, "metrics": map[string][2]float64{"brand_spend": {0, 200}},
-		"epsilon_budget": 1000, "min_upload_users": 1})
+		"epsilon_budget": 1000, "min_upload_users": 1, "max_groups_contributed": maxGroups})
 	co, err := admins[0].Propose(ctx, "bench", ids[1], rules)
 	if err != nil {
 		return nil, err
@@ -163,6 +229,10 @@ func httpQueries(ctx context.Context, db *store.DB, serve Serve, table string, r
 		return nil, err
 	}
 	ak, err := admins[0].CreateKey(ctx, ids[0], "analyst", "bench")
+	if err != nil {
+		return nil, err
+	}
+	fj, err := json.Marshal(facts)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +254,9 @@ func httpQueries(ctx context.Context, db *store.DB, serve Serve, table string, r
 			return err
 		}
 		// Both columns are the brand's (side a), as a real cohort records them.
-		_, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, cohort_table, cohort_size, noisy_size, epsilon, created_at, updated_at, cohort_columns)
-			VALUES ('m_bench', ?, 'a_bench0', 'a_bench1', ?, 0, 0, ?, ?, ?, 0.1, ?, ?, '{"brand_region": "a", "brand_spend": "a"}')`, co.ID, wire.MatchDone, table, users, users, now, now)
+		_, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, cohort_table, cohort_size, noisy_size, epsilon, created_at, updated_at, cohort_columns, cohort_facts)
+			VALUES ('m_bench', ?, 'a_bench0', 'a_bench1', ?, 0, 0, ?, ?, ?, 0.1, ?, ?, '{"brand_region": "a", "brand_spend": "a"}', ?)`,
+			co.ID, wire.MatchDone, table, users, users, now, now, string(fj))
 		return err
 	})
 	if err != nil {

@@ -170,15 +170,19 @@ in the same run (psi_seconds). ratio = seconds / psi_seconds.`,
 
 func newBenchQueryCmd() *cobra.Command {
 	var rows, runs int
+	var shape string
 	cmd := &cobra.Command{
-		Use:   "query -rows N",
+		Use:   "query -rows N [-shape simple|general]",
 		Short: "A grouped private query against its raw DuckDB equivalent, on a cohort of N rows",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if rows <= 0 || runs <= 0 {
 				return fmt.Errorf("bench query: -rows and -runs must be positive")
 			}
-			res, err := bench.RunQuery(cmd.Context(), bench.QueryOptions{Rows: rows, Runs: runs, Serve: serveInProcess})
+			if shape != bench.ShapeSimple && shape != bench.ShapeGeneral {
+				return fmt.Errorf("bench query: -shape %q: use %s or %s", shape, bench.ShapeSimple, bench.ShapeGeneral)
+			}
+			res, err := bench.RunQuery(cmd.Context(), bench.QueryOptions{Rows: rows, Runs: runs, Shape: shape, Serve: serveInProcess})
 			if err != nil {
 				return err
 			}
@@ -187,6 +191,8 @@ func newBenchQueryCmd() *cobra.Command {
 	}
 	cmd.Flags().IntVar(&rows, "rows", 1000000, "cohort rows")
 	cmd.Flags().IntVar(&runs, "runs", 7, "timed runs of each query (medians are reported)")
+	cmd.Flags().StringVar(&shape, "shape", bench.ShapeSimple,
+		"cohort shape: simple (two rows per person, one region each) or general (1 to 20 rows per person over several regions)")
 	return cmd
 }
 

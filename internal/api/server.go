@@ -103,11 +103,16 @@ func consoleRoute(p string) bool {
 func (s *Server) Handler() http.Handler { return s.e }
 
 // Start prepares the database for serving: the operator's key on first
-// start, and the cleanup of anything an interrupted upload left behind.
+// start, the cleanup of anything an interrupted upload left behind, and
+// the facts of cohorts built by an older version.
 // It returns the operator key's secret only when it was just created.
 func Start(ctx context.Context, db *store.DB) (operatorSecret string, err error) {
-	if err := (&cohort.Service{DB: db}).Cleanup(ctx); err != nil {
+	cs := &cohort.Service{DB: db}
+	if err := cs.Cleanup(ctx); err != nil {
 		return "", fmt.Errorf("api.Start: cleanup: %w", err)
+	}
+	if err := cs.Backfill(ctx); err != nil {
+		return "", fmt.Errorf("api.Start: %w", err)
 	}
 	err = db.Write(ctx, func(tx *sql.Tx) error {
 		var err error

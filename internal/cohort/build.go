@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -98,7 +99,8 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 			JOIN `+pointsTable(m.ID, "b")+` xb ON xb.pos = tb.pos`); err != nil {
 		return fmt.Errorf("cohort: matching people: %w", err)
 	}
-	q := `CREATE TABLE ` + table + ` AS
+	stage := table + "_stage"
+	q := `CREATE TABLE ` + stage + ` AS
 		SELECT ` + strings.Join(sel, ", ") + `
 		FROM ` + peopleTable(m.ID) + ` p
 		JOIN ` + aa.table + ` ra ON ra.pid = p.pid_a AND ` + consent(aa, "ra") + `
@@ -110,6 +112,15 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 	}
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("cohort: building the cohort: %w", err)
+	}
+	var columns []string
+	for col := range sides {
+		columns = append(columns, col)
+	}
+	sort.Strings(columns)
+	facts, err := FinishTable(ctx, tx, stage, table, columns, c.Rules.Dimensions)
+	if err != nil {
+		return err
 	}
 	var exact int64
 	if err := tx.QueryRowContext(ctx, `SELECT count(DISTINCT uid) FROM `+table).Scan(&exact); err != nil {
@@ -130,8 +141,8 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 			return fmt.Errorf("%w: partner %s cannot pay for the match's noisy size: %v", ErrConflict, p, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, updated_at = ? WHERE id = ?`,
-		MatchDone, table, exact, noisy, mustJSON(sides), time.Now().UTC(), m.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, cohort_facts = ?, updated_at = ? WHERE id = ?`,
+		MatchDone, table, exact, noisy, mustJSON(sides), facts.json(), time.Now().UTC(), m.ID); err != nil {
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.
@@ -153,6 +164,9 @@ type Cohort struct {
 	// Sides maps each attribute column to the party it came from, "a" (the
 	// proposer) or "b".
 	Sides map[string]string
+	// Facts were computed when the cohort was built; the zero value (a
+	// cohort built before they existed) lets queries skip nothing.
+	Facts Facts
 }
 
 // RowColumn names the source-row column (_a_row or _b_row) of an attribute
@@ -171,12 +185,12 @@ func (c Cohort) RowColumn(col string) string {
 // are both still current.
 func (s *Service) Current(ctx context.Context, q store.Querier, collabID string) (Cohort, error) {
 	var co Cohort
-	var cols sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT m.cohort_table, m.noisy_size, CAST(m.cohort_columns AS VARCHAR),
+	var cols, facts sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT m.cohort_table, m.noisy_size, CAST(m.cohort_columns AS VARCHAR), CAST(m.cohort_facts AS VARCHAR),
 			m.id || '.' || coalesce((SELECT max(rev) FROM cohort_revisions r WHERE r.match_id = m.id), 0) FROM matches m
 		WHERE m.collab_id = ? AND m.state = ? AND
 			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
-		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &co.Version)
+		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &facts, &co.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return co, fmt.Errorf("%w: collaboration %s has no current cohort; both parties upload, then match", ErrNotFound, collabID)
 	}
@@ -187,6 +201,11 @@ func (s *Service) Current(ctx context.Context, q store.Querier, collabID string)
 	if cols.Valid {
 		if err := json.Unmarshal([]byte(cols.String), &co.Sides); err != nil {
 			return co, fmt.Errorf("cohort: columns of %s: %w", co.Table, err)
+		}
+	}
+	if facts.Valid {
+		if err := json.Unmarshal([]byte(facts.String), &co.Facts); err != nil {
+			return co, fmt.Errorf("cohort: facts of %s: %w", co.Table, err)
 		}
 	}
 	return co, nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -26,27 +27,13 @@ type BoundOptions struct {
 	MaxGroups int64
 	// Bounds clamps each metric's per-user, per-group sum.
 	Bounds map[string][2]float64
-	// Facts about the cohort that let the SQL skip steps that would change
-	// nothing (see Facts). The zero value skips nothing.
-	Facts Facts
+	// Facts about the cohort, computed when it was built, that let the SQL
+	// skip steps that would change nothing or cap groups by a cheaper
+	// plan. The zero value skips nothing.
+	Facts cohort.Facts
 	// unbounded skips the group cap and clamping: only for the
 	// statistical test's negative control.
 	unbounded bool
-}
-
-// Facts are properties of a cohort table that make bounding steps no-ops.
-// They describe the whole table, not a query's result, and only decide
-// whether a step that cannot change the answer is run, so they leak
-// nothing.
-type Facts struct {
-	// UniqueRows lists the source-row columns (_a_row, _b_row) whose values
-	// are unique in the table: that side's rows are never repeated by the
-	// join, so no de-duplication is needed.
-	UniqueRows map[string]bool
-	// PerUser lists dimension columns that take one value per user: a
-	// query grouped only by such columns puts each user in one group, so
-	// the group cap has nothing to drop.
-	PerUser map[string]bool
 }
 
 // BoundedSQL generates the SQL that computes, inside DuckDB, each group's
@@ -58,6 +45,13 @@ type Facts struct {
 //     source row when the join may repeat it);
 //  3. capped: at most MaxGroups random groups per user;
 //  4. the groups: users counted once, per-user sums clamped, then added.
+//
+// A query grouped by one column with no WHERE caps groups in step 1
+// instead, when the cohort has that column's rank (Facts.GroupRank): the
+// rows whose value is among the user's first MaxGroups in the user's
+// random order. It is the same bound without sorting the (user, group)
+// pairs by user. With a WHERE the rank would count groups the filter
+// removes, keeping fewer than it may, so such queries sort.
 func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	where, args := p.WhereSQL()
 	dims := make([]string, len(p.Dimensions))
@@ -87,10 +81,18 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		dedup    bool
 	}
 	var metrics []metric
+	// SUM(x) and AVG(x) read one per-user value: vOf maps an aggregate to
+	// the one whose _v it reads, so DuckDB sums and clamps it once.
+	vOf, first := map[int]int{}, map[string]int{}
 	for i, a := range p.Aggregates {
 		if a.Func == Count {
 			continue
 		}
+		if j, ok := first[a.Column]; ok {
+			vOf[i] = j
+			continue
+		}
+		first[a.Column], vOf[i] = i, i
 		row := src.RowColumn(a.Column)
 		if row == "" {
 			return "", nil, fmt.Errorf("query: no source side known for metric %q", a.Column)
@@ -102,15 +104,18 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		}
 		metrics = append(metrics, m)
 	}
-	capNeeded := !o.unbounded
-	if capNeeded && len(dims) > 0 {
-		perUser := true
-		for _, d := range p.Dimensions {
-			perUser = perUser && o.Facts.PerUser[d]
+	perUser := len(dims) > 0
+	for _, d := range p.Dimensions {
+		perUser = perUser && o.Facts.PerUser[d]
+	}
+	// One group per user: nothing to cap.
+	capNeeded := !o.unbounded && len(dims) > 0 && !perUser
+
+	if capNeeded && len(p.Dimensions) == 1 && p.Where == nil {
+		if rank := o.Facts.GroupRank[p.Dimensions[0]]; rank != "" {
+			where = fmt.Sprintf("%s < %d", store.QuoteIdent(rank), o.MaxGroups)
+			capNeeded = false
 		}
-		capNeeded = !perUser
-	} else if len(dims) == 0 {
-		capNeeded = false // one group: nothing to cap
 	}
 
 	var b strings.Builder
@@ -146,13 +151,13 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			fmt.Fprintf(&b, ", 0.0::DOUBLE AS _s%d", i)
 			continue
 		}
-		from := "c"
+		j, from := vOf[i], "c"
 		for _, m := range metrics {
-			if m.agg == i && m.dedup {
-				from = fmt.Sprintf("m%d", i)
+			if m.agg == j && m.dedup {
+				from = fmt.Sprintf("m%d", j)
 			}
 		}
-		v := fmt.Sprintf("coalesce(%s._v%d, 0)", from, i)
+		v := fmt.Sprintf("coalesce(%s._v%d, 0)", from, j)
 		if !o.unbounded {
 			bounds, ok := o.Bounds[a.Column]
 			if !ok {
@@ -176,44 +181,6 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		b.WriteString("\nGROUP BY " + strings.Join(prefixed("c.", dims), ", "))
 	}
 	return b.String(), args, nil
-}
-
-// CohortFacts computes Facts for the given dimension columns of a cohort
-// table, in one pass.
-func CohortFacts(ctx context.Context, q store.Querier, table string, dims []string) (Facts, error) {
-	f := Facts{UniqueRows: map[string]bool{}, PerUser: map[string]bool{}}
-	var inner, outer []string
-	for i, d := range dims {
-		c := store.QuoteIdent(d)
-		// One value per user: min = max, and not a mix of null and non-null.
-		inner = append(inner, fmt.Sprintf("(min(%s) IS DISTINCT FROM max(%s) OR (count(%s) > 0 AND count(%s) < count(*))) AS _d%d", c, c, c, c, i))
-		outer = append(outer, fmt.Sprintf("NOT coalesce(bool_or(_d%d), FALSE)", i))
-	}
-	text := fmt.Sprintf(`SELECT (SELECT count(*) = count(DISTINCT _a_row) FROM %[1]s), (SELECT count(*) = count(DISTINCT _b_row) FROM %[1]s)`, store.QuoteIdent(table))
-	if len(dims) > 0 {
-		text += fmt.Sprintf(`, %s FROM (SELECT %s FROM %s GROUP BY uid)`, strings.Join(outer, ", "), strings.Join(inner, ", "), store.QuoteIdent(table))
-	}
-	rows, err := q.QueryContext(ctx, text)
-	if err != nil {
-		return f, err
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		return f, rows.Err()
-	}
-	vals := make([]bool, 2+len(dims))
-	dest := make([]any, len(vals))
-	for i := range vals {
-		dest[i] = &vals[i]
-	}
-	if err := rows.Scan(dest...); err != nil {
-		return f, err
-	}
-	f.UniqueRows["_a_row"], f.UniqueRows["_b_row"] = vals[0], vals[1]
-	for i, d := range dims {
-		f.PerUser[d] = vals[2+i]
-	}
-	return f, nil
 }
 
 func prefixed(p string, xs []string) []string {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -229,6 +231,18 @@ func TestStatisticalDP(t *testing.T) {
 	}
 }
 
+// finish computes a test cohort's facts as a build does: the rows of
+// stage become table, with rank columns for the dimensions.
+func finish(t testing.TB, db *store.DB, stage, table string) cohort.Facts {
+	t.Helper()
+	f, err := cohort.FinishTable(context.Background(), db.SQL(), stage, table,
+		[]string{"a_region", "a_spend", "b_exposed"}, []string{"a_region", "b_exposed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // TestFactsSkipOnlyNoOps: the facts are right, and the SQL that skips
 // de-duplication and the group cap gives the same statistics as the full
 // SQL on a cohort where those steps change nothing.
@@ -238,18 +252,14 @@ func TestFactsSkipOnlyNoOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ctx := context.Background()
 	var rows []cohortRow
 	for u := 1; u <= 300; u++ {
 		rows = append(rows, cohortRow{u, u, u, fmt.Sprint("r", u%3), float64(u % 40), u%2 == 0})
 	}
-	makeCohort(t, db, "c2", rows)
-	f, err := CohortFacts(ctx, db.SQL(), "c2", []string{"a_region", "b_exposed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !f.UniqueRows["_a_row"] || !f.UniqueRows["_b_row"] || !f.PerUser["a_region"] || !f.PerUser["b_exposed"] {
-		t.Fatalf("facts %+v, want all true", f)
+	makeCohort(t, db, "s2", rows)
+	f := finish(t, db, "s2", "c2")
+	if !f.UniqueRows["_a_row"] || !f.UniqueRows["_b_row"] || !f.PerUser["a_region"] || !f.PerUser["b_exposed"] || len(f.GroupRank) != 0 {
+		t.Fatalf("facts %+v, want all true and no rank", f)
 	}
 	const q = `SELECT a_region, b_exposed, COUNT(*), SUM(a_spend), AVG(a_spend) FROM cohort GROUP BY a_region, b_exposed`
 	full := groupsOf(t, db, "c2", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics})
@@ -258,12 +268,111 @@ func TestFactsSkipOnlyNoOps(t *testing.T) {
 		t.Errorf("fast path differs:\n%v\n%v", fast, full)
 	}
 	// The first cohort has repeated rows and a person in two regions.
-	makeCohort(t, db, "c3", []cohortRow{{1, 1, 1, "n", 1, true}, {1, 1, 2, "n", 1, true}, {2, 2, 3, "n", 1, true}, {2, 3, 3, "s", 1, true}})
-	f, err = CohortFacts(ctx, db.SQL(), "c3", []string{"a_region", "b_exposed"})
+	makeCohort(t, db, "s3", []cohortRow{{1, 1, 1, "n", 1, true}, {1, 1, 2, "n", 1, true}, {2, 2, 3, "n", 1, true}, {2, 3, 3, "s", 1, true}})
+	f = finish(t, db, "s3", "c3")
+	if f.UniqueRows["_a_row"] || f.UniqueRows["_b_row"] || f.PerUser["a_region"] || !f.PerUser["b_exposed"] ||
+		f.GroupRank["a_region"] == "" || f.GroupRank["b_exposed"] != "" {
+		t.Errorf("facts %+v: want a and b rows repeated, region varying and ranked, exposure per user", f)
+	}
+	// The stage is gone and the cohort has every row.
+	var n int
+	if err := db.SQL().QueryRow(`SELECT count(*) FROM c3`).Scan(&n); err != nil || n != 4 {
+		t.Errorf("c3 has %d rows (%v), want 4", n, err)
+	}
+	if _, err := db.SQL().Exec(`SELECT * FROM s3`); err == nil {
+		t.Error("the stage table is still there")
+	}
+}
+
+// TestRankCap: the group cap by stored ranks keeps at most MaxGroups
+// groups per user, chosen at random for each user, keeps every group of a
+// user who has no more, and gives the same statistics as the sort when
+// the cap does not bind.
+func TestRankCap(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.UniqueRows["_a_row"] || f.UniqueRows["_b_row"] || f.PerUser["a_region"] || !f.PerUser["b_exposed"] {
-		t.Errorf("facts %+v: want a and b rows repeated, region varying, exposure per user", f)
+	defer db.Close()
+	// 3000 users in all four regions, one row each of spend 1, and 1000
+	// users in one region with two rows.
+	var rows []cohortRow
+	regions := []string{"n", "s", "e", "w"}
+	row := 0
+	for u := 1; u <= 3000; u++ {
+		for _, r := range regions {
+			row++
+			rows = append(rows, cohortRow{u, row, u, r, 1, true})
+		}
+	}
+	for u := 3001; u <= 4000; u++ {
+		for k := 0; k < 2; k++ {
+			row++
+			rows = append(rows, cohortRow{u, row, u, regions[u%4], 3, true})
+		}
+	}
+	makeCohort(t, db, "s4", rows)
+	f := finish(t, db, "s4", "c4")
+	if f.GroupRank["a_region"] == "" || !f.UniqueRows["_a_row"] {
+		t.Fatalf("facts %+v: want a_region ranked, a rows unique", f)
+	}
+	const q = `SELECT a_region, COUNT(*), SUM(a_spend) FROM cohort GROUP BY a_region`
+	p, err := Parse(context.Background(), db.SQL(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int64{1, 2, 4} {
+		o := BoundOptions{MaxGroups: k, Bounds: execRules.metrics, Facts: f}
+		text, _, err := p.BoundedSQL(testSource("c4"), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, `"_rank_a_region" < `) || strings.Contains(text, "QUALIFY") {
+			t.Fatalf("k=%d: the plan does not cap by rank:\n%s", k, text)
+		}
+		gs := groupsOf(t, db, "c4", q, o)
+		var users int64
+		for _, r := range regions {
+			g := gs[r]
+			users += g.Users
+			// The four-region users each give spend 1 to a group they are
+			// kept in; the one-region users 6 to theirs.
+			multi := g.Users - 250
+			if g.Sums[1] != float64(multi)+6*250 {
+				t.Errorf("k=%d region %s: %d users, sum %v: not each user's own spend", k, r, g.Users, g.Sums[1])
+			}
+			// At random: each region gets about k/4 of the 3000.
+			if want := float64(3000*k) / 4; math.Abs(float64(multi)-want) > 5*math.Sqrt(want) {
+				t.Errorf("k=%d region %s: %d four-region users, want about %v", k, r, multi, want)
+			}
+		}
+		if users != 3000*k+1000 {
+			t.Errorf("k=%d: %d user-groups, want %d (each four-region user in k groups, the others in one)", k, users, 3000*k+1000)
+		}
+	}
+	// With a WHERE the plan sorts, and keeps k of the groups left.
+	const qw = `SELECT a_region, COUNT(*) FROM cohort WHERE a_region IN ('n', 's') GROUP BY a_region`
+	pw, err := Parse(context.Background(), db.SQL(), qw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := BoundOptions{MaxGroups: 2, Bounds: execRules.metrics, Facts: f}
+	text, _, err := pw.BoundedSQL(testSource("c4"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, "_rank_") || !strings.Contains(text, "QUALIFY") {
+		t.Fatalf("a filtered query must sort, not use ranks:\n%s", text)
+	}
+	gs := groupsOf(t, db, "c4", qw, o)
+	if gs["n"].Users != 3000+250 || gs["s"].Users != 3000+250 {
+		t.Errorf("filtered to two regions with k=2: %v, want every user in both", gs)
+	}
+	// Where the cap does not bind, rank and sort agree exactly.
+	o = BoundOptions{MaxGroups: 4, Bounds: execRules.metrics, Facts: f}
+	sorted := o
+	sorted.Facts.GroupRank = nil
+	if a, b := fmt.Sprint(groupsOf(t, db, "c4", q, o)), fmt.Sprint(groupsOf(t, db, "c4", q, sorted)); a != b {
+		t.Errorf("rank and sort differ with k=4:\n%s\n%s", a, b)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
@@ -39,41 +38,6 @@ type Service struct {
 	// test's negative controls only; it is not reachable from outside.
 	release func([]dp.Group, dp.ReleaseOptions) (dp.Release, error)
 	bound   func(BoundOptions) BoundOptions
-
-	factsMu sync.Mutex
-	facts   map[string]Facts // by cohort table; tables never change once built
-}
-
-// cohortFacts returns the table's facts for dims, computing the missing ones.
-func (s *Service) cohortFacts(ctx context.Context, table string, dims []string) (Facts, error) {
-	s.factsMu.Lock()
-	defer s.factsMu.Unlock()
-	if s.facts == nil {
-		s.facts = map[string]Facts{}
-	}
-	f, ok := s.facts[table]
-	var missing []string
-	for _, d := range dims {
-		if _, have := f.PerUser[d]; !have {
-			missing = append(missing, d)
-		}
-	}
-	if ok && len(missing) == 0 {
-		return f, nil
-	}
-	nf, err := CohortFacts(ctx, s.DB.SQL(), table, missing)
-	if err != nil {
-		return Facts{}, err
-	}
-	if ok {
-		for d, v := range nf.PerUser {
-			f.PerUser[d] = v
-		}
-	} else {
-		f = nf
-	}
-	s.facts[table] = f
-	return f, nil
 }
 
 // Refusal codes beyond the parser's.
@@ -211,11 +175,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	}
 
 	src := Source{Table: table, RowColumn: cur.RowColumn}
-	facts, err := s.cohortFacts(ctx, table, plan.Dimensions)
-	if err != nil {
-		return Answer{}, fmt.Errorf("query: cohort facts: %w", err)
-	}
-	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: r.Metrics, Facts: facts}
+	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: r.Metrics, Facts: cur.Facts}
 	if s.bound != nil {
 		bo = s.bound(bo)
 	}

@@ -238,6 +238,9 @@ var migrations = []string{
 	// none to show: its earlier rules were not kept.
 	`ALTER TABLE collaborations ADD COLUMN approved_rules JSON;
 	UPDATE collaborations SET approved_rules = rules WHERE state = 'active';`,
+	// The facts of each cohort, computed when it is built (cohort.Facts).
+	// Cohorts built before have none until cohort.Service.Backfill runs.
+	`ALTER TABLE matches ADD COLUMN cohort_facts JSON;`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -220,7 +220,7 @@ func httpQueries(ctx context.Context, db *store.DB, serve Serve, table string, f
 		ids = append(ids, cp.Partner.ID)
 	}
 	rules, _ := json.Marshal(map[string]any{"dimensions": []string{"brand_region"}, "metrics": map[string][2]float64{"brand_spend": {0, 200}},
-		"epsilon_budget": 1000, "min_upload_users": 1, "max_groups_contributed": maxGroups})
+		"epsilon_budget": 1000, "delta_budget": 1e-3, "min_upload_users": 1, "max_groups_contributed": maxGroups})
 	co, err := admins[0].Propose(ctx, "bench", ids[1], rules)
 	if err != nil {
 		return nil, err

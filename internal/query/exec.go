@@ -46,12 +46,13 @@ type BoundOptions struct {
 //  3. capped: at most MaxGroups random groups per user;
 //  4. the groups: users counted once, per-user sums clamped, then added.
 //
-// A query grouped by one column with no WHERE caps groups in step 1
-// instead, when the cohort has that column's rank (Facts.GroupRank): the
-// rows whose value is among the user's first MaxGroups in the user's
-// random order. It is the same bound without sorting the (user, group)
-// pairs by user. With a WHERE the rank would count groups the filter
-// removes, keeping fewer than it may, so such queries sort.
+// A query with no WHERE whose grouped columns all have one value per user
+// but one, which has a rank in the cohort (Facts.GroupRank), caps groups
+// in step 1 instead: the rows whose value is among the user's first
+// MaxGroups in the user's random order. It is the same bound without
+// sorting the (user, group) pairs by user. With a WHERE the rank would
+// count groups the filter removes, keeping fewer than it may, so such
+// queries sort.
 func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	where, args := p.WhereSQL()
 	dims := make([]string, len(p.Dimensions))
@@ -111,9 +112,17 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	// One group per user: nothing to cap.
 	capNeeded := !o.unbounded && len(dims) > 0 && !perUser
 
-	if capNeeded && len(p.Dimensions) == 1 && p.Where == nil {
-		if rank := o.Facts.GroupRank[p.Dimensions[0]]; rank != "" {
-			where = fmt.Sprintf("%s < %d", store.QuoteIdent(rank), o.MaxGroups)
+	if capNeeded && p.Where == nil {
+		// With every other grouped column one value per user, a user's
+		// groups are the values of the one that varies: its rank caps them.
+		var varying []string
+		for _, d := range p.Dimensions {
+			if !o.Facts.PerUser[d] {
+				varying = append(varying, d)
+			}
+		}
+		if len(varying) == 1 && o.Facts.GroupRank[varying[0]] != "" {
+			where = fmt.Sprintf("%s < %d", store.QuoteIdent(o.Facts.GroupRank[varying[0]]), o.MaxGroups)
 			capNeeded = false
 		}
 	}

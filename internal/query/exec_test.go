@@ -350,6 +350,24 @@ func TestRankCap(t *testing.T) {
 			t.Errorf("k=%d: %d user-groups, want %d (each four-region user in k groups, the others in one)", k, users, 3000*k+1000)
 		}
 	}
+	// Grouped also by a column with one value per user, the groups are
+	// still the regions: the rank caps them.
+	const q2 = `SELECT a_region, b_exposed, COUNT(*) FROM cohort GROUP BY a_region, b_exposed`
+	p2, err := Parse(context.Background(), db.SQL(), q2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o1 := BoundOptions{MaxGroups: 1, Bounds: execRules.metrics, Facts: f}
+	if text, _, err := p2.BoundedSQL(testSource("c4"), o1); err != nil || !strings.Contains(text, `"_rank_a_region" < 1`) {
+		t.Fatalf("grouped by region and a per-user column, the plan does not cap by rank (%v):\n%s", err, text)
+	}
+	var users int64
+	for _, g := range groupsOf(t, db, "c4", q2, o1) {
+		users += g.Users
+	}
+	if users != 4000 {
+		t.Errorf("k=1 by region and exposure: %d user-groups, want 4000", users)
+	}
 	// With a WHERE the plan sorts, and keeps k of the groups left.
 	const qw = `SELECT a_region, COUNT(*) FROM cohort WHERE a_region IN ('n', 's') GROUP BY a_region`
 	pw, err := Parse(context.Background(), db.SQL(), qw)

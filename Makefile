@@ -1,6 +1,11 @@
 # cleanroom: the two set-up commands are `make demo` and `make test`.
 GO      ?= go
-FUZZTIME ?= 5s
+# Fuzz budgets are counts, not durations: a -fuzztime deadline races go
+# test's coordinator on a loaded machine ("context deadline exceeded" with no
+# crasher), and the default 60 s minimization of each new interesting input
+# would eat a short budget whole.
+FUZZTIME ?= 20000x
+FUZZMINTIME ?= 200x
 BIN     := bin/cleanroom
 
 .PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js redocly openapi-lint screenshots
@@ -52,11 +57,11 @@ fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME); \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME); \
 	done
 
 fuzz-long:
-	$(MAKE) fuzz FUZZTIME=5m
+	$(MAKE) fuzz FUZZTIME=2000000x FUZZMINTIME=60s
 
 arrow-js:
 	@if command -v npm >/dev/null 2>&1 && [ ! -d $(ARROW_JS)/node_modules/apache-arrow ]; then \

@@ -32,6 +32,8 @@ build:
 test: lint arrow-js
 	CLEANROOM_ARROW_JS=$$( [ -d $(ARROW_JS)/node_modules/apache-arrow ] && echo $(ARROW_JS) ) CLEANROOM_REDOCLY=$(REDOCLY_DIR) \
 		CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./...
+	# The scalar X25519 fallback, as on a CPU without AVX-512 IFMA.
+	$(GO) test -tags purego ./psi ./audience ./client
 	$(MAKE) fuzz
 
 # The whole flow on synthetic parties.
@@ -52,7 +54,7 @@ screenshots:
 	mkdir -p docs/screenshots && cp $(SCREENSHOTS)/*.png docs/screenshots/
 
 # Each fuzz target briefly (go test runs one -fuzz target at a time).
-FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./audience:FuzzReader ./internal/query:FuzzParse
+FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./psi:FuzzBatchX25519 ./audience:FuzzReader ./internal/query:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \

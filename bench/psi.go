@@ -29,17 +29,23 @@ type PSIOptions struct {
 
 // PSIResult is what `cleanroom bench psi` prints.
 type PSIResult struct {
-	N                 int     `json:"n"`
-	NB                int     `json:"n_b,omitempty"`
-	Expected          int64   `json:"expected"`
-	Found             int64   `json:"found"`
-	Seconds           float64 `json:"seconds"`
-	PeakRSSBytes      int64   `json:"peak_rss_bytes"`
-	MultPerSecOneCore float64 `json:"mult_per_sec_one_core"`
-	HashPerSecOneCore float64 `json:"hash_per_sec_one_core"`
-	Cores             int     `json:"cores"`
+	N            int     `json:"n"`
+	NB           int     `json:"n_b,omitempty"`
+	Expected     int64   `json:"expected"`
+	Found        int64   `json:"found"`
+	Seconds      float64 `json:"seconds"`
+	PeakRSSBytes int64   `json:"peak_rss_bytes"`
+	// MultPerSecOneCore is the rate of the X25519 path in use (Vector
+	// says which); BaselineMultPerSecOneCore is circl's scalar X25519,
+	// measured in the same run, on which LimitSeconds rests.
+	MultPerSecOneCore         float64 `json:"mult_per_sec_one_core"`
+	BaselineMultPerSecOneCore float64 `json:"baseline_mult_per_sec_one_core"`
+	Vector                    bool    `json:"vector_x25519"`
+	HashPerSecOneCore         float64 `json:"hash_per_sec_one_core"`
+	Cores                     int     `json:"cores"`
 	// LimitSeconds is the time the protocol's scalar multiplications and
-	// hashes alone take at the measured one-core rates on all cores.
+	// hashes alone take at the measured one-core rates (circl's for the
+	// multiplications) on all cores.
 	LimitSeconds float64 `json:"limit_seconds"`
 	// Ratio is Seconds / LimitSeconds: the protocol's overhead over its
 	// arithmetic. 1.0 is the speed limit.
@@ -104,13 +110,14 @@ func RunPSI(ctx context.Context, o PSIOptions) (PSIResult, error) {
 	}
 
 	// Baselines first, on one core, with the same code the protocol runs.
-	mult, hash, err := oneCoreRates(o.RateTime)
+	base, mult, hash, err := oneCoreRates(o.RateTime)
 	if err != nil {
 		return res, err
 	}
-	res.MultPerSecOneCore, res.HashPerSecOneCore = mult, hash
+	res.BaselineMultPerSecOneCore, res.MultPerSecOneCore, res.HashPerSecOneCore = base, mult, hash
+	res.Vector = psi.VectorX25519()
 	total := float64(o.NA + o.NB)
-	res.LimitSeconds = (2*total/mult + total/hash) / float64(o.Workers)
+	res.LimitSeconds = (2*total/base + total/hash) / float64(o.Workers)
 
 	norm, err := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
 	if err != nil {
@@ -202,25 +209,37 @@ func RunPSI(ctx context.Context, o PSIOptions) (PSIResult, error) {
 	return res, nil
 }
 
-// oneCoreRates measures X25519 blinding and hash-to-curve on one goroutine,
-// each for at least d.
-func oneCoreRates(d time.Duration) (mult, hash float64, err error) {
+// oneCoreRates measures, on one goroutine and each for at least d:
+// circl's X25519 (Blind), the batch path the streams use (BlindBatch over
+// batches of points), and hash-to-curve.
+func oneCoreRates(d time.Duration) (base, mult, hash float64, err error) {
 	if d <= 0 {
 		d = time.Second / 2
 	}
 	k, err := psi.GenerateKey(nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	h, err := psi.NewHasher(psi.Email)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	var msg [32]byte
 	p := h.Hash(msg[:])
-	mult = rate(d, func(n int) {
+	base = rate(d, func(n int) {
 		for i := 0; i < n; i++ {
 			p, _ = k.Blind(p)
+		}
+	})
+	const batch = 64 // a multiple of psi.BatchLanes, small enough for rate to step finely
+	pts := make([]psi.Point, batch)
+	for i := range pts {
+		msg[0], msg[1] = byte(i), byte(i>>8)
+		pts[i] = h.Hash(msg[:])
+	}
+	mult = batch * rate(d, func(n int) {
+		for i := 0; i < n; i++ {
+			k.BlindBatch(pts, pts)
 		}
 	})
 	hash = rate(d, func(n int) {
@@ -229,7 +248,7 @@ func oneCoreRates(d time.Duration) (mult, hash float64, err error) {
 			p = h.Hash(msg[:])
 		}
 	})
-	return mult, hash, nil
+	return base, mult, hash, nil
 }
 
 // rate returns the operations per second of f(n), doubling n until one

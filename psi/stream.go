@@ -85,10 +85,11 @@ func BlindIDs(ctx context.Context, src Reader[string], dst Writer[Point], n *Nor
 			if err != nil {
 				return &RowError{Row: row + int64(i), Err: err}
 			}
-			p := h.Hash(d[:])
-			if out[i], err = key.Blind(p); err != nil {
-				return &RowError{Row: row + int64(i), Err: fmt.Errorf("identifier hashed to a degenerate point: %w", err)}
-			}
+			out[i] = h.Hash(d[:])
+		}
+		// In place, eight at a time on the vector path.
+		if i, err := key.BlindBatch(out, out); err != nil {
+			return &RowError{Row: row + int64(i), Err: fmt.Errorf("identifier hashed to a degenerate point: %w", err)}
 		}
 		return nil
 	})
@@ -99,11 +100,8 @@ func BlindIDs(ctx context.Context, src Reader[string], dst Writer[Point], n *Nor
 // that fails DecodePoint's checks stops the stream with a *RowError.
 func Reblind(ctx context.Context, src Reader[Point], dst Writer[Point], key *Key, opts Options) error {
 	return run(ctx, src, dst, opts, func(in []Point, out []Point, row int64) error {
-		for i := range in {
-			var err error
-			if out[i], err = key.Blind(in[i]); err != nil {
-				return &RowError{Row: row + int64(i), Err: err}
-			}
+		if i, err := key.BlindBatch(in, out); err != nil {
+			return &RowError{Row: row + int64(i), Err: err}
 		}
 		return nil
 	})

@@ -10,3 +10,5 @@ var useVector = false
 func x25519x8(k *x25519.Key, in, out *[BatchLanes]Point) {
 	panic("psi: no vector X25519 on this platform")
 }
+
+func (h *Hasher) hash8(msgs [][]byte, out []Point) { panic("psi: no vector hashing on this platform") }

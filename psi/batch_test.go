@@ -273,3 +273,86 @@ func BenchmarkX25519(b *testing.B) {
 		}
 	})
 }
+
+// TestHashManyRFC9380 runs RFC 9380's vectors through the batch hash, in
+// one padded batch and repeated into full ones.
+func TestHashManyRFC9380(t *testing.T) {
+	needVector(t)
+	var vec h2cVectors
+	loadJSON(t, "testdata/curve25519_XMD_SHA-512_ELL2_RO_.json", &vec)
+	h := newHasherDST(vec.DST)
+	var msgs [][]byte
+	var want []string
+	for len(msgs) < 2*BatchLanes+len(vec.Vectors) {
+		for _, v := range vec.Vectors {
+			msgs = append(msgs, []byte(v.Msg))
+			want = append(want, hex.EncodeToString(feFromHex(t, v.P.X).Bytes()))
+		}
+	}
+	for _, n := range []int{len(vec.Vectors), len(msgs)} {
+		out := make([]Point, n)
+		h.HashMany(msgs[:n], out)
+		for i := range out {
+			if got := hex.EncodeToString(out[i][:]); got != want[i] {
+				t.Fatalf("n=%d message %d: %s, want %s", n, i, got, want[i])
+			}
+		}
+	}
+}
+
+// TestHashMany compares the batch hash with Hash for every count around
+// the lane count, on the path in use and with the vector path off.
+func TestHashMany(t *testing.T) {
+	h, _ := NewHasher(Email)
+	r := mrand.New(mrand.NewPCG(3, 4))
+	var msgs [][]byte
+	for i := 0; i < 3*BatchLanes+3; i++ {
+		m := make([]byte, r.IntN(64))
+		fill(r, m)
+		msgs = append(msgs, m)
+	}
+	for _, vector := range []bool{useVector, false} {
+		func() {
+			defer func(v bool) { useVector = v }(useVector)
+			useVector = vector
+			for n := 0; n <= len(msgs); n++ {
+				out := make([]Point, n)
+				h.HashMany(msgs[:n], out)
+				for i := range out {
+					if want := h.Hash(msgs[i]); out[i] != want {
+						t.Fatalf("vector=%v n=%d message %d: %x, want %x", vector, n, i, out[i][:], want[:])
+					}
+				}
+			}
+		}()
+	}
+	if testing.Short() || !useVector {
+		return
+	}
+	// Many random digests, as BlindIDs hashes them.
+	out := make([]Point, 4096)
+	in := make([][]byte, len(out))
+	for i := range in {
+		in[i] = make([]byte, 32)
+		fill(r, in[i])
+	}
+	h.HashMany(in, out)
+	for i := range in {
+		if out[i] != h.Hash(in[i]) {
+			t.Fatalf("digest %d differs", i)
+		}
+	}
+}
+
+// BenchmarkHashMany is one hash per op, eight at a time.
+func BenchmarkHashMany(b *testing.B) {
+	h, _ := NewHasher(Email)
+	msgs := make([][]byte, 64)
+	for i := range msgs {
+		msgs[i] = []byte{byte(i), 1, 2, 3}
+	}
+	out := make([]Point, len(msgs))
+	for i := 0; i < b.N; i += len(msgs) {
+		h.HashMany(msgs, out)
+	}
+}

@@ -63,6 +63,21 @@ func (h *Hasher) Hash(msg []byte) Point {
 	return p
 }
 
+// HashMany sets out[i] = h.Hash(msgs[i]) for every i; len(out) must be at
+// least len(msgs). On the vector path (VectorX25519) it maps eight
+// messages at once, which is several times faster than Hash one by one.
+func (h *Hasher) HashMany(msgs [][]byte, out []Point) {
+	i := 0
+	if useVector {
+		for ; len(msgs)-i >= minVectorTail; i += BatchLanes {
+			h.hash8(msgs[i:min(i+BatchLanes, len(msgs))], out[i:])
+		}
+	}
+	for ; i < len(msgs); i++ {
+		out[i] = h.Hash(msgs[i])
+	}
+}
+
 // hashToCurve is RFC 9380 section 3 hash_to_curve, computed on the twisted
 // Edwards form, where point addition and cofactor clearing are complete.
 func (h *Hasher) hashToCurve(msg []byte) *edwards25519.Point {
@@ -120,23 +135,41 @@ func mustSqrt(x *field.Element) *field.Element {
 // It uses one exponentiation (SqrtRatio) and no inversion: x stays a fraction
 // xn/xd and the Edwards point is built in projective coordinates.
 func mapToEdwards(u *field.Element) *edwards25519.Point {
-	var tv1, xd, x2n, gx1, gxd, t field.Element
-	tv1.Square(u)
-	tv1.Add(&tv1, &tv1) // 2u^2
-	xd.Add(&tv1, feOne) // nonzero: -1/2 is not a square mod p
+	var m elligator
+	m.start(u)
+	r, isSquare := new(field.Element).SqrtRatio(&m.gx1, &m.gxd)
+	return m.finish(u, r, isSquare)
+}
+
+// elligator holds map_to_curve_elligator2 around its square root, so that
+// hashMany can take the roots of eight inputs at once.
+type elligator struct {
+	tv1, xd, gx1, gxd field.Element
+}
+
+// start computes x1 = -J/xd and g(x1) = gx1/gxd, whose square root (or
+// that of i g(x1)) the map needs.
+func (m *elligator) start(u *field.Element) {
+	var t field.Element
+	m.tv1.Square(u)
+	m.tv1.Add(&m.tv1, &m.tv1) // 2u^2
+	m.xd.Add(&m.tv1, feOne)   // nonzero: -1/2 is not a square mod p
 	// x1 = -J / xd, g(x1) = gx1 / xd^3 with gx1 = x1n^3 + J x1n^2 xd + x1n xd^2.
-	gx1.Multiply(feJ, &xd)       // J xd
-	gx1.Add(&gx1, feMinusJ)      // x1n + J xd
-	gx1.Multiply(&gx1, feMinusJ) // x1n^2 + J x1n xd
-	gx1.Add(&gx1, t.Square(&xd)) // + xd^2
-	gx1.Multiply(&gx1, feMinusJ) // * x1n
-	gxd.Multiply(t.Square(&xd), &xd)
+	m.gx1.Multiply(feJ, &m.xd)         // J xd
+	m.gx1.Add(&m.gx1, feMinusJ)        // x1n + J xd
+	m.gx1.Multiply(&m.gx1, feMinusJ)   // x1n^2 + J x1n xd
+	m.gx1.Add(&m.gx1, t.Square(&m.xd)) // + xd^2
+	m.gx1.Multiply(&m.gx1, feMinusJ)   // * x1n
+	m.gxd.Multiply(t.Square(&m.xd), &m.xd)
+}
+
+// finish takes r = SqrtRatio(gx1, gxd) and builds the Edwards point.
+func (m *elligator) finish(u, r *field.Element, isSquare int) *edwards25519.Point {
 	// If g(x1) is square, r = sqrt(g(x1)); otherwise r = sqrt(i g(x1)) and
 	// g(x2) = 2u^2 g(x1), so sqrt(g(x2)) = u r sqrt(-2i).
-	r, isSquare := new(field.Element).SqrtRatio(&gx1, &gxd)
-	var y2 field.Element
+	var x2n, y2 field.Element
 	y2.Multiply(r, u).Multiply(&y2, sqrtM2I)
-	x2n.Multiply(feMinusJ, &tv1)
+	x2n.Multiply(feMinusJ, &m.tv1)
 	var xn, y field.Element
 	xn.Select(feMinusJ, &x2n, isSquare)
 	y.Select(r, &y2, isSquare)
@@ -150,9 +183,9 @@ func mapToEdwards(u *field.Element) *edwards25519.Point {
 	// Z = xd y (xn + xd), T = c xn (xn - xd). t = 0 or s = -1 map to the
 	// identity.
 	var sp, sm, xdy, X, Y, Z, T field.Element
-	sp.Add(&xn, &xd)
-	sm.Subtract(&xn, &xd)
-	xdy.Multiply(&xd, &y)
+	sp.Add(&xn, &m.xd)
+	sm.Subtract(&xn, &m.xd)
+	xdy.Multiply(&m.xd, &y)
 	X.Multiply(sqrtM486k, &xn)
 	T.Multiply(&X, &sm)
 	X.Multiply(&X, &sp)

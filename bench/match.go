@@ -54,11 +54,14 @@ type MatchResult struct {
 	Ratio      float64 `json:"ratio"`
 	CohortRows int64   `json:"cohort_rows"`
 	// CohortRowsPerSec is CohortRows / Seconds.
-	CohortRowsPerSec   float64            `json:"cohort_rows_per_sec"`
-	ServerPeakRSSBytes int64              `json:"server_peak_rss_bytes"`
-	KeptDir            string             `json:"kept_dir,omitempty"`
-	NoisySize          int64              `json:"cohort_size_noisy"`
-	Stages             map[string]float64 `json:"stage_seconds"`
+	CohortRowsPerSec   float64 `json:"cohort_rows_per_sec"`
+	ServerPeakRSSBytes int64   `json:"server_peak_rss_bytes"`
+	// ServerCPUSeconds is the server process's user and system time: its
+	// share of the two cores the parties' cryptography also needs.
+	ServerCPUSeconds float64            `json:"server_cpu_seconds"`
+	KeptDir          string             `json:"kept_dir,omitempty"`
+	NoisySize        int64              `json:"cohort_size_noisy"`
+	Stages           map[string]float64 `json:"stage_seconds"`
 }
 
 // RunMatch runs the whole service flow for two synthetic parties against a
@@ -156,6 +159,7 @@ func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	res.Seconds = time.Since(t0).Seconds()
 	res.NoisySize = noisy[0]
 	res.ServerPeakRSSBytes = peakRSSOf(srv.Process.Pid)
+	res.ServerCPUSeconds = cpuSecondsOf(srv.Process.Pid)
 
 	// Stop the server, then read the exact size from its database.
 	srv.Process.Signal(syscall.SIGTERM)
@@ -307,6 +311,26 @@ func peakRSSOf(pid int) int64 {
 		}
 	}
 	return -1
+}
+
+// cpuSecondsOf reads a process's user plus system time on Linux, or -1.
+func cpuSecondsOf(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name, in parentheses, may hold spaces: count from after it.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return float64(ut+st) / 100 // USER_HZ is 100 on Linux
 }
 
 func httpGet(ctx context.Context, url string) (int, error) {

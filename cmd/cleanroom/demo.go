@@ -22,6 +22,7 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
 	"github.com/spf13/cobra"
@@ -114,7 +115,7 @@ func runDemo(ctx context.Context, out, progress io.Writer, o demoOptions) error 
 	srvDone := make(chan error, 1)
 	go func() {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		srvDone <- serve(srvCtx, log, l, data, "", "", api.Options{TempDir: data, Logger: log}, 10*time.Second)
+		srvDone <- serve(srvCtx, log, l, data, "", "", api.Options{TempDir: data, Logger: log}, 10*time.Second, store.Options{})
 	}()
 	defer func() { stopServer(); <-srvDone }()
 	var opKey []byte

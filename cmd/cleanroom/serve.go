@@ -24,7 +24,7 @@ import (
 const operatorKeyFile = "operator-admin.key"
 
 func newServeCmd() *cobra.Command {
-	var dataDir, addr, tlsCert, tlsKey string
+	var dataDir, addr, tlsCert, tlsKey, memLimit string
 	var maxUpload int64
 	var shutdownWait time.Duration
 	cmd := &cobra.Command{
@@ -42,7 +42,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("serve: %w", err)
 			}
-			return serve(ctx, log, ln, dataDir, tlsCert, tlsKey, api.Options{MaxUploadBytes: maxUpload, Logger: log, TempDir: dataDir}, shutdownWait)
+			return serve(ctx, log, ln, dataDir, tlsCert, tlsKey, api.Options{MaxUploadBytes: maxUpload, Logger: log, TempDir: dataDir}, shutdownWait, store.Options{MemoryLimit: memLimit})
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data", "cleanroom-data", "directory of the database and the server's keys")
@@ -50,6 +50,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "TLS key file (PEM)")
 	cmd.Flags().Int64Var(&maxUpload, "max-upload-bytes", 4<<30, "largest upload or points body accepted")
+	cmd.Flags().StringVar(&memLimit, "memory-limit", store.DefaultMemoryLimit, "DuckDB's memory (e.g. 8GiB); larger work spills to DIR/spill")
 	cmd.Flags().DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on shutdown")
 	return cmd
 }
@@ -57,8 +58,8 @@ func newServeCmd() *cobra.Command {
 // serve runs the server on ln until ctx ends, then shuts down gracefully:
 // requests in flight get shutdownWait to finish; an upload cut off then
 // leaves nothing behind (its table is dropped at the next start).
-func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsCert, tlsKey string, opts api.Options, shutdownWait time.Duration) error {
-	db, err := store.Open(ctx, dataDir)
+func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsCert, tlsKey string, opts api.Options, shutdownWait time.Duration, so store.Options) error {
+	db, err := store.OpenWith(ctx, dataDir, so)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/api"
 	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key.
@@ -62,7 +63,9 @@ func TestServeTLSAndFirstStartKey(t *testing.T) {
 	done := make(chan error, 1)
 	data := filepath.Join(dir, "data")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- serve(ctx, log, ln, data, certFile, keyFile, api.Options{}, time.Second) }()
+	go func() {
+		done <- serve(ctx, log, ln, data, certFile, keyFile, api.Options{}, time.Second, store.Options{})
+	}()
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	url := "https://" + ln.Addr().String() + "/readyz"
 	var resp *http.Response
@@ -91,7 +94,7 @@ func TestServeTLSAndFirstStartKey(t *testing.T) {
 	first, _ := os.ReadFile(filepath.Join(data, operatorKeyFile))
 	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	go func() { done <- serve(ctx2, log, ln2, data, "", "", api.Options{}, time.Second) }()
+	go func() { done <- serve(ctx2, log, ln2, data, "", "", api.Options{}, time.Second, store.Options{}) }()
 	time.Sleep(300 * time.Millisecond)
 	cancel2()
 	<-done
@@ -131,7 +134,7 @@ func TestShutdownWaitsForTheJanitor(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- serve(ctx, log, ln, t.TempDir(), "", "", api.Options{}, time.Second) }()
+	go func() { done <- serve(ctx, log, ln, t.TempDir(), "", "", api.Options{}, time.Second, store.Options{}) }()
 	select {
 	case <-started:
 	case err := <-done:

@@ -130,7 +130,9 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 	a.ContentSHA256 = hex.EncodeToString(hr.h.Sum(nil))
 	q, args := `SELECT count(*), count(DISTINCT pid), 0 FROM `+a.table, []any{}
 	if a.hasColumn(audience.ConsentColumn) {
-		q, args = `SELECT count(*), count(DISTINCT pid), count(DISTINCT pid) FILTER (WHERE list_contains(consent, ?)) FROM `+a.table, []any{c.Rules.Purpose}
+		// A scalar subquery: DuckDB runs a DISTINCT with a FILTER several
+		// times slower than a filtered DISTINCT of its own.
+		q, args = `SELECT count(*), count(DISTINCT pid), (SELECT count(DISTINCT pid) FROM `+a.table+` WHERE list_contains(consent, ?)) FROM `+a.table, []any{c.Rules.Purpose}
 	}
 	if err := s.DB.SQL().QueryRowContext(ctx, q, args...).Scan(&a.Rows, &a.People, &a.PeopleMatchable); err != nil {
 		return fail(err)

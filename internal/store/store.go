@@ -25,11 +25,40 @@ type DB struct {
 	writeMu   sync.Mutex
 }
 
-// Open opens (creating if needed) the database in dir and brings its schema
-// up to date.
-func Open(ctx context.Context, dir string) (*DB, error) {
+// Options tune the database engine. The zero value is the defaults.
+type Options struct {
+	// MemoryLimit caps DuckDB's buffer pool, in DuckDB's syntax ("2GiB",
+	// "500MB"); default DefaultMemoryLimit. Work beyond it (the sorts and
+	// joins of a large match, a big query's hash tables) spills to
+	// TempDir instead of growing the process. The server's Go side (HTTP
+	// bodies, Arrow batches in flight) comes on top, typically a few
+	// hundred MB.
+	MemoryLimit string
+	// TempDir receives spilled data; default <dir>/spill. It holds
+	// nothing between runs.
+	TempDir string
+}
+
+// DefaultMemoryLimit is DuckDB's buffer pool when Options leave it unset.
+// DuckDB's own default (80% of the machine's memory) would let a 10M-row
+// match take most of a machine shared with other services; with this, a
+// 10M x 10M match stays under 4 GiB resident (bench match).
+const DefaultMemoryLimit = "2GiB"
+
+// Open opens (creating if needed) the database in dir with default
+// Options and brings its schema up to date.
+func Open(ctx context.Context, dir string) (*DB, error) { return OpenWith(ctx, dir, Options{}) }
+
+// OpenWith is Open with Options.
+func OpenWith(ctx context.Context, dir string, o Options) (*DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store.Open: %w", err)
+	}
+	if o.MemoryLimit == "" {
+		o.MemoryLimit = DefaultMemoryLimit
+	}
+	if o.TempDir == "" {
+		o.TempDir = filepath.Join(dir, "spill")
 	}
 	path := filepath.Join(dir, FileName)
 	connector, err := duckdb.NewConnector(path, nil)
@@ -37,6 +66,13 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, fmt.Errorf("store.Open: %s: %w", path, err)
 	}
 	db := &DB{sql: sql.OpenDB(connector), connector: connector, path: path}
+	// Global settings, set once for every connection of this database.
+	for _, set := range []struct{ name, value string }{{"memory_limit", o.MemoryLimit}, {"temp_directory", o.TempDir}} {
+		if _, err := db.sql.ExecContext(ctx, `SET GLOBAL `+set.name+` = '`+strings.ReplaceAll(set.value, "'", "''")+`'`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("store.Open: %s %q: %w", set.name, set.value, err)
+		}
+	}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store.Open: %s: %w", path, err)

@@ -1,8 +1,10 @@
 package cohort
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"sync"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
@@ -24,6 +26,11 @@ type Service struct {
 	// Signer signs deletion receipts (the audit signing key).
 	Signer ed25519.PrivateKey
 
+	// starts lets one StartMatch per collaboration build point tables at
+	// a time: the parties start together, and two builds of the same
+	// tables would each take the cores and memory the other needs.
+	starts keyedLock
+
 	// beforeRecord, when set (by tests only), runs in StartMatch between
 	// building the point tables and recording the match: where a
 	// concurrent start can win the race.
@@ -36,4 +43,39 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// keyedLock is a mutex per key whose waiters give up with their context.
+// The zero value is ready to use.
+type keyedLock struct {
+	mu   sync.Mutex
+	held map[string]chan struct{} // closed when the holder unlocks
+}
+
+// lock waits for key to be free, takes it, and returns its unlock.
+func (k *keyedLock) lock(ctx context.Context, key string) (unlock func(), err error) {
+	for {
+		k.mu.Lock()
+		done, busy := k.held[key]
+		if !busy {
+			if k.held == nil {
+				k.held = map[string]chan struct{}{}
+			}
+			done = make(chan struct{})
+			k.held[key] = done
+			k.mu.Unlock()
+			return func() {
+				k.mu.Lock()
+				delete(k.held, key)
+				k.mu.Unlock()
+				close(done)
+			}, nil
+		}
+		k.mu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

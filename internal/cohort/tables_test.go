@@ -2,13 +2,16 @@ package cohort
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/cleanroom/cleanroom/psi"
 )
@@ -32,10 +35,12 @@ func TestLostStartRaceLeavesNoTables(t *testing.T) {
 	aa, ab := f.upload(0, 0, 40), f.upload(1, 20, 40)
 	var winner Match
 	f.s.beforeRecord = func() {
-		// Another engineer's start records its match while this one is
-		// between building its point tables and recording.
+		// Another start (starts in one process take turns, so this one
+		// skips the turn, as another process's would) records its match
+		// while this one is between building its point tables and
+		// recording.
 		f.s.beforeRecord = nil
-		m, created, err := f.start(1)
+		m, created, err := f.s.startMatch(f.ctx, f.eng[1], f.c)
 		if err != nil || !created {
 			t.Fatalf("the winning start: created %v, %v", created, err)
 		}
@@ -62,6 +67,8 @@ func TestConcurrentStartsMakeOneMatch(t *testing.T) {
 	f := newFixture(t)
 	aa, ab := f.upload(0, 0, 40), f.upload(1, 20, 40)
 	const n = 6
+	var builds atomic.Int32
+	f.s.beforeRecord = func() { builds.Add(1) }
 	ms := make([]Match, n)
 	created := make([]bool, n)
 	errs := make([]error, n)
@@ -88,6 +95,10 @@ func TestConcurrentStartsMakeOneMatch(t *testing.T) {
 	}
 	if made != 1 {
 		t.Errorf("%d starts say they created the match, want 1", made)
+	}
+	// The others waited for it rather than building tables of their own.
+	if b := builds.Load(); b != 1 {
+		t.Errorf("the point tables were built %d times, want once", b)
 	}
 	f.wantTables(sorted(aa.table, ab.table, pointsTable(ms[0].ID, "a"), pointsTable(ms[0].ID, "b")))
 	// Starting again joins it.
@@ -282,5 +293,37 @@ func TestStartRacingAReplacement(t *testing.T) {
 	var n int
 	if err := f.db.SQL().QueryRow(`SELECT count(*) FROM matches`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d matches recorded, %v", n, err)
+	}
+}
+
+// A start waiting its turn gives up when its caller does, and the turn
+// passes on when its holder ends.
+func TestKeyedLockWaitsAndGivesUp(t *testing.T) {
+	var k keyedLock
+	unlock, err := k.lock(context.Background(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := k.lock(context.Background(), "c2")
+	if err != nil {
+		t.Fatalf("another key waited: %v", err)
+	}
+	other()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := k.lock(ctx, "c1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a waiter whose context ended: %v, want the context's error", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		u, err := k.lock(context.Background(), "c1")
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	unlock()
+	if err := <-got; err != nil {
+		t.Fatalf("the waiter after unlock: %v", err)
 	}
 }

@@ -143,23 +143,7 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c pa
 		aud  Audience
 		n    *int64
 	}{{"a", aa, &mine.PointsA}, {"b", ab, &mine.PointsB}} {
-		consent := "FALSE"
-		if x.aud.hasColumn(audience.ConsentColumn) {
-			consent = `list_contains(consent, ?)`
-		}
-		// Numbering the sorted rows (rather than a window ordered by pid)
-		// halves the time; whatever order the numbering sees, it is made
-		// from the sorted points alone.
-		q := `CREATE TABLE ` + pointsTable(mine.ID, x.side) + ` AS SELECT (row_number() OVER () - 1)::BIGINT AS pos, pid
-			FROM (SELECT pid FROM (SELECT DISTINCT pid FROM ` + x.aud.table + ` WHERE ` + consent + `) ORDER BY pid)`
-		var args []any
-		if consent != "FALSE" {
-			args = append(args, c.Rules.Purpose)
-		}
-		if _, err := s.DB.SQL().ExecContext(ctx, q, args...); err != nil {
-			return Match{}, false, fmt.Errorf("cohort.StartMatch: %w", err)
-		}
-		if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(*) FROM `+pointsTable(mine.ID, x.side)).Scan(x.n); err != nil {
+		if *x.n, err = s.buildPoints(ctx, x.aud, c.Rules.Purpose, pointsTable(mine.ID, x.side)); err != nil {
 			return Match{}, false, fmt.Errorf("cohort.StartMatch: %w", err)
 		}
 	}

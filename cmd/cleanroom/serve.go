@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -19,6 +20,10 @@ import (
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/spf13/cobra"
 )
+
+// defaultGoMemoryLimit is the Go heap's soft limit in serve, beside
+// DuckDB's --memory-limit: 1 GiB holds a 10M-point match's sort (320 MB).
+const defaultGoMemoryLimit = 1 << 30
 
 // operatorKeyFile holds the operator's admin key, written at first start.
 const operatorKeyFile = "operator-admin.key"
@@ -34,6 +39,14 @@ func newServeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (tlsCert == "") != (tlsKey == "") {
 				return errors.New("serve: give both --tls-cert and --tls-key, or neither")
+			}
+			// DuckDB's memory is capped by --memory-limit; the Go heap
+			// (points being sorted, records in flight) gets a soft limit
+			// too, so the collector works harder rather than letting
+			// garbage double the heap beside DuckDB's pool. GOMEMLIMIT,
+			// when set, wins.
+			if os.Getenv("GOMEMLIMIT") == "" {
+				debug.SetMemoryLimit(defaultGoMemoryLimit)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

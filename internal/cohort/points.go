@@ -6,8 +6,10 @@ import (
 	"database/sql/driver"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -26,38 +28,34 @@ import (
 // The points are read once, sorted and de-duplicated in Go, and written
 // back in order. DuckDB's DISTINCT, ORDER BY and row_number() over 10M
 // 32-byte blobs took about 20 s a side (its numbering runs on one thread,
-// its sort spills under the memory limit); this takes a fifth of that.
-// It holds the points in memory: 32 bytes each, 320 MB at 10M.
+// its sort spills under the memory limit); this takes about half. It
+// holds the points in memory, 32 bytes each (320 MB at 10M), and nothing
+// else of that size: they are read in slices of rows, and sorted in place.
 func (s *Service) buildPoints(ctx context.Context, aud Audience, purpose, tbl string) (int64, error) {
-	where, args := "FALSE", []any{}
+	consent, args := "FALSE", []any{}
 	if aud.hasColumn(audience.ConsentColumn) {
-		where, args = "list_contains(consent, ?)", []any{purpose}
+		consent, args = "list_contains(consent, ?)", []any{purpose}
 	}
-	var rows int64
-	if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(*) FROM `+aud.table+` WHERE `+where, args...).Scan(&rows); err != nil {
-		return 0, err
-	}
-	pts := make([]psi.Point, 0, rows)
+	var pts []psi.Point
 	err := s.DB.Raw(ctx, func(conn driver.Conn) error {
-		ar, err := duckdb.NewArrowFromConn(conn)
-		if err != nil {
-			return err
-		}
-		rr, err := ar.QueryContext(ctx, `SELECT pid FROM `+aud.table+` WHERE `+where, args...)
-		if err != nil {
-			return err
-		}
-		defer rr.Release()
-		for rr.Next() {
-			col, ok := rr.Record().Column(0).(interface{ Value(int) []byte })
-			if !ok {
-				return fmt.Errorf("unexpected pid column type %s", rr.Record().Column(0).DataType())
+		return readSnapshot(ctx, conn, func(ar *duckdb.Arrow) error {
+			var rows, end int64
+			if err := queryInts(ctx, ar, `SELECT count(*) FILTER (WHERE `+consent+`), coalesce(max(rowid) + 1, 0) FROM `+aud.table, args, &rows, &end); err != nil {
+				return err
 			}
-			for i := range int(rr.Record().NumRows()) {
-				pts = append(pts, psi.Point(col.Value(i)))
-			}
-		}
-		return rr.Err()
+			pts = make([]psi.Point, 0, rows)
+			return readRanges(ctx, ar, `SELECT pid FROM `+aud.table+` WHERE `+consent+` AND rowid >= ? AND rowid < ?`, args, end,
+				func(rec arrow.Record) error {
+					col, ok := rec.Column(0).(interface{ Value(int) []byte })
+					if !ok {
+						return fmt.Errorf("unexpected pid column type %s", rec.Column(0).DataType())
+					}
+					for i := range int(rec.NumRows()) {
+						pts = append(pts, psi.Point(col.Value(i)))
+					}
+					return nil
+				})
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("cohort: reading the points of audience %s: %w", aud.ID, err)
@@ -72,59 +70,121 @@ func (s *Service) buildPoints(ctx context.Context, aud Audience, purpose, tbl st
 	return int64(len(pts)), nil
 }
 
-// sortPoints sorts pts by their bytes and drops repeats, in place. The
-// halves sort on two goroutines (the store's work at this stage leaves
-// the cores free), then merge.
-func sortPoints(pts []psi.Point) []psi.Point {
-	cmp := func(a, b psi.Point) int {
-		// The first eight bytes almost always decide: compare them as one
-		// number before the rest.
-		x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
-		if x != y {
-			if x < y {
-				return -1
+// readRange is how many rows one query of readRanges covers: go-duckdb's
+// Arrow queries hold their whole result in memory, so a table is read in
+// ranges of its rows, about 40 MB of points each. (A variable for tests.)
+var readRange int64 = 1 << 20
+
+// readSnapshot runs fn in one read transaction on conn, so that queries
+// by row ranges see one state of the table (and its row ids).
+func readSnapshot(ctx context.Context, conn driver.Conn, fn func(ar *duckdb.Arrow) error) error {
+	ex := conn.(driver.ExecerContext)
+	if _, err := ex.ExecContext(ctx, `BEGIN TRANSACTION`, nil); err != nil {
+		return err
+	}
+	defer ex.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`, nil)
+	ar, err := duckdb.NewArrowFromConn(conn)
+	if err != nil {
+		return err
+	}
+	return fn(ar)
+}
+
+// queryInts scans one row of integers.
+func queryInts(ctx context.Context, ar *duckdb.Arrow, q string, args []any, dst ...*int64) error {
+	rr, err := ar.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rr.Release()
+	if !rr.Next() {
+		return fmt.Errorf("no row from %q", q)
+	}
+	for i, d := range dst {
+		col, ok := rr.Record().Column(i).(*array.Int64)
+		if !ok || col.Len() != 1 {
+			return fmt.Errorf("unexpected column %d of %q", i, q)
+		}
+		*d = col.Value(0)
+	}
+	return nil
+}
+
+// readRanges runs q, whose last two parameters bound a range [lo, hi) of
+// some ordered key, over [0, end) in ranges of readRange, passing each
+// record to fn in order.
+func readRanges(ctx context.Context, ar *duckdb.Arrow, q string, args []any, end int64, fn func(arrow.Record) error) error {
+	for lo := int64(0); lo < end; lo += readRange {
+		rr, err := ar.QueryContext(ctx, q, append(slices.Clone(args), lo, lo+readRange)...)
+		if err != nil {
+			return err
+		}
+		for rr.Next() {
+			if err := fn(rr.Record()); err != nil {
+				rr.Release()
+				return err
 			}
-			return 1
 		}
-		return bytes.Compare(a[8:], b[8:])
+		err = rr.Err()
+		rr.Release()
+		if err != nil {
+			return err
+		}
 	}
-	if len(pts) < 1<<16 {
-		slices.SortFunc(pts, cmp)
-		return slices.Compact(pts)
+	return nil
+}
+
+// comparePoints orders points by their bytes. The first eight almost
+// always decide: they are compared as one number before the rest.
+func comparePoints(a, b *psi.Point) int {
+	x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
 	}
-	half := len(pts) / 2
+	return bytes.Compare(a[8:], b[8:])
+}
+
+// sortPoints sorts pts by their bytes and drops repeats, in place: one
+// pass moves each point to the range of its first byte (an American flag
+// sort's), then the 256 ranges sort on all cores.
+func sortPoints(pts []psi.Point) []psi.Point {
+	var count [257]int
+	for i := range pts {
+		count[int(pts[i][0])+1]++
+	}
+	for b := 1; b <= 256; b++ {
+		count[b] += count[b-1] // count[b] is now where range b starts
+	}
+	var next [256]int
+	copy(next[:], count[:256])
+	for b := range 256 {
+		for next[b] < count[b+1] {
+			d := pts[next[b]][0]
+			if int(d) == b {
+				next[b]++
+				continue
+			}
+			pts[next[b]], pts[next[d]] = pts[next[d]], pts[next[b]]
+			next[d]++
+		}
+	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		slices.SortFunc(pts[:half], cmp)
-	}()
-	slices.SortFunc(pts[half:], cmp)
+	var bucket atomic.Int32
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := int(bucket.Add(1) - 1); b < 256; b = int(bucket.Add(1) - 1) {
+				part := pts[count[b]:count[b+1]]
+				slices.SortFunc(part, func(x, y psi.Point) int { return comparePoints(&x, &y) })
+			}
+		}()
+	}
 	wg.Wait()
-	// Merge into a new slice, dropping repeats as they meet.
-	out := make([]psi.Point, 0, len(pts))
-	a, b := pts[:half], pts[half:]
-	push := func(p psi.Point) {
-		if len(out) == 0 || out[len(out)-1] != p {
-			out = append(out, p)
-		}
-	}
-	for len(a) > 0 && len(b) > 0 {
-		if cmp(a[0], b[0]) <= 0 {
-			push(a[0])
-			a = a[1:]
-		} else {
-			push(b[0])
-			b = b[1:]
-		}
-	}
-	for _, p := range a {
-		push(p)
-	}
-	for _, p := range b {
-		push(p)
-	}
-	return out
+	return slices.Compact(pts)
 }
 
 // pointsSchema is a match's points table: each point and its position.

@@ -267,6 +267,27 @@ func TestFactsSkipOnlyNoOps(t *testing.T) {
 	if fmt.Sprint(full) != fmt.Sprint(fast) {
 		t.Errorf("fast path differs:\n%v\n%v", fast, full)
 	}
+	// Repeated source rows, each person in one region: the fast path
+	// (de-duplication, no group cap) gives the full SQL's statistics,
+	// with and without a WHERE.
+	rows = rows[:0]
+	for u := 1; u <= 300; u++ {
+		for k := 0; k < 1+u%3; k++ { // a's row u joined to 1 to 3 b rows
+			rows = append(rows, cohortRow{u, u, 1000*u + k, fmt.Sprint("r", u%4), float64(u % 40), u%5 == 0})
+		}
+	}
+	makeCohort(t, db, "s4", rows)
+	f = finish(t, db, "s4", "c4")
+	if f.UniqueRows["_a_row"] || !f.PerUser["a_region"] || !f.PerUser["b_exposed"] {
+		t.Fatalf("facts %+v, want a rows repeated, region and exposure per user", f)
+	}
+	for _, q := range []string{q, `SELECT a_region, COUNT(*), SUM(a_spend) FROM cohort WHERE b_exposed = true GROUP BY a_region`} {
+		full := groupsOf(t, db, "c4", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics})
+		fast := groupsOf(t, db, "c4", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics, Facts: f})
+		if fmt.Sprint(full) != fmt.Sprint(fast) {
+			t.Errorf("%s: fast path differs:\n%v\n%v", q, fast, full)
+		}
+	}
 	// The first cohort has repeated rows and a person in two regions.
 	makeCohort(t, db, "s3", []cohortRow{{1, 1, 1, "n", 1, true}, {1, 1, 2, "n", 1, true}, {2, 2, 3, "n", 1, true}, {2, 3, 3, "s", 1, true}})
 	f = finish(t, db, "s3", "c3")

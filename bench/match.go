@@ -22,6 +22,7 @@ import (
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // MatchOptions configure `cleanroom bench match`.
@@ -58,10 +59,16 @@ type MatchResult struct {
 	ServerPeakRSSBytes int64   `json:"server_peak_rss_bytes"`
 	// ServerCPUSeconds is the server process's user and system time: its
 	// share of the two cores the parties' cryptography also needs.
-	ServerCPUSeconds float64            `json:"server_cpu_seconds"`
-	KeptDir          string             `json:"kept_dir,omitempty"`
-	NoisySize        int64              `json:"cohort_size_noisy"`
-	Stages           map[string]float64 `json:"stage_seconds"`
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	KeptDir          string  `json:"kept_dir,omitempty"`
+	NoisySize        int64   `json:"cohort_size_noisy"`
+	// Stages are each party's steps, as it waits on them: partyN_upload,
+	// then partyN_match, which is partyN_start (the server builds both
+	// sides' points), partyN_reblind (points out and back) and
+	// partyN_cohort (waiting for the other half). The later half's PUT
+	// builds the cohort before it returns: the build's time is in the
+	// later party's reblind and the earlier party's cohort.
+	Stages map[string]float64 `json:"stage_seconds"`
 }
 
 // RunMatch runs the whole service flow for two synthetic parties against a
@@ -139,7 +146,9 @@ func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
 			}
 			stage(fmt.Sprintf("party%d_upload", i+1), t)
 			t = time.Now()
-			m, err := p.eng.DoMatch(ctx, collab, p.key, client.MatchOptions{Poll: 50 * time.Millisecond})
+			m, err := matchParty(ctx, p, collab, func(name string, t0 time.Time) {
+				stage(fmt.Sprintf("party%d_%s", i+1, name), t0)
+			})
 			if err != nil {
 				errs[i] = fmt.Errorf("party %d match: %w", i+1, err)
 				cancel()
@@ -257,6 +266,48 @@ func setupParties(ctx context.Context, op *client.Client, url string) ([]benchPa
 		return nil, "", err
 	}
 	return parties, co.ID, nil
+}
+
+// matchParty is client.DoMatch in its steps, each timed: start (the
+// server reads, sorts and writes both sides' points; it waits first for
+// the other upload), reblind (the other side's points out, re-blinded,
+// back in) and cohort (waiting for the other half and the cohort build).
+func matchParty(ctx context.Context, p benchParty, collab string, stage func(string, time.Time)) (wire.Match, error) {
+	const poll = 50 * time.Millisecond
+	t := time.Now()
+	var m wire.Match
+	for {
+		var err error
+		m, err = p.eng.StartMatch(ctx, collab)
+		if errors.Is(err, client.ErrAwaitingUpload) {
+			select {
+			case <-ctx.Done():
+				return m, ctx.Err()
+			case <-time.After(poll):
+				continue
+			}
+		}
+		if err != nil {
+			return m, err
+		}
+		break
+	}
+	stage("start", t)
+	t = time.Now()
+	if err := p.eng.ReblindPoints(ctx, collab, m.ID, p.key, client.MatchOptions{}); err != nil {
+		return m, err
+	}
+	stage("reblind", t)
+	t = time.Now()
+	m, err := p.eng.WaitMatch(ctx, collab, m.ID, poll)
+	if err != nil {
+		return m, err
+	}
+	if m.State != wire.MatchDone {
+		return m, fmt.Errorf("match %s ended %s", m.ID, m.State)
+	}
+	stage("cohort", t)
+	return m, nil
 }
 
 // uploadSynthetic writes a CSV of people [first, first+n) and uploads it

@@ -137,7 +137,9 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c pa
 		}
 	}()
 	// Only consented rows take part, each person once, in an order (by
-	// point) that says nothing about the upload's row order.
+	// point) that says nothing about the upload's row order. (Building
+	// the two sides at once measured no faster at 1M or 10M: each side's
+	// read, sort and write already keep both cores busy.)
 	for _, x := range []struct {
 		side string
 		aud  Audience

@@ -93,11 +93,13 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 	// reach it: queries read only the cohort table, and never uid itself.
 	// The token join written first: DuckDB plans it about 20% faster
 	// than the four-way join written flat.
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE `+peopleTable(m.ID)+` AS
-			WITH matched AS (SELECT ta.pos AS pos_a, tb.pos AS pos_b
-				FROM `+tokensTable(m.ID, "a")+` ta JOIN `+tokensTable(m.ID, "b")+` tb ON ta.token = tb.token)
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE `+peopleTable(m.ID)+` (uid BIGINT, pid_a `+randomBlob+`, pid_b `+randomBlob+`)`); err != nil {
+		return fmt.Errorf("cohort: matching people: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO `+peopleTable(m.ID)+`
 			SELECT (row_number() OVER (ORDER BY random()))::BIGINT AS uid, xa.pid AS pid_a, xb.pid AS pid_b
-			FROM matched
+			FROM (SELECT ta.pos AS pos_a, tb.pos AS pos_b
+				FROM `+tokensTable(m.ID, "a")+` ta JOIN `+tokensTable(m.ID, "b")+` tb ON ta.token = tb.token) matched
 			JOIN `+pointsTable(m.ID, "a")+` xa ON xa.pos = matched.pos_a
 			JOIN `+pointsTable(m.ID, "b")+` xb ON xb.pos = matched.pos_b`); err != nil {
 		return fmt.Errorf("cohort: matching people: %w", err)

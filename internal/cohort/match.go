@@ -358,7 +358,10 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 	tbl := tokensTable(m.ID, target)
 	staging := tbl + "_" + strings.ToLower(partners.NewID(""))
 	view := "v_" + staging
-	err = s.scan(ctx, tr, view, `CREATE TABLE `+staging+` AS SELECT * FROM `+view)
+	_, err = s.DB.SQL().ExecContext(ctx, `CREATE TABLE `+staging+` (pos BIGINT, token `+randomBlob+`)`)
+	if err == nil {
+		err = s.scan(ctx, tr, view, `INSERT INTO `+staging+` SELECT * FROM `+view)
+	}
 	if tr.err != nil {
 		s.dropTables(staging)
 		return m, classify(tr.err)

@@ -64,11 +64,20 @@ func (s *Service) buildPoints(ctx context.Context, aud Audience, purpose, tbl st
 	r := &sortedPoints{pts: pts}
 	defer r.Release()
 	view := "v_" + tbl
-	if err := s.scan(ctx, r, view, `CREATE TABLE `+tbl+` AS SELECT * FROM `+view); err != nil {
+	if _, err := s.DB.SQL().ExecContext(ctx, `CREATE TABLE `+tbl+` (pos BIGINT, pid `+randomBlob+`)`); err != nil {
+		return 0, fmt.Errorf("cohort: creating the points table of audience %s: %w", aud.ID, err)
+	}
+	if err := s.scan(ctx, r, view, `INSERT INTO `+tbl+` SELECT * FROM `+view); err != nil {
 		return 0, fmt.Errorf("cohort: writing the points of audience %s: %w", aud.ID, err)
 	}
 	return int64(len(pts)), nil
 }
+
+// randomBlob is the column type of points and tokens in match tables.
+// They are uniformly random bytes: DuckDB's string compressions
+// (dictionary, FSST) cannot shrink them, and trying costs more than half
+// of writing them (10M points: 3.6 s with, 1.6 s without).
+const randomBlob = "BLOB USING COMPRESSION uncompressed"
 
 // readRange is how many rows one query of readRanges covers: go-duckdb's
 // Arrow queries hold their whole result in memory, so a table is read in

@@ -46,7 +46,7 @@ demo: build
 bench: build
 	./$(BIN) bench psi -n 1000000 -overlap 0.1
 	./$(BIN) bench intersect -n 10000000 -overlap 0.1
-	./$(BIN) bench match -n 1000000 -overlap 0.1
+	./$(BIN) bench match -n 1000000 -overlap 0.1 -runs 3
 	./$(BIN) bench query -rows 10000000
 	./$(BIN) bench query -rows 10000000 -shape general
 	$(GO) test ./psi -run '^$$' -bench '^Benchmark(X25519|HashMany|HashToCurve)$$'

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +38,10 @@ type MatchOptions struct {
 	SkipPSI bool
 	// Keep leaves the database and the server's log in KeptDir.
 	Keep bool
+	// Runs is how many times the match and then psi run, alternately;
+	// default 1. The vCPUs' speed drifts by tens of percent between
+	// minutes: pairs and a median steady the ratio.
+	Runs int
 	Log  func(stage string, d time.Duration)
 }
 
@@ -69,19 +75,74 @@ type MatchResult struct {
 	// builds the cohort before it returns: the build's time is in the
 	// later party's reblind and the earlier party's cohort.
 	Stages map[string]float64 `json:"stage_seconds"`
+	// Runs, when there were several, are each run's figures, by ratio.
+	// The fields above are the median run's, except Found (the least)
+	// and ServerPeakRSSBytes (the most).
+	Runs []MatchRun `json:"runs,omitempty"`
+}
+
+// MatchRun is one of several runs of RunMatch.
+type MatchRun struct {
+	Seconds            float64 `json:"seconds"`
+	PSISeconds         float64 `json:"psi_seconds"`
+	Ratio              float64 `json:"ratio"`
+	Found              int64   `json:"found"`
+	ServerPeakRSSBytes int64   `json:"server_peak_rss_bytes"`
 }
 
 // RunMatch runs the whole service flow for two synthetic parties against a
 // server started as its own process on loopback, so its memory is measured
-// alone.
+// alone, then RunPSI for the same sizes; o.Runs times, alternately.
 func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
-	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}}
 	if o.N <= 0 || o.Overlap < 0 || o.Overlap > o.N {
-		return res, fmt.Errorf("bench.RunMatch: need 0 <= overlap (%d) <= n (%d), n > 0", o.Overlap, o.N)
+		return MatchResult{}, fmt.Errorf("bench.RunMatch: need 0 <= overlap (%d) <= n (%d), n > 0", o.Overlap, o.N)
 	}
 	if len(o.Server) == 0 {
-		return res, errors.New("bench.RunMatch: no server command")
+		return MatchResult{}, errors.New("bench.RunMatch: no server command")
 	}
+	runs := max(o.Runs, 1)
+	var all []MatchResult
+	for range runs {
+		res, err := runMatchOnce(ctx, o)
+		if err != nil {
+			return res, err
+		}
+		if !o.SkipPSI {
+			pr, err := RunPSI(ctx, PSIOptions{NA: o.N, NB: o.N, Overlap: o.Overlap})
+			if err != nil {
+				return res, err
+			}
+			res.PSISeconds = pr.Seconds
+			res.Ratio = res.Seconds / pr.Seconds
+		}
+		all = append(all, res)
+	}
+	return medianRun(all), nil
+}
+
+// medianRun reports several runs as the one with the median ratio (the
+// lower middle of an even count), with every run's figures beside it.
+// Each run's ratio pairs a match with the psi run just after it, so that a
+// change in the machine's speed between runs moves both.
+func medianRun(all []MatchResult) MatchResult {
+	all = slices.Clone(all)
+	slices.SortStableFunc(all, func(a, b MatchResult) int { return cmp.Compare(a.Ratio, b.Ratio) })
+	res := all[(len(all)-1)/2]
+	if len(all) == 1 {
+		return res
+	}
+	for _, r := range all {
+		res.Runs = append(res.Runs, MatchRun{Seconds: r.Seconds, PSISeconds: r.PSISeconds, Ratio: r.Ratio, Found: r.Found,
+			ServerPeakRSSBytes: r.ServerPeakRSSBytes})
+		// The worst of every run, not the median's, is what a bar needs.
+		res.Found = min(res.Found, r.Found)
+		res.ServerPeakRSSBytes = max(res.ServerPeakRSSBytes, r.ServerPeakRSSBytes)
+	}
+	return res
+}
+
+func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
+	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}}
 	logf := o.Log
 	if logf == nil {
 		logf = func(string, time.Duration) {}
@@ -189,14 +250,6 @@ func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	}
 	res.CohortRowsPerSec = float64(res.CohortRows) / res.Seconds
 
-	if !o.SkipPSI {
-		pr, err := RunPSI(ctx, PSIOptions{NA: o.N, NB: o.N, Overlap: o.Overlap})
-		if err != nil {
-			return res, err
-		}
-		res.PSISeconds = pr.Seconds
-		res.Ratio = res.Seconds / pr.Seconds
-	}
 	return res, nil
 }
 

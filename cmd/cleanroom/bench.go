@@ -131,7 +131,7 @@ func printJSON(cmd *cobra.Command, v any) error {
 }
 
 func newBenchMatchCmd() *cobra.Command {
-	var n int
+	var n, runs int
 	var overlap string
 	var quiet, keep bool
 	cmd := &cobra.Command{
@@ -142,18 +142,25 @@ fresh database, creates two partners and a collaboration, and runs both
 parties' client code: CSV -> normalize, hash, blind -> Arrow upload, then
 the match through to the cohort. It then stops the server, reads the exact
 cohort size from the database (found), and runs bench psi for the same n
-in the same run (psi_seconds). ratio = seconds / psi_seconds.`,
+in the same run (psi_seconds). ratio = seconds / psi_seconds.
+
+With -runs K the match and bench psi run K times, alternately, and the run
+with the median ratio is printed, with every run's figures under "runs"
+(found is then the least of the runs, server_peak_rss_bytes the most).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			common, err := sizeAndOverlap("bench match", n, overlap)
 			if err != nil {
 				return err
 			}
+			if runs <= 0 {
+				return fmt.Errorf("bench match: -runs must be positive")
+			}
 			self, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			opts := bench.MatchOptions{N: n, Overlap: common, Server: []string{self, "serve"}, Keep: keep, Log: stageLog(quiet)}
+			opts := bench.MatchOptions{N: n, Overlap: common, Server: []string{self, "serve"}, Keep: keep, Runs: runs, Log: stageLog(quiet)}
 			res, err := bench.RunMatch(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -164,6 +171,7 @@ in the same run (psi_seconds). ratio = seconds / psi_seconds.`,
 	cmd.Flags().IntVarP(&n, "n", "n", 100000, "people in each audience")
 	cmd.Flags().StringVar(&overlap, "overlap", "0.1", "fraction of people in both audiences")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the database and the server log (kept_dir)")
+	cmd.Flags().IntVar(&runs, "runs", 1, "runs of the match and of bench psi, alternately (the median ratio's run is printed)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print stage timings to stderr")
 	return cmd
 }

@@ -41,8 +41,8 @@ demo: build
 	./$(BIN) demo
 
 # The figures the issues name; each prints one JSON object.
-# `bench match -n 10000000 -overlap 0.1` (the 10M x 10M match, about 15
-# minutes on 2 cores) is in bench/REPORT.md, not here.
+# `bench match -n 10000000 -overlap 0.1` (the 10M x 10M match and its psi
+# baseline, about 10 minutes on 2 cores) is in bench/REPORT.md, not here.
 bench: build
 	./$(BIN) bench psi -n 1000000 -overlap 0.1
 	./$(BIN) bench intersect -n 10000000 -overlap 0.1

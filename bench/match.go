@@ -117,7 +117,14 @@ func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
 		}
 		all = append(all, res)
 	}
-	return medianRun(all), nil
+	res := medianRun(all)
+	for _, r := range all {
+		// -keep keeps the run reported; the others' would only fill the disk.
+		if r.KeptDir != "" && r.KeptDir != res.KeptDir {
+			os.RemoveAll(r.KeptDir)
+		}
+	}
+	return res, nil
 }
 
 // medianRun reports several runs as the one with the median ratio (the

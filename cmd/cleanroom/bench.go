@@ -170,7 +170,7 @@ with the median ratio is printed, with every run's figures under "runs"
 	}
 	cmd.Flags().IntVarP(&n, "n", "n", 100000, "people in each audience")
 	cmd.Flags().StringVar(&overlap, "overlap", "0.1", "fraction of people in both audiences")
-	cmd.Flags().BoolVar(&keep, "keep", false, "keep the database and the server log (kept_dir)")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the database and the server log of the run printed (kept_dir)")
 	cmd.Flags().IntVar(&runs, "runs", 1, "runs of the match and of bench psi, alternately (the median ratio's run is printed)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print stage timings to stderr")
 	return cmd

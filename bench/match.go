@@ -328,43 +328,18 @@ func setupParties(ctx context.Context, op *client.Client, url string) ([]benchPa
 	return parties, co.ID, nil
 }
 
-// matchParty is client.DoMatch in its steps, each timed: start (the
+// matchParty runs a party's client.DoMatch, timing its steps: start (the
 // server reads, sorts and writes both sides' points; it waits first for
 // the other upload), reblind (the other side's points out, re-blinded,
 // back in) and cohort (waiting for the other half and the cohort build).
 func matchParty(ctx context.Context, p benchParty, collab string, stage func(string, time.Time)) (wire.Match, error) {
-	const poll = 50 * time.Millisecond
 	t := time.Now()
-	var m wire.Match
-	for {
-		var err error
-		m, err = p.eng.StartMatch(ctx, collab)
-		if errors.Is(err, client.ErrAwaitingUpload) {
-			select {
-			case <-ctx.Done():
-				return m, ctx.Err()
-			case <-time.After(poll):
-				continue
-			}
-		}
-		if err != nil {
-			return m, err
-		}
-		break
-	}
-	stage("start", t)
-	t = time.Now()
-	if err := p.eng.ReblindPoints(ctx, collab, m.ID, p.key, client.MatchOptions{}); err != nil {
-		return m, err
-	}
-	stage("reblind", t)
-	t = time.Now()
-	m, err := p.eng.WaitMatch(ctx, collab, m.ID, poll)
+	m, err := p.eng.DoMatch(ctx, collab, p.key, client.MatchOptions{Poll: 50 * time.Millisecond,
+		Started: func(wire.Match) { stage("start", t); t = time.Now() },
+		Sent:    func() { stage("reblind", t); t = time.Now() },
+	})
 	if err != nil {
 		return m, err
-	}
-	if m.State != wire.MatchDone {
-		return m, fmt.Errorf("match %s ended %s", m.ID, m.State)
 	}
 	stage("cohort", t)
 	return m, nil

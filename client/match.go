@@ -29,6 +29,11 @@ type MatchOptions struct {
 	// Waiting, when set, is told once that the other party has not
 	// uploaded yet (DoMatch then polls until it has, or ctx ends).
 	Waiting func()
+	// Started, when set, is told of the match once it is started or
+	// joined, and Sent once this party's half is in; DoMatch then waits
+	// for the cohort. A match gone stale starts over, and tells them again.
+	Started func(wire.Match)
+	Sent    func()
 }
 
 // DoMatch runs this party's half of a match: it starts (or joins) the
@@ -76,12 +81,18 @@ func (c *Client) doMatch(ctx context.Context, collabID string, key *psi.Key, opt
 		}
 		break
 	}
+	if opts.Started != nil {
+		opts.Started(m)
+	}
 	// A re-run (after a crash, or after deletions shortened the points
 	// served) has nothing to send once the server holds this half.
 	if !m.YourHalfReceived {
 		if err := c.ReblindPoints(ctx, collabID, m.ID, key, opts); err != nil {
 			return m, err
 		}
+	}
+	if opts.Sent != nil {
+		opts.Sent()
 	}
 	if opts.NoWait {
 		return c.Match(ctx, collabID, m.ID)

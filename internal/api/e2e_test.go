@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/api"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // env is a server on loopback over a real DuckDB file, with two partners.
@@ -266,9 +268,16 @@ func (e *env) matchBoth() (string, []int64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m, err := p.eng.DoMatch(context.Background(), e.collab, p.key, client.MatchOptions{Poll: 20e6})
+			var steps []string
+			m, err := p.eng.DoMatch(context.Background(), e.collab, p.key, client.MatchOptions{Poll: 20e6,
+				Started: func(m wire.Match) { steps = append(steps, "started "+m.ID) },
+				Sent:    func() { steps = append(steps, "sent") }})
 			errs[i] = err
 			ids[i] = m.ID
+			// Each party is told of its steps once, in order, for the match it ends with.
+			if want := []string{"started " + m.ID, "sent"}; err == nil && !slices.Equal(steps, want) {
+				errs[i] = fmt.Errorf("DoMatch told %q, want %q", steps, want)
+			}
 			if m.NoisySize != nil {
 				sizes[i] = *m.NoisySize
 			}

@@ -11,7 +11,8 @@ import (
 )
 
 // scan registers r as the view named view on a connection of its own,
-// runs stmt (which reads the view, usually CREATE TABLE ... AS SELECT)
+// runs stmt (which reads the view: CREATE TABLE ... AS SELECT, or INSERT
+// INTO a table created with its column types and compression)
 // with args, and drops the view. Bulk data thus goes from an Arrow stream
 // to a table as DuckDB reads it, never held whole in memory.
 //

@@ -10,7 +10,7 @@ BIN     := bin/cleanroom
 
 .PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js redocly openapi-lint screenshots
 
-# The console's browser tests (internal/api TestConsole) save a screenshot
+# The console's browser tests (api TestConsole) save a screenshot
 # of each view here; make screenshots refreshes the README's copies.
 SCREENSHOTS := $(CURDIR)/build/screenshots
 
@@ -19,7 +19,7 @@ SCREENSHOTS := $(CURDIR)/build/screenshots
 ARROW_JS := $(CURDIR)/.cache/arrow-js
 
 # Redocly's linter checks the OpenAPI document the server serves
-# (internal/api TestOpenAPILint): no error, no warning. Without npm the
+# (api TestOpenAPILint): no error, no warning. Without npm the
 # check is skipped, saying so.
 REDOCLY := $(CURDIR)/.cache/redocly
 REDOCLY_VERSION := 2.77.0
@@ -50,15 +50,15 @@ bench: build
 	./$(BIN) bench query -rows 10000000
 	./$(BIN) bench query -rows 10000000 -shape general
 	$(GO) test ./psi -run '^$$' -bench '^Benchmark(X25519|HashMany|HashToCurve)$$'
-	$(GO) test ./internal/api -run '^$$' -bench '^BenchmarkConsoleAuditFirstView$$' -benchtime 20x
+	$(GO) test ./api -run '^$$' -bench '^BenchmarkConsoleAuditFirstView$$' -benchtime 20x
 
 # The README's screenshots, from the console's browser tests.
 screenshots:
-	CLEANROOM_REQUIRE_BROWSER=1 CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./internal/api -run '^TestConsole$$' -count=1
+	CLEANROOM_REQUIRE_BROWSER=1 CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./api -run '^TestConsole$$' -count=1
 	mkdir -p docs/screenshots && cp $(SCREENSHOTS)/*.png docs/screenshots/
 
 # Each fuzz target briefly (go test runs one -fuzz target at a time).
-FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./psi:FuzzBatchX25519 ./audience:FuzzReader ./internal/query:FuzzParse
+FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./psi:FuzzBatchX25519 ./audience:FuzzReader ./query:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
@@ -85,7 +85,7 @@ redocly:
 
 openapi-lint: redocly
 	@if [ -n "$(REDOCLY_DIR)" ]; then \
-		CLEANROOM_REDOCLY=$(REDOCLY) $(GO) test ./internal/api -run '^TestOpenAPILint$$' -count=1 -v; \
+		CLEANROOM_REDOCLY=$(REDOCLY) $(GO) test ./api -run '^TestOpenAPILint$$' -count=1 -v; \
 	else \
 		echo "openapi-lint: skipped: no @redocly/cli to run (npm or node missing, or its install failed)"; \
 	fi

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/cleanroom/cleanroom/bench"
+	"github.com/cleanroom/cleanroom/cmd/cleanroom/internal/bench"
 )
 
 // bench query runs end to end, through the API the command serves in

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/spf13/cobra"

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/store"
 )

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 

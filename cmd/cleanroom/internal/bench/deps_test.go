@@ -14,8 +14,8 @@ func TestBenchDoesNotImportTheAPI(t *testing.T) {
 		t.Skipf("go list: %v: %s", err, out)
 	}
 	for _, dep := range strings.Fields(string(out)) {
-		if dep == "github.com/cleanroom/cleanroom/internal/api" {
-			t.Fatal("bench depends on internal/api")
+		if dep == "github.com/cleanroom/cleanroom/api" {
+			t.Fatal("bench depends on api")
 		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/internal/partners"
+	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

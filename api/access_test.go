@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/cleanroom/cleanroom/client"
-	"github.com/cleanroom/cleanroom/internal/api"
+	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

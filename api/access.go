@@ -14,8 +14,8 @@ import (
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/partners"
-	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

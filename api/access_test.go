@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

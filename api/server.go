@@ -18,9 +18,9 @@ import (
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/query"
-	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/ledger"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cleanroom/cleanroom/cmd/cleanroom/internal/bench"
 	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/cmd/cleanroom/internal/bench"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/api"
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/spf13/cobra"

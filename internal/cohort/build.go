@@ -16,8 +16,8 @@ import (
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/ledger"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/partners"
 )
 
 var slugRe = regexp.MustCompile(`[^a-z0-9]+`)

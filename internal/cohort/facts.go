@@ -10,8 +10,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/partners"
 )
 
 // Facts are properties of a cohort table that let a query skip bounding

@@ -16,8 +16,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/cleanroom/cleanroom/audience"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 )
 

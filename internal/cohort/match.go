@@ -21,8 +21,8 @@ import (
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
 )

@@ -14,8 +14,8 @@ import (
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/internal/cohort"
-	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
 

@@ -32,11 +32,11 @@ func (s *Server) accessRequest(c echo.Context) error {
 	}
 	raw, err := base64.StdEncoding.DecodeString(req.PID)
 	if err != nil {
-		return fmt.Errorf("%w: pid: not base64", errs.Invalid)
+		return errs.New(errs.Invalid, "pid: not base64")
 	}
 	pid, err := psi.DecodePoint(raw)
 	if err != nil {
-		return fmt.Errorf("%w: pid: %v", errs.Invalid, err)
+		return errs.New(errs.Invalid, "pid: %v", err)
 	}
 	out, err := s.co.AccessRequest(c.Request().Context(), principal(c), collabOf(c), pid)
 	if err != nil {
@@ -117,7 +117,7 @@ func (s *Server) privacyReport(c echo.Context) error {
 		if v := c.QueryParam(name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return fmt.Errorf("%w: %s: want an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", errs.Invalid, name, v)
+				return errs.New(errs.Invalid, "%s: want an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", name, v)
 			}
 			*dst = t.UTC()
 		}
@@ -126,7 +126,7 @@ func (s *Server) privacyReport(c echo.Context) error {
 		since = until.AddDate(-1, 0, 0)
 	}
 	if !since.Before(until) {
-		return fmt.Errorf("%w: since: %s is not before until %s", errs.Invalid, since.Format(time.RFC3339), until.Format(time.RFC3339))
+		return errs.New(errs.Invalid, "since: %s is not before until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
 	pa, err := partners.GetPartner(ctx, db, c.Param("pid"))
 	if err != nil {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -24,13 +23,13 @@ func (s *Server) upload(c echo.Context) error {
 	case strings.HasPrefix(ct, mtParquet), strings.HasPrefix(ct, "application/x-parquet"):
 		format = cohort.Parquet
 	default:
-		return fmt.Errorf("%w: send the audience as an Arrow IPC stream (Content-Type: %s) or Parquet (%s); got %q", errs.UnsupportedMedia, mtArrow, mtParquet, ct)
+		return errs.New(errs.UnsupportedMedia, "send the audience as an Arrow IPC stream (Content-Type: %s) or Parquet (%s); got %q", mtArrow, mtParquet, ct)
 	}
 	var retention time.Duration
 	if v := c.QueryParam("retention"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("%w: retention: want a positive duration such as 720h, got %q", errs.Invalid, v)
+			return errs.New(errs.Invalid, "retention: want a positive duration such as 720h, got %q", v)
 		}
 		retention = d
 	}

@@ -163,16 +163,16 @@ func decodeJSON(c echo.Context, v any, limit int64, optional bool) error {
 			if optional {
 				return nil
 			}
-			return fmt.Errorf("%w: the request body is empty; send a JSON object", errs.Invalid)
+			return errs.New(errs.Invalid, "the request body is empty; send a JSON object")
 		}
-		return fmt.Errorf("%w: request body: %w", errs.Invalid, err)
+		return errs.New(errs.Invalid, "request body: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return mbe
 		}
-		return fmt.Errorf("%w: request body: data after the JSON value", errs.Invalid)
+		return errs.New(errs.Invalid, "request body: data after the JSON value")
 	}
 	return nil
 }

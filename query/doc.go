@@ -87,11 +87,11 @@
 // drops without trace and that cannot change the plan (a named WINDOW
 // definition no function uses) are accepted.
 //
-// Refusals are *Error{Code, Message, Position}: Code is syntax,
-// unsupported, limit, not_allowed or hidden_column; Position is a byte
-// offset in the text, or -1; the message names the construct and its
-// position ("unsupported: JOIN at position 28; queries read the single
-// table cohort"). Parse returns other errors only for infrastructure
+// Refusals are *errs.Error{Kind, Message, Position} (internal/errs, the
+// server's one error model): Kind is errs.Syntax, Unsupported, Limit,
+// NotAllowed or HiddenColumn; Position is a byte offset in the text, or
+// -1; the message names the construct and its position ("JOIN at
+// position 28; queries read the single table cohort"). Parse returns other errors only for infrastructure
 // failures (database, context).
 //
 // Plan.Check applies the collaboration's rules: GROUP BY and WHERE columns

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -35,19 +36,19 @@ const serializeSQL = `SELECT json_serialize_sql(?::VARCHAR)`
 //	[WHERE predicate]
 //	[GROUP BY dimension, ...]
 //
-// Refusals are *Error (codes syntax, unsupported, limit, hidden_column);
+// Refusals are *errs.Error (codes syntax, unsupported, limit, hidden_column);
 // any other error is an infrastructure failure (the database, the context).
 // Parse does not know the collaboration's rules: call Plan.Check.
 func Parse(ctx context.Context, db store.Querier, text string) (*Plan, error) {
 	if len(text) > MaxTextBytes {
-		return nil, refuse(CodeLimit, -1, fmt.Sprintf("query text of %d bytes", len(text)),
+		return nil, refuse(errs.Limit, -1, fmt.Sprintf("query text of %d bytes", len(text)),
 			fmt.Sprintf("the limit is %d bytes", MaxTextBytes))
 	}
 	if !utf8.ValidString(text) {
-		return nil, refuse(CodeSyntax, invalidUTF8At(text), "invalid UTF-8", "")
+		return nil, refuse(errs.Syntax, invalidUTF8At(text), "invalid UTF-8", "")
 	}
 	if i := strings.IndexByte(text, 0); i >= 0 {
-		return nil, refuse(CodeSyntax, i, "NUL character", "")
+		return nil, refuse(errs.Syntax, i, "NUL character", "")
 	}
 	var out string
 	if err := db.QueryRowContext(ctx, serializeSQL, text).Scan(&out); err != nil {
@@ -61,11 +62,11 @@ func Parse(ctx context.Context, db store.Querier, text string) (*Plan, error) {
 	var tree any
 	if err := dec.Decode(&tree); err != nil {
 		// DuckDB writes out-of-range doubles as Infinity, which is not JSON.
-		return nil, refuse(CodeUnsupported, -1, "the query could not be read back from the parser",
+		return nil, refuse(errs.Unsupported, -1, "the query could not be read back from the parser",
 			"check numeric literals are in range")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, refuse(CodeUnsupported, -1, "the parser's output has trailing data", "")
+		return nil, refuse(errs.Unsupported, -1, "the parser's output has trailing data", "")
 	}
 	p := &parser{text: text, positions: map[string]int{}}
 	plan, perr := p.top(tree)
@@ -193,14 +194,14 @@ func (p *parser) firstLoc(v any) int {
 }
 
 // shape refuses a tree this code does not understand.
-func (p *parser) shape(v any, where string) *Error {
-	return refuse(CodeUnsupported, p.firstLoc(v), "unexpected query structure in "+where,
+func (p *parser) shape(v any, where string) *errs.Error {
+	return refuse(errs.Unsupported, p.firstLoc(v), "unexpected query structure in "+where,
 		"queries are SELECT dimensions and COUNT(*), SUM(metric) or AVG(metric) FROM cohort [WHERE ...] [GROUP BY ...]")
 }
 
 const subsetHint = "queries read the single table cohort"
 
-func (p *parser) top(tree any) (*Plan, *Error) {
+func (p *parser) top(tree any) (*Plan, *errs.Error) {
 	t, ok := asObj(tree)
 	if !ok {
 		return nil, p.shape(nil, "the parser's output")
@@ -221,10 +222,10 @@ func (p *parser) top(tree any) (*Plan, *Error) {
 	}
 	switch len(stmts) {
 	case 0:
-		return nil, refuse(CodeSyntax, -1, "empty query", "write SELECT ... FROM cohort")
+		return nil, refuse(errs.Syntax, -1, "empty query", "write SELECT ... FROM cohort")
 	case 1:
 	default:
-		return nil, refuse(CodeUnsupported, p.firstLoc(stmts[1]), "multiple statements",
+		return nil, refuse(errs.Unsupported, p.firstLoc(stmts[1]), "multiple statements",
 			"send a single SELECT")
 	}
 	st, ok := asObj(stmts[0])
@@ -239,7 +240,7 @@ func (p *parser) top(tree any) (*Plan, *Error) {
 }
 
 // parserError turns json_serialize_sql's error object into a refusal.
-func (p *parser) parserError(t obj) *Error {
+func (p *parser) parserError(t obj) *errs.Error {
 	msg := t.str("error_message")
 	switch t.str("error_type") {
 	case "parser":
@@ -252,21 +253,21 @@ func (p *parser) parserError(t obj) *Error {
 		if msg == "" {
 			msg = "syntax error"
 		}
-		return refuse(CodeSyntax, pos, msg, "")
+		return refuse(errs.Syntax, pos, msg, "")
 	case "not implemented":
 		if strings.HasPrefix(msg, "Only SELECT statements") {
 			what := "a statement other than SELECT"
 			if kw := firstWord(p.text); kw != "" && kw != "SELECT" && kw != "FROM" && kw != "WITH" {
 				what = kw + " statement"
 			}
-			return refuse(CodeUnsupported, -1, what, "only a single SELECT ... FROM cohort is accepted")
+			return refuse(errs.Unsupported, -1, what, "only a single SELECT ... FROM cohort is accepted")
 		}
-		return refuse(CodeUnsupported, -1, "construct not supported by the parser ("+msg+")", "")
+		return refuse(errs.Unsupported, -1, "construct not supported by the parser ("+msg+")", "")
 	}
 	if msg == "" {
 		msg = "the query could not be parsed"
 	}
-	return refuse(CodeUnsupported, -1, msg, "")
+	return refuse(errs.Unsupported, -1, msg, "")
 }
 
 // runeToByte converts DuckDB's error position (in characters) to a byte
@@ -328,7 +329,7 @@ func asciiLower(s string) string {
 var selectNodeKeys = []string{"type", "modifiers", "cte_map", "select_list", "from_table",
 	"where_clause", "group_expressions", "group_sets", "aggregate_handling", "having", "sample", "qualify"}
 
-func (p *parser) selectNode(n obj) (*Plan, *Error) {
+func (p *parser) selectNode(n obj) (*Plan, *errs.Error) {
 	switch n.str("type") {
 	case "SELECT_NODE":
 	case "SET_OPERATION_NODE":
@@ -336,17 +337,17 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 		if op == "" {
 			op = "set operation"
 		}
-		return nil, refuse(CodeUnsupported, p.firstLoc(n["right"]), op,
+		return nil, refuse(errs.Unsupported, p.firstLoc(n["right"]), op,
 			"a query is a single SELECT ... FROM cohort")
 	case "RECURSIVE_CTE_NODE", "CTE_NODE":
-		return nil, refuse(CodeUnsupported, p.firstLoc(n), "WITH (common table expression)", subsetHint)
+		return nil, refuse(errs.Unsupported, p.firstLoc(n), "WITH (common table expression)", subsetHint)
 	default:
 		return nil, p.shape(n, "the statement")
 	}
 	// Specific constructs first, for clear refusals; then the exact shape.
 	if cte, ok := asObj(n["cte_map"]); ok {
 		if m, ok := cte.list("map"); ok && len(m) > 0 {
-			return nil, refuse(CodeUnsupported, p.firstLoc(m), "WITH (common table expression)", subsetHint)
+			return nil, refuse(errs.Unsupported, p.firstLoc(m), "WITH (common table expression)", subsetHint)
 		}
 	}
 	if from, ok := asObj(n["from_table"]); ok {
@@ -358,21 +359,21 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 		return nil, p.modifier(mods[0])
 	}
 	if !n.null("having") {
-		return nil, refuse(CodeUnsupported, p.firstLoc(n["having"]), "HAVING",
+		return nil, refuse(errs.Unsupported, p.firstLoc(n["having"]), "HAVING",
 			"groups below the collaboration's minimum size are removed by the server")
 	}
 	if !n.null("qualify") {
-		return nil, refuse(CodeUnsupported, p.firstLoc(n["qualify"]), "QUALIFY", subsetHint)
+		return nil, refuse(errs.Unsupported, p.firstLoc(n["qualify"]), "QUALIFY", subsetHint)
 	}
 	if !n.null("sample") {
-		return nil, refuse(CodeUnsupported, -1, "USING SAMPLE", "")
+		return nil, refuse(errs.Unsupported, -1, "USING SAMPLE", "")
 	}
 	switch h := n.str("aggregate_handling"); h {
 	case "STANDARD_HANDLING":
 	case "FORCE_AGGREGATES":
-		return nil, refuse(CodeUnsupported, -1, "GROUP BY ALL", "list the GROUP BY columns")
+		return nil, refuse(errs.Unsupported, -1, "GROUP BY ALL", "list the GROUP BY columns")
 	default:
-		return nil, refuse(CodeUnsupported, -1, "aggregate handling "+h, "")
+		return nil, refuse(errs.Unsupported, -1, "aggregate handling "+h, "")
 	}
 	if !n.exactly(selectNodeKeys...) {
 		return nil, p.shape(n, "the SELECT")
@@ -393,9 +394,9 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 	}
 	var selDims []dimRef
 	names := map[string]bool{}
-	addName := func(name string, pos int) *Error {
+	addName := func(name string, pos int) *errs.Error {
 		if names[name] {
-			return refuse(CodeUnsupported, pos, "duplicate output column "+name,
+			return refuse(errs.Unsupported, pos, "duplicate output column "+name,
 				"give each aggregate a distinct alias with AS")
 		}
 		names[name] = true
@@ -413,7 +414,7 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 				return nil, err
 			}
 			if !o.emptyStr("alias") {
-				return nil, refuse(CodeUnsupported, p.loc(o), "alias on the dimension "+name,
+				return nil, refuse(errs.Unsupported, p.loc(o), "alias on the dimension "+name,
 					"only aggregates can be renamed with AS")
 			}
 			if err := addName(name, p.loc(o)); err != nil {
@@ -422,7 +423,7 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 			selDims = append(selDims, dimRef{name, p.loc(o)})
 			plan.Columns = append(plan.Columns, OutputColumn{Name: name, Dimension: true, Index: len(selDims) - 1})
 			if len(selDims) > MaxDimensions {
-				return nil, refuse(CodeLimit, p.loc(o), fmt.Sprintf("more than %d dimensions", MaxDimensions), "")
+				return nil, refuse(errs.Limit, p.loc(o), fmt.Sprintf("more than %d dimensions", MaxDimensions), "")
 			}
 		case "FUNCTION":
 			agg, err := p.aggregate(o)
@@ -435,18 +436,18 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 			plan.Aggregates = append(plan.Aggregates, agg)
 			plan.Columns = append(plan.Columns, OutputColumn{Name: agg.Alias, Index: len(plan.Aggregates) - 1})
 			if len(plan.Aggregates) > MaxAggregates {
-				return nil, refuse(CodeLimit, p.loc(o), fmt.Sprintf("more than %d aggregates", MaxAggregates), "")
+				return nil, refuse(errs.Limit, p.loc(o), fmt.Sprintf("more than %d aggregates", MaxAggregates), "")
 			}
 		case "STAR":
-			return nil, refuse(CodeUnsupported, p.loc(o), "SELECT *",
+			return nil, refuse(errs.Unsupported, p.loc(o), "SELECT *",
 				"select dimensions and COUNT(*), SUM(metric) or AVG(metric)")
 		default:
-			return nil, refuse(CodeUnsupported, p.firstLoc(o), p.describe(o)+" in SELECT",
+			return nil, refuse(errs.Unsupported, p.firstLoc(o), p.describe(o)+" in SELECT",
 				"select dimensions and COUNT(*), SUM(metric) or AVG(metric)")
 		}
 	}
 	if len(plan.Aggregates) == 0 {
-		return nil, refuse(CodeUnsupported, -1, "no aggregate",
+		return nil, refuse(errs.Unsupported, -1, "no aggregate",
 			"a query needs at least one of COUNT(*), SUM(metric), AVG(metric)")
 	}
 
@@ -464,7 +465,7 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 	}
 	sets, ok := n.list("group_sets")
 	if !ok || !p.plainGroupSets(sets, len(groups)) {
-		return nil, refuse(CodeUnsupported, p.firstLoc(groups), "ROLLUP, CUBE, GROUPING SETS or GROUP BY ()",
+		return nil, refuse(errs.Unsupported, p.firstLoc(groups), "ROLLUP, CUBE, GROUPING SETS or GROUP BY ()",
 			"list the GROUP BY columns")
 	}
 	grouped := map[string]int{}
@@ -476,9 +477,9 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 		switch o.str("class") {
 		case "COLUMN_REF":
 		case "CONSTANT":
-			return nil, refuse(CodeUnsupported, p.loc(o), "GROUP BY position", "name the GROUP BY columns")
+			return nil, refuse(errs.Unsupported, p.loc(o), "GROUP BY position", "name the GROUP BY columns")
 		default:
-			return nil, refuse(CodeUnsupported, p.firstLoc(o), p.describe(o)+" in GROUP BY",
+			return nil, refuse(errs.Unsupported, p.firstLoc(o), p.describe(o)+" in GROUP BY",
 				"GROUP BY takes plain dimension columns")
 		}
 		name, err := p.column(o, false)
@@ -490,13 +491,13 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 		}
 	}
 	if len(grouped) > MaxDimensions {
-		return nil, refuse(CodeLimit, -1, fmt.Sprintf("more than %d GROUP BY columns", MaxDimensions), "")
+		return nil, refuse(errs.Limit, -1, fmt.Sprintf("more than %d GROUP BY columns", MaxDimensions), "")
 	}
 	selected := map[string]bool{}
 	for _, d := range selDims {
 		selected[d.name] = true
 		if _, ok := grouped[d.name]; !ok {
-			return nil, refuse(CodeUnsupported, d.pos, "column "+d.name+" is selected but not in GROUP BY",
+			return nil, refuse(errs.Unsupported, d.pos, "column "+d.name+" is selected but not in GROUP BY",
 				"every selected column must be grouped on")
 		}
 		plan.Dimensions = append(plan.Dimensions, d.name)
@@ -505,7 +506,7 @@ func (p *parser) selectNode(n obj) (*Plan, *Error) {
 		o, _ := asObj(g)
 		name, _ := p.column(o, false)
 		if !selected[name] {
-			return nil, refuse(CodeUnsupported, p.loc(o), "column "+name+" is in GROUP BY but not selected",
+			return nil, refuse(errs.Unsupported, p.loc(o), "column "+name+" is in GROUP BY but not selected",
 				"select every GROUP BY column")
 		}
 	}
@@ -543,24 +544,24 @@ func (p *parser) plainGroupSets(sets []any, n int) bool {
 	return true
 }
 
-func (p *parser) modifier(m any) *Error {
+func (p *parser) modifier(m any) *errs.Error {
 	o, _ := asObj(m)
 	at := p.firstLoc(m)
 	switch o.str("type") {
 	case "DISTINCT_MODIFIER":
-		return refuse(CodeUnsupported, at, "DISTINCT", "COUNT(*) already counts distinct people")
+		return refuse(errs.Unsupported, at, "DISTINCT", "COUNT(*) already counts distinct people")
 	case "ORDER_MODIFIER":
-		return refuse(CodeUnsupported, at, "ORDER BY", "order the answer on the client")
+		return refuse(errs.Unsupported, at, "ORDER BY", "order the answer on the client")
 	case "LIMIT_MODIFIER", "LIMIT_PERCENT_MODIFIER":
 		if o.null("limit") {
-			return refuse(CodeUnsupported, at, "OFFSET", "every released group is returned")
+			return refuse(errs.Unsupported, at, "OFFSET", "every released group is returned")
 		}
-		return refuse(CodeUnsupported, at, "LIMIT", "every released group is returned")
+		return refuse(errs.Unsupported, at, "LIMIT", "every released group is returned")
 	}
-	return refuse(CodeUnsupported, at, "query modifier "+o.str("type"), subsetHint)
+	return refuse(errs.Unsupported, at, "query modifier "+o.str("type"), subsetHint)
 }
 
-func (p *parser) fromTable(t obj) *Error {
+func (p *parser) fromTable(t obj) *errs.Error {
 	at := p.loc(t)
 	switch t.str("type") {
 	case "BASE_TABLE":
@@ -570,16 +571,16 @@ func (p *parser) fromTable(t obj) *Error {
 		}
 		name := t.str("table_name")
 		if !t.emptyStr("schema_name") || !t.emptyStr("catalog_name") {
-			return refuse(CodeUnsupported, at, "qualified table name", "write FROM cohort")
+			return refuse(errs.Unsupported, at, "qualified table name", "write FROM cohort")
 		}
 		if asciiLower(name) != "cohort" {
-			return refuse(CodeUnsupported, at, fmt.Sprintf("table %q", name), subsetHint)
+			return refuse(errs.Unsupported, at, fmt.Sprintf("table %q", name), subsetHint)
 		}
 		if !t.emptyStr("alias") || !t.emptyList("column_name_alias") {
-			return refuse(CodeUnsupported, at, "table alias", "write FROM cohort without an alias")
+			return refuse(errs.Unsupported, at, "table alias", "write FROM cohort without an alias")
 		}
 		if !t.null("sample") {
-			return refuse(CodeUnsupported, at, "TABLESAMPLE", subsetHint)
+			return refuse(errs.Unsupported, at, "TABLESAMPLE", subsetHint)
 		}
 		return nil
 	case "JOIN":
@@ -590,27 +591,27 @@ func (p *parser) fromTable(t obj) *Error {
 		if at < 0 {
 			at = p.firstLoc(t["right"])
 		}
-		return refuse(CodeUnsupported, at, what, subsetHint)
+		return refuse(errs.Unsupported, at, what, subsetHint)
 	case "SUBQUERY":
-		return refuse(CodeUnsupported, p.firstLoc(t), "subquery in FROM", subsetHint)
+		return refuse(errs.Unsupported, p.firstLoc(t), "subquery in FROM", subsetHint)
 	case "TABLE_FUNCTION":
 		fn, _ := asObj(t["function"])
 		name := fn.str("function_name")
-		return refuse(CodeUnsupported, at, "table function "+name+"()", subsetHint)
+		return refuse(errs.Unsupported, at, "table function "+name+"()", subsetHint)
 	case "EMPTY":
-		return refuse(CodeUnsupported, -1, "SELECT without FROM cohort", subsetHint)
+		return refuse(errs.Unsupported, -1, "SELECT without FROM cohort", subsetHint)
 	case "EXPRESSION_LIST":
-		return refuse(CodeUnsupported, p.firstLoc(t), "VALUES list", subsetHint)
+		return refuse(errs.Unsupported, p.firstLoc(t), "VALUES list", subsetHint)
 	case "SHOW_REF":
-		return refuse(CodeUnsupported, -1, "DESCRIBE, SHOW or SUMMARIZE", subsetHint)
+		return refuse(errs.Unsupported, -1, "DESCRIBE, SHOW or SUMMARIZE", subsetHint)
 	}
-	return refuse(CodeUnsupported, p.firstLoc(t), "FROM "+strings.ToLower(t.str("type")), subsetHint)
+	return refuse(errs.Unsupported, p.firstLoc(t), "FROM "+strings.ToLower(t.str("type")), subsetHint)
 }
 
 // column reads a COLUMN_REF: a plain, unqualified name (ASCII case
 // folded) that is not hidden and looks like ^[a-z][a-z0-9_]{0,62}$. The
 // alias is the caller's business when selectItem is set.
-func (p *parser) column(o obj, selectItem bool) (string, *Error) {
+func (p *parser) column(o obj, selectItem bool) (string, *errs.Error) {
 	at := p.loc(o)
 	if !o.exactly("class", "type", "alias", "query_location", "column_names") || o.str("type") != "COLUMN_REF" {
 		return "", p.shape(o, "a column reference")
@@ -631,7 +632,7 @@ func (p *parser) column(o obj, selectItem bool) (string, *Error) {
 		strs[i] = s
 	}
 	if len(strs) != 1 {
-		return "", refuse(CodeUnsupported, at, "qualified column name "+strings.Join(strs, "."),
+		return "", refuse(errs.Unsupported, at, "qualified column name "+strings.Join(strs, "."),
 			"write the plain column name")
 	}
 	name := asciiLower(strs[0])
@@ -639,7 +640,7 @@ func (p *parser) column(o obj, selectItem bool) (string, *Error) {
 		return "", hiddenError(name, at)
 	}
 	if !wire.IsColumnName(name) {
-		return "", refuse(CodeUnsupported, at, fmt.Sprintf("column name %q", strs[0]),
+		return "", refuse(errs.Unsupported, at, fmt.Sprintf("column name %q", strs[0]),
 			"column names are ASCII letters, digits and _, starting with a letter")
 	}
 	if _, ok := p.positions[name]; !ok && at >= 0 {
@@ -653,18 +654,18 @@ var functionKeys = []string{"class", "type", "alias", "query_location", "functio
 
 const aggHint = "the aggregates are COUNT(*), SUM(metric) and AVG(metric)"
 
-func (p *parser) aggregate(o obj) (Aggregate, *Error) {
+func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 	at := p.loc(o)
 	if !o.exactly(functionKeys...) || o.str("type") != "FUNCTION" {
 		return Aggregate{}, p.shape(o, "a function call")
 	}
 	name := asciiLower(o.str("function_name"))
 	if is, ok := o["is_operator"].(bool); !ok || is {
-		return Aggregate{}, refuse(CodeUnsupported, p.firstLoc(o), p.describe(o)+" in SELECT",
+		return Aggregate{}, refuse(errs.Unsupported, p.firstLoc(o), p.describe(o)+" in SELECT",
 			"arithmetic is not supported; "+aggHint)
 	}
 	if !o.emptyStr("schema") || !o.emptyStr("catalog") {
-		return Aggregate{}, refuse(CodeUnsupported, at, "qualified function name", aggHint)
+		return Aggregate{}, refuse(errs.Unsupported, at, "qualified function name", aggHint)
 	}
 	var fn Func
 	switch name {
@@ -675,25 +676,25 @@ func (p *parser) aggregate(o obj) (Aggregate, *Error) {
 	case "avg":
 		fn = Avg
 	default:
-		return Aggregate{}, refuse(CodeUnsupported, at, "function "+name+"()", aggHint)
+		return Aggregate{}, refuse(errs.Unsupported, at, "function "+name+"()", aggHint)
 	}
 	upper := strings.ToUpper(string(fn))
 	if d, ok := o["distinct"].(bool); !ok || d {
-		return Aggregate{}, refuse(CodeUnsupported, at, upper+"(DISTINCT ...)",
+		return Aggregate{}, refuse(errs.Unsupported, at, upper+"(DISTINCT ...)",
 			"COUNT(*) already counts distinct people")
 	}
 	if !o.null("filter") {
-		return Aggregate{}, refuse(CodeUnsupported, at, "FILTER clause", "use WHERE")
+		return Aggregate{}, refuse(errs.Unsupported, at, "FILTER clause", "use WHERE")
 	}
 	ob, ok := asObj(o["order_bys"])
 	if !ok || !ob.exactly("type", "orders") || ob.str("type") != "ORDER_MODIFIER" {
 		return Aggregate{}, p.shape(o, "an aggregate")
 	}
 	if !ob.emptyList("orders") {
-		return Aggregate{}, refuse(CodeUnsupported, at, "ORDER BY inside "+upper+"()", aggHint)
+		return Aggregate{}, refuse(errs.Unsupported, at, "ORDER BY inside "+upper+"()", aggHint)
 	}
 	if !o.isFalse("export_state") {
-		return Aggregate{}, refuse(CodeUnsupported, at, "EXPORT_STATE", aggHint)
+		return Aggregate{}, refuse(errs.Unsupported, at, "EXPORT_STATE", aggHint)
 	}
 	children, ok := o.list("children")
 	if !ok {
@@ -706,11 +707,11 @@ func (p *parser) aggregate(o obj) (Aggregate, *Error) {
 			return Aggregate{}, p.shape(o, "COUNT(*)")
 		}
 	case name == "count":
-		return Aggregate{}, refuse(CodeUnsupported, at, "COUNT(column)",
+		return Aggregate{}, refuse(errs.Unsupported, at, "COUNT(column)",
 			"use COUNT(*), which counts people")
 	default:
 		if len(children) != 1 {
-			return Aggregate{}, refuse(CodeUnsupported, at, fmt.Sprintf("%s() with %d arguments", upper, len(children)),
+			return Aggregate{}, refuse(errs.Unsupported, at, fmt.Sprintf("%s() with %d arguments", upper, len(children)),
 				upper+" takes one metric column")
 		}
 		c, ok := asObj(children[0])
@@ -718,7 +719,7 @@ func (p *parser) aggregate(o obj) (Aggregate, *Error) {
 			return Aggregate{}, p.shape(o, "an aggregate")
 		}
 		if c.str("class") != "COLUMN_REF" {
-			return Aggregate{}, refuse(CodeUnsupported, p.firstLoc(c), p.describe(c)+" inside "+upper+"()",
+			return Aggregate{}, refuse(errs.Unsupported, p.firstLoc(c), p.describe(c)+" inside "+upper+"()",
 				upper+" takes a plain metric column")
 		}
 		col, err := p.column(c, false)
@@ -735,7 +736,7 @@ func (p *parser) aggregate(o obj) (Aggregate, *Error) {
 		agg.Alias = agg.DefaultAlias()
 	} else {
 		if !wire.IsColumnName(alias) {
-			return Aggregate{}, refuse(CodeUnsupported, at, fmt.Sprintf("alias %q", alias),
+			return Aggregate{}, refuse(errs.Unsupported, at, fmt.Sprintf("alias %q", alias),
 				"aliases are lower-case letters, digits and _, starting with a letter, at most 63 characters")
 		}
 		agg.Alias = alias
@@ -758,14 +759,14 @@ var flipped = map[string]string{OpEq: OpEq, OpNe: OpNe, OpLt: OpGt, OpLe: OpGe, 
 const predHint = "conditions compare a dimension with literals: = <> < <= > >= IN NOT IN BETWEEN IS NULL, combined with AND OR NOT"
 
 // pred reads a WHERE node at the given nesting depth.
-func (p *parser) pred(v any, depth int) (*Expr, *Error) {
+func (p *parser) pred(v any, depth int) (*Expr, *errs.Error) {
 	o, ok := asObj(v)
 	if !ok {
 		return nil, p.shape(v, "WHERE")
 	}
 	at := p.loc(o)
 	if depth > MaxDepth {
-		return nil, refuse(CodeLimit, p.firstLoc(o), fmt.Sprintf("WHERE nested deeper than %d levels", MaxDepth), "")
+		return nil, refuse(errs.Limit, p.firstLoc(o), fmt.Sprintf("WHERE nested deeper than %d levels", MaxDepth), "")
 	}
 	switch o.str("class") {
 	case "CONJUNCTION", "OPERATOR", "COMPARISON", "BETWEEN":
@@ -824,7 +825,7 @@ func (p *parser) pred(v any, depth int) (*Expr, *Error) {
 				return nil, err
 			}
 			if len(children)-1 > MaxInValues {
-				return nil, refuse(CodeLimit, at, fmt.Sprintf("IN list of %d values", len(children)-1),
+				return nil, refuse(errs.Limit, at, fmt.Sprintf("IN list of %d values", len(children)-1),
 					fmt.Sprintf("the limit is %d", MaxInValues))
 			}
 			if len(children) < 2 {
@@ -867,11 +868,11 @@ func (p *parser) pred(v any, depth int) (*Expr, *Error) {
 			l, r, op = r, l, flipped[op]
 		}
 		if l.str("class") != "COLUMN_REF" {
-			return nil, refuse(CodeUnsupported, p.firstLoc(l), p.describe(l)+" in a comparison",
+			return nil, refuse(errs.Unsupported, p.firstLoc(l), p.describe(l)+" in a comparison",
 				predHint)
 		}
 		if r.str("class") == "COLUMN_REF" {
-			return nil, refuse(CodeUnsupported, at, "comparison of two columns", predHint)
+			return nil, refuse(errs.Unsupported, at, "comparison of two columns", predHint)
 		}
 		col, err := p.column(l, false)
 		if err != nil {
@@ -905,10 +906,10 @@ func (p *parser) pred(v any, depth int) (*Expr, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		return nil, refuse(CodeUnsupported, at, "column "+col+" used as a condition",
+		return nil, refuse(errs.Unsupported, at, "column "+col+" used as a condition",
 			"compare it, for example "+col+" = true")
 	}
-	return nil, refuse(CodeUnsupported, p.firstLoc(o), p.describe(o)+" in WHERE", predHint)
+	return nil, refuse(errs.Unsupported, p.firstLoc(o), p.describe(o)+" in WHERE", predHint)
 }
 
 // negated is the operator equivalent to NOT op, in SQL's three-valued
@@ -932,13 +933,13 @@ func negate(e *Expr) *Expr {
 }
 
 // operandColumn reads the column operand of IN, BETWEEN or IS NULL.
-func (p *parser) operandColumn(v any, what string) (string, *Error) {
+func (p *parser) operandColumn(v any, what string) (string, *errs.Error) {
 	o, ok := asObj(v)
 	if !ok {
 		return "", p.shape(v, what)
 	}
 	if o.str("class") != "COLUMN_REF" {
-		return "", refuse(CodeUnsupported, p.firstLoc(o), p.describe(o)+" before "+what, predHint)
+		return "", refuse(errs.Unsupported, p.firstLoc(o), p.describe(o)+" before "+what, predHint)
 	}
 	return p.column(o, false)
 }
@@ -947,7 +948,7 @@ const literalHint = "literals are strings, numbers, true/false and DATE 'yyyy-mm
 
 // literal reads a constant: a string, integer, decimal, boolean, or a
 // DATE 'yyyy-mm-dd' typed literal. Casts and NULL are refused.
-func (p *parser) literal(v any) (Literal, *Error) {
+func (p *parser) literal(v any) (Literal, *errs.Error) {
 	o, ok := asObj(v)
 	if !ok {
 		return Literal{}, p.shape(v, "a literal")
@@ -974,15 +975,15 @@ func (p *parser) literal(v any) (Literal, *Error) {
 		}
 		ct, ok := asObj(o["cast_type"])
 		if !ok || !ct.exactly("id", "type_info") || !ct.null("type_info") {
-			return Literal{}, refuse(CodeUnsupported, p.firstLoc(o), "cast", literalHint)
+			return Literal{}, refuse(errs.Unsupported, p.firstLoc(o), "cast", literalHint)
 		}
 		id := ct.str("id")
 		if at >= 0 || !o.isFalse("try_cast") {
-			return Literal{}, refuse(CodeUnsupported, at, "cast to "+id, literalHint)
+			return Literal{}, refuse(errs.Unsupported, at, "cast to "+id, literalHint)
 		}
 		child, ok := asObj(o["child"])
 		if !ok || child.str("class") != "CONSTANT" {
-			return Literal{}, refuse(CodeUnsupported, p.firstLoc(o), "cast to "+id, literalHint)
+			return Literal{}, refuse(errs.Unsupported, p.firstLoc(o), "cast to "+id, literalHint)
 		}
 		s, err := p.literal(child)
 		if err != nil {
@@ -994,27 +995,27 @@ func (p *parser) literal(v any) (Literal, *Error) {
 		case !isStr || s.Kind != KindString:
 		case id == "DATE":
 			if !validDate(str) {
-				return Literal{}, refuse(CodeUnsupported, cat, fmt.Sprintf("date literal %q", str),
+				return Literal{}, refuse(errs.Unsupported, cat, fmt.Sprintf("date literal %q", str),
 					"dates are DATE 'yyyy-mm-dd'")
 			}
 			return Literal{Kind: KindDate, Value: str}, nil
 		case id == "BOOLEAN" && (str == "t" || str == "f"):
 			return Literal{Kind: KindBool, Value: str == "t"}, nil
 		}
-		return Literal{}, refuse(CodeUnsupported, cat, id+" literal", literalHint)
+		return Literal{}, refuse(errs.Unsupported, cat, id+" literal", literalHint)
 	case "FUNCTION":
 		if is, _ := o["is_operator"].(bool); is {
-			return Literal{}, refuse(CodeUnsupported, p.firstLoc(o), p.describe(o),
+			return Literal{}, refuse(errs.Unsupported, p.firstLoc(o), p.describe(o),
 				"arithmetic is not supported; "+literalHint)
 		}
 	}
-	return Literal{}, refuse(CodeUnsupported, p.firstLoc(o), p.describe(o)+" where a literal is expected", literalHint)
+	return Literal{}, refuse(errs.Unsupported, p.firstLoc(o), p.describe(o)+" where a literal is expected", literalHint)
 }
 
 // constant reads a Value object: {"type":{"id":..,"type_info":..},"is_null":..,"value":..}.
-func (p *parser) constant(val obj, at int) (Literal, *Error) {
-	bad := func() (Literal, *Error) {
-		return Literal{}, refuse(CodeUnsupported, at, "unexpected query structure in a literal", literalHint)
+func (p *parser) constant(val obj, at int) (Literal, *errs.Error) {
+	bad := func() (Literal, *errs.Error) {
+		return Literal{}, refuse(errs.Unsupported, at, "unexpected query structure in a literal", literalHint)
 	}
 	typ, ok := asObj(val["type"])
 	if !ok || !typ.exactly("id", "type_info") {
@@ -1025,7 +1026,7 @@ func (p *parser) constant(val obj, at int) (Literal, *Error) {
 		return bad()
 	}
 	if isNull {
-		return Literal{}, refuse(CodeUnsupported, at, "NULL literal", "use IS NULL or IS NOT NULL")
+		return Literal{}, refuse(errs.Unsupported, at, "NULL literal", "use IS NULL or IS NOT NULL")
 	}
 	if !val.exactly("type", "is_null", "value") {
 		return bad()
@@ -1042,7 +1043,7 @@ func (p *parser) constant(val obj, at int) (Literal, *Error) {
 			return bad()
 		}
 		if !validString(s) {
-			return Literal{}, refuse(CodeUnsupported, at, "string literal with a NUL or invalid UTF-8", "")
+			return Literal{}, refuse(errs.Unsupported, at, "string literal with a NUL or invalid UTF-8", "")
 		}
 		return Literal{Kind: KindString, Value: s}, nil
 	case "TINYINT", "SMALLINT", "INTEGER", "BIGINT":
@@ -1059,7 +1060,7 @@ func (p *parser) constant(val obj, at int) (Literal, *Error) {
 		if i, ok := hugeint(raw); ok {
 			return Literal{Kind: KindInt, Value: i}, nil
 		}
-		return Literal{}, refuse(CodeUnsupported, at, "integer literal out of range",
+		return Literal{}, refuse(errs.Unsupported, at, "integer literal out of range",
 			"integers are 64-bit")
 	case "DECIMAL":
 		ti, ok := asObj(typ["type_info"])
@@ -1077,7 +1078,7 @@ func (p *parser) constant(val obj, at int) (Literal, *Error) {
 		}
 		n, ok := raw.(json.Number)
 		if !ok {
-			return Literal{}, refuse(CodeUnsupported, at, "decimal literal with more than 18 digits",
+			return Literal{}, refuse(errs.Unsupported, at, "decimal literal with more than 18 digits",
 				"write it in scientific notation, for example 1.5e20")
 		}
 		if _, err := strconv.ParseInt(string(n), 10, 64); err != nil {
@@ -1095,7 +1096,7 @@ func (p *parser) constant(val obj, at int) (Literal, *Error) {
 		}
 		f, err := strconv.ParseFloat(string(n), 64)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-			return Literal{}, refuse(CodeUnsupported, at, "number out of range", "")
+			return Literal{}, refuse(errs.Unsupported, at, "number out of range", "")
 		}
 		if f == 0 {
 			f = 0 // no negative zero
@@ -1108,7 +1109,7 @@ func (p *parser) constant(val obj, at int) (Literal, *Error) {
 		}
 		return Literal{Kind: KindBool, Value: b}, nil
 	}
-	return Literal{}, refuse(CodeUnsupported, at, id+" literal", literalHint)
+	return Literal{}, refuse(errs.Unsupported, at, id+" literal", literalHint)
 }
 
 // hugeint reads DuckDB's {"upper":..,"lower":..} 128-bit integer when it

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
@@ -41,7 +42,7 @@ func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c
 					}
 				}
 			}
-		case !errors.Is(err, ErrNotFound):
+		case !errors.Is(err, errs.NotFound):
 			return err
 		}
 		var at sql.NullTime

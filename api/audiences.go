@@ -10,7 +10,6 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -52,19 +51,7 @@ func (s *Server) listAudiences(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		out.Audiences[member] = audienceView(a, p)
+		out.Audiences[member] = a.ViewFor(p)
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-// audienceView is an audience as viewer may see it: the other partner's
-// only as far as that it exists, when, and its columns (which its
-// analysts need); sizes and the content hash only to its own partner and
-// the operator. listAudiences, the report and the audit log agree on this.
-func audienceView(a cohort.Audience, viewer partners.Principal) wire.Audience {
-	w := a.Audience
-	if a.PartnerID != viewer.PartnerID && !viewer.IsOperator() {
-		w = wire.Audience{ID: a.ID, CollabID: a.CollabID, PartnerID: a.PartnerID, Columns: a.Columns, CreatedAt: a.CreatedAt}
-	}
-	return w
 }

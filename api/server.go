@@ -18,6 +18,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/report"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/query"
@@ -38,14 +39,15 @@ type Options struct {
 
 // Server is the HTTP API over one database.
 type Server struct {
-	db    *store.DB
-	co    *cohort.Service
-	qs    *query.Service
-	opts  Options
-	e     *echo.Echo
-	m     *metrics
-	table []route
-	spec  []byte // the OpenAPI document, built from table
+	db      *store.DB
+	co      *cohort.Service
+	reports *report.Service
+	qs      *query.Service
+	opts    Options
+	e       *echo.Echo
+	m       *metrics
+	table   []route
+	spec    []byte // the OpenAPI document, built from table
 }
 
 // New returns the API server over db.
@@ -61,7 +63,7 @@ func newServer(db *store.DB, opts Options, stub func(r *route) echo.HandlerFunc)
 		opts.Logger = slog.Default()
 	}
 	co := &cohort.Service{DB: db, TempDir: opts.TempDir, Signer: opts.Signer}
-	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New(), m: newMetrics()}
+	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, reports: &report.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New(), m: newMetrics()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)

@@ -22,9 +22,10 @@ var rank = map[string]int{
 	"internal/ledger": 2, "partners": 2,
 	"internal/cohort":              3,
 	"query":                        4,
-	"api":                          5,
+	"internal/report":              5,
+	"api":                          6,
 	"cmd/cleanroom/internal/bench": 5,
-	"cmd/cleanroom":                6,
+	"cmd/cleanroom":                7,
 	"internal":                     0, // this test
 }
 

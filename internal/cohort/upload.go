@@ -308,3 +308,15 @@ func (s *Service) audienceByID(ctx context.Context, q store.Querier, id string) 
 	a.Columns = json.RawMessage(cols)
 	return a, err
 }
+
+// ViewFor is a as viewer may see it: the other partner's only as far as
+// that it exists, when, and its columns (which its analysts need); sizes
+// and the content hash only to its own partner and the operator. The
+// audience list, the report and the audit log agree on this.
+func (a Audience) ViewFor(viewer partners.Principal) wire.Audience {
+	w := a.Audience
+	if a.PartnerID != viewer.PartnerID && !viewer.IsOperator() {
+		w = wire.Audience{ID: a.ID, CollabID: a.CollabID, PartnerID: a.PartnerID, Columns: a.Columns, CreatedAt: a.CreatedAt}
+	}
+	return w
+}

@@ -33,14 +33,8 @@
 // for its kind, every key it does not use must hold its neutral value, and
 // any other node, key or value is a refusal, never ignored. Statements
 // other than SELECT (COPY, ATTACH, PRAGMA, SET, INSERT, ...) are refused
-// because the serializer itself refuses them. The accepted subset:
-//
-//	SELECT [dimension, ...] aggregate [AS alias] [, aggregate ...]
-//	FROM cohort
-//	[WHERE predicate]
-//	[GROUP BY dimension, ...]
-//
-// In detail:
+// because the serializer itself refuses them. The subset is stated in
+// docs/design.md ("Queries"); the nodes it accepts, in detail:
 //
 //   - Aggregates: COUNT(*) (distinct people), SUM(metric), AVG(metric); an
 //     optional alias matching ^[a-z][a-z0-9_]{0,62}$, else the default

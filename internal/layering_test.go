@@ -12,11 +12,12 @@ const module = "github.com/cleanroom/cleanroom/"
 // rank. Public packages that hold one concept come first; the HTTP layer
 // and the command last.
 var rank = map[string]int{
-	"psi": 0, "dp": 0, "wire": 0, "internal/errs": 0,
-	"audience": 1, "audit": 1, "client": 2,
-	"internal/store":   1,
-	"internal/console": 1,
-	"internal/ledger":  2, "partners": 2,
+	"psi": 0, "dp": 0, "wire": 0, "internal/errs": 0, "audit": 0,
+	"audience": 1, "client": 2,
+	"internal/store":    1,
+	"internal/auditlog": 1, // storage of the log, beside store
+	"internal/console":  1,
+	"internal/ledger":   2, "partners": 2,
 	"internal/cohort":              3,
 	"query":                        4,
 	"api":                          5,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
@@ -82,7 +83,7 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 	for k, v := range public {
 		details[k] = v
 	}
-	e, err := audit.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, "deletion."+r.Kind, details,
+	e, err := auditlog.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, audit.Action("deletion."+r.Kind), details,
 		map[string]any{"audience_rows": r.AudienceRows, "tokens": r.Tokens})
 	if err != nil {
 		return r, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
@@ -154,10 +155,10 @@ func (s *Server) privacyReport(c echo.Context) error {
 			return err
 		}
 		pc.EpsilonSpent, pc.DeltaSpent = total.Epsilon(), total.Delta()
-		if pc.Queries, err = auditlog.Count(ctx, db, co.ID, "query.run", since, until); err != nil {
+		if pc.Queries, err = auditlog.Count(ctx, db, co.ID, audit.QueryRun, since, until); err != nil {
 			return err
 		}
-		if pc.Matches, err = auditlog.Count(ctx, db, co.ID, "match.complete", since, until); err != nil {
+		if pc.Matches, err = auditlog.Count(ctx, db, co.ID, audit.MatchComplete, since, until); err != nil {
 			return err
 		}
 		rep.Collaborations = append(rep.Collaborations, pc)

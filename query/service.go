@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
@@ -77,7 +78,7 @@ func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.
 
 func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request, qe *Error) {
 	_ = s.DB.Write(ctx, func(tx *sql.Tx) error {
-		_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.refused",
+		_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryRefused,
 			map[string]any{"sql": truncate(req.SQL, 10000), "epsilon": req.Epsilon, "code": qe.Code, "reason": qe.Message})
 		return err
 	})
@@ -225,7 +226,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 			c.ID, actor.PartnerID, version, hash, eps, string(body), answerHash, now.UTC()); err != nil {
 			return err
 		}
-		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.run", map[string]any{
+		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryRun, map[string]any{
 			"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": rel.Epsilon, "delta": rel.Delta,
 			"answer_sha256": answerHash, "cohort_version": version, "rows": len(ans.Rows)}); err != nil {
 			return err
@@ -297,7 +298,7 @@ func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Pr
 // ran; nothing of the answer itself, which query.run logged when it was
 // released, and no charge, since none is made.
 func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c partners.Collaboration, req Request, version, hash string, eps float64) error {
-	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.cached", map[string]any{
+	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryCached, map[string]any{
 		"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": eps, "cohort_version": version, "charged": false})
 	return err
 }

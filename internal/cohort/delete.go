@@ -31,6 +31,15 @@ const (
 	DeleteExpiry        = wire.DeleteExpiry
 )
 
+// deletionAction is the audit action that records each kind of deletion.
+var deletionAction = map[DeletionKind]audit.Action{
+	DeleteIdentifiers:   audit.DeletionIdentifiers,
+	DeleteOptOut:        audit.DeletionOptOut,
+	DeleteAudience:      audit.DeletionAudience,
+	DeleteCollaboration: audit.DeletionCollaboration,
+	DeleteExpiry:        audit.DeletionExpiry,
+}
+
 // exec runs a statement and returns the rows it changed.
 func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
 	res, err := tx.ExecContext(ctx, q, args...)
@@ -83,7 +92,11 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 	for k, v := range public {
 		details[k] = v
 	}
-	e, err := auditlog.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, audit.Action("deletion."+r.Kind), details,
+	action, ok := deletionAction[DeletionKind(r.Kind)]
+	if !ok {
+		return r, fmt.Errorf("cohort: no audit action for deletion kind %q", r.Kind)
+	}
+	e, err := auditlog.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, action, details,
 		map[string]any{"audience_rows": r.AudienceRows, "tokens": r.Tokens})
 	if err != nil {
 		return r, err

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -35,7 +36,7 @@ type signedHead struct {
 func (s *Server) auditLog(c echo.Context) error {
 	p := principal(c)
 	q := c.QueryParams()
-	f := audit.Filter{CollabID: q.Get("collab"), Actor: q.Get("actor"), Action: q.Get("action")}
+	f := auditlog.Filter{CollabID: q.Get("collab"), Actor: q.Get("actor"), Action: audit.Action(q.Get("action"))}
 	if !p.IsOperator() {
 		f.Partners = []string{p.PartnerID}
 	}
@@ -86,7 +87,7 @@ func (s *Server) auditLog(c echo.Context) error {
 	default:
 		return errs.New(errs.Invalid, "format: want json or ndjson, got %q", v)
 	}
-	entries, err := audit.List(c.Request().Context(), s.db.SQL(), f)
+	entries, err := auditlog.List(c.Request().Context(), s.db.SQL(), f)
 	if err != nil {
 		return err
 	}
@@ -127,7 +128,7 @@ func (s *Server) auditHead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := audit.SignedHead(c.Request().Context(), s.db.SQL(), priv)
+	h, err := auditlog.SignedHead(c.Request().Context(), s.db.SQL(), priv)
 	if err != nil {
 		return err
 	}
@@ -149,14 +150,14 @@ func (s *Server) auditExport(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	return s.db.Read(ctx, func(tx *sql.Tx) error {
-		h, err := audit.SignedHead(ctx, tx, priv)
+		h, err := auditlog.SignedHead(ctx, tx, priv)
 		if err != nil {
 			return err
 		}
 		c.Response().Header().Set("Content-Type", mtNDJSON)
 		c.Response().WriteHeader(http.StatusOK)
 		enc := json.NewEncoder(c.Response())
-		if err := audit.Export(ctx, tx, readers, h.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
+		if err := auditlog.Export(ctx, tx, readers, h.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
 			return err
 		}
 		return enc.Encode(map[string]any{"head": h})

@@ -31,7 +31,7 @@ type Options struct {
 	MaxUploadBytes int64
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
-	// Signer signs the audit log's head (audit.LoadOrCreateSigner); without
+	// Signer signs the audit log's head (auditlog.LoadOrCreateSigner); without
 	// it the head and export routes answer 503.
 	Signer ed25519.PrivateKey
 	Logger *slog.Logger

@@ -16,10 +16,11 @@ const module = "github.com/cleanroom/cleanroom/"
 // rank, whatever docs/design.md allows. Public packages that hold one
 // concept come first; the HTTP layer and the command last.
 var rank = map[string]int{
-	"psi": 0, "dp": 0, "wire": 0,
-	"internal/errs": 1, "audience": 1, "audit": 1, "internal/store": 1, "internal/console": 1,
-	"client":          2,
-	"internal/ledger": 2, "partners": 2,
+	"psi": 0, "dp": 0, "wire": 0, "audit": 0,
+	"internal/errs": 1, "audience": 1, "internal/store": 1, "internal/console": 1,
+	"internal/auditlog": 1, // storage of the log, beside store
+	"client":            2,
+	"internal/ledger":   2, "partners": 2,
 	"internal/cohort":              3,
 	"query":                        4,
 	"internal/report":              5,

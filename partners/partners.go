@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
@@ -124,7 +125,7 @@ func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string
 	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, ?, ?)`, p.ID, p.Name, p.CreatedAt); err != nil {
 		return Partner{}, Key{}, "", err
 	}
-	if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", "partner.create", map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", audit.PartnerCreate, map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
 		return Partner{}, Key{}, "", err
 	}
 	k, secret, err := createKey(ctx, tx, actor, p.ID, Admin, "first admin key")
@@ -145,7 +146,7 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 		return "", err
 	}
 	sys := Principal{KeyID: "system", PartnerID: OperatorID}
-	if _, err := audit.Append(ctx, tx, sys.KeyID, OperatorID, "", "server.init", map[string]any{}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, sys.KeyID, OperatorID, "", audit.ServerInit, map[string]any{}); err != nil {
 		return "", err
 	}
 	_, secret, err = createKey(ctx, tx, sys, OperatorID, Admin, "operator admin key")
@@ -195,7 +196,7 @@ func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID strin
 		k.ID, k.PartnerID, string(k.Role), k.Label, sum[:], k.CreatedAt); err != nil {
 		return Key{}, "", err
 	}
-	if _, err := audit.Append(ctx, tx, actor.KeyID, partnerID, "", "key.create", map[string]any{"key_id": k.ID, "role": k.Role, "label": k.Label}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, actor.KeyID, partnerID, "", audit.KeyCreate, map[string]any{"key_id": k.ID, "role": k.Role, "label": k.Label}); err != nil {
 		return Key{}, "", err
 	}
 	return k, keyPrefix + k.ID + "." + secretPart, nil
@@ -219,7 +220,7 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 		return Key{}, err
 	}
 	k.RevokedAt = &t
-	if _, err := audit.Append(ctx, tx, actor.KeyID, partnerID, "", "key.revoke", map[string]any{"key_id": keyID}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, actor.KeyID, partnerID, "", audit.KeyRevoke, map[string]any{"key_id": keyID}); err != nil {
 		return Key{}, err
 	}
 	return k, nil
@@ -355,7 +356,7 @@ func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartne
 		c.ID, c.Name, c.Proposer, c.Partner, string(rj), c.RulesVersion, string(aj), c.State, c.CreatedAt, c.UpdatedAt); err != nil {
 		return Collaboration{}, err
 	}
-	_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.propose",
+	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationPropose,
 		map[string]any{"name": c.Name, "partner": c.Partner, "rules": c.Rules, "rules_version": 1})
 	return c, err
 }
@@ -403,7 +404,7 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 		string(aj), c.State, c.UpdatedAt, c.State, c.ID); err != nil {
 		return c, err
 	}
-	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.approve",
+	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationApprove,
 		map[string]any{"rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }
@@ -431,7 +432,7 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 		string(rj), c.RulesVersion, string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
 		return c, err
 	}
-	if _, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.change_rules",
+	if _, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationChangeRules,
 		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion}); err != nil {
 		return c, err
 	}
@@ -509,7 +510,7 @@ func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVe
 		string(rj), c.RulesVersion, string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
 		return c, err
 	}
-	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.reject_rules",
+	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationRejectRules,
 		map[string]any{"rejected_version": rejected, "rules": c.Rules, "rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
@@ -58,7 +59,7 @@ func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.
 
 func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request, refused error) {
 	_ = s.DB.Write(ctx, func(tx *sql.Tx) error {
-		_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.refused",
+		_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryRefused,
 			map[string]any{"sql": truncate(req.SQL, 10000), "epsilon": req.Epsilon, "code": errs.KindOf(refused).Code(), "reason": refused.Error()})
 		return err
 	})
@@ -206,7 +207,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 			c.ID, actor.PartnerID, version, hash, eps, string(body), answerHash, now.UTC()); err != nil {
 			return err
 		}
-		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.run", map[string]any{
+		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryRun, map[string]any{
 			"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": rel.Epsilon, "delta": rel.Delta,
 			"answer_sha256": answerHash, "cohort_version": version, "rows": len(ans.Rows)}); err != nil {
 			return err
@@ -274,7 +275,7 @@ func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Pr
 // ran; nothing of the answer itself, which query.run logged when it was
 // released, and no charge, since none is made.
 func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c partners.Collaboration, req Request, version, hash string, eps float64) error {
-	_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.cached", map[string]any{
+	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryCached, map[string]any{
 		"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": eps, "cohort_version": version, "charged": false})
 	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/internal/store"
@@ -152,7 +153,7 @@ func (s *Service) buildCohort(ctx context.Context, tx *sql.Tx, actor partners.Pr
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.
-	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.complete",
+	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchComplete,
 		map[string]any{"match_id": m.ID, "cohort_size_noisy": noisy, "epsilon": c.Rules.MatchEpsilon, "cohort_table": table})
 	return err
 }

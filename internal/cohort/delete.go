@@ -6,11 +6,13 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -29,6 +31,15 @@ const (
 	DeleteCollaboration = wire.DeleteCollaboration
 	DeleteExpiry        = wire.DeleteExpiry
 )
+
+// deletionAction is the audit action that records each kind of deletion.
+var deletionAction = map[DeletionKind]audit.Action{
+	DeleteIdentifiers:   audit.DeletionIdentifiers,
+	DeleteOptOut:        audit.DeletionOptOut,
+	DeleteAudience:      audit.DeletionAudience,
+	DeleteCollaboration: audit.DeletionCollaboration,
+	DeleteExpiry:        audit.DeletionExpiry,
+}
 
 // exec runs a statement and returns the rows it changed.
 func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
@@ -82,7 +93,11 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 	for k, v := range public {
 		details[k] = v
 	}
-	e, err := audit.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, "deletion."+r.Kind, details,
+	action, ok := deletionAction[DeletionKind(r.Kind)]
+	if !ok {
+		return r, fmt.Errorf("cohort: no audit action for deletion kind %q", r.Kind)
+	}
+	e, err := auditlog.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, action, details,
 		map[string]any{"audience_rows": r.AudienceRows, "tokens": r.Tokens})
 	if err != nil {
 		return r, err

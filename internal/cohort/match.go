@@ -20,6 +20,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -172,7 +173,7 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c pa
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mine.ID, mine.CollabID, mine.AudienceA, mine.AudienceB, mine.State, mine.PointsA, mine.PointsB, mine.Epsilon, mine.CreatedAt, mine.UpdatedAt); err != nil {
 			return err
 		}
-		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.start",
+		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchStart,
 			map[string]any{"match_id": mine.ID, "audience_a": mine.AudienceA, "audience_b": mine.AudienceB}); err != nil {
 			return err
 		}
@@ -405,7 +406,7 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 		if _, err := tx.ExecContext(ctx, `UPDATE matches SET half_`+target+`_sha256 = ?, updated_at = ? WHERE id = ?`, sum, time.Now().UTC(), m.ID); err != nil {
 			return err
 		}
-		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.points",
+		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchPoints,
 			map[string]any{"match_id": m.ID, "side": target, "points": want, "content_sha256": sum}); err != nil {
 			return err
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -176,7 +177,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 			}
 			details["expires_at"] = exp
 		}
-		if _, err := audit.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.upload", details, private); err != nil {
+		if _, err := auditlog.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AudienceUpload, details, private); err != nil {
 			return err
 		}
 		if a.Replaced == "" {
@@ -192,7 +193,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		if _, _, err := dropMatches(ctx, tx, c.ID, a.Replaced, MatchStale); err != nil {
 			return err
 		}
-		_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.delete",
+		_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AudienceDelete,
 			map[string]any{"audience_id": a.Replaced, "reason": "replaced by " + a.ID})
 		return err
 	})

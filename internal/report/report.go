@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
@@ -124,10 +125,10 @@ func (s *Service) Privacy(ctx context.Context, partnerID string, since, until, n
 				return err
 			}
 			pc.EpsilonSpent, pc.DeltaSpent = total.Epsilon(), total.Delta()
-			if pc.Queries, err = audit.Count(ctx, tx, co.ID, "query.run", since, until); err != nil {
+			if pc.Queries, err = auditlog.Count(ctx, tx, co.ID, audit.QueryRun, since, until); err != nil {
 				return err
 			}
-			if pc.Matches, err = audit.Count(ctx, tx, co.ID, "match.complete", since, until); err != nil {
+			if pc.Matches, err = auditlog.Count(ctx, tx, co.ID, audit.MatchComplete, since, until); err != nil {
 				return err
 			}
 			rep.Collaborations = append(rep.Collaborations, pc)

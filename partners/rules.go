@@ -1,0 +1,149 @@
+package partners
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
+	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// ParseRules reads rules JSON over the defaults as wire.ParseRules does;
+// its errors are of kind errs.InvalidRules and name the rule.
+func ParseRules(b []byte) (Rules, error) {
+	r, err := wire.ParseRules(b)
+	if err != nil {
+		return r, errs.New(errs.InvalidRules, "%v", err)
+	}
+	return r, nil
+}
+
+func checkRules(r *Rules, a, b string) error {
+	if err := r.Validate(); err != nil {
+		return errs.New(errs.InvalidRules, "%v", err)
+	}
+	for _, q := range r.Queriers {
+		if q != a && q != b {
+			return errs.New(errs.InvalidRules, "rules: queriers: %q is not a partner of this collaboration", q)
+		}
+	}
+	return nil
+}
+
+// memberOf loads collaboration id for actor, who must be one of its
+// partners (to verb its rules), and refuses a deleted one.
+func memberOf(ctx context.Context, tx *sql.Tx, actor Principal, id, verb string) (Collaboration, error) {
+	c, err := GetCollaboration(ctx, tx, id, actor)
+	if err != nil {
+		return c, err
+	}
+	if !c.HasMember(actor.PartnerID) {
+		return c, errs.New(errs.Forbidden, "only the collaboration's partners %s its rules", verb)
+	}
+	return c, refuseDeleted(c)
+}
+
+// marshalRules is the stored form of c's rules and approvals.
+func marshalRules(c Collaboration) (rules, approvedBy string, err error) {
+	rj, err := json.Marshal(c.Rules)
+	if err != nil {
+		return "", "", fmt.Errorf("collaboration %s: rules: %w", c.ID, err)
+	}
+	aj, err := json.Marshal(c.ApprovedBy)
+	if err != nil {
+		return "", "", fmt.Errorf("collaboration %s: approvals: %w", c.ID, err)
+	}
+	return string(rj), string(aj), nil
+}
+
+// saveRules stores c's rules, version, approvals, state and time, and logs
+// action with details, in tx. With agreed, the rules both partners now
+// approve are kept apart too, for the diff of a later change.
+func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c Collaboration, agreed bool, action audit.Action, details map[string]any) error {
+	rj, aj, err := marshalRules(c)
+	if err != nil {
+		return err
+	}
+	// approved_rules reads the row's rules before this update: with
+	// agreed, they are the rules just approved.
+	if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET rules = ?, rules_version = ?, approved_by = ?, state = ?, updated_at = ?,
+		approved_rules = CASE WHEN ? THEN rules ELSE approved_rules END WHERE id = ?`,
+		rj, c.RulesVersion, aj, c.State, c.UpdatedAt, agreed, c.ID); err != nil {
+		return err
+	}
+	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, action, details)
+	return err
+}
+
+// Approve records the actor's partner's approval of the current rules; the
+// collaboration is active once both approved. Approving again is a no-op.
+func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (Collaboration, error) {
+	c, err := memberOf(ctx, tx, actor, id, "approve or change")
+	if err != nil {
+		return c, err
+	}
+	if rulesVersion != 0 && rulesVersion != c.RulesVersion {
+		return c, errs.New(errs.Conflict, "the rules changed (now version %d, you approved version %d); review them and approve again", c.RulesVersion, rulesVersion)
+	}
+	if slices.Contains(c.ApprovedBy, actor.PartnerID) {
+		return c, nil
+	}
+	c.ApprovedBy = append(c.ApprovedBy, actor.PartnerID)
+	if len(c.ApprovedBy) == 2 {
+		c.State, c.ApprovedRules = StateActive, nil
+	}
+	c.UpdatedAt = now()
+	err = saveRules(ctx, tx, actor, c, c.State == StateActive, audit.CollaborationApprove,
+		map[string]any{"rules_version": c.RulesVersion, "state": c.State})
+	return c, err
+}
+
+// ChangeRules proposes new rules: the collaboration goes back to proposed
+// with only the actor's approval, until the other partner approves again.
+func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, rules Rules) (Collaboration, error) {
+	c, err := memberOf(ctx, tx, actor, id, "approve or change")
+	if err != nil {
+		return c, err
+	}
+	if err := checkRules(&rules, c.Proposer, c.Partner); err != nil {
+		return c, err
+	}
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, StateProposed, now()
+	if err := saveRules(ctx, tx, actor, c, false, audit.CollaborationChangeRules,
+		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion}); err != nil {
+		return c, err
+	}
+	return GetCollaboration(ctx, tx, c.ID, actor) // with the approved rules beside the change
+}
+
+// Reject turns down a pending change of the rules: the rules both last
+// approved come back, as a new version both partners approve. Only the
+// partner asked to approve the change rejects it; a first proposal has
+// nothing to go back to and is declined by deleting the collaboration.
+func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (Collaboration, error) {
+	c, err := memberOf(ctx, tx, actor, id, "approve or reject")
+	if err != nil {
+		return c, err
+	}
+	switch {
+	case c.State != StateProposed:
+		return c, errs.New(errs.Conflict, "no change of the rules awaits approval (the collaboration is %s)", c.State)
+	case c.ApprovedRules == nil:
+		return c, errs.New(errs.Conflict, "both partners have yet to approve any rules of this collaboration, so there are none to go back to; to decline this proposal, delete the collaboration")
+	case slices.Contains(c.ApprovedBy, actor.PartnerID):
+		return c, errs.New(errs.Conflict, "your partner proposed this change, so only the other partner can reject it; wait for its answer, or propose the earlier rules again (PUT .../rules) to withdraw it")
+	case rulesVersion != 0 && rulesVersion != c.RulesVersion:
+		return c, errs.New(errs.Conflict, "the rules changed (now version %d, you rejected version %d); review them again", c.RulesVersion, rulesVersion)
+	}
+	rejected := c.RulesVersion
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), StateActive, now()
+	c.ApprovedRules = nil
+	err = saveRules(ctx, tx, actor, c, false, audit.CollaborationRejectRules,
+		map[string]any{"rejected_version": rejected, "rules": c.Rules, "rules_version": c.RulesVersion, "state": c.State})
+	return c, err
+}

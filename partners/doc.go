@@ -19,7 +19,4 @@
 //     and returns a failure of the database as it is, never as a bad key.
 //   - An API key's secret is returned once, at creation; only its SHA-256
 //     is stored.
-//
-// Files: partners.go (partners, the operator), keys.go, auth.go,
-// collaborations.go, rules.go (approval, change and rejection), ids.go.
 package partners

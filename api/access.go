@@ -54,7 +54,7 @@ func (s *Server) report(c echo.Context) error {
 	p, co := principal(c), collabOf(c)
 	ctx := c.Request().Context()
 	db := s.db.SQL()
-	rep := wire.Report{Collaboration: co, GeneratedAt: time.Now().UTC(), DataHeld: []wire.HeldData{}}
+	rep := wire.Report{Collaboration: co, GeneratedAt: s.now().UTC(), DataHeld: []wire.HeldData{}}
 	for _, member := range co.Members() {
 		held := wire.HeldData{PartnerID: member}
 		a, err := s.co.CurrentAudience(ctx, db, co.ID, member)
@@ -112,7 +112,7 @@ func (s *Server) report(c echo.Context) error {
 func (s *Server) privacyReport(c echo.Context) error {
 	ctx := c.Request().Context()
 	db := s.db.SQL()
-	until, since := time.Now().UTC(), time.Time{}
+	until, since := s.now().UTC(), time.Time{}
 	for name, dst := range map[string]*time.Time{"since": &since, "until": &until} {
 		if v := c.QueryParam(name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
@@ -132,7 +132,7 @@ func (s *Server) privacyReport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rep := wire.PrivacyReport{PartnerID: pa.ID, PartnerName: pa.Name, Since: since, Until: until, GeneratedAt: time.Now().UTC(),
+	rep := wire.PrivacyReport{PartnerID: pa.ID, PartnerName: pa.Name, Since: since, Until: until, GeneratedAt: s.now().UTC(),
 		Collaborations: []wire.PrivacyCollaboration{}}
 	cs, err := partners.ListCollaborations(ctx, db, partners.Principal{PartnerID: pa.ID})
 	if err != nil {

@@ -41,7 +41,7 @@ func (s *Server) accessRequest(c echo.Context) error {
 // report is a collaboration's transparency report, as the reader may see
 // it (package report decides what that is).
 func (s *Server) report(c echo.Context) error {
-	rep, err := s.reports.Collaboration(c.Request().Context(), principal(c), collabOf(c), time.Now())
+	rep, err := s.reports.Collaboration(c.Request().Context(), principal(c), collabOf(c), s.now())
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (s *Server) report(c echo.Context) error {
 // privacyReport is the partner's public privacy report: aggregates of its
 // own use of its data over a period, for the people in it.
 func (s *Server) privacyReport(c echo.Context) error {
-	until, since := time.Now().UTC(), time.Time{}
+	until, since := s.now().UTC(), time.Time{}
 	for name, dst := range map[string]*time.Time{"since": &since, "until": &until} {
 		if v := c.QueryParam(name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
@@ -67,7 +67,7 @@ func (s *Server) privacyReport(c echo.Context) error {
 	if !since.Before(until) {
 		return errs.New(errs.Invalid, "since: %s is not before until %s", since.Format(time.RFC3339), until.Format(time.RFC3339))
 	}
-	rep, err := s.reports.Privacy(c.Request().Context(), c.Param("pid"), since, until, time.Now())
+	rep, err := s.reports.Privacy(c.Request().Context(), c.Param("pid"), since, until, s.now())
 	if err != nil {
 		return err
 	}

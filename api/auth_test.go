@@ -23,12 +23,13 @@ func TestAuthenticationOutageIsNotUnauthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := Start(ctx, db)
-	if err != nil || secret == "" {
-		t.Fatalf("start: %q %v", secret, err)
-	}
 	var logs bytes.Buffer
-	h := New(db, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Handler()
+	srv, err := New(ctx, Config{DB: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := srv.OperatorSecret()
+	h := srv.Handler()
 	get := func(key string) (int, wire.ErrorBody) {
 		req := httptest.NewRequest(http.MethodGet, "/v1/me", nil)
 		req.Header.Set("Authorization", "Bearer "+key)

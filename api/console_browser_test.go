@@ -750,15 +750,12 @@ func BenchmarkConsoleAuditFirstView(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	opSecret, err := api.Start(ctx, db)
+	server, err := api.New(ctx, api.Config{DataDir: dir, DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
-	signer, err := auditlog.LoadOrCreateSigner(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(api.New(db, api.Options{Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Handler())
+	opSecret := server.OperatorSecret()
+	srv := httptest.NewServer(server.Handler())
 	defer srv.Close()
 	cp, err := client.New(srv.URL, opSecret).CreatePartner(ctx, "Brand Co")
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/psi"
 )
@@ -240,8 +239,7 @@ func TestRetentionJanitorSurvivesRestart(t *testing.T) {
 	}
 	e.stop()
 	e.start()
-	signer, _ := auditlog.LoadOrCreateSigner(e.dir)
-	n, err := (&cohort.Service{DB: e.db, Signer: signer}).Expire(context.Background(), time.Now())
+	n, err := e.server.Expire(context.Background(), time.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("expired %d, %v", n, err)
 	}
@@ -261,7 +259,7 @@ func TestRetentionJanitorSurvivesRestart(t *testing.T) {
 	if h := rep.Honoured; len(h) != 1 || h[0].Kind != "expiry" || !h[0].RequestedAt.Equal(expires) || h[0].Seconds != int64(h[0].HonouredAt.Sub(expires)/time.Second) {
 		t.Errorf("the expiry honoured: %+v, want requested at %v", h, expires)
 	}
-	if n, _ := (&cohort.Service{DB: e.db, Signer: signer}).Expire(context.Background(), time.Now()); n != 0 {
+	if n, _ := e.server.Expire(context.Background(), time.Now()); n != 0 {
 		t.Errorf("a second janitor run deleted %d again", n)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
-	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
@@ -35,6 +34,7 @@ type env struct {
 	t       *testing.T
 	dir     string
 	db      *store.DB
+	server  *api.Server
 	srv     *httptest.Server
 	op      *client.Client
 	brand   party
@@ -55,18 +55,15 @@ func (e *env) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := api.Start(context.Background(), db)
-	if err != nil {
-		t.Fatal(err)
-	}
 	e.db = db
-	signer, err := auditlog.LoadOrCreateSigner(e.dir)
+	e.server, err = api.New(context.Background(), api.Config{DataDir: e.dir, DB: db, MaxUploadBytes: e.maxBody})
 	if err != nil {
 		t.Fatal(err)
 	}
+	secret := e.server.OperatorSecret()
 	// Every response any test receives is checked against the served
 	// OpenAPI document (contract_test.go).
-	e.srv = httptest.NewServer(contract(t, api.New(db, api.Options{MaxUploadBytes: e.maxBody, Signer: signer}).Handler()))
+	e.srv = httptest.NewServer(contract(t, e.server.Handler()))
 	if secret != "" {
 		e.op = client.New(e.srv.URL, secret)
 	} else {
@@ -83,6 +80,7 @@ func (e *env) start() {
 
 func (e *env) stop() {
 	e.srv.Close()
+	e.server.Close()
 	if err := e.db.Close(); err != nil {
 		e.t.Fatal(err)
 	}

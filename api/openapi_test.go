@@ -25,7 +25,7 @@ import (
 // served returns the document the server serves, raw and loaded.
 func served(t *testing.T) (*Server, *openapi3.T, []byte) {
 	t.Helper()
-	s := New(nil, Options{}) // the document needs no database
+	s := newServer(nil, Config{}, nil, nil) // the document needs no database
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/openapi.json", nil))
 	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {

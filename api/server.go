@@ -9,12 +9,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/errs"
@@ -25,45 +29,171 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// Options configure a Server.
-type Options struct {
+// OperatorKeyFile, in the data directory, holds the operator's admin key,
+// written at first start.
+const OperatorKeyFile = "operator-admin.key"
+
+// janitorInterval is how often the retention janitor looks for expired
+// audiences.
+const janitorInterval = time.Minute
+
+// Config is how a server runs: what serve's flags give, and what demo,
+// bench and the tests set. A zero field takes its default.
+type Config struct {
+	// DataDir holds the database, the audit signing key and the
+	// operator's key file (OperatorKeyFile).
+	DataDir string
+	// DB, when set, is served instead of DataDir's database, for callers
+	// that use the database themselves (bench query, tests); they close it
+	// after Close. With no DataDir beside it, no signing key is kept (the
+	// head and export routes answer 503) and no key file is written.
+	DB *store.DB
+	// Listener is where Run serves; without it Run listens on Addr.
+	Listener net.Listener
+	Addr     string
+	// TLSCert and TLSKey are PEM files; with both the server speaks HTTPS.
+	TLSCert, TLSKey string
 	// MaxUploadBytes caps an upload or points body; default 4 GiB.
 	MaxUploadBytes int64
+	// MemoryLimit is DuckDB's memory (e.g. 8GiB); default
+	// store.DefaultMemoryLimit.
+	MemoryLimit string
+	// ShutdownTimeout is how long requests in flight get to finish once
+	// Serve's context ends; zero cuts them off at once.
+	ShutdownTimeout time.Duration
+	// Logger gets the access log and the lifecycle; default slog.Default().
+	Logger *slog.Logger
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
-	// Signer signs the audit log's head (auditlog.LoadOrCreateSigner); without
-	// it the head and export routes answer 503.
-	Signer ed25519.PrivateKey
-	Logger *slog.Logger
+	// Clock stamps what the server records (budget charges, reports, the
+	// janitor's expiry time); default time.Now. Tests fix it.
+	Clock func() time.Time
 }
 
-// Server is the HTTP API over one database.
+// options are what handlers read: the Config with its defaults, and the
+// signing key loaded from DataDir.
+type options struct {
+	Config
+	// Signer signs the audit log's head and deletion receipts; without it
+	// the head and export routes answer 503.
+	Signer ed25519.PrivateKey
+}
+
+// Server is the HTTP API over one database, and the services behind it,
+// each built once.
 type Server struct {
 	db      *store.DB
+	ownsDB  bool // opened by New, closed by Close
 	co      *cohort.Service
 	reports *report.Service
 	qs      *query.Service
-	opts    Options
+	opts    options
+	secret  string // the operator key's secret, when New created it
 	e       *echo.Echo
 	m       *metrics
 	table   []route
 	spec    []byte // the OpenAPI document, built from table
 }
 
-// New returns the API server over db.
-func New(db *store.DB, opts Options) *Server { return newServer(db, opts, nil) }
+// Run serves cfg until ctx ends, then shuts down gracefully (see Serve)
+// and closes the database.
+func Run(ctx context.Context, cfg Config) error {
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return fmt.Errorf("api.Run: %w", err)
+		}
+	}
+	s, err := New(ctx, cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer s.Close()
+	return s.Serve(ctx, ln)
+}
 
-// newServer is New; stub, when set (by tests), replaces every route's
-// handler, behind the same access check.
-func newServer(db *store.DB, opts Options, stub func(r *route) echo.HandlerFunc) *Server {
-	if opts.MaxUploadBytes <= 0 {
-		opts.MaxUploadBytes = 4 << 30
+// New opens the database (unless cfg.DB is given), builds the services
+// and the routes, and prepares the database for serving (prepare). The
+// caller serves the Server (Serve, or Handler under a server of its own)
+// and closes it.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	db, owns := cfg.DB, cfg.DB == nil
+	if owns {
+		var err error
+		if db, err = store.OpenWith(ctx, cfg.DataDir, store.Options{MemoryLimit: cfg.MemoryLimit}); err != nil {
+			return nil, err
+		}
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+	closeDB := func() {
+		if owns {
+			db.Close()
+		}
 	}
-	co := &cohort.Service{DB: db, TempDir: opts.TempDir, Signer: opts.Signer}
-	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, reports: &report.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New(), m: newMetrics()}
+	// After the store, which creates DataDir.
+	var signer ed25519.PrivateKey
+	if cfg.DataDir != "" {
+		var err error
+		if signer, err = auditlog.LoadOrCreateSigner(cfg.DataDir); err != nil {
+			closeDB()
+			return nil, err
+		}
+	}
+	s := newServer(db, cfg, signer, nil)
+	s.ownsDB = owns
+	if err := s.prepare(ctx); err != nil {
+		closeDB()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare cleans up what an interrupted upload left behind, fills in the
+// facts of cohorts built by an older version and, at the database's first
+// start, creates the operator's key: its secret is kept for
+// OperatorSecret and written to DataDir's OperatorKeyFile, as it is
+// shown only then.
+func (s *Server) prepare(ctx context.Context) error {
+	if err := s.co.Cleanup(ctx); err != nil {
+		return fmt.Errorf("api.New: cleanup: %w", err)
+	}
+	if err := s.co.Backfill(ctx); err != nil {
+		return fmt.Errorf("api.New: %w", err)
+	}
+	if err := s.db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		s.secret, err = partners.EnsureOperator(ctx, tx)
+		return err
+	}); err != nil {
+		return err
+	}
+	if s.secret == "" || s.opts.DataDir == "" {
+		return nil
+	}
+	path := filepath.Join(s.opts.DataDir, OperatorKeyFile)
+	if err := os.WriteFile(path, []byte(s.secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("api.New: writing the operator key: %w", err)
+	}
+	s.opts.Logger.Info("first start: wrote the operator's admin API key; use it to create partners", "file", path)
+	return nil
+}
+
+// newServer builds the services and the routes over db; stub, when set
+// (by tests), replaces every route's handler, behind the same access check.
+func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r *route) echo.HandlerFunc) *Server {
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = 4 << 30
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Signer: signer}
+	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock}, reports: &report.Service{DB: db, Cohorts: co},
+		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)
@@ -101,27 +231,102 @@ func consoleRoute(p string) bool {
 	return p == "/" || p == "/console" || strings.HasPrefix(p, console.Prefix)
 }
 
-// Handler returns the http.Handler.
+// Handler returns the http.Handler, for callers that serve it themselves
+// (tests, under httptest); Serve uses it too.
 func (s *Server) Handler() http.Handler { return s.e }
 
-// Start prepares the database for serving: the operator's key on first
-// start, the cleanup of anything an interrupted upload left behind, and
-// the facts of cohorts built by an older version.
-// It returns the operator key's secret only when it was just created.
-func Start(ctx context.Context, db *store.DB) (operatorSecret string, err error) {
-	cs := &cohort.Service{DB: db}
-	if err := cs.Cleanup(ctx); err != nil {
-		return "", fmt.Errorf("api.Start: cleanup: %w", err)
+// OperatorSecret returns the operator key's secret if New created it (the
+// database's first start), or "".
+func (s *Server) OperatorSecret() string { return s.secret }
+
+// now is the Config's clock.
+func (s *Server) now() time.Time { return s.opts.Clock() }
+
+// Serve serves on ln, with TLS when the Config names a certificate, and
+// runs the retention janitor, until ctx ends. Then it shuts down
+// gracefully: requests in flight get the ShutdownTimeout to finish (an
+// upload cut off then leaves nothing behind: its table is dropped at the
+// next start), and the janitor's round in progress finishes, before Serve
+// returns and the database may be closed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	log := s.opts.Logger
+	hs := &http.Server{Handler: s.e, ReadHeaderTimeout: 10 * time.Second}
+	jctx, stopJanitor := context.WithCancel(ctx)
+	janitorDone := startJanitor(jctx, log, s.co, s.now, janitorInterval)
+	defer func() {
+		stopJanitor()
+		<-janitorDone
+	}()
+	tls := s.opts.TLSCert != ""
+	errc := make(chan error, 1)
+	go func() {
+		if tls {
+			errc <- hs.ServeTLS(ln, s.opts.TLSCert, s.opts.TLSKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if tls {
+		scheme = "https"
 	}
-	if err := cs.Backfill(ctx); err != nil {
-		return "", fmt.Errorf("api.Start: %w", err)
-	}
-	err = db.Write(ctx, func(tx *sql.Tx) error {
-		var err error
-		operatorSecret, err = partners.EnsureOperator(ctx, tx)
+	log.Info("serving", "url", scheme+"://"+ln.Addr().String(), "database", s.db.Path())
+	select {
+	case err := <-errc:
 		return err
-	})
-	return operatorSecret, err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; finishing requests in flight", "timeout", s.opts.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("requests still running at the deadline were cut off", "err", err)
+		hs.Close()
+	}
+	return nil
+}
+
+// Close closes the database if New opened it. Call it after Serve has
+// returned.
+func (s *Server) Close() error {
+	if s.ownsDB {
+		return s.db.Close()
+	}
+	return nil
+}
+
+// janitorRound is one round of the retention janitor; tests replace it.
+var janitorRound = (*cohort.Service).Expire
+
+// startJanitor runs the janitor in its own goroutine until ctx ends. The
+// channel it returns is closed once the janitor has returned, its last
+// round finished: wait for it before closing the database.
+func startJanitor(ctx context.Context, log *slog.Logger, co *cohort.Service, now func() time.Time, interval time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		janitor(ctx, log, co, now, interval)
+	}()
+	return done
+}
+
+// janitor deletes audiences past their retention, each with a receipt in
+// the log, now and then every interval, until ctx ends. It keeps no
+// state: after a restart it finds whatever expired meanwhile.
+func janitor(ctx context.Context, log *slog.Logger, co *cohort.Service, now func() time.Time, interval time.Duration) {
+	round := janitorRound
+	for {
+		if n, err := round(co, ctx, now()); err != nil && ctx.Err() == nil {
+			log.Error("retention janitor", "err", err)
+		} else if n > 0 {
+			log.Info("retention janitor deleted expired audiences", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
 }
 
 // accessLog logs each request's route (not its URL: no IDs or query

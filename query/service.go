@@ -36,10 +36,21 @@ type (
 type Service struct {
 	DB      *store.DB
 	Cohorts *cohort.Service
+	// Now stamps budget charges and picks the budget period; default
+	// time.Now.
+	Now func() time.Time
 	// release overrides dp.ReleaseGroups' noise, for the statistical
 	// test's negative controls only; it is not reachable from outside.
 	release func([]dp.Group, dp.ReleaseOptions) (dp.Release, error)
 	bound   func(BoundOptions) BoundOptions
+}
+
+// now is the service's clock.
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // Run answers req for the actor's partner. Refusals (errs.IsRefusal: an
@@ -120,7 +131,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 		return Answer{}, err
 	}
 	hash := plan.Hash()
-	now := time.Now()
+	now := s.now()
 	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil {
 		return Answer{}, err
 	} else if ok {
@@ -310,7 +321,7 @@ func buildAnswer(p *Plan, rel dp.Release) Answer {
 // Budgets returns both partners' budgets in a collaboration and its total
 // spend.
 func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (BudgetStatus, error) {
-	now := time.Now()
+	now := s.now()
 	b := ledger.Of(c.Rules)
 	total, err := b.Units()
 	if err != nil {

@@ -7,8 +7,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/cleanroom/cleanroom/audit"
 	"github.com/spf13/cobra"
+
+	"github.com/cleanroom/cleanroom/audit"
 )
 
 func newAuditCmd() *cobra.Command {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -209,19 +208,25 @@ func newBenchQueryCmd() *cobra.Command {
 // client. db must be new: the operator's key is created here, and its
 // secret shown only then.
 func serveInProcess(ctx context.Context, db *store.DB) (url, operatorKey string, stop func(), err error) {
-	secret, err := api.Start(ctx, db)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// No DataDir: the benchmark keeps no signing key or key file.
+	srv, err := api.New(ctx, api.Config{DB: db, Logger: quiet})
 	if err != nil {
 		return "", "", nil, err
 	}
-	if secret == "" {
+	if srv.OperatorSecret() == "" {
 		return "", "", nil, errors.New("the database already has an operator key; bench query needs a new one")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", "", nil, err
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	hs := &http.Server{Handler: api.New(db, api.Options{Logger: quiet}).Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(l)
-	return "http://" + l.Addr().String(), secret, func() { hs.Close() }, nil
+	// A zero ShutdownTimeout: stopping cuts off whatever is in flight.
+	sctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(sctx, l)
+	}()
+	return "http://" + l.Addr().String(), srv.OperatorSecret(), func() { cancel(); <-done; srv.Close() }, nil
 }

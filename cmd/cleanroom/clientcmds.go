@@ -9,10 +9,11 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
-	"github.com/spf13/cobra"
 )
 
 // conn holds the server flags every client command shares.

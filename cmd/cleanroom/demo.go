@@ -19,13 +19,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
-	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
-	"github.com/spf13/cobra"
 )
 
 // demoOptions are the demo's flags.
@@ -115,12 +115,12 @@ func runDemo(ctx context.Context, out, progress io.Writer, o demoOptions) error 
 	srvDone := make(chan error, 1)
 	go func() {
 		log := slog.New(slog.NewTextHandler(io.Discard, nil))
-		srvDone <- serve(srvCtx, log, l, data, "", "", api.Options{TempDir: data, Logger: log}, 10*time.Second, store.Options{})
+		srvDone <- api.Run(srvCtx, api.Config{DataDir: data, Listener: l, TempDir: data, Logger: log, ShutdownTimeout: 10 * time.Second})
 	}()
 	defer func() { stopServer(); <-srvDone }()
 	var opKey []byte
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if opKey, err = os.ReadFile(filepath.Join(data, operatorKeyFile)); err == nil && len(opKey) > 0 {
+		if opKey, err = os.ReadFile(filepath.Join(data, api.OperatorKeyFile)); err == nil && len(opKey) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {

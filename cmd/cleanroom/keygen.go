@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cleanroom/cleanroom/psi"
 	"github.com/spf13/cobra"
+
+	"github.com/cleanroom/cleanroom/psi"
 )
 
 func newKeygenCmd() *cobra.Command {

@@ -9,9 +9,10 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/psi"
-	"github.com/spf13/cobra"
 )
 
 // idValues gathers identifiers from arguments and, with --from, a file of

@@ -9,9 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/wire"
-	"github.com/spf13/cobra"
 )
 
 func newQueryCmd() *cobra.Command {

@@ -13,9 +13,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/wire"
-	"github.com/spf13/cobra"
 )
 
 // reportOutput is the --format and -o flags of a command that prints a

@@ -16,13 +16,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cleanroom/cleanroom/api"
-	"github.com/cleanroom/cleanroom/internal/cohort"
-	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key.
@@ -64,7 +61,7 @@ func TestServeTLSAndFirstStartKey(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	go func() {
-		done <- serve(ctx, log, ln, data, certFile, keyFile, api.Options{}, time.Second, store.Options{})
+		done <- api.Run(ctx, api.Config{DataDir: data, Listener: ln, TLSCert: certFile, TLSKey: keyFile, Logger: log, ShutdownTimeout: time.Second})
 	}()
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	url := "https://" + ln.Addr().String() + "/readyz"
@@ -82,7 +79,7 @@ func TestServeTLSAndFirstStartKey(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("readyz over TLS: %d", resp.StatusCode)
 	}
-	st, err := os.Stat(filepath.Join(data, operatorKeyFile))
+	st, err := os.Stat(filepath.Join(data, api.OperatorKeyFile))
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("operator key file: %v %v", st, err)
 	}
@@ -91,67 +88,17 @@ func TestServeTLSAndFirstStartKey(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 	// A second start keeps the key it wrote: no new operator key.
-	first, _ := os.ReadFile(filepath.Join(data, operatorKeyFile))
+	first, _ := os.ReadFile(filepath.Join(data, api.OperatorKeyFile))
 	ln2, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	go func() { done <- serve(ctx2, log, ln2, data, "", "", api.Options{}, time.Second, store.Options{}) }()
+	go func() {
+		done <- api.Run(ctx2, api.Config{DataDir: data, Listener: ln2, Logger: log, ShutdownTimeout: time.Second})
+	}()
 	time.Sleep(300 * time.Millisecond)
 	cancel2()
 	<-done
-	second, _ := os.ReadFile(filepath.Join(data, operatorKeyFile))
+	second, _ := os.ReadFile(filepath.Join(data, api.OperatorKeyFile))
 	if string(first) != string(second) {
 		t.Error("restart replaced the operator key")
-	}
-}
-
-// Shutdown stops the retention janitor and waits for the round it is in
-// before closing the database: a round still running when the server is
-// told to stop finds the database open.
-func TestShutdownWaitsForTheJanitor(t *testing.T) {
-	started, finished := make(chan struct{}), make(chan struct{})
-	var roundErr error
-	var first atomic.Bool
-	old := janitorRound
-	janitorRound = func(co *cohort.Service, ctx context.Context, now time.Time) (int, error) {
-		if first.Swap(true) {
-			return 0, nil
-		}
-		close(started)
-		<-ctx.Done() // shutdown begins in the middle of this round
-		time.Sleep(300 * time.Millisecond)
-		var one int
-		roundErr = co.DB.SQL().QueryRowContext(context.Background(), `SELECT 1`).Scan(&one)
-		close(finished)
-		return 0, nil
-	}
-	t.Cleanup(func() { janitorRound = old })
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	go func() { done <- serve(ctx, log, ln, t.TempDir(), "", "", api.Options{}, time.Second, store.Options{}) }()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("serve ended before the janitor ran: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("the janitor did not run")
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
-	select {
-	case <-finished:
-	default:
-		t.Fatal("serve returned, and closed the database, while the janitor's round was still running")
-	}
-	if roundErr != nil {
-		t.Fatalf("the janitor's round found the database closed: %v", roundErr)
 	}
 }

@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
-	"github.com/spf13/cobra"
 )
 
 // uploadFlags are the choices of an upload besides the file.

@@ -33,7 +33,7 @@ func (s *Server) upload(c echo.Context) error {
 		retention = d
 	}
 	body := cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes)
-	a, err := s.co.Upload(c.Request().Context(), principal(c), collabOf(c), body, format, retention)
+	a, err := s.cohorts.Upload(c.Request().Context(), principal(c), collabOf(c), body, format, retention)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (s *Server) listAudiences(c echo.Context) error {
 	p, co := principal(c), collabOf(c)
 	out := wire.AudienceList{Audiences: map[string]wire.Audience{}}
 	for _, member := range co.Members() {
-		a, err := s.co.CurrentAudience(c.Request().Context(), s.db.SQL(), co.ID, member)
+		a, err := s.cohorts.CurrentAudience(c.Request().Context(), s.db.SQL(), co.ID, member)
 		if errors.Is(err, errs.NotFound) {
 			continue
 		}

@@ -42,7 +42,7 @@ func (s *Server) deleteIDs(optOut bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		r, err := s.co.DeleteIDs(c.Request().Context(), principal(c), collabOf(c), pids, optOut)
+		r, err := s.cohorts.DeleteIDs(c.Request().Context(), principal(c), collabOf(c), pids, optOut)
 		if err != nil {
 			return err
 		}
@@ -51,7 +51,7 @@ func (s *Server) deleteIDs(optOut bool) echo.HandlerFunc {
 }
 
 func (s *Server) deleteAudience(c echo.Context) error {
-	r, err := s.co.DeleteAudienceByID(c.Request().Context(), principal(c), collabOf(c), c.Param("aid"), cohort.DeleteAudience)
+	r, err := s.cohorts.DeleteAudienceByID(c.Request().Context(), principal(c), collabOf(c), c.Param("aid"), cohort.DeleteAudience)
 	if err != nil {
 		return err
 	}
@@ -59,7 +59,7 @@ func (s *Server) deleteAudience(c echo.Context) error {
 }
 
 func (s *Server) deleteCollaboration(c echo.Context) error {
-	r, err := s.co.DeleteCollaboration(c.Request().Context(), principal(c), collabOf(c))
+	r, err := s.cohorts.DeleteCollaboration(c.Request().Context(), principal(c), collabOf(c))
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (s *Server) listReceipts(c echo.Context) error {
 	if p.IsOperator() {
 		partner = ""
 	}
-	out, err := s.co.Receipts(c.Request().Context(), collabOf(c).ID, partner)
+	out, err := s.cohorts.Receipts(c.Request().Context(), collabOf(c).ID, partner)
 	if err != nil {
 		return err
 	}

@@ -1,21 +1,21 @@
-// Package api is cleanroom's HTTP interface (echo). One file per concern:
+// Package api is cleanroom's HTTP interface (echo) and the server's one
+// bootstrap: New (or Run) opens the store, loads the signing key, builds
+// each service once and serves the route table until its context ends.
 //
-//	server.go          wiring, lifecycle, request bodies, health
-//	routes.go          the route table: every route, its roles and scope, its contract
-//	auth.go            authentication and the one access check (guard)
-//	errors.go          the one mapping from errors to codes and statuses
-//	openapi.go         the OpenAPI document, made from the table and the wire types
-//	metrics.go         Prometheus metrics
-//	partners.go        partners and keys
-//	collaborations.go  collaborations and their rules
-//	audiences.go       uploads and audience lists
-//	matches.go         the match protocol's routes
-//	deletions.go       deletions and receipts
-//	access.go          access requests and the transparency report
-//	query.go           queries and budgets
-//	audit.go           the audit log, its head and export
-//
-// Handlers run no SQL of their own: they call partners, cohort, query,
-// ledger and audit. Errors are {"error": {"code", "message", "position"?}}.
-// No package imports api but the command.
+// What callers may rely on (the command is the only one; nothing else
+// imports api):
+//   - Every route is in routes.go's table with the roles that may call
+//     it; guard (auth.go) enforces them in one place, and the served
+//     OpenAPI document is made from the same table and the wire types.
+//   - Every error answers {"error": {"code", "message", "position"?}};
+//     the code is the kind's (internal/errs, the one mapping) and the
+//     status is the code's (wire.ErrorCode.Status). An error of no kind
+//     is a 500 whose cause is logged, never shown.
+//   - Handlers parse and render: they run no SQL of their own and call the
+//     services (partners, cohort, query, report, ledger, auditlog).
+//   - A bad key is 401 with nothing about which keys exist; a database
+//     failure while checking one is a logged 500.
+//   - Serve stops gracefully: requests in flight get Config.ShutdownTimeout,
+//     and the retention janitor finishes its round before the database
+//     closes.
 package api

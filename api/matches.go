@@ -12,7 +12,7 @@ import (
 
 func (s *Server) startMatch(c echo.Context) error {
 	p, co := principal(c), collabOf(c)
-	m, created, err := s.co.StartMatch(c.Request().Context(), p, co)
+	m, created, err := s.cohorts.StartMatch(c.Request().Context(), p, co)
 	if err != nil {
 		return err
 	}
@@ -25,7 +25,7 @@ func (s *Server) startMatch(c echo.Context) error {
 
 // match is the path's match, of the path's collaboration.
 func (s *Server) match(c echo.Context) (cohort.Match, error) {
-	return s.co.GetMatch(c.Request().Context(), s.db.SQL(), collabOf(c).ID, c.Param("mid"))
+	return s.cohorts.GetMatch(c.Request().Context(), s.db.SQL(), collabOf(c).ID, c.Param("mid"))
 }
 
 func (s *Server) getMatch(c echo.Context) error {
@@ -43,7 +43,7 @@ func (s *Server) getPoints(c echo.Context) error {
 	}
 	// The status is sent with the first bytes, so a refusal found before
 	// any (a stale match) still reaches the client as an error.
-	return s.co.Points(c.Request().Context(), collabOf(c), m, principal(c).PartnerID, &lazyStream{c: c})
+	return s.cohorts.Points(c.Request().Context(), collabOf(c), m, principal(c).PartnerID, &lazyStream{c: c})
 }
 
 // lazyStream sends a 200 Arrow stream's headers on its first write.
@@ -67,7 +67,7 @@ func (s *Server) putPoints(c echo.Context) error {
 		return err
 	}
 	p, co := principal(c), collabOf(c)
-	m, err = s.co.PutPoints(c.Request().Context(), p, co, m, cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes))
+	m, err = s.cohorts.PutPoints(c.Request().Context(), p, co, m, cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes))
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (s *Server) runQuery(c echo.Context) error {
 	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
 		return err
 	}
-	ans, err := s.qs.Run(c.Request().Context(), principal(c), collabOf(c), req)
+	ans, err := s.queries.Run(c.Request().Context(), principal(c), collabOf(c), req)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func writeArrow(c echo.Context, a query.Answer) error {
 
 func (s *Server) budget(c echo.Context) error {
 	p := principal(c)
-	bs, err := s.qs.Budgets(c.Request().Context(), collabOf(c))
+	bs, err := s.queries.Budgets(c.Request().Context(), collabOf(c))
 	if err != nil {
 		return err
 	}

@@ -84,9 +84,9 @@ type options struct {
 type Server struct {
 	db      *store.DB
 	ownsDB  bool // opened by New, closed by Close
-	co      *cohort.Service
+	cohorts *cohort.Service
 	reports *report.Service
-	qs      *query.Service
+	queries *query.Service
 	opts    options
 	secret  string // the operator key's secret, when New created it
 	e       *echo.Echo
@@ -155,10 +155,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // OperatorSecret and written to DataDir's OperatorKeyFile, as it is
 // shown only then.
 func (s *Server) prepare(ctx context.Context) error {
-	if err := s.co.Cleanup(ctx); err != nil {
+	if err := s.cohorts.Cleanup(ctx); err != nil {
 		return fmt.Errorf("api.New: cleanup: %w", err)
 	}
-	if err := s.co.Backfill(ctx); err != nil {
+	if err := s.cohorts.Backfill(ctx); err != nil {
 		return fmt.Errorf("api.New: %w", err)
 	}
 	if err := s.db.Write(ctx, func(tx *sql.Tx) error {
@@ -192,7 +192,7 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 		cfg.Clock = time.Now
 	}
 	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Signer: signer}
-	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock}, reports: &report.Service{DB: db, Cohorts: co},
+	s := &Server{db: db, cohorts: co, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
@@ -252,7 +252,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	log := s.opts.Logger
 	hs := &http.Server{Handler: s.e, ReadHeaderTimeout: 10 * time.Second}
 	jctx, stopJanitor := context.WithCancel(ctx)
-	janitorDone := startJanitor(jctx, log, s.co, s.now, janitorInterval)
+	janitorDone := startJanitor(jctx, log, s.cohorts, s.now, janitorInterval)
 	defer func() {
 		stopJanitor()
 		<-janitorDone

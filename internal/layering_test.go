@@ -57,3 +57,26 @@ func TestDependenciesFlowOneWay(t *testing.T) {
 		t.Errorf("go list saw %d of our packages, want %d", seen, len(rank))
 	}
 }
+
+// TestOnlyDPImportsNoise: every noise draw goes through package dp, whose
+// functions state what they spend; no other package of ours may import
+// google's differential-privacy library.
+// Tests count too: a test drawing its own noise tests something else.
+func TestOnlyDPImportsNoise(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`, module+"...").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list: %v: %s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg := strings.TrimPrefix(f[0], module)
+		if pkg == "dp" {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, "github.com/google/differential-privacy/") {
+				t.Errorf("%s imports %s: only dp may draw noise; add a function to dp", pkg, imp)
+			}
+		}
+	}
+}

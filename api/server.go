@@ -61,7 +61,8 @@ func newServer(db *store.DB, opts Options, stub func(r *route) echo.HandlerFunc)
 		opts.Logger = slog.Default()
 	}
 	co := &cohort.Service{DB: db, TempDir: opts.TempDir, Signer: opts.Signer}
-	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New(), m: newMetrics()}
+	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co, Logger: opts.Logger}, opts: opts, e: echo.New(), m: newMetrics()}
+	s.m.countRefusalsNotLogged(s.qs)
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -24,13 +22,13 @@ func (s *Server) upload(c echo.Context) error {
 	case strings.HasPrefix(ct, mtParquet), strings.HasPrefix(ct, "application/x-parquet"):
 		format = cohort.Parquet
 	default:
-		return fmt.Errorf("%w: send the audience as an Arrow IPC stream (Content-Type: %s) or Parquet (%s); got %q", errs.UnsupportedMedia, mtArrow, mtParquet, ct)
+		return errs.New(errs.UnsupportedMedia, "send the audience as an Arrow IPC stream (Content-Type: %s) or Parquet (%s); got %q", mtArrow, mtParquet, ct)
 	}
 	var retention time.Duration
 	if v := c.QueryParam("retention"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("%w: retention: want a positive duration such as 720h, got %q", errs.Invalid, v)
+			return errs.New(errs.Invalid, "retention: want a positive duration such as 720h, got %q", v)
 		}
 		retention = d
 	}
@@ -53,19 +51,7 @@ func (s *Server) listAudiences(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		out.Audiences[member] = audienceView(a, p)
+		out.Audiences[member] = a.ViewFor(p)
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-// audienceView is an audience as viewer may see it: the other partner's
-// only as far as that it exists, when, and its columns (which its
-// analysts need); sizes and the content hash only to its own partner and
-// the operator. listAudiences, the report and the audit log agree on this.
-func audienceView(a cohort.Audience, viewer partners.Principal) wire.Audience {
-	w := a.Audience
-	if a.PartnerID != viewer.PartnerID && !viewer.IsOperator() {
-		w = wire.Audience{ID: a.ID, CollabID: a.CollabID, PartnerID: a.PartnerID, Columns: a.Columns, CreatedAt: a.CreatedAt}
-	}
-	return w
 }

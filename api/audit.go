@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -36,7 +36,7 @@ type signedHead struct {
 func (s *Server) auditLog(c echo.Context) error {
 	p := principal(c)
 	q := c.QueryParams()
-	f := audit.Filter{CollabID: q.Get("collab"), Actor: q.Get("actor"), Action: q.Get("action")}
+	f := auditlog.Filter{CollabID: q.Get("collab"), Actor: q.Get("actor"), Action: audit.Action(q.Get("action"))}
 	if !p.IsOperator() {
 		f.Partners = []string{p.PartnerID}
 	}
@@ -44,7 +44,7 @@ func (s *Server) auditLog(c echo.Context) error {
 		if v := q.Get(name); v != "" {
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return fmt.Errorf("%w: %s: want an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", errs.Invalid, name, v)
+				return errs.New(errs.Invalid, "%s: want an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", name, v)
 			}
 			*dst = t
 		}
@@ -52,14 +52,14 @@ func (s *Server) auditLog(c echo.Context) error {
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			return fmt.Errorf("%w: after: want a sequence number, got %q", errs.Invalid, v)
+			return errs.New(errs.Invalid, "after: want a sequence number, got %q", v)
 		}
 		f.AfterSeq = n
 	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			return fmt.Errorf("%w: before: want a sequence number, got %q", errs.Invalid, v)
+			return errs.New(errs.Invalid, "before: want a sequence number, got %q", v)
 		}
 		f.BeforeSeq = n
 	}
@@ -68,12 +68,12 @@ func (s *Server) auditLog(c echo.Context) error {
 		f.Newest = true
 	case "asc", "":
 	default:
-		return fmt.Errorf("%w: order: want asc or desc, got %q", errs.Invalid, v)
+		return errs.New(errs.Invalid, "order: want asc or desc, got %q", v)
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 10000 {
-			return fmt.Errorf("%w: limit: want 1..10000, got %q", errs.Invalid, v)
+			return errs.New(errs.Invalid, "limit: want 1..10000, got %q", v)
 		}
 		f.Limit = n
 	}
@@ -85,9 +85,9 @@ func (s *Server) auditLog(c echo.Context) error {
 		ndjson = false
 	case "":
 	default:
-		return fmt.Errorf("%w: format: want json or ndjson, got %q", errs.Invalid, v)
+		return errs.New(errs.Invalid, "format: want json or ndjson, got %q", v)
 	}
-	entries, err := audit.List(c.Request().Context(), s.db.SQL(), f)
+	entries, err := auditlog.List(c.Request().Context(), s.db.SQL(), f)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (s *Server) auditLog(c echo.Context) error {
 
 func (s *Server) signer() (ed25519.PrivateKey, error) {
 	if s.opts.Signer == nil {
-		return nil, fmt.Errorf("%w: this server has no audit signing key configured", errs.Unavailable)
+		return nil, errs.New(errs.Unavailable, "this server has no audit signing key configured")
 	}
 	return s.opts.Signer, nil
 }
@@ -128,7 +128,7 @@ func (s *Server) auditHead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := audit.SignedHead(c.Request().Context(), s.db.SQL(), priv)
+	h, err := auditlog.SignedHead(c.Request().Context(), s.db.SQL(), priv)
 	if err != nil {
 		return err
 	}
@@ -150,14 +150,14 @@ func (s *Server) auditExport(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	return s.db.Read(ctx, func(tx *sql.Tx) error {
-		h, err := audit.SignedHead(ctx, tx, priv)
+		h, err := auditlog.SignedHead(ctx, tx, priv)
 		if err != nil {
 			return err
 		}
 		c.Response().Header().Set("Content-Type", mtNDJSON)
 		c.Response().WriteHeader(http.StatusOK)
 		enc := json.NewEncoder(c.Response())
-		if err := audit.Export(ctx, tx, readers, h.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
+		if err := auditlog.Export(ctx, tx, readers, h.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
 			return err
 		}
 		return enc.Encode(map[string]any{"head": h})

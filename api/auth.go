@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -110,7 +109,7 @@ func (s *Server) guard(r *route, next echo.HandlerFunc) echo.HandlerFunc {
 		switch r.scope {
 		case scopePartner:
 			if pid := c.Param("pid"); pid != p.PartnerID && !p.IsOperator() {
-				return fmt.Errorf("%w: partner %s", errs.NotFound, pid)
+				return errs.New(errs.NotFound, "partner %s", pid)
 			}
 		case scopeCollab:
 			co, err := partners.GetCollaboration(c.Request().Context(), s.db.SQL(), c.Param("cid"), p)
@@ -127,8 +126,9 @@ func (s *Server) guard(r *route, next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// authenticate reads the bearer key. Every failure is the same 401, so a
-// caller learns nothing about which keys exist.
+// authenticate reads the bearer key. Every failure of the key is the same
+// 401, so a caller learns nothing about which keys exist; a failure of the
+// database is a 500, logged.
 func (s *Server) authenticate(c echo.Context) (partners.Principal, error) {
 	token, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
 	if !ok {
@@ -136,7 +136,8 @@ func (s *Server) authenticate(c echo.Context) (partners.Principal, error) {
 	}
 	p, err := partners.Authenticate(c.Request().Context(), s.db.SQL(), strings.TrimSpace(token))
 	if err != nil {
-		return partners.Principal{}, errs.Unauthorized
+		// Unauthorized as is; a database failure is the server's.
+		return partners.Principal{}, err
 	}
 	return p, nil
 }
@@ -157,7 +158,7 @@ func (r *route) forbidden(who role) error {
 	if r.allows(roleOperator) {
 		what = strings.TrimPrefix(what+" or the operator's admin key", " or ")
 	}
-	return fmt.Errorf("%w: this needs %s; yours is %s", errs.Forbidden, what, who.describe())
+	return errs.New(errs.Forbidden, "this needs %s; yours is %s", what, who.describe())
 }
 
 // principal is the caller, as guard authenticated it.

@@ -29,6 +29,7 @@ import (
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
@@ -374,7 +375,7 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 	// More entries than a page of the log (100), so the log pages.
 	if err := e.db.Write(ctx, func(tx *sql.Tx) error {
 		for i := 0; i < 120; i++ {
-			if _, err := audit.Append(ctx, tx, "k_filler", e.pub.id, "", "key.list", map[string]any{"n": i}); err != nil {
+			if _, err := auditlog.Append(ctx, tx, "k_filler", e.pub.id, "", "key.list", map[string]any{"n": i}); err != nil {
 				return err
 			}
 		}
@@ -753,7 +754,7 @@ func BenchmarkConsoleAuditFirstView(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	signer, err := audit.LoadOrCreateSigner(dir)
+	signer, err := auditlog.LoadOrCreateSigner(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -770,7 +771,7 @@ func BenchmarkConsoleAuditFirstView(b *testing.B) {
 	const entries = 10000
 	if err := db.Write(ctx, func(tx *sql.Tx) error {
 		for i := 0; i < entries; i++ {
-			if _, err := audit.Append(ctx, tx, k.Key.ID, cp.Partner.ID, "", "query.run",
+			if _, err := auditlog.Append(ctx, tx, k.Key.ID, cp.Partner.ID, "", "query.run",
 				map[string]any{"sql": "SELECT label, COUNT(*) FROM cohort GROUP BY label", "epsilon": 0.1, "rows": i % 7}); err != nil {
 				return err
 			}

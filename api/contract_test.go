@@ -101,8 +101,12 @@ func checkErrorBody(body []byte) error {
 	if json.Unmarshal(body, &top) != nil || len(top) != 1 || top["error"] == nil || json.Unmarshal(body, &e) != nil {
 		return contractError("an error body other than {\"error\": {...}}")
 	}
-	for _, k := range append([]error{contractError(e.Error.Code)}, errs.Kinds...) {
-		if strings.HasPrefix(e.Error.Message, k.Error()+":") {
+	names := []string{string(e.Error.Code)}
+	for _, k := range errs.Kinds {
+		names = append(names, k.Error())
+	}
+	for _, n := range names {
+		if strings.HasPrefix(e.Error.Message, n+":") {
 			return contractError("the message repeats the kind: " + e.Error.Message)
 		}
 	}

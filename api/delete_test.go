@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/psi"
 )
@@ -239,7 +240,7 @@ func TestRetentionJanitorSurvivesRestart(t *testing.T) {
 	}
 	e.stop()
 	e.start()
-	signer, _ := audit.LoadOrCreateSigner(e.dir)
+	signer, _ := auditlog.LoadOrCreateSigner(e.dir)
 	n, err := (&cohort.Service{DB: e.db, Signer: signer}).Expire(context.Background(), time.Now())
 	if err != nil || n != 1 {
 		t.Fatalf("expired %d, %v", n, err)

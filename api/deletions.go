@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -28,10 +27,10 @@ func readPoints(c echo.Context) ([]psi.Point, error) {
 	for i, s := range req.PIDs {
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: pids[%d]: not base64", errs.Invalid, i)
+			return nil, errs.New(errs.Invalid, "pids[%d]: not base64", i)
 		}
 		if out[i], err = psi.DecodePoint(b); err != nil {
-			return nil, fmt.Errorf("%w: pids[%d]: %v", errs.Invalid, i, err)
+			return nil, errs.New(errs.Invalid, "pids[%d]: %v", i, err)
 		}
 	}
 	return out, nil

@@ -24,6 +24,7 @@ import (
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
@@ -59,7 +60,7 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	e.db = db
-	signer, err := audit.LoadOrCreateSigner(e.dir)
+	signer, err := auditlog.LoadOrCreateSigner(e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -39,37 +38,11 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	_ = c.JSON(e.Code.Status(), wire.ErrorBody{Error: e})
 }
 
-// kindCodes maps the kinds of package errs to codes, most specific first.
-var kindCodes = []struct {
-	kind error
-	code wire.ErrorCode
-}{
-	{errs.StaleMatch, wire.CodeStaleMatch},
-	{errs.AwaitingUpload, wire.CodeAwaitingUpload},
-	{errs.InvalidRules, wire.CodeInvalidRules},
-	{errs.Invalid, wire.CodeInvalid},
-	{errs.NotFound, wire.CodeNotFound},
-	{errs.Conflict, wire.CodeConflict},
-	{errs.Unauthorized, wire.CodeUnauthorized},
-	{errs.Forbidden, wire.CodeForbidden},
-	{errs.TooLarge, wire.CodeTooLarge},
-	{errs.UnsupportedMedia, wire.CodeUnsupportedMediaType},
-	{errs.Unavailable, wire.CodeUnavailable},
-}
-
-// classify is the one mapping from an error to what the caller reads:
-// the code (and with it the status) and a message that does not repeat
-// the code.
+// classify is what the caller reads of err: the code (and with it the
+// status) and a message that does not repeat the code. The kinds and
+// their codes are package errs'; what is mapped here is only what comes
+// from outside our packages (net/http's body limit, echo's router).
 func classify(err error) wire.Error {
-	var qe *query.Error
-	if errors.As(err, &qe) {
-		e := wire.Error{Code: wire.ErrorCode(qe.Code), Message: qe.Message}
-		if qe.Position >= 0 {
-			pos := qe.Position
-			e.Position = &pos
-		}
-		return e
-	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return wire.Error{Code: wire.CodeTooLarge, Message: fmt.Sprintf("the body is over the %d bytes this route reads", mbe.Limit)}
@@ -78,16 +51,10 @@ func classify(err error) wire.Error {
 	if errors.As(err, &he) {
 		return echoError(he)
 	}
-	if errors.Is(err, errs.Unauthorized) {
+	if errs.KindOf(err) == errs.Unauthorized {
 		return wire.Error{Code: wire.CodeUnauthorized, Message: "missing, unknown or revoked API key; send Authorization: Bearer <key>"}
 	}
-	msg := errs.Message(err)
-	for _, k := range kindCodes {
-		if errors.Is(err, k.kind) {
-			return wire.Error{Code: k.code, Message: msg}
-		}
-	}
-	return wire.Error{Code: wire.CodeInternal, Message: "internal error; the operator's log has details"}
+	return errs.Classify(err)
 }
 
 // echoError is an error of echo's router or of a handler it wraps

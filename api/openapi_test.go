@@ -19,7 +19,6 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -203,19 +202,19 @@ func TestErrorsMapOnce(t *testing.T) {
 		status  int
 		message string
 	}{
-		{fmt.Errorf("%w: %w: row 601", errs.Invalid, errs.Invalid), wire.CodeInvalid, http.StatusBadRequest, "row 601"},
-		{fmt.Errorf("%w: rules: epsilon_budget: must be positive", errs.InvalidRules), wire.CodeInvalidRules, http.StatusBadRequest, "rules: epsilon_budget: must be positive"},
-		{fmt.Errorf("%w: collaboration c_1", errs.NotFound), wire.CodeNotFound, http.StatusNotFound, "collaboration c_1"},
-		{fmt.Errorf("%w: %w: match m_1 is stale", errs.Conflict, cohort.ErrStale), wire.CodeStaleMatch, http.StatusConflict, "match m_1 is stale"},
-		{fmt.Errorf("%w: %w; %w: partner p has no audience", errs.Conflict, cohort.ErrAwaitingUpload, errs.NotFound), wire.CodeAwaitingUpload, http.StatusConflict,
-			cohort.ErrAwaitingUpload.Error() + "; partner p has no audience"},
-		{fmt.Errorf("%w: this needs a key with role analyst", errs.Forbidden), wire.CodeForbidden, http.StatusForbidden, "this needs a key with role analyst"},
-		{fmt.Errorf("%w: request body: %w", errs.Invalid, &http.MaxBytesError{Limit: 10}), wire.CodeTooLarge, http.StatusRequestEntityTooLarge, "the body is over the 10 bytes this route reads"},
+		{errs.New(errs.Invalid, "%w", errs.New(errs.Invalid, "row 601")), wire.CodeInvalid, http.StatusBadRequest, "row 601"},
+		{errs.New(errs.InvalidRules, "rules: epsilon_budget: must be positive"), wire.CodeInvalidRules, http.StatusBadRequest, "rules: epsilon_budget: must be positive"},
+		{errs.New(errs.NotFound, "collaboration c_1"), wire.CodeNotFound, http.StatusNotFound, "collaboration c_1"},
+		{errs.New(errs.Conflict, "%w", errs.New(errs.StaleMatch, "match m_1 is stale")), wire.CodeStaleMatch, http.StatusConflict, "match m_1 is stale"},
+		{errs.New(errs.Conflict, "%w", errs.New(errs.AwaitingUpload, "awaiting upload; %w", errs.New(errs.NotFound, "partner p has no audience"))), wire.CodeAwaitingUpload, http.StatusConflict,
+			errs.AwaitingUpload.Error() + "; partner p has no audience"},
+		{errs.New(errs.Forbidden, "this needs a key with role analyst"), wire.CodeForbidden, http.StatusForbidden, "this needs a key with role analyst"},
+		{errs.New(errs.Invalid, "request body: %w", &http.MaxBytesError{Limit: 10}), wire.CodeTooLarge, http.StatusRequestEntityTooLarge, "the body is over the 10 bytes this route reads"},
 		{fmt.Errorf("%w: reading the body", cohort.ErrTooLarge), wire.CodeTooLarge, http.StatusRequestEntityTooLarge, ""},
-		{fmt.Errorf("%w: no signing key", errs.Unavailable), wire.CodeUnavailable, http.StatusServiceUnavailable, "no signing key"},
+		{errs.New(errs.Unavailable, "no signing key"), wire.CodeUnavailable, http.StatusServiceUnavailable, "no signing key"},
 		{errs.Unauthorized, wire.CodeUnauthorized, http.StatusUnauthorized, ""},
 		{errors.New("disk on fire"), wire.CodeInternal, http.StatusInternalServerError, "internal error; the operator's log has details"},
-		{&query.Error{Code: query.CodeSyntax, Message: "syntax error at position 7", Position: 7}, wire.CodeSyntax, http.StatusBadRequest, "syntax error at position 7"},
+		{errs.New(errs.Syntax, "syntax error at position 7").At(7), wire.CodeSyntax, http.StatusBadRequest, "syntax error at position 7"},
 	} {
 		e := classify(c.err)
 		if e.Code != c.code || e.Code.Status() != c.status || (c.message != "" && e.Message != c.message) {
@@ -228,22 +227,23 @@ func TestErrorsMapOnce(t *testing.T) {
 		}
 	}
 	for _, k := range errs.Kinds {
-		if e := classify(fmt.Errorf("%w: x", k)); e.Code == wire.CodeInternal {
+		if e := classify(errs.New(k, "x")); e.Code == wire.CodeInternal {
 			t.Errorf("the kind %q has no code", k)
 		}
 	}
-	if e := classify(&query.Error{Code: query.CodeSyntax, Message: "x", Position: 7}); e.Position == nil || *e.Position != 7 {
+	if e := classify(errs.New(errs.Syntax, "x").At(7)); e.Position == nil || *e.Position != 7 {
 		t.Errorf("a syntax refusal's position: %v", e.Position)
 	}
-	if e := classify(&query.Error{Code: query.CodeNotAllowed, Message: "x", Position: -1}); e.Position != nil {
+	if e := classify(errs.New(errs.NotAllowed, "x")); e.Position != nil {
 		t.Errorf("a refusal without a position has one: %v", *e.Position)
 	}
-	// Every refusal code of the query package is a wire code with a 4xx status.
-	for _, code := range []string{query.CodeSyntax, query.CodeUnsupported, query.CodeLimit, query.CodeNotAllowed, query.CodeHidden,
-		query.CodeEpsilon, query.CodeCohortSmall, query.CodeBudget, query.CodeDeltaBudget, query.CodeNotQuerier, query.CodeNoCohort,
-		query.CodeNotReleasable, query.CodeRules} {
-		if c := wire.ErrorCode(code); !slices.Contains(wire.ErrorCodes, c) || c.Status() >= 500 {
-			t.Errorf("query refusal %q is not a wire code with a 4xx status", code)
+	// Every refusal kind is a wire code with a 4xx status.
+	for _, k := range errs.Kinds {
+		if !errs.IsRefusal(k) {
+			continue
+		}
+		if c := k.Code(); !slices.Contains(wire.ErrorCodes, c) || c.Status() >= 500 {
+			t.Errorf("query refusal %q is not a wire code with a 4xx status", c)
 		}
 	}
 }

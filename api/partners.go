@@ -2,7 +2,6 @@ package api
 
 import (
 	"database/sql"
-	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -48,7 +47,7 @@ func (s *Server) createKey(c echo.Context) error {
 	}
 	role, err := partners.ParseRole(string(req.Role))
 	if err != nil {
-		return fmt.Errorf("%w: %v", errs.Invalid, err)
+		return errs.New(errs.Invalid, "%v", err)
 	}
 	var out wire.CreatedKey
 	err = s.write(c, func(tx *sql.Tx) error {

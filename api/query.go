@@ -22,7 +22,7 @@ import (
 
 // Queries and budgets: analysts ask aggregate questions; every answer is
 // differentially private and charged to the partner's budget. Refusals
-// are *query.Error, which classify turns into their codes.
+// are *errs.Error of refusal kinds, which classify turns into their codes.
 
 func (s *Server) runQuery(c echo.Context) error {
 	f, err := format(c)
@@ -54,7 +54,7 @@ func format(c echo.Context) (string, error) {
 		return f, nil
 	case "":
 	default:
-		return "", fmt.Errorf("%w: format: want json, csv or arrow, got %q", errs.Invalid, f)
+		return "", errs.New(errs.Invalid, "format: want json, csv or arrow, got %q", f)
 	}
 	acc := c.Request().Header.Get("Accept")
 	switch {
@@ -209,7 +209,7 @@ func (s *Server) queryHistory(c echo.Context) error {
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return fmt.Errorf("%w: limit: want 1..1000, got %q", errs.Invalid, v)
+			return errs.New(errs.Invalid, "limit: want 1..1000, got %q", v)
 		}
 		limit = n
 	}

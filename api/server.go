@@ -18,6 +18,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/report"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/query"
@@ -30,7 +31,7 @@ type Options struct {
 	MaxUploadBytes int64
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
-	// Signer signs the audit log's head (audit.LoadOrCreateSigner); without
+	// Signer signs the audit log's head (auditlog.LoadOrCreateSigner); without
 	// it the head and export routes answer 503.
 	Signer ed25519.PrivateKey
 	Logger *slog.Logger
@@ -38,14 +39,15 @@ type Options struct {
 
 // Server is the HTTP API over one database.
 type Server struct {
-	db    *store.DB
-	co    *cohort.Service
-	qs    *query.Service
-	opts  Options
-	e     *echo.Echo
-	m     *metrics
-	table []route
-	spec  []byte // the OpenAPI document, built from table
+	db      *store.DB
+	co      *cohort.Service
+	reports *report.Service
+	qs      *query.Service
+	opts    Options
+	e       *echo.Echo
+	m       *metrics
+	table   []route
+	spec    []byte // the OpenAPI document, built from table
 }
 
 // New returns the API server over db.
@@ -61,7 +63,7 @@ func newServer(db *store.DB, opts Options, stub func(r *route) echo.HandlerFunc)
 		opts.Logger = slog.Default()
 	}
 	co := &cohort.Service{DB: db, TempDir: opts.TempDir, Signer: opts.Signer}
-	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co, Logger: opts.Logger}, opts: opts, e: echo.New(), m: newMetrics()}
+	s := &Server{db: db, co: co, qs: &query.Service{DB: db, Cohorts: co, Logger: opts.Logger}, reports: &report.Service{DB: db, Cohorts: co}, opts: opts, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.qs)
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
@@ -164,16 +166,16 @@ func decodeJSON(c echo.Context, v any, limit int64, optional bool) error {
 			if optional {
 				return nil
 			}
-			return fmt.Errorf("%w: the request body is empty; send a JSON object", errs.Invalid)
+			return errs.New(errs.Invalid, "the request body is empty; send a JSON object")
 		}
-		return fmt.Errorf("%w: request body: %w", errs.Invalid, err)
+		return errs.New(errs.Invalid, "request body: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return mbe
 		}
-		return fmt.Errorf("%w: request body: data after the JSON value", errs.Invalid)
+		return errs.New(errs.Invalid, "request body: data after the JSON value")
 	}
 	return nil
 }

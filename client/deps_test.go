@@ -1,7 +1,9 @@
 package client
 
 import (
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -26,5 +28,21 @@ func TestClientPullsInNoServerDependencies(t *testing.T) {
 	}
 	if s := strings.TrimSpace(string(cgo)); s != "" {
 		t.Errorf("the client needs cgo through %s", s)
+	}
+	// Nor the server's storage: the audit log's SQL side is in
+	// internal/auditlog, the client reads only package audit.
+	if slices.Contains(strings.Fields(string(out)), "database/sql") {
+		t.Error("the client depends on database/sql")
+	}
+	// And it builds with cgo off: every package resolves, runtime/cgo is
+	// not needed.
+	cmd := exec.Command("go", "list", "-deps", ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	nocgo, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list with CGO_ENABLED=0: %v: %s", err, nocgo)
+	}
+	if slices.Contains(strings.Fields(string(nocgo)), "runtime/cgo") {
+		t.Error("the client needs runtime/cgo even with cgo off")
 	}
 }

@@ -1,5 +1,6 @@
-// Package internal holds the server's packages, which no one outside this
-// module may import: api (HTTP), partners, cohort, query and ledger (the
-// services), errs (the error taxonomy) and store (the database). Its test
-// keeps their dependencies flowing one way, as docs/design.md draws them.
+// Package internal holds what has no public contract: the services'
+// storage and helpers (cohort, ledger, report), the error model (errs),
+// the database (store), the audit log's storage and signer (auditlog) and
+// the console's assets (console). Its test keeps every package's imports
+// to those docs/design.md allows, flowing one way.
 package internal

@@ -6,5 +6,5 @@
 // The operator's admin key creates partners, each with its first admin
 // key, and nothing else of theirs: every later key of a partner is
 // created, listed and revoked by that partner's own admin. Errors are the
-// kinds of package errs (ErrNotFound, ErrForbidden, ErrInvalidRules...).
+// kinds of package errs (errs.NotFound, errs.Forbidden, errs.InvalidRules...).
 package partners

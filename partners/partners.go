@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
@@ -50,11 +51,11 @@ var (
 )
 
 // ParseRules reads rules JSON over the defaults as wire.ParseRules does;
-// its errors are of kind ErrInvalidRules and name the rule.
+// its errors are of kind errs.InvalidRules and name the rule.
 func ParseRules(b []byte) (Rules, error) {
 	r, err := wire.ParseRules(b)
 	if err != nil {
-		return r, fmt.Errorf("%w: %v", ErrInvalidRules, err)
+		return r, errs.New(errs.InvalidRules, "%v", err)
 	}
 	return r, nil
 }
@@ -65,23 +66,13 @@ const OperatorID = "operator"
 
 func refuseDeleted(c Collaboration) error {
 	if c.State == StateDeleted {
-		return fmt.Errorf("%w: collaboration %s was deleted; deletion is final, propose a new collaboration instead", ErrConflict, c.ID)
+		return errs.New(errs.Conflict, "collaboration %s was deleted; deletion is final, propose a new collaboration instead", c.ID)
 	}
 	return nil
 }
 
-// Errors a caller maps to HTTP statuses: the kinds of package errs.
-var (
-	ErrNotFound     = errs.NotFound
-	ErrConflict     = errs.Conflict
-	ErrInvalid      = errs.Invalid
-	ErrInvalidRules = errs.InvalidRules
-	ErrUnauthorized = errs.Unauthorized
-	ErrForbidden    = errs.Forbidden
-)
-
 func invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return errs.New(errs.Invalid, "%s", fmt.Sprintf(format, args...))
 }
 
 // Principal is an authenticated key.
@@ -117,7 +108,7 @@ var partnerName = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._&'-]{0,99}$`)
 // key after the first is the partner's own admin's business (CreateKey).
 func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string) (Partner, Key, string, error) {
 	if !actor.IsOperator() || actor.Role != Admin {
-		return Partner{}, Key{}, "", fmt.Errorf("%w: only the operator's admin key creates partners", ErrForbidden)
+		return Partner{}, Key{}, "", errs.New(errs.Forbidden, "only the operator's admin key creates partners")
 	}
 	name = strings.TrimSpace(name)
 	if !partnerName.MatchString(name) {
@@ -128,13 +119,13 @@ func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string
 		return Partner{}, Key{}, "", err
 	}
 	if n > 0 {
-		return Partner{}, Key{}, "", fmt.Errorf("%w: a partner named %q already exists", ErrConflict, name)
+		return Partner{}, Key{}, "", errs.New(errs.Conflict, "a partner named %q already exists", name)
 	}
 	p := Partner{ID: NewID("p_"), Name: name, CreatedAt: now()}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, ?, ?)`, p.ID, p.Name, p.CreatedAt); err != nil {
 		return Partner{}, Key{}, "", err
 	}
-	if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", "partner.create", map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", audit.PartnerCreate, map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
 		return Partner{}, Key{}, "", err
 	}
 	k, secret, err := createKey(ctx, tx, actor, p.ID, Admin, "first admin key")
@@ -155,7 +146,7 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 		return "", err
 	}
 	sys := Principal{KeyID: "system", PartnerID: OperatorID}
-	if _, err := audit.Append(ctx, tx, sys.KeyID, OperatorID, "", "server.init", map[string]any{}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, sys.KeyID, OperatorID, "", audit.ServerInit, map[string]any{}); err != nil {
 		return "", err
 	}
 	_, secret, err = createKey(ctx, tx, sys, OperatorID, Admin, "operator admin key")
@@ -167,13 +158,13 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 // operator's.
 func keyAdmin(actor Principal, partnerID string) error {
 	if actor.IsOperator() {
-		return fmt.Errorf("%w: a partner's keys are its own admin's to manage; the operator creates a partner and its first admin key only", ErrForbidden)
+		return errs.New(errs.Forbidden, "a partner's keys are its own admin's to manage; the operator creates a partner and its first admin key only")
 	}
 	if actor.PartnerID != partnerID {
-		return fmt.Errorf("%w: partner %s", ErrNotFound, partnerID)
+		return errs.New(errs.NotFound, "partner %s", partnerID)
 	}
 	if actor.Role != Admin {
-		return fmt.Errorf("%w: this needs a key with role admin; yours is %s", ErrForbidden, actor.Role)
+		return errs.New(errs.Forbidden, "this needs a key with role admin; yours is %s", actor.Role)
 	}
 	return nil
 }
@@ -205,7 +196,7 @@ func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID strin
 		k.ID, k.PartnerID, string(k.Role), k.Label, sum[:], k.CreatedAt); err != nil {
 		return Key{}, "", err
 	}
-	if _, err := audit.Append(ctx, tx, actor.KeyID, partnerID, "", "key.create", map[string]any{"key_id": k.ID, "role": k.Role, "label": k.Label}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, actor.KeyID, partnerID, "", audit.KeyCreate, map[string]any{"key_id": k.ID, "role": k.Role, "label": k.Label}); err != nil {
 		return Key{}, "", err
 	}
 	return k, keyPrefix + k.ID + "." + secretPart, nil
@@ -219,7 +210,7 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 	}
 	k, err := GetKey(ctx, tx, keyID)
 	if err != nil || k.PartnerID != partnerID {
-		return Key{}, fmt.Errorf("%w: key %s", ErrNotFound, keyID)
+		return Key{}, errs.New(errs.NotFound, "key %s", keyID)
 	}
 	if k.RevokedAt != nil {
 		return k, nil
@@ -229,7 +220,7 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 		return Key{}, err
 	}
 	k.RevokedAt = &t
-	if _, err := audit.Append(ctx, tx, actor.KeyID, partnerID, "", "key.revoke", map[string]any{"key_id": keyID}); err != nil {
+	if _, err := auditlog.Append(ctx, tx, actor.KeyID, partnerID, "", audit.KeyRevoke, map[string]any{"key_id": keyID}); err != nil {
 		return Key{}, err
 	}
 	return k, nil
@@ -245,7 +236,7 @@ func GetKey(ctx context.Context, q Querier, id string) (Key, error) {
 	err := q.QueryRowContext(ctx, `SELECT id, partner_id, role, label, created_at, revoked_at FROM api_keys WHERE id = ?`, id).
 		Scan(&k.ID, &k.PartnerID, &k.Role, &k.Label, &k.CreatedAt, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
-		return k, fmt.Errorf("%w: key %s", ErrNotFound, id)
+		return k, errs.New(errs.NotFound, "key %s", id)
 	}
 	if revoked.Valid {
 		t := revoked.Time
@@ -276,25 +267,30 @@ func ListKeys(ctx context.Context, q Querier, actor Principal, partnerID string)
 }
 
 // Authenticate checks an API key and returns who it belongs to. Every
-// failure is the same ErrUnauthorized, so a caller learns nothing about
+// failure is the same errs.Unauthorized, so a caller learns nothing about
 // which keys exist.
 func Authenticate(ctx context.Context, q Querier, apiKey string) (Principal, error) {
 	rest, ok := strings.CutPrefix(apiKey, keyPrefix)
 	if !ok {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, errs.Unauthorized
 	}
 	id, secret, ok := strings.Cut(rest, ".")
 	if !ok || len(id) > 64 {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, errs.Unauthorized
 	}
 	var p Principal
 	var stored []byte
 	var revoked sql.NullTime
 	err := q.QueryRowContext(ctx, `SELECT id, partner_id, role, secret_sha256, revoked_at FROM api_keys WHERE id = ?`, id).
 		Scan(&p.KeyID, &p.PartnerID, &p.Role, &stored, &revoked)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		// An outage is the operator's to see, not an unknown key: the
+		// caller gets a 500 and the log says why.
+		return Principal{}, fmt.Errorf("authenticating a key: %w", err)
+	}
 	sum := sha256.Sum256([]byte(secret))
 	if err != nil || revoked.Valid || subtle.ConstantTimeCompare(sum[:], stored) != 1 {
-		return Principal{}, ErrUnauthorized
+		return Principal{}, errs.Unauthorized
 	}
 	return p, nil
 }
@@ -304,7 +300,7 @@ func GetPartner(ctx context.Context, q Querier, id string) (Partner, error) {
 	var p Partner
 	err := q.QueryRowContext(ctx, `SELECT id, name, created_at FROM partners WHERE id = ?`, id).Scan(&p.ID, &p.Name, &p.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return p, fmt.Errorf("%w: partner %s", ErrNotFound, id)
+		return p, errs.New(errs.NotFound, "partner %s", id)
 	}
 	return p, err
 }
@@ -332,7 +328,7 @@ func ListPartners(ctx context.Context, q Querier) ([]Partner, error) {
 // approved by the proposer only until the other approves.
 func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartner string, rules Rules) (Collaboration, error) {
 	if actor.IsOperator() {
-		return Collaboration{}, fmt.Errorf("%w: the operator does not take part in collaborations; use a partner's admin key", ErrForbidden)
+		return Collaboration{}, errs.New(errs.Forbidden, "the operator does not take part in collaborations; use a partner's admin key")
 	}
 	if otherPartner == actor.PartnerID {
 		return Collaboration{}, invalidf("a collaboration needs two different partners")
@@ -360,18 +356,18 @@ func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartne
 		c.ID, c.Name, c.Proposer, c.Partner, string(rj), c.RulesVersion, string(aj), c.State, c.CreatedAt, c.UpdatedAt); err != nil {
 		return Collaboration{}, err
 	}
-	_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.propose",
+	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationPropose,
 		map[string]any{"name": c.Name, "partner": c.Partner, "rules": c.Rules, "rules_version": 1})
 	return c, err
 }
 
 func checkRules(r *Rules, a, b string) error {
 	if err := r.Validate(); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidRules, err)
+		return errs.New(errs.InvalidRules, "%v", err)
 	}
 	for _, q := range r.Queriers {
 		if q != a && q != b {
-			return fmt.Errorf("%w: rules: queriers: %q is not a partner of this collaboration", ErrInvalidRules, q)
+			return errs.New(errs.InvalidRules, "rules: queriers: %q is not a partner of this collaboration", q)
 		}
 	}
 	return nil
@@ -385,13 +381,13 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 		return c, err
 	}
 	if !c.HasMember(actor.PartnerID) {
-		return c, fmt.Errorf("%w: only the collaboration's partners approve or change its rules", ErrForbidden)
+		return c, errs.New(errs.Forbidden, "only the collaboration's partners approve or change its rules")
 	}
 	if err := refuseDeleted(c); err != nil {
 		return c, err
 	}
 	if rulesVersion != 0 && rulesVersion != c.RulesVersion {
-		return c, fmt.Errorf("%w: the rules changed (now version %d, you approved version %d); review them and approve again", ErrConflict, c.RulesVersion, rulesVersion)
+		return c, errs.New(errs.Conflict, "the rules changed (now version %d, you approved version %d); review them and approve again", c.RulesVersion, rulesVersion)
 	}
 	if slices.Contains(c.ApprovedBy, actor.PartnerID) {
 		return c, nil
@@ -408,7 +404,7 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 		string(aj), c.State, c.UpdatedAt, c.State, c.ID); err != nil {
 		return c, err
 	}
-	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.approve",
+	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationApprove,
 		map[string]any{"rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }
@@ -421,7 +417,7 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 		return c, err
 	}
 	if !c.HasMember(actor.PartnerID) {
-		return c, fmt.Errorf("%w: only the collaboration's partners approve or change its rules", ErrForbidden)
+		return c, errs.New(errs.Forbidden, "only the collaboration's partners approve or change its rules")
 	}
 	if err := refuseDeleted(c); err != nil {
 		return c, err
@@ -436,7 +432,7 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 		string(rj), c.RulesVersion, string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
 		return c, err
 	}
-	if _, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.change_rules",
+	if _, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationChangeRules,
 		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion}); err != nil {
 		return c, err
 	}
@@ -444,7 +440,7 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 }
 
 // GetCollaboration returns a collaboration the viewer may see: a member's
-// key, or the operator's. Anyone else gets ErrNotFound, so outsiders cannot
+// key, or the operator's. Anyone else gets errs.NotFound, so outsiders cannot
 // tell which collaborations exist.
 func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principal) (Collaboration, error) {
 	var c Collaboration
@@ -456,7 +452,7 @@ func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principa
 		WHERE c.id = ?`, id).Scan(&c.ID, &c.Name, &c.Proposer, &c.Partner, &rj, &c.RulesVersion, &aj, &c.State, &c.CreatedAt, &c.UpdatedAt,
 		&approved, &c.ProposerName, &c.PartnerName)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !c.HasMember(viewer.PartnerID) && !viewer.IsOperator()) {
-		return Collaboration{}, fmt.Errorf("%w: collaboration %s", ErrNotFound, id)
+		return Collaboration{}, errs.New(errs.NotFound, "collaboration %s", id)
 	}
 	if err != nil {
 		return c, err
@@ -490,20 +486,20 @@ func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVe
 		return c, err
 	}
 	if !c.HasMember(actor.PartnerID) {
-		return c, fmt.Errorf("%w: only the collaboration's partners approve or reject its rules", ErrForbidden)
+		return c, errs.New(errs.Forbidden, "only the collaboration's partners approve or reject its rules")
 	}
 	if err := refuseDeleted(c); err != nil {
 		return c, err
 	}
 	switch {
 	case c.State != StateProposed:
-		return c, fmt.Errorf("%w: no change of the rules awaits approval (the collaboration is %s)", ErrConflict, c.State)
+		return c, errs.New(errs.Conflict, "no change of the rules awaits approval (the collaboration is %s)", c.State)
 	case c.ApprovedRules == nil:
-		return c, fmt.Errorf("%w: both partners have yet to approve any rules of this collaboration, so there are none to go back to; to decline this proposal, delete the collaboration", ErrConflict)
+		return c, errs.New(errs.Conflict, "both partners have yet to approve any rules of this collaboration, so there are none to go back to; to decline this proposal, delete the collaboration")
 	case slices.Contains(c.ApprovedBy, actor.PartnerID):
-		return c, fmt.Errorf("%w: your partner proposed this change, so only the other partner can reject it; wait for its answer, or propose the earlier rules again (PUT .../rules) to withdraw it", ErrConflict)
+		return c, errs.New(errs.Conflict, "your partner proposed this change, so only the other partner can reject it; wait for its answer, or propose the earlier rules again (PUT .../rules) to withdraw it")
 	case rulesVersion != 0 && rulesVersion != c.RulesVersion:
-		return c, fmt.Errorf("%w: the rules changed (now version %d, you rejected version %d); review them again", ErrConflict, c.RulesVersion, rulesVersion)
+		return c, errs.New(errs.Conflict, "the rules changed (now version %d, you rejected version %d); review them again", c.RulesVersion, rulesVersion)
 	}
 	rejected := c.RulesVersion
 	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), StateActive, now()
@@ -514,7 +510,7 @@ func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVe
 		string(rj), c.RulesVersion, string(aj), c.State, c.UpdatedAt, c.ID); err != nil {
 		return c, err
 	}
-	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "collaboration.reject_rules",
+	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationRejectRules,
 		map[string]any{"rejected_version": rejected, "rules": c.Rules, "rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/cleanroom/cleanroom/internal/errs"
 )
 
 func TestCheck(t *testing.T) {
@@ -11,25 +13,25 @@ func TestCheck(t *testing.T) {
 	db := openDB(t, t.TempDir()).SQL()
 	cases := []struct {
 		text string
-		code string // "" when allowed
+		code *errs.Kind // nil when allowed
 		in   []string
 	}{
-		{"SELECT region, COUNT(*), SUM(spend), AVG(visits) FROM cohort WHERE age > 3 GROUP BY region", "", nil},
-		{"SELECT COUNT(*) FROM cohort", "", nil},
-		{"SELECT city, COUNT(*) FROM cohort GROUP BY city", CodeNotAllowed,
+		{"SELECT region, COUNT(*), SUM(spend), AVG(visits) FROM cohort WHERE age > 3 GROUP BY region", nil, nil},
+		{"SELECT COUNT(*) FROM cohort", nil, nil},
+		{"SELECT city, COUNT(*) FROM cohort GROUP BY city", errs.NotAllowed,
 			[]string{"column city in GROUP BY is not a dimension", "at position 7", "allowed dimensions: age, exposed, region, signup, tier"}},
-		{"SELECT COUNT(*) FROM cohort WHERE city = 'x'", CodeNotAllowed,
+		{"SELECT COUNT(*) FROM cohort WHERE city = 'x'", errs.NotAllowed,
 			[]string{"column city in WHERE is not a dimension", "at position 34"}},
-		{"SELECT COUNT(*) FROM cohort WHERE region = 'a' AND (tier = 'b' OR NOT city IN ('x'))", CodeNotAllowed,
+		{"SELECT COUNT(*) FROM cohort WHERE region = 'a' AND (tier = 'b' OR NOT city IN ('x'))", errs.NotAllowed,
 			[]string{"column city"}},
-		{"SELECT SUM(income) FROM cohort", CodeNotAllowed,
+		{"SELECT SUM(income) FROM cohort", errs.NotAllowed,
 			[]string{"SUM(income): income is not a metric", "allowed metrics: spend, visits"}},
-		{"SELECT AVG(region) FROM cohort", CodeNotAllowed,
+		{"SELECT AVG(region) FROM cohort", errs.NotAllowed,
 			[]string{"AVG(region): region is a dimension, not a metric", "allowed metrics: spend, visits"}},
-		{"SELECT SUM(region) FROM cohort", CodeNotAllowed, []string{"region is a dimension"}},
-		{"SELECT spend, COUNT(*) FROM cohort GROUP BY spend", CodeNotAllowed,
+		{"SELECT SUM(region) FROM cohort", errs.NotAllowed, []string{"region is a dimension"}},
+		{"SELECT spend, COUNT(*) FROM cohort GROUP BY spend", errs.NotAllowed,
 			[]string{"column spend in GROUP BY is a metric"}},
-		{"SELECT COUNT(*) FROM cohort WHERE spend > 10", CodeNotAllowed,
+		{"SELECT COUNT(*) FROM cohort WHERE spend > 10", errs.NotAllowed,
 			[]string{"column spend in WHERE is a metric"}},
 	}
 	for _, tc := range cases {
@@ -38,14 +40,14 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("%s: %v", tc.text, err)
 		}
 		err = plan.Check(testDimensions, testMetrics)
-		if tc.code == "" {
+		if tc.code == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tc.text, err)
 			}
 			continue
 		}
 		e, ok := asError(err)
-		if !ok || e.Code != tc.code {
+		if !ok || e.Kind != tc.code {
 			t.Errorf("%s: got %v, want code %s", tc.text, err, tc.code)
 			continue
 		}

@@ -33,14 +33,8 @@
 // for its kind, every key it does not use must hold its neutral value, and
 // any other node, key or value is a refusal, never ignored. Statements
 // other than SELECT (COPY, ATTACH, PRAGMA, SET, INSERT, ...) are refused
-// because the serializer itself refuses them. The accepted subset:
-//
-//	SELECT [dimension, ...] aggregate [AS alias] [, aggregate ...]
-//	FROM cohort
-//	[WHERE predicate]
-//	[GROUP BY dimension, ...]
-//
-// In detail:
+// because the serializer itself refuses them. The subset is stated in
+// docs/design.md ("Queries"); the nodes it accepts, in detail:
 //
 //   - Aggregates: COUNT(*) (distinct people), SUM(metric), AVG(metric); an
 //     optional alias matching ^[a-z][a-z0-9_]{0,62}$, else the default
@@ -87,11 +81,11 @@
 // drops without trace and that cannot change the plan (a named WINDOW
 // definition no function uses) are accepted.
 //
-// Refusals are *Error{Code, Message, Position}: Code is syntax,
-// unsupported, limit, not_allowed or hidden_column; Position is a byte
-// offset in the text, or -1; the message names the construct and its
-// position ("unsupported: JOIN at position 28; queries read the single
-// table cohort"). Parse returns other errors only for infrastructure
+// Refusals are *errs.Error{Kind, Message, Position} (internal/errs, the
+// server's one error model): Kind is errs.Syntax, Unsupported, Limit,
+// NotAllowed or HiddenColumn; Position is a byte offset in the text, or
+// -1; the message names the construct and its position ("JOIN at
+// position 28; queries read the single table cohort"). Parse returns other errors only for infrastructure
 // failures (database, context).
 //
 // Plan.Check applies the collaboration's rules: GROUP BY and WHERE columns

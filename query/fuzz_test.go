@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/cleanroom/cleanroom/internal/errs"
 )
 
-// FuzzParse: Parse never panics; refusals are *Error with a known code and
+// FuzzParse: Parse never panics; refusals are *errs.Error with a known kind and
 // a position inside the text; an accepted plan is well formed, its WHERE is
 // only quoted column names, placeholders and keywords, and its canonical
 // text parses back to itself; a plan that passes Check reads only allowed
@@ -24,7 +26,7 @@ func FuzzParse(f *testing.F) {
 	}
 	db := openDB(f, f.TempDir()).SQL()
 	ctx := context.Background()
-	codes := map[string]bool{CodeSyntax: true, CodeUnsupported: true, CodeLimit: true, CodeHidden: true}
+	codes := map[*errs.Kind]bool{errs.Syntax: true, errs.Unsupported: true, errs.Limit: true, errs.HiddenColumn: true}
 	f.Fuzz(func(t *testing.T, text string) {
 		if len(text) > 1024 {
 			// Long texts only slow the fuzzer down (their minimisation
@@ -41,7 +43,7 @@ func FuzzParse(f *testing.F) {
 			if !ok {
 				t.Fatalf("%q: not a refusal: %v", text, err)
 			}
-			if !codes[e.Code] || e.Position < -1 || e.Position > len(text) || e.Message == "" {
+			if !codes[e.Kind] || e.Position < -1 || e.Position > len(text) || e.Message == "" {
 				t.Fatalf("%q: bad refusal %#v", text, e)
 			}
 			return

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -33,8 +34,8 @@ func openDB(tb testing.TB, dir string) *store.DB {
 	return db
 }
 
-func asError(err error) (*Error, bool) {
-	var e *Error
+func asError(err error) (*errs.Error, bool) {
+	var e *errs.Error
 	ok := errors.As(err, &e)
 	return e, ok
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -112,29 +113,9 @@ type Literal struct {
 	Value any
 }
 
-// Error codes.
-const (
-	CodeSyntax      = "syntax"        // the text does not parse
-	CodeUnsupported = "unsupported"   // a construct outside the subset
-	CodeLimit       = "limit"         // the query is over one of the size limits
-	CodeNotAllowed  = "not_allowed"   // a column or aggregate the rules do not allow
-	CodeHidden      = "hidden_column" // uid, rowid and columns starting with _
-)
-
-// Error is a refusal: the query is not run. Its message names the
-// construct and, where known, its position.
-type Error struct {
-	Code    string
-	Message string
-	// Position is the byte offset in the analyst's text, -1 if none.
-	Position int
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-// refuse builds an Error whose message is what, " at position N" when the
-// position is known, then "; hint" when there is one.
-func refuse(code string, pos int, what, hint string) *Error {
+// refuse builds a refusal whose message is what, " at position N" when
+// the position is known, then "; hint" when there is one.
+func refuse(k *errs.Kind, pos int, what, hint string) *errs.Error {
 	msg := what
 	if pos >= 0 {
 		msg += " at position " + strconv.Itoa(pos)
@@ -144,7 +125,7 @@ func refuse(code string, pos int, what, hint string) *Error {
 	if hint != "" {
 		msg += "; " + hint
 	}
-	return &Error{Code: code, Message: msg, Position: pos}
+	return &errs.Error{Kind: k, Message: msg, Position: pos}
 }
 
 // Hidden reports whether a column is never visible to analysts: the
@@ -371,7 +352,7 @@ func validDate(s string) bool {
 // Check verifies the plan against a collaboration's rules: every column in
 // GROUP BY and WHERE is one of dimensions, every SUM/AVG column one of
 // metrics' keys. It also verifies the plan's structure, so a plan built by
-// hand gets the same guarantees as one from Parse. Refusals are *Error with
+// hand gets the same guarantees as one from Parse. Refusals are *errs.Error with
 // code not_allowed (hidden_column for hidden columns, unsupported for a
 // malformed plan), naming the column and listing the allowed ones.
 func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
@@ -410,7 +391,7 @@ func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
 		if _, ok := metrics[col]; ok {
 			what = fmt.Sprintf("column %s in %s is a metric, which can only be summed or averaged", col, where)
 		}
-		return refuse(CodeNotAllowed, pos(col), what, "allowed dimensions: "+list(allowedDims))
+		return refuse(errs.NotAllowed, pos(col), what, "allowed dimensions: "+list(allowedDims))
 	}
 	for _, d := range p.Dimensions {
 		if err := dimension(d, "GROUP BY"); err != nil {
@@ -451,7 +432,7 @@ func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
 		if dims[a.Column] {
 			what = fmt.Sprintf("%s(%s): %s is a dimension, not a metric", fn, a.Column, a.Column)
 		}
-		return refuse(CodeNotAllowed, pos(a.Column), what, "allowed metrics: "+list(allowedMetrics))
+		return refuse(errs.NotAllowed, pos(a.Column), what, "allowed metrics: "+list(allowedMetrics))
 	}
 	return nil
 }
@@ -465,15 +446,15 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-func hiddenError(col string, pos int) *Error {
-	return refuse(CodeHidden, pos, "column "+col+" is hidden",
+func hiddenError(col string, pos int) *errs.Error {
+	return refuse(errs.HiddenColumn, pos, "column "+col+" is hidden",
 		"it cannot be selected, aggregated, grouped on or filtered on")
 }
 
 // validate checks the plan's structure: the invariants Parse establishes.
-func (p *Plan) validate() *Error {
-	bad := func(format string, args ...any) *Error {
-		return refuse(CodeUnsupported, -1, "malformed plan: "+fmt.Sprintf(format, args...), "")
+func (p *Plan) validate() *errs.Error {
+	bad := func(format string, args ...any) *errs.Error {
+		return refuse(errs.Unsupported, -1, "malformed plan: "+fmt.Sprintf(format, args...), "")
 	}
 	if len(p.Aggregates) == 0 {
 		return bad("no aggregate")

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/partners"
 )
 
@@ -23,8 +24,8 @@ func TestRefusalAuditFailureLoggedAndCounted(t *testing.T) {
 
 	// The log works: a refusal is written and nothing is reported.
 	_, err := s.Run(ctx, actor, c, req)
-	if qe, ok := asError(err); !ok || qe.Code != CodeEpsilon {
-		t.Fatalf("Run: %v, want the %s refusal", err, CodeEpsilon)
+	if qe, ok := asError(err); !ok || qe.Kind != errs.EpsilonNotAllowed {
+		t.Fatalf("Run: %v, want the %s refusal", err, errs.EpsilonNotAllowed.Code())
 	}
 	if n := s.RefusalsNotLogged(); n != 0 || logs.Len() != 0 {
 		t.Fatalf("%d refusals not logged, log %q", n, logs.String())
@@ -35,14 +36,14 @@ func TestRefusalAuditFailureLoggedAndCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Run(ctx, actor, c, req)
-	if qe, ok := asError(err); !ok || qe.Code != CodeEpsilon {
-		t.Fatalf("Run with the audit log failing: %v, want the %s refusal", err, CodeEpsilon)
+	if qe, ok := asError(err); !ok || qe.Kind != errs.EpsilonNotAllowed {
+		t.Fatalf("Run with the audit log failing: %v, want the %s refusal", err, errs.EpsilonNotAllowed.Code())
 	}
 	if n := s.RefusalsNotLogged(); n != 1 {
 		t.Errorf("%d refusals counted as not logged, want 1", n)
 	}
 	line := logs.String()
-	for _, want := range []string{"level=ERROR", "query refusal not written to the audit log", "collab=c_test", "code=" + CodeEpsilon} {
+	for _, want := range []string{"level=ERROR", "query refusal not written to the audit log", "collab=c_test", "code=" + string(errs.EpsilonNotAllowed.Code())} {
 		if !strings.Contains(line, want) {
 			t.Errorf("log %q lacks %q", line, want)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -18,7 +19,7 @@ import (
 func QueriesByAnalyst(ctx context.Context, q store.Querier, collabID string) ([]wire.AnalystQueries, error) {
 	rows, err := q.QueryContext(ctx, `SELECT l.actor, coalesce(k.label, ''), l.partner_id, count(*), round(sum(CAST(json_extract(l.details, '$.epsilon') AS DOUBLE)), 6)
 		FROM audit_log l LEFT JOIN api_keys k ON k.id = l.actor
-		WHERE l.collab_id = ? AND l.action = 'query.run' GROUP BY ALL ORDER BY ALL`, collabID)
+		WHERE l.collab_id = ? AND l.action = ? GROUP BY ALL ORDER BY ALL`, collabID, string(audit.QueryRun))
 	if err != nil {
 		return nil, fmt.Errorf("query.QueriesByAnalyst: %w", err)
 	}
@@ -37,7 +38,7 @@ func QueriesByAnalyst(ctx context.Context, q store.Querier, collabID string) ([]
 // RefusalsByReason counts the collaboration's refused queries by code.
 func RefusalsByReason(ctx context.Context, q store.Querier, collabID string) ([]wire.ReasonRefusals, error) {
 	rows, err := q.QueryContext(ctx, `SELECT json_extract_string(details, '$.code'), count(*)
-		FROM audit_log WHERE collab_id = ? AND action = 'query.refused' GROUP BY ALL ORDER BY ALL`, collabID)
+		FROM audit_log WHERE collab_id = ? AND action = ? GROUP BY ALL ORDER BY ALL`, collabID, string(audit.QueryRefused))
 	if err != nil {
 		return nil, fmt.Errorf("query.RefusalsByReason: %w", err)
 	}
@@ -57,8 +58,8 @@ func RefusalsByReason(ctx context.Context, q store.Querier, collabID string) ([]
 // first: what it was answered, served from the cache, or refused.
 func History(ctx context.Context, q store.Querier, collabID, keyID string, limit int) ([]wire.QueryRecord, error) {
 	rows, err := q.QueryContext(ctx, `SELECT seq, at, action, CAST(details AS VARCHAR) FROM audit_log
-		WHERE collab_id = ? AND actor = ? AND action IN ('query.run', 'query.cached', 'query.refused')
-		ORDER BY seq DESC LIMIT ?`, collabID, keyID, limit)
+		WHERE collab_id = ? AND actor = ? AND action IN (?, ?, ?)
+		ORDER BY seq DESC LIMIT ?`, collabID, keyID, string(audit.QueryRun), string(audit.QueryCached), string(audit.QueryRefused), limit)
 	if err != nil {
 		return nil, fmt.Errorf("query.History: %w", err)
 	}
@@ -82,10 +83,10 @@ func History(ctx context.Context, q store.Querier, collabID, keyID string, limit
 			return nil, fmt.Errorf("query.History: entry %d: %w", r.AuditSeq, err)
 		}
 		r.At, r.SQL, r.Epsilon = r.At.UTC(), d.SQL, d.Epsilon
-		switch action {
-		case "query.run":
+		switch audit.Action(action) {
+		case audit.QueryRun:
 			r.Outcome, r.Delta, r.Rows = wire.OutcomeAnswered, d.Delta, d.Rows
-		case "query.cached":
+		case audit.QueryCached:
 			r.Outcome = wire.OutcomeCached
 		default:
 			r.Outcome, r.Code, r.Reason = wire.OutcomeRefused, d.Code, d.Reason

@@ -15,7 +15,9 @@ import (
 
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -47,35 +49,15 @@ type Service struct {
 	bound   func(BoundOptions) BoundOptions
 }
 
-// Refusal codes beyond the parser's.
-const (
-	CodeEpsilon     = "epsilon_not_allowed"
-	CodeCohortSmall = "cohort_too_small"
-	// CodeBudget: the epsilon budget cannot cover the query.
-	CodeBudget = "budget_exhausted"
-	// CodeDeltaBudget: the delta budget cannot cover the query (grouped
-	// queries and Gaussian noise spend the rule delta).
-	CodeDeltaBudget = "delta_budget_exhausted"
-	CodeNotQuerier  = "not_a_querier"
-	CodeNoCohort    = "no_cohort"
-	// CodeNotReleasable: the noise library refused the release's
-	// parameters (e.g. Gaussian noise at an epsilon too small for it).
-	CodeNotReleasable = "not_releasable"
-	// CodeRules: the collaboration's stored rules cannot be counted exactly
-	// by the ledger; they must be changed before any query runs.
-	CodeRules = "rules_invalid"
-)
-
-// Run answers req for the actor's partner. Refusals are *Error (or a
-// *ledger.BudgetError inside one) and are logged; an answer leaves only once
+// Run answers req for the actor's partner. Refusals (errs.IsRefusal: an
+// *errs.Error of a refusal kind, or a *ledger.BudgetError) are logged; an answer leaves only once
 // its debit, its cached copy and its audit entry have committed together,
 // and a cached answer only once its own entry (query.cached) has.
 func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
 	ans, err := s.run(ctx, actor, c, req)
 	if err != nil {
-		var qe *Error
-		if errors.As(err, &qe) {
-			s.logRefusal(ctx, actor, c, req, qe)
+		if errs.IsRefusal(err) {
+			s.logRefusal(ctx, actor, c, req, err)
 		}
 		return Answer{}, err
 	}
@@ -87,11 +69,12 @@ func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.
 // answer); an entry that fails is logged at error level and counted
 // (RefusalsNotLogged), so the operator sees a gap in what is documented
 // as logged. A caller that hung up does not cancel the entry.
-func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request, qe *Error) {
+func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request, refused error) {
 	ctx = context.WithoutCancel(ctx)
+	code := errs.KindOf(refused).Code()
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
-		_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.refused",
-			map[string]any{"sql": truncate(req.SQL, 10000), "epsilon": req.Epsilon, "code": qe.Code, "reason": qe.Message})
+		_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryRefused,
+			map[string]any{"sql": truncate(req.SQL, 10000), "epsilon": req.Epsilon, "code": code, "reason": refused.Error()})
 		return err
 	})
 	if err == nil {
@@ -105,7 +88,7 @@ func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c pa
 	// Names and the refusal code only: the SQL and the reason stay out of
 	// the server's log, as request bodies do.
 	log.ErrorContext(ctx, "query refusal not written to the audit log", "collab", c.ID, "partner", actor.PartnerID,
-		"code", qe.Code, "err", err)
+		"code", code, "err", err)
 }
 
 // RefusalsNotLogged is how many refusals' audit entries failed to append
@@ -119,8 +102,8 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-func refusal(code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Position: -1}
+func refusal(k *errs.Kind, format string, args ...any) *errs.Error {
+	return errs.New(k, format, args...)
 }
 
 func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
@@ -128,28 +111,28 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	switch c.State {
 	case partners.StateActive:
 	case partners.StateDeleted:
-		return Answer{}, refusal(CodeNoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
+		return Answer{}, refusal(errs.NoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
 	default:
-		return Answer{}, refusal(CodeNoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
+		return Answer{}, refusal(errs.NoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
 	}
 	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
-		return Answer{}, refusal(CodeNotQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
+		return Answer{}, refusal(errs.NotAQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
 	}
 	if err := r.CheckUnits(); err != nil {
-		return Answer{}, refusal(CodeRules, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+		return Answer{}, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
 	}
 	eps := req.Epsilon
 	if eps == 0 {
 		eps = r.MaxQueryEpsilon
 	}
 	if !(eps >= r.MinQueryEpsilon) {
-		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
+		return Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
 	}
 	if eps > r.MaxQueryEpsilon {
-		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
+		return Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
 	}
 	if _, err := wire.EpsilonUnits(eps); err != nil {
-		return Answer{}, refusal(CodeEpsilon, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, wire.EpsilonUnit)
+		return Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, wire.EpsilonUnit)
 	}
 	plan, err := Parse(ctx, s.DB.SQL(), req.SQL)
 	if err != nil {
@@ -160,7 +143,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	}
 	cur, err := s.Cohorts.Current(ctx, s.DB.SQL(), c.ID)
 	if err != nil {
-		return Answer{}, refusal(CodeNoCohort, "%v", err)
+		return Answer{}, refusal(errs.NoCohort, "%v", err)
 	}
 	table, version := cur.Table, cur.Version
 	if err := plan.CheckTypes(ctx, s.DB.SQL(), table); err != nil {
@@ -200,7 +183,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 		return Answer{}, budgetRefusal(err)
 	}
 	if cur.NoisySize < int64(r.MinCohortUsers) {
-		return Answer{}, refusal(CodeCohortSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
+		return Answer{}, refusal(errs.CohortTooSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
 	}
 
 	src := Source{Table: table, RowColumn: cur.RowColumn}
@@ -219,7 +202,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 	}
 	rel, err := release(groups, ro)
 	if err != nil {
-		return Answer{}, refusal(CodeNotReleasable, "this answer cannot be released with these privacy parameters (epsilon %v, delta %v, %s noise): %v", eps, r.Delta, r.Noise, err)
+		return Answer{}, refusal(errs.NotReleasable, "this answer cannot be released with these privacy parameters (epsilon %v, delta %v, %s noise): %v", eps, r.Delta, r.Noise, err)
 	}
 	if rel.Epsilon != charge.Epsilon || rel.Delta != charge.Delta {
 		return Answer{}, fmt.Errorf("query: the release spent epsilon %v and delta %v, not the %v and %v charged", rel.Epsilon, rel.Delta, charge.Epsilon, charge.Delta)
@@ -254,7 +237,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 			c.ID, actor.PartnerID, version, hash, eps, string(body), answerHash, now.UTC()); err != nil {
 			return err
 		}
-		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.run", map[string]any{
+		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryRun, map[string]any{
 			"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": rel.Epsilon, "delta": rel.Delta,
 			"answer_sha256": answerHash, "cohort_version": version, "rows": len(ans.Rows)}); err != nil {
 			return err
@@ -284,18 +267,14 @@ func (s *Service) state(ctx context.Context, q store.Querier, c partners.Collabo
 	return nil
 }
 
-// budgetRefusal turns a *ledger.BudgetError in err into its refusal, naming
-// the budget exceeded; other errors pass through.
+// budgetRefusal turns a *ledger.BudgetError in err into its refusal, with
+// the budget error's text alone; other errors pass through.
 func budgetRefusal(err error) error {
 	var be *ledger.BudgetError
 	if !errors.As(err, &be) {
 		return err
 	}
-	code := CodeBudget
-	if be.Budget == ledger.DeltaBudget {
-		code = CodeDeltaBudget
-	}
-	return refusal(code, "%v", be)
+	return refusal(errs.KindOf(be), "%v", be)
 }
 
 // cached returns the stored answer of the same plan, partner, epsilon and
@@ -326,7 +305,7 @@ func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Pr
 // ran; nothing of the answer itself, which query.run logged when it was
 // released, and no charge, since none is made.
 func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c partners.Collaboration, req Request, version, hash string, eps float64) error {
-	_, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "query.cached", map[string]any{
+	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryCached, map[string]any{
 		"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": eps, "cohort_version": version, "charged": false})
 	return err
 }

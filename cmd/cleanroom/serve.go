@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/api"
-	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/spf13/cobra"
@@ -88,7 +88,7 @@ func serve(ctx context.Context, log *slog.Logger, ln net.Listener, dataDir, tlsC
 		}
 		log.Info("first start: wrote the operator's admin API key; use it to create partners", "file", path)
 	}
-	if opts.Signer, err = audit.LoadOrCreateSigner(dataDir); err != nil {
+	if opts.Signer, err = auditlog.LoadOrCreateSigner(dataDir); err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: api.New(db, opts).Handler(), ReadHeaderTimeout: 10 * time.Second}

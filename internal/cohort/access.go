@@ -6,6 +6,8 @@ import (
 	"errors"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
@@ -41,7 +43,7 @@ func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c
 					}
 				}
 			}
-		case !errors.Is(err, ErrNotFound):
+		case !errors.Is(err, errs.NotFound):
 			return err
 		}
 		var at sql.NullTime
@@ -53,7 +55,7 @@ func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c
 			t := at.Time.UTC()
 			out.OptedOut, out.OptedOutAt, out.Matchable = true, &t, false
 		}
-		_, err = audit.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "access.request", map[string]any{},
+		_, err = auditlog.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AccessRequest, map[string]any{},
 			map[string]any{"audience_id": out.AudienceID, "rows": len(out.Rows), "opted_out": out.OptedOut})
 		return err
 	})

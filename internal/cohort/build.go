@@ -14,6 +14,8 @@ import (
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/dp"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -184,7 +186,7 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 	for _, p := range c.Members() {
 		if _, err := ledger.Debit(ctx, tx, ledger.Charge{CollabID: c.ID, PartnerID: p, Kind: ledger.KindMatch, Ref: m.ID,
 			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules)}); err != nil {
-			return fmt.Errorf("%w: partner %s cannot pay for the match's noisy size: %v", ErrConflict, p, err)
+			return errs.New(errs.Conflict, "partner %s cannot pay for the match's noisy size: %v", p, err)
 		}
 	}
 	sides, err := json.Marshal(b.sides)
@@ -200,7 +202,7 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.
-	_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.complete",
+	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchComplete,
 		map[string]any{"match_id": m.ID, "cohort_size_noisy": b.noisy, "epsilon": c.Rules.MatchEpsilon, "cohort_table": table})
 	return err
 }
@@ -246,7 +248,7 @@ func (s *Service) Current(ctx context.Context, q store.Querier, collabID string)
 			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
 		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &facts, &co.Version)
 	if errors.Is(err, sql.ErrNoRows) {
-		return co, fmt.Errorf("%w: collaboration %s has no current cohort; both parties upload, then match", ErrNotFound, collabID)
+		return co, errs.New(errs.NotFound, "collaboration %s has no current cohort; both parties upload, then match", collabID)
 	}
 	if err != nil {
 		return co, err

@@ -12,6 +12,8 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
@@ -29,6 +31,15 @@ const (
 	DeleteCollaboration = wire.DeleteCollaboration
 	DeleteExpiry        = wire.DeleteExpiry
 )
+
+// deletionAction is the audit action that records each kind of deletion.
+var deletionAction = map[DeletionKind]audit.Action{
+	DeleteIdentifiers:   audit.DeletionIdentifiers,
+	DeleteOptOut:        audit.DeletionOptOut,
+	DeleteAudience:      audit.DeletionAudience,
+	DeleteCollaboration: audit.DeletionCollaboration,
+	DeleteExpiry:        audit.DeletionExpiry,
+}
 
 // exec runs a statement and returns the rows it changed.
 func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
@@ -82,7 +93,11 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 	for k, v := range public {
 		details[k] = v
 	}
-	e, err := audit.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, "deletion."+r.Kind, details,
+	action, ok := deletionAction[DeletionKind(r.Kind)]
+	if !ok {
+		return r, fmt.Errorf("cohort: no audit action for deletion kind %q", r.Kind)
+	}
+	e, err := auditlog.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, action, details,
 		map[string]any{"audience_rows": r.AudienceRows, "tokens": r.Tokens})
 	if err != nil {
 		return r, err
@@ -125,14 +140,14 @@ func (s *Service) Receipts(ctx context.Context, collabID, partnerID string) ([]j
 func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c partners.Collaboration, pids []psi.Point, optOut bool) (audit.Receipt, error) {
 	requested := requestedNow()
 	if len(pids) == 0 {
-		return audit.Receipt{}, fmt.Errorf("%w: no identifiers given", ErrInvalid)
+		return audit.Receipt{}, errs.New(errs.Invalid, "no identifiers given")
 	}
 	if len(pids) > MaxDeleteIdentifiers {
-		return audit.Receipt{}, fmt.Errorf("%w: %d identifiers; send at most %d a request", ErrInvalid, len(pids), MaxDeleteIdentifiers)
+		return audit.Receipt{}, errs.New(errs.Invalid, "%d identifiers; send at most %d a request", len(pids), MaxDeleteIdentifiers)
 	}
 	for i := range pids {
 		if err := pids[i].Validate(); err != nil {
-			return audit.Receipt{}, fmt.Errorf("%w: identifier %d: %v", ErrInvalid, i+1, err)
+			return audit.Receipt{}, errs.New(errs.Invalid, "identifier %d: %v", i+1, err)
 		}
 	}
 	kind := DeleteIdentifiers
@@ -169,7 +184,7 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c par
 			if err := deleteAudienceRows(ctx, tx, a, c.Rules.Purpose, tmp, &r); err != nil {
 				return err
 			}
-		} else if !errors.Is(err, ErrNotFound) {
+		} else if !errors.Is(err, errs.NotFound) {
 			return err
 		}
 		own := side(c, actor.PartnerID)
@@ -378,7 +393,7 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.audienceByID(ctx, tx, audienceID)
 		if err != nil || a.CollabID != c.ID || (kind == DeleteAudience && a.PartnerID != actor.PartnerID) {
-			return fmt.Errorf("%w: audience %s", ErrNotFound, audienceID)
+			return errs.New(errs.NotFound, "audience %s", audienceID)
 		}
 		if kind == DeleteExpiry {
 			// An expiry was due when the retention ran out.
@@ -415,7 +430,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 			return err
 		}
 		if cur.State == partners.StateDeleted {
-			return fmt.Errorf("%w: collaboration %s is already deleted", ErrConflict, c.ID)
+			return errs.New(errs.Conflict, "collaboration %s is already deleted", c.ID)
 		}
 		receipts := map[string]*audit.Receipt{}
 		for _, p := range c.Members() {
@@ -497,7 +512,7 @@ func (s *Service) Expire(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if _, err := s.DeleteAudienceByID(ctx, sys, c, d.aid, DeleteExpiry); err != nil && !errors.Is(err, ErrNotFound) {
+		if _, err := s.DeleteAudienceByID(ctx, sys, c, d.aid, DeleteExpiry); err != nil && !errors.Is(err, errs.NotFound) {
 			return n, err
 		}
 		n++

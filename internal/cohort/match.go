@@ -20,6 +20,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -101,15 +102,15 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 // start in another process, or a test, stays handled at record time).
 func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c partners.Collaboration) (m Match, created bool, err error) {
 	if c.State != partners.StateActive {
-		return Match{}, false, fmt.Errorf("%w: collaboration %s is %s", ErrConflict, c.ID, c.State)
+		return Match{}, false, errs.New(errs.Conflict, "collaboration %s is %s", c.ID, c.State)
 	}
 	aa, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Proposer)
 	if err != nil {
-		return Match{}, false, fmt.Errorf("%w: both parties must upload before matching; %v", ErrAwaitingUpload, err)
+		return Match{}, false, errs.New(errs.AwaitingUpload, "both parties must upload before matching; %v", err)
 	}
 	ab, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Partner)
 	if err != nil {
-		return Match{}, false, fmt.Errorf("%w: both parties must upload before matching; %v", ErrAwaitingUpload, err)
+		return Match{}, false, errs.New(errs.AwaitingUpload, "both parties must upload before matching; %v", err)
 	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, aa.ID, ab.ID); err == nil {
 		return m, false, nil
@@ -124,9 +125,9 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c pa
 			continue
 		}
 		if a.PartnerID == actor.PartnerID {
-			return Match{}, false, fmt.Errorf("%w: your audience has %d people who can match, fewer than the rule min_upload_users (%d), after deletions; upload a larger audience", ErrConflict, a.PeopleMatchable, least)
+			return Match{}, false, errs.New(errs.Conflict, "your audience has %d people who can match, fewer than the rule min_upload_users (%d), after deletions; upload a larger audience", a.PeopleMatchable, least)
 		}
-		return Match{}, false, fmt.Errorf("%w: the other partner's audience has fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", ErrConflict, least)
+		return Match{}, false, errs.New(errs.Conflict, "the other partner's audience has fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", least)
 	}
 	mine := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: MatchWaiting,
 		Epsilon: c.Rules.MatchEpsilon}}
@@ -172,7 +173,7 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c pa
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mine.ID, mine.CollabID, mine.AudienceA, mine.AudienceB, mine.State, mine.PointsA, mine.PointsB, mine.Epsilon, mine.CreatedAt, mine.UpdatedAt); err != nil {
 			return err
 		}
-		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.start",
+		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchStart,
 			map[string]any{"match_id": mine.ID, "audience_a": mine.AudienceA, "audience_b": mine.AudienceB}); err != nil {
 			return err
 		}
@@ -202,26 +203,20 @@ func completes(m Match, target string) bool {
 // already there.
 var errRaceLost = errors.New("race lost")
 
-// ErrStale is a match voided by a replaced audience or a deletion.
-var ErrStale = errs.StaleMatch
-
 func errStale(matchID string) error {
-	return fmt.Errorf("%w: match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", ErrStale, matchID)
+	return errs.New(errs.StaleMatch, "match %s is stale: an audience was replaced, or people were deleted, since it started; run match again to start a new one", matchID)
 }
 
 func errDeleted(matchID string) error {
-	return fmt.Errorf("%w: match %s was deleted with its audience or collaboration", ErrConflict, matchID)
+	return errs.New(errs.Conflict, "match %s was deleted with its audience or collaboration", matchID)
 }
-
-// ErrAwaitingUpload is a match started before both parties uploaded.
-var ErrAwaitingUpload = errs.AwaitingUpload
 
 func (s *Service) findMatch(ctx context.Context, q store.Querier, collabID, aa, ab string) (Match, error) {
 	var id string
 	err := q.QueryRowContext(ctx, `SELECT id FROM matches WHERE collab_id = ? AND audience_a = ? AND audience_b = ? AND state IN (?, ?) ORDER BY created_at DESC LIMIT 1`,
 		collabID, aa, ab, MatchWaiting, MatchDone).Scan(&id)
 	if err != nil {
-		return Match{}, fmt.Errorf("%w: match", ErrNotFound)
+		return Match{}, errs.New(errs.NotFound, "match")
 	}
 	return s.GetMatch(ctx, q, collabID, id)
 }
@@ -237,7 +232,7 @@ func (s *Service) GetMatch(ctx context.Context, q store.Querier, collabID, id st
 		FROM matches m WHERE m.id = ? AND m.collab_id = ?`, id, collabID).
 		Scan(&m.ID, &m.CollabID, &m.AudienceA, &m.AudienceB, &m.State, &m.PointsA, &m.PointsB, &ha, &hb, &noisy, &m.Epsilon, &m.CreatedAt, &m.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return m, fmt.Errorf("%w: match %s", ErrNotFound, id)
+		return m, errs.New(errs.NotFound, "match %s", id)
 	}
 	if err != nil {
 		return m, err
@@ -359,11 +354,11 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 		if hex.EncodeToString(hr.h.Sum(nil)) == have {
 			return m, nil
 		}
-		return m, fmt.Errorf("%w: this half of match %s was already received with different points", ErrConflict, m.ID)
+		return m, errs.New(errs.Conflict, "this half of match %s was already received with different points", m.ID)
 	}
 	ir, err := ipc.NewReader(hr)
 	if err != nil {
-		return m, fmt.Errorf("%w: body is not an Arrow IPC stream: %v", ErrInvalid, err)
+		return m, errs.New(errs.Invalid, "body is not an Arrow IPC stream: %v", err)
 	}
 	defer ir.Release()
 	tr := &tokenReader{src: ir, want: want, mem: memory.DefaultAllocator}
@@ -449,7 +444,7 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 			// the match): as for a retry, the same bytes are a no-op and
 			// others a conflict.
 			if got != sum {
-				return fmt.Errorf("%w: this half of match %s was already received with different points", ErrConflict, m.ID)
+				return errs.New(errs.Conflict, "this half of match %s was already received with different points", m.ID)
 			}
 			m = cur
 			return errRaceLost
@@ -457,7 +452,7 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 		// Builds take turns, so what the build saw is still so; should it
 		// not be, nothing half-built is published.
 		if completes(cur, target) != (built != nil) {
-			return fmt.Errorf("cohort.PutPoints: match %s changed while its cohort was built; send the half again", m.ID)
+			return errs.New(errs.Conflict, "match %s changed while its cohort was built; send the half again", m.ID)
 		}
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tbl); err != nil {
 			return err
@@ -468,7 +463,7 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 		if _, err := tx.ExecContext(ctx, `UPDATE matches SET half_`+target+`_sha256 = ?, updated_at = ? WHERE id = ?`, sum, time.Now().UTC(), m.ID); err != nil {
 			return err
 		}
-		if _, err := audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "match.points",
+		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchPoints,
 			map[string]any{"match_id": m.ID, "side": target, "points": want, "content_sha256": sum}); err != nil {
 			return err
 		}

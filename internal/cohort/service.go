@@ -5,16 +5,7 @@ import (
 	"crypto/ed25519"
 	"sync"
 
-	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
-)
-
-// The error kinds this package wraps, as the server's taxonomy names
-// them; the API maps them to statuses.
-var (
-	ErrInvalid  = errs.Invalid
-	ErrNotFound = errs.NotFound
-	ErrConflict = errs.Conflict
 )
 
 // Service runs uploads, matches and deletions on one database.

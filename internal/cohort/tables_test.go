@@ -13,6 +13,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/psi"
 )
 
@@ -179,7 +180,7 @@ func TestReplacedAudienceLeavesNoTables(t *testing.T) {
 	if w, err = f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, w.ID); err != nil || w.State != MatchStale {
 		t.Errorf("the waiting match of the replaced audience is %q, %v; want stale", w.State, err)
 	}
-	if err := f.s.Points(f.ctx, f.c, w, f.eng[1].PartnerID, io.Discard); !errors.Is(err, ErrStale) {
+	if err := f.s.Points(f.ctx, f.c, w, f.eng[1].PartnerID, io.Discard); !errors.Is(err, errs.StaleMatch) {
 		t.Errorf("points of the voided match: %v, want stale", err)
 	}
 
@@ -225,7 +226,7 @@ func TestPutPointsBodyErrorAfterStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := io.MultiReader(bytes.NewReader(f.reblind(0, m)), iotest.ErrReader(errors.New("connection reset")))
-	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, body); !errors.Is(err, ErrInvalid) {
+	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, body); !errors.Is(err, errs.Invalid) {
 		t.Fatalf("a body failing after the stream: %v, want invalid", err)
 	}
 	got, err := f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, m.ID)
@@ -264,7 +265,7 @@ func TestSameHalfTwiceAtOnce(t *testing.T) {
 	if got, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(body)); err != nil || !got.HalfB {
 		t.Errorf("the same half again: %+v, %v", got.Match, err)
 	}
-	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(other)); !errors.Is(err, ErrConflict) {
+	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(other)); !errors.Is(err, errs.Conflict) {
 		t.Errorf("a different half at once: %v, want a conflict", err)
 	}
 	for _, n := range f.dataTables() {
@@ -286,7 +287,7 @@ func TestStartRacingAReplacement(t *testing.T) {
 		f.s.beforeRecord = nil
 		aa2 = f.upload(0, 0, 41)
 	}
-	if m, _, err := f.start(1); !errors.Is(err, ErrConflict) {
+	if m, _, err := f.start(1); !errors.Is(err, errs.Conflict) {
 		t.Errorf("start over a replaced audience: %+v, %v; want a conflict", m.Match, err)
 	}
 	f.wantTables(sorted(aa2.table, ab.table))

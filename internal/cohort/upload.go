@@ -20,6 +20,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -76,7 +77,7 @@ const (
 // retention > 0 the audience is deleted (with a receipt) once it is that old.
 func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partners.Collaboration, body io.Reader, format Format, retention time.Duration) (Audience, error) {
 	if c.State != partners.StateActive {
-		return Audience{}, fmt.Errorf("%w: collaboration %s is %s; both partners must approve its rules before uploads", ErrConflict, c.ID, c.State)
+		return Audience{}, errs.New(errs.Conflict, "collaboration %s is %s; both partners must approve its rules before uploads", c.ID, c.State)
 	}
 	hr := &hashingReader{r: body, h: sha256.New()}
 	var ar *audience.Reader
@@ -88,7 +89,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		}
 		defer cleanup()
 		if ar, err = audience.NewReader(pr); err != nil {
-			return Audience{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return Audience{}, errs.New(errs.Invalid, "%v", err)
 		}
 	default:
 		// The audience stream reader checks each message before Arrow
@@ -145,8 +146,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 	// Only people who can match count: a large upload with a handful of
 	// consented rows would otherwise be a tiny audience in disguise.
 	if a.PeopleMatchable < int64(c.Rules.MinUploadUsers) {
-		return fail(fmt.Errorf("%w: the audience has %d people who can match (distinct, consented for purpose %q, not opted out) of %d; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it",
-			ErrInvalid, a.PeopleMatchable, c.Rules.Purpose, a.People, c.Rules.MinUploadUsers))
+		return fail(errs.New(errs.Invalid, "the audience has %d people who can match (distinct, consented for purpose %q, not opted out) of %d; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it", a.PeopleMatchable, c.Rules.Purpose, a.People, c.Rules.MinUploadUsers))
 	}
 
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
@@ -156,7 +156,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 			return err
 		}
 		if cur.State != partners.StateActive {
-			return fmt.Errorf("%w: collaboration %s is %s", ErrConflict, c.ID, cur.State)
+			return errs.New(errs.Conflict, "collaboration %s is %s", c.ID, cur.State)
 		}
 		var oldTable string
 		err = tx.QueryRowContext(ctx, `SELECT id, table_name FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL`,
@@ -182,7 +182,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 			}
 			details["expires_at"] = exp
 		}
-		if _, err := audit.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.upload", details, private); err != nil {
+		if _, err := auditlog.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AudienceUpload, details, private); err != nil {
 			return err
 		}
 		if a.Replaced == "" {
@@ -198,7 +198,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		if _, _, err := dropMatches(ctx, tx, c.ID, a.Replaced, MatchStale); err != nil {
 			return err
 		}
-		_, err = audit.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, "audience.delete",
+		_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AudienceDelete,
 			map[string]any{"audience_id": a.Replaced, "reason": "replaced by " + a.ID})
 		return err
 	})
@@ -223,25 +223,25 @@ func (s *Service) spoolParquet(ctx context.Context, body io.Reader) (array.Recor
 	pf, err := file.NewParquetReader(f)
 	if err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("%w: body is not a Parquet file: %v", ErrInvalid, err)
+		return nil, nil, errs.New(errs.Invalid, "body is not a Parquet file: %v", err)
 	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
 	if err != nil {
 		pf.Close()
 		cleanup()
-		return nil, nil, fmt.Errorf("%w: Parquet schema: %v", ErrInvalid, err)
+		return nil, nil, errs.New(errs.Invalid, "Parquet schema: %v", err)
 	}
 	rr, err := fr.GetRecordReader(ctx, nil, nil)
 	if err != nil {
 		pf.Close()
 		cleanup()
-		return nil, nil, fmt.Errorf("%w: Parquet: %v", ErrInvalid, err)
+		return nil, nil, errs.New(errs.Invalid, "Parquet: %v", err)
 	}
 	return rr, func() { rr.Release(); pf.Close(); cleanup() }, nil
 }
 
 // ErrTooLarge is a body over the server's size limit: an errs.TooLarge.
-var ErrTooLarge = fmt.Errorf("%w: body exceeds the server's size limit", errs.TooLarge)
+var ErrTooLarge = errs.New(errs.TooLarge, "body exceeds the server's size limit")
 
 // LimitReader returns a reader that fails with ErrTooLarge after n bytes.
 func LimitReader(r io.Reader, n int64) io.Reader { return &limitReader{r: r, n: n} }
@@ -268,12 +268,12 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 // classify turns a stream error into ErrTooLarge (the body limit, wrapped
-// through the Arrow readers) or ErrInvalid.
+// through the Arrow readers) or errs.Invalid.
 func classify(err error) error {
 	if errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("%w: %v", ErrTooLarge, err)
 	}
-	return fmt.Errorf("%w: %v", ErrInvalid, err)
+	return errs.New(errs.Invalid, "%v", err)
 }
 
 // CurrentAudience returns a party's live audience in a collaboration.
@@ -284,7 +284,7 @@ func (s *Service) CurrentAudience(ctx context.Context, q store.Querier, collabID
 		FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL`, collabID, partnerID).
 		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
 	if errors.Is(err, sql.ErrNoRows) {
-		return a, fmt.Errorf("%w: partner %s has no audience in collaboration %s", ErrNotFound, partnerID, collabID)
+		return a, errs.New(errs.NotFound, "partner %s has no audience in collaboration %s", partnerID, collabID)
 	}
 	a.Columns = json.RawMessage(cols)
 	return a, err
@@ -323,8 +323,20 @@ func (s *Service) audienceByID(ctx context.Context, q store.Querier, id string) 
 		FROM audiences WHERE id = ? AND deleted_at IS NULL`, id).
 		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
 	if errors.Is(err, sql.ErrNoRows) {
-		return a, fmt.Errorf("%w: audience %s was replaced or deleted; start a new match", ErrConflict, id)
+		return a, errs.New(errs.Conflict, "audience %s was replaced or deleted; start a new match", id)
 	}
 	a.Columns = json.RawMessage(cols)
 	return a, err
+}
+
+// ViewFor is a as viewer may see it: the other partner's only as far as
+// that it exists, when, and its columns (which its analysts need); sizes
+// and the content hash only to its own partner and the operator. The
+// audience list, the report and the audit log agree on this.
+func (a Audience) ViewFor(viewer partners.Principal) wire.Audience {
+	w := a.Audience
+	if a.PartnerID != viewer.PartnerID && !viewer.IsOperator() {
+		w = wire.Audience{ID: a.ID, CollabID: a.CollabID, PartnerID: a.PartnerID, Columns: a.Columns, CreatedAt: a.CreatedAt}
+	}
+	return w
 }

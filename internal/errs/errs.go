@@ -1,89 +1,259 @@
-// Package errs is the server's error taxonomy: the kinds of failure every
-// server package reports by wrapping one of these, which the API maps to
-// HTTP statuses and wire error codes in one place (internal/api's
-// errors.go). It belongs to no domain package, so none of them owns the
-// others' errors.
+// Package errs is the server's one error model, after Prometheus's
+// apiError{typ, err}: every failure a caller may act on is an *Error of
+// a Kind, and each Kind carries the wire.ErrorCode (and so the HTTP
+// status, wire.ErrorCode.Status) the API answers with. Services make
+// errors with New; the API turns any error into its code and message
+// with Classify. An error without a Kind is an internal one.
+//
+// Texts never hold a kind's name: an *Error's text is its message, so a
+// caller's context ("reading the body: ...") wraps it with fmt.Errorf
+// and %w and the whole text is what the caller reads.
 package errs
 
-import "strings"
+import (
+	"errors"
+	"fmt"
 
-// Kind is one kind of failure. A kind may refine another (InvalidRules is
-// a kind of Invalid): errors.Is finds both.
-type Kind struct {
-	name   string
-	parent error
-}
-
-func (k *Kind) Error() string { return k.name }
-
-// Unwrap returns the kind this one refines, if any.
-func (k *Kind) Unwrap() error { return k.parent }
-
-// The kinds, typed error so that they wrap and compare as any sentinel.
-// Wrap one with fmt.Errorf("%w: what was wrong", errs.Invalid)
-// so that errors.Is finds it; the message after the kind is what the
-// caller reads (Message strips the kind's name).
-var (
-	// Invalid: the request is wrong and repeating it will not help.
-	Invalid error = &Kind{name: "invalid"}
-	// InvalidRules: a collaboration's rules are out of range; the message
-	// names the rule. A kind of Invalid.
-	InvalidRules error = &Kind{name: "invalid rules", parent: Invalid}
-	// NotFound: no such thing, or the caller may not know it exists.
-	NotFound error = &Kind{name: "not found"}
-	// Conflict: the request does not fit the current state.
-	Conflict error = &Kind{name: "conflict"}
-	// Unauthorized: no key, or an unknown or revoked one.
-	Unauthorized error = &Kind{name: "unauthorized"}
-	// Forbidden: the key's role may not do this.
-	Forbidden error = &Kind{name: "forbidden"}
-	// TooLarge: a body over the server's limit.
-	TooLarge error = &Kind{name: "too large"}
-	// UnsupportedMedia: a body in a format the route does not read.
-	UnsupportedMedia error = &Kind{name: "unsupported media type"}
-	// Unavailable: the server lacks what this needs (a signing key, the
-	// database); the operator can fix it, the caller cannot.
-	Unavailable error = &Kind{name: "unavailable"}
-	// StaleMatch: the match was voided (an audience replaced, or people
-	// deleted, since it started); running match again starts a new one.
-	// A kind of Conflict.
-	StaleMatch error = &Kind{name: "stale match", parent: Conflict}
-	// AwaitingUpload: a match started before both parties uploaded. A
-	// kind of Conflict.
-	AwaitingUpload error = &Kind{name: "awaiting upload", parent: Conflict}
+	"github.com/cleanroom/cleanroom/wire"
 )
 
-// Kinds lists every kind, refinements first, so that the first one
-// errors.Is finds is the most specific (an error may wrap several kinds:
-// awaiting an upload because an audience was not found).
-var Kinds = []error{StaleMatch, AwaitingUpload, InvalidRules, Invalid, NotFound, Conflict, Unauthorized, Forbidden, TooLarge, UnsupportedMedia, Unavailable}
+// Kind is one kind of failure, with its wire code. A kind may refine
+// another (InvalidRules is a kind of Invalid): errors.Is finds both, and
+// Classify answers with the most refined kind an error holds.
+type Kind struct {
+	code   wire.ErrorCode
+	name   string
+	parent *Kind
+	// refusal: a refusal of a query, logged as query.refused.
+	refusal bool
+}
 
-// Message returns err's text without the names of the kinds (and of the
-// sentinel errors in also) that wrapping put in front of its parts:
-// "invalid: invalid: row 601" reads "row 601", and "stale match: match
-// m_1 is stale" reads "match m_1 is stale". A text that is nothing but a
-// name is kept.
-func Message(err error, also ...error) string {
-	msg := err.Error()
-	var names []string
-	for _, k := range Kinds {
-		names = append(names, k.Error())
+// Error is the kind's name, the text of an error that is nothing but
+// its kind (errs.Unauthorized returned as is).
+func (k *Kind) Error() string { return k.name }
+
+// Code is the wire code the API answers with.
+func (k *Kind) Code() wire.ErrorCode { return k.code }
+
+// Unwrap returns the kind this one refines, if any.
+func (k *Kind) Unwrap() error {
+	if k.parent == nil {
+		return nil
 	}
-	for _, e := range also {
-		names = append(names, e.Error())
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, n := range names {
-			if rest, ok := strings.CutPrefix(msg, n+": "); ok && rest != "" {
-				msg, changed = rest, true
-			}
-			for _, sep := range []string{": ", "; "} {
-				if strings.Contains(msg, sep+n+": ") {
-					msg, changed = strings.ReplaceAll(msg, sep+n+": ", sep), true
-				}
-			}
+	return k.parent
+}
+
+// refines reports whether k is other or refines it.
+func (k *Kind) refines(other *Kind) bool {
+	for ; k != nil; k = k.parent {
+		if k == other {
+			return true
 		}
 	}
-	return msg
+	return false
+}
+
+func kind(code wire.ErrorCode, name string, parent *Kind) *Kind {
+	return &Kind{code: code, name: name, parent: parent}
+}
+
+func refusal(code wire.ErrorCode, name string, parent *Kind) *Kind {
+	k := kind(code, name, parent)
+	k.refusal = true
+	return k
+}
+
+// The kinds of every route.
+var (
+	// Invalid: the request is wrong and repeating it will not help.
+	Invalid = kind(wire.CodeInvalid, "invalid", nil)
+	// InvalidRules: a collaboration's rules are out of range; the message
+	// names the rule.
+	InvalidRules = kind(wire.CodeInvalidRules, "invalid rules", Invalid)
+	// NotFound: no such thing, or the caller may not know it exists.
+	NotFound = kind(wire.CodeNotFound, "not found", nil)
+	// Conflict: the request does not fit the current state.
+	Conflict = kind(wire.CodeConflict, "conflict", nil)
+	// StaleMatch: the match was voided (an audience replaced, or people
+	// deleted, since it started); running match again starts a new one.
+	StaleMatch = kind(wire.CodeStaleMatch, "stale match", Conflict)
+	// AwaitingUpload: a match started before both parties uploaded.
+	AwaitingUpload = kind(wire.CodeAwaitingUpload, "awaiting upload", Conflict)
+	// Unauthorized: no key, or an unknown or revoked one.
+	Unauthorized = kind(wire.CodeUnauthorized, "unauthorized", nil)
+	// Forbidden: the key's role may not do this.
+	Forbidden = kind(wire.CodeForbidden, "forbidden", nil)
+	// TooLarge: a body over the server's limit.
+	TooLarge = kind(wire.CodeTooLarge, "too large", nil)
+	// UnsupportedMedia: a body in a format the route does not read.
+	UnsupportedMedia = kind(wire.CodeUnsupportedMediaType, "unsupported media type", nil)
+	// Unavailable: the server lacks what this needs (a signing key); the
+	// operator can fix it, the caller cannot.
+	Unavailable = kind(wire.CodeUnavailable, "unavailable", nil)
+)
+
+// The refusals of a query: the query is not run, and the refusal is
+// logged (query.refused) with its code.
+var (
+	// Syntax: the text does not parse; the error's position says where.
+	Syntax = refusal(wire.CodeSyntax, "syntax error", nil)
+	// Unsupported: a construct outside the SQL subset.
+	Unsupported = refusal(wire.CodeUnsupported, "unsupported construct", nil)
+	// Limit: the query is over one of the size limits.
+	Limit = refusal(wire.CodeLimit, "over a size limit", nil)
+	// EpsilonNotAllowed: the epsilon is outside the rules' bounds.
+	EpsilonNotAllowed = refusal(wire.CodeEpsilonNotAllowed, "epsilon not allowed", nil)
+	// NotReleasable: the noise library refused the release's parameters.
+	NotReleasable = refusal(wire.CodeNotReleasable, "not releasable", nil)
+	// NotAllowed: a column or aggregate the rules do not allow.
+	NotAllowed = refusal(wire.CodeNotAllowed, "not allowed", nil)
+	// HiddenColumn: uid, rowid and columns starting with _.
+	HiddenColumn = refusal(wire.CodeHiddenColumn, "hidden column", nil)
+	// NotAQuerier: the rules' queriers leave out the key's partner.
+	NotAQuerier = refusal(wire.CodeNotAQuerier, "not a querier", nil)
+	// NoCohort: no match has built a cohort yet, or the collaboration is
+	// not active.
+	NoCohort = refusal(wire.CodeNoCohort, "no cohort", nil)
+	// CohortTooSmall: the cohort's noisy size is under min_cohort_users.
+	CohortTooSmall = refusal(wire.CodeCohortTooSmall, "cohort too small", nil)
+	// RulesInvalid: the stored rules cannot be counted exactly.
+	RulesInvalid = refusal(wire.CodeRulesInvalid, "rules invalid", nil)
+	// BudgetExhausted: the epsilon budget cannot cover the charge.
+	BudgetExhausted = refusal(wire.CodeBudgetExhausted, "budget exhausted", nil)
+	// DeltaBudgetExhausted: the delta budget cannot cover the charge. A
+	// kind of BudgetExhausted.
+	DeltaBudgetExhausted = refusal(wire.CodeDeltaBudgetExhausted, "delta budget exhausted", BudgetExhausted)
+)
+
+// Kinds lists every kind.
+var Kinds = []*Kind{
+	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, Unauthorized, Forbidden,
+	TooLarge, UnsupportedMedia, Unavailable,
+	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
+	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted,
+}
+
+// Error is a failure of a kind. Its text is its message alone.
+type Error struct {
+	Kind *Kind
+	// Message says what was wrong and what to do; it never holds a secret
+	// or another partner's data.
+	Message string
+	// Position is, for a query refused for its text, the byte offset in
+	// the analyst's SQL; -1 when there is none.
+	Position int
+	// Err is the cause, when the message was made from one (%w).
+	Err error
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Unwrap gives the kind, so that errors.Is(err, errs.NotFound) holds,
+// and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// New returns an error of kind k whose message is format's text; a %w in
+// format keeps its operand as the cause.
+func New(k *Kind, format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	e := &Error{Kind: k, Message: err.Error(), Position: -1}
+	if errors.Unwrap(err) != nil || len(unwrapAll(err)) > 0 {
+		e.Err = err
+	}
+	return e
+}
+
+// At returns a copy of e whose position in the query text is pos.
+func (e *Error) At(pos int) *Error {
+	c := *e
+	c.Position = pos
+	return &c
+}
+
+func unwrapAll(err error) []error {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		return u.Unwrap()
+	}
+	return nil
+}
+
+// KindOf is the most refined kind err holds, nil for none: of the kinds
+// found in err's tree, the first that no other found kind refines (a
+// conflict that wraps a stale match is a stale match; an awaiting upload
+// that wraps a not found is an awaiting upload).
+func KindOf(err error) *Kind {
+	var found []*Kind
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+			return
+		case *Kind:
+			found = append(found, e)
+			return
+		case *Error:
+			found = append(found, e.Kind)
+			walk(e.Err)
+			return
+		}
+		if u, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, c := range u.Unwrap() {
+				walk(c)
+			}
+			return
+		}
+		walk(errors.Unwrap(err))
+	}
+	walk(err)
+	for _, k := range found {
+		refined := false
+		for _, o := range found {
+			if o != k && o.refines(k) {
+				refined = true
+				break
+			}
+		}
+		if !refined {
+			return k
+		}
+	}
+	return nil
+}
+
+// IsRefusal reports whether err is a refusal of a query (one of the
+// kinds logged as query.refused).
+func IsRefusal(err error) bool {
+	k := KindOf(err)
+	return k != nil && k.refusal
+}
+
+// PositionOf is the position in the query text of the *Error in err, -1
+// for none.
+func PositionOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Position
+	}
+	return -1
+}
+
+// Classify is the one mapping from an error to what the caller reads:
+// the code of its kind (and with it the status) and its text. An error
+// of no kind is internal, and its text is not shown: it may hold what
+// the caller must not see.
+func Classify(err error) wire.Error {
+	k := KindOf(err)
+	if k == nil {
+		return wire.Error{Code: wire.CodeInternal, Message: "internal error; the operator's log has details"}
+	}
+	e := wire.Error{Code: k.code, Message: err.Error()}
+	if pos := PositionOf(err); pos >= 0 {
+		e.Position = &pos
+	}
+	return e
 }

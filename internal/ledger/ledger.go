@@ -3,19 +3,16 @@ package ledger
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Amount is an epsilon and a delta in whole units.
 type Amount = wire.Amount
-
-// ErrBudgetExhausted is a charge the remaining budget cannot cover.
-var ErrBudgetExhausted = errors.New("privacy budget exhausted")
 
 // BudgetName names one of a partner's two budgets.
 type BudgetName string
@@ -28,7 +25,8 @@ const (
 )
 
 // BudgetError says which budget a charge would exceed, how much was asked
-// and how much is left.
+// and how much is left. It is of kind errs.BudgetExhausted, refined to
+// errs.DeltaBudgetExhausted for the delta budget.
 type BudgetError struct {
 	Budget           BudgetName
 	Asked, Remaining float64
@@ -51,7 +49,12 @@ func (e *BudgetError) Error() string {
 	return msg
 }
 
-func (e *BudgetError) Unwrap() error { return ErrBudgetExhausted }
+func (e *BudgetError) Unwrap() error {
+	if e.Budget == DeltaBudget {
+		return errs.DeltaBudgetExhausted
+	}
+	return errs.BudgetExhausted
+}
 
 // PeriodStart is when the current budget period began: the zero time for
 // refresh "none" (one budget for the collaboration's life), the first of

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -162,7 +163,7 @@ func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 	}
 	_, err = debit(0.1, jan, "monthly")
 	var be *BudgetError
-	if !errors.As(err, &be) || !errors.Is(err, ErrBudgetExhausted) || be.Remaining != 0 || be.Budget != "epsilon" {
+	if !errors.As(err, &be) || !errors.Is(err, errs.BudgetExhausted) || be.Remaining != 0 || be.Budget != "epsilon" {
 		t.Fatalf("eleventh charge: %v", err)
 	}
 	var n int
@@ -174,7 +175,7 @@ func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 	if left, err := debit(0.5, jan.Add(2*time.Hour), "monthly"); err != nil || left != 0.5 {
 		t.Errorf("february: left %v, %v", left, err)
 	}
-	if _, err := debit(0.1, jan.Add(2*time.Hour), "none"); !errors.Is(err, ErrBudgetExhausted) {
+	if _, err := debit(0.1, jan.Add(2*time.Hour), "none"); !errors.Is(err, errs.BudgetExhausted) {
 		t.Errorf("refresh none must not refresh: %v", err)
 	}
 	if _, err := debit(-1, jan, "none"); err == nil {

@@ -7,7 +7,7 @@
   var CR = window.CR, el = CR.el;
   var pageSize = 100;
   var actions = ['server.init', 'partner.create', 'key.create', 'key.revoke', 'collaboration.propose', 'collaboration.approve',
-    'collaboration.change_rules', 'collaboration.reject_rules', 'collaboration.delete', 'audience.upload', 'audience.delete',
+    'collaboration.change_rules', 'collaboration.reject_rules', 'audience.upload', 'audience.delete',
     'match.start', 'match.points', 'match.complete', 'query.run', 'query.cached', 'query.refused', 'access.request',
     'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry'];
 

@@ -2,9 +2,9 @@ package query
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -39,8 +39,7 @@ func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, table string) er
 	cols = append(cols, whereColumns(p.Where)...)
 	for _, c := range cols {
 		if _, ok := types[c]; c != "" && !ok {
-			return &Error{Code: CodeNotAllowed, Position: p.position(c),
-				Message: fmt.Sprintf("column %s is allowed by the rules but the cohort has no such column (cohort columns carry their partner's prefix, such as brand_co_); ask the admins to fix the rules", c)}
+			return errs.New(errs.NotAllowed, "column %s is allowed by the rules but the cohort has no such column (cohort columns carry their partner's prefix, such as brand_co_); ask the admins to fix the rules", c).At(p.position(c))
 		}
 	}
 	if p.Where == nil {
@@ -76,8 +75,7 @@ func checkExprTypes(e *Expr, types map[string]string) error {
 	t := types[e.Column]
 	for _, v := range e.Values {
 		if !compatible(t, v.Kind) {
-			return &Error{Code: CodeUnsupported, Position: -1,
-				Message: fmt.Sprintf("column %s is %s and cannot be compared with a %s literal", e.Column, strings.ToLower(t), v.Kind)}
+			return errs.New(errs.Unsupported, "column %s is %s and cannot be compared with a %s literal", e.Column, strings.ToLower(t), v.Kind)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -19,14 +20,14 @@ import (
 // could be forged; this test failed then.
 func TestEntriesBeforeAStubCannotBeForged(t *testing.T) {
 	lines, pub := partnerExport(t) // entry 1 readable, 2 and 3 stubs
-	var e1 Entry
+	var e1 audit.Entry
 	if err := json.Unmarshal([]byte(lines[0]), &e1); err != nil {
 		t.Fatal(err)
 	}
 	// Forge entry 1 and relink the stub after it, as a forger would.
 	e1.Details = json.RawMessage(strings.Replace(string(e1.Details), `"i":0`, `"i":99`, 1))
-	e1.ContentHash = contentHash(&e1)
-	e1.Hash = Hash(&e1)
+	e1.ContentHash = audit.ContentHash(&e1)
+	e1.Hash = audit.Hash(&e1)
 	forged := append([]string(nil), lines...)
 	b, _ := json.Marshal(e1)
 	forged[0] = string(b)
@@ -70,11 +71,11 @@ func TestLogsFromBeforeVersion2StillVerify(t *testing.T) {
 	}
 	defer db.Close()
 	// Three entries as the first version wrote them.
-	prev := GenesisHash
+	prev := audit.GenesisHash
 	for i := int64(1); i <= 3; i++ {
-		e := Entry{Seq: i, At: time.Date(2026, 1, 1, 0, 0, int(i), 0, time.UTC), Actor: "k_1", PartnerID: "p_1", CollabID: "c_1",
+		e := audit.Entry{Seq: i, At: time.Date(2026, 1, 1, 0, 0, int(i), 0, time.UTC), Actor: "k_1", PartnerID: "p_1", CollabID: "c_1",
 			Action: "test.old", Details: json.RawMessage(`{"i":1}`), PrevHash: prev}
-		e.Hash = hashV1(&e)
+		e.Hash = audit.Hash(&e)
 		if _, err := db.SQL().Exec(`INSERT INTO audit_log (seq, at, actor, partner_id, collab_id, action, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			e.Seq, e.At, e.Actor, e.PartnerID, e.CollabID, e.Action, string(e.Details), e.PrevHash, e.Hash); err != nil {
 			t.Fatal(err)
@@ -100,7 +101,7 @@ func TestLogsFromBeforeVersion2StillVerify(t *testing.T) {
 	if h.V2From != 4 {
 		t.Fatalf("signed head says version 2 begins at %d, want 4", h.V2From)
 	}
-	if err := Verify(entries, h, priv.Public().(ed25519.PublicKey)); err != nil {
+	if err := audit.Verify(entries, h, priv.Public().(ed25519.PublicKey)); err != nil {
 		t.Fatalf("a log from before version 2: %v", err)
 	}
 	if entries[2].Version != 0 || entries[3].Version != 2 {
@@ -108,7 +109,7 @@ func TestLogsFromBeforeVersion2StillVerify(t *testing.T) {
 	}
 	// The head's v2_from is signed: moving it is a forged head.
 	h.V2From = 6
-	if err := Verify(entries, h, priv.Public().(ed25519.PublicKey)); err == nil || !strings.Contains(err.Error(), "signature") {
+	if err := audit.Verify(entries, h, priv.Public().(ed25519.PublicKey)); err == nil || !strings.Contains(err.Error(), "signature") {
 		t.Errorf("a head with v2_from moved: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"bytes"
@@ -11,11 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // exported builds a log of n entries and exports it with a signed head.
-func exported(t *testing.T, n int) ([]Entry, Head, ed25519.PrivateKey) {
+func exported(t *testing.T, n int) ([]audit.Entry, audit.Head, ed25519.PrivateKey) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -48,11 +49,11 @@ func exported(t *testing.T, n int) ([]Entry, Head, ed25519.PrivateKey) {
 	// Round trip through the export format.
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	if err := Export(ctx, db.SQL(), nil, head.Seq, func(e *Entry) error { return enc.Encode(e) }); err != nil {
+	if err := Export(ctx, db.SQL(), nil, head.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
 		t.Fatal(err)
 	}
 	enc.Encode(map[string]any{"head": head})
-	entries, h, err := ReadExport(&buf)
+	entries, h, err := audit.ReadExport(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +63,10 @@ func exported(t *testing.T, n int) ([]Entry, Head, ed25519.PrivateKey) {
 func TestVerifyDetectsTampering(t *testing.T) {
 	entries, head, priv := exported(t, 6)
 	pub := priv.Public().(ed25519.PublicKey)
-	if err := Verify(entries, head, pub); err != nil {
+	if err := audit.Verify(entries, head, pub); err != nil {
 		t.Fatalf("an intact export fails: %v", err)
 	}
-	clone := func() []Entry { return append([]Entry(nil), entries...) }
+	clone := func() []audit.Entry { return append([]audit.Entry(nil), entries...) }
 
 	edited := clone()
 	edited[2].Details = json.RawMessage(`{"i":2,"note":"changed"}`)
@@ -78,8 +79,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	otherKey, _, _ := ed25519.GenerateKey(nil)
 	for _, c := range []struct {
 		name    string
-		entries []Entry
-		head    Head
+		entries []audit.Entry
+		head    audit.Head
 		pub     ed25519.PublicKey
 		want    string
 	}{
@@ -90,7 +91,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{"forged head", truncated, forged, pub, "signature"},
 		{"another server's key", entries, head, otherKey, "signature"},
 	} {
-		err := Verify(c.entries, c.head, c.pub)
+		err := audit.Verify(c.entries, c.head, c.pub)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want %q", c.name, err, c.want)
 		}
@@ -101,11 +102,11 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	prev := rewritten[3].Hash
 	for i := 4; i < len(rewritten); i++ {
 		rewritten[i].PrevHash = prev
-		rewritten[i].ContentHash = contentHash(&rewritten[i])
-		rewritten[i].Hash = Hash(&rewritten[i])
+		rewritten[i].ContentHash = audit.ContentHash(&rewritten[i])
+		rewritten[i].Hash = audit.Hash(&rewritten[i])
 		prev = rewritten[i].Hash
 	}
-	if err := Verify(rewritten, head, pub); err == nil || !strings.Contains(err.Error(), "rewritten") {
+	if err := audit.Verify(rewritten, head, pub); err == nil || !strings.Contains(err.Error(), "rewritten") {
 		t.Errorf("rewritten chain: %v", err)
 	}
 }
@@ -124,11 +125,11 @@ func TestSigningKeyFileChecks(t *testing.T) {
 		t.Errorf("loose key file: %v", err)
 	}
 	pub, _, _ := ed25519.GenerateKey(nil)
-	got, err := ParsePublicKey(EncodePublicKey(pub))
+	got, err := audit.ParsePublicKey(audit.EncodePublicKey(pub))
 	if err != nil || !got.Equal(pub) {
 		t.Errorf("public key round trip: %v", err)
 	}
-	if _, err := ParsePublicKey("ssh-ed25519 AAAA"); err == nil {
+	if _, err := audit.ParsePublicKey("ssh-ed25519 AAAA"); err == nil {
 		t.Error("a foreign key format was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -52,7 +53,7 @@ func partnerExport(t *testing.T) ([]string, ed25519.PublicKey) {
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	if err := Export(ctx, db.SQL(), []string{"p_1"}, head.Seq, func(e *Entry) error { return enc.Encode(e) }); err != nil {
+	if err := Export(ctx, db.SQL(), []string{"p_1"}, head.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
 		t.Fatal(err)
 	}
 	enc.Encode(map[string]any{"head": head})
@@ -60,11 +61,11 @@ func partnerExport(t *testing.T) ([]string, ed25519.PublicKey) {
 }
 
 func verifyLines(lines []string, pub ed25519.PublicKey) error {
-	entries, head, err := ReadExport(strings.NewReader(strings.Join(lines, "\n") + "\n"))
+	entries, head, err := audit.ReadExport(strings.NewReader(strings.Join(lines, "\n") + "\n"))
 	if err != nil {
 		return err
 	}
-	return Verify(entries, head, pub)
+	return audit.Verify(entries, head, pub)
 }
 
 // A redacted entry gives its place in the chain and nothing else; one that
@@ -121,9 +122,9 @@ func TestVerifyRefusesRedactedEntriesWithContent(t *testing.T) {
 	// Exports written before stubs were cut to their place carried empty
 	// fields; they say nothing, and those exports still verify.
 	legacy := edit(2, func(s string) string {
-		var e Entry
+		var e audit.Entry
 		json.Unmarshal([]byte(s), &e)
-		type plain Entry
+		type plain audit.Entry
 		e.Redacted = true
 		b, _ := json.Marshal(plain(e))
 		return string(b)
@@ -136,19 +137,19 @@ func TestVerifyRefusesRedactedEntriesWithContent(t *testing.T) {
 	}
 
 	// Entries built in Go rather than read: the same rule.
-	entries, head, err := ReadExport(strings.NewReader(strings.Join(lines, "\n")))
+	entries, head, err := audit.ReadExport(strings.NewReader(strings.Join(lines, "\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	entries[2].Private = json.RawMessage(`{"rows":1}`)
-	if err := Verify(entries, head, pub); err == nil || !strings.Contains(err.Error(), "entry seq 3: is marked redacted but carries private") {
+	if err := audit.Verify(entries, head, pub); err == nil || !strings.Contains(err.Error(), "entry seq 3: is marked redacted but carries private") {
 		t.Errorf("a redacted Entry with a private part: %v", err)
 	}
 
 	// The documented limit: a readable entry stripped to an exact stub
 	// looks like one the server redacted, and the export still verifies.
 	stripped := edit(6, func(s string) string {
-		var e Entry
+		var e audit.Entry
 		json.Unmarshal([]byte(s), &e)
 		e.Redacted = true
 		b, _ := json.Marshal(e)

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -42,9 +43,9 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	export := func(readers []string) []Entry {
+	export := func(readers []string) []audit.Entry {
 		entries, h := exportLog(t, db.SQL(), priv, readers)
-		if err := Verify(entries, h, priv.Public().(ed25519.PublicKey)); err != nil {
+		if err := audit.Verify(entries, h, priv.Public().(ed25519.PublicKey)); err != nil {
 			t.Fatalf("export for %v does not verify: %v", readers, err)
 		}
 		return entries
@@ -71,13 +72,13 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 	}
 
 	// An edited private part, or one the entry never committed to, fails.
-	edited := append([]Entry(nil), own...)
+	edited := append([]audit.Entry(nil), own...)
 	edited[0].Private = json.RawMessage(strings.Replace(string(own[0].Private), `"rows":3`, `"rows":4`, 1))
-	if err := CheckPrivate(&edited[0]); err == nil || !strings.Contains(err.Error(), "do not match") {
+	if err := audit.CheckPrivate(&edited[0]); err == nil || !strings.Contains(err.Error(), "do not match") {
 		t.Errorf("an edited private part: %v", err)
 	}
 	edited[1].Private = json.RawMessage(`{"rows": 1}`)
-	if err := CheckPrivate(&edited[1]); err == nil || !strings.Contains(err.Error(), "does not commit") {
+	if err := audit.CheckPrivate(&edited[1]); err == nil || !strings.Contains(err.Error(), "does not commit") {
 		t.Errorf("a private part the entry does not commit to: %v", err)
 	}
 }
@@ -87,7 +88,7 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 func exportLog(t *testing.T, q interface {
 	Querier
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, priv ed25519.PrivateKey, readers []string) ([]Entry, Head) {
+}, priv ed25519.PrivateKey, readers []string) ([]audit.Entry, audit.Head) {
 	t.Helper()
 	ctx := context.Background()
 	head, err := SignedHead(ctx, q, priv)
@@ -96,11 +97,11 @@ func exportLog(t *testing.T, q interface {
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	if err := Export(ctx, q, readers, head.Seq, func(e *Entry) error { return enc.Encode(e) }); err != nil {
+	if err := Export(ctx, q, readers, head.Seq, func(e *audit.Entry) error { return enc.Encode(e) }); err != nil {
 		t.Fatal(err)
 	}
 	enc.Encode(map[string]any{"head": head})
-	entries, h, err := ReadExport(&buf)
+	entries, h, err := audit.ReadExport(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,64 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// TestAuthenticationOutageIsNotUnauthorized: when the database fails
+// while a key is checked, the caller gets a 500 (not "unknown key") and
+// the operator's log says why; a wrong key is still a 401.
+func TestAuthenticationOutageIsNotUnauthorized(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := Start(ctx, db)
+	if err != nil || secret == "" {
+		t.Fatalf("start: %q %v", secret, err)
+	}
+	var logs bytes.Buffer
+	h := New(db, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}).Handler()
+	get := func(key string) (int, wire.ErrorBody) {
+		req := httptest.NewRequest(http.MethodGet, "/v1/me", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var body wire.ErrorBody
+		_ = json.Unmarshal(rec.Body.Bytes(), &body)
+		return rec.Code, body
+	}
+	if code, _ := get(secret); code != http.StatusOK {
+		t.Fatalf("the operator's key: %d", code)
+	}
+	if code, body := get(secret + "x"); code != http.StatusUnauthorized || body.Error.Code != wire.CodeUnauthorized {
+		t.Fatalf("a wrong key: %d %+v", code, body)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("a wrong key is logged as an error: %s", logs.String())
+	}
+
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(secret)
+	if code != http.StatusInternalServerError || body.Error.Code != wire.CodeInternal {
+		t.Fatalf("authentication with the database down: %d %+v, want 500 internal", code, body)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "authenticating a key") {
+		t.Errorf("the outage is not in the log: %q", logs.String())
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Error("the log holds the API key")
+	}
+}

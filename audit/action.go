@@ -1,0 +1,46 @@
+package audit
+
+// Action names what an entry records. Entry.Action holds it as a plain
+// string, which the hash covers: the names below are part of every log
+// written so far and must never change.
+type Action string
+
+// The actions the server writes.
+const (
+	ServerInit               Action = "server.init"
+	PartnerCreate            Action = "partner.create"
+	KeyCreate                Action = "key.create"
+	KeyRevoke                Action = "key.revoke"
+	CollaborationPropose     Action = "collaboration.propose"
+	CollaborationApprove     Action = "collaboration.approve"
+	CollaborationChangeRules Action = "collaboration.change_rules"
+	CollaborationRejectRules Action = "collaboration.reject_rules"
+	AudienceUpload           Action = "audience.upload"
+	AudienceDelete           Action = "audience.delete"
+	MatchStart               Action = "match.start"
+	MatchPoints              Action = "match.points"
+	MatchComplete            Action = "match.complete"
+	QueryRun                 Action = "query.run"
+	QueryCached              Action = "query.cached"
+	QueryRefused             Action = "query.refused"
+	AccessRequest            Action = "access.request"
+	DeletionIdentifiers      Action = "deletion.identifiers"
+	DeletionOptOut           Action = "deletion.optout"
+	DeletionAudience         Action = "deletion.audience"
+	DeletionCollaboration    Action = "deletion.collaboration"
+	DeletionExpiry           Action = "deletion.expiry"
+)
+
+// Actions lists every action the server writes, in the order of a
+// collaboration's life (setup, rules, data, matching, queries, deletion),
+// the order the console offers them in.
+func Actions() []Action {
+	return []Action{
+		ServerInit, PartnerCreate, KeyCreate, KeyRevoke,
+		CollaborationPropose, CollaborationApprove, CollaborationChangeRules, CollaborationRejectRules,
+		AudienceUpload, AudienceDelete,
+		MatchStart, MatchPoints, MatchComplete,
+		QueryRun, QueryCached, QueryRefused, AccessRequest,
+		DeletionIdentifiers, DeletionOptOut, DeletionAudience, DeletionCollaboration, DeletionExpiry,
+	}
+}

@@ -1,0 +1,170 @@
+// Package report builds the two reports a clean room publishes: a
+// collaboration's transparency report (for its partners, their auditors
+// and the operator) and a partner's public privacy report. It decides
+// what each reader may see of the other partner's data, and reads every
+// section in one transaction, so a report is one state of the database;
+// each section's rows come from the package that owns its table. The API
+// parses requests and renders what this returns.
+package report
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/auditlog"
+	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/ledger"
+	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/query"
+	"github.com/cleanroom/cleanroom/wire"
+)
+
+// Service builds reports from one database.
+type Service struct {
+	DB      *store.DB
+	Cohorts *cohort.Service
+}
+
+// Collaboration is co's transparency report for reader: what is held,
+// what was done with it, and what was deleted. It tells each partner about
+// the other's data only what the protocol already does: no exact sizes,
+// consent mix or cohort counts; the noisy cohort sizes both saw are in it.
+func (s *Service) Collaboration(ctx context.Context, reader partners.Principal, co partners.Collaboration, now time.Time) (wire.Report, error) {
+	rep := wire.Report{Collaboration: co, GeneratedAt: now.UTC(), DataHeld: []wire.HeldData{}}
+	err := s.DB.Read(ctx, func(tx *sql.Tx) error {
+		for _, member := range co.Members() {
+			held := wire.HeldData{PartnerID: member}
+			a, err := s.Cohorts.CurrentAudience(ctx, tx, co.ID, member)
+			if errors.Is(err, errs.NotFound) {
+				rep.DataHeld = append(rep.DataHeld, held)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			view := a.ViewFor(reader)
+			held.Audience = &view
+			if a.PartnerID == reader.PartnerID || reader.IsOperator() {
+				if held.ConsentRowsByPurpose, err = s.Cohorts.ConsentMix(ctx, tx, a); err != nil {
+					return err
+				}
+			}
+			rep.DataHeld = append(rep.DataHeld, held)
+		}
+		var err error
+		if rep.Matches, err = s.Cohorts.ReportMatches(ctx, tx, co.ID); err != nil {
+			return err
+		}
+		if rep.QueriesByAnalyst, err = query.QueriesByAnalyst(ctx, tx, co.ID); err != nil {
+			return err
+		}
+		if rep.BudgetSpentByDay, err = ledger.SpentByDay(ctx, tx, co.ID); err != nil {
+			return err
+		}
+		if rep.RefusalsByReason, err = query.RefusalsByReason(ctx, tx, co.ID); err != nil {
+			return err
+		}
+		if rep.Deletions, err = s.Cohorts.ReportDeletions(ctx, tx, co.ID); err != nil {
+			return err
+		}
+		var own []string // nil: every partner's, for the operator
+		if !reader.IsOperator() {
+			own = []string{reader.PartnerID}
+		}
+		if rep.Honoured, err = s.Cohorts.Honoured(ctx, tx, co.ID, own); err != nil {
+			return err
+		}
+		// What a person in the cohort is exposed to: everything both
+		// partners spent on this collaboration, matches included, over its
+		// life.
+		total, err := ledger.CollaborationSpent(ctx, tx, co.ID)
+		if err != nil {
+			return fmt.Errorf("report exposure: %w", err)
+		}
+		rep.Exposure = wire.Exposure{CollaborationEpsilonSpent: total.Epsilon(), CollaborationDeltaSpent: total.Delta()}
+		return nil
+	})
+	return rep, err
+}
+
+// Privacy is partner partnerID's public privacy report: aggregates of its
+// own use of its data in [since, until), for the people in it.
+func (s *Service) Privacy(ctx context.Context, partnerID string, since, until, now time.Time) (wire.PrivacyReport, error) {
+	var rep wire.PrivacyReport
+	err := s.DB.Read(ctx, func(tx *sql.Tx) error {
+		pa, err := partners.GetPartner(ctx, tx, partnerID)
+		if err != nil {
+			return err
+		}
+		rep = wire.PrivacyReport{PartnerID: pa.ID, PartnerName: pa.Name, Since: since, Until: until, GeneratedAt: now.UTC(),
+			Collaborations: []wire.PrivacyCollaboration{}}
+		cs, err := partners.ListCollaborations(ctx, tx, partners.Principal{PartnerID: pa.ID})
+		if err != nil {
+			return err
+		}
+		for _, co := range cs {
+			// Those that existed in the period. (The operator's partner
+			// lists every collaboration, and is in none.)
+			if !co.HasMember(pa.ID) || !co.CreatedAt.Before(until) || co.State == wire.StateDeleted && co.UpdatedAt.Before(since) {
+				continue
+			}
+			other := co.PartnerName
+			if co.Partner == pa.ID {
+				other = co.ProposerName
+			}
+			pc := wire.PrivacyCollaboration{Name: co.Name, PartnerName: other, Purpose: co.Rules.Purpose, State: co.State, Noise: co.Rules.Noise}
+			total, err := ledger.CollaborationSpentBefore(ctx, tx, co.ID, until)
+			if err != nil {
+				return err
+			}
+			pc.EpsilonSpent, pc.DeltaSpent = total.Epsilon(), total.Delta()
+			if pc.Queries, err = auditlog.Count(ctx, tx, co.ID, audit.QueryRun, since, until); err != nil {
+				return err
+			}
+			if pc.Matches, err = auditlog.Count(ctx, tx, co.ID, audit.MatchComplete, since, until); err != nil {
+				return err
+			}
+			rep.Collaborations = append(rep.Collaborations, pc)
+		}
+		hs, err := s.Cohorts.HonouredOf(ctx, tx, pa.ID, since, until)
+		if err != nil {
+			return err
+		}
+		var secs []int64
+		for _, h := range hs {
+			switch h.Kind {
+			case wire.DeleteOptOut:
+				rep.OptOutsHonoured++
+			case wire.DeleteExpiry:
+				rep.ExpiriesHonoured++
+			default:
+				rep.DeletionsHonoured++
+			}
+			rep.IdentifiersSubmitted += h.Identifiers
+			secs = append(secs, h.Seconds)
+		}
+		rep.MedianSecondsToHonour = median(secs)
+		return nil
+	})
+	return rep, err
+}
+
+// median of secs, nil for none.
+func median(secs []int64) *int64 {
+	if len(secs) == 0 {
+		return nil
+	}
+	slices.Sort(secs)
+	m := secs[len(secs)/2]
+	if len(secs)%2 == 0 {
+		m = (secs[len(secs)/2-1] + secs[len(secs)/2]) / 2
+	}
+	return &m
+}

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cleanroom/cleanroom/query"
 )
 
 // metrics are the server's Prometheus metrics. Labels are routes and
@@ -31,6 +33,14 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// countRefusalsNotLogged exports how many query refusals' audit entries
+// failed: refusals are documented as logged, so a gap must be seen.
+func (m *metrics) countRefusalsNotLogged(qs *query.Service) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "cleanroom_query_refusals_not_audited_total", Help: "Query refusals whose audit log entry failed to append.",
+	}, func() float64 { return float64(qs.RefusalsNotLogged()) }))
 }
 
 func (m *metrics) observe(c echo.Context, d time.Duration) {

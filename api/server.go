@@ -192,8 +192,9 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 		cfg.Clock = time.Now
 	}
 	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Signer: signer}
-	s := &Server{db: db, cohorts: co, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock}, reports: &report.Service{DB: db, Cohorts: co},
+	s := &Server{db: db, cohorts: co, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
+	s.m.countRefusalsNotLogged(s.queries)
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)

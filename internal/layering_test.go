@@ -143,3 +143,25 @@ func TestDependenciesFlowOneWay(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyDPImportsNoiseInTests extends TestDependenciesFlowOneWay's
+// rule (noise comes from package dp alone) to tests: a test drawing its
+// own noise would test something other than what the server releases.
+func TestOnlyDPImportsNoiseInTests(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}`, module+"...").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list: %v: %s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		pkg := strings.TrimPrefix(f[0], module)
+		if pkg == "dp" {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, dpLibrary) {
+				t.Errorf("tests of %s import %s: noise comes from package dp alone", pkg, imp)
+			}
+		}
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
@@ -39,6 +41,11 @@ type Service struct {
 	// Now stamps budget charges and picks the budget period; default
 	// time.Now.
 	Now func() time.Time
+	// Logger receives what cannot go to the audit log (a refusal whose
+	// entry failed to append); default slog.Default().
+	Logger *slog.Logger
+	// refusalsNotLogged counts refusals whose audit entry failed.
+	refusalsNotLogged atomic.Int64
 	// release overrides dp.ReleaseGroups' noise, for the statistical
 	// test's negative controls only; it is not reachable from outside.
 	release func([]dp.Group, dp.ReleaseOptions) (dp.Release, error)
@@ -68,13 +75,36 @@ func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.
 	return ans, nil
 }
 
+// logRefusal appends a refusal's audit entry. The refusal reaches the
+// caller either way (its entry is a record, not a condition of the
+// answer); an entry that fails is logged at error level and counted
+// (RefusalsNotLogged), so the operator sees a gap in what is documented
+// as logged. A caller that hung up does not cancel the entry.
 func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request, refused error) {
-	_ = s.DB.Write(ctx, func(tx *sql.Tx) error {
+	ctx = context.WithoutCancel(ctx)
+	code := errs.KindOf(refused).Code()
+	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryRefused,
-			map[string]any{"sql": truncate(req.SQL, 10000), "epsilon": req.Epsilon, "code": errs.KindOf(refused).Code(), "reason": refused.Error()})
+			map[string]any{"sql": truncate(req.SQL, 10000), "epsilon": req.Epsilon, "code": code, "reason": refused.Error()})
 		return err
 	})
+	if err == nil {
+		return
+	}
+	s.refusalsNotLogged.Add(1)
+	log := s.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	// Names and the refusal code only: the SQL and the reason stay out of
+	// the server's log, as request bodies do.
+	log.ErrorContext(ctx, "query refusal not written to the audit log", "collab", c.ID, "partner", actor.PartnerID,
+		"code", code, "err", err)
 }
+
+// RefusalsNotLogged is how many refusals' audit entries failed to append
+// since the Service started.
+func (s *Service) RefusalsNotLogged() int64 { return s.refusalsNotLogged.Load() }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

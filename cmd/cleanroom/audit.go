@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/ed25519"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -37,16 +36,25 @@ func newAuditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var w io.Writer = cmd.OutOrStdout()
-			if out != "" {
-				f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
+			if out == "" {
+				return cl.AuditExport(cmd.Context(), cmd.OutOrStdout())
 			}
-			return cl.AuditExport(cmd.Context(), w)
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
+				return err
+			}
+			// Close's error is the write's last chance to fail (a full
+			// disk): an export that did not reach the file must not look
+			// like one that did. The file is ours (O_EXCL), so a partial
+			// one goes.
+			err = cl.AuditExport(cmd.Context(), f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				os.Remove(out)
+			}
+			return err
 		},
 	}
 	ec.flags(export)

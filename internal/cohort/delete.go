@@ -104,8 +104,11 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 	}
 	r.AuditSeq, r.AuditHash = e.Seq, e.Hash
 	r = audit.SignReceipt(priv, r)
-	body := mustJSON(r)
-	if _, err := tx.ExecContext(ctx, `INSERT INTO receipts VALUES (?, ?, ?, ?, ?)`, r.ID, r.CollabID, r.PartnerID, body, r.At); err != nil {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return r, fmt.Errorf("cohort: receipt: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO receipts VALUES (?, ?, ?, ?, ?)`, r.ID, r.CollabID, r.PartnerID, string(body), r.At); err != nil {
 		return r, err
 	}
 	return r, nil
@@ -221,7 +224,9 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c par
 // keeping its row and people counts true.
 func deleteAudienceRows(ctx context.Context, tx *sql.Tx, a Audience, purpose, tmp string, r *audit.Receipt) error {
 	q, args := `SELECT count(DISTINCT pid), 0 FROM `+a.table+` WHERE pid IN (SELECT pid FROM `+tmp+`)`, []any{}
-	if a.hasColumn(audience.ConsentColumn) {
+	if has, err := a.hasColumn(audience.ConsentColumn); err != nil {
+		return err
+	} else if has {
 		q = `SELECT count(DISTINCT pid), count(DISTINCT pid) FILTER (WHERE list_contains(consent, ?)) FROM ` + a.table + ` WHERE pid IN (SELECT pid FROM ` + tmp + `)`
 		args = []any{purpose}
 	}

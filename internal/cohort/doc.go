@@ -9,7 +9,7 @@
 // the number of the other's distinct consented points and those points
 // blinded with the other's key (pseudorandom without it), and the cohort
 // size with Laplace noise (rule match_epsilon, charged to both partners'
-// budgets in the transaction that builds the cohort). The exact size is
+// budgets in the transaction that records the cohort). The exact size is
 // kept for the operator and never read back by any caller. Every answer
 // about one party's people (an upload's sizes, an access request, a
 // deletion's receipt) counts only that party's own data, and a deletion
@@ -22,8 +22,11 @@
 // Bulk data goes straight between Arrow streams and DuckDB tables: an
 // upload's IPC stream is validated record by record while DuckDB scans it,
 // so no body is ever held in memory, and a table becomes part of the state
-// only when a store.DB.Write transaction records it. The names are in
-// tables.go. Every table of people's data either belongs to a live record
+// only when a store.DB.Write transaction records it. A cohort, the
+// heaviest of them, is built under staging names in a store.DB.Bulk
+// transaction outside the write lock (one build per collaboration at a
+// time), and the short Write that completes its match renames it into
+// place. The names are in tables.go. Every table of people's data either belongs to a live record
 // (an audience not deleted; a match waiting or done over two of them) or
 // is dropped: a request that fails drops what it built; replacing or
 // deleting an audience drops it and its matches' tables in the transaction

@@ -122,9 +122,12 @@ func FinishTable(ctx context.Context, q execQuerier, stage, table string, column
 	return f, nil
 }
 
-func (f Facts) json() string {
-	b, _ := json.Marshal(f)
-	return string(b)
+func (f Facts) json() (string, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", fmt.Errorf("cohort: facts: %w", err)
+	}
+	return string(b), nil
 }
 
 // Backfill computes the facts of every current cohort built before they
@@ -178,7 +181,11 @@ func (s *Service) Backfill(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			_, err = tx.ExecContext(ctx, `UPDATE matches SET cohort_facts = ? WHERE id = ?`, f.json(), t.mid)
+			fj, err := f.json()
+			if err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `UPDATE matches SET cohort_facts = ? WHERE id = ?`, fj, t.mid)
 			return err
 		})
 		if err != nil {

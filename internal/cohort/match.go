@@ -187,6 +187,18 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c pa
 	return m, created, nil
 }
 
+// completes reports whether the half of side target completes m: it is
+// live, waiting for that half, and has the other.
+func completes(m Match, target string) bool {
+	if m.State != MatchWaiting {
+		return false
+	}
+	if target == "a" {
+		return !m.HalfA && m.HalfB
+	}
+	return !m.HalfB && m.HalfA
+}
+
 // errRaceLost ends a transaction that found another request's write
 // already there.
 var errRaceLost = errors.New("race lost")
@@ -317,7 +329,8 @@ func toPoints(arr arrow.Array) (arrow.Record, error) {
 // PutPoints takes the caller's re-blinding of the other party's points, in
 // the order Points sent them, and stores their tokens. Sending the same
 // points again is a no-op; different ones are a conflict. When both halves
-// are in, the cohort is built in the same transaction.
+// are in, the cohort is built (outside the write lock) and recorded in the
+// same transaction as the half that completes it.
 func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c partners.Collaboration, m Match, body io.Reader) (Match, error) {
 	switch m.State {
 	case MatchStale:
@@ -371,12 +384,51 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 	}
 	sum := hex.EncodeToString(hr.h.Sum(nil))
 
+	// The half that completes the match builds the cohort first, outside
+	// the write lock (it takes seconds at millions of rows, and every
+	// other collaboration's writes and queries would wait); the Write
+	// below then checks the match is still live and publishes half and
+	// cohort together, in milliseconds. Taking turns per collaboration
+	// means the half that arrives second sees the first one recorded.
+	unlock, err := s.builds.lock(ctx, c.ID)
+	if err != nil {
+		s.dropTables(staging)
+		return m, fmt.Errorf("cohort.PutPoints: waiting for another half of collaboration %s: %w", c.ID, err)
+	}
+	defer unlock()
+	tok := map[string]string{target: staging, otherSide(target): tokensTable(m.ID, otherSide(target))}
+	var built *builtCohort
+	defer func() {
+		if built != nil {
+			s.dropTables(built.people, built.table)
+		}
+	}()
+	if cur, err := s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID); err == nil && completes(cur, target) {
+		b, err := s.buildCohort(ctx, c, cur, tok["a"], tok["b"])
+		if err != nil {
+			s.dropTables(staging)
+			// A deletion or a replacement that voided the match while it
+			// was built fails the build as it fails the Write below.
+			if cur, gerr := s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID); gerr == nil {
+				switch cur.State {
+				case MatchStale:
+					return m, errStale(m.ID)
+				case MatchDeleted:
+					return m, errDeleted(m.ID)
+				}
+			}
+			return m, fmt.Errorf("cohort.PutPoints: %w", err)
+		}
+		built = &b
+	}
+
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
 		cur, err := s.GetMatch(ctx, tx, c.ID, m.ID)
 		if err != nil {
 			return err
 		}
-		// A deletion or a replacement voided it while the points arrived.
+		// A deletion or a replacement voided it while the points arrived
+		// (or the cohort was built).
 		switch cur.State {
 		case MatchStale:
 			return errStale(m.ID)
@@ -397,6 +449,11 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 			m = cur
 			return errRaceLost
 		}
+		// Builds take turns, so what the build saw is still so; should it
+		// not be, nothing half-built is published.
+		if completes(cur, target) != (built != nil) {
+			return errs.New(errs.Conflict, "match %s changed while its cohort was built; send the half again", m.ID)
+		}
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+tbl); err != nil {
 			return err
 		}
@@ -410,8 +467,8 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 			map[string]any{"match_id": m.ID, "side": target, "points": want, "content_sha256": sum}); err != nil {
 			return err
 		}
-		if (target == "a" && cur.HalfB) || (target == "b" && cur.HalfA) {
-			return s.buildCohort(ctx, tx, actor, c, cur)
+		if built != nil {
+			return s.publishCohort(ctx, tx, actor, c, cur, *built)
 		}
 		return nil
 	})
@@ -423,5 +480,6 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c par
 		s.dropTables(staging)
 		return m, err
 	}
+	built = nil // published: its tables are the match's now
 	return s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID)
 }

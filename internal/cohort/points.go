@@ -33,7 +33,9 @@ import (
 // else of that size: they are read in slices of rows, and sorted in place.
 func (s *Service) buildPoints(ctx context.Context, aud Audience, purpose, tbl string) (int64, error) {
 	consent, args := "FALSE", []any{}
-	if aud.hasColumn(audience.ConsentColumn) {
+	if has, err := aud.hasColumn(audience.ConsentColumn); err != nil {
+		return 0, err
+	} else if has {
 		consent, args = "list_contains(consent, ?)", []any{purpose}
 	}
 	var pts []psi.Point

@@ -22,8 +22,8 @@ import (
 // a fact about the audience's owner's data: only that partner and the
 // operator may read it.
 func (s *Service) ConsentMix(ctx context.Context, q store.Querier, a Audience) ([]wire.PurposeRows, error) {
-	if !a.hasColumn(audience.ConsentColumn) {
-		return nil, nil
+	if has, err := a.hasColumn(audience.ConsentColumn); err != nil || !has {
+		return nil, err
 	}
 	rows, err := q.QueryContext(ctx, `SELECT purpose, count(*) FROM (SELECT unnest(consent) AS purpose FROM `+store.QuoteIdent(a.table)+`) GROUP BY purpose ORDER BY purpose`)
 	if err != nil {

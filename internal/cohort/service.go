@@ -3,7 +3,6 @@ package cohort
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"sync"
 
 	"github.com/cleanroom/cleanroom/internal/store"
@@ -21,19 +20,20 @@ type Service struct {
 	// a time: the parties start together, and two builds of the same
 	// tables would each take the cores and memory the other needs.
 	starts keyedLock
+	// builds lets one PutPoints per collaboration build and publish a
+	// cohort at a time (the build runs outside the write lock): the
+	// second half to arrive sees the first recorded, and no two builds
+	// of one match race to publish.
+	builds keyedLock
 
 	// beforeRecord, when set (by tests only), runs in StartMatch between
 	// building the point tables and recording the match: where a
 	// concurrent start can win the race.
 	beforeRecord func()
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
+	// midBuild, when set (by tests only), runs in the middle of a cohort
+	// build, with the build's transaction open: where other work must
+	// not wait for it.
+	midBuild func(matchID string)
 }
 
 // keyedLock is a mutex per key whose waiters give up with their context.

@@ -20,6 +20,8 @@ import (
 //	mtok_<match id>_<side>_<r>  a half being received (staging)
 //	cpeople_<match id>          uid -> both sides' points, for deletions
 //	cohort_<match id>           the cohort analysts query
+//	cpeople_<match id>_<r>      a cohort being built (staging), renamed to
+//	cohort_<match id>_<r>       the two above when its match records it
 func audienceTable(aid string) string     { return "aud_" + aid }
 func pointsTable(mid, side string) string { return "mpts_" + mid + "_" + side }
 func tokensTable(mid, side string) string { return "mtok_" + mid + "_" + side }

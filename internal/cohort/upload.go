@@ -107,11 +107,14 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 	for _, f := range ar.Schema().Fields() {
 		cols = append(cols, column{Name: f.Name, Type: f.Type.String()})
 	}
-	a.Columns, _ = json.Marshal(cols)
+	var err error
+	if a.Columns, err = json.Marshal(cols); err != nil {
+		return Audience{}, fmt.Errorf("cohort.Upload: columns: %w", err)
+	}
 
 	// Opted-out people never enter the table.
 	view := "upload_" + a.ID
-	err := s.scan(ctx, ar, view, `CREATE TABLE `+a.table+` AS SELECT * FROM `+view+
+	err = s.scan(ctx, ar, view, `CREATE TABLE `+a.table+` AS SELECT * FROM `+view+
 		` WHERE pid NOT IN (SELECT pid FROM optouts WHERE collab_id = ? AND partner_id = ?)`, c.ID, actor.PartnerID)
 	fail := func(err error) (Audience, error) {
 		s.dropTables(a.table)
@@ -130,7 +133,9 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 	}
 	a.ContentSHA256 = hex.EncodeToString(hr.h.Sum(nil))
 	q, args := `SELECT count(*), count(DISTINCT pid), 0 FROM `+a.table, []any{}
-	if a.hasColumn(audience.ConsentColumn) {
+	if has, err := a.hasColumn(audience.ConsentColumn); err != nil {
+		return fail(err)
+	} else if has {
 		// A scalar subquery: DuckDB runs a DISTINCT with a FILTER several
 		// times slower than a filtered DISTINCT of its own.
 		q, args = `SELECT count(*), count(DISTINCT pid), (SELECT count(DISTINCT pid) FROM `+a.table+` WHERE list_contains(consent, ?)) FROM `+a.table, []any{c.Rules.Purpose}
@@ -285,16 +290,30 @@ func (s *Service) CurrentAudience(ctx context.Context, q store.Querier, collabID
 	return a, err
 }
 
-// hasColumn reports whether the audience was uploaded with a column.
-func (a Audience) hasColumn(name string) bool {
+// columns returns the columns the audience was uploaded with. A list that
+// does not decode is an error, never an audience without columns: a lost
+// consent column would match nobody, a lost attribute would vanish from
+// the cohort.
+func (a Audience) columns() ([]column, error) {
 	var cols []column
-	_ = json.Unmarshal(a.Columns, &cols)
+	if err := json.Unmarshal(a.Columns, &cols); err != nil {
+		return nil, fmt.Errorf("cohort: columns of audience %s: %w", a.ID, err)
+	}
+	return cols, nil
+}
+
+// hasColumn reports whether the audience was uploaded with a column.
+func (a Audience) hasColumn(name string) (bool, error) {
+	cols, err := a.columns()
+	if err != nil {
+		return false, err
+	}
 	for _, c := range cols {
 		if c.Name == name {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 func (s *Service) audienceByID(ctx context.Context, q store.Querier, id string) (Audience, error) {

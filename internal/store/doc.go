@@ -6,11 +6,14 @@
 // Write transactions go through DB.Write, which serialises them: the audit
 // log is a hash chain, and two writers must never read the same head; a
 // ledger debit checks the budget and inserts without another debit in
-// between, so concurrent charges never overspend. Bulk data (uploads,
-// tokens, cohorts) is written to its own tables outside that lock and
-// becomes visible only when a Write transaction records it; until then
-// nothing reads it, and a crash leaves only tables the cohort package's
-// start-up cleanup drops.
+// between, so concurrent charges never overspend. Bulk data is never
+// built under that lock: uploads, points, tokens and cohorts (with their
+// facts) are written outside it, in autocommitted statements or a
+// DB.Bulk transaction, to tables under names of their own, and become
+// visible only when a short Write records (or renames) them; until then
+// nothing reads them, and a crash leaves only tables the cohort
+// package's start-up cleanup drops. (Deletions do remove rows inside a
+// Write: they commit with their receipt, or not at all.)
 //
 // Migrations are append-only and run once each, with the version bump in
 // the same transaction.

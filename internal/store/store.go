@@ -104,6 +104,16 @@ func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.tx(ctx, fn)
 }
 
+// Bulk runs fn in a transaction of its own, not serialised with Write:
+// for heavy work (building a cohort) that only reads committed data and
+// fills new tables no record refers to yet. DuckDB's transactions conflict
+// only on the same rows, so it runs beside every Write; a later, short
+// Write makes its tables part of the state. fn must not change what Write
+// transactions change (metadata, the ledger, the audit log).
+func (db *DB) Bulk(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.tx(ctx, fn)
+}
+
 // Read runs fn in a read-only snapshot.
 func (db *DB) Read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.tx(ctx, fn)

@@ -35,7 +35,7 @@ var anyMember = []role{roleAdmin, roleEngineer, roleAnalyst, roleAuditor}
 // roles, and are refused everywhere.
 func roleOf(p partners.Principal) role {
 	if p.IsOperator() {
-		if p.Role == partners.Admin {
+		if p.Role == wire.Admin {
 			return roleOperator
 		}
 		return role("operator " + string(p.Role))
@@ -166,6 +166,6 @@ func principal(c echo.Context) partners.Principal { return c.Get(principalKey).(
 
 // collabOf is the path's collaboration, as guard loaded it for a member
 // (or the operator).
-func collabOf(c echo.Context) partners.Collaboration {
-	return c.Get(collabKey).(partners.Collaboration)
+func collabOf(c echo.Context) wire.Collaboration {
+	return c.Get(collabKey).(wire.Collaboration)
 }

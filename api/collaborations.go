@@ -30,7 +30,7 @@ func (s *Server) propose(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var co partners.Collaboration
+	var co wire.Collaboration
 	err = s.write(c, func(tx *sql.Tx) error {
 		var err error
 		co, err = partners.Propose(c.Request().Context(), tx, principal(c), req.Name, req.Partner, rules)
@@ -81,7 +81,7 @@ func (s *Server) reject(c echo.Context) error { return s.decide(c, partners.Reje
 
 // decide answers a partner's approval or rejection of the current rules,
 // with an optional rules_version to guard against a change since read.
-func (s *Server) decide(c echo.Context, fn func(context.Context, *sql.Tx, partners.Principal, string, int) (partners.Collaboration, error)) error {
+func (s *Server) decide(c echo.Context, fn func(context.Context, *sql.Tx, partners.Principal, string, int) (wire.Collaboration, error)) error {
 	var req wire.ApproveRequest
 	if err := decodeJSON(c, &req, maxJSONBody, true); err != nil {
 		return err

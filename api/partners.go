@@ -45,7 +45,7 @@ func (s *Server) createKey(c echo.Context) error {
 	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
 		return err
 	}
-	role, err := partners.ParseRole(string(req.Role))
+	role, err := wire.ParseRole(string(req.Role))
 	if err != nil {
 		return errs.New(errs.Invalid, "%v", err)
 	}

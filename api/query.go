@@ -15,7 +15,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -187,7 +186,7 @@ func (s *Server) budget(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !p.IsOperator() && p.Role != partners.Auditor && p.Role != partners.Admin {
+	if !p.IsOperator() && p.Role != wire.Auditor && p.Role != wire.Admin {
 		// Analysts and engineers see their own partner's budget, and the
 		// collaboration's total spend: the privacy loss of its people.
 		own := []query.Budget{}

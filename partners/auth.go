@@ -10,13 +10,14 @@ import (
 	"strings"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Principal is an authenticated key.
 type Principal struct {
 	KeyID     string
 	PartnerID string
-	Role      Role
+	Role      wire.Role
 }
 
 // IsOperator reports whether the key belongs to the server's operator.

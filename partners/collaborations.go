@@ -12,10 +12,11 @@ import (
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
-func refuseDeleted(c Collaboration) error {
-	if c.State == StateDeleted {
+func refuseDeleted(c wire.Collaboration) error {
+	if c.State == wire.StateDeleted {
 		return errs.New(errs.Conflict, "collaboration %s was deleted; deletion is final, propose a new collaboration instead", c.ID)
 	}
 	return nil
@@ -23,37 +24,37 @@ func refuseDeleted(c Collaboration) error {
 
 // Propose creates a collaboration between the actor's partner and another,
 // approved by the proposer only until the other approves.
-func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartner string, rules Rules) (Collaboration, error) {
+func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartner string, rules wire.Rules) (wire.Collaboration, error) {
 	if actor.IsOperator() {
-		return Collaboration{}, errs.New(errs.Forbidden, "the operator does not take part in collaborations; use a partner's admin key")
+		return wire.Collaboration{}, errs.New(errs.Forbidden, "the operator does not take part in collaborations; use a partner's admin key")
 	}
 	if otherPartner == actor.PartnerID {
-		return Collaboration{}, invalidf("a collaboration needs two different partners")
+		return wire.Collaboration{}, invalidf("a collaboration needs two different partners")
 	}
 	if otherPartner == OperatorID {
-		return Collaboration{}, invalidf("partner %s cannot take part in a collaboration", otherPartner)
+		return wire.Collaboration{}, invalidf("partner %s cannot take part in a collaboration", otherPartner)
 	}
 	if _, err := GetPartner(ctx, tx, otherPartner); err != nil {
-		return Collaboration{}, invalidf("partner %q does not exist", otherPartner)
+		return wire.Collaboration{}, invalidf("partner %q does not exist", otherPartner)
 	}
 	if err := checkRules(&rules, actor.PartnerID, otherPartner); err != nil {
-		return Collaboration{}, err
+		return wire.Collaboration{}, err
 	}
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > 200 {
-		return Collaboration{}, invalidf("name must be 1-200 characters")
+		return wire.Collaboration{}, invalidf("name must be 1-200 characters")
 	}
-	c := Collaboration{ID: NewID("c_"), Name: name, Proposer: actor.PartnerID, Partner: otherPartner, Rules: rules,
-		RulesVersion: 1, ApprovedBy: []string{actor.PartnerID}, State: StateProposed, CreatedAt: now()}
+	c := wire.Collaboration{ID: NewID("c_"), Name: name, Proposer: actor.PartnerID, Partner: otherPartner, Rules: rules,
+		RulesVersion: 1, ApprovedBy: []string{actor.PartnerID}, State: wire.StateProposed, CreatedAt: now()}
 	c.UpdatedAt = c.CreatedAt
 	rj, aj, err := marshalRules(c)
 	if err != nil {
-		return Collaboration{}, err
+		return wire.Collaboration{}, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO collaborations (id, name, proposer, partner, rules, rules_version, approved_by, state, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.ID, c.Name, c.Proposer, c.Partner, rj, c.RulesVersion, aj, c.State, c.CreatedAt, c.UpdatedAt); err != nil {
-		return Collaboration{}, err
+		return wire.Collaboration{}, err
 	}
 	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.CollaborationPropose,
 		map[string]any{"name": c.Name, "partner": c.Partner, "rules": c.Rules, "rules_version": 1})
@@ -63,8 +64,8 @@ func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartne
 // GetCollaboration returns a collaboration the viewer may see: a member's
 // key, or the operator's. Anyone else gets errs.NotFound, so outsiders cannot
 // tell which collaborations exist.
-func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principal) (Collaboration, error) {
-	var c Collaboration
+func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principal) (wire.Collaboration, error) {
+	var c wire.Collaboration
 	var rj, aj string
 	var approved sql.NullString
 	err := q.QueryRowContext(ctx, `SELECT c.id, c.name, c.proposer, c.partner, CAST(c.rules AS VARCHAR), c.rules_version, CAST(c.approved_by AS VARCHAR),
@@ -73,12 +74,12 @@ func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principa
 		WHERE c.id = ?`, id).Scan(&c.ID, &c.Name, &c.Proposer, &c.Partner, &rj, &c.RulesVersion, &aj, &c.State, &c.CreatedAt, &c.UpdatedAt,
 		&approved, &c.ProposerName, &c.PartnerName)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && !c.HasMember(viewer.PartnerID) && !viewer.IsOperator()) {
-		return Collaboration{}, errs.New(errs.NotFound, "collaboration %s", id)
+		return wire.Collaboration{}, errs.New(errs.NotFound, "collaboration %s", id)
 	}
 	if err != nil {
 		return c, err
 	}
-	c.Rules = DefaultRules() // rules added since a collaboration was stored take their defaults
+	c.Rules = wire.DefaultRules() // rules added since a collaboration was stored take their defaults
 	if err := json.Unmarshal([]byte(rj), &c.Rules); err != nil {
 		return c, fmt.Errorf("collaboration %s: stored rules: %w", id, err)
 	}
@@ -87,8 +88,8 @@ func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principa
 	}
 	// The rules both last approved are shown beside a pending change, so
 	// whoever approves it sees what would change.
-	if approved.Valid && c.State == StateProposed {
-		r := DefaultRules()
+	if approved.Valid && c.State == wire.StateProposed {
+		r := wire.DefaultRules()
 		if err := json.Unmarshal([]byte(approved.String), &r); err != nil {
 			return c, fmt.Errorf("collaboration %s: stored approved rules: %w", id, err)
 		}
@@ -98,7 +99,7 @@ func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principa
 }
 
 // ListCollaborations returns the collaborations the viewer may see.
-func ListCollaborations(ctx context.Context, q Querier, viewer Principal) ([]Collaboration, error) {
+func ListCollaborations(ctx context.Context, q Querier, viewer Principal) ([]wire.Collaboration, error) {
 	query := `SELECT id FROM collaborations`
 	var args []any
 	if !viewer.IsOperator() {
@@ -109,7 +110,7 @@ func ListCollaborations(ctx context.Context, q Querier, viewer Principal) ([]Col
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Collaboration, 0, len(ids))
+	out := make([]wire.Collaboration, 0, len(ids))
 	for _, id := range ids {
 		c, err := GetCollaboration(ctx, q, id, viewer)
 		if err != nil {

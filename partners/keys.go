@@ -10,6 +10,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // keyAdmin refuses an actor that is not partnerID's own admin: a
@@ -22,7 +23,7 @@ func keyAdmin(actor Principal, partnerID string) error {
 	if actor.PartnerID != partnerID {
 		return errs.New(errs.NotFound, "partner %s", partnerID)
 	}
-	if actor.Role != Admin {
+	if actor.Role != wire.Admin {
 		return errs.New(errs.Forbidden, "this needs a key with role admin; yours is %s", actor.Role)
 	}
 	return nil
@@ -31,63 +32,63 @@ func keyAdmin(actor Principal, partnerID string) error {
 // CreateKey adds an API key for the actor's own partner (the actor must be
 // its admin) and returns its secret, which is stored only as a SHA-256
 // hash: it cannot be shown again.
-func CreateKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role Role, label string) (Key, string, error) {
+func CreateKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role wire.Role, label string) (wire.Key, string, error) {
 	if err := keyAdmin(actor, partnerID); err != nil {
-		return Key{}, "", err
+		return wire.Key{}, "", err
 	}
 	return createKey(ctx, tx, actor, partnerID, role, label)
 }
 
-func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role Role, label string) (Key, string, error) {
-	if _, err := ParseRole(string(role)); err != nil {
-		return Key{}, "", invalidf("%v", err)
+func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role wire.Role, label string) (wire.Key, string, error) {
+	if _, err := wire.ParseRole(string(role)); err != nil {
+		return wire.Key{}, "", invalidf("%v", err)
 	}
 	if len(label) > 200 {
-		return Key{}, "", invalidf("label longer than 200 characters")
+		return wire.Key{}, "", invalidf("label longer than 200 characters")
 	}
 	if _, err := GetPartner(ctx, tx, partnerID); err != nil {
-		return Key{}, "", err
+		return wire.Key{}, "", err
 	}
-	k := Key{ID: NewID("k_"), PartnerID: partnerID, Role: role, Label: label, CreatedAt: now()}
+	k := wire.Key{ID: NewID("k_"), PartnerID: partnerID, Role: role, Label: label, CreatedAt: now()}
 	secretPart := randomID("", 32)
 	sum := sha256.Sum256([]byte(secretPart))
 	if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)`,
 		k.ID, k.PartnerID, string(k.Role), k.Label, sum[:], k.CreatedAt); err != nil {
-		return Key{}, "", err
+		return wire.Key{}, "", err
 	}
 	if _, err := auditlog.Append(ctx, tx, actor.KeyID, partnerID, "", audit.KeyCreate, map[string]any{"key_id": k.ID, "role": k.Role, "label": k.Label}); err != nil {
-		return Key{}, "", err
+		return wire.Key{}, "", err
 	}
 	return k, keyPrefix + k.ID + "." + secretPart, nil
 }
 
 // RevokeKey stops a key of the actor's own partner (the actor must be its
 // admin) from working. Revoking twice is a no-op.
-func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyID string) (Key, error) {
+func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyID string) (wire.Key, error) {
 	if err := keyAdmin(actor, partnerID); err != nil {
-		return Key{}, err
+		return wire.Key{}, err
 	}
 	k, err := GetKey(ctx, tx, keyID)
 	if err != nil || k.PartnerID != partnerID {
-		return Key{}, errs.New(errs.NotFound, "key %s", keyID)
+		return wire.Key{}, errs.New(errs.NotFound, "key %s", keyID)
 	}
 	if k.RevokedAt != nil {
 		return k, nil
 	}
 	t := now()
 	if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, t, keyID); err != nil {
-		return Key{}, err
+		return wire.Key{}, err
 	}
 	k.RevokedAt = &t
 	if _, err := auditlog.Append(ctx, tx, actor.KeyID, partnerID, "", audit.KeyRevoke, map[string]any{"key_id": keyID}); err != nil {
-		return Key{}, err
+		return wire.Key{}, err
 	}
 	return k, nil
 }
 
 // GetKey returns a key by its id.
-func GetKey(ctx context.Context, q Querier, id string) (Key, error) {
-	var k Key
+func GetKey(ctx context.Context, q Querier, id string) (wire.Key, error) {
+	var k wire.Key
 	var revoked sql.NullTime
 	err := q.QueryRowContext(ctx, `SELECT id, partner_id, role, label, created_at, revoked_at FROM api_keys WHERE id = ?`, id).
 		Scan(&k.ID, &k.PartnerID, &k.Role, &k.Label, &k.CreatedAt, &revoked)
@@ -103,7 +104,7 @@ func GetKey(ctx context.Context, q Querier, id string) (Key, error) {
 
 // ListKeys returns the keys (never their secrets) of the actor's own
 // partner; the actor must be its admin.
-func ListKeys(ctx context.Context, q Querier, actor Principal, partnerID string) ([]Key, error) {
+func ListKeys(ctx context.Context, q Querier, actor Principal, partnerID string) ([]wire.Key, error) {
 	if err := keyAdmin(actor, partnerID); err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func ListKeys(ctx context.Context, q Querier, actor Principal, partnerID string)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]Key, 0, len(ids))
+	keys := make([]wire.Key, 0, len(ids))
 	for _, id := range ids {
 		k, err := GetKey(ctx, q, id)
 		if err != nil {

@@ -15,34 +15,6 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// The API's names for partners, keys and collaborations are the wire
-// package's; these aliases keep the server's code in its own words.
-type (
-	Role          = wire.Role
-	Partner       = wire.Partner
-	Key           = wire.Key
-	Collaboration = wire.Collaboration
-	Rules         = wire.Rules
-)
-
-// Roles and collaboration states, as the wire package names them.
-const (
-	Admin    = wire.Admin
-	Engineer = wire.Engineer
-	Analyst  = wire.Analyst
-	Auditor  = wire.Auditor
-
-	StateProposed = wire.StateProposed
-	StateActive   = wire.StateActive
-	StateDeleted  = wire.StateDeleted
-)
-
-// Roles and the default rules, as the wire package reads them.
-var (
-	ParseRole    = wire.ParseRole
-	DefaultRules = wire.DefaultRules
-)
-
 // OperatorID is the partner that runs the server. Its admin creates
 // partners; its auditor reads the whole log.
 const OperatorID = "operator"
@@ -56,29 +28,29 @@ var partnerName = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._&'-]{0,99}$`)
 // CreatePartner adds a partner and its first admin key, returning the key's
 // secret (shown once). Only the operator's admin creates partners; every
 // key after the first is the partner's own admin's business (CreateKey).
-func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string) (Partner, Key, string, error) {
-	if !actor.IsOperator() || actor.Role != Admin {
-		return Partner{}, Key{}, "", errs.New(errs.Forbidden, "only the operator's admin key creates partners")
+func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string) (wire.Partner, wire.Key, string, error) {
+	if !actor.IsOperator() || actor.Role != wire.Admin {
+		return wire.Partner{}, wire.Key{}, "", errs.New(errs.Forbidden, "only the operator's admin key creates partners")
 	}
 	name = strings.TrimSpace(name)
 	if !partnerName.MatchString(name) {
-		return Partner{}, Key{}, "", invalidf("partner name %q: use 1-100 letters, digits, spaces or . _ & ' -", name)
+		return wire.Partner{}, wire.Key{}, "", invalidf("partner name %q: use 1-100 letters, digits, spaces or . _ & ' -", name)
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM partners WHERE lower(name) = lower(?)`, name).Scan(&n); err != nil {
-		return Partner{}, Key{}, "", err
+		return wire.Partner{}, wire.Key{}, "", err
 	}
 	if n > 0 {
-		return Partner{}, Key{}, "", errs.New(errs.Conflict, "a partner named %q already exists", name)
+		return wire.Partner{}, wire.Key{}, "", errs.New(errs.Conflict, "a partner named %q already exists", name)
 	}
-	p := Partner{ID: NewID("p_"), Name: name, CreatedAt: now()}
+	p := wire.Partner{ID: NewID("p_"), Name: name, CreatedAt: now()}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, ?, ?)`, p.ID, p.Name, p.CreatedAt); err != nil {
-		return Partner{}, Key{}, "", err
+		return wire.Partner{}, wire.Key{}, "", err
 	}
 	if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", audit.PartnerCreate, map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
-		return Partner{}, Key{}, "", err
+		return wire.Partner{}, wire.Key{}, "", err
 	}
-	k, secret, err := createKey(ctx, tx, actor, p.ID, Admin, "first admin key")
+	k, secret, err := createKey(ctx, tx, actor, p.ID, wire.Admin, "first admin key")
 	return p, k, secret, err
 }
 
@@ -99,7 +71,7 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 	if _, err := auditlog.Append(ctx, tx, sys.KeyID, OperatorID, "", audit.ServerInit, map[string]any{}); err != nil {
 		return "", err
 	}
-	_, secret, err = createKey(ctx, tx, sys, OperatorID, Admin, "operator admin key")
+	_, secret, err = createKey(ctx, tx, sys, OperatorID, wire.Admin, "operator admin key")
 	return secret, err
 }
 
@@ -107,8 +79,8 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 type Querier = store.Querier
 
 // GetPartner returns a partner.
-func GetPartner(ctx context.Context, q Querier, id string) (Partner, error) {
-	var p Partner
+func GetPartner(ctx context.Context, q Querier, id string) (wire.Partner, error) {
+	var p wire.Partner
 	err := q.QueryRowContext(ctx, `SELECT id, name, created_at FROM partners WHERE id = ?`, id).Scan(&p.ID, &p.Name, &p.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, errs.New(errs.NotFound, "partner %s", id)
@@ -118,15 +90,15 @@ func GetPartner(ctx context.Context, q Querier, id string) (Partner, error) {
 
 // ListPartners returns every partner but the operator (an empty list, not
 // nil, when there is none).
-func ListPartners(ctx context.Context, q Querier) ([]Partner, error) {
+func ListPartners(ctx context.Context, q Querier) ([]wire.Partner, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, name, created_at FROM partners WHERE id <> ? ORDER BY created_at`, OperatorID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []Partner{}
+	out := []wire.Partner{}
 	for rows.Next() {
-		var p Partner
+		var p wire.Partner
 		if err := rows.Scan(&p.ID, &p.Name, &p.CreatedAt); err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // world is a database with the operator and two partners, each with an
@@ -60,14 +61,14 @@ func (w *world) try(fn func(tx *sql.Tx) error) error { return w.db.Write(w.ctx, 
 
 func TestAuthenticateRefusesAlike(t *testing.T) {
 	w := newWorld(t)
-	var k Key
+	var k wire.Key
 	var secret string
 	w.write(func(tx *sql.Tx) (err error) {
-		k, secret, err = CreateKey(w.ctx, tx, w.brand, w.brand.PartnerID, Analyst, "analyst")
+		k, secret, err = CreateKey(w.ctx, tx, w.brand, w.brand.PartnerID, wire.Analyst, "analyst")
 		return err
 	})
 	p, err := Authenticate(w.ctx, w.db.SQL(), secret)
-	if err != nil || p.KeyID != k.ID || p.Role != Analyst || p.PartnerID != w.brand.PartnerID {
+	if err != nil || p.KeyID != k.ID || p.Role != wire.Analyst || p.PartnerID != w.brand.PartnerID {
 		t.Fatalf("a new key: %+v %v", p, err)
 	}
 	w.write(func(tx *sql.Tx) error { _, err := RevokeKey(w.ctx, tx, w.brand, w.brand.PartnerID, k.ID); return err })
@@ -87,10 +88,10 @@ func TestKeysAreTheirPartnersAdmins(t *testing.T) {
 	}{
 		{w.op, errs.Forbidden}, // the operator makes only the first key
 		{w.pub, errs.NotFound}, // another partner's keys do not exist for it
-		{Principal{KeyID: "k", PartnerID: w.brand.PartnerID, Role: Analyst}, errs.Forbidden},
+		{Principal{KeyID: "k", PartnerID: w.brand.PartnerID, Role: wire.Analyst}, errs.Forbidden},
 	} {
 		err := w.try(func(tx *sql.Tx) error {
-			_, _, err := CreateKey(w.ctx, tx, c.actor, w.brand.PartnerID, Analyst, "x")
+			_, _, err := CreateKey(w.ctx, tx, c.actor, w.brand.PartnerID, wire.Analyst, "x")
 			return err
 		})
 		if errs.KindOf(err) != c.kind {
@@ -108,39 +109,39 @@ func TestKeysAreTheirPartnersAdmins(t *testing.T) {
 // partner's rejection restores them as a new version both approve.
 func TestRulesLifecycle(t *testing.T) {
 	w := newWorld(t)
-	var c Collaboration
+	var c wire.Collaboration
 	w.write(func(tx *sql.Tx) (err error) {
-		c, err = Propose(w.ctx, tx, w.brand, "Spring", w.pub.PartnerID, DefaultRules())
+		c, err = Propose(w.ctx, tx, w.brand, "Spring", w.pub.PartnerID, wire.DefaultRules())
 		return err
 	})
-	if c.State != StateProposed || c.RulesVersion != 1 {
+	if c.State != wire.StateProposed || c.RulesVersion != 1 {
 		t.Fatalf("proposed: %+v", c)
 	}
 	if err := w.try(func(tx *sql.Tx) error { _, err := Approve(w.ctx, tx, w.pub, c.ID, 2); return err }); errs.KindOf(err) != errs.Conflict {
 		t.Errorf("approving a version that is not the current one: %v", err)
 	}
 	w.write(func(tx *sql.Tx) (err error) { c, err = Approve(w.ctx, tx, w.pub, c.ID, 1); return err })
-	if c.State != StateActive {
+	if c.State != wire.StateActive {
 		t.Fatalf("approved by both: %s", c.State)
 	}
 	changed := c.Rules
 	changed.MinGroupUsers++
 	w.write(func(tx *sql.Tx) (err error) { c, err = ChangeRules(w.ctx, tx, w.brand, c.ID, changed); return err })
-	if c.State != StateProposed || c.RulesVersion != 2 || c.ApprovedRules == nil || c.ApprovedRules.MinGroupUsers != changed.MinGroupUsers-1 {
+	if c.State != wire.StateProposed || c.RulesVersion != 2 || c.ApprovedRules == nil || c.ApprovedRules.MinGroupUsers != changed.MinGroupUsers-1 {
 		t.Fatalf("changed: %+v", c)
 	}
 	if err := w.try(func(tx *sql.Tx) error { _, err := Reject(w.ctx, tx, w.brand, c.ID, 2); return err }); errs.KindOf(err) != errs.Conflict {
 		t.Errorf("the proposer rejects its own change: %v", err)
 	}
 	w.write(func(tx *sql.Tx) (err error) { c, err = Reject(w.ctx, tx, w.pub, c.ID, 2); return err })
-	if c.State != StateActive || c.RulesVersion != 3 || c.Rules.MinGroupUsers != changed.MinGroupUsers-1 {
+	if c.State != wire.StateActive || c.RulesVersion != 3 || c.Rules.MinGroupUsers != changed.MinGroupUsers-1 {
 		t.Fatalf("rejected: %+v", c)
 	}
 	got, err := GetCollaboration(w.ctx, w.db.SQL(), c.ID, w.brand)
-	if err != nil || got.RulesVersion != 3 || got.State != StateActive || len(got.ApprovedBy) != 2 {
+	if err != nil || got.RulesVersion != 3 || got.State != wire.StateActive || len(got.ApprovedBy) != 2 {
 		t.Fatalf("stored: %+v %v", got, err)
 	}
-	outsider := Principal{PartnerID: "p_other", Role: Admin}
+	outsider := Principal{PartnerID: "p_other", Role: wire.Admin}
 	if _, err := GetCollaboration(w.ctx, w.db.SQL(), c.ID, outsider); errs.KindOf(err) != errs.NotFound {
 		t.Errorf("an outsider reads the collaboration: %v", err)
 	}
@@ -148,7 +149,7 @@ func TestRulesLifecycle(t *testing.T) {
 
 func TestBadRulesChangeNothing(t *testing.T) {
 	w := newWorld(t)
-	r := DefaultRules()
+	r := wire.DefaultRules()
 	r.Queriers = []string{"p_stranger"}
 	err := w.try(func(tx *sql.Tx) error {
 		_, err := Propose(w.ctx, tx, w.brand, "Spring", w.pub.PartnerID, r)

@@ -15,7 +15,7 @@ import (
 
 // ParseRules reads rules JSON over the defaults as wire.ParseRules does;
 // its errors are of kind errs.InvalidRules and name the rule.
-func ParseRules(b []byte) (Rules, error) {
+func ParseRules(b []byte) (wire.Rules, error) {
 	r, err := wire.ParseRules(b)
 	if err != nil {
 		return r, errs.New(errs.InvalidRules, "%v", err)
@@ -23,7 +23,7 @@ func ParseRules(b []byte) (Rules, error) {
 	return r, nil
 }
 
-func checkRules(r *Rules, a, b string) error {
+func checkRules(r *wire.Rules, a, b string) error {
 	if err := r.Validate(); err != nil {
 		return errs.New(errs.InvalidRules, "%v", err)
 	}
@@ -37,7 +37,7 @@ func checkRules(r *Rules, a, b string) error {
 
 // memberOf loads collaboration id for actor, who must be one of its
 // partners (to verb its rules), and refuses a deleted one.
-func memberOf(ctx context.Context, tx *sql.Tx, actor Principal, id, verb string) (Collaboration, error) {
+func memberOf(ctx context.Context, tx *sql.Tx, actor Principal, id, verb string) (wire.Collaboration, error) {
 	c, err := GetCollaboration(ctx, tx, id, actor)
 	if err != nil {
 		return c, err
@@ -49,7 +49,7 @@ func memberOf(ctx context.Context, tx *sql.Tx, actor Principal, id, verb string)
 }
 
 // marshalRules is the stored form of c's rules and approvals.
-func marshalRules(c Collaboration) (rules, approvedBy string, err error) {
+func marshalRules(c wire.Collaboration) (rules, approvedBy string, err error) {
 	rj, err := json.Marshal(c.Rules)
 	if err != nil {
 		return "", "", fmt.Errorf("collaboration %s: rules: %w", c.ID, err)
@@ -64,7 +64,7 @@ func marshalRules(c Collaboration) (rules, approvedBy string, err error) {
 // saveRules stores c's rules, version, approvals, state and time, and logs
 // action with details, in tx. With agreed, the rules both partners now
 // approve are kept apart too, for the diff of a later change.
-func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c Collaboration, agreed bool, action audit.Action, details map[string]any) error {
+func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c wire.Collaboration, agreed bool, action audit.Action, details map[string]any) error {
 	rj, aj, err := marshalRules(c)
 	if err != nil {
 		return err
@@ -82,7 +82,7 @@ func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c Collaboration
 
 // Approve records the actor's partner's approval of the current rules; the
 // collaboration is active once both approved. Approving again is a no-op.
-func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (Collaboration, error) {
+func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (wire.Collaboration, error) {
 	c, err := memberOf(ctx, tx, actor, id, "approve or change")
 	if err != nil {
 		return c, err
@@ -95,17 +95,17 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 	}
 	c.ApprovedBy = append(c.ApprovedBy, actor.PartnerID)
 	if len(c.ApprovedBy) == 2 {
-		c.State, c.ApprovedRules = StateActive, nil
+		c.State, c.ApprovedRules = wire.StateActive, nil
 	}
 	c.UpdatedAt = now()
-	err = saveRules(ctx, tx, actor, c, c.State == StateActive, audit.CollaborationApprove,
+	err = saveRules(ctx, tx, actor, c, c.State == wire.StateActive, audit.CollaborationApprove,
 		map[string]any{"rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }
 
 // ChangeRules proposes new rules: the collaboration goes back to proposed
 // with only the actor's approval, until the other partner approves again.
-func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, rules Rules) (Collaboration, error) {
+func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, rules wire.Rules) (wire.Collaboration, error) {
 	c, err := memberOf(ctx, tx, actor, id, "approve or change")
 	if err != nil {
 		return c, err
@@ -113,7 +113,7 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 	if err := checkRules(&rules, c.Proposer, c.Partner); err != nil {
 		return c, err
 	}
-	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, StateProposed, now()
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, wire.StateProposed, now()
 	if err := saveRules(ctx, tx, actor, c, false, audit.CollaborationChangeRules,
 		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion}); err != nil {
 		return c, err
@@ -125,13 +125,13 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 // approved come back, as a new version both partners approve. Only the
 // partner asked to approve the change rejects it; a first proposal has
 // nothing to go back to and is declined by deleting the collaboration.
-func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (Collaboration, error) {
+func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (wire.Collaboration, error) {
 	c, err := memberOf(ctx, tx, actor, id, "approve or reject")
 	if err != nil {
 		return c, err
 	}
 	switch {
-	case c.State != StateProposed:
+	case c.State != wire.StateProposed:
 		return c, errs.New(errs.Conflict, "no change of the rules awaits approval (the collaboration is %s)", c.State)
 	case c.ApprovedRules == nil:
 		return c, errs.New(errs.Conflict, "both partners have yet to approve any rules of this collaboration, so there are none to go back to; to decline this proposal, delete the collaboration")
@@ -141,7 +141,7 @@ func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVe
 		return c, errs.New(errs.Conflict, "the rules changed (now version %d, you rejected version %d); review them again", c.RulesVersion, rulesVersion)
 	}
 	rejected := c.RulesVersion
-	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), StateActive, now()
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), wire.StateActive, now()
 	c.ApprovedRules = nil
 	err = saveRules(ctx, tx, actor, c, false, audit.CollaborationRejectRules,
 		map[string]any{"rejected_version": rejected, "rules": c.Rules, "rules_version": c.RulesVersion, "state": c.State})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // A refusal whose audit entry cannot be written still reaches the caller;
@@ -18,8 +19,8 @@ func TestRefusalAuditFailureLoggedAndCounted(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	var logs bytes.Buffer
 	s := &Service{DB: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
-	c := partners.Collaboration{ID: "c_test", State: partners.StateActive, Rules: partners.DefaultRules()}
-	actor := partners.Principal{KeyID: "k_analyst", PartnerID: "p_brand", Role: partners.Analyst}
+	c := wire.Collaboration{ID: "c_test", State: wire.StateActive, Rules: wire.DefaultRules()}
+	actor := partners.Principal{KeyID: "k_analyst", PartnerID: "p_brand", Role: wire.Analyst}
 	req := Request{SQL: "SELECT COUNT(*) FROM cohort", Epsilon: 5} // above max_query_epsilon
 
 	// The log works: a refusal is written and nothing is reported.

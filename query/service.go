@@ -64,7 +64,7 @@ func (s *Service) now() time.Time {
 // *errs.Error of a refusal kind, or a *ledger.BudgetError) are logged; an answer leaves only once
 // its debit, its cached copy and its audit entry have committed together,
 // and a cached answer only once its own entry (query.cached) has.
-func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
+func (s *Service) Run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req Request) (Answer, error) {
 	ans, err := s.run(ctx, actor, c, req)
 	if err != nil {
 		if errs.IsRefusal(err) {
@@ -80,7 +80,7 @@ func (s *Service) Run(ctx context.Context, actor partners.Principal, c partners.
 // answer); an entry that fails is logged at error level and counted
 // (RefusalsNotLogged), so the operator sees a gap in what is documented
 // as logged. A caller that hung up does not cancel the entry.
-func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request, refused error) {
+func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c wire.Collaboration, req Request, refused error) {
 	ctx = context.WithoutCancel(ctx)
 	code := errs.KindOf(refused).Code()
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
@@ -117,11 +117,11 @@ func refusal(k *errs.Kind, format string, args ...any) *errs.Error {
 	return errs.New(k, format, args...)
 }
 
-func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.Collaboration, req Request) (Answer, error) {
+func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req Request) (Answer, error) {
 	r := c.Rules
 	switch c.State {
-	case partners.StateActive:
-	case partners.StateDeleted:
+	case wire.StateActive:
+	case wire.StateDeleted:
 		return Answer{}, refusal(errs.NoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
 	default:
 		return Answer{}, refusal(errs.NoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
@@ -264,7 +264,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c partners.
 
 // state fills in an answer's budget left and the collaboration's totals as
 // they are now (a cached answer's are not those of its first release).
-func (s *Service) state(ctx context.Context, q store.Querier, c partners.Collaboration, partnerID string, now time.Time, a *Answer) error {
+func (s *Service) state(ctx context.Context, q store.Querier, c wire.Collaboration, partnerID string, now time.Time, a *Answer) error {
 	left, err := ledger.Remaining(ctx, q, c.ID, partnerID, ledger.Of(c.Rules), now)
 	if err != nil {
 		return err
@@ -290,7 +290,7 @@ func budgetRefusal(err error) error {
 
 // cached returns the stored answer of the same plan, partner, epsilon and
 // cohort version: asking again reveals nothing new and costs nothing.
-func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Principal, c partners.Collaboration, version, hash string, eps float64) (Answer, bool, error) {
+func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Principal, c wire.Collaboration, version, hash string, eps float64) (Answer, bool, error) {
 	var body string
 	err := q.QueryRowContext(ctx, `SELECT CAST(answer AS VARCHAR) FROM query_cache
 		WHERE collab_id = ? AND partner_id = ? AND cohort_version = ? AND plan_hash = ? AND epsilon = ?`,
@@ -315,7 +315,7 @@ func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Pr
 // the answer (plan, cohort version, epsilon), all known before anything
 // ran; nothing of the answer itself, which query.run logged when it was
 // released, and no charge, since none is made.
-func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c partners.Collaboration, req Request, version, hash string, eps float64) error {
+func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c wire.Collaboration, req Request, version, hash string, eps float64) error {
 	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryCached, map[string]any{
 		"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": eps, "cohort_version": version, "charged": false})
 	return err
@@ -350,7 +350,7 @@ func buildAnswer(p *Plan, rel dp.Release) Answer {
 
 // Budgets returns both partners' budgets in a collaboration and its total
 // spend.
-func (s *Service) Budgets(ctx context.Context, c partners.Collaboration) (BudgetStatus, error) {
+func (s *Service) Budgets(ctx context.Context, c wire.Collaboration) (BudgetStatus, error) {
 	now := s.now()
 	b := ledger.Of(c.Rules)
 	total, err := b.Units()

@@ -24,7 +24,7 @@ type Access = wire.Access
 // AccessRequest answers a data-subject request for one point blinded with
 // the partner's key, and logs that it was asked (nothing of the answer
 // reaches the other partner's auditors).
-func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c partners.Collaboration, pid psi.Point) (Access, error) {
+func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c wire.Collaboration, pid psi.Point) (Access, error) {
 	out := Access{CollabID: c.ID, PartnerID: actor.PartnerID, Purpose: c.Rules.Purpose, Rows: []map[string]any{}, Cohorts: NotDisclosed}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.CurrentAudience(ctx, tx, c.ID, actor.PartnerID)

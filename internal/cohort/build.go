@@ -19,13 +19,14 @@ import (
 	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 var slugRe = regexp.MustCompile(`[^a-z0-9]+`)
 
 // prefixes returns the column prefixes of the two parties' attributes in
 // the cohort, from their names so an analyst can tell whose a column is.
-func prefixes(ctx context.Context, q store.Querier, c partners.Collaboration) (string, string) {
+func prefixes(ctx context.Context, q store.Querier, c wire.Collaboration) (string, string) {
 	slug := func(id string) string {
 		p, err := partners.GetPartner(ctx, q, id)
 		if err != nil {
@@ -68,7 +69,7 @@ type builtCohort struct {
 // runs in a DB.Bulk transaction of its own, outside the write lock, and
 // only reads committed tables and writes new ones: other collaborations'
 // writes and queries go on meanwhile.
-func (s *Service) buildCohort(ctx context.Context, c partners.Collaboration, m Match, tokA, tokB string) (builtCohort, error) {
+func (s *Service) buildCohort(ctx context.Context, c wire.Collaboration, m Match, tokA, tokB string) (builtCohort, error) {
 	suffix := "_" + strings.ToLower(partners.NewID(""))
 	b := builtCohort{people: peopleTable(m.ID) + suffix, table: cohortTable(m.ID) + suffix, sides: map[string]string{}}
 	err := s.DB.Bulk(ctx, func(tx *sql.Tx) error {
@@ -175,7 +176,7 @@ func (s *Service) buildCohort(ctx context.Context, c partners.Collaboration, m M
 // has checked the match is still live): it renames the tables, charges
 // both parties for the noisy size and records it. Only catalog and
 // metadata changes: the write lock is held for milliseconds.
-func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.Principal, c partners.Collaboration, m Match, b builtCohort) error {
+func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.Principal, c wire.Collaboration, m Match, b builtCohort) error {
 	table := cohortTable(m.ID)
 	for _, r := range [][2]string{{b.people, peopleTable(m.ID)}, {b.table, table}} {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+store.QuoteIdent(r[0])+` RENAME TO `+store.QuoteIdent(r[1])); err != nil {

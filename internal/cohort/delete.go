@@ -137,7 +137,7 @@ func (s *Service) Receipts(ctx context.Context, collabID, partnerID string) ([]j
 // key, from its audience in collab, from every cohort of the collaboration
 // and from its tokens, in one transaction, and returns the signed receipt.
 // With optOut the points are also kept out of later uploads and matches.
-func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c partners.Collaboration, pids []psi.Point, optOut bool) (audit.Receipt, error) {
+func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wire.Collaboration, pids []psi.Point, optOut bool) (audit.Receipt, error) {
 	requested := requestedNow()
 	if len(pids) == 0 {
 		return audit.Receipt{}, errs.New(errs.Invalid, "no identifiers given")
@@ -388,7 +388,7 @@ func requestedNow() *time.Time {
 
 // DeleteAudienceByID deletes an audience and every cohort built from it.
 // kind is DeleteAudience, or DeleteExpiry for the retention janitor.
-func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c partners.Collaboration, audienceID string, kind DeletionKind) (audit.Receipt, error) {
+func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c wire.Collaboration, audienceID string, kind DeletionKind) (audit.Receipt, error) {
 	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted, RequestedAt: requestedNow()}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.audienceByID(ctx, tx, audienceID)
@@ -421,7 +421,7 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 // DeleteCollaboration deletes both parties' audiences and every match and
 // cohort of a collaboration, and ends it for good. Each partner gets a
 // receipt of what was deleted of its own data; the caller's is returned.
-func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Principal, c partners.Collaboration) (audit.Receipt, error) {
+func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Principal, c wire.Collaboration) (audit.Receipt, error) {
 	var out audit.Receipt
 	requested := requestedNow()
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
@@ -429,7 +429,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		if err != nil {
 			return err
 		}
-		if cur.State == partners.StateDeleted {
+		if cur.State == wire.StateDeleted {
 			return errs.New(errs.Conflict, "collaboration %s is already deleted", c.ID)
 		}
 		receipts := map[string]*audit.Receipt{}
@@ -461,7 +461,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET state = ?, updated_at = ? WHERE id = ?`, partners.StateDeleted, time.Now().UTC(), c.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET state = ?, updated_at = ? WHERE id = ?`, wire.StateDeleted, time.Now().UTC(), c.ID); err != nil {
 			return err
 		}
 		for _, p := range c.Members() {

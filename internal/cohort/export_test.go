@@ -8,6 +8,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Fixture is the package's test fixture for the external tests of this
@@ -25,7 +26,7 @@ func (x Fixture) Another() Fixture {
 	f.t.Helper()
 	err := f.db.Write(f.ctx, func(tx *sql.Tx) error {
 		admin := func(i int) partners.Principal {
-			return partners.Principal{KeyID: "k_admin_" + f.eng[i].PartnerID, PartnerID: f.eng[i].PartnerID, Role: partners.Admin}
+			return partners.Principal{KeyID: "k_admin_" + f.eng[i].PartnerID, PartnerID: f.eng[i].PartnerID, Role: wire.Admin}
 		}
 		c, err := partners.Propose(f.ctx, tx, admin(0), "another", f.eng[1].PartnerID, f.c.Rules)
 		if err != nil {
@@ -47,7 +48,7 @@ func (x Fixture) Another() Fixture {
 
 func (x Fixture) DB() *store.DB                         { return x.f.db }
 func (x Fixture) Service() *Service                     { return x.f.s }
-func (x Fixture) Collab() partners.Collaboration        { return x.f.c }
+func (x Fixture) Collab() wire.Collaboration            { return x.f.c }
 func (x Fixture) Engineer(i int) partners.Principal     { return x.f.eng[i] }
 func (x Fixture) Upload(i, first, n int) Audience       { return x.f.upload(i, first, n) }
 func (x Fixture) Match() Match                          { return x.f.match() }

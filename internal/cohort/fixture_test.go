@@ -19,6 +19,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // fixture is a database with two partners in an active collaboration,
@@ -29,7 +30,7 @@ type fixture struct {
 	dir string
 	db  *store.DB
 	s   *Service
-	c   partners.Collaboration
+	c   wire.Collaboration
 	eng [2]partners.Principal // the proposer's (side a) and the other's (side b)
 	key [2]*psi.Key
 }
@@ -45,7 +46,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := partners.Principal{KeyID: "k_operator", PartnerID: partners.OperatorID, Role: partners.Admin}
+	op := partners.Principal{KeyID: "k_operator", PartnerID: partners.OperatorID, Role: wire.Admin}
 	err = f.db.Write(f.ctx, func(tx *sql.Tx) error {
 		var admins [2]partners.Principal
 		for i, name := range []string{"Brand", "Publisher"} {
@@ -53,8 +54,8 @@ func newFixture(t *testing.T) *fixture {
 			if err != nil {
 				return err
 			}
-			admins[i] = partners.Principal{KeyID: "k_admin_" + p.ID, PartnerID: p.ID, Role: partners.Admin}
-			f.eng[i] = partners.Principal{KeyID: "k_eng_" + p.ID, PartnerID: p.ID, Role: partners.Engineer}
+			admins[i] = partners.Principal{KeyID: "k_admin_" + p.ID, PartnerID: p.ID, Role: wire.Admin}
+			f.eng[i] = partners.Principal{KeyID: "k_eng_" + p.ID, PartnerID: p.ID, Role: wire.Engineer}
 		}
 		c, err := partners.Propose(f.ctx, tx, admins[0], "test", admins[1].PartnerID, rules)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/query"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // TestBuildOutsideWriteLock: while collaboration A's cohort build is held
@@ -25,7 +26,7 @@ func TestBuildOutsideWriteLock(t *testing.T) {
 	}
 	b.Match()
 	qs := &query.Service{DB: b.DB(), Cohorts: b.Service()}
-	analyst := partners.Principal{KeyID: "k_analyst", PartnerID: b.Engineer(1).PartnerID, Role: partners.Analyst}
+	analyst := partners.Principal{KeyID: "k_analyst", PartnerID: b.Engineer(1).PartnerID, Role: wire.Analyst}
 	spent := func() float64 {
 		t.Helper()
 		st, err := qs.Budgets(ctx, b.Collab())

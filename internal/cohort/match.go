@@ -39,7 +39,7 @@ type Match struct {
 }
 
 // For fills in the caller's side and whether its half is in.
-func (m Match) For(c partners.Collaboration, partnerID string) wire.Match {
+func (m Match) For(c wire.Collaboration, partnerID string) wire.Match {
 	w := m.Match
 	if !c.HasMember(partnerID) {
 		return w
@@ -65,7 +65,7 @@ const (
 )
 
 // side returns "a" for the proposer and "b" for the other partner.
-func side(c partners.Collaboration, partnerID string) string {
+func side(c wire.Collaboration, partnerID string) string {
 	if partnerID == c.Proposer {
 		return "a"
 	}
@@ -89,7 +89,7 @@ func otherSide(s string) string {
 // fails, or loses the race to record, drops the tables it built.
 // Starts of one collaboration take turns, so the parties' simultaneous
 // starts build the tables once: the second finds the first's match.
-func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c partners.Collaboration) (m Match, created bool, err error) {
+func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration) (m Match, created bool, err error) {
 	unlock, err := s.starts.lock(ctx, c.ID)
 	if err != nil {
 		return Match{}, false, fmt.Errorf("cohort.StartMatch: waiting for another start of collaboration %s: %w", c.ID, err)
@@ -100,8 +100,8 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c pa
 
 // startMatch is StartMatch without the turn-taking (the race with a
 // start in another process, or a test, stays handled at record time).
-func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c partners.Collaboration) (m Match, created bool, err error) {
-	if c.State != partners.StateActive {
+func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration) (m Match, created bool, err error) {
+	if c.State != wire.StateActive {
 		return Match{}, false, errs.New(errs.Conflict, "collaboration %s is %s", c.ID, c.State)
 	}
 	aa, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Proposer)
@@ -258,7 +258,7 @@ func (s *Service) GetMatch(ctx context.Context, q store.Querier, collabID, id st
 
 // Points writes, as an Arrow IPC stream with one column pid, the points
 // the caller must re-blind: the other party's consented people, once each.
-func (s *Service) Points(ctx context.Context, c partners.Collaboration, m Match, partnerID string, w io.Writer) error {
+func (s *Service) Points(ctx context.Context, c wire.Collaboration, m Match, partnerID string, w io.Writer) error {
 	switch m.State {
 	case MatchStale:
 		return errStale(m.ID)
@@ -331,7 +331,7 @@ func toPoints(arr arrow.Array) (arrow.Record, error) {
 // points again is a no-op; different ones are a conflict. When both halves
 // are in, the cohort is built (outside the write lock) and recorded in the
 // same transaction as the half that completes it.
-func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c partners.Collaboration, m Match, body io.Reader) (Match, error) {
+func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wire.Collaboration, m Match, body io.Reader) (Match, error) {
 	switch m.State {
 	case MatchStale:
 		return m, errStale(m.ID)

@@ -75,8 +75,8 @@ const (
 //
 // People the partner opted out in this collaboration are left out. With
 // retention > 0 the audience is deleted (with a receipt) once it is that old.
-func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partners.Collaboration, body io.Reader, format Format, retention time.Duration) (Audience, error) {
-	if c.State != partners.StateActive {
+func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.Collaboration, body io.Reader, format Format, retention time.Duration) (Audience, error) {
+	if c.State != wire.StateActive {
 		return Audience{}, errs.New(errs.Conflict, "collaboration %s is %s; both partners must approve its rules before uploads", c.ID, c.State)
 	}
 	hr := &hashingReader{r: body, h: sha256.New()}
@@ -155,7 +155,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c partne
 		if err != nil {
 			return err
 		}
-		if cur.State != partners.StateActive {
+		if cur.State != wire.StateActive {
 			return errs.New(errs.Conflict, "collaboration %s is %s", c.ID, cur.State)
 		}
 		var oldTable string

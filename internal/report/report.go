@@ -36,7 +36,7 @@ type Service struct {
 // what was done with it, and what was deleted. It tells each partner about
 // the other's data only what the protocol already does: no exact sizes,
 // consent mix or cohort counts; the noisy cohort sizes both saw are in it.
-func (s *Service) Collaboration(ctx context.Context, reader partners.Principal, co partners.Collaboration, now time.Time) (wire.Report, error) {
+func (s *Service) Collaboration(ctx context.Context, reader partners.Principal, co wire.Collaboration, now time.Time) (wire.Report, error) {
 	rep := wire.Report{Collaboration: co, GeneratedAt: now.UTC(), DataHeld: []wire.HeldData{}}
 	err := s.DB.Read(ctx, func(tx *sql.Tx) error {
 		for _, member := range co.Members() {

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
-	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 func blinded(t *testing.T, key *psi.Key, person int) string {
@@ -278,7 +278,7 @@ func TestAccessRequestAndReport(t *testing.T) {
 		Cohorts   string           `json:"cohorts"`
 	}
 	json.Unmarshal(body, &ar)
-	if st != 200 || len(ar.Rows) != 2 || !ar.Matchable || ar.OptedOut || ar.Rows[0]["label"] != "region2" || ar.Cohorts != cohort.NotDisclosed {
+	if st != 200 || len(ar.Rows) != 2 || !ar.Matchable || ar.OptedOut || ar.Rows[0]["label"] != "region2" || ar.Cohorts != wire.NotDisclosed {
 		t.Errorf("access request: %d %s", st, body)
 	}
 	if strings.Contains(string(body), "m_") || strings.Contains(string(body), "in_cohorts") {

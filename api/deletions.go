@@ -7,7 +7,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
@@ -51,7 +50,7 @@ func (s *Server) deleteIDs(optOut bool) echo.HandlerFunc {
 }
 
 func (s *Server) deleteAudience(c echo.Context) error {
-	r, err := s.cohorts.DeleteAudienceByID(c.Request().Context(), principal(c), collabOf(c), c.Param("aid"), cohort.DeleteAudience)
+	r, err := s.cohorts.DeleteAudienceByID(c.Request().Context(), principal(c), collabOf(c), c.Param("aid"), wire.DeleteAudience)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func (s *Server) runQuery(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var req query.Request
+	var req wire.Request
 	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func format(c echo.Context) (string, error) {
 
 // flatColumns lays an answer out as a table: each aggregate is followed by
 // its interval's bounds.
-func flatColumns(a query.Answer) []string {
+func flatColumns(a wire.Answer) []string {
 	var cols []string
 	for _, col := range a.Columns {
 		cols = append(cols, col.Name)
@@ -79,7 +79,7 @@ func flatColumns(a query.Answer) []string {
 }
 
 // setAnswerHeaders sets answerHeaders, for the formats without JSON fields.
-func setAnswerHeaders(c echo.Context, a query.Answer) {
+func setAnswerHeaders(c echo.Context, a wire.Answer) {
 	h := c.Response().Header()
 	h.Set("Cleanroom-Epsilon", fmtFloat(a.Epsilon))
 	h.Set("Cleanroom-Delta", fmtFloat(a.Delta))
@@ -92,7 +92,7 @@ func setAnswerHeaders(c echo.Context, a query.Answer) {
 
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
-func writeCSV(c echo.Context, a query.Answer) error {
+func writeCSV(c echo.Context, a wire.Answer) error {
 	c.Response().Header().Set("Content-Type", mtCSV+"; charset=utf-8")
 	setAnswerHeaders(c, a)
 	c.Response().WriteHeader(http.StatusOK)
@@ -128,7 +128,7 @@ func cell(v any) string {
 // writeArrow sends the answer as an Arrow IPC stream: dimensions as
 // strings (their text form), aggregates and bounds as float64; the
 // privacy cost travels in the schema metadata and headers.
-func writeArrow(c echo.Context, a query.Answer) error {
+func writeArrow(c echo.Context, a wire.Answer) error {
 	var fields []arrow.Field
 	for _, name := range flatColumns(a) {
 		fields = append(fields, arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
@@ -189,7 +189,7 @@ func (s *Server) budget(c echo.Context) error {
 	if !p.IsOperator() && p.Role != wire.Auditor && p.Role != wire.Admin {
 		// Analysts and engineers see their own partner's budget, and the
 		// collaboration's total spend: the privacy loss of its people.
-		own := []query.Budget{}
+		own := []wire.Budget{}
 		for _, b := range bs.Budgets {
 			if b.PartnerID == p.PartnerID {
 				own = append(own, b)
@@ -198,7 +198,7 @@ func (s *Server) budget(c echo.Context) error {
 		bs.Budgets = own
 	}
 	if bs.Budgets == nil {
-		bs.Budgets = []query.Budget{}
+		bs.Budgets = []wire.Budget{}
 	}
 	return c.JSON(http.StatusOK, bs)
 }

@@ -21,7 +21,7 @@ func TestRefusalAuditFailureLoggedAndCounted(t *testing.T) {
 	s := &Service{DB: db, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	c := wire.Collaboration{ID: "c_test", State: wire.StateActive, Rules: wire.DefaultRules()}
 	actor := partners.Principal{KeyID: "k_analyst", PartnerID: "p_brand", Role: wire.Analyst}
-	req := Request{SQL: "SELECT COUNT(*) FROM cohort", Epsilon: 5} // above max_query_epsilon
+	req := wire.Request{SQL: "SELECT COUNT(*) FROM cohort", Epsilon: 5} // above max_query_epsilon
 
 	// The log works: a refusal is written and nothing is reported.
 	_, err := s.Run(ctx, actor, c, req)

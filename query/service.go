@@ -24,16 +24,6 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// Requests, answers and budgets are the wire package's types.
-type (
-	Request      = wire.Request
-	Column       = wire.Column
-	Interval     = wire.Interval
-	Answer       = wire.Answer
-	Budget       = wire.Budget
-	BudgetStatus = wire.BudgetStatus
-)
-
 // Service answers analysts' queries on collaborations' cohorts.
 type Service struct {
 	DB      *store.DB
@@ -64,13 +54,13 @@ func (s *Service) now() time.Time {
 // *errs.Error of a refusal kind, or a *ledger.BudgetError) are logged; an answer leaves only once
 // its debit, its cached copy and its audit entry have committed together,
 // and a cached answer only once its own entry (query.cached) has.
-func (s *Service) Run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req Request) (Answer, error) {
+func (s *Service) Run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request) (wire.Answer, error) {
 	ans, err := s.run(ctx, actor, c, req)
 	if err != nil {
 		if errs.IsRefusal(err) {
 			s.logRefusal(ctx, actor, c, req, err)
 		}
-		return Answer{}, err
+		return wire.Answer{}, err
 	}
 	return ans, nil
 }
@@ -80,7 +70,7 @@ func (s *Service) Run(ctx context.Context, actor partners.Principal, c wire.Coll
 // answer); an entry that fails is logged at error level and counted
 // (RefusalsNotLogged), so the operator sees a gap in what is documented
 // as logged. A caller that hung up does not cancel the entry.
-func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c wire.Collaboration, req Request, refused error) {
+func (s *Service) logRefusal(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request, refused error) {
 	ctx = context.WithoutCancel(ctx)
 	code := errs.KindOf(refused).Code()
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
@@ -117,55 +107,55 @@ func refusal(k *errs.Kind, format string, args ...any) *errs.Error {
 	return errs.New(k, format, args...)
 }
 
-func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req Request) (Answer, error) {
+func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request) (wire.Answer, error) {
 	r := c.Rules
 	switch c.State {
 	case wire.StateActive:
 	case wire.StateDeleted:
-		return Answer{}, refusal(errs.NoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
+		return wire.Answer{}, refusal(errs.NoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
 	default:
-		return Answer{}, refusal(errs.NoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
+		return wire.Answer{}, refusal(errs.NoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
 	}
 	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
-		return Answer{}, refusal(errs.NotAQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
+		return wire.Answer{}, refusal(errs.NotAQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
 	}
 	if err := r.CheckUnits(); err != nil {
-		return Answer{}, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+		return wire.Answer{}, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
 	}
 	eps := req.Epsilon
 	if eps == 0 {
 		eps = r.MaxQueryEpsilon
 	}
 	if !(eps >= r.MinQueryEpsilon) {
-		return Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
+		return wire.Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
 	}
 	if eps > r.MaxQueryEpsilon {
-		return Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
+		return wire.Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
 	}
 	if _, err := wire.EpsilonUnits(eps); err != nil {
-		return Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, wire.EpsilonUnit)
+		return wire.Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, wire.EpsilonUnit)
 	}
 	plan, err := Parse(ctx, s.DB.SQL(), req.SQL)
 	if err != nil {
-		return Answer{}, err
+		return wire.Answer{}, err
 	}
 	if err := plan.Check(r.Dimensions, r.Metrics); err != nil {
-		return Answer{}, err
+		return wire.Answer{}, err
 	}
 	cur, err := s.Cohorts.Current(ctx, s.DB.SQL(), c.ID)
 	if err != nil {
-		return Answer{}, refusal(errs.NoCohort, "%v", err)
+		return wire.Answer{}, refusal(errs.NoCohort, "%v", err)
 	}
 	table, version := cur.Table, cur.Version
 	if err := plan.CheckTypes(ctx, s.DB.SQL(), table); err != nil {
-		return Answer{}, err
+		return wire.Answer{}, err
 	}
 	hash := plan.Hash()
 	now := s.now()
 	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil {
-		return Answer{}, err
+		return wire.Answer{}, err
 	} else if ok {
-		var out Answer
+		var out wire.Answer
 		err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 			out = a
 			if err := s.logCached(ctx, tx, actor, c, req, version, hash, eps); err != nil {
@@ -174,7 +164,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 			return s.state(ctx, tx, c, actor.PartnerID, now, &out)
 		})
 		if err != nil {
-			return Answer{}, err
+			return wire.Answer{}, err
 		}
 		return out, nil
 	}
@@ -191,10 +181,10 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	charge := ledger.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: ledger.KindQuery, Ref: hash,
 		Epsilon: eps, Delta: ro.DeltaCost(), Budget: ledger.Of(r), Now: now}
 	if _, err := ledger.Check(ctx, s.DB.SQL(), charge); err != nil {
-		return Answer{}, budgetRefusal(err)
+		return wire.Answer{}, budgetRefusal(err)
 	}
 	if cur.NoisySize < int64(r.MinCohortUsers) {
-		return Answer{}, refusal(errs.CohortTooSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
+		return wire.Answer{}, refusal(errs.CohortTooSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
 	}
 
 	src := Source{Table: table, RowColumn: cur.RowColumn}
@@ -205,7 +195,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	groups, err := plan.Groups(ctx, s.DB.SQL(), src, bo)
 	if err != nil {
 		// Data errors must not reveal data: say only that it failed.
-		return Answer{}, fmt.Errorf("query: running the plan: %w", err)
+		return wire.Answer{}, fmt.Errorf("query: running the plan: %w", err)
 	}
 	release := dp.ReleaseGroups
 	if s.release != nil {
@@ -213,22 +203,22 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	}
 	rel, err := release(groups, ro)
 	if err != nil {
-		return Answer{}, refusal(errs.NotReleasable, "this answer cannot be released with these privacy parameters (epsilon %v, delta %v, %s noise): %v", eps, r.Delta, r.Noise, err)
+		return wire.Answer{}, refusal(errs.NotReleasable, "this answer cannot be released with these privacy parameters (epsilon %v, delta %v, %s noise): %v", eps, r.Delta, r.Noise, err)
 	}
 	if rel.Epsilon != charge.Epsilon || rel.Delta != charge.Delta {
-		return Answer{}, fmt.Errorf("query: the release spent epsilon %v and delta %v, not the %v and %v charged", rel.Epsilon, rel.Delta, charge.Epsilon, charge.Delta)
+		return wire.Answer{}, fmt.Errorf("query: the release spent epsilon %v and delta %v, not the %v and %v charged", rel.Epsilon, rel.Delta, charge.Epsilon, charge.Delta)
 	}
 	ans := buildAnswer(plan, rel)
 	ans.PlanHash, ans.CohortVersion = hash, version
 	ans.Noise = string(r.Noise)
 	body, err := json.Marshal(ans)
 	if err != nil {
-		return Answer{}, err
+		return wire.Answer{}, err
 	}
 	sum := sha256.Sum256(body)
 	answerHash := hex.EncodeToString(sum[:])
 
-	var out Answer
+	var out wire.Answer
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
 		// An identical query may have committed while this one ran: its
 		// answer is the one released, at no further cost.
@@ -257,14 +247,14 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		return s.state(ctx, tx, c, actor.PartnerID, now, &out)
 	})
 	if err != nil {
-		return Answer{}, budgetRefusal(err)
+		return wire.Answer{}, budgetRefusal(err)
 	}
 	return out, nil
 }
 
 // state fills in an answer's budget left and the collaboration's totals as
 // they are now (a cached answer's are not those of its first release).
-func (s *Service) state(ctx context.Context, q store.Querier, c wire.Collaboration, partnerID string, now time.Time, a *Answer) error {
+func (s *Service) state(ctx context.Context, q store.Querier, c wire.Collaboration, partnerID string, now time.Time, a *wire.Answer) error {
 	left, err := ledger.Remaining(ctx, q, c.ID, partnerID, ledger.Of(c.Rules), now)
 	if err != nil {
 		return err
@@ -290,20 +280,20 @@ func budgetRefusal(err error) error {
 
 // cached returns the stored answer of the same plan, partner, epsilon and
 // cohort version: asking again reveals nothing new and costs nothing.
-func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Principal, c wire.Collaboration, version, hash string, eps float64) (Answer, bool, error) {
+func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Principal, c wire.Collaboration, version, hash string, eps float64) (wire.Answer, bool, error) {
 	var body string
 	err := q.QueryRowContext(ctx, `SELECT CAST(answer AS VARCHAR) FROM query_cache
 		WHERE collab_id = ? AND partner_id = ? AND cohort_version = ? AND plan_hash = ? AND epsilon = ?`,
 		c.ID, actor.PartnerID, version, hash, eps).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Answer{}, false, nil
+		return wire.Answer{}, false, nil
 	}
 	if err != nil {
-		return Answer{}, false, err
+		return wire.Answer{}, false, err
 	}
-	var a Answer
+	var a wire.Answer
 	if err := json.Unmarshal([]byte(body), &a); err != nil {
-		return Answer{}, false, fmt.Errorf("query: cached answer: %w", err)
+		return wire.Answer{}, false, fmt.Errorf("query: cached answer: %w", err)
 	}
 	a.Cached = true
 	return a, true, nil
@@ -315,24 +305,24 @@ func (s *Service) cached(ctx context.Context, q store.Querier, actor partners.Pr
 // the answer (plan, cohort version, epsilon), all known before anything
 // ran; nothing of the answer itself, which query.run logged when it was
 // released, and no charge, since none is made.
-func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c wire.Collaboration, req Request, version, hash string, eps float64) error {
+func (s *Service) logCached(ctx context.Context, tx *sql.Tx, actor partners.Principal, c wire.Collaboration, req wire.Request, version, hash string, eps float64) error {
 	_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.QueryCached, map[string]any{
 		"sql": truncate(req.SQL, 10000), "plan_hash": hash, "epsilon": eps, "cohort_version": version, "charged": false})
 	return err
 }
 
-func buildAnswer(p *Plan, rel dp.Release) Answer {
-	a := Answer{Epsilon: rel.Epsilon, Delta: rel.Delta, EpsilonSplit: rel.Split, Rows: [][]any{}, Intervals: [][]*Interval{}}
+func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
+	a := wire.Answer{Epsilon: rel.Epsilon, Delta: rel.Delta, EpsilonSplit: rel.Split, Rows: [][]any{}, Intervals: [][]*wire.Interval{}}
 	for _, oc := range p.Columns {
 		kind := "dimension"
 		if !oc.Dimension {
 			kind = string(p.Aggregates[oc.Index].Func)
 		}
-		a.Columns = append(a.Columns, Column{Name: oc.Name, Kind: kind})
+		a.Columns = append(a.Columns, wire.Column{Name: oc.Name, Kind: kind})
 	}
 	for _, r := range rel.Rows {
 		row := make([]any, len(p.Columns))
-		ivs := make([]*Interval, len(p.Columns))
+		ivs := make([]*wire.Interval, len(p.Columns))
 		for j, oc := range p.Columns {
 			if oc.Dimension {
 				row[j] = r.Key[oc.Index]
@@ -340,7 +330,7 @@ func buildAnswer(p *Plan, rel dp.Release) Answer {
 			}
 			v := r.Values[oc.Index]
 			row[j] = v.Value
-			ivs[j] = &Interval{Lower: v.Lower, Upper: v.Upper}
+			ivs[j] = &wire.Interval{Lower: v.Lower, Upper: v.Upper}
 		}
 		a.Rows = append(a.Rows, row)
 		a.Intervals = append(a.Intervals, ivs)
@@ -350,12 +340,12 @@ func buildAnswer(p *Plan, rel dp.Release) Answer {
 
 // Budgets returns both partners' budgets in a collaboration and its total
 // spend.
-func (s *Service) Budgets(ctx context.Context, c wire.Collaboration) (BudgetStatus, error) {
+func (s *Service) Budgets(ctx context.Context, c wire.Collaboration) (wire.BudgetStatus, error) {
 	now := s.now()
 	b := ledger.Of(c.Rules)
 	total, err := b.Units()
 	if err != nil {
-		return BudgetStatus{}, err
+		return wire.BudgetStatus{}, err
 	}
 	start := ledger.PeriodStart(b.Refresh, now)
 	var next *time.Time
@@ -364,21 +354,21 @@ func (s *Service) Budgets(ctx context.Context, c wire.Collaboration) (BudgetStat
 		next = &t
 	}
 	names := map[string]string{c.Proposer: c.ProposerName, c.Partner: c.PartnerName}
-	out := BudgetStatus{Budgets: []Budget{}}
+	out := wire.BudgetStatus{Budgets: []wire.Budget{}}
 	for _, p := range c.Members() {
 		spent, err := ledger.Spent(ctx, s.DB.SQL(), c.ID, p, start)
 		if err != nil {
-			return BudgetStatus{}, err
+			return wire.BudgetStatus{}, err
 		}
 		left := total.Sub(spent)
-		out.Budgets = append(out.Budgets, Budget{PartnerID: p, PartnerName: names[p], NextRefresh: next,
+		out.Budgets = append(out.Budgets, wire.Budget{PartnerID: p, PartnerName: names[p], NextRefresh: next,
 			Budget: b.Epsilon, Spent: spent.Epsilon(), Remaining: left.Epsilon(),
 			DeltaBudget: b.Delta, DeltaSpent: spent.Delta(), DeltaRemaining: left.Delta(),
 			Refresh: string(b.Refresh), PeriodStart: start})
 	}
 	all, err := ledger.CollaborationSpent(ctx, s.DB.SQL(), c.ID)
 	if err != nil {
-		return BudgetStatus{}, err
+		return wire.BudgetStatus{}, err
 	}
 	out.CollaborationEpsilonSpent, out.CollaborationDeltaSpent = all.Epsilon(), all.Delta()
 	return out, nil

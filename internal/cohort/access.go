@@ -14,18 +14,11 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// NotDisclosed is what an access request says of the cohort: the same
-// words for everyone, matched or not.
-const NotDisclosed = wire.NotDisclosed
-
-// Access is the answer to an access request.
-type Access = wire.Access
-
 // AccessRequest answers a data-subject request for one point blinded with
 // the partner's key, and logs that it was asked (nothing of the answer
 // reaches the other partner's auditors).
-func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c wire.Collaboration, pid psi.Point) (Access, error) {
-	out := Access{CollabID: c.ID, PartnerID: actor.PartnerID, Purpose: c.Rules.Purpose, Rows: []map[string]any{}, Cohorts: NotDisclosed}
+func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c wire.Collaboration, pid psi.Point) (wire.Access, error) {
+	out := wire.Access{CollabID: c.ID, PartnerID: actor.PartnerID, Purpose: c.Rules.Purpose, Rows: []map[string]any{}, Cohorts: wire.NotDisclosed}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.CurrentAudience(ctx, tx, c.ID, actor.PartnerID)
 		switch {

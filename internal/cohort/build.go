@@ -199,7 +199,7 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, cohort_facts = ?, updated_at = ? WHERE id = ?`,
-		MatchDone, table, b.exact, b.noisy, string(sides), facts, time.Now().UTC(), m.ID); err != nil {
+		wire.MatchDone, table, b.exact, b.noisy, string(sides), facts, time.Now().UTC(), m.ID); err != nil {
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.
@@ -247,7 +247,7 @@ func (s *Service) Current(ctx context.Context, q store.Querier, collabID string)
 			m.id || '.' || coalesce((SELECT max(rev) FROM cohort_revisions r WHERE r.match_id = m.id), 0) FROM matches m
 		WHERE m.collab_id = ? AND m.state = ? AND
 			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
-		ORDER BY m.updated_at DESC LIMIT 1`, collabID, MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &facts, &co.Version)
+		ORDER BY m.updated_at DESC LIMIT 1`, collabID, wire.MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &facts, &co.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return co, errs.New(errs.NotFound, "collaboration %s has no current cohort; both parties upload, then match", collabID)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // A cohort built but not yet published (the server stopped between the
@@ -44,7 +45,7 @@ func TestUnpublishedBuildDroppedAtStart(t *testing.T) {
 	if m, err = f.s.PutPoints(f.ctx, f.eng[1], f.c, m, bytes.NewReader(f.reblind(1, m))); err != nil {
 		t.Fatal(err)
 	}
-	if m.State != MatchDone {
+	if m.State != wire.MatchDone {
 		t.Fatalf("match is %s after both halves", m.State)
 	}
 	f.wantTables(liveTables(m, aa, ab))

@@ -23,22 +23,13 @@ import (
 // MaxDeleteIdentifiers bounds one deletion or opt-out request.
 const MaxDeleteIdentifiers = 100000
 
-// Deletion kinds, as receipts and the log name them.
-const (
-	DeleteIdentifiers   = wire.DeleteIdentifiers
-	DeleteOptOut        = wire.DeleteOptOut
-	DeleteAudience      = wire.DeleteAudience
-	DeleteCollaboration = wire.DeleteCollaboration
-	DeleteExpiry        = wire.DeleteExpiry
-)
-
 // deletionAction is the audit action that records each kind of deletion.
-var deletionAction = map[DeletionKind]audit.Action{
-	DeleteIdentifiers:   audit.DeletionIdentifiers,
-	DeleteOptOut:        audit.DeletionOptOut,
-	DeleteAudience:      audit.DeletionAudience,
-	DeleteCollaboration: audit.DeletionCollaboration,
-	DeleteExpiry:        audit.DeletionExpiry,
+var deletionAction = map[wire.DeletionKind]audit.Action{
+	wire.DeleteIdentifiers:   audit.DeletionIdentifiers,
+	wire.DeleteOptOut:        audit.DeletionOptOut,
+	wire.DeleteAudience:      audit.DeletionAudience,
+	wire.DeleteCollaboration: audit.DeletionCollaboration,
+	wire.DeleteExpiry:        audit.DeletionExpiry,
 }
 
 // exec runs a statement and returns the rows it changed.
@@ -53,7 +44,7 @@ func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error)
 // matchesOf lists the IDs of a collaboration's matches.
 func matchesOf(ctx context.Context, tx *sql.Tx, collabID, audienceID string) ([]string, error) {
 	q := `SELECT id FROM matches WHERE collab_id = ? AND state <> ?`
-	args := []any{collabID, MatchDeleted}
+	args := []any{collabID, wire.MatchDeleted}
 	if audienceID != "" {
 		q += ` AND (audience_a = ? OR audience_b = ?)`
 		args = append(args, audienceID, audienceID)
@@ -93,7 +84,7 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 	for k, v := range public {
 		details[k] = v
 	}
-	action, ok := deletionAction[DeletionKind(r.Kind)]
+	action, ok := deletionAction[wire.DeletionKind(r.Kind)]
 	if !ok {
 		return r, fmt.Errorf("cohort: no audit action for deletion kind %q", r.Kind)
 	}
@@ -150,9 +141,9 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 			return audit.Receipt{}, errs.New(errs.Invalid, "identifier %d: %v", i+1, err)
 		}
 	}
-	kind := DeleteIdentifiers
+	kind := wire.DeleteIdentifiers
 	if optOut {
-		kind = DeleteOptOut
+		kind = wire.DeleteOptOut
 	}
 	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved,
 		RequestedAt: requested}
@@ -194,15 +185,15 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 		}
 		for _, m := range ms {
 			switch m.state {
-			case MatchWaiting:
+			case wire.MatchWaiting:
 				// Positions in its points tables would no longer line up
 				// with what the other party re-blinds: void it, and the
 				// next match run starts afresh.
-				if _, err := dropMatchData(ctx, tx, m.id, "", MatchStale); err != nil {
+				if _, err := dropMatchData(ctx, tx, m.id, "", wire.MatchStale); err != nil {
 					return err
 				}
 				continue
-			case MatchDone:
+			case wire.MatchDone:
 				// Every deletion bumps every cohort's revision, whether or
 				// not it touched the cohort: a revision that moved only
 				// for members would tell the deleting party who matched.
@@ -282,7 +273,7 @@ func deleteFromMatch(ctx context.Context, tx *sql.Tx, mid, own, tmp string, r *a
 
 type matchState struct {
 	id    string
-	state MatchState
+	state wire.MatchState
 }
 
 // matchStates lists a collaboration's matches and their stored states.
@@ -306,7 +297,7 @@ func matchStates(ctx context.Context, tx *sql.Tx, collabID string) ([]matchState
 // dropMatchData removes every table of a match (points, tokens, people
 // and cohort) and leaves it in state. It returns how many tokens of side
 // own's points it removed ("" counts none).
-func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string, state MatchState) (tokens int64, err error) {
+func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string, state wire.MatchState) (tokens int64, err error) {
 	for _, sd := range []string{"a", "b"} {
 		for _, t := range []string{tokensTable(mid, sd), pointsTable(mid, sd)} {
 			ok, err := tableExists(ctx, tx, t)
@@ -354,7 +345,7 @@ func dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, err
 // dropMatches drops the data of the collaboration's matches (those built
 // from audienceID, or all when it is empty) and leaves them in state. It
 // returns how many matches it dropped and how many tokens of each side.
-func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, state MatchState) (matches int64, tokens map[string]int64, err error) {
+func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, state wire.MatchState) (matches int64, tokens map[string]int64, err error) {
 	mids, err := matchesOf(ctx, tx, collabID, audienceID)
 	if err != nil {
 		return 0, nil, err
@@ -388,14 +379,14 @@ func requestedNow() *time.Time {
 
 // DeleteAudienceByID deletes an audience and every cohort built from it.
 // kind is DeleteAudience, or DeleteExpiry for the retention janitor.
-func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c wire.Collaboration, audienceID string, kind DeletionKind) (audit.Receipt, error) {
+func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c wire.Collaboration, audienceID string, kind wire.DeletionKind) (audit.Receipt, error) {
 	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted, RequestedAt: requestedNow()}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.audienceByID(ctx, tx, audienceID)
-		if err != nil || a.CollabID != c.ID || (kind == DeleteAudience && a.PartnerID != actor.PartnerID) {
+		if err != nil || a.CollabID != c.ID || (kind == wire.DeleteAudience && a.PartnerID != actor.PartnerID) {
 			return errs.New(errs.NotFound, "audience %s", audienceID)
 		}
-		if kind == DeleteExpiry {
+		if kind == wire.DeleteExpiry {
 			// An expiry was due when the retention ran out.
 			var due time.Time
 			if err := tx.QueryRowContext(ctx, `SELECT min(expires_at) FROM audience_retention WHERE audience_id = ?`, a.ID).Scan(&due); err == nil {
@@ -407,7 +398,7 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 		if r.AudienceRows, err = dropAudience(ctx, tx, a.ID, a.table); err != nil {
 			return err
 		}
-		n, tokens, err := dropMatches(ctx, tx, c.ID, a.ID, MatchDeleted)
+		n, tokens, err := dropMatches(ctx, tx, c.ID, a.ID, wire.MatchDeleted)
 		if err != nil {
 			return err
 		}
@@ -434,7 +425,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		}
 		receipts := map[string]*audit.Receipt{}
 		for _, p := range c.Members() {
-			receipts[p] = &audit.Receipt{Kind: string(DeleteCollaboration), CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted, RequestedAt: requested}
+			receipts[p] = &audit.Receipt{Kind: string(wire.DeleteCollaboration), CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted, RequestedAt: requested}
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, table_name, partner_id FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, c.ID)
 		if err != nil {
@@ -457,7 +448,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 			}
 			receipts[owners[i]].AudienceRows += n
 		}
-		n, tokens, err := dropMatches(ctx, tx, c.ID, "", MatchDeleted)
+		n, tokens, err := dropMatches(ctx, tx, c.ID, "", wire.MatchDeleted)
 		if err != nil {
 			return err
 		}
@@ -512,7 +503,7 @@ func (s *Service) Expire(ctx context.Context, now time.Time) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if _, err := s.DeleteAudienceByID(ctx, sys, c, d.aid, DeleteExpiry); err != nil && !errors.Is(err, errs.NotFound) {
+		if _, err := s.DeleteAudienceByID(ctx, sys, c, d.aid, wire.DeleteExpiry); err != nil && !errors.Is(err, errs.NotFound) {
 			return n, err
 		}
 		n++

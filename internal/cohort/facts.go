@@ -12,6 +12,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // Facts are properties of a cohort table that let a query skip bounding
@@ -136,7 +137,7 @@ func (f Facts) json() (string, error) {
 // run it before serving.
 func (s *Service) Backfill(ctx context.Context) error {
 	rows, err := s.DB.SQL().QueryContext(ctx, `SELECT id, collab_id, cohort_table, CAST(cohort_columns AS VARCHAR) FROM matches
-		WHERE state = ? AND cohort_table IS NOT NULL AND cohort_facts IS NULL`, MatchDone)
+		WHERE state = ? AND cohort_table IS NOT NULL AND cohort_facts IS NULL`, wire.MatchDone)
 	if err != nil {
 		return fmt.Errorf("cohort.Backfill: %w", err)
 	}

@@ -177,7 +177,7 @@ func (f *fixture) match() Match {
 			f.t.Fatal(err)
 		}
 	}
-	if m.State != MatchDone {
+	if m.State != wire.MatchDone {
 		f.t.Fatalf("match %s is %s after both halves", m.ID, m.State)
 	}
 	return m

@@ -75,7 +75,7 @@ func TestBuildOutsideWriteLock(t *testing.T) {
 
 	answered := make(chan error, 1)
 	go func() {
-		_, err := qs.Run(ctx, analyst, b.Collab(), query.Request{SQL: "SELECT COUNT(*) FROM cohort", Epsilon: 0.5})
+		_, err := qs.Run(ctx, analyst, b.Collab(), wire.Request{SQL: "SELECT COUNT(*) FROM cohort", Epsilon: 0.5})
 		answered <- err
 	}()
 	select {
@@ -101,7 +101,7 @@ func TestBuildOutsideWriteLock(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("A's second half: %v", r.err)
 	}
-	if r.m.State != cohort.MatchDone || r.m.NoisySize == nil {
+	if r.m.State != wire.MatchDone || r.m.NoisySize == nil {
 		t.Fatalf("A's match is %s (noisy size %v) after both halves", r.m.State, r.m.NoisySize)
 	}
 }

@@ -50,20 +50,6 @@ func (m Match) For(c wire.Collaboration, partnerID string) wire.Match {
 	return w
 }
 
-// MatchState and DeletionKind are the wire package's.
-type (
-	MatchState   = wire.MatchState
-	DeletionKind = wire.DeletionKind
-)
-
-// Match states, as the wire package names them.
-const (
-	MatchWaiting = wire.MatchWaiting
-	MatchDone    = wire.MatchDone
-	MatchStale   = wire.MatchStale
-	MatchDeleted = wire.MatchDeleted
-)
-
 // side returns "a" for the proposer and "b" for the other partner.
 func side(c wire.Collaboration, partnerID string) string {
 	if partnerID == c.Proposer {
@@ -129,7 +115,7 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 		}
 		return Match{}, false, errs.New(errs.Conflict, "the other partner's audience has fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", least)
 	}
-	mine := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: MatchWaiting,
+	mine := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: wire.MatchWaiting,
 		Epsilon: c.Rules.MatchEpsilon}}
 	recorded := false
 	defer func() {
@@ -190,7 +176,7 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 // completes reports whether the half of side target completes m: it is
 // live, waiting for that half, and has the other.
 func completes(m Match, target string) bool {
-	if m.State != MatchWaiting {
+	if m.State != wire.MatchWaiting {
 		return false
 	}
 	if target == "a" {
@@ -214,7 +200,7 @@ func errDeleted(matchID string) error {
 func (s *Service) findMatch(ctx context.Context, q store.Querier, collabID, aa, ab string) (Match, error) {
 	var id string
 	err := q.QueryRowContext(ctx, `SELECT id FROM matches WHERE collab_id = ? AND audience_a = ? AND audience_b = ? AND state IN (?, ?) ORDER BY created_at DESC LIMIT 1`,
-		collabID, aa, ab, MatchWaiting, MatchDone).Scan(&id)
+		collabID, aa, ab, wire.MatchWaiting, wire.MatchDone).Scan(&id)
 	if err != nil {
 		return Match{}, errs.New(errs.NotFound, "match")
 	}
@@ -245,7 +231,7 @@ func (s *Service) GetMatch(ctx context.Context, q store.Querier, collabID, id st
 		return m, err
 	}
 	if live < 2 {
-		m.State = MatchStale
+		m.State = wire.MatchStale
 	}
 	m.halfAHash, m.halfBHash = ha.String, hb.String
 	m.HalfA, m.HalfB = ha.Valid, hb.Valid
@@ -260,9 +246,9 @@ func (s *Service) GetMatch(ctx context.Context, q store.Querier, collabID, id st
 // the caller must re-blind: the other party's consented people, once each.
 func (s *Service) Points(ctx context.Context, c wire.Collaboration, m Match, partnerID string, w io.Writer) error {
 	switch m.State {
-	case MatchStale:
+	case wire.MatchStale:
 		return errStale(m.ID)
-	case MatchDeleted:
+	case wire.MatchDeleted:
 		return errDeleted(m.ID)
 	}
 	tbl := pointsTable(m.ID, otherSide(side(c, partnerID)))
@@ -333,9 +319,9 @@ func toPoints(arr arrow.Array) (arrow.Record, error) {
 // same transaction as the half that completes it.
 func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wire.Collaboration, m Match, body io.Reader) (Match, error) {
 	switch m.State {
-	case MatchStale:
+	case wire.MatchStale:
 		return m, errStale(m.ID)
-	case MatchDeleted:
+	case wire.MatchDeleted:
 		return m, errDeleted(m.ID)
 	}
 	target := otherSide(side(c, actor.PartnerID)) // whose points these are
@@ -411,9 +397,9 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 			// was built fails the build as it fails the Write below.
 			if cur, gerr := s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID); gerr == nil {
 				switch cur.State {
-				case MatchStale:
+				case wire.MatchStale:
 					return m, errStale(m.ID)
-				case MatchDeleted:
+				case wire.MatchDeleted:
 					return m, errDeleted(m.ID)
 				}
 			}
@@ -430,9 +416,9 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 		// A deletion or a replacement voided it while the points arrived
 		// (or the cohort was built).
 		switch cur.State {
-		case MatchStale:
+		case wire.MatchStale:
 			return errStale(m.ID)
-		case MatchDeleted:
+		case wire.MatchDeleted:
 			return errDeleted(m.ID)
 		}
 		received, got := cur.HalfB, cur.halfBHash

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cleanroom/cleanroom/internal/store"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // The tables that hold people's data, one set per audience and per match.
@@ -68,12 +69,12 @@ func (s *Service) Cleanup(ctx context.Context) error {
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		mids, err := store.QueryStrings(ctx, tx, `SELECT id FROM matches m WHERE state IN (?, ?) AND
 			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) < 2`,
-			MatchWaiting, MatchDone)
+			wire.MatchWaiting, wire.MatchDone)
 		if err != nil {
 			return err
 		}
 		for _, mid := range mids {
-			if _, err := dropMatchData(ctx, tx, mid, "", MatchStale); err != nil {
+			if _, err := dropMatchData(ctx, tx, mid, "", wire.MatchStale); err != nil {
 				return err
 			}
 		}
@@ -91,7 +92,7 @@ func (s *Service) Cleanup(ctx context.Context) error {
 	for _, t := range tables {
 		live[t] = true
 	}
-	rows, err := s.DB.SQL().QueryContext(ctx, `SELECT id, coalesce(cohort_table, '') FROM matches WHERE state IN (?, ?)`, MatchWaiting, MatchDone)
+	rows, err := s.DB.SQL().QueryContext(ctx, `SELECT id, coalesce(cohort_table, '') FROM matches WHERE state IN (?, ?)`, wire.MatchWaiting, wire.MatchDone)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 func sorted(names ...string) []string {
@@ -145,7 +146,7 @@ func TestCleanupDropsOrphanTables(t *testing.T) {
 	}
 	f.restart()
 	f.wantTables(sorted(ab.table))
-	if got, err := f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, m.ID); err != nil || got.State != MatchStale {
+	if got, err := f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, m.ID); err != nil || got.State != wire.MatchStale {
 		t.Errorf("the match of the replaced audience is %q, %v; want stale", got.State, err)
 	}
 }
@@ -163,7 +164,7 @@ func TestReplacedAudienceLeavesNoTables(t *testing.T) {
 		t.Fatalf("replaced %q, want %s", aa2.Replaced, aa.ID)
 	}
 	f.wantTables(sorted(aa2.table, ab.table))
-	if got, err := f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, done.ID); err != nil || got.State != MatchStale {
+	if got, err := f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, done.ID); err != nil || got.State != wire.MatchStale {
 		t.Errorf("the match of the replaced audience is %q, %v; want stale", got.State, err)
 	}
 
@@ -177,7 +178,7 @@ func TestReplacedAudienceLeavesNoTables(t *testing.T) {
 	}
 	ab2 := f.upload(1, 20, 41)
 	f.wantTables(sorted(aa2.table, ab2.table))
-	if w, err = f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, w.ID); err != nil || w.State != MatchStale {
+	if w, err = f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, w.ID); err != nil || w.State != wire.MatchStale {
 		t.Errorf("the waiting match of the replaced audience is %q, %v; want stale", w.State, err)
 	}
 	if err := f.s.Points(f.ctx, f.c, w, f.eng[1].PartnerID, io.Discard); !errors.Is(err, errs.StaleMatch) {

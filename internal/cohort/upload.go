@@ -195,7 +195,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		if _, err := dropAudience(ctx, tx, a.Replaced, oldTable); err != nil {
 			return err
 		}
-		if _, _, err := dropMatches(ctx, tx, c.ID, a.Replaced, MatchStale); err != nil {
+		if _, _, err := dropMatches(ctx, tx, c.ID, a.Replaced, wire.MatchStale); err != nil {
 			return err
 		}
 		_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AudienceDelete,

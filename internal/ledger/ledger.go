@@ -11,9 +11,6 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// Amount is an epsilon and a delta in whole units.
-type Amount = wire.Amount
-
 // BudgetName names one of a partner's two budgets.
 type BudgetName string
 
@@ -69,8 +66,8 @@ func PeriodStart(refresh wire.BudgetRefresh, now time.Time) time.Time {
 
 // Spent returns the epsilon and delta a partner has spent in a
 // collaboration since the period start (basic composition: they add up).
-func Spent(ctx context.Context, q store.Querier, collabID, partnerID string, since time.Time) (Amount, error) {
-	var a Amount
+func Spent(ctx context.Context, q store.Querier, collabID, partnerID string, since time.Time) (wire.Amount, error) {
+	var a wire.Amount
 	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
 		FROM budget_ledger WHERE collab_id = ? AND partner_id = ? AND at >= ?`, collabID, partnerID, since.UTC()).Scan(&a.EpsilonUnits, &a.DeltaUnits)
 	return a, err
@@ -80,8 +77,8 @@ func Spent(ctx context.Context, q store.Querier, collabID, partnerID string, sin
 // by all its partners, matches included, over its whole life (budget
 // refreshes do not reset it): by basic composition, the privacy loss of a
 // person in its cohort from everything released so far.
-func CollaborationSpent(ctx context.Context, q store.Querier, collabID string) (Amount, error) {
-	var a Amount
+func CollaborationSpent(ctx context.Context, q store.Querier, collabID string) (wire.Amount, error) {
+	var a wire.Amount
 	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
 		FROM budget_ledger WHERE collab_id = ?`, collabID).Scan(&a.EpsilonUnits, &a.DeltaUnits)
 	return a, err
@@ -89,8 +86,8 @@ func CollaborationSpent(ctx context.Context, q store.Querier, collabID string) (
 
 // CollaborationSpentBefore is CollaborationSpent counting only what was
 // spent before until: a person's privacy loss as it stood then.
-func CollaborationSpentBefore(ctx context.Context, q store.Querier, collabID string, until time.Time) (Amount, error) {
-	var a Amount
+func CollaborationSpentBefore(ctx context.Context, q store.Querier, collabID string, until time.Time) (wire.Amount, error) {
+	var a wire.Amount
 	err := q.QueryRowContext(ctx, `SELECT CAST(coalesce(sum(epsilon_units), 0) AS BIGINT), CAST(coalesce(sum(delta_units), 0) AS BIGINT)
 		FROM budget_ledger WHERE collab_id = ? AND at < ?`, collabID, until.UTC()).Scan(&a.EpsilonUnits, &a.DeltaUnits)
 	return a, err
@@ -105,16 +102,16 @@ type Budget struct {
 
 // Units returns the budget in units, or an error if a part is not a whole
 // number of units.
-func (b Budget) Units() (Amount, error) {
+func (b Budget) Units() (wire.Amount, error) {
 	e, err := wire.EpsilonUnits(b.Epsilon)
 	if err != nil {
-		return Amount{}, fmt.Errorf("epsilon_budget: %w", err)
+		return wire.Amount{}, fmt.Errorf("epsilon_budget: %w", err)
 	}
 	d, err := wire.DeltaUnits(b.Delta)
 	if err != nil {
-		return Amount{}, fmt.Errorf("delta_budget: %w", err)
+		return wire.Amount{}, fmt.Errorf("delta_budget: %w", err)
 	}
-	return Amount{EpsilonUnits: e, DeltaUnits: d}, nil
+	return wire.Amount{EpsilonUnits: e, DeltaUnits: d}, nil
 }
 
 // Kind is what a charge paid for.
@@ -144,25 +141,25 @@ type Charge struct {
 // Check returns what the budget would have left after c, or a
 // *BudgetError if c does not fit in the epsilon or the delta budget. The
 // sums are exact, with no slack: a budget at 0 covers nothing more.
-func Check(ctx context.Context, q store.Querier, c Charge) (left Amount, err error) {
+func Check(ctx context.Context, q store.Querier, c Charge) (left wire.Amount, err error) {
 	eu, err := wire.EpsilonUnits(c.Epsilon)
 	if err != nil {
-		return Amount{}, fmt.Errorf("ledger: charge: %w", err)
+		return wire.Amount{}, fmt.Errorf("ledger: charge: %w", err)
 	}
 	du, err := wire.DeltaUnits(c.Delta)
 	if err != nil {
-		return Amount{}, fmt.Errorf("ledger: charge: %w", err)
+		return wire.Amount{}, fmt.Errorf("ledger: charge: %w", err)
 	}
 	total, err := c.Budget.Units()
 	if err != nil {
-		return Amount{}, fmt.Errorf("ledger: budget: %w", err)
+		return wire.Amount{}, fmt.Errorf("ledger: budget: %w", err)
 	}
 	if c.Now.IsZero() {
 		c.Now = time.Now()
 	}
 	spent, err := Spent(ctx, q, c.CollabID, c.PartnerID, PeriodStart(c.Budget.Refresh, c.Now))
 	if err != nil {
-		return Amount{}, fmt.Errorf("ledger: %w", err)
+		return wire.Amount{}, fmt.Errorf("ledger: %w", err)
 	}
 	before := total.Sub(spent)
 	switch {
@@ -171,14 +168,14 @@ func Check(ctx context.Context, q store.Querier, c Charge) (left Amount, err err
 	case du > before.DeltaUnits:
 		return before, &BudgetError{Budget: DeltaBudget, Asked: c.Delta, Remaining: before.Delta(), Total: c.Budget.Delta, Refresh: c.Budget.Refresh}
 	}
-	return before.Sub(Amount{EpsilonUnits: eu, DeltaUnits: du}), nil
+	return before.Sub(wire.Amount{EpsilonUnits: eu, DeltaUnits: du}), nil
 }
 
 // Debit records c in tx if the remaining budgets cover it, and returns what
 // remains after it. The caller must hold the store's write lock (store.DB.Write):
 // the check and the insert then happen without any other debit between them,
 // so concurrent charges can never overspend.
-func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining Amount, err error) {
+func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining wire.Amount, err error) {
 	if c.Now.IsZero() {
 		c.Now = time.Now()
 	}
@@ -192,20 +189,20 @@ func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining Amount, err err
 	if _, err := tx.ExecContext(ctx, `INSERT INTO budget_ledger (collab_id, partner_id, at, kind, ref, epsilon, delta, epsilon_units, delta_units)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		c.CollabID, c.PartnerID, c.Now.UTC(), c.Kind, c.Ref, wire.EpsilonOf(eu), wire.DeltaOf(du), eu, du); err != nil {
-		return Amount{}, fmt.Errorf("ledger.Debit: %w", err)
+		return wire.Amount{}, fmt.Errorf("ledger.Debit: %w", err)
 	}
 	return left, nil
 }
 
 // Remaining returns the budget left for a partner now.
-func Remaining(ctx context.Context, q store.Querier, collabID, partnerID string, b Budget, now time.Time) (Amount, error) {
+func Remaining(ctx context.Context, q store.Querier, collabID, partnerID string, b Budget, now time.Time) (wire.Amount, error) {
 	total, err := b.Units()
 	if err != nil {
-		return Amount{}, fmt.Errorf("ledger: budget: %w", err)
+		return wire.Amount{}, fmt.Errorf("ledger: budget: %w", err)
 	}
 	spent, err := Spent(ctx, q, collabID, partnerID, PeriodStart(b.Refresh, now))
 	if err != nil {
-		return Amount{}, err
+		return wire.Amount{}, err
 	}
 	return total.Sub(spent), nil
 }

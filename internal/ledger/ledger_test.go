@@ -24,9 +24,9 @@ func openLedger(t *testing.T) *store.DB {
 	return db
 }
 
-func charge(t *testing.T, db *store.DB, c Charge) (Amount, error) {
+func charge(t *testing.T, db *store.DB, c Charge) (wire.Amount, error) {
 	t.Helper()
-	var left Amount
+	var left wire.Amount
 	err := db.Write(context.Background(), func(tx *sql.Tx) error {
 		var err error
 		left, err = Debit(context.Background(), tx, c)
@@ -63,7 +63,7 @@ func TestDebitExactNoSlack(t *testing.T) {
 		}
 	}
 	spent, err := Spent(context.Background(), db.SQL(), "c", "p", time.Time{})
-	if err != nil || spent != (Amount{EpsilonUnits: 1000000}) || spent.Epsilon() != 1 {
+	if err != nil || spent != (wire.Amount{EpsilonUnits: 1000000}) || spent.Epsilon() != 1 {
 		t.Errorf("spent %+v %v, want exactly 1", spent, err)
 	}
 	var rows int
@@ -148,7 +148,7 @@ func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 	defer db.Close()
 	jan := time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)
 	debit := func(eps float64, now time.Time, refresh wire.BudgetRefresh) (float64, error) {
-		var left Amount
+		var left wire.Amount
 		err := db.Write(ctx, func(tx *sql.Tx) error {
 			var err error
 			left, err = Debit(ctx, tx, Charge{CollabID: "c", PartnerID: "p", Kind: "query", Ref: "x", Epsilon: eps, Budget: Budget{Epsilon: 1, Refresh: refresh}, Now: now})

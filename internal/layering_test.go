@@ -135,6 +135,14 @@ func TestDependenciesFlowOneWay(t *testing.T) {
 			t.Errorf("docs/design.md's layout names %s, which is not a package", pkg)
 		}
 	}
+	if len(seen) < len(rank) {
+		t.Errorf("go list saw %d of our packages, want %d", len(seen), len(rank))
+	}
+	for pkg := range rank {
+		if !seen[pkg] {
+			t.Errorf("rank names %s, which is not a package", pkg)
+		}
+	}
 	for pkg, deps := range allowed {
 		for _, dep := range deps {
 			if !used[pkg+": "+dep] {

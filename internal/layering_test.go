@@ -18,15 +18,14 @@ const module = "github.com/cleanroom/cleanroom/"
 var rank = map[string]int{
 	"psi": 0, "dp": 0, "wire": 0, "audit": 0,
 	"internal/errs": 1, "audience": 1, "internal/store": 1, "internal/console": 1,
-	"internal/auditlog": 1, // storage of the log, beside store
-	"client":            2,
-	"internal/ledger":   2, "partners": 2,
-	"internal/cohort":              3,
-	"query":                        4,
-	"internal/report":              5,
-	"api":                          6,
-	"cmd/cleanroom/internal/bench": 5,
-	"cmd/cleanroom":                7,
+	"client": 2, "internal/auditlog": 2, "internal/ledger": 2,
+	"partners":                     3,
+	"internal/cohort":              4,
+	"query":                        5,
+	"internal/report":              6,
+	"cmd/cleanroom/internal/bench": 6,
+	"api":                          7,
+	"cmd/cleanroom":                8,
 	"internal":                     0, // this test
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -29,7 +30,7 @@ const keyPrefix = "crk_"
 // Authenticate checks an API key and returns who it belongs to. Every
 // failure is the same errs.Unauthorized, so a caller learns nothing about
 // which keys exist.
-func Authenticate(ctx context.Context, q Querier, apiKey string) (Principal, error) {
+func Authenticate(ctx context.Context, q store.Querier, apiKey string) (Principal, error) {
 	rest, ok := strings.CutPrefix(apiKey, keyPrefix)
 	if !ok {
 		return Principal{}, errs.Unauthorized

@@ -64,7 +64,7 @@ func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartne
 // GetCollaboration returns a collaboration the viewer may see: a member's
 // key, or the operator's. Anyone else gets errs.NotFound, so outsiders cannot
 // tell which collaborations exist.
-func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principal) (wire.Collaboration, error) {
+func GetCollaboration(ctx context.Context, q store.Querier, id string, viewer Principal) (wire.Collaboration, error) {
 	var c wire.Collaboration
 	var rj, aj string
 	var approved sql.NullString
@@ -99,7 +99,7 @@ func GetCollaboration(ctx context.Context, q Querier, id string, viewer Principa
 }
 
 // ListCollaborations returns the collaborations the viewer may see.
-func ListCollaborations(ctx context.Context, q Querier, viewer Principal) ([]wire.Collaboration, error) {
+func ListCollaborations(ctx context.Context, q store.Querier, viewer Principal) ([]wire.Collaboration, error) {
 	query := `SELECT id FROM collaborations`
 	var args []any
 	if !viewer.IsOperator() {

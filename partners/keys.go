@@ -87,7 +87,7 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 }
 
 // GetKey returns a key by its id.
-func GetKey(ctx context.Context, q Querier, id string) (wire.Key, error) {
+func GetKey(ctx context.Context, q store.Querier, id string) (wire.Key, error) {
 	var k wire.Key
 	var revoked sql.NullTime
 	err := q.QueryRowContext(ctx, `SELECT id, partner_id, role, label, created_at, revoked_at FROM api_keys WHERE id = ?`, id).
@@ -104,7 +104,7 @@ func GetKey(ctx context.Context, q Querier, id string) (wire.Key, error) {
 
 // ListKeys returns the keys (never their secrets) of the actor's own
 // partner; the actor must be its admin.
-func ListKeys(ctx context.Context, q Querier, actor Principal, partnerID string) ([]wire.Key, error) {
+func ListKeys(ctx context.Context, q store.Querier, actor Principal, partnerID string) ([]wire.Key, error) {
 	if err := keyAdmin(actor, partnerID); err != nil {
 		return nil, err
 	}

@@ -75,11 +75,8 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 	return secret, err
 }
 
-// Querier reads: *sql.DB, *sql.Tx or *sql.Conn.
-type Querier = store.Querier
-
 // GetPartner returns a partner.
-func GetPartner(ctx context.Context, q Querier, id string) (wire.Partner, error) {
+func GetPartner(ctx context.Context, q store.Querier, id string) (wire.Partner, error) {
 	var p wire.Partner
 	err := q.QueryRowContext(ctx, `SELECT id, name, created_at FROM partners WHERE id = ?`, id).Scan(&p.ID, &p.Name, &p.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -90,7 +87,7 @@ func GetPartner(ctx context.Context, q Querier, id string) (wire.Partner, error)
 
 // ListPartners returns every partner but the operator (an empty list, not
 // nil, when there is none).
-func ListPartners(ctx context.Context, q Querier) ([]wire.Partner, error) {
+func ListPartners(ctx context.Context, q store.Querier) ([]wire.Partner, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, name, created_at FROM partners WHERE id <> ? ORDER BY created_at`, OperatorID)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // Append adds an entry in tx, after the current head. Call it in the same
@@ -134,14 +135,9 @@ func privateTo(partners []string) (string, []any) {
 	return `CASE WHEN partner_id IN (` + ph + `) THEN CAST(private AS VARCHAR) END`, args
 }
 
-// Querier is what List reads from: *sql.DB or *sql.Tx.
-type Querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
 // List returns entries matching f in sequence order (newest first with
 // f.Newest).
-func List(ctx context.Context, q Querier, f Filter) ([]audit.Entry, error) {
+func List(ctx context.Context, q store.Querier, f Filter) ([]audit.Entry, error) {
 	var where []string
 	var args []any
 	if f.Partners != nil {
@@ -218,7 +214,7 @@ func List(ctx context.Context, q Querier, f Filter) ([]audit.Entry, error) {
 // Export writes every entry up to seq upto, in order, to emit. Entries
 // outside the reader's partners (nil: every partner) are redacted to their
 // place in the chain, so the reader can still verify the whole chain.
-func Export(ctx context.Context, q Querier, readers []string, upto int64, emit func(*audit.Entry) error) error {
+func Export(ctx context.Context, q store.Querier, readers []string, upto int64, emit func(*audit.Entry) error) error {
 	visible := "TRUE"
 	var args []any
 	if readers != nil {
@@ -258,9 +254,7 @@ func Export(ctx context.Context, q Querier, readers []string, upto int64, emit f
 
 // Count counts a collaboration's entries of one action in [since, until):
 // how many times something was done, for reports.
-func Count(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, collabID string, action audit.Action, since, until time.Time) (int64, error) {
+func Count(ctx context.Context, q store.Querier, collabID string, action audit.Action, since, until time.Time) (int64, error) {
 	var n int64
 	err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE collab_id = ? AND action = ? AND at >= ? AND at < ?`,
 		collabID, string(action), since.UTC(), until.UTC()).Scan(&n)

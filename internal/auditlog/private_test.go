@@ -85,10 +85,7 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 
 // exportLog exports the log as readers see it, through the NDJSON form an
 // auditor downloads, and reads it back.
-func exportLog(t *testing.T, q interface {
-	Querier
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, priv ed25519.PrivateKey, readers []string) ([]audit.Entry, audit.Head) {
+func exportLog(t *testing.T, q store.Querier, priv ed25519.PrivateKey, readers []string) ([]audit.Entry, audit.Head) {
 	t.Helper()
 	ctx := context.Background()
 	head, err := SignedHead(ctx, q, priv)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/internal/store"
 )
 
 // SigningKeyFile is the server's audit signing key in the data directory.
@@ -59,9 +60,7 @@ func LoadOrCreateSigner(dir string) (ed25519.PrivateKey, error) {
 }
 
 // SignedHead reads the current head and signs it.
-func SignedHead(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, priv ed25519.PrivateKey) (audit.Head, error) {
+func SignedHead(ctx context.Context, q store.Querier, priv ed25519.PrivateKey) (audit.Head, error) {
 	h := audit.Head{Hash: audit.GenesisHash, At: time.Now().UTC()}
 	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&h.Seq, &h.Hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -76,9 +75,7 @@ func SignedHead(ctx context.Context, q interface {
 // firstV2 finds the first version 2 entry up to seq upto (0: none). Every
 // entry written since version 2 is version 2, so versions only go up and
 // a binary search reads a few entries of any log.
-func firstV2(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, upto int64) (int64, error) {
+func firstV2(ctx context.Context, q store.Querier, upto int64) (int64, error) {
 	version := func(seq int64) (int, error) {
 		var e audit.Entry
 		var details string

@@ -47,17 +47,11 @@ type Facts struct {
 // carry a party's prefix and never start with _, so it cannot collide.
 func rankColumn(dim string) string { return "_rank_" + dim }
 
-// execQuerier is a transaction or the database.
-type execQuerier interface {
-	store.Querier
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
 // FinishTable turns the cohort rows in stage (uid, _a_row, _b_row and the
 // attribute columns) into the cohort table: it computes the Facts, writes
 // table with a rank column for each of dims that varies within some user,
 // and drops stage. It runs once per cohort, at build time.
-func FinishTable(ctx context.Context, q execQuerier, stage, table string, columns, dims []string) (Facts, error) {
+func FinishTable(ctx context.Context, q store.Execer, stage, table string, columns, dims []string) (Facts, error) {
 	f := Facts{UniqueRows: map[string]bool{}, PerUser: map[string]bool{}, GroupRank: map[string]string{}}
 	var inner, outer []string
 	for i, c := range columns {

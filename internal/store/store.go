@@ -339,6 +339,12 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// Execer reads and writes: *sql.DB, *sql.Tx or *sql.Conn.
+type Execer interface {
+	Querier
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // QueryStrings returns the first column of every row of a query, such as
 // a list of IDs.
 func QueryStrings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
@@ -61,5 +63,32 @@ func TestAuthenticationOutageIsNotUnauthorized(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) {
 		t.Error("the log holds the API key")
+	}
+}
+
+// TestClockIsTheServers: what the server stamps comes from Config.Clock,
+// so a test (or an operator replaying a period) can fix it.
+func TestClockIsTheServers(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	at := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	srv, err := New(ctx, Config{DB: db, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/v1/partners/operator/privacy-report", nil)
+	req.Header.Set("Authorization", "Bearer "+srv.OperatorSecret())
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, req)
+	var rep wire.PrivacyReport
+	if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("%d %s", rec.Code, rec.Body.String())
+	}
+	if !rep.GeneratedAt.Equal(at) || !rep.Until.Equal(at) || !rep.Since.Equal(at.AddDate(-1, 0, 0)) {
+		t.Errorf("generated %v for %v..%v, want the clock's %v", rep.GeneratedAt, rep.Since, rep.Until, at)
 	}
 }

@@ -191,7 +191,7 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Signer: signer}
+	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Signer: signer, Now: cfg.Clock}
 	s := &Server{db: db, cohorts: co, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.queries)

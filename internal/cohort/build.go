@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
@@ -186,7 +185,7 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 	// Both parties see the noisy size: each pays for it from its budget.
 	for _, p := range c.Members() {
 		if _, err := ledger.Debit(ctx, tx, ledger.Charge{CollabID: c.ID, PartnerID: p, Kind: ledger.KindMatch, Ref: m.ID,
-			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules)}); err != nil {
+			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules), Now: s.now()}); err != nil {
 			return errs.New(errs.Conflict, "partner %s cannot pay for the match's noisy size: %v", p, err)
 		}
 	}
@@ -199,7 +198,7 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, cohort_facts = ?, updated_at = ? WHERE id = ?`,
-		wire.MatchDone, table, b.exact, b.noisy, string(sides), facts, time.Now().UTC(), m.ID); err != nil {
+		wire.MatchDone, table, b.exact, b.noisy, string(sides), facts, s.now().UTC(), m.ID); err != nil {
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.

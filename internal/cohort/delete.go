@@ -54,9 +54,9 @@ func matchesOf(ctx context.Context, tx *sql.Tx, collabID, audienceID string) ([]
 
 // bumpRevision marks a cohort as changed: answers cached for the old
 // revision are not served for the new one.
-func bumpRevision(ctx context.Context, tx *sql.Tx, matchID string) error {
+func (s *Service) bumpRevision(ctx context.Context, tx *sql.Tx, matchID string) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO cohort_revisions VALUES (?, (SELECT coalesce(max(rev), 0) + 1 FROM cohort_revisions WHERE match_id = ?), ?)`,
-		matchID, matchID, time.Now().UTC())
+		matchID, matchID, s.now().UTC())
 	return err
 }
 
@@ -79,7 +79,7 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 		return r, err
 	}
 	r.ID = partners.NewID("r_")
-	r.At = time.Now().UTC().Truncate(time.Microsecond)
+	r.At = s.now().UTC().Truncate(time.Microsecond)
 	details := map[string]any{"receipt_id": r.ID, "audience_id": r.AudienceID, "identifiers": r.Identifiers, "matches": r.Matches}
 	for k, v := range public {
 		details[k] = v
@@ -129,7 +129,7 @@ func (s *Service) Receipts(ctx context.Context, collabID, partnerID string) ([]j
 // and from its tokens, in one transaction, and returns the signed receipt.
 // With optOut the points are also kept out of later uploads and matches.
 func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wire.Collaboration, pids []psi.Point, optOut bool) (audit.Receipt, error) {
-	requested := requestedNow()
+	requested := s.requestedNow()
 	if len(pids) == 0 {
 		return audit.Receipt{}, errs.New(errs.Invalid, "no identifiers given")
 	}
@@ -167,7 +167,7 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 		if optOut {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO optouts SELECT ?, ?, pid, ? FROM `+tmp+
 				` WHERE pid NOT IN (SELECT pid FROM optouts WHERE collab_id = ? AND partner_id = ?)`,
-				c.ID, actor.PartnerID, time.Now().UTC(), c.ID, actor.PartnerID); err != nil {
+				c.ID, actor.PartnerID, s.now().UTC(), c.ID, actor.PartnerID); err != nil {
 				return err
 			}
 		}
@@ -189,7 +189,7 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 				// Positions in its points tables would no longer line up
 				// with what the other party re-blinds: void it, and the
 				// next match run starts afresh.
-				if _, err := dropMatchData(ctx, tx, m.id, "", wire.MatchStale); err != nil {
+				if _, err := s.dropMatchData(ctx, tx, m.id, "", wire.MatchStale); err != nil {
 					return err
 				}
 				continue
@@ -197,7 +197,7 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 				// Every deletion bumps every cohort's revision, whether or
 				// not it touched the cohort: a revision that moved only
 				// for members would tell the deleting party who matched.
-				if err := bumpRevision(ctx, tx, m.id); err != nil {
+				if err := s.bumpRevision(ctx, tx, m.id); err != nil {
 					return err
 				}
 			}
@@ -297,7 +297,7 @@ func matchStates(ctx context.Context, tx *sql.Tx, collabID string) ([]matchState
 // dropMatchData removes every table of a match (points, tokens, people
 // and cohort) and leaves it in state. It returns how many tokens of side
 // own's points it removed ("" counts none).
-func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string, state wire.MatchState) (tokens int64, err error) {
+func (s *Service) dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string, state wire.MatchState) (tokens int64, err error) {
 	for _, sd := range []string{"a", "b"} {
 		for _, t := range []string{tokensTable(mid, sd), pointsTable(mid, sd)} {
 			ok, err := tableExists(ctx, tx, t)
@@ -324,13 +324,13 @@ func dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string, state wire.
 			return 0, err
 		}
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = NULL, updated_at = ? WHERE id = ?`, state, time.Now().UTC(), mid)
+	_, err = tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = NULL, updated_at = ? WHERE id = ?`, state, s.now().UTC(), mid)
 	return tokens, err
 }
 
 // dropAudience drops an audience's table, marks it deleted and returns how
 // many rows it held.
-func dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, error) {
+func (s *Service) dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, error) {
 	var n int64
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 		return 0, err
@@ -338,14 +338,14 @@ func dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, err
 	if _, err := tx.ExecContext(ctx, `DROP TABLE `+table); err != nil {
 		return 0, err
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE audiences SET deleted_at = ? WHERE id = ?`, time.Now().UTC(), id)
+	_, err := tx.ExecContext(ctx, `UPDATE audiences SET deleted_at = ? WHERE id = ?`, s.now().UTC(), id)
 	return n, err
 }
 
 // dropMatches drops the data of the collaboration's matches (those built
 // from audienceID, or all when it is empty) and leaves them in state. It
 // returns how many matches it dropped and how many tokens of each side.
-func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, state wire.MatchState) (matches int64, tokens map[string]int64, err error) {
+func (s *Service) dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, state wire.MatchState) (matches int64, tokens map[string]int64, err error) {
 	mids, err := matchesOf(ctx, tx, collabID, audienceID)
 	if err != nil {
 		return 0, nil, err
@@ -363,7 +363,7 @@ func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, s
 			}
 			tokens[sd] += n
 		}
-		if _, err := dropMatchData(ctx, tx, mid, "", state); err != nil {
+		if _, err := s.dropMatchData(ctx, tx, mid, "", state); err != nil {
 			return 0, nil, err
 		}
 		matches++
@@ -372,15 +372,15 @@ func dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, s
 }
 
 // requestedNow is a receipt's RequestedAt for a request arriving now.
-func requestedNow() *time.Time {
-	t := time.Now().UTC().Truncate(time.Microsecond)
+func (s *Service) requestedNow() *time.Time {
+	t := s.now().UTC().Truncate(time.Microsecond)
 	return &t
 }
 
 // DeleteAudienceByID deletes an audience and every cohort built from it.
 // kind is DeleteAudience, or DeleteExpiry for the retention janitor.
 func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c wire.Collaboration, audienceID string, kind wire.DeletionKind) (audit.Receipt, error) {
-	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted, RequestedAt: requestedNow()}
+	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted, RequestedAt: s.requestedNow()}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		a, err := s.audienceByID(ctx, tx, audienceID)
 		if err != nil || a.CollabID != c.ID || (kind == wire.DeleteAudience && a.PartnerID != actor.PartnerID) {
@@ -395,10 +395,10 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 			}
 		}
 		r.PartnerID = a.PartnerID
-		if r.AudienceRows, err = dropAudience(ctx, tx, a.ID, a.table); err != nil {
+		if r.AudienceRows, err = s.dropAudience(ctx, tx, a.ID, a.table); err != nil {
 			return err
 		}
-		n, tokens, err := dropMatches(ctx, tx, c.ID, a.ID, wire.MatchDeleted)
+		n, tokens, err := s.dropMatches(ctx, tx, c.ID, a.ID, wire.MatchDeleted)
 		if err != nil {
 			return err
 		}
@@ -414,7 +414,7 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 // receipt of what was deleted of its own data; the caller's is returned.
 func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Principal, c wire.Collaboration) (audit.Receipt, error) {
 	var out audit.Receipt
-	requested := requestedNow()
+	requested := s.requestedNow()
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		cur, err := partners.GetCollaboration(ctx, tx, c.ID, actor)
 		if err != nil {
@@ -442,17 +442,17 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		}
 		rows.Close()
 		for i, t := range tables {
-			n, err := dropAudience(ctx, tx, ids[i], t)
+			n, err := s.dropAudience(ctx, tx, ids[i], t)
 			if err != nil {
 				return err
 			}
 			receipts[owners[i]].AudienceRows += n
 		}
-		n, tokens, err := dropMatches(ctx, tx, c.ID, "", wire.MatchDeleted)
+		n, tokens, err := s.dropMatches(ctx, tx, c.ID, "", wire.MatchDeleted)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET state = ?, updated_at = ? WHERE id = ?`, wire.StateDeleted, time.Now().UTC(), c.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET state = ?, updated_at = ? WHERE id = ?`, wire.StateDeleted, s.now().UTC(), c.ID); err != nil {
 			return err
 		}
 		for _, p := range c.Members() {

@@ -153,7 +153,7 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 				return err
 			}
 		}
-		mine.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		mine.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
 		mine.UpdatedAt = mine.CreatedAt
 		if _, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, epsilon, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mine.ID, mine.CollabID, mine.AudienceA, mine.AudienceB, mine.State, mine.PointsA, mine.PointsB, mine.Epsilon, mine.CreatedAt, mine.UpdatedAt); err != nil {
@@ -446,7 +446,7 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+staging+` RENAME TO `+tbl); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE matches SET half_`+target+`_sha256 = ?, updated_at = ? WHERE id = ?`, sum, time.Now().UTC(), m.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE matches SET half_`+target+`_sha256 = ?, updated_at = ? WHERE id = ?`, sum, s.now().UTC(), m.ID); err != nil {
 			return err
 		}
 		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchPoints,

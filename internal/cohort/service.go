@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"sync"
+	"time"
 
 	"github.com/cleanroom/cleanroom/internal/store"
 )
@@ -15,6 +16,9 @@ type Service struct {
 	TempDir string
 	// Signer signs deletion receipts (the audit signing key).
 	Signer ed25519.PrivateKey
+	// Now stamps what the service records (audiences, matches, receipts,
+	// the match's budget charge); default time.Now.
+	Now func() time.Time
 
 	// starts lets one StartMatch per collaboration build point tables at
 	// a time: the parties start together, and two builds of the same
@@ -69,4 +73,12 @@ func (k *keyedLock) lock(ctx context.Context, key string) (unlock func(), err er
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// now is the service's clock.
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }

@@ -74,7 +74,7 @@ func (s *Service) Cleanup(ctx context.Context) error {
 			return err
 		}
 		for _, mid := range mids {
-			if _, err := dropMatchData(ctx, tx, mid, "", wire.MatchStale); err != nil {
+			if _, err := s.dropMatchData(ctx, tx, mid, "", wire.MatchStale); err != nil {
 				return err
 			}
 		}

@@ -164,7 +164,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		a.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		a.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO audiences (id, collab_id, partner_id, table_name, rows, people, content_sha256, columns, created_at, deleted_at, people_matchable)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
 			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt, a.PeopleMatchable); err != nil {
@@ -192,10 +192,10 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		// every table of every match built from it (their cohorts and
 		// people tables hold the other party's attributes too), go in
 		// this transaction, which logs it.
-		if _, err := dropAudience(ctx, tx, a.Replaced, oldTable); err != nil {
+		if _, err := s.dropAudience(ctx, tx, a.Replaced, oldTable); err != nil {
 			return err
 		}
-		if _, _, err := dropMatches(ctx, tx, c.ID, a.Replaced, wire.MatchStale); err != nil {
+		if _, _, err := s.dropMatches(ctx, tx, c.ID, a.Replaced, wire.MatchStale); err != nil {
 			return err
 		}
 		_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AudienceDelete,

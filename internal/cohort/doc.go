@@ -34,13 +34,18 @@
 //
 // # Files
 //
-//	service.go  the Service and its errors
+//	service.go  the Service, its clock and per-collaboration locks
 //	upload.go   audiences: ingestion, body limits, Parquet spooling
 //	scan.go     handing an Arrow stream to DuckDB
 //	match.go    the protocol: start, points, put points, states
+//	points.go   a party's consented points: sorted, numbered, sent
 //	tokens.go   the reader that turns re-blinded points into tokens
-//	build.go    building the cohort; the current cohort queries read
+//	build.go    building the cohort outside the write lock, publishing it
+//	facts.go    cohort facts and rank columns, computed at build
 //	tables.go   table names, and the start-up cleanup
 //	delete.go   deletions, opt-outs, expiry and their signed receipts
 //	access.go   access requests
+//	report.go   the sections of the transparency report this package owns
+//
+// doc_test.go keeps this list and the package's files the same.
 package cohort

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
@@ -255,7 +256,7 @@ func (s *Server) routes() []route {
 
 		// Queries and budgets.
 		{method: "POST", path: "/v1/collaborations/:cid/queries", id: "runQuery", tag: "queries", summary: "Ask an aggregate question",
-			doc: "SQL in the subset SELECT [dimension, ...] COUNT(*) | SUM(metric) | AVG(metric) FROM cohort [WHERE ...] [GROUP BY ...]; " +
+			doc: "SQL in the subset " + strings.ReplaceAll(wire.QuerySubset, "\n", " ") + "; " +
 				"the answer is differentially private and charged to the partner's budget. JSON by default; CSV or Arrow by Accept or ?format=.",
 			allow: []role{roleAnalyst}, scope: scopeCollab, handler: s.runQuery, in: jsonBody(wire.Request{}),
 			params: []param{{"format", "The answer's format; overrides Accept.", str().WithEnum("json", "csv", "arrow")}},

@@ -107,3 +107,9 @@ const (
 	OutcomeCached   = "cached"
 	OutcomeRefused  = "refused"
 )
+
+// QuerySubset is the SQL subset analysts write, as the CLI's help, the
+// OpenAPI document and docs/design.md ("Queries") state it; package
+// query's documentation lists the exact nodes it accepts.
+const QuerySubset = `SELECT [dimension, ...] COUNT(*) | SUM(metric) | AVG(metric) [AS name], ...
+FROM cohort [WHERE predicate on dimensions] [GROUP BY dimension, ...]`

@@ -22,10 +22,7 @@ func newQueryCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   `query --collab ID [--epsilon E] "SELECT ..."`,
 		Short: "Ask an aggregate question of the cohort; answers are noisy, with 95% intervals",
-		Long: `query sends SQL in cleanroom's subset:
-
-  SELECT [dimension, ...] COUNT(*) | SUM(metric) | AVG(metric) [AS name], ...
-  FROM cohort [WHERE predicate on dimensions] [GROUP BY dimension, ...]
+		Long: "query sends SQL in cleanroom's subset:\n\n  " + strings.ReplaceAll(wire.QuerySubset, "\n", "\n  ") + `
 
 COUNT(*) counts people. Each answer spends epsilon from this partner's
 privacy budget (default: the rule max_query_epsilon; at least

@@ -45,7 +45,7 @@
 //	tables.go   table names, and the start-up cleanup
 //	delete.go   deletions, opt-outs, expiry and their signed receipts
 //	access.go   access requests
-//	report.go   the sections of the transparency report this package owns
+//	report.go   the consent mix of an audience, for the transparency report
 //
 // doc_test.go keeps this list and the package's files the same.
 package cohort

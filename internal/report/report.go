@@ -22,7 +22,6 @@ import (
 	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
-	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -59,26 +58,26 @@ func (s *Service) Collaboration(ctx context.Context, reader partners.Principal, 
 			rep.DataHeld = append(rep.DataHeld, held)
 		}
 		var err error
-		if rep.Matches, err = s.Cohorts.ReportMatches(ctx, tx, co.ID); err != nil {
+		if rep.Matches, err = reportMatches(ctx, tx, co.ID); err != nil {
 			return err
 		}
-		if rep.QueriesByAnalyst, err = query.QueriesByAnalyst(ctx, tx, co.ID); err != nil {
+		if rep.QueriesByAnalyst, err = queriesByAnalyst(ctx, tx, co.ID); err != nil {
 			return err
 		}
-		if rep.BudgetSpentByDay, err = ledger.SpentByDay(ctx, tx, co.ID); err != nil {
+		if rep.BudgetSpentByDay, err = spentByDay(ctx, tx, co.ID); err != nil {
 			return err
 		}
-		if rep.RefusalsByReason, err = query.RefusalsByReason(ctx, tx, co.ID); err != nil {
+		if rep.RefusalsByReason, err = refusalsByReason(ctx, tx, co.ID); err != nil {
 			return err
 		}
-		if rep.Deletions, err = s.Cohorts.ReportDeletions(ctx, tx, co.ID); err != nil {
+		if rep.Deletions, err = reportDeletions(ctx, tx, co.ID); err != nil {
 			return err
 		}
 		var own []string // nil: every partner's, for the operator
 		if !reader.IsOperator() {
 			own = []string{reader.PartnerID}
 		}
-		if rep.Honoured, err = s.Cohorts.Honoured(ctx, tx, co.ID, own); err != nil {
+		if rep.Honoured, err = honouredIn(ctx, tx, co.ID, own); err != nil {
 			return err
 		}
 		// What a person in the cohort is exposed to: everything both
@@ -133,7 +132,7 @@ func (s *Service) Privacy(ctx context.Context, partnerID string, since, until, n
 			}
 			rep.Collaborations = append(rep.Collaborations, pc)
 		}
-		hs, err := s.Cohorts.HonouredOf(ctx, tx, pa.ID, since, until)
+		hs, err := honouredOf(ctx, tx, pa.ID, since, until)
 		if err != nil {
 			return err
 		}

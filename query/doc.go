@@ -8,6 +8,18 @@
 // package cohort, calls package dp for noise, partition selection and
 // thresholds, and package ledger for the budget.
 //
+// What callers may rely on:
+//   - Service.Run returns an answer only once its debit, its cached copy
+//     and its audit entry have committed together; otherwise nothing was
+//     charged.
+//   - Every refusal is an *errs.Error of a refusal kind (errs.IsRefusal),
+//     checked in a fixed order that does not depend on the data, and
+//     logged as query.refused; an audit entry that cannot be written is
+//     logged and counted, and the refusal still reaches the caller.
+//   - Parse and Plan.Check are pure: they run nothing the analyst wrote
+//     and touch no table; Plan.Canonical and Plan.Hash are stable across
+//     releases of the same subset.
+//
 // # What an answer may reveal
 //
 // Only its rows and intervals depend on the data, and they are

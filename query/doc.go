@@ -16,9 +16,8 @@
 //     checked in a fixed order that does not depend on the data, and
 //     logged as query.refused; an audit entry that cannot be written is
 //     logged and counted, and the refusal still reaches the caller.
-//   - Parse and Plan.Check are pure: they run nothing the analyst wrote
-//     and touch no table; Plan.Canonical and Plan.Hash are stable across
-//     releases of the same subset.
+//   - Parse and Plan.Check run nothing the analyst wrote and read no
+//     table: Parse asks DuckDB's parser for the syntax tree only.
 //
 // # What an answer may reveal
 //

@@ -65,8 +65,9 @@ type Config struct {
 	Logger *slog.Logger
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
-	// Clock stamps what the server records (budget charges, reports, the
-	// janitor's expiry time); default time.Now. Tests fix it.
+	// Clock stamps what the services record (budget charges, audiences,
+	// matches, receipts, reports, the janitor's expiry time); default
+	// time.Now. Tests fix it. Audit entries and keys keep the wall clock.
 	Clock func() time.Time
 }
 

@@ -52,7 +52,16 @@ type EncodeOptions struct {
 	SkipBlankIDs bool
 	// Comma is the CSV field separator; default ','.
 	Comma rune
+	// CacheBytes bounds the memory that remembers identifiers already
+	// blinded in this upload, so that a person with many rows costs one
+	// blinding: default 64 MiB (about 900,000 people); a negative value
+	// blinds every row. Rows of a person beyond what it holds are blinded
+	// again, to the same point: memory stays bounded for any file.
+	CacheBytes int64
 }
+
+// defaultCacheBytes is EncodeOptions.CacheBytes's default.
+const defaultCacheBytes = 64 << 20
 
 // AttrSpec selects one input column to send as an attribute.
 type AttrSpec struct {
@@ -72,6 +81,9 @@ type EncodeStats struct {
 	Rows int64
 	// SkippedBlank is the number of input rows skipped for a blank id.
 	SkippedBlank int64
+	// Blinded is how many identifiers were hashed and blinded: the
+	// distinct ones, when the cache held them all.
+	Blinded int64
 }
 
 const (
@@ -335,10 +347,23 @@ func (e *encoder) where(r int64) int64 {
 // run blinds and writes everything, then ends the stream. On error the
 // stream is left without its end-of-stream marker, so the server sees a
 // truncated upload, never a short one that looks whole.
-func (e *encoder) run(ctx context.Context, ids idPipeline, key *psi.Key, opts EncodeOptions) (EncodeStats, error) {
+func (e *encoder) run(ctx context.Context, ids idPipeline, key *psi.Key, opts EncodeOptions) (stats EncodeStats, err error) {
 	defer e.release()
-	err := psi.BlindIDs(ctx, e, e, ids.norm, ids.hasher, key, psi.Options{Workers: opts.Workers})
-	stats := EncodeStats{Rows: e.rows, SkippedBlank: e.src.skipped()}
+	popts := psi.Options{Workers: opts.Workers}
+	switch {
+	case opts.CacheBytes == 0:
+		popts.Cache = psi.NewCache(defaultCacheBytes)
+	case opts.CacheBytes > 0:
+		popts.Cache = psi.NewCache(opts.CacheBytes)
+	}
+	err = psi.BlindIDs(ctx, e, e, ids.norm, ids.hasher, key, popts)
+	stats = EncodeStats{Rows: e.rows, SkippedBlank: e.src.skipped()}
+	defer func() {
+		stats.Blinded = stats.Rows
+		if popts.Cache != nil {
+			stats.Blinded = popts.Cache.Misses()
+		}
+	}()
 	if err != nil {
 		var re *psi.RowError
 		if errors.As(err, &re) {

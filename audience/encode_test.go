@@ -646,3 +646,43 @@ func BenchmarkBlindIDs(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "rows/s")
 }
+
+// TestEncodeBlindsEachPersonOnce: an event log (several rows a person,
+// written differently) costs one blinding a person, and every row still
+// carries its person's point, the same as with the cache off.
+func TestEncodeBlindsEachPersonOnce(t *testing.T) {
+	key := mustKey(t)
+	var b strings.Builder
+	b.WriteString("email,amount\n")
+	var emails []string
+	for row := 0; row < 2400; row++ {
+		p := (row * 7919) % 200 // 200 people, 12 rows each, interleaved
+		email := fmt.Sprintf("Buyer%d@Example.com", p)
+		if row%2 == 1 {
+			email = fmt.Sprintf("  buyer%d@example.com", p)
+		}
+		emails = append(emails, strings.ToLower(strings.TrimSpace(email)))
+		fmt.Fprintf(&b, "%s,%d\n", email, row)
+	}
+	want := expectedPIDs(t, key, emails)
+	for _, cache := range []int64{0, -1, 1} { // default, off, smallest (collisions)
+		var out bytes.Buffer
+		opts := EncodeOptions{IDColumn: "email", IDType: psi.Email, ConsentAll: "measurement", BatchSize: 500, Workers: 2, CacheBytes: cache}
+		stats, err := EncodeCSV(context.Background(), strings.NewReader(b.String()), &out, key, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := decode(t, out.Bytes())
+		if !reflect.DeepEqual(u.pids, want) {
+			t.Fatalf("cache %d: the points differ from blinding each row", cache)
+		}
+		switch {
+		case cache == 0 && stats.Blinded != 200:
+			t.Errorf("default cache: %d blindings for 200 people in 2400 rows", stats.Blinded)
+		case cache < 0 && stats.Blinded != 2400:
+			t.Errorf("cache off: %d blindings for 2400 rows", stats.Blinded)
+		case stats.Rows != 2400:
+			t.Errorf("%d rows", stats.Rows)
+		}
+	}
+}

@@ -52,6 +52,9 @@ type Options struct {
 	// BatchSize is how many items travel together; default 1024. Memory in
 	// flight is bounded by 2 x Workers x BatchSize items.
 	BatchSize int
+	// Cache, when set, lets BlindIDs blind each distinct identifier once:
+	// a repeat is served from it. One Cache serves one key and Hasher.
+	Cache *Cache
 }
 
 func (o Options) withDefaults() Options {
@@ -75,27 +78,109 @@ func (e *RowError) Unwrap() error { return e.Err }
 
 // BlindIDs normalizes, hashes and blinds every identifier read from src
 // with key, and writes the points to dst in the order read, on all cores.
+// With opts.Cache, each distinct identifier is hashed and blinded once
+// while the cache holds it.
 // The first bad identifier stops the stream with a *RowError naming its row
 // (identifiers are never put in errors); everything before it has been
 // written.
 func BlindIDs(ctx context.Context, src Reader[string], dst Writer[Point], n *Normalizer, h *Hasher, key *Key, opts Options) error {
+	cache := opts.Cache
 	return run(ctx, src, dst, opts, func(in []string, out []Point, row int64) error {
 		digests := make([][32]byte, len(in))
-		msgs := make([][]byte, len(in))
 		for i, id := range in {
 			var err error
 			if digests[i], err = n.Digest(id); err != nil {
 				return &RowError{Row: row + int64(i), Err: err}
 			}
-			msgs[i] = digests[i][:]
 		}
-		// Eight at a time on the vector path; the blinding in place.
-		h.HashMany(msgs, out)
-		if i, err := key.BlindBatch(out, out); err != nil {
-			return &RowError{Row: row + int64(i), Err: fmt.Errorf("identifier hashed to a degenerate point: %w", err)}
+		if cache == nil {
+			return blindDigests(h, key, digests, out, row, nil)
 		}
-		return nil
+		return blindCached(cache, h, key, digests, out, row)
 	})
+}
+
+// blindDigests hashes the digests to the curve and blinds them into out;
+// rows maps an item to its row offset in the stream (nil: its index).
+func blindDigests(h *Hasher, key *Key, digests [][32]byte, out []Point, row int64, rows []int) error {
+	msgs := make([][]byte, len(digests))
+	for i := range digests {
+		msgs[i] = digests[i][:]
+	}
+	// Eight at a time on the vector path; the blinding in place.
+	h.HashMany(msgs, out)
+	if i, err := key.BlindBatch(out, out); err != nil {
+		if rows != nil {
+			i = rows[i]
+		}
+		return &RowError{Row: row + int64(i), Err: fmt.Errorf("identifier hashed to a degenerate point: %w", err)}
+	}
+	return nil
+}
+
+// blindCached fills out from the cache, blinding only the digests it does
+// not hold and no other batch is blinding now; it waits for those others.
+func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Point, row int64) (err error) {
+	type wait struct {
+		i int
+		f *flight
+	}
+	var (
+		mine  []int // items this batch blinds, first of their digest
+		own   []*flight
+		waits []wait
+		later [][2]int // item, the earlier item of this batch with its digest
+	)
+	first := make(map[[32]byte]int, len(digests))
+	for i := range digests {
+		if p, ok := cache.get(&digests[i]); ok {
+			out[i] = p
+			cache.hits.Add(1)
+			continue
+		}
+		if j, ok := first[digests[i]]; ok {
+			later = append(later, [2]int{i, j})
+			cache.hits.Add(1)
+			continue
+		}
+		first[digests[i]] = i
+		if f, claimed := cache.claim(&digests[i]); claimed {
+			mine, own = append(mine, i), append(own, f)
+		} else {
+			waits = append(waits, wait{i, f})
+		}
+	}
+	ds := make([][32]byte, len(mine))
+	for k, i := range mine {
+		ds[k] = digests[i]
+	}
+	pts := make([]Point, len(mine))
+	err = blindDigests(h, key, ds, pts, row, mine)
+	for k, i := range mine {
+		out[i] = pts[k]
+		cache.land(&digests[i], own[k], &pts[k], err == nil)
+	}
+	if err != nil {
+		return err
+	}
+	cache.miss.Add(int64(len(mine)))
+	for _, w := range waits {
+		<-w.f.done
+		if w.f.ok {
+			out[w.i] = w.f.p
+			cache.hits.Add(1)
+			continue
+		}
+		// The batch blinding it failed: blind it here.
+		if err := blindDigests(h, key, digests[w.i:w.i+1], out[w.i:w.i+1], row+int64(w.i), nil); err != nil {
+			return err
+		}
+		cache.miss.Add(1)
+	}
+	for _, l := range later {
+		out[l[0]] = out[l[1]]
+	}
+	return nil
 }
 
 // Reblind blinds every point read from src with key (the other party's

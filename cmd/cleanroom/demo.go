@@ -206,7 +206,7 @@ func runDemo(ctx context.Context, out, progress io.Writer, o demoOptions) error 
 		if err := psi.SaveKey(p.key, k, "demo key, collaboration "+co.ID); err != nil {
 			return err
 		}
-		f := uploadFlags{collab: co.ID, keyFile: p.key, idColumn: "email", consentColumn: "consent", quiet: quiet}
+		f := uploadFlags{collab: co.ID, keyFile: p.key, idColumn: "email", consentColumn: "consent", quiet: quiet, cacheMiB: defaultBlindCacheMiB}
 		a, err := runUpload(ctx, p.eng, p.csv, f, progress)
 		if err != nil {
 			return err

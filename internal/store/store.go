@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/marcboeker/go-duckdb"
 )
@@ -22,7 +21,9 @@ type DB struct {
 	sql       *sql.DB
 	connector *duckdb.Connector
 	path      string
-	writeMu   sync.Mutex
+	// writeLock serialises Write transactions: a token in a channel, so a
+	// caller waiting for it can give up when its context ends.
+	writeLock chan struct{}
 }
 
 // Options tune the database engine. The zero value is the defaults.
@@ -65,7 +66,7 @@ func OpenWith(ctx context.Context, dir string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store.Open: %s: %w", path, err)
 	}
-	db := &DB{sql: sql.OpenDB(connector), connector: connector, path: path}
+	db := &DB{sql: sql.OpenDB(connector), connector: connector, path: path, writeLock: make(chan struct{}, 1)}
 	// Global settings, set once for every connection of this database.
 	for _, set := range []struct{ name, value string }{{"memory_limit", o.MemoryLimit}, {"temp_directory", o.TempDir}} {
 		if _, err := db.sql.ExecContext(ctx, `SET GLOBAL `+set.name+` = '`+strings.ReplaceAll(set.value, "'", "''")+`'`); err != nil {
@@ -97,10 +98,16 @@ func (db *DB) Close() error {
 }
 
 // Write runs fn in a transaction, serialised with every other Write, and
-// commits if fn returns nil. Any error rolls everything back.
+// commits if fn returns nil. Any error rolls everything back. A caller
+// still waiting for its turn when ctx ends gets ctx's error, and fn does
+// not run.
 func (db *DB) Write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
+	select {
+	case db.writeLock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.writeLock }()
 	return db.tx(ctx, fn)
 }
 

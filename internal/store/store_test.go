@@ -96,3 +96,42 @@ func TestApprovedRulesMigration(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteWaitGivesUp: a Write waiting behind another gives up when its
+// context ends, without running, and the one holding the turn commits.
+func TestWriteWaitGivesUp(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holding, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- db.Write(ctx, func(tx *sql.Tx) error {
+			close(holding)
+			<-release
+			_, err := tx.ExecContext(ctx, `CREATE TABLE held (x INTEGER)`)
+			return err
+		})
+	}()
+	<-holding
+	wctx, cancel := context.WithCancel(ctx)
+	waited := make(chan error, 1)
+	ran := false
+	go func() {
+		waited <- db.Write(wctx, func(*sql.Tx) error { ran = true; return nil })
+	}()
+	cancel()
+	if err := <-waited; !errors.Is(err, context.Canceled) || ran {
+		t.Fatalf("the waiting Write: %v (ran %v), want context.Canceled without running", err, ran)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Write(ctx, func(tx *sql.Tx) error { _, err := tx.ExecContext(ctx, `INSERT INTO held VALUES (1)`); return err }); err != nil {
+		t.Fatalf("a Write after both: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A Cache remembers the points BlindIDs made in one stream, so that an
@@ -20,42 +21,30 @@ import (
 // meets a branch.
 type Cache struct {
 	slots []cacheSlot
-	mask  uint64
+	n     uint64
 	locks [64]sync.Mutex // striped by slot
 	hits  atomic.Int64
 	miss  atomic.Int64
-
-	// flights are the digests some batch is blinding now: another batch
-	// that meets one waits for its point instead of blinding it again.
-	flightMu sync.Mutex
-	flights  map[[32]byte]*flight
 }
 
-// flight is one digest being blinded; done closes when p is set, or when
-// the batch failed (ok false) and the waiter must blind it itself.
-type flight struct {
-	done chan struct{}
-	p    Point
-	ok   bool
-}
-
+// cacheSlot holds a digest and, once blinded, its point. While a batch
+// blinds it (pending), owner is the stream row of the batch's item that
+// claimed it, so the batch knows its own claims and others wait.
 type cacheSlot struct {
-	digest [32]byte
-	point  Point
-	used   bool
+	digest  [32]byte
+	point   Point
+	owner   int64
+	pending bool
+	used    bool
 }
 
 // cacheSlotBytes is a slot's size in memory.
-const cacheSlotBytes = 72
+const cacheSlotBytes = 80
 
-// NewCache returns a Cache of about maxBytes (at least 1,024 slots, a
-// power of two).
+// NewCache returns a Cache of at most maxBytes (and at least 1,024 slots).
 func NewCache(maxBytes int64) *Cache {
-	n := uint64(1024)
-	for int64(n*2*cacheSlotBytes) <= maxBytes {
-		n *= 2
-	}
-	return &Cache{slots: make([]cacheSlot, n), mask: n - 1, flights: map[[32]byte]*flight{}}
+	n := max(maxBytes/cacheSlotBytes, 1024)
+	return &Cache{slots: make([]cacheSlot, n), n: uint64(n)}
 }
 
 // Hits is how many identifiers were served from the cache; Misses how
@@ -67,53 +56,78 @@ func (c *Cache) Misses() int64 { return c.miss.Load() }
 func (c *Cache) Bytes() int64 { return int64(len(c.slots)) * cacheSlotBytes }
 
 // index of a digest: its first bytes are uniformly random (SHA-256).
-func (c *Cache) index(d *[32]byte) uint64 { return binary.LittleEndian.Uint64(d[:8]) & c.mask }
+func (c *Cache) index(d *[32]byte) uint64 { return binary.LittleEndian.Uint64(d[:8]) % c.n }
 
 func (c *Cache) lock(i uint64) *sync.Mutex { return &c.locks[i%uint64(len(c.locks))] }
 
-// get reports d's point, if remembered.
-func (c *Cache) get(d *[32]byte) (Point, bool) {
+// lookup outcomes.
+const (
+	cacheHit     = iota // the point is known
+	cacheClaimed        // the caller blinds it (its slot is now pending)
+	cacheOwn            // a row of the caller's own batch blinds it
+	cacheWait           // another batch blinds it now
+)
+
+// lookup finds d for the item at stream row row of a batch whose rows are
+// [first, first+n): its point, the row of the batch's own item that
+// blinds it, or a claim of its slot.
+func (c *Cache) lookup(d *[32]byte, row, first, n int64) (p Point, ownRow int64, outcome int) {
 	i := c.index(d)
 	mu := c.lock(i)
 	mu.Lock()
-	s := c.slots[i]
-	mu.Unlock()
+	defer mu.Unlock()
+	s := &c.slots[i]
 	if s.used && s.digest == *d {
-		return s.point, true
+		switch {
+		case !s.pending:
+			return s.point, 0, cacheHit
+		case s.owner >= first && s.owner < first+n:
+			return Point{}, s.owner, cacheOwn
+		default:
+			return Point{}, 0, cacheWait
+		}
 	}
-	return Point{}, false
+	// Empty, or another digest's (remembered or pending): take it. A
+	// batch whose pending slot is taken blinds its item all the same.
+	*s = cacheSlot{digest: *d, owner: row, pending: true, used: true}
+	return Point{}, 0, cacheClaimed
 }
 
-// put remembers d's point, in place of whatever held its slot.
-func (c *Cache) put(d *[32]byte, p *Point) {
+// land records d's point, if the claim of row still holds its slot; with
+// p nil (the batch failed) it frees the slot.
+func (c *Cache) land(d *[32]byte, row int64, p *Point) {
 	i := c.index(d)
 	mu := c.lock(i)
 	mu.Lock()
-	c.slots[i] = cacheSlot{digest: *d, point: *p, used: true}
-	mu.Unlock()
+	defer mu.Unlock()
+	s := &c.slots[i]
+	if !s.used || !s.pending || s.digest != *d || s.owner != row {
+		return
+	}
+	if p == nil {
+		*s = cacheSlot{}
+		return
+	}
+	s.point, s.pending = *p, false
 }
 
-// claim returns the flight blinding d, and whether the caller is the one
-// to blind it (the flight is new).
-func (c *Cache) claim(d *[32]byte) (*flight, bool) {
-	c.flightMu.Lock()
-	defer c.flightMu.Unlock()
-	if f, ok := c.flights[*d]; ok {
-		return f, false
+// await waits for another batch to land d: its point, or false if the
+// slot was freed or taken meanwhile (the caller blinds it itself).
+func (c *Cache) await(d *[32]byte) (Point, bool) {
+	i := c.index(d)
+	mu := c.lock(i)
+	for wait := 20 * time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		mu.Lock()
+		s := c.slots[i]
+		mu.Unlock()
+		if !s.used || s.digest != *d {
+			return Point{}, false
+		}
+		if !s.pending {
+			return s.point, true
+		}
+		// The other batch is blinding (about a millisecond a hundred
+		// items): sleep rather than take the cores it needs.
+		time.Sleep(wait)
 	}
-	f := &flight{done: make(chan struct{})}
-	c.flights[*d] = f
-	return f, true
-}
-
-// land ends d's flight: with its point when ok, else as failed.
-func (c *Cache) land(d *[32]byte, f *flight, p *Point, ok bool) {
-	if ok {
-		c.put(d, p)
-		f.p, f.ok = *p, true
-	}
-	c.flightMu.Lock()
-	delete(c.flights, *d)
-	c.flightMu.Unlock()
-	close(f.done)
 }

@@ -120,34 +120,26 @@ func blindDigests(h *Hasher, key *Key, digests [][32]byte, out []Point, row int6
 
 // blindCached fills out from the cache, blinding only the digests it does
 // not hold and no other batch is blinding now; it waits for those others.
-func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Point, row int64) (err error) {
-	type wait struct {
-		i int
-		f *flight
-	}
+func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Point, row int64) error {
+	n := int64(len(digests))
 	var (
-		mine  []int // items this batch blinds, first of their digest
-		own   []*flight
-		waits []wait
-		later [][2]int // item, the earlier item of this batch with its digest
+		mine  []int    // items this batch blinds
+		waits []int    // items another batch blinds
+		later [][2]int // item, the earlier item of this batch blinding its digest
 	)
-	first := make(map[[32]byte]int, len(digests))
 	for i := range digests {
-		if p, ok := cache.get(&digests[i]); ok {
+		p, own, outcome := cache.lookup(&digests[i], row+int64(i), row, n)
+		switch outcome {
+		case cacheHit:
 			out[i] = p
 			cache.hits.Add(1)
-			continue
-		}
-		if j, ok := first[digests[i]]; ok {
-			later = append(later, [2]int{i, j})
+		case cacheClaimed:
+			mine = append(mine, i)
+		case cacheOwn:
+			later = append(later, [2]int{i, int(own - row)})
 			cache.hits.Add(1)
-			continue
-		}
-		first[digests[i]] = i
-		if f, claimed := cache.claim(&digests[i]); claimed {
-			mine, own = append(mine, i), append(own, f)
-		} else {
-			waits = append(waits, wait{i, f})
+		case cacheWait:
+			waits = append(waits, i)
 		}
 	}
 	ds := make([][32]byte, len(mine))
@@ -155,24 +147,27 @@ func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Po
 		ds[k] = digests[i]
 	}
 	pts := make([]Point, len(mine))
-	err = blindDigests(h, key, ds, pts, row, mine)
+	err := blindDigests(h, key, ds, pts, row, mine)
 	for k, i := range mine {
+		if err != nil {
+			cache.land(&digests[i], row+int64(i), nil)
+			continue
+		}
 		out[i] = pts[k]
-		cache.land(&digests[i], own[k], &pts[k], err == nil)
+		cache.land(&digests[i], row+int64(i), &pts[k])
 	}
 	if err != nil {
 		return err
 	}
 	cache.miss.Add(int64(len(mine)))
-	for _, w := range waits {
-		<-w.f.done
-		if w.f.ok {
-			out[w.i] = w.f.p
+	for _, i := range waits {
+		if p, ok := cache.await(&digests[i]); ok {
+			out[i] = p
 			cache.hits.Add(1)
 			continue
 		}
-		// The batch blinding it failed: blind it here.
-		if err := blindDigests(h, key, digests[w.i:w.i+1], out[w.i:w.i+1], row+int64(w.i), nil); err != nil {
+		// The batch blinding it failed, or lost its slot: blind it here.
+		if err := blindDigests(h, key, digests[i:i+1], out[i:i+1], row+int64(i), nil); err != nil {
 			return err
 		}
 		cache.miss.Add(1)

@@ -2,10 +2,12 @@ package psi
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // events is rows of people: people distinct identifiers, each repeated
@@ -81,7 +83,7 @@ func TestCacheRowErrors(t *testing.T) {
 }
 
 func TestCacheSize(t *testing.T) {
-	if b := NewCache(64 << 20).Bytes(); b > 64<<20 || b < 64<<20-cacheSlotBytes {
+	if b := NewCache(64 << 20).Bytes(); b > 64<<20 || b < 64<<20-cacheWays*cacheSlotBytes {
 		t.Errorf("a 64 MiB cache takes %d bytes", b)
 	}
 	if b := NewCache(0).Bytes(); b != 1024*cacheSlotBytes {
@@ -120,5 +122,38 @@ func benchBlindIDs(b *testing.B, ids []string) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/row")
 		})
+	}
+}
+
+// TestCacheSetFitsALine: a set's head is one cache line, so a lookup of an
+// identifier not seen reads one line.
+func TestCacheSetFitsALine(t *testing.T) {
+	if n := unsafe.Sizeof(cacheSet{}); n != 64 {
+		t.Errorf("a set's head is %d bytes, want 64", n)
+	}
+}
+
+// TestCacheWays: identifiers that fall in one set do not evict each other
+// while the set has room for them.
+func TestCacheWays(t *testing.T) {
+	c := NewCache(0)
+	var ds [][32]byte
+	for i := 0; len(ds) < cacheWays; i++ {
+		d := sha256.Sum256([]byte(fmt.Sprint(i)))
+		if s, _ := c.set(&d); s == 7 {
+			ds = append(ds, d)
+		}
+	}
+	for r, d := range ds {
+		if _, _, o := c.lookup(&d, int64(r+1), int64(r+1), 1); o != cacheClaimed {
+			t.Fatalf("first lookup: %d", o)
+		}
+		p := Point{byte(r + 1)}
+		c.land(&d, int64(r+1), &p)
+	}
+	for r, d := range ds {
+		if p, _, o := c.lookup(&d, 100, 100, 1); o != cacheHit || p[0] != byte(r+1) {
+			t.Errorf("way %d: outcome %d point %d", r, o, p[0])
+		}
 	}
 }

@@ -78,7 +78,7 @@ A new upload replaces this party's previous audience in the collaboration.`,
 	fl.BoolVar(&f.skipBlank, "skip-blank", false, "skip rows whose identifier is blank instead of failing")
 	fl.DurationVar(&f.retention, "retention", 0, "delete the audience on the server once it is this old (e.g. 2160h); 0 keeps it")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
-	fl.Int64Var(&f.cacheMiB, "blind-cache-mib", defaultBlindCacheMiB, "MiB that remember identifiers already blinded, so a person with many rows costs one blinding (about 13,000 people a MiB); 0 blinds every row")
+	fl.Int64Var(&f.cacheMiB, "blind-cache-mib", defaultBlindCacheMiB, "MiB that remember identifiers already blinded, so a person with many rows costs one blinding (about 12,000 people a MiB); 0 blinds every row")
 	return cmd
 }
 

@@ -33,7 +33,7 @@ func (s *Server) propose(c echo.Context) error {
 	var co wire.Collaboration
 	err = s.write(c, func(tx *sql.Tx) error {
 		var err error
-		co, err = partners.Propose(c.Request().Context(), tx, principal(c), req.Name, req.Partner, rules)
+		co, err = s.partners.Propose(c.Request().Context(), tx, principal(c), req.Name, req.Partner, rules)
 		return err
 	})
 	if err != nil {
@@ -66,7 +66,7 @@ func (s *Server) changeRules(c echo.Context) error {
 	co := collabOf(c)
 	err = s.write(c, func(tx *sql.Tx) error {
 		var err error
-		co, err = partners.ChangeRules(c.Request().Context(), tx, principal(c), co.ID, rules)
+		co, err = s.partners.ChangeRules(c.Request().Context(), tx, principal(c), co.ID, rules)
 		return err
 	})
 	if err != nil {
@@ -75,9 +75,9 @@ func (s *Server) changeRules(c echo.Context) error {
 	return c.JSON(http.StatusOK, co)
 }
 
-func (s *Server) approve(c echo.Context) error { return s.decide(c, partners.Approve) }
+func (s *Server) approve(c echo.Context) error { return s.decide(c, s.partners.Approve) }
 
-func (s *Server) reject(c echo.Context) error { return s.decide(c, partners.Reject) }
+func (s *Server) reject(c echo.Context) error { return s.decide(c, s.partners.Reject) }
 
 // decide answers a partner's approval or rejection of the current rules,
 // with an optional rules_version to guard against a change since read.

@@ -13,7 +13,7 @@ import (
 
 // Partners and their keys. The operator's admin creates a partner with
 // its first admin key; every later key is that partner's admin's
-// business (guard, and partners.CreateKey, refuse the operator).
+// business (guard, and Service.CreateKey, refuse the operator).
 
 func (s *Server) createPartner(c echo.Context) error {
 	var req wire.CreatePartnerRequest
@@ -23,7 +23,7 @@ func (s *Server) createPartner(c echo.Context) error {
 	var out wire.CreatedPartner
 	err := s.write(c, func(tx *sql.Tx) error {
 		var err error
-		out.Partner, out.AdminKey, out.Secret, err = partners.CreatePartner(c.Request().Context(), tx, principal(c), req.Name)
+		out.Partner, out.AdminKey, out.Secret, err = s.partners.CreatePartner(c.Request().Context(), tx, principal(c), req.Name)
 		return err
 	})
 	if err != nil {
@@ -52,7 +52,7 @@ func (s *Server) createKey(c echo.Context) error {
 	var out wire.CreatedKey
 	err = s.write(c, func(tx *sql.Tx) error {
 		var err error
-		out.Key, out.Secret, err = partners.CreateKey(c.Request().Context(), tx, principal(c), c.Param("pid"), role, req.Label)
+		out.Key, out.Secret, err = s.partners.CreateKey(c.Request().Context(), tx, principal(c), c.Param("pid"), role, req.Label)
 		return err
 	})
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Server) revokeKey(c echo.Context) error {
 	var k wire.Key
 	err := s.write(c, func(tx *sql.Tx) error {
 		var err error
-		k, err = partners.RevokeKey(c.Request().Context(), tx, principal(c), c.Param("pid"), c.Param("kid"))
+		k, err = s.partners.RevokeKey(c.Request().Context(), tx, principal(c), c.Param("pid"), c.Param("kid"))
 		return err
 	})
 	if err != nil {

@@ -67,7 +67,9 @@ type Config struct {
 	TempDir string
 	// Clock stamps what the services record (budget charges, audiences,
 	// matches, receipts, reports, the janitor's expiry time); default
-	// time.Now. Tests fix it. Audit entries and keys keep the wall clock.
+	// time.Now; partners, keys and collaborations too. Tests fix it. The
+	// audit log's entries keep the wall clock: they say when they were
+	// written.
 	Clock func() time.Time
 }
 
@@ -83,17 +85,18 @@ type options struct {
 // Server is the HTTP API over one database, and the services behind it,
 // each built once.
 type Server struct {
-	db      *store.DB
-	ownsDB  bool // opened by New, closed by Close
-	cohorts *cohort.Service
-	reports *report.Service
-	queries *query.Service
-	opts    options
-	secret  string // the operator key's secret, when New created it
-	e       *echo.Echo
-	m       *metrics
-	table   []route
-	spec    []byte // the OpenAPI document, built from table
+	db       *store.DB
+	ownsDB   bool // opened by New, closed by Close
+	cohorts  *cohort.Service
+	partners *partners.Service
+	reports  *report.Service
+	queries  *query.Service
+	opts     options
+	secret   string // the operator key's secret, when New created it
+	e        *echo.Echo
+	m        *metrics
+	table    []route
+	spec     []byte // the OpenAPI document, built from table
 }
 
 // Run serves cfg until ctx ends, then shuts down gracefully (see Serve)
@@ -164,7 +167,7 @@ func (s *Server) prepare(ctx context.Context) error {
 	}
 	if err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		s.secret, err = partners.EnsureOperator(ctx, tx)
+		s.secret, err = s.partners.EnsureOperator(ctx, tx)
 		return err
 	}); err != nil {
 		return err
@@ -193,7 +196,7 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 		cfg.Clock = time.Now
 	}
 	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Signer: signer, Now: cfg.Clock}
-	s := &Server{db: db, cohorts: co, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
+	s := &Server{db: db, cohorts: co, partners: &partners.Service{Now: cfg.Clock}, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.queries)
 	s.e.HideBanner, s.e.HidePort = true, true

@@ -24,7 +24,7 @@ func refuseDeleted(c wire.Collaboration) error {
 
 // Propose creates a collaboration between the actor's partner and another,
 // approved by the proposer only until the other approves.
-func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartner string, rules wire.Rules) (wire.Collaboration, error) {
+func (s *Service) Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartner string, rules wire.Rules) (wire.Collaboration, error) {
 	if actor.IsOperator() {
 		return wire.Collaboration{}, errs.New(errs.Forbidden, "the operator does not take part in collaborations; use a partner's admin key")
 	}
@@ -45,7 +45,7 @@ func Propose(ctx context.Context, tx *sql.Tx, actor Principal, name, otherPartne
 		return wire.Collaboration{}, invalidf("name must be 1-200 characters")
 	}
 	c := wire.Collaboration{ID: NewID("c_"), Name: name, Proposer: actor.PartnerID, Partner: otherPartner, Rules: rules,
-		RulesVersion: 1, ApprovedBy: []string{actor.PartnerID}, State: wire.StateProposed, CreatedAt: now()}
+		RulesVersion: 1, ApprovedBy: []string{actor.PartnerID}, State: wire.StateProposed, CreatedAt: s.now()}
 	c.UpdatedAt = c.CreatedAt
 	rj, aj, err := marshalRules(c)
 	if err != nil {

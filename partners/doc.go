@@ -8,9 +8,10 @@
 // created, listed and revoked by that partner's own admin.
 //
 // What callers may rely on:
-//   - Every change takes the caller's *sql.Tx (store.DB.Write) and writes
-//     its audit entry in it, so a change and its entry commit together or
-//     not at all; reads take any store.Querier.
+//   - Every change is a method of Service (whose clock stamps it), takes
+//     the caller's *sql.Tx (store.DB.Write) and writes its audit entry in
+//     it, so a change and its entry commit together or not at all; reads
+//     are functions over any store.Querier.
 //   - A refusal is an *errs.Error of a kind (errs.NotFound, errs.Forbidden,
 //     errs.Conflict, errs.Invalid, errs.InvalidRules) whose message says
 //     what to do; a collaboration a key's partner is not in is NotFound,

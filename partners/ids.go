@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"strings"
-	"time"
 )
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -19,5 +18,3 @@ func randomID(prefix string, n int) string {
 
 // NewID returns a random identifier with a type prefix ("c_", "a_"...).
 func NewID(prefix string) string { return randomID(prefix, 10) }
-
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }

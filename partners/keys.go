@@ -32,14 +32,14 @@ func keyAdmin(actor Principal, partnerID string) error {
 // CreateKey adds an API key for the actor's own partner (the actor must be
 // its admin) and returns its secret, which is stored only as a SHA-256
 // hash: it cannot be shown again.
-func CreateKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role wire.Role, label string) (wire.Key, string, error) {
+func (s *Service) CreateKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role wire.Role, label string) (wire.Key, string, error) {
 	if err := keyAdmin(actor, partnerID); err != nil {
 		return wire.Key{}, "", err
 	}
-	return createKey(ctx, tx, actor, partnerID, role, label)
+	return s.createKey(ctx, tx, actor, partnerID, role, label)
 }
 
-func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role wire.Role, label string) (wire.Key, string, error) {
+func (s *Service) createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID string, role wire.Role, label string) (wire.Key, string, error) {
 	if _, err := wire.ParseRole(string(role)); err != nil {
 		return wire.Key{}, "", invalidf("%v", err)
 	}
@@ -49,7 +49,7 @@ func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID strin
 	if _, err := GetPartner(ctx, tx, partnerID); err != nil {
 		return wire.Key{}, "", err
 	}
-	k := wire.Key{ID: NewID("k_"), PartnerID: partnerID, Role: role, Label: label, CreatedAt: now()}
+	k := wire.Key{ID: NewID("k_"), PartnerID: partnerID, Role: role, Label: label, CreatedAt: s.now()}
 	secretPart := randomID("", 32)
 	sum := sha256.Sum256([]byte(secretPart))
 	if _, err := tx.ExecContext(ctx, `INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, ?, NULL)`,
@@ -64,7 +64,7 @@ func createKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID strin
 
 // RevokeKey stops a key of the actor's own partner (the actor must be its
 // admin) from working. Revoking twice is a no-op.
-func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyID string) (wire.Key, error) {
+func (s *Service) RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyID string) (wire.Key, error) {
 	if err := keyAdmin(actor, partnerID); err != nil {
 		return wire.Key{}, err
 	}
@@ -75,7 +75,7 @@ func RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyI
 	if k.RevokedAt != nil {
 		return k, nil
 	}
-	t := now()
+	t := s.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, t, keyID); err != nil {
 		return wire.Key{}, err
 	}

@@ -28,7 +28,7 @@ var partnerName = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._&'-]{0,99}$`)
 // CreatePartner adds a partner and its first admin key, returning the key's
 // secret (shown once). Only the operator's admin creates partners; every
 // key after the first is the partner's own admin's business (CreateKey).
-func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string) (wire.Partner, wire.Key, string, error) {
+func (s *Service) CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string) (wire.Partner, wire.Key, string, error) {
 	if !actor.IsOperator() || actor.Role != wire.Admin {
 		return wire.Partner{}, wire.Key{}, "", errs.New(errs.Forbidden, "only the operator's admin key creates partners")
 	}
@@ -43,20 +43,20 @@ func CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal, name string
 	if n > 0 {
 		return wire.Partner{}, wire.Key{}, "", errs.New(errs.Conflict, "a partner named %q already exists", name)
 	}
-	p := wire.Partner{ID: NewID("p_"), Name: name, CreatedAt: now()}
+	p := wire.Partner{ID: NewID("p_"), Name: name, CreatedAt: s.now()}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, ?, ?)`, p.ID, p.Name, p.CreatedAt); err != nil {
 		return wire.Partner{}, wire.Key{}, "", err
 	}
 	if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, "", audit.PartnerCreate, map[string]any{"partner_id": p.ID, "name": p.Name}); err != nil {
 		return wire.Partner{}, wire.Key{}, "", err
 	}
-	k, secret, err := createKey(ctx, tx, actor, p.ID, wire.Admin, "first admin key")
+	k, secret, err := s.createKey(ctx, tx, actor, p.ID, wire.Admin, "first admin key")
 	return p, k, secret, err
 }
 
 // EnsureOperator creates the operator partner and its admin key on first
 // start. It returns the secret only when it created the key.
-func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) {
+func (s *Service) EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM partners WHERE id = ?`, OperatorID).Scan(&n); err != nil {
 		return "", err
@@ -64,14 +64,14 @@ func EnsureOperator(ctx context.Context, tx *sql.Tx) (secret string, err error) 
 	if n > 0 {
 		return "", nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, 'operator', ?)`, OperatorID, now()); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO partners VALUES (?, 'operator', ?)`, OperatorID, s.now()); err != nil {
 		return "", err
 	}
 	sys := Principal{KeyID: "system", PartnerID: OperatorID}
 	if _, err := auditlog.Append(ctx, tx, sys.KeyID, OperatorID, "", audit.ServerInit, map[string]any{}); err != nil {
 		return "", err
 	}
-	_, secret, err = createKey(ctx, tx, sys, OperatorID, wire.Admin, "operator admin key")
+	_, secret, err = s.createKey(ctx, tx, sys, OperatorID, wire.Admin, "operator admin key")
 	return secret, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
@@ -18,6 +19,7 @@ type world struct {
 	t          *testing.T
 	ctx        context.Context
 	db         *store.DB
+	ps         *Service
 	op         Principal
 	brand, pub Principal
 }
@@ -30,9 +32,9 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	w := &world{t: t, ctx: ctx, db: db}
+	w := &world{t: t, ctx: ctx, db: db, ps: &Service{}}
 	var secret string
-	w.write(func(tx *sql.Tx) (err error) { secret, err = EnsureOperator(ctx, tx); return err })
+	w.write(func(tx *sql.Tx) (err error) { secret, err = w.ps.EnsureOperator(ctx, tx); return err })
 	if w.op, err = Authenticate(ctx, db.SQL(), secret); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +43,7 @@ func newWorld(t *testing.T) *world {
 		dst  *Principal
 	}{{"Brand Co", &w.brand}, {"Publisher", &w.pub}} {
 		var key string
-		w.write(func(tx *sql.Tx) (err error) { _, _, key, err = CreatePartner(ctx, tx, w.op, p.name); return err })
+		w.write(func(tx *sql.Tx) (err error) { _, _, key, err = w.ps.CreatePartner(ctx, tx, w.op, p.name); return err })
 		if *p.dst, err = Authenticate(ctx, db.SQL(), key); err != nil {
 			t.Fatal(err)
 		}
@@ -64,14 +66,17 @@ func TestAuthenticateRefusesAlike(t *testing.T) {
 	var k wire.Key
 	var secret string
 	w.write(func(tx *sql.Tx) (err error) {
-		k, secret, err = CreateKey(w.ctx, tx, w.brand, w.brand.PartnerID, wire.Analyst, "analyst")
+		k, secret, err = w.ps.CreateKey(w.ctx, tx, w.brand, w.brand.PartnerID, wire.Analyst, "analyst")
 		return err
 	})
 	p, err := Authenticate(w.ctx, w.db.SQL(), secret)
 	if err != nil || p.KeyID != k.ID || p.Role != wire.Analyst || p.PartnerID != w.brand.PartnerID {
 		t.Fatalf("a new key: %+v %v", p, err)
 	}
-	w.write(func(tx *sql.Tx) error { _, err := RevokeKey(w.ctx, tx, w.brand, w.brand.PartnerID, k.ID); return err })
+	w.write(func(tx *sql.Tx) error {
+		_, err := w.ps.RevokeKey(w.ctx, tx, w.brand, w.brand.PartnerID, k.ID)
+		return err
+	})
 	id, _, _ := strings.Cut(strings.TrimPrefix(secret, keyPrefix), ".")
 	for _, bad := range []string{secret, secret + "x", "", "crk_", keyPrefix + id, "Bearer " + secret, keyPrefix + "k_nope.secret"} {
 		if _, err := Authenticate(w.ctx, w.db.SQL(), bad); err != errs.Unauthorized {
@@ -91,14 +96,14 @@ func TestKeysAreTheirPartnersAdmins(t *testing.T) {
 		{Principal{KeyID: "k", PartnerID: w.brand.PartnerID, Role: wire.Analyst}, errs.Forbidden},
 	} {
 		err := w.try(func(tx *sql.Tx) error {
-			_, _, err := CreateKey(w.ctx, tx, c.actor, w.brand.PartnerID, wire.Analyst, "x")
+			_, _, err := w.ps.CreateKey(w.ctx, tx, c.actor, w.brand.PartnerID, wire.Analyst, "x")
 			return err
 		})
 		if errs.KindOf(err) != c.kind {
 			t.Errorf("%+v creates a key of Brand Co: %v, want %s", c.actor, err, c.kind)
 		}
 	}
-	err := w.try(func(tx *sql.Tx) error { _, _, _, err := CreatePartner(w.ctx, tx, w.op, "brand co"); return err })
+	err := w.try(func(tx *sql.Tx) error { _, _, _, err := w.ps.CreatePartner(w.ctx, tx, w.op, "brand co"); return err })
 	if !errors.Is(err, errs.Conflict) {
 		t.Errorf("a second partner named alike: %v", err)
 	}
@@ -111,29 +116,29 @@ func TestRulesLifecycle(t *testing.T) {
 	w := newWorld(t)
 	var c wire.Collaboration
 	w.write(func(tx *sql.Tx) (err error) {
-		c, err = Propose(w.ctx, tx, w.brand, "Spring", w.pub.PartnerID, wire.DefaultRules())
+		c, err = w.ps.Propose(w.ctx, tx, w.brand, "Spring", w.pub.PartnerID, wire.DefaultRules())
 		return err
 	})
 	if c.State != wire.StateProposed || c.RulesVersion != 1 {
 		t.Fatalf("proposed: %+v", c)
 	}
-	if err := w.try(func(tx *sql.Tx) error { _, err := Approve(w.ctx, tx, w.pub, c.ID, 2); return err }); errs.KindOf(err) != errs.Conflict {
+	if err := w.try(func(tx *sql.Tx) error { _, err := w.ps.Approve(w.ctx, tx, w.pub, c.ID, 2); return err }); errs.KindOf(err) != errs.Conflict {
 		t.Errorf("approving a version that is not the current one: %v", err)
 	}
-	w.write(func(tx *sql.Tx) (err error) { c, err = Approve(w.ctx, tx, w.pub, c.ID, 1); return err })
+	w.write(func(tx *sql.Tx) (err error) { c, err = w.ps.Approve(w.ctx, tx, w.pub, c.ID, 1); return err })
 	if c.State != wire.StateActive {
 		t.Fatalf("approved by both: %s", c.State)
 	}
 	changed := c.Rules
 	changed.MinGroupUsers++
-	w.write(func(tx *sql.Tx) (err error) { c, err = ChangeRules(w.ctx, tx, w.brand, c.ID, changed); return err })
+	w.write(func(tx *sql.Tx) (err error) { c, err = w.ps.ChangeRules(w.ctx, tx, w.brand, c.ID, changed); return err })
 	if c.State != wire.StateProposed || c.RulesVersion != 2 || c.ApprovedRules == nil || c.ApprovedRules.MinGroupUsers != changed.MinGroupUsers-1 {
 		t.Fatalf("changed: %+v", c)
 	}
-	if err := w.try(func(tx *sql.Tx) error { _, err := Reject(w.ctx, tx, w.brand, c.ID, 2); return err }); errs.KindOf(err) != errs.Conflict {
+	if err := w.try(func(tx *sql.Tx) error { _, err := w.ps.Reject(w.ctx, tx, w.brand, c.ID, 2); return err }); errs.KindOf(err) != errs.Conflict {
 		t.Errorf("the proposer rejects its own change: %v", err)
 	}
-	w.write(func(tx *sql.Tx) (err error) { c, err = Reject(w.ctx, tx, w.pub, c.ID, 2); return err })
+	w.write(func(tx *sql.Tx) (err error) { c, err = w.ps.Reject(w.ctx, tx, w.pub, c.ID, 2); return err })
 	if c.State != wire.StateActive || c.RulesVersion != 3 || c.Rules.MinGroupUsers != changed.MinGroupUsers-1 {
 		t.Fatalf("rejected: %+v", c)
 	}
@@ -152,7 +157,7 @@ func TestBadRulesChangeNothing(t *testing.T) {
 	r := wire.DefaultRules()
 	r.Queriers = []string{"p_stranger"}
 	err := w.try(func(tx *sql.Tx) error {
-		_, err := Propose(w.ctx, tx, w.brand, "Spring", w.pub.PartnerID, r)
+		_, err := w.ps.Propose(w.ctx, tx, w.brand, "Spring", w.pub.PartnerID, r)
 		return err
 	})
 	if !errors.Is(err, errs.InvalidRules) || !strings.Contains(err.Error(), "queriers") {
@@ -164,5 +169,21 @@ func TestBadRulesChangeNothing(t *testing.T) {
 	}
 	if _, err := ParseRules([]byte(`{"epsilon_budget": -1}`)); !errors.Is(err, errs.InvalidRules) {
 		t.Errorf("negative budget: %v", err)
+	}
+}
+
+// TestServiceClock: what the service records is stamped by its clock.
+func TestServiceClock(t *testing.T) {
+	w := newWorld(t)
+	at := time.Date(2030, 1, 2, 3, 4, 5, 678000, time.UTC)
+	w.ps.Now = func() time.Time { return at }
+	var c wire.Collaboration
+	w.write(func(tx *sql.Tx) (err error) {
+		c, err = w.ps.Propose(w.ctx, tx, w.brand, "Clocked", w.pub.PartnerID, wire.DefaultRules())
+		return err
+	})
+	got, err := GetCollaboration(w.ctx, w.db.SQL(), c.ID, w.brand)
+	if err != nil || !got.CreatedAt.Equal(at) || !got.UpdatedAt.Equal(at) {
+		t.Errorf("created %v, updated %v (%v), want %v", got.CreatedAt, got.UpdatedAt, err, at)
 	}
 }

@@ -82,7 +82,7 @@ func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c wire.Collabor
 
 // Approve records the actor's partner's approval of the current rules; the
 // collaboration is active once both approved. Approving again is a no-op.
-func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (wire.Collaboration, error) {
+func (s *Service) Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (wire.Collaboration, error) {
 	c, err := memberOf(ctx, tx, actor, id, "approve or change")
 	if err != nil {
 		return c, err
@@ -97,7 +97,7 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 	if len(c.ApprovedBy) == 2 {
 		c.State, c.ApprovedRules = wire.StateActive, nil
 	}
-	c.UpdatedAt = now()
+	c.UpdatedAt = s.now()
 	err = saveRules(ctx, tx, actor, c, c.State == wire.StateActive, audit.CollaborationApprove,
 		map[string]any{"rules_version": c.RulesVersion, "state": c.State})
 	return c, err
@@ -105,7 +105,7 @@ func Approve(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesV
 
 // ChangeRules proposes new rules: the collaboration goes back to proposed
 // with only the actor's approval, until the other partner approves again.
-func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, rules wire.Rules) (wire.Collaboration, error) {
+func (s *Service) ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, rules wire.Rules) (wire.Collaboration, error) {
 	c, err := memberOf(ctx, tx, actor, id, "approve or change")
 	if err != nil {
 		return c, err
@@ -113,7 +113,7 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 	if err := checkRules(&rules, c.Proposer, c.Partner); err != nil {
 		return c, err
 	}
-	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, wire.StateProposed, now()
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, wire.StateProposed, s.now()
 	if err := saveRules(ctx, tx, actor, c, false, audit.CollaborationChangeRules,
 		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion}); err != nil {
 		return c, err
@@ -125,7 +125,7 @@ func ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, id string, ru
 // approved come back, as a new version both partners approve. Only the
 // partner asked to approve the change rejects it; a first proposal has
 // nothing to go back to and is declined by deleting the collaboration.
-func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (wire.Collaboration, error) {
+func (s *Service) Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVersion int) (wire.Collaboration, error) {
 	c, err := memberOf(ctx, tx, actor, id, "approve or reject")
 	if err != nil {
 		return c, err
@@ -141,7 +141,7 @@ func Reject(ctx context.Context, tx *sql.Tx, actor Principal, id string, rulesVe
 		return c, errs.New(errs.Conflict, "the rules changed (now version %d, you rejected version %d); review them again", c.RulesVersion, rulesVersion)
 	}
 	rejected := c.RulesVersion
-	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), wire.StateActive, now()
+	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), wire.StateActive, s.now()
 	c.ApprovedRules = nil
 	err = saveRules(ctx, tx, actor, c, false, audit.CollaborationRejectRules,
 		map[string]any{"rejected_version": rejected, "rules": c.Rules, "rules_version": c.RulesVersion, "state": c.State})

@@ -28,11 +28,11 @@ func (x Fixture) Another() Fixture {
 		admin := func(i int) partners.Principal {
 			return partners.Principal{KeyID: "k_admin_" + f.eng[i].PartnerID, PartnerID: f.eng[i].PartnerID, Role: wire.Admin}
 		}
-		c, err := partners.Propose(f.ctx, tx, admin(0), "another", f.eng[1].PartnerID, f.c.Rules)
+		c, err := (&partners.Service{}).Propose(f.ctx, tx, admin(0), "another", f.eng[1].PartnerID, f.c.Rules)
 		if err != nil {
 			return err
 		}
-		f.c, err = partners.Approve(f.ctx, tx, admin(1), c.ID, c.RulesVersion)
+		f.c, err = (&partners.Service{}).Approve(f.ctx, tx, admin(1), c.ID, c.RulesVersion)
 		return err
 	})
 	if err != nil {

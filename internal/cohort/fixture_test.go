@@ -50,18 +50,18 @@ func newFixture(t *testing.T) *fixture {
 	err = f.db.Write(f.ctx, func(tx *sql.Tx) error {
 		var admins [2]partners.Principal
 		for i, name := range []string{"Brand", "Publisher"} {
-			p, _, _, err := partners.CreatePartner(f.ctx, tx, op, name)
+			p, _, _, err := (&partners.Service{}).CreatePartner(f.ctx, tx, op, name)
 			if err != nil {
 				return err
 			}
 			admins[i] = partners.Principal{KeyID: "k_admin_" + p.ID, PartnerID: p.ID, Role: wire.Admin}
 			f.eng[i] = partners.Principal{KeyID: "k_eng_" + p.ID, PartnerID: p.ID, Role: wire.Engineer}
 		}
-		c, err := partners.Propose(f.ctx, tx, admins[0], "test", admins[1].PartnerID, rules)
+		c, err := (&partners.Service{}).Propose(f.ctx, tx, admins[0], "test", admins[1].PartnerID, rules)
 		if err != nil {
 			return err
 		}
-		f.c, err = partners.Approve(f.ctx, tx, admins[1], c.ID, c.RulesVersion)
+		f.c, err = (&partners.Service{}).Approve(f.ctx, tx, admins[1], c.ID, c.RulesVersion)
 		return err
 	})
 	if err != nil {

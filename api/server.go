@@ -65,10 +65,10 @@ type Config struct {
 	Logger *slog.Logger
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
-	// Clock stamps what the services record (budget charges, audiences,
-	// matches, receipts, reports, the janitor's expiry time); default
-	// time.Now; partners, keys and collaborations too. Tests fix it. The
-	// audit log's entries keep the wall clock: they say when they were
+	// Clock stamps what the services record (partners, keys,
+	// collaborations, audiences, matches, receipts, budget charges,
+	// reports, the janitor's expiry time); default time.Now. Tests fix it.
+	// The audit log's entries keep the wall clock: they say when they were
 	// written.
 	Clock func() time.Time
 }

@@ -162,7 +162,8 @@ func (e *Error) Unwrap() []error {
 func New(k *Kind, format string, args ...any) *Error {
 	err := fmt.Errorf(format, args...)
 	e := &Error{Kind: k, Message: err.Error(), Position: -1}
-	if errors.Unwrap(err) != nil || len(unwrapAll(err)) > 0 {
+	switch err.(type) {
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
 		e.Err = err
 	}
 	return e
@@ -173,13 +174,6 @@ func (e *Error) At(pos int) *Error {
 	c := *e
 	c.Position = pos
 	return &c
-}
-
-func unwrapAll(err error) []error {
-	if u, ok := err.(interface{ Unwrap() []error }); ok {
-		return u.Unwrap()
-	}
-	return nil
 }
 
 // KindOf is the most refined kind err holds, nil for none: of the kinds

@@ -41,7 +41,7 @@ func (s *Server) deleteIDs(optOut bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		r, err := s.cohorts.DeleteIDs(c.Request().Context(), principal(c), collabOf(c), pids, optOut)
+		r, err := s.deletions.DeleteIDs(c.Request().Context(), principal(c), collabOf(c), pids, optOut)
 		if err != nil {
 			return err
 		}
@@ -50,7 +50,7 @@ func (s *Server) deleteIDs(optOut bool) echo.HandlerFunc {
 }
 
 func (s *Server) deleteAudience(c echo.Context) error {
-	r, err := s.cohorts.DeleteAudienceByID(c.Request().Context(), principal(c), collabOf(c), c.Param("aid"), wire.DeleteAudience)
+	r, err := s.deletions.DeleteAudienceByID(c.Request().Context(), principal(c), collabOf(c), c.Param("aid"), wire.DeleteAudience)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func (s *Server) deleteAudience(c echo.Context) error {
 }
 
 func (s *Server) deleteCollaboration(c echo.Context) error {
-	r, err := s.cohorts.DeleteCollaboration(c.Request().Context(), principal(c), collabOf(c))
+	r, err := s.deletions.DeleteCollaboration(c.Request().Context(), principal(c), collabOf(c))
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (s *Server) listReceipts(c echo.Context) error {
 	if p.IsOperator() {
 		partner = ""
 	}
-	out, err := s.cohorts.Receipts(c.Request().Context(), collabOf(c).ID, partner)
+	out, err := s.deletions.Receipts(c.Request().Context(), collabOf(c).ID, partner)
 	if err != nil {
 		return err
 	}

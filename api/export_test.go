@@ -23,5 +23,5 @@ func NewStubbed(db *store.DB) *Server {
 // Expire runs one round of the retention janitor at now, as Serve does
 // every minute: tests serve with httptest, without the janitor.
 func (s *Server) Expire(ctx context.Context, now time.Time) (int, error) {
-	return s.cohorts.Expire(ctx, now)
+	return s.deletions.Expire(ctx, now)
 }

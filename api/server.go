@@ -21,6 +21,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/console"
+	"github.com/cleanroom/cleanroom/internal/deletion"
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/report"
 	"github.com/cleanroom/cleanroom/internal/store"
@@ -85,18 +86,19 @@ type options struct {
 // Server is the HTTP API over one database, and the services behind it,
 // each built once.
 type Server struct {
-	db       *store.DB
-	ownsDB   bool // opened by New, closed by Close
-	cohorts  *cohort.Service
-	partners *partners.Service
-	reports  *report.Service
-	queries  *query.Service
-	opts     options
-	secret   string // the operator key's secret, when New created it
-	e        *echo.Echo
-	m        *metrics
-	table    []route
-	spec     []byte // the OpenAPI document, built from table
+	db        *store.DB
+	ownsDB    bool // opened by New, closed by Close
+	cohorts   *cohort.Service
+	deletions *deletion.Service
+	partners  *partners.Service
+	reports   *report.Service
+	queries   *query.Service
+	opts      options
+	secret    string // the operator key's secret, when New created it
+	e         *echo.Echo
+	m         *metrics
+	table     []route
+	spec      []byte // the OpenAPI document, built from table
 }
 
 // Run serves cfg until ctx ends, then shuts down gracefully (see Serve)
@@ -195,8 +197,8 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Signer: signer, Now: cfg.Clock}
-	s := &Server{db: db, cohorts: co, partners: &partners.Service{Now: cfg.Clock}, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
+	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Now: cfg.Clock}
+	s := &Server{db: db, cohorts: co, deletions: &deletion.Service{DB: db, Cohorts: co, Signer: signer, Now: cfg.Clock}, partners: &partners.Service{Now: cfg.Clock}, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.queries)
 	s.e.HideBanner, s.e.HidePort = true, true
@@ -257,7 +259,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	log := s.opts.Logger
 	hs := &http.Server{Handler: s.e, ReadHeaderTimeout: 10 * time.Second}
 	jctx, stopJanitor := context.WithCancel(ctx)
-	janitorDone := startJanitor(jctx, log, s.cohorts, s.now, janitorInterval)
+	janitorDone := startJanitor(jctx, log, s.deletions, s.now, janitorInterval)
 	defer func() {
 		stopJanitor()
 		<-janitorDone
@@ -301,16 +303,16 @@ func (s *Server) Close() error {
 }
 
 // janitorRound is one round of the retention janitor; tests replace it.
-var janitorRound = (*cohort.Service).Expire
+var janitorRound = (*deletion.Service).Expire
 
 // startJanitor runs the janitor in its own goroutine until ctx ends. The
 // channel it returns is closed once the janitor has returned, its last
 // round finished: wait for it before closing the database.
-func startJanitor(ctx context.Context, log *slog.Logger, co *cohort.Service, now func() time.Time, interval time.Duration) <-chan struct{} {
+func startJanitor(ctx context.Context, log *slog.Logger, del *deletion.Service, now func() time.Time, interval time.Duration) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		janitor(ctx, log, co, now, interval)
+		janitor(ctx, log, del, now, interval)
 	}()
 	return done
 }
@@ -318,10 +320,10 @@ func startJanitor(ctx context.Context, log *slog.Logger, co *cohort.Service, now
 // janitor deletes audiences past their retention, each with a receipt in
 // the log, now and then every interval, until ctx ends. It keeps no
 // state: after a restart it finds whatever expired meanwhile.
-func janitor(ctx context.Context, log *slog.Logger, co *cohort.Service, now func() time.Time, interval time.Duration) {
+func janitor(ctx context.Context, log *slog.Logger, del *deletion.Service, now func() time.Time, interval time.Duration) {
 	round := janitorRound
 	for {
-		if n, err := round(co, ctx, now()); err != nil && ctx.Err() == nil {
+		if n, err := round(del, ctx, now()); err != nil && ctx.Err() == nil {
 			log.Error("retention janitor", "err", err)
 		} else if n > 0 {
 			log.Info("retention janitor deleted expired audiences", "count", n)
@@ -360,7 +362,7 @@ func (s *Server) write(c echo.Context, fn func(tx *sql.Tx) error) error {
 const (
 	maxJSONBody = 1 << 20
 	// maxIdentifiersBody fits the most identifiers a deletion takes
-	// (cohort.MaxDeleteIdentifiers), base64 encoded.
+	// (deletion.MaxDeleteIdentifiers), base64 encoded.
 	maxIdentifiersBody = 16 << 20
 )
 

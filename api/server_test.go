@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/deletion"
 )
 
 // Shutdown stops the retention janitor and waits for the round it is in
@@ -20,7 +20,7 @@ func TestShutdownWaitsForTheJanitor(t *testing.T) {
 	var roundErr error
 	var first atomic.Bool
 	old := janitorRound
-	janitorRound = func(co *cohort.Service, ctx context.Context, now time.Time) (int, error) {
+	janitorRound = func(co *deletion.Service, ctx context.Context, now time.Time) (int, error) {
 		if first.Swap(true) {
 			return 0, nil
 		}

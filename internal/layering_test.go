@@ -22,6 +22,7 @@ var rank = map[string]int{
 	"partners":                     3,
 	"internal/cohort":              4,
 	"query":                        5,
+	"internal/deletion":            5,
 	"internal/report":              6,
 	"cmd/cleanroom/internal/bench": 6,
 	"api":                          7,

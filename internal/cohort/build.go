@@ -72,11 +72,11 @@ func (s *Service) buildCohort(ctx context.Context, c wire.Collaboration, m Match
 	suffix := "_" + strings.ToLower(partners.NewID(""))
 	b := builtCohort{people: peopleTable(m.ID) + suffix, table: cohortTable(m.ID) + suffix, sides: map[string]string{}}
 	err := s.DB.Bulk(ctx, func(tx *sql.Tx) error {
-		aa, err := s.audienceByID(ctx, tx, m.AudienceA)
+		aa, err := s.AudienceByID(ctx, tx, m.AudienceA)
 		if err != nil {
 			return err
 		}
-		ab, err := s.audienceByID(ctx, tx, m.AudienceB)
+		ab, err := s.AudienceByID(ctx, tx, m.AudienceB)
 		if err != nil {
 			return err
 		}

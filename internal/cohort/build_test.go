@@ -2,11 +2,9 @@ package cohort
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"strings"
 	"testing"
 
-	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -49,42 +47,4 @@ func TestUnpublishedBuildDroppedAtStart(t *testing.T) {
 		t.Fatalf("match is %s after both halves", m.State)
 	}
 	f.wantTables(liveTables(m, aa, ab))
-}
-
-// A match voided by a deletion while its cohort is built fails with the
-// stale error, as when the deletion comes first, and leaves no tables of
-// the build.
-func TestDeletionDuringBuildVoidsMatch(t *testing.T) {
-	f := newFixture(t)
-	aa, ab := f.upload(0, 0, 40), f.upload(1, 20, 40)
-	m, _, err := f.start(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m, err = f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(f.reblind(0, m))); err != nil {
-		t.Fatal(err)
-	}
-	half := f.reblind(1, m)
-	// Someone of side a's audience, as its owner blinded them.
-	var pid psi.Point
-	var raw []byte
-	if err := f.db.SQL().QueryRow(`SELECT pid FROM ` + aa.table + ` LIMIT 1`).Scan(&raw); err != nil {
-		t.Fatal(err)
-	}
-	copy(pid[:], raw)
-	if _, f.s.Signer, err = ed25519.GenerateKey(nil); err != nil {
-		t.Fatal(err)
-	}
-	f.s.midBuild = func(string) {
-		f.s.midBuild = nil
-		// Not waiting for the build: the deletion takes the write lock now.
-		if _, err := f.s.DeleteIDs(f.ctx, f.eng[0], f.c, []psi.Point{pid}, false); err != nil {
-			t.Errorf("deletion during the build: %v", err)
-		}
-	}
-	_, err = f.s.PutPoints(f.ctx, f.eng[1], f.c, m, bytes.NewReader(half))
-	if err == nil || !strings.Contains(err.Error(), errStale(m.ID).Error()) {
-		t.Fatalf("PutPoints after a deletion during the build: %v, want %v", err, errStale(m.ID))
-	}
-	f.wantTables(sorted(aa.table, ab.table))
 }

@@ -1,7 +1,10 @@
 // Package cohort is the server side of matching: the audiences each party
 // uploads (points blinded with its own key, and attributes), the two-party
 // match protocol of docs/design.md, the matched cohort analysts query,
-// and the deletion of any of it.
+// and the statements that delete any of it. Who may delete what, with
+// which receipt, is package deletion's: it runs those statements
+// (ForgetPeople, DropAudience, DropAudiences, DropMatches) in its own
+// transactions.
 //
 // # What it may reveal
 //
@@ -11,9 +14,10 @@
 // size with Laplace noise (rule match_epsilon, charged to both partners'
 // budgets in the transaction that records the cohort). The exact size is
 // kept for the operator and never read back by any caller. Every answer
-// about one party's people (an upload's sizes, an access request, a
-// deletion's receipt) counts only that party's own data, and a deletion
-// runs the same statements, and bumps every cohort's revision, whether or
+// about one party's people (an upload's sizes, and the counts package
+// deletion puts in an access request's answer or a deletion's receipt)
+// counts only that party's own data, and a deletion runs the same
+// statements, and bumps every cohort's revision, whether or
 // not anyone matched: nothing here may depend on whether one person is in
 // the other party's data.
 //
@@ -43,8 +47,7 @@
 //	build.go    building the cohort outside the write lock, publishing it
 //	facts.go    cohort facts and rank columns, computed at build
 //	tables.go   table names, and the start-up cleanup
-//	delete.go   deletions, opt-outs, expiry and their signed receipts
-//	access.go   access requests
+//	forget.go   what a deletion drops or deletes, and one person's rows
 //	report.go   the consent mix of an audience, for the transparency report
 //
 // doc_test.go keeps this list and the package's files the same.

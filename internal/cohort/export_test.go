@@ -69,3 +69,11 @@ func (x Fixture) Start() Match {
 func (x Fixture) PutHalf(i int, m Match, half []byte) (Match, error) {
 	return x.f.s.PutPoints(x.f.ctx, x.f.eng[i], x.f.c, m, bytes.NewReader(half))
 }
+
+func (x Fixture) Table(a Audience) string  { return a.table }
+func (x Fixture) WantTables(want []string) { x.f.wantTables(want) }
+
+var (
+	ErrStale = errStale
+	Sorted   = sorted
+)

@@ -149,7 +149,7 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 		// its replacement dropped its matches, and this one would be
 		// stale from birth.
 		for _, id := range []string{aa.ID, ab.ID} {
-			if _, err := s.audienceByID(ctx, tx, id); err != nil {
+			if _, err := s.AudienceByID(ctx, tx, id); err != nil {
 				return err
 			}
 		}

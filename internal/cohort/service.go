@@ -2,21 +2,19 @@ package cohort
 
 import (
 	"context"
-	"crypto/ed25519"
 	"sync"
 	"time"
 
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
-// Service runs uploads, matches and deletions on one database.
+// Service runs uploads and matches on one database, and drops what a
+// deletion (package deletion) takes.
 type Service struct {
 	DB *store.DB
 	// TempDir holds spooled Parquet uploads; default the system's.
 	TempDir string
-	// Signer signs deletion receipts (the audit signing key).
-	Signer ed25519.PrivateKey
-	// Now stamps what the service records (audiences, matches, receipts,
+	// Now stamps what the service records (audiences, matches, revisions,
 	// the match's budget charge); default time.Now.
 	Now func() time.Time
 

@@ -192,10 +192,10 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		// every table of every match built from it (their cohorts and
 		// people tables hold the other party's attributes too), go in
 		// this transaction, which logs it.
-		if _, err := s.dropAudience(ctx, tx, a.Replaced, oldTable); err != nil {
+		if _, err := s.dropAudienceTable(ctx, tx, a.Replaced, oldTable); err != nil {
 			return err
 		}
-		if _, _, err := s.dropMatches(ctx, tx, c.ID, a.Replaced, wire.MatchStale); err != nil {
+		if _, _, err := s.DropMatches(ctx, tx, c, a.Replaced, wire.MatchStale); err != nil {
 			return err
 		}
 		_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.AudienceDelete,
@@ -316,7 +316,9 @@ func (a Audience) hasColumn(name string) (bool, error) {
 	return false, nil
 }
 
-func (s *Service) audienceByID(ctx context.Context, q store.Querier, id string) (Audience, error) {
+// AudienceByID returns a live audience by its ID; a replaced or deleted
+// one is a Conflict.
+func (s *Service) AudienceByID(ctx context.Context, q store.Querier, id string) (Audience, error) {
 	var a Audience
 	var cols string
 	err := q.QueryRowContext(ctx, `SELECT id, collab_id, partner_id, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people)

@@ -1,4 +1,4 @@
-package cohort
+package deletion
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
@@ -30,34 +29,6 @@ var deletionAction = map[wire.DeletionKind]audit.Action{
 	wire.DeleteAudience:      audit.DeletionAudience,
 	wire.DeleteCollaboration: audit.DeletionCollaboration,
 	wire.DeleteExpiry:        audit.DeletionExpiry,
-}
-
-// exec runs a statement and returns the rows it changed.
-func exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
-	res, err := tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
-// matchesOf lists the IDs of a collaboration's matches.
-func matchesOf(ctx context.Context, tx *sql.Tx, collabID, audienceID string) ([]string, error) {
-	q := `SELECT id FROM matches WHERE collab_id = ? AND state <> ?`
-	args := []any{collabID, wire.MatchDeleted}
-	if audienceID != "" {
-		q += ` AND (audience_a = ? OR audience_b = ?)`
-		args = append(args, audienceID, audienceID)
-	}
-	return store.QueryStrings(ctx, tx, q, args...)
-}
-
-// bumpRevision marks a cohort as changed: answers cached for the old
-// revision are not served for the new one.
-func (s *Service) bumpRevision(ctx context.Context, tx *sql.Tx, matchID string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO cohort_revisions VALUES (?, (SELECT coalesce(max(rev), 0) + 1 FROM cohort_revisions WHERE match_id = ?), ?)`,
-		matchID, matchID, s.now().UTC())
-	return err
 }
 
 // Signer signs deletion receipts; without one, deletions are refused,
@@ -171,204 +142,15 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 				return err
 			}
 		}
-		if a, err := s.CurrentAudience(ctx, tx, c.ID, actor.PartnerID); err == nil {
-			if err := deleteAudienceRows(ctx, tx, a, c.Rules.Purpose, tmp, &r); err != nil {
-				return err
-			}
-		} else if !errors.Is(err, errs.NotFound) {
-			return err
-		}
-		own := side(c, actor.PartnerID)
-		ms, err := matchStates(ctx, tx, c.ID)
+		rows, tokens, err := s.Cohorts.ForgetPeople(ctx, tx, c, actor.PartnerID, tmp)
 		if err != nil {
 			return err
 		}
-		for _, m := range ms {
-			switch m.state {
-			case wire.MatchWaiting:
-				// Positions in its points tables would no longer line up
-				// with what the other party re-blinds: void it, and the
-				// next match run starts afresh.
-				if _, err := s.dropMatchData(ctx, tx, m.id, "", wire.MatchStale); err != nil {
-					return err
-				}
-				continue
-			case wire.MatchDone:
-				// Every deletion bumps every cohort's revision, whether or
-				// not it touched the cohort: a revision that moved only
-				// for members would tell the deleting party who matched.
-				if err := s.bumpRevision(ctx, tx, m.id); err != nil {
-					return err
-				}
-			}
-			if err := deleteFromMatch(ctx, tx, m.id, own, tmp, &r); err != nil {
-				return err
-			}
-		}
+		r.AudienceRows, r.Tokens = rows, tokens
 		r, err = s.finishReceipt(ctx, tx, actor.KeyID, r, nil)
 		return err
 	})
 	return r, err
-}
-
-// deleteAudienceRows deletes the rows of the people in table tmp from a,
-// keeping its row and people counts true.
-func deleteAudienceRows(ctx context.Context, tx *sql.Tx, a Audience, purpose, tmp string, r *audit.Receipt) error {
-	q, args := `SELECT count(DISTINCT pid), 0 FROM `+a.table+` WHERE pid IN (SELECT pid FROM `+tmp+`)`, []any{}
-	if has, err := a.hasColumn(audience.ConsentColumn); err != nil {
-		return err
-	} else if has {
-		q = `SELECT count(DISTINCT pid), count(DISTINCT pid) FILTER (WHERE list_contains(consent, ?)) FROM ` + a.table + ` WHERE pid IN (SELECT pid FROM ` + tmp + `)`
-		args = []any{purpose}
-	}
-	var people, matchable int64
-	if err := tx.QueryRowContext(ctx, q, args...).Scan(&people, &matchable); err != nil {
-		return err
-	}
-	n, err := exec(ctx, tx, `DELETE FROM `+a.table+` WHERE pid IN (SELECT pid FROM `+tmp+`)`)
-	if err != nil {
-		return err
-	}
-	r.AudienceRows = n
-	_, err = tx.ExecContext(ctx, `UPDATE audiences SET rows = rows - ?, people = people - ?, people_matchable = coalesce(people_matchable, people) - ? WHERE id = ?`,
-		n, people, matchable, a.ID)
-	return err
-}
-
-// deleteFromMatch removes the people in table tmp, given by side own's
-// points, from a match's cohort, people map, points and own tokens. The
-// same statements run whether or not anyone matched.
-func deleteFromMatch(ctx context.Context, tx *sql.Tx, mid, own, tmp string, r *audit.Receipt) error {
-	if ok, err := tableExists(ctx, tx, peopleTable(mid)); err != nil {
-		return err
-	} else if ok {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+cohortTable(mid)+` WHERE uid IN (SELECT uid FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`))`); err != nil {
-			return err
-		}
-		people, err := exec(ctx, tx, `DELETE FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`)`)
-		if err != nil {
-			return err
-		}
-		// The exact size stays true for the operator; no one else reads it.
-		if _, err := tx.ExecContext(ctx, `UPDATE matches SET cohort_size = cohort_size - ? WHERE id = ?`, people, mid); err != nil {
-			return err
-		}
-	}
-	pts := pointsTable(mid, own)
-	if ok, err := tableExists(ctx, tx, pts); err != nil || !ok {
-		return err
-	}
-	if ok, err := tableExists(ctx, tx, tokensTable(mid, own)); err != nil {
-		return err
-	} else if ok {
-		n, err := exec(ctx, tx, `DELETE FROM `+tokensTable(mid, own)+` WHERE pos IN (SELECT pos FROM `+pts+` WHERE pid IN (SELECT pid FROM `+tmp+`))`)
-		if err != nil {
-			return err
-		}
-		r.Tokens += n
-	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM `+pts+` WHERE pid IN (SELECT pid FROM `+tmp+`)`)
-	return err
-}
-
-type matchState struct {
-	id    string
-	state wire.MatchState
-}
-
-// matchStates lists a collaboration's matches and their stored states.
-func matchStates(ctx context.Context, tx *sql.Tx, collabID string) ([]matchState, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, state FROM matches WHERE collab_id = ? ORDER BY created_at`, collabID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []matchState
-	for rows.Next() {
-		var m matchState
-		if err := rows.Scan(&m.id, &m.state); err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-// dropMatchData removes every table of a match (points, tokens, people
-// and cohort) and leaves it in state. It returns how many tokens of side
-// own's points it removed ("" counts none).
-func (s *Service) dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string, state wire.MatchState) (tokens int64, err error) {
-	for _, sd := range []string{"a", "b"} {
-		for _, t := range []string{tokensTable(mid, sd), pointsTable(mid, sd)} {
-			ok, err := tableExists(ctx, tx, t)
-			if err != nil {
-				return 0, err
-			}
-			if !ok {
-				continue
-			}
-			if sd == own && t == tokensTable(mid, sd) {
-				var n int64
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+t).Scan(&n); err != nil {
-					return 0, err
-				}
-				tokens += n
-			}
-			if _, err := tx.ExecContext(ctx, `DROP TABLE `+t); err != nil {
-				return 0, err
-			}
-		}
-	}
-	for _, t := range []string{peopleTable(mid), cohortTable(mid)} {
-		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
-			return 0, err
-		}
-	}
-	_, err = tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = NULL, updated_at = ? WHERE id = ?`, state, s.now().UTC(), mid)
-	return tokens, err
-}
-
-// dropAudience drops an audience's table, marks it deleted and returns how
-// many rows it held.
-func (s *Service) dropAudience(ctx context.Context, tx *sql.Tx, id, table string) (int64, error) {
-	var n int64
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, `DROP TABLE `+table); err != nil {
-		return 0, err
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE audiences SET deleted_at = ? WHERE id = ?`, s.now().UTC(), id)
-	return n, err
-}
-
-// dropMatches drops the data of the collaboration's matches (those built
-// from audienceID, or all when it is empty) and leaves them in state. It
-// returns how many matches it dropped and how many tokens of each side.
-func (s *Service) dropMatches(ctx context.Context, tx *sql.Tx, collabID, audienceID string, state wire.MatchState) (matches int64, tokens map[string]int64, err error) {
-	mids, err := matchesOf(ctx, tx, collabID, audienceID)
-	if err != nil {
-		return 0, nil, err
-	}
-	tokens = map[string]int64{}
-	for _, mid := range mids {
-		for _, sd := range []string{"a", "b"} {
-			var n int64
-			if ok, err := tableExists(ctx, tx, tokensTable(mid, sd)); err != nil {
-				return 0, nil, err
-			} else if ok {
-				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+tokensTable(mid, sd)).Scan(&n); err != nil {
-					return 0, nil, err
-				}
-			}
-			tokens[sd] += n
-		}
-		if _, err := s.dropMatchData(ctx, tx, mid, "", state); err != nil {
-			return 0, nil, err
-		}
-		matches++
-	}
-	return matches, tokens, nil
 }
 
 // requestedNow is a receipt's RequestedAt for a request arriving now.
@@ -382,7 +164,7 @@ func (s *Service) requestedNow() *time.Time {
 func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Principal, c wire.Collaboration, audienceID string, kind wire.DeletionKind) (audit.Receipt, error) {
 	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, AudienceID: audienceID, Cohorts: audit.CohortsDeleted, RequestedAt: s.requestedNow()}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
-		a, err := s.audienceByID(ctx, tx, audienceID)
+		a, err := s.Cohorts.AudienceByID(ctx, tx, audienceID)
 		if err != nil || a.CollabID != c.ID || (kind == wire.DeleteAudience && a.PartnerID != actor.PartnerID) {
 			return errs.New(errs.NotFound, "audience %s", audienceID)
 		}
@@ -395,14 +177,14 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 			}
 		}
 		r.PartnerID = a.PartnerID
-		if r.AudienceRows, err = s.dropAudience(ctx, tx, a.ID, a.table); err != nil {
+		if r.AudienceRows, err = s.Cohorts.DropAudience(ctx, tx, a); err != nil {
 			return err
 		}
-		n, tokens, err := s.dropMatches(ctx, tx, c.ID, a.ID, wire.MatchDeleted)
+		n, tokens, err := s.Cohorts.DropMatches(ctx, tx, c, a.ID, wire.MatchDeleted)
 		if err != nil {
 			return err
 		}
-		r.Matches, r.Tokens = n, tokens[side(c, a.PartnerID)]
+		r.Matches, r.Tokens = n, tokens[a.PartnerID]
 		r, err = s.finishReceipt(ctx, tx, actor.KeyID, r, nil)
 		return err
 	})
@@ -427,28 +209,14 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		for _, p := range c.Members() {
 			receipts[p] = &audit.Receipt{Kind: string(wire.DeleteCollaboration), CollabID: c.ID, PartnerID: p, Cohorts: audit.CohortsDeleted, RequestedAt: requested}
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT id, table_name, partner_id FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, c.ID)
+		rows, err := s.Cohorts.DropAudiences(ctx, tx, c.ID)
 		if err != nil {
 			return err
 		}
-		var tables, ids, owners []string
-		for rows.Next() {
-			var id, t, p string
-			if err := rows.Scan(&id, &t, &p); err != nil {
-				rows.Close()
-				return err
-			}
-			ids, tables, owners = append(ids, id), append(tables, t), append(owners, p)
+		for p, n := range rows {
+			receipts[p].AudienceRows += n
 		}
-		rows.Close()
-		for i, t := range tables {
-			n, err := s.dropAudience(ctx, tx, ids[i], t)
-			if err != nil {
-				return err
-			}
-			receipts[owners[i]].AudienceRows += n
-		}
-		n, tokens, err := s.dropMatches(ctx, tx, c.ID, "", wire.MatchDeleted)
+		n, tokens, err := s.Cohorts.DropMatches(ctx, tx, c, "", wire.MatchDeleted)
 		if err != nil {
 			return err
 		}
@@ -457,7 +225,7 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		}
 		for _, p := range c.Members() {
 			r := receipts[p]
-			r.Matches, r.Tokens = n, tokens[side(c, p)]
+			r.Matches, r.Tokens = n, tokens[p]
 			key, public := actor.KeyID, map[string]any(nil)
 			if p != actor.PartnerID {
 				// The other partner's data went too: it gets its own receipt.

@@ -1,4 +1,4 @@
-package cohort
+package deletion
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
-	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
@@ -20,11 +19,11 @@ import (
 func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c wire.Collaboration, pid psi.Point) (wire.Access, error) {
 	out := wire.Access{CollabID: c.ID, PartnerID: actor.PartnerID, Purpose: c.Rules.Purpose, Rows: []map[string]any{}, Cohorts: wire.NotDisclosed}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
-		a, err := s.CurrentAudience(ctx, tx, c.ID, actor.PartnerID)
+		a, err := s.Cohorts.CurrentAudience(ctx, tx, c.ID, actor.PartnerID)
 		switch {
 		case err == nil:
 			out.AudienceID = a.ID
-			if out.Rows, err = queryMaps(ctx, tx, `SELECT * EXCLUDE (pid) FROM `+a.table+` WHERE pid = ? ORDER BY rowid`, pid[:]); err != nil {
+			if out.Rows, err = s.Cohorts.PersonRows(ctx, tx, a, pid); err != nil {
 				return err
 			}
 			for _, r := range out.Rows {
@@ -53,35 +52,4 @@ func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c
 		return err
 	})
 	return out, err
-}
-
-// queryMaps returns every row of a query as a map from column name to
-// value: an audience's rows, whose columns its owner chose.
-func queryMaps(ctx context.Context, q store.Querier, query string, args ...any) ([]map[string]any, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return nil, err
-	}
-	out := []map[string]any{}
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		m := make(map[string]any, len(cols))
-		for i, c := range cols {
-			m[c] = vals[i]
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
 }

@@ -165,6 +165,23 @@ func (tb *tab) expect(text string) {
 // role may not make; the test fails on them when it ends.
 func (b *browser) newTab(t testing.TB, role string) *tab {
 	t.Helper()
+	// A browser that fails to start on a loaded machine (it happens under
+	// parallel package tests) is started again, once.
+	for attempt := 1; ; attempt++ {
+		tb, err := b.tryTab(t, role)
+		if err == nil {
+			return tb
+		}
+		if attempt == 2 || !strings.Contains(err.Error(), "failed to start") {
+			t.Fatal(err)
+		}
+		t.Logf("starting the browser again: %v", err)
+	}
+}
+
+// tryTab opens a tab in a browser of its own; on error nothing is left
+// running.
+func (b *browser) tryTab(t testing.TB, role string) (*tab, error) {
 	ctx, cancel := chromedp.NewContext(b.alloc)
 	// A broken page fails a test in seconds, not minutes; a benchmark's
 	// tab lives for all its runs.
@@ -199,7 +216,9 @@ func (b *browser) newTab(t testing.TB, role string) *tab {
 		}
 	})
 	if err := chromedp.Run(ctx, network.Enable(), log.Enable()); err != nil {
-		t.Fatal(err)
+		cancelT()
+		cancel()
+		return nil, err
 	}
 	t.Cleanup(func() {
 		cancelT()
@@ -210,7 +229,7 @@ func (b *browser) newTab(t testing.TB, role string) *tab {
 			t.Errorf("%s: %s", role, p)
 		}
 	})
-	return tb
+	return tb, nil
 }
 
 func (tb *tab) problem(format string, args ...any) {

@@ -131,7 +131,7 @@ func printJSON(cmd *cobra.Command, v any) error {
 
 func newBenchMatchCmd() *cobra.Command {
 	var n, runs int
-	var overlap string
+	var overlap, shape string
 	var quiet, keep bool
 	cmd := &cobra.Command{
 		Use:   "match -n N -overlap F",
@@ -159,7 +159,10 @@ with the median ratio is printed, with every run's figures under "runs"
 			if err != nil {
 				return err
 			}
-			opts := bench.MatchOptions{N: n, Overlap: common, Server: []string{self, "serve"}, Keep: keep, Runs: runs, Log: stageLog(quiet)}
+			if shape != bench.ShapePeople && shape != bench.ShapeEvents {
+				return fmt.Errorf("bench match: -shape %q: use %s or %s", shape, bench.ShapePeople, bench.ShapeEvents)
+			}
+			opts := bench.MatchOptions{N: n, Overlap: common, Shape: shape, Server: []string{self, "serve"}, Keep: keep, Runs: runs, Log: stageLog(quiet)}
 			res, err := bench.RunMatch(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -171,6 +174,8 @@ with the median ratio is printed, with every run's figures under "runs"
 	cmd.Flags().StringVar(&overlap, "overlap", "0.1", "fraction of people in both audiences")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the database and the server log of the run printed (kept_dir)")
 	cmd.Flags().IntVar(&runs, "runs", 1, "runs of the match and of bench psi, alternately (the median ratio's run is printed)")
+	cmd.Flags().StringVar(&shape, "shape", bench.ShapePeople,
+		"the parties' tables: people (one row a person) or events (the brand's purchases, about 12 a person, and the publisher's exposures, about 30, dated over 60 days)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print stage timings to stderr")
 	return cmd
 }

@@ -31,6 +31,8 @@ import (
 type MatchOptions struct {
 	N       int // people in each audience
 	Overlap int // people in both
+	// Shape is ShapePeople (default: one row a person) or ShapeEvents.
+	Shape string
 	// Server is the command line that starts the server; the benchmark
 	// appends --data DIR --addr HOST:PORT.
 	Server []string
@@ -68,6 +70,17 @@ type MatchResult struct {
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
 	KeptDir          string  `json:"kept_dir,omitempty"`
 	NoisySize        int64   `json:"cohort_size_noisy"`
+	Shape            string  `json:"shape"`
+	// Tables are each party's upload: rows sent and rows stored.
+	Tables []TableRows `json:"tables"`
+	// LargestStoredTableRows is the most rows of any table in the
+	// database after the match (duckdb_tables(), each counted), and
+	// LargestStoredTable its name.
+	LargestStoredTable     string `json:"largest_stored_table"`
+	LargestStoredTableRows int64  `json:"largest_stored_table_rows"`
+	// BytesPerUploadedRow is the database file's size over the rows
+	// uploaded.
+	BytesPerUploadedRow float64 `json:"bytes_per_uploaded_row"`
 	// Stages are each party's steps, as it waits on them: partyN_upload,
 	// then partyN_match, which is partyN_start (the server builds both
 	// sides' points), partyN_reblind (points out and back) and
@@ -149,7 +162,14 @@ func medianRun(all []MatchResult) MatchResult {
 }
 
 func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
-	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}}
+	shape := o.Shape
+	if shape == "" {
+		shape = ShapePeople
+	}
+	if shape != ShapePeople && shape != ShapeEvents {
+		return MatchResult{}, fmt.Errorf("bench match: shape %q: use %s or %s", shape, ShapePeople, ShapeEvents)
+	}
+	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}, Shape: shape, Tables: make([]TableRows, 2)}
 	logf := o.Log
 	if logf == nil {
 		logf = func(string, time.Duration) {}
@@ -207,7 +227,9 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 				first = o.N - o.Overlap
 			}
 			t := time.Now()
-			if err := uploadSynthetic(ctx, p.eng, collab, p.key, first, o.N); err != nil {
+			tr, err := uploadSynthetic(ctx, p.eng, collab, p.key, shape, i, first, o.N)
+			res.Tables[i] = tr
+			if err != nil {
 				errs[i] = fmt.Errorf("party %d upload: %w", i+1, err)
 				cancel()
 				return
@@ -251,9 +273,16 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	if err == nil {
 		err = db.SQL().QueryRowContext(ctx, `SELECT count(DISTINCT uid), count(*) FROM `+store.QuoteIdent(table)).Scan(&res.Found, &res.CohortRows)
 	}
+	if err == nil {
+		res.LargestStoredTable, res.LargestStoredTableRows, err = largestTable(ctx, db)
+	}
 	db.Close()
 	if err != nil {
 		return res, fmt.Errorf("reading the cohort from the store: %w", err)
+	}
+	if fi, err := os.Stat(filepath.Join(data, store.FileName)); err == nil {
+		up := res.Tables[0].UploadedRows + res.Tables[1].UploadedRows
+		res.BytesPerUploadedRow = float64(fi.Size()) / float64(max(up, 1))
 	}
 	res.CohortRowsPerSec = float64(res.CohortRows) / res.Seconds
 
@@ -345,11 +374,21 @@ func matchParty(ctx context.Context, p benchParty, collab string, stage func(str
 	return m, nil
 }
 
-// uploadSynthetic writes a CSV of people [first, first+n) and uploads it
-// through the CLI's encoder, streaming end to end.
-func uploadSynthetic(ctx context.Context, c *client.Client, collab string, key *psi.Key, first, n int) error {
+// uploadSynthetic writes party's CSV of people [first, first+n) in the
+// shape asked and uploads it through the CLI's encoder, streaming end to
+// end.
+func uploadSynthetic(ctx context.Context, c *client.Client, collab string, key *psi.Key, shape string, party, first, n int) (TableRows, error) {
+	tr := TableRows{Table: "people"}
+	if shape == ShapeEvents {
+		tr.Table = eventTables[party].name
+	}
 	csvR, csvW := io.Pipe()
 	go func() {
+		if shape == ShapeEvents {
+			_, err := writeEvents(csvW, eventTables[party], party, first, n)
+			csvW.CloseWithError(err)
+			return
+		}
 		w := bufio.NewWriterSize(csvW, 1<<16)
 		w.WriteString("email,region,spend,consent\n")
 		var b []byte
@@ -368,18 +407,20 @@ func uploadSynthetic(ctx context.Context, c *client.Client, collab string, key *
 	arrowR, arrowW := io.Pipe()
 	encErr := make(chan error, 1)
 	go func() {
-		_, err := audience.EncodeCSV(ctx, csvR, arrowW, key, audience.EncodeOptions{
+		st, err := audience.EncodeCSV(ctx, csvR, arrowW, key, audience.EncodeOptions{
 			IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent"})
+		tr.UploadedRows = st.Rows
 		arrowW.CloseWithError(err)
 		csvR.CloseWithError(err)
 		encErr <- err
 	}()
-	_, err := c.Upload(ctx, collab, arrowR)
+	a, err := c.Upload(ctx, collab, arrowR)
 	arrowR.CloseWithError(errors.New("upload ended"))
 	if eerr := <-encErr; eerr != nil && err == nil {
-		return eerr
+		return tr, eerr
 	}
-	return err
+	tr.StoredRows = a.Rows
+	return tr, err
 }
 
 // peakRSSOf reads a process's peak resident set (VmHWM) on Linux.

@@ -86,17 +86,26 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c wi
 
 // startMatch is StartMatch without the turn-taking (the race with a
 // start in another process, or a test, stays handled at record time).
+// awaitingUpload is a missing audience as the match's refusal; any other
+// failure to read one is the server's, not shown to the caller.
+func awaitingUpload(err error) error {
+	if errors.Is(err, errs.NotFound) {
+		return errs.New(errs.AwaitingUpload, "both parties must upload before matching; %v", err)
+	}
+	return err
+}
+
 func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration) (m Match, created bool, err error) {
 	if c.State != wire.StateActive {
 		return Match{}, false, errs.New(errs.Conflict, "collaboration %s is %s", c.ID, c.State)
 	}
 	aa, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Proposer)
 	if err != nil {
-		return Match{}, false, errs.New(errs.AwaitingUpload, "both parties must upload before matching; %v", err)
+		return Match{}, false, awaitingUpload(err)
 	}
 	ab, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Partner)
 	if err != nil {
-		return Match{}, false, errs.New(errs.AwaitingUpload, "both parties must upload before matching; %v", err)
+		return Match{}, false, awaitingUpload(err)
 	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, aa.ID, ab.ID); err == nil {
 		return m, false, nil

@@ -329,3 +329,18 @@ func TestKeyedLockWaitsAndGivesUp(t *testing.T) {
 		t.Fatalf("the waiter after unlock: %v", err)
 	}
 }
+
+// TestStartOutageIsNotAwaitingUpload: a missing audience is the match's
+// awaiting_upload; a database that fails is the server's error, whose text
+// the caller never reads.
+func TestStartOutageIsNotAwaitingUpload(t *testing.T) {
+	f := newFixture(t)
+	f.upload(0, 0, 40)
+	if _, _, err := f.start(0); errs.KindOf(err) != errs.AwaitingUpload {
+		t.Fatalf("one party uploaded: %v, want awaiting_upload", err)
+	}
+	f.db.Close()
+	if _, _, err := f.start(0); err == nil || errs.KindOf(err) != nil {
+		t.Fatalf("the database closed: %v (kind %v), want an error of no kind", err, errs.KindOf(err))
+	}
+}

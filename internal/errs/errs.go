@@ -30,14 +30,19 @@ type Kind struct {
 
 // Error is the kind's name, the text of an error that is nothing but
 // its kind (errs.Unauthorized returned as is).
-func (k *Kind) Error() string { return k.name }
+func (k *Kind) Error() string {
+	if k == nil {
+		return "no kind"
+	}
+	return k.name
+}
 
 // Code is the wire code the API answers with.
 func (k *Kind) Code() wire.ErrorCode { return k.code }
 
 // Unwrap returns the kind this one refines, if any.
 func (k *Kind) Unwrap() error {
-	if k.parent == nil {
+	if k == nil || k.parent == nil {
 		return nil
 	}
 	return k.parent
@@ -146,15 +151,27 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string { return e.Message }
+func (e *Error) Error() string {
+	if e == nil {
+		return "<nil>"
+	}
+	return e.Message
+}
 
 // Unwrap gives the kind, so that errors.Is(err, errs.NotFound) holds,
 // and the cause.
 func (e *Error) Unwrap() []error {
-	if e.Err == nil {
-		return []error{e.Kind}
+	if e == nil {
+		return nil
 	}
-	return []error{e.Kind, e.Err}
+	var out []error
+	if e.Kind != nil {
+		out = append(out, e.Kind)
+	}
+	if e.Err != nil {
+		out = append(out, e.Err)
+	}
+	return out
 }
 
 // New returns an error of kind k whose message is format's text; a %w in
@@ -188,10 +205,19 @@ func KindOf(err error) *Kind {
 		case nil:
 			return
 		case *Kind:
-			found = append(found, e)
+			if e != nil {
+				found = append(found, e)
+			}
 			return
 		case *Error:
-			found = append(found, e.Kind)
+			// A nil *Error (a typed nil returned as error) holds nothing;
+			// an Error of no kind is its cause's.
+			if e == nil {
+				return
+			}
+			if e.Kind != nil {
+				found = append(found, e.Kind)
+			}
 			walk(e.Err)
 			return
 		}

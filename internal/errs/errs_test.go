@@ -134,3 +134,25 @@ func TestMostRefinedKind(t *testing.T) {
 		t.Errorf("position %d through a wrap", p)
 	}
 }
+
+// TestNilsHoldNoKind: a typed nil *Error inside an error, or an Error of
+// no kind, neither panics nor hides a kind below it.
+func TestNilsHoldNoKind(t *testing.T) {
+	var nilErr *Error
+	if k := KindOf(fmt.Errorf("x: %w", nilErr)); k != nil {
+		t.Errorf("a nil *Error has kind %v", k)
+	}
+	noKind := &Error{Message: "m", Err: New(NotFound, "collaboration c_1")}
+	if k := KindOf(noKind); k != NotFound {
+		t.Errorf("an Error of no kind over a not found: %v", k)
+	}
+	if !errors.Is(noKind, NotFound) || errors.Is(noKind, Invalid) {
+		t.Error("errors.Is through an Error of no kind")
+	}
+	if errors.Is(fmt.Errorf("x: %w", nilErr), NotFound) {
+		t.Error("a nil *Error is a not found")
+	}
+	if e := Classify(fmt.Errorf("x: %w", nilErr)); e.Code != wire.CodeInternal {
+		t.Errorf("a nil *Error classified %s", e.Code)
+	}
+}

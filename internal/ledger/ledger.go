@@ -142,17 +142,19 @@ type Charge struct {
 // *BudgetError if c does not fit in the epsilon or the delta budget. The
 // sums are exact, with no slack: a budget at 0 covers nothing more.
 func Check(ctx context.Context, q store.Querier, c Charge) (left wire.Amount, err error) {
+	// A charge or budget the ledger cannot count exactly is the rules'
+	// fault (rules_invalid), not the database's.
 	eu, err := wire.EpsilonUnits(c.Epsilon)
 	if err != nil {
-		return wire.Amount{}, fmt.Errorf("ledger: charge: %w", err)
+		return wire.Amount{}, errs.New(errs.RulesInvalid, "ledger: charge: %w", err)
 	}
 	du, err := wire.DeltaUnits(c.Delta)
 	if err != nil {
-		return wire.Amount{}, fmt.Errorf("ledger: charge: %w", err)
+		return wire.Amount{}, errs.New(errs.RulesInvalid, "ledger: charge: %w", err)
 	}
 	total, err := c.Budget.Units()
 	if err != nil {
-		return wire.Amount{}, fmt.Errorf("ledger: budget: %w", err)
+		return wire.Amount{}, errs.New(errs.RulesInvalid, "ledger: budget: %w", err)
 	}
 	if c.Now.IsZero() {
 		c.Now = time.Now()

@@ -61,19 +61,25 @@ func marshalRules(c wire.Collaboration) (rules, approvedBy string, err error) {
 	return string(rj), string(aj), nil
 }
 
-// saveRules stores c's rules, version, approvals, state and time, and logs
-// action with details, in tx. With agreed, the rules both partners now
-// approve are kept apart too, for the diff of a later change.
-func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c wire.Collaboration, agreed bool, action audit.Action, details map[string]any) error {
+// saveRules stores c's approvals, state and time, with its rules and
+// version when they changed, and logs action with details, in tx. With
+// agreed, the rules both partners now approve are kept apart too, for the
+// diff of a later change.
+func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c wire.Collaboration, changed, agreed bool, action audit.Action, details map[string]any) error {
 	rj, aj, err := marshalRules(c)
 	if err != nil {
 		return err
 	}
 	// approved_rules reads the row's rules before this update: with
 	// agreed, they are the rules just approved.
-	if _, err := tx.ExecContext(ctx, `UPDATE collaborations SET rules = ?, rules_version = ?, approved_by = ?, state = ?, updated_at = ?,
-		approved_rules = CASE WHEN ? THEN rules ELSE approved_rules END WHERE id = ?`,
-		rj, c.RulesVersion, aj, c.State, c.UpdatedAt, agreed, c.ID); err != nil {
+	const set = `approved_by = ?, state = ?, updated_at = ?, approved_rules = CASE WHEN ? THEN rules ELSE approved_rules END`
+	if changed {
+		_, err = tx.ExecContext(ctx, `UPDATE collaborations SET rules = ?, rules_version = ?, `+set+` WHERE id = ?`,
+			rj, c.RulesVersion, aj, c.State, c.UpdatedAt, agreed, c.ID)
+	} else {
+		_, err = tx.ExecContext(ctx, `UPDATE collaborations SET `+set+` WHERE id = ?`, aj, c.State, c.UpdatedAt, agreed, c.ID)
+	}
+	if err != nil {
 		return err
 	}
 	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, action, details)
@@ -98,7 +104,7 @@ func (s *Service) Approve(ctx context.Context, tx *sql.Tx, actor Principal, id s
 		c.State, c.ApprovedRules = wire.StateActive, nil
 	}
 	c.UpdatedAt = s.now()
-	err = saveRules(ctx, tx, actor, c, c.State == wire.StateActive, audit.CollaborationApprove,
+	err = saveRules(ctx, tx, actor, c, false, c.State == wire.StateActive, audit.CollaborationApprove,
 		map[string]any{"rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }
@@ -114,7 +120,7 @@ func (s *Service) ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, 
 		return c, err
 	}
 	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, wire.StateProposed, s.now()
-	if err := saveRules(ctx, tx, actor, c, false, audit.CollaborationChangeRules,
+	if err := saveRules(ctx, tx, actor, c, true, false, audit.CollaborationChangeRules,
 		map[string]any{"rules": c.Rules, "rules_version": c.RulesVersion}); err != nil {
 		return c, err
 	}
@@ -143,7 +149,7 @@ func (s *Service) Reject(ctx context.Context, tx *sql.Tx, actor Principal, id st
 	rejected := c.RulesVersion
 	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = *c.ApprovedRules, c.RulesVersion+1, c.Members(), wire.StateActive, s.now()
 	c.ApprovedRules = nil
-	err = saveRules(ctx, tx, actor, c, false, audit.CollaborationRejectRules,
+	err = saveRules(ctx, tx, actor, c, true, false, audit.CollaborationRejectRules,
 		map[string]any{"rejected_version": rejected, "rules": c.Rules, "rules_version": c.RulesVersion, "state": c.State})
 	return c, err
 }

@@ -28,6 +28,9 @@ type Cache struct {
 	locks [64]sync.Mutex // striped by set
 	hits  atomic.Int64
 	miss  atomic.Int64
+	// streams counts the streams that used the cache: each claims slots
+	// under an id of its own (stream).
+	streams atomic.Int64
 }
 
 // cacheSet is a set's head, one cache line: a lookup of a digest the set
@@ -77,7 +80,15 @@ func (c *Cache) set(d *[32]byte) (uint64, uint64) {
 
 func (c *Cache) lock(i uint64) *sync.Mutex { return &c.locks[i%uint64(len(c.locks))] }
 
-// now is a recency stamp.
+// streamRows bounds a stream's rows: a claim is the stream's id times it
+// plus the row, so no two streams' claims are alike.
+const streamRows = 1 << 40
+
+// stream returns a new stream's id, as the base of its claims.
+func (c *Cache) stream() int64 { return c.streams.Add(1) * streamRows }
+
+// now is a recency stamp; it wraps after 2^32 uses, which only makes the
+// eviction order wrong for a while, never a point.
 func (c *Cache) now() uint32 { return c.tick.Add(1) }
 
 // find returns the way of d in set i, or -1.

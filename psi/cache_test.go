@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"unsafe"
 )
@@ -155,5 +158,27 @@ func TestCacheWays(t *testing.T) {
 		if p, _, o := c.lookup(&d, 100, 100, 1); o != cacheHit || p[0] != byte(r+1) {
 			t.Errorf("way %d: outcome %d point %d", r, o, p[0])
 		}
+	}
+}
+
+// TestCacheSharedByStreams: two streams blinding at once through one
+// cache each get their own identifiers' points.
+func TestCacheSharedByStreams(t *testing.T) {
+	k := mustKey(t)
+	a, b := events(300, 6, false, 21), events(300, 6, true, 22)
+	for i := range b {
+		b[i] = "x" + strings.TrimSpace(b[i]) // other people than a's
+	}
+	wantA := blindAll(t, a, k, Options{Workers: 2, BatchSize: 32})
+	wantB := blindAll(t, b, k, Options{Workers: 2, BatchSize: 32})
+	c := NewCache(0)
+	var gotA, gotB []Point
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); gotA = blindAll(t, a, k, Options{Workers: 2, BatchSize: 32, Cache: c}) }()
+	go func() { defer wg.Done(); gotB = blindAll(t, b, k, Options{Workers: 2, BatchSize: 32, Cache: c}) }()
+	wg.Wait()
+	if !slices.Equal(gotA, wantA) || !slices.Equal(gotB, wantB) {
+		t.Fatal("a stream got a point of the other's")
 	}
 }

@@ -85,6 +85,10 @@ func (e *RowError) Unwrap() error { return e.Err }
 // written.
 func BlindIDs(ctx context.Context, src Reader[string], dst Writer[Point], n *Normalizer, h *Hasher, key *Key, opts Options) error {
 	cache := opts.Cache
+	var stream int64
+	if cache != nil {
+		stream = cache.stream()
+	}
 	return run(ctx, src, dst, opts, func(in []string, out []Point, row int64) error {
 		digests := make([][32]byte, len(in))
 		for i, id := range in {
@@ -96,7 +100,7 @@ func BlindIDs(ctx context.Context, src Reader[string], dst Writer[Point], n *Nor
 		if cache == nil {
 			return blindDigests(h, key, digests, out, row, nil)
 		}
-		return blindCached(cache, h, key, digests, out, row)
+		return blindCached(cache, h, key, digests, out, row, stream)
 	})
 }
 
@@ -120,7 +124,10 @@ func blindDigests(h *Hasher, key *Key, digests [][32]byte, out []Point, row int6
 
 // blindCached fills out from the cache, blinding only the digests it does
 // not hold and no other batch is blinding now; it waits for those others.
-func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Point, row int64) error {
+func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Point, row, stream int64) error {
+	// Claims carry the stream's id beside the row, so that streams sharing
+	// the cache never take each other's claims for their own.
+	first := stream + row
 	n := int64(len(digests))
 	var (
 		mine  []int    // items this batch blinds
@@ -128,7 +135,7 @@ func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Po
 		later [][2]int // item, the earlier item of this batch blinding its digest
 	)
 	for i := range digests {
-		p, own, outcome := cache.lookup(&digests[i], row+int64(i), row, n)
+		p, own, outcome := cache.lookup(&digests[i], first+int64(i), first, n)
 		switch outcome {
 		case cacheHit:
 			out[i] = p
@@ -136,7 +143,7 @@ func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Po
 		case cacheClaimed:
 			mine = append(mine, i)
 		case cacheOwn:
-			later = append(later, [2]int{i, int(own - row)})
+			later = append(later, [2]int{i, int(own - first)})
 			cache.hits.Add(1)
 		case cacheWait:
 			waits = append(waits, i)
@@ -150,11 +157,11 @@ func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Po
 	err := blindDigests(h, key, ds, pts, row, mine)
 	for k, i := range mine {
 		if err != nil {
-			cache.land(&digests[i], row+int64(i), nil)
+			cache.land(&digests[i], first+int64(i), nil)
 			continue
 		}
 		out[i] = pts[k]
-		cache.land(&digests[i], row+int64(i), &pts[k])
+		cache.land(&digests[i], first+int64(i), &pts[k])
 	}
 	if err != nil {
 		return err

@@ -86,7 +86,8 @@ func eventsOn(k, day int, mean float64, salt uint64) int {
 	if day == int(mix(h)%eventDays) {
 		first = 1
 	}
-	v := (float64(mix(uint64(k)<<8^uint64(day)^salt<<1)>>11) + 0.5) / (1 << 53)
+	// Chained, not xored inputs: no two (person, day) draws share one.
+	v := (float64(mix(h^mix(uint64(day)+1))>>11) + 0.5) / (1 << 53)
 	// Inverse transform of Poisson(rate).
 	n, p := 0, math.Exp(-rate)
 	for cum := p; v > cum && n < 200; cum += p {
@@ -110,7 +111,7 @@ func writeEvents(w io.Writer, t eventTable, party, first, n int) (int64, error) 
 				b = append(b[:0], "customer"...)
 				b = strconv.AppendInt(b, int64(k), 10)
 				b = append(b, "@example.com,"...)
-				b = t.row(b, k, day, mix(uint64(k)<<16^uint64(day)<<8^uint64(j)^salt))
+				b = t.row(b, k, day, mix(mix(mix(uint64(k)^salt)^mix(uint64(day)+1))^uint64(j)))
 				b = append(b, ",measurement\n"...)
 				if _, err := bw.Write(b); err != nil {
 					return rows, err

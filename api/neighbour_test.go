@@ -365,7 +365,23 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 	}
 	r.call("engineer", obs.eng.Key, "POST", cp+"/deletions", map[string]any{"pids": []string{blinded(t, obs.key, sharedPerson)}})
 	r.call("engineer", obs.eng.Key, "POST", cp+"/optouts", map[string]any{"pids": []string{blinded(t, obs.key, 1009)}})
-	r.call("engineer", obs.eng.Key, "POST", cp+"/matches", nil)
+	// The other party uploads again, so a new match starts; its half goes
+	// first and the observer's completes it: the observer's own request
+	// builds the cohort (out of the write lock) and answers.
+	if _, err := other.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, other.key, otherRows))); err != nil {
+		t.Fatal(err)
+	}
+	var m2 struct {
+		ID string `json:"id"`
+	}
+	json.Unmarshal(r.call("engineer", obs.eng.Key, "POST", cp+"/matches", nil), &m2)
+	if _, err := other.eng.DoMatch(ctx, e.collab, other.key, client.MatchOptions{NoWait: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.eng.ReblindPoints(ctx, e.collab, m2.ID, obs.key, client.MatchOptions{}); err != nil {
+		t.Fatalf("the observer's completing half: %v", err)
+	}
+	r.call("engineer", obs.eng.Key, "GET", cp+"/matches/"+m2.ID, nil)
 	session("after deletions")
 
 	// The other party's admin proposes new rules; the observer's admin

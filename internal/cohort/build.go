@@ -176,7 +176,7 @@ func (s *Service) buildCohort(ctx context.Context, c wire.Collaboration, m Match
 // both parties for the noisy size and records it. Only catalog and
 // metadata changes: the write lock is held for milliseconds.
 func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.Principal, c wire.Collaboration, m Match, b builtCohort) error {
-	table := cohortTable(m.ID)
+	table, now := cohortTable(m.ID), s.now()
 	for _, r := range [][2]string{{b.people, peopleTable(m.ID)}, {b.table, table}} {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+store.QuoteIdent(r[0])+` RENAME TO `+store.QuoteIdent(r[1])); err != nil {
 			return fmt.Errorf("cohort: naming %s: %w", r[1], err)
@@ -185,7 +185,7 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 	// Both parties see the noisy size: each pays for it from its budget.
 	for _, p := range c.Members() {
 		if _, err := ledger.Debit(ctx, tx, ledger.Charge{CollabID: c.ID, PartnerID: p, Kind: ledger.KindMatch, Ref: m.ID,
-			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules), Now: s.now()}); err != nil {
+			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules), Now: now}); err != nil {
 			if errs.KindOf(err) == nil {
 				return err // the database's, not the caller's to read
 			}
@@ -201,7 +201,7 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, cohort_facts = ?, updated_at = ? WHERE id = ?`,
-		wire.MatchDone, table, b.exact, b.noisy, string(sides), facts, s.now().UTC(), m.ID); err != nil {
+		wire.MatchDone, table, b.exact, b.noisy, string(sides), facts, now.UTC(), m.ID); err != nil {
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.

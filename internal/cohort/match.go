@@ -391,15 +391,23 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 		return m, fmt.Errorf("cohort.PutPoints: waiting for another half of collaboration %s: %w", c.ID, err)
 	}
 	defer unlock()
-	tok := map[string]string{target: staging, otherSide(target): tokensTable(m.ID, otherSide(target))}
+	tokA, tokB := staging, tokensTable(m.ID, "b")
+	if target == "b" {
+		tokA, tokB = tokensTable(m.ID, "a"), staging
+	}
 	var built *builtCohort
 	defer func() {
 		if built != nil {
 			s.dropTables(built.people, built.table)
 		}
 	}()
-	if cur, err := s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID); err == nil && completes(cur, target) {
-		b, err := s.buildCohort(ctx, c, cur, tok["a"], tok["b"])
+	cur, err := s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID)
+	if err != nil {
+		s.dropTables(staging)
+		return m, err
+	}
+	if completes(cur, target) {
+		b, err := s.buildCohort(ctx, c, cur, tokA, tokB)
 		if err != nil {
 			s.dropTables(staging)
 			// A deletion or a replacement that voided the match while it

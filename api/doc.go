@@ -1,6 +1,7 @@
 // Package api is cleanroom's HTTP interface (echo) and the server's one
-// bootstrap: New (or Run) opens the store, loads the signing key, builds
-// each service once and serves the route table until its context ends.
+// bootstrap: New opens the store (unless Config.DB is given), loads the
+// signing key and builds each service once; Serve (or Run, which does
+// both) serves the route table until its context ends.
 //
 // What callers may rely on (the command is the only one; nothing else
 // imports api):
@@ -12,7 +13,7 @@
 //     status is the code's (wire.ErrorCode.Status). An error of no kind
 //     is a 500 whose cause is logged, never shown.
 //   - Handlers parse and render: they run no SQL of their own and call the
-//     services (partners, cohort, query, report, ledger, auditlog).
+//     services (partners, cohort, deletion, query, report, auditlog).
 //   - A bad key is 401 with nothing about which keys exist; a database
 //     failure while checking one is a logged 500.
 //   - Serve stops gracefully: requests in flight get Config.ShutdownTimeout,

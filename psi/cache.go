@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// A Cache remembers the points BlindIDs made in one stream, so that an
+// A Cache remembers the points BlindIDs made in the streams that use it,
+// so that an
 // identifier seen again (a person's second purchase, thirtieth exposure)
 // costs a lookup instead of a hash to the curve and a blinding. It holds a
 // fixed number of slots, so its memory is bounded whatever the input's
@@ -43,8 +44,8 @@ type cacheSet struct {
 }
 
 // cacheSlot holds a digest and, once blinded, its point; while a batch
-// blinds it, owner is the stream row of the item that claimed it, so the
-// batch knows its own claims and others wait.
+// blinds it, owner is the claim of the item that took it (its stream's
+// base plus its row), so the batch knows its own claims and others wait.
 type cacheSlot struct {
 	digest [32]byte
 	point  Point
@@ -110,8 +111,8 @@ const (
 	cacheWait           // another batch blinds it now
 )
 
-// lookup finds d for the item at stream row row of a batch whose rows are
-// [first, first+n): its point, the row of the batch's own item that
+// lookup finds d for the item whose claim is row, of a batch whose claims
+// are [first, first+n): its point, the claim of the batch's own item that
 // blinds it, or a claim of a slot.
 func (c *Cache) lookup(d *[32]byte, row, first, n int64) (p Point, ownRow int64, outcome int) {
 	i, tag := c.set(d)

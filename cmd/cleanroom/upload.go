@@ -18,10 +18,10 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// uploadFlags are the choices of an upload besides the file.
 // defaultBlindCacheMiB is upload's --blind-cache-mib.
 const defaultBlindCacheMiB = 64
 
+// uploadFlags are the choices of an upload besides the file.
 type uploadFlags struct {
 	collab, keyFile, idColumn, idType, region, consentColumn, consentAll string
 	attrs                                                                []string

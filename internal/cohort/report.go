@@ -9,9 +9,9 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// The transparency report's sections over the tables this package owns
-// (audiences, matches, receipts). Each depends only on what its reader
-// may already know: the API decides who reads ConsentMix.
+// The consent mix, the one section of the transparency report that needs
+// an audience's own table; internal/report holds the others and decides
+// who reads this one.
 
 // ConsentMix returns how many of the audience's rows carry each consent
 // purpose, by purpose; nil when the audience has no consent column. It is

@@ -13,7 +13,9 @@
 // visible only when a short Write records (or renames) them; until then
 // nothing reads them, and a crash leaves only tables the cohort
 // package's start-up cleanup drops. (Deletions do remove rows inside a
-// Write: they commit with their receipt, or not at all.)
+// Write: they commit with their receipt, or not at all; and the one-off
+// backfill of old cohorts' facts runs in a Write at start-up, before the
+// server serves.)
 //
 // Migrations are append-only and run once each, with the version bump in
 // the same transaction.

@@ -16,5 +16,7 @@
 // (whose memory is then measured alone), and RunQuery is handed a Serve
 // function by the command. They read the store directly only where the
 // API rightly refuses: RunMatch reads the exact cohort size, which only
-// the operator's database holds, to check the match found every person.
+// the operator's database holds, to check the match found every person,
+// and counts every table's rows and the file's size; RunQuery builds its
+// cohort in the store.
 package bench

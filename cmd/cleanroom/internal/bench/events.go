@@ -86,7 +86,8 @@ func eventsOn(k, day int, mean float64, salt uint64) int {
 	if day == int(mix(h)%eventDays) {
 		first = 1
 	}
-	// Chained, not xored inputs: no two (person, day) draws share one.
+	// Both inputs mixed before they meet: no two (person, day) draws
+	// share one.
 	v := (float64(mix(h^mix(uint64(day)+1))>>11) + 0.5) / (1 << 53)
 	// Inverse transform of Poisson(rate).
 	n, p := 0, math.Exp(-rate)

@@ -49,9 +49,9 @@ type Config struct {
 	// after Close. With no DataDir beside it, no signing key is kept (the
 	// head and export routes answer 503) and no key file is written.
 	DB *store.DB
-	// Listener is where Run serves; without it Run listens on Addr.
+	// Listener is where Run serves (the caller listens, so that its own
+	// errors and the address it chose are its to report).
 	Listener net.Listener
-	Addr     string
 	// TLSCert and TLSKey are PEM files; with both the server speaks HTTPS.
 	TLSCert, TLSKey string
 	// MaxUploadBytes caps an upload or points body; default 4 GiB.
@@ -106,10 +106,7 @@ type Server struct {
 func Run(ctx context.Context, cfg Config) error {
 	ln := cfg.Listener
 	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-			return fmt.Errorf("api.Run: %w", err)
-		}
+		return errors.New("api.Run: no Listener")
 	}
 	s, err := New(ctx, cfg)
 	if err != nil {

@@ -60,8 +60,8 @@ type EncodeOptions struct {
 	CacheBytes int64
 }
 
-// defaultCacheBytes is EncodeOptions.CacheBytes's default.
-const defaultCacheBytes = 64 << 20
+// DefaultCacheBytes is EncodeOptions.CacheBytes's default.
+const DefaultCacheBytes = 64 << 20
 
 // AttrSpec selects one input column to send as an attribute.
 type AttrSpec struct {
@@ -347,23 +347,21 @@ func (e *encoder) where(r int64) int64 {
 // run blinds and writes everything, then ends the stream. On error the
 // stream is left without its end-of-stream marker, so the server sees a
 // truncated upload, never a short one that looks whole.
-func (e *encoder) run(ctx context.Context, ids idPipeline, key *psi.Key, opts EncodeOptions) (stats EncodeStats, err error) {
+func (e *encoder) run(ctx context.Context, ids idPipeline, key *psi.Key, opts EncodeOptions) (EncodeStats, error) {
 	defer e.release()
 	popts := psi.Options{Workers: opts.Workers}
 	switch {
 	case opts.CacheBytes == 0:
-		popts.Cache = psi.NewCache(defaultCacheBytes)
+		popts.Cache = psi.NewCache(DefaultCacheBytes)
 	case opts.CacheBytes > 0:
 		popts.Cache = psi.NewCache(opts.CacheBytes)
 	}
-	err = psi.BlindIDs(ctx, e, e, ids.norm, ids.hasher, key, popts)
-	stats = EncodeStats{Rows: e.rows, SkippedBlank: e.src.skipped()}
-	defer func() {
-		stats.Blinded = stats.Rows
-		if popts.Cache != nil {
-			stats.Blinded = popts.Cache.Misses()
-		}
-	}()
+	err := psi.BlindIDs(ctx, e, e, ids.norm, ids.hasher, key, popts)
+	blinded := e.rows + int64(e.pending) // every row read, without a cache
+	if popts.Cache != nil {
+		blinded = popts.Cache.Misses()
+	}
+	stats := EncodeStats{Rows: e.rows, SkippedBlank: e.src.skipped(), Blinded: blinded}
 	if err != nil {
 		var re *psi.RowError
 		if errors.As(err, &re) {

@@ -47,7 +47,7 @@ func (s *Service) Propose(ctx context.Context, tx *sql.Tx, actor Principal, name
 	c := wire.Collaboration{ID: NewID("c_"), Name: name, Proposer: actor.PartnerID, Partner: otherPartner, Rules: rules,
 		RulesVersion: 1, ApprovedBy: []string{actor.PartnerID}, State: wire.StateProposed, CreatedAt: s.now()}
 	c.UpdatedAt = c.CreatedAt
-	rj, aj, err := marshalRules(c)
+	rj, aj, err := marshalRules(c, true)
 	if err != nil {
 		return wire.Collaboration{}, err
 	}

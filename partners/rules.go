@@ -48,11 +48,14 @@ func memberOf(ctx context.Context, tx *sql.Tx, actor Principal, id, verb string)
 	return c, refuseDeleted(c)
 }
 
-// marshalRules is the stored form of c's rules and approvals.
-func marshalRules(c wire.Collaboration) (rules, approvedBy string, err error) {
-	rj, err := json.Marshal(c.Rules)
-	if err != nil {
-		return "", "", fmt.Errorf("collaboration %s: rules: %w", c.ID, err)
+// marshalRules is the stored form of c's approvals and, with withRules,
+// of its rules.
+func marshalRules(c wire.Collaboration, withRules bool) (rules, approvedBy string, err error) {
+	var rj []byte
+	if withRules {
+		if rj, err = json.Marshal(c.Rules); err != nil {
+			return "", "", fmt.Errorf("collaboration %s: rules: %w", c.ID, err)
+		}
 	}
 	aj, err := json.Marshal(c.ApprovedBy)
 	if err != nil {
@@ -66,7 +69,7 @@ func marshalRules(c wire.Collaboration) (rules, approvedBy string, err error) {
 // agreed, the rules both partners now approve are kept apart too, for the
 // diff of a later change.
 func saveRules(ctx context.Context, tx *sql.Tx, actor Principal, c wire.Collaboration, changed, agreed bool, action audit.Action, details map[string]any) error {
-	rj, aj, err := marshalRules(c)
+	rj, aj, err := marshalRules(c, changed)
 	if err != nil {
 		return err
 	}

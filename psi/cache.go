@@ -23,9 +23,8 @@ import (
 // in this party's own input, which only this party runs; the key never
 // meets a branch.
 type Cache struct {
-	heads []cacheSet  // one a set: what a lookup reads first
-	slots []cacheSlot // cacheWays a set
-	tick  atomic.Uint32
+	heads []cacheSet     // one a set: what a lookup reads first
+	slots []cacheSlot    // cacheWays a set
 	locks [64]sync.Mutex // striped by set
 	hits  atomic.Int64
 	miss  atomic.Int64
@@ -39,8 +38,9 @@ type Cache struct {
 type cacheSet struct {
 	tags    [cacheWays]uint64 // a slot's digest bytes 8-16; 0: empty
 	used    [cacheWays]uint32 // recency of each slot's last use
+	tick    uint32            // the set's own clock of uses
 	pending uint8             // a bit a slot being blinded
-	_       [15]byte          // to 64 bytes
+	_       [11]byte          // to 64 bytes
 }
 
 // cacheSlot holds a digest and, once blinded, its point; while a batch
@@ -88,9 +88,13 @@ const streamRows = 1 << 40
 // stream returns a new stream's id, as the base of its claims.
 func (c *Cache) stream() int64 { return c.streams.Add(1) * streamRows }
 
-// now is a recency stamp; it wraps after 2^32 uses, which only makes the
-// eviction order wrong for a while, never a point.
-func (c *Cache) now() uint32 { return c.tick.Add(1) }
+// use is a recency stamp of set h, taken under its lock; it wraps after
+// 2^32 uses of the set, which only makes its eviction order wrong for a
+// while, never a point.
+func (h *cacheSet) use() uint32 {
+	h.tick++
+	return h.tick
+}
 
 // find returns the way of d in set i, or -1.
 func (c *Cache) find(i, tag uint64, d *[32]byte) int {
@@ -124,7 +128,7 @@ func (c *Cache) lookup(d *[32]byte, row, first, n int64) (p Point, ownRow int64,
 		s := &c.slots[i*cacheWays+uint64(k)]
 		switch {
 		case h.pending&(1<<k) == 0:
-			h.used[k] = c.now()
+			h.used[k] = h.use()
 			return s.point, 0, cacheHit
 		case s.owner >= first && s.owner < first+n:
 			return Point{}, s.owner, cacheOwn
@@ -146,7 +150,7 @@ func (c *Cache) lookup(d *[32]byte, row, first, n int64) (p Point, ownRow int64,
 			v = k
 		}
 	}
-	h.tags[v], h.used[v], h.pending = tag, c.now(), h.pending|1<<v
+	h.tags[v], h.used[v], h.pending = tag, h.use(), h.pending|1<<v
 	c.slots[i*cacheWays+uint64(v)] = cacheSlot{digest: *d, owner: row}
 	return Point{}, 0, cacheClaimed
 }

@@ -129,6 +129,9 @@ func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Po
 	// the cache never take each other's claims for their own.
 	first := stream + row
 	n := int64(len(digests))
+	// Counted here and added once: the counters are shared by every worker.
+	var hits, misses int64
+	defer func() { cache.hits.Add(hits); cache.miss.Add(misses) }()
 	var (
 		mine  []int    // items this batch blinds
 		waits []int    // items another batch blinds
@@ -139,12 +142,12 @@ func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Po
 		switch outcome {
 		case cacheHit:
 			out[i] = p
-			cache.hits.Add(1)
+			hits++
 		case cacheClaimed:
 			mine = append(mine, i)
 		case cacheOwn:
 			later = append(later, [2]int{i, int(own - first)})
-			cache.hits.Add(1)
+			hits++
 		case cacheWait:
 			waits = append(waits, i)
 		}
@@ -166,18 +169,18 @@ func blindCached(cache *Cache, h *Hasher, key *Key, digests [][32]byte, out []Po
 	if err != nil {
 		return err
 	}
-	cache.miss.Add(int64(len(mine)))
+	misses += int64(len(mine))
 	for _, i := range waits {
 		if p, ok := cache.await(&digests[i]); ok {
 			out[i] = p
-			cache.hits.Add(1)
+			hits++
 			continue
 		}
 		// The batch blinding it failed, or lost its slot: blind it here.
 		if err := blindDigests(h, key, digests[i:i+1], out[i:i+1], row+int64(i), nil); err != nil {
 			return err
 		}
-		cache.miss.Add(1)
+		misses++
 	}
 	for _, l := range later {
 		out[l[0]] = out[l[1]]

@@ -18,8 +18,8 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// defaultBlindCacheMiB is upload's --blind-cache-mib.
-const defaultBlindCacheMiB = 64
+// defaultBlindCacheMiB is upload's --blind-cache-mib: the encoder's.
+const defaultBlindCacheMiB = audience.DefaultCacheBytes >> 20
 
 // uploadFlags are the choices of an upload besides the file.
 type uploadFlags struct {

@@ -3,10 +3,10 @@ package bench
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/cleanroom/cleanroom/internal/store"
 )
@@ -37,14 +37,14 @@ type eventTable struct {
 var eventTables = [2]eventTable{
 	{name: "purchases", header: "email,purchase_date,amount,consent", mean: 12,
 		row: func(b []byte, _ int, day int, h uint64) []byte {
-			b = appendDate(b, day)
+			b = append(b, eventDates[day]...)
 			b = append(b, ',')
 			b = strconv.AppendFloat(b, float64(h%20000)/100, 'f', 2, 64)
 			return b
 		}},
 	{name: "exposures", header: "email,exposure_date,campaign,site,consent", mean: 30,
 		row: func(b []byte, _ int, day int, h uint64) []byte {
-			b = appendDate(b, day)
+			b = append(b, eventDates[day]...)
 			b = append(b, ",c"...)
 			b = strconv.AppendUint(b, h%5, 10)
 			b = append(b, ",s"...)
@@ -53,42 +53,29 @@ var eventTables = [2]eventTable{
 		}},
 }
 
-// appendDate appends 2026-01-01 plus day days, for day < 60.
-func appendDate(b []byte, day int) []byte {
-	month, d := 1, day+1
-	for _, n := range []int{31, 28} {
-		if d <= n {
-			break
-		}
-		d -= n
-		month++
+// eventDates are the events' dates, 2026-01-01 onwards, by day.
+var eventDates = func() (d [eventDays]string) {
+	for i := range d {
+		d[i] = time.Date(2026, 1, 1+i, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
 	}
-	return fmt.Appendf(b, "2026-%02d-%02d", month, d)
-}
-
-// mix is splitmix64: a fixed, fast pseudo-random function of its input.
-func mix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
+	return d
+}()
 
 // eventsOn is how many rows person k has on day: one on the person's
 // first day, so everyone is in the log, and Poisson around the person's
 // own rate, which is skewed (exponential around mean-1 rows over the
 // days), so a few people have many rows and many have few.
 func eventsOn(k, day int, mean float64, salt uint64) int {
-	h := mix(uint64(k) ^ salt)
+	h := mix64(uint64(k) ^ salt)
 	u := (float64(h>>11) + 0.5) / (1 << 53)
 	rate := -math.Log(u) * (mean - 1) / eventDays
 	first := 0
-	if day == int(mix(h)%eventDays) {
+	if day == int(mix64(h)%eventDays) {
 		first = 1
 	}
 	// Both inputs mixed before they meet: no two (person, day) draws
 	// share one.
-	v := (float64(mix(h^mix(uint64(day)+1))>>11) + 0.5) / (1 << 53)
+	v := (float64(mix64(h^mix64(uint64(day)+1))>>11) + 0.5) / (1 << 53)
 	// Inverse transform of Poisson(rate).
 	n, p := 0, math.Exp(-rate)
 	for cum := p; v > cum && n < 200; cum += p {
@@ -112,7 +99,7 @@ func writeEvents(w io.Writer, t eventTable, party, first, n int) (int64, error) 
 				b = append(b[:0], "customer"...)
 				b = strconv.AppendInt(b, int64(k), 10)
 				b = append(b, "@example.com,"...)
-				b = t.row(b, k, day, mix(mix(mix(uint64(k)^salt)^mix(uint64(day)+1))^uint64(j)))
+				b = t.row(b, k, day, mix64(mix64(mix64(uint64(k)^salt)^mix64(uint64(day)+1))^uint64(j)))
 				b = append(b, ",measurement\n"...)
 				if _, err := bw.Write(b); err != nil {
 					return rows, err

@@ -110,6 +110,12 @@ func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	if o.N <= 0 || o.Overlap < 0 || o.Overlap > o.N {
 		return MatchResult{}, fmt.Errorf("bench.RunMatch: need 0 <= overlap (%d) <= n (%d), n > 0", o.Overlap, o.N)
 	}
+	if o.Shape == "" {
+		o.Shape = ShapePeople
+	}
+	if o.Shape != ShapePeople && o.Shape != ShapeEvents {
+		return MatchResult{}, fmt.Errorf("bench.RunMatch: shape %q: use %s or %s", o.Shape, ShapePeople, ShapeEvents)
+	}
 	if len(o.Server) == 0 {
 		return MatchResult{}, errors.New("bench.RunMatch: no server command")
 	}
@@ -163,12 +169,6 @@ func medianRun(all []MatchResult) MatchResult {
 
 func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	shape := o.Shape
-	if shape == "" {
-		shape = ShapePeople
-	}
-	if shape != ShapePeople && shape != ShapeEvents {
-		return MatchResult{}, fmt.Errorf("bench match: shape %q: use %s or %s", shape, ShapePeople, ShapeEvents)
-	}
 	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}, Shape: shape, Tables: make([]TableRows, 2)}
 	logf := o.Log
 	if logf == nil {

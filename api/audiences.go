@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -33,7 +32,7 @@ func (s *Server) upload(c echo.Context) error {
 		retention = d
 	}
 	body := cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes)
-	a, err := s.cohorts.Upload(c.Request().Context(), principal(c), collabOf(c), body, format, retention)
+	a, err := s.cohorts.Upload(c.Request().Context(), principal(c), collabOf(c), c.QueryParam("table"), body, format, retention)
 	if err != nil {
 		return err
 	}
@@ -42,16 +41,18 @@ func (s *Server) upload(c echo.Context) error {
 
 func (s *Server) listAudiences(c echo.Context) error {
 	p, co := principal(c), collabOf(c)
-	out := wire.AudienceList{Audiences: map[string]wire.Audience{}}
+	out := wire.AudienceList{Audiences: map[string]wire.Audience{}, Tables: map[string][]wire.Audience{}}
 	for _, member := range co.Members() {
-		a, err := s.cohorts.CurrentAudience(c.Request().Context(), s.db.SQL(), co.ID, member)
-		if errors.Is(err, errs.NotFound) {
-			continue
-		}
+		tables, err := s.cohorts.CurrentTables(c.Request().Context(), s.db.SQL(), co.ID, member)
 		if err != nil {
 			return err
 		}
-		out.Audiences[member] = a.ViewFor(p)
+		for _, a := range tables {
+			out.Tables[member] = append(out.Tables[member], a.ViewFor(p))
+			if a.Table == wire.DefaultTable {
+				out.Audiences[member] = a.ViewFor(p)
+			}
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -286,13 +286,10 @@ func TestDeltaBudgetStopsRareGroupAttack(t *testing.T) {
 		"epsilon_budget": 100, "max_query_epsilon": 1, "min_group_users": 1, "delta": 0.00001, "delta_budget": 0.00001}`)
 	e.uploadRareLabels()
 	matchID, _ := e.matchBoth()
-	var table string
-	if err := e.db.SQL().QueryRow(`SELECT cohort_table FROM matches WHERE id = ?`, matchID).Scan(&table); err != nil {
-		t.Fatal(err)
-	}
+	table := e.links(matchID)[0] // the brand's
 	for label, want := range map[string]int{"rare3": 3, "rare8": 8} {
 		var n int
-		e.db.SQL().QueryRow(`SELECT count(DISTINCT uid) FROM `+table+` WHERE brand_co_label = ?`, label).Scan(&n)
+		e.db.SQL().QueryRow(`SELECT count(DISTINCT uid) FROM `+table+` WHERE label = ?`, label).Scan(&n)
 		if n != want {
 			t.Fatalf("the cohort has %d people labelled %s, want %d", n, label, want)
 		}

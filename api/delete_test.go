@@ -98,7 +98,7 @@ func TestDeleteIdentifiersEverywhereWithReceipt(t *testing.T) {
 	mid, _ := e.matchBoth()
 	// Person 1003 is in both audiences and consented on both sides.
 	pidA, _ := base64.StdEncoding.DecodeString(blinded(t, e.brand.key, 1003))
-	before := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid)
+	before := e.linkedPeople(mid)
 	if before != int64(want) || e.count(`SELECT count(*) FROM cpeople_`+mid+` WHERE pid_a = ?`, pidA) != 1 {
 		t.Fatalf("setup: cohort %d, want %d with person 1003", before, want)
 	}
@@ -131,7 +131,7 @@ func TestDeleteIdentifiersEverywhereWithReceipt(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM mpts_`+mid+`_a WHERE pid = ?`, pidA); n != 0 {
 		t.Errorf("point still in the match's points")
 	}
-	if n := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid); n != before-1 {
+	if n := e.linkedPeople(mid); n != before-1 {
 		t.Errorf("cohort has %d people, want %d", n, before-1)
 	}
 	// Queries see the new cohort: the same question is not served from the
@@ -154,7 +154,7 @@ func TestOptOutAppliesToCohortsAndLaterUploads(t *testing.T) {
 	e.uploadBoth()
 	mid, _ := e.matchBoth()
 	pidB, _ := base64.StdEncoding.DecodeString(blinded(t, e.pub.key, 1002))
-	people := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid)
+	people := e.linkedPeople(mid)
 	st, body := e.post(e.pub.eng.Key, "/v1/collaborations/"+e.collab+"/optouts", map[string]any{"pids": []string{blinded(t, e.pub.key, 1002)}}, "POST")
 	if st != 200 {
 		t.Fatalf("optout: %d %s", st, body)
@@ -162,7 +162,7 @@ func TestOptOutAppliesToCohortsAndLaterUploads(t *testing.T) {
 	if r := e.verifyReceipt(body); r.Kind != "optout" || r.AudienceRows != 1 || r.Tokens != 1 {
 		t.Errorf("receipt %+v", r)
 	}
-	if n := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid); n != people-1 {
+	if n := e.linkedPeople(mid); n != people-1 {
 		t.Errorf("existing cohort: %d people, want %d", n, people-1)
 	}
 	// The publisher uploads the same list again: the person stays out, and
@@ -179,7 +179,7 @@ func TestOptOutAppliesToCohortsAndLaterUploads(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM cpeople_`+mid2+` WHERE pid_b = ?`, pidB); n != 0 {
 		t.Error("opted-out person matched again")
 	}
-	if n := e.count(`SELECT count(DISTINCT uid) FROM cohort_` + mid2); n != people-1 {
+	if n := e.linkedPeople(mid2); n != people-1 {
 		t.Errorf("new cohort %d, want %d", n, people-1)
 	}
 }
@@ -202,7 +202,7 @@ func TestDeleteAudienceAndCollaboration(t *testing.T) {
 	if r.AudienceRows != 1200 || r.Matches != 1 || r.Cohorts != audit.CohortsDeleted {
 		t.Errorf("receipt %+v", r)
 	}
-	if n := e.count(`SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('cohort_` + mid + `', 'cpeople_` + mid + `', 'mtok_` + mid + `_a')`); n != 0 {
+	if n := e.count(`SELECT count(*) FROM duckdb_tables() WHERE table_name IN ('cpeople_` + mid + `', 'mtok_` + mid + `_a') OR starts_with(table_name, 'clink_` + mid + `')`); n != 0 {
 		t.Errorf("%d match tables survive the audience's deletion", n)
 	}
 	st, body = e.post(e.brand.admin.Key, "/v1/collaborations/"+e.collab, nil, "DELETE")

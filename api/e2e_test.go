@@ -233,6 +233,37 @@ func audiences() (brand, pub []row, want int) {
 
 const testRules = `{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}}`
 
+// linkedPeople counts the people with rows in a match's linked tables.
+func (e *env) linkedPeople(matchID string) int64 {
+	e.t.Helper()
+	links := e.links(matchID)
+	if len(links) == 0 {
+		e.t.Fatalf("match %s has no linked tables", matchID)
+	}
+	var parts []string
+	for _, l := range links {
+		parts = append(parts, "SELECT uid FROM "+l)
+	}
+	return e.count(`SELECT count(DISTINCT uid) FROM (` + strings.Join(parts, " UNION ALL ") + `)`)
+}
+
+// links lists a match's linked tables, side a's first.
+func (e *env) links(matchID string) []string {
+	e.t.Helper()
+	rows, err := e.db.SQL().Query(`SELECT link_table FROM match_tables WHERE match_id = ? AND link_table IS NOT NULL ORDER BY side, name`, matchID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var l string
+		rows.Scan(&l)
+		out = append(out, l)
+	}
+	return out
+}
+
 func (e *env) exactCohortSize(matchID string) int64 {
 	var table string
 	var n int64
@@ -310,27 +341,34 @@ func TestEndToEndMatchOverHTTP(t *testing.T) {
 		t.Errorf("noisy size %d is implausibly far from %d", sizes[0], want)
 	}
 
-	// The cohort holds a uid, source rows, and both parties' attributes
-	// named by party, and neither points nor tokens.
-	rows, err := e.db.SQL().Query(`SELECT column_name FROM duckdb_columns() WHERE table_name = (SELECT cohort_table FROM matches WHERE id = ?) ORDER BY column_index`, mid)
-	if err != nil {
-		t.Fatal(err)
+	// The cohort is the person map and each party's table linked to it
+	// by uid: its attributes, and neither points nor tokens.
+	links := e.links(mid)
+	columns := func(table string) string {
+		rows, err := e.db.SQL().Query(`SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index`, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var cols []string
+		for rows.Next() {
+			var c string
+			rows.Scan(&c)
+			cols = append(cols, c)
+		}
+		return strings.Join(cols, ",")
 	}
-	var cols []string
-	for rows.Next() {
-		var c string
-		rows.Scan(&c)
-		cols = append(cols, c)
+	if len(links) != 2 || columns(links[0]) != "uid,value,label" || columns(links[1]) != "uid,value,label" {
+		t.Errorf("linked tables %v, want two of uid,value,label", links)
 	}
-	rows.Close()
-	if got := strings.Join(cols, ","); got != "uid,_a_row,_b_row,brand_co_value,brand_co_label,publisher_value,publisher_label" {
-		t.Errorf("cohort columns %s", got)
+	if got := columns("cpeople_" + mid); got != "uid,pid_a,pid_b" {
+		t.Errorf("person map columns %s", got)
 	}
-	// Brand's even people have two rows, so the cohort has more rows than people.
-	var nrows int64
-	e.db.SQL().QueryRow(`SELECT count(*) FROM cohort_` + mid).Scan(&nrows)
-	if nrows <= int64(want) {
-		t.Errorf("cohort has %d rows for %d people; multi-row people lost", nrows, want)
+	// Brand's even people have two rows: its linked table has more rows
+	// than people, and no table has the product of both parties' rows.
+	brandRows, pubRows := e.count(`SELECT count(*) FROM `+links[0]), e.count(`SELECT count(*) FROM `+links[1])
+	if brandRows <= int64(want) || pubRows != int64(want) {
+		t.Errorf("linked rows: brand %d, publisher %d, for %d people; want more brand rows than people, one publisher row each", brandRows, pubRows, want)
 	}
 }
 

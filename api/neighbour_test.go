@@ -78,7 +78,7 @@ var (
 	// only its own. None of them depends on the other party's data, so
 	// for a partner they stay unmasked and must match.
 	ownFacts = map[string]bool{"content_sha256": true, "rows": true, "rows_sent": true, "people": true, "people_matchable": true,
-		"consent_rows_by_purpose": true, "audience_rows": true, "tokens": true, "private": true}
+		"consent_rows_by_purpose": true, "audience_rows": true, "table_rows": true, "tokens": true, "private": true}
 )
 
 func (r *recorder) maskIDs(s string) string {

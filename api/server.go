@@ -152,17 +152,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// prepare cleans up what an interrupted upload left behind, fills in the
-// facts of cohorts built by an older version and, at the database's first
+// prepare brings matches of an older version to named tables, cleans up
+// what an interrupted upload left behind and, at the database's first
 // start, creates the operator's key: its secret is kept for
 // OperatorSecret and written to DataDir's OperatorKeyFile, as it is
 // shown only then.
 func (s *Server) prepare(ctx context.Context) error {
+	if err := s.cohorts.Migrate(ctx); err != nil {
+		return fmt.Errorf("api.New: %w", err)
+	}
 	if err := s.cohorts.Cleanup(ctx); err != nil {
 		return fmt.Errorf("api.New: cleanup: %w", err)
-	}
-	if err := s.cohorts.Backfill(ctx); err != nil {
-		return fmt.Errorf("api.New: %w", err)
 	}
 	if err := s.db.Write(ctx, func(tx *sql.Tx) error {
 		var err error

@@ -24,7 +24,9 @@ type Receipt struct {
 	// own points. Nothing here counts the cohort: how many cohort rows a
 	// person had depends on the other partner's data.
 	AudienceRows int64 `json:"audience_rows"`
-	Tokens       int64 `json:"tokens"`
+	// TableRows splits AudienceRows by the name of the partner's table.
+	TableRows map[string]int64 `json:"table_rows,omitempty"`
+	Tokens    int64            `json:"tokens"`
 	// Matches counts the matches (with their cohorts) deleted whole.
 	Matches int64 `json:"matches,omitempty"`
 	// Cohorts states what happened to the cohorts, the same words whatever

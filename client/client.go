@@ -227,9 +227,32 @@ func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (w
 // UploadRetained is Upload with a retention period: the server deletes the
 // audience (with a receipt) once it is that old. 0 keeps it until deleted.
 func (c *Client) UploadRetained(ctx context.Context, collabID string, body io.Reader, retention time.Duration) (wire.Audience, error) {
+	return c.UploadTable(ctx, collabID, body, UploadOptions{Retention: retention})
+}
+
+// UploadOptions are the choices of UploadTable.
+type UploadOptions struct {
+	// Table names the party's table; "" is wire.DefaultTable. An upload
+	// replaces the party's table of the same name, and only it.
+	Table string
+	// Retention > 0: the server deletes the table (with a receipt) once
+	// it is that old.
+	Retention time.Duration
+}
+
+// UploadTable uploads one of the party's tables, an Arrow IPC stream in
+// the upload format.
+func (c *Client) UploadTable(ctx context.Context, collabID string, body io.Reader, o UploadOptions) (wire.Audience, error) {
+	q := url.Values{}
+	if o.Table != "" {
+		q.Set("table", o.Table)
+	}
+	if o.Retention > 0 {
+		q.Set("retention", o.Retention.String())
+	}
 	path := "/v1/collaborations/" + url.PathEscape(collabID) + "/audiences"
-	if retention > 0 {
-		path += "?retention=" + url.QueryEscape(retention.String())
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	var out wire.Audience
 	return out, c.do(ctx, "POST", path, body, "application/vnd.apache.arrow.stream", &out)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"sort"
+
 	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/internal/cohort"
 	"github.com/cleanroom/cleanroom/internal/store"
@@ -12,13 +14,16 @@ import (
 
 // Source is the cohort a plan runs on.
 type Source struct {
-	// Table is the cohort table.
-	Table string
-	// RowColumn names, for a metric column, the source-row column of the
-	// side it comes from (_a_row or _b_row): a person's rows on one side
-	// are counted once each, never multiplied by the other side's rows.
-	RowColumn func(column string) string
+	// People is the person map: one row per matched person, column uid.
+	People string
+	// Columns maps each column a plan may name to the linked table it
+	// lives in (one row per source row of a party's table, with uid) and
+	// its name there.
+	Columns map[string]cohort.Column
 }
+
+// SourceOf is the Source of a collaboration's current cohort.
+func SourceOf(co cohort.Cohort) Source { return Source{People: co.People, Columns: co.Columns} }
 
 // BoundOptions are the per-user bounds of docs/design.md ("Queries").
 type BoundOptions struct {
@@ -27,64 +32,110 @@ type BoundOptions struct {
 	MaxGroups int64
 	// Bounds clamps each metric's per-user, per-group sum.
 	Bounds map[string][2]float64
-	// Facts about the cohort, computed when it was built, that let the SQL
-	// skip steps that would change nothing or cap groups by a cheaper
-	// plan. The zero value skips nothing.
-	Facts cohort.Facts
 	// unbounded skips the group cap and clamping: only for the
 	// statistical test's negative control.
 	unbounded bool
 }
 
+// sqlText accumulates generated SQL and its bound arguments in order.
+type sqlText struct {
+	strings.Builder
+	args []any
+}
+
+// expr writes a predicate with placeholders, its literals as arguments.
+func (t *sqlText) expr(e *Expr) {
+	writeExpr(&t.Builder, e, func(l Literal) {
+		if l.Kind == KindDate {
+			t.WriteString("CAST(? AS DATE)")
+		} else {
+			t.WriteString("?")
+		}
+		t.args = append(t.args, l.Value)
+	})
+}
+
+// conjuncts splits a predicate into the terms of its top-level AND.
+func conjuncts(e *Expr) []*Expr {
+	if e == nil {
+		return nil
+	}
+	if e.Op == OpAnd {
+		var out []*Expr
+		for _, c := range e.Children {
+			out = append(out, conjuncts(c)...)
+		}
+		return out
+	}
+	return []*Expr{e}
+}
+
 // BoundedSQL generates the SQL that computes, inside DuckDB, each group's
-// user count and the sums of clamped per-user values:
+// user count and the sums of clamped per-user values. The cohort is a
+// person map and one linked table per table of each party; a plan reads
+// the tables its columns live in, joined on the person (uid), so a
+// person counts when they have rows in each of them (a plan naming no
+// column counts the person map):
 //
-//  1. r: the cohort rows passing WHERE;
-//  2. per: one row per (user, group), with the user's own rows of each
-//     metric summed, each source row once (DISTINCT over the side's
-//     source row when the join may repeat it);
+//  1. each table read, on its own: its rows passing the terms of the
+//     WHERE that name only its columns, reduced to one row per person
+//     and value of its grouped columns, with the person's own rows of
+//     each metric summed there (never multiplied by another table's rows);
+//  2. r: those joined on uid, one row per (user, group);
 //  3. capped: at most MaxGroups random groups per user;
 //  4. the groups: users counted once, per-user sums clamped, then added.
 //
-// A query with no WHERE whose grouped columns all have one value per user
-// but one, which has a rank in the cohort (Facts.GroupRank), caps groups
-// in step 1 instead: the rows whose value is among the user's first
-// MaxGroups in the user's random order. It is the same bound without
-// sorting the (user, group) pairs by user. With a WHERE the rank would
-// count groups the filter removes, keeping fewer than it may, so such
-// queries sort.
+// A WHERE term that names columns of two tables (an OR across them) is
+// evaluated on the joined rows of the tables, the one product of two
+// tables' rows this generates, and only inside the query that asks for
+// it: step 1 then keeps each source row (by its row id) and step 2 sums
+// each source row once per (user, group).
 func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
-	where, args := p.WhereSQL()
-	dims := make([]string, len(p.Dimensions))
-	for i, d := range p.Dimensions {
-		dims[i] = store.QuoteIdent(d)
-	}
-	withDims := func(prefix string) string {
-		if len(dims) == 0 {
-			return ""
+	// Where each column lives.
+	type place struct{ link, source string }
+	at := map[string]place{}
+	for _, c := range p.ReadColumns() {
+		col, ok := src.Columns[c]
+		if !ok {
+			return "", nil, fmt.Errorf("query: column %q is not in the cohort", c)
 		}
-		return ", " + strings.Join(prefixed(prefix, dims), ", ")
+		at[c] = place{col.Link, col.Source}
 	}
-	need := map[string]bool{}
-	var rcols []string
-	add := func(c string) {
-		if !need[c] {
-			need[c] = true
-			rcols = append(rcols, c)
+	var linksUsed []string
+	seen := map[string]bool{}
+	for _, c := range p.ReadColumns() {
+		if l := at[c].link; !seen[l] {
+			seen[l] = true
+			linksUsed = append(linksUsed, l)
 		}
 	}
-	for _, d := range dims {
-		add(d)
+	sort.Strings(linksUsed)
+	alias := map[string]string{}
+	for i, l := range linksUsed {
+		alias[l] = fmt.Sprintf("t%d", i)
 	}
-	type metric struct {
-		agg      int
-		col, row string
-		dedup    bool
+	// The WHERE's terms, each on the one table it names, or across.
+	own := map[string][]*Expr{}
+	var across []*Expr
+	for _, e := range conjuncts(p.Where) {
+		ls := map[string]bool{}
+		for _, c := range whereColumns(e) {
+			ls[at[c].link] = true
+		}
+		if len(ls) == 1 {
+			for l := range ls {
+				own[l] = append(own[l], e)
+			}
+		} else {
+			across = append(across, e)
+		}
 	}
-	var metrics []metric
-	// SUM(x) and AVG(x) read one per-user value: vOf maps an aggregate to
-	// the one whose _v it reads, so DuckDB sums and clamps it once.
+	rowLevel := len(across) > 0
+
+	// Metrics, each read once: vOf maps an aggregate to the one whose _v
+	// it reads (SUM(x) and AVG(x) share it).
 	vOf, first := map[int]int{}, map[string]int{}
+	var metricAggs []int
 	for i, a := range p.Aggregates {
 		if a.Func == Count {
 			continue
@@ -94,79 +145,122 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			continue
 		}
 		first[a.Column], vOf[i] = i, i
-		row := src.RowColumn(a.Column)
-		if row == "" {
-			return "", nil, fmt.Errorf("query: no source side known for metric %q", a.Column)
-		}
-		m := metric{agg: i, col: store.QuoteIdent(a.Column), row: store.QuoteIdent(row), dedup: !o.Facts.UniqueRows[row]}
-		add(m.col)
-		if m.dedup {
-			add(m.row)
-		}
-		metrics = append(metrics, m)
+		metricAggs = append(metricAggs, i)
 	}
-	perUser := len(dims) > 0
-	for _, d := range p.Dimensions {
-		perUser = perUser && o.Facts.PerUser[d]
-	}
-	// One group per user: nothing to cap.
-	capNeeded := !o.unbounded && len(dims) > 0 && !perUser
-
-	if capNeeded && p.Where == nil {
-		// With every other grouped column one value per user, a user's
-		// groups are the values of the one that varies: its rank caps them.
-		var varying []string
+	q := func(c string) string { return store.QuoteIdent(c) }
+	dimsOf := func(l string) []string {
+		var out []string
 		for _, d := range p.Dimensions {
-			if !o.Facts.PerUser[d] {
-				varying = append(varying, d)
+			if at[d].link == l {
+				out = append(out, q(d))
 			}
 		}
-		if len(varying) == 1 && o.Facts.GroupRank[varying[0]] != "" {
-			where = fmt.Sprintf("%s < %d", store.QuoteIdent(o.Facts.GroupRank[varying[0]]), o.MaxGroups)
-			capNeeded = false
+		return out
+	}
+	var t sqlText
+	t.WriteString("WITH ")
+	for _, l := range linksUsed {
+		a := alias[l]
+		// The table's columns under the names the plan uses.
+		var cols []string
+		for _, c := range p.ReadColumns() {
+			if at[c].link == l {
+				cols = append(cols, q(at[c].source)+" AS "+q(c))
+			}
 		}
-	}
-
-	var b strings.Builder
-	b.WriteString("WITH r AS (SELECT uid")
-	for _, c := range rcols {
-		b.WriteString(", " + c)
-	}
-	fmt.Fprintf(&b, " FROM %s WHERE %s),\n", store.QuoteIdent(src.Table), where)
-	b.WriteString("per AS (SELECT uid" + withDims(""))
-	for _, m := range metrics {
-		if !m.dedup {
-			fmt.Fprintf(&b, ", sum(%s)::DOUBLE AS _v%d", m.col, m.agg)
+		if rowLevel {
+			cols = append(cols, "rowid AS _row_"+a)
 		}
-	}
-	b.WriteString(" FROM r GROUP BY uid" + withDims("") + ")")
-	for _, m := range metrics {
-		if m.dedup {
-			fmt.Fprintf(&b, ",\nm%d AS (SELECT uid%s, sum(_x)::DOUBLE AS _v%d FROM (SELECT DISTINCT uid%s, %s, %s AS _x FROM r) GROUP BY uid%s)",
-				m.agg, withDims(""), m.agg, withDims(""), m.row, m.col, withDims(""))
+		fmt.Fprintf(&t, "%s_rows AS (SELECT uid, %s FROM %s", a, strings.Join(cols, ", "), q(l))
+		if terms := own[l]; len(terms) > 0 {
+			t.WriteString(" WHERE ")
+			t.expr(&Expr{Op: OpAnd, Children: terms})
 		}
-	}
-	b.WriteString(",\ncapped AS (SELECT * FROM per")
-	if capNeeded {
-		fmt.Fprintf(&b, " QUALIFY row_number() OVER (PARTITION BY uid ORDER BY random()) <= %d", o.MaxGroups)
-	}
-	b.WriteString(")\nSELECT ")
-	if len(dims) > 0 {
-		b.WriteString(strings.Join(prefixed("c.", dims), ", ") + ", ")
-	}
-	b.WriteString("count(*) AS _users")
-	for i, a := range p.Aggregates {
-		if a.Func == Count {
-			fmt.Fprintf(&b, ", 0.0::DOUBLE AS _s%d", i)
+		t.WriteString("),\n")
+		if rowLevel {
 			continue
 		}
-		j, from := vOf[i], "c"
-		for _, m := range metrics {
-			if m.agg == j && m.dedup {
-				from = fmt.Sprintf("m%d", j)
+		keys := append([]string{"uid"}, dimsOf(l)...)
+		var sums []string
+		for _, j := range metricAggs {
+			if c := p.Aggregates[j].Column; at[c].link == l {
+				sums = append(sums, fmt.Sprintf("sum(%s)::DOUBLE AS _v%d", q(c), j))
 			}
 		}
-		v := fmt.Sprintf("coalesce(%s._v%d, 0)", from, j)
+		if len(sums) == 0 {
+			fmt.Fprintf(&t, "%s AS (SELECT DISTINCT %s FROM %s_rows)", a, strings.Join(keys, ", "), a)
+		} else {
+			fmt.Fprintf(&t, "%s AS (SELECT %s, %s FROM %s_rows GROUP BY %s)", a, strings.Join(keys, ", "), strings.Join(sums, ", "), a, strings.Join(keys, ", "))
+		}
+		t.WriteString(",\n")
+	}
+	dims := make([]string, len(p.Dimensions))
+	for i, d := range p.Dimensions {
+		dims[i] = q(d)
+	}
+	withDims := func(prefix string) string {
+		if len(dims) == 0 {
+			return ""
+		}
+		return ", " + strings.Join(prefixed(prefix, dims), ", ")
+	}
+	// r: the tables joined on the person.
+	from := q(src.People)
+	if len(linksUsed) > 0 {
+		var parts []string
+		for _, l := range linksUsed {
+			if rowLevel {
+				parts = append(parts, alias[l]+"_rows")
+			} else {
+				parts = append(parts, alias[l])
+			}
+		}
+		from = strings.Join(parts, " JOIN ")
+		if len(parts) > 1 {
+			from = parts[0]
+			for _, x := range parts[1:] {
+				from += " JOIN " + x + " USING (uid)"
+			}
+		}
+	}
+	perMetric := map[int]string{} // aggregate -> the CTE holding its _v
+	if !rowLevel {
+		fmt.Fprintf(&t, "r AS (SELECT uid%s", withDims(""))
+		for _, j := range metricAggs {
+			fmt.Fprintf(&t, ", _v%d", j)
+			perMetric[j] = "c"
+		}
+		fmt.Fprintf(&t, " FROM %s),\n", from)
+		t.WriteString("per AS (SELECT * FROM r)")
+	} else {
+		fmt.Fprintf(&t, "r AS (SELECT * FROM %s WHERE ", from)
+		t.expr(&Expr{Op: OpAnd, Children: across})
+		t.WriteString("),\n")
+		t.WriteString("per AS (SELECT DISTINCT uid" + withDims("") + " FROM r)")
+		for _, j := range metricAggs {
+			c := p.Aggregates[j].Column
+			row := "_row_" + alias[at[c].link]
+			fmt.Fprintf(&t, ",\nm%d AS (SELECT uid%s, sum(_x)::DOUBLE AS _v%d FROM (SELECT DISTINCT uid%s, %s, %s AS _x FROM r) GROUP BY uid%s)",
+				j, withDims(""), j, withDims(""), row, q(c), withDims(""))
+			perMetric[j] = fmt.Sprintf("m%d", j)
+		}
+	}
+	t.WriteString(",\ncapped AS (SELECT * FROM per")
+	if !o.unbounded && len(dims) > 0 {
+		fmt.Fprintf(&t, " QUALIFY row_number() OVER (PARTITION BY uid ORDER BY random()) <= %d", o.MaxGroups)
+	}
+	t.WriteString(")\nSELECT ")
+	if len(dims) > 0 {
+		t.WriteString(strings.Join(prefixed("c.", dims), ", ") + ", ")
+	}
+	t.WriteString("count(*) AS _users")
+	for i, a := range p.Aggregates {
+		if a.Func == Count {
+			fmt.Fprintf(&t, ", 0.0::DOUBLE AS _s%d", i)
+			continue
+		}
+		j := vOf[i]
+		v := fmt.Sprintf("coalesce(%s._v%d, 0)", perMetric[j], j)
 		if !o.unbounded {
 			bounds, ok := o.Bounds[a.Column]
 			if !ok {
@@ -174,22 +268,21 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			}
 			v = fmt.Sprintf("least(greatest(%s, %s), %s)", v, floatSQL(bounds[0]), floatSQL(bounds[1]))
 		}
-		fmt.Fprintf(&b, ", sum(%s)::DOUBLE AS _s%d", v, i)
+		fmt.Fprintf(&t, ", sum(%s)::DOUBLE AS _s%d", v, i)
 	}
-	b.WriteString("\nFROM capped c")
-	for _, m := range metrics {
-		if !m.dedup {
-			continue
-		}
-		fmt.Fprintf(&b, "\nLEFT JOIN m%d ON m%d.uid = c.uid", m.agg, m.agg)
-		for _, d := range dims {
-			fmt.Fprintf(&b, " AND m%d.%s IS NOT DISTINCT FROM c.%s", m.agg, d, d)
+	t.WriteString("\nFROM capped c")
+	if rowLevel {
+		for _, j := range metricAggs {
+			fmt.Fprintf(&t, "\nLEFT JOIN m%d ON m%d.uid = c.uid", j, j)
+			for _, d := range dims {
+				fmt.Fprintf(&t, " AND m%d.%s IS NOT DISTINCT FROM c.%s", j, d, d)
+			}
 		}
 	}
 	if len(dims) > 0 {
-		b.WriteString("\nGROUP BY " + strings.Join(prefixed("c.", dims), ", "))
+		t.WriteString("\nGROUP BY " + strings.Join(prefixed("c.", dims), ", "))
 	}
-	return b.String(), args, nil
+	return t.String(), t.args, nil
 }
 
 func prefixed(p string, xs []string) []string {

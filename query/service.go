@@ -139,15 +139,20 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	if err != nil {
 		return wire.Answer{}, err
 	}
-	if err := plan.Check(r.Dimensions, r.Metrics); err != nil {
+	dims, metrics, err := Allowed(ctx, s.DB.SQL(), c)
+	if err != nil {
+		return wire.Answer{}, err
+	}
+	if err := plan.Check(dims, metrics); err != nil {
 		return wire.Answer{}, err
 	}
 	cur, err := s.Cohorts.Current(ctx, s.DB.SQL(), c.ID)
 	if err != nil {
 		return wire.Answer{}, refusal(errs.NoCohort, "%v", err)
 	}
-	table, version := cur.Table, cur.Version
-	if err := plan.CheckTypes(ctx, s.DB.SQL(), table); err != nil {
+	version := cur.Version
+	src := SourceOf(cur)
+	if err := plan.CheckTypes(ctx, s.DB.SQL(), src); err != nil {
 		return wire.Answer{}, err
 	}
 	hash := plan.Hash()
@@ -172,7 +177,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(plan.Dimensions) > 0,
 		MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
 	for _, a := range plan.Aggregates {
-		b := r.Metrics[a.Column]
+		b := metrics[a.Column]
 		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
 	}
 	// The charge is known before anything runs: the query's epsilon, and
@@ -187,8 +192,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		return wire.Answer{}, refusal(errs.CohortTooSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
 	}
 
-	src := Source{Table: table, RowColumn: cur.RowColumn}
-	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: r.Metrics, Facts: cur.Facts}
+	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: metrics}
 	if s.bound != nil {
 		bo = s.bound(bo)
 	}
@@ -250,6 +254,22 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		return wire.Answer{}, budgetRefusal(err)
 	}
 	return out, nil
+}
+
+// Allowed returns the columns analysts of c may group and filter on
+// (dimensions) and sum or average (metrics, with their per-person
+// bounds): the rules' own lists and the declared tables' columns, named
+// as the cohort names them.
+func Allowed(ctx context.Context, q store.Querier, c wire.Collaboration) ([]string, map[string][2]float64, error) {
+	dims, metrics, err := cohort.Allowed(ctx, q, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	dims = append(slices.Clone(c.Rules.Dimensions), dims...)
+	for m, b := range c.Rules.Metrics {
+		metrics[m] = b
+	}
+	return dims, metrics, nil
 }
 
 // state fills in an answer's budget left and the collaboration's totals as

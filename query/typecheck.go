@@ -17,21 +17,44 @@ import (
 // It also refuses a column the rules allow but the cohort lacks (rules
 // naming an attribute without its partner's prefix, say): the schema is
 // both partners' knowledge, and the query must not reach DuckDB to fail.
-func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, table string) error {
-	rows, err := q.QueryContext(ctx, `SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?`, table)
+func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, src Source) error {
+	links := map[string]bool{}
+	var names []any
+	for _, c := range src.Columns {
+		if !links[c.Link] {
+			links[c.Link] = true
+			names = append(names, c.Link)
+		}
+	}
+	stored := map[[2]string]string{}
+	in := "NULL"
+	if len(names) > 0 {
+		in = strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
+	}
+	rows, err := q.QueryContext(ctx, `SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE table_name IN (`+in+`)`, names...)
 	if err != nil {
 		return err
 	}
-	types := map[string]string{}
 	for rows.Next() {
-		var n, t string
-		if err := rows.Scan(&n, &t); err != nil {
+		var tb, n, t string
+		if err := rows.Scan(&tb, &n, &t); err != nil {
 			rows.Close()
 			return err
 		}
-		types[n] = t
+		if links[tb] {
+			stored[[2]string{tb, n}] = t
+		}
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	types := map[string]string{}
+	for name, c := range src.Columns {
+		if t, ok := stored[[2]string{c.Link, c.Source}]; ok {
+			types[name] = t
+		}
+	}
 	cols := append([]string(nil), p.Dimensions...)
 	for _, a := range p.Aggregates {
 		cols = append(cols, a.Column)

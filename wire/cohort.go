@@ -13,6 +13,9 @@ type Audience struct {
 	ID        string `json:"id"`
 	CollabID  string `json:"collab_id"`
 	PartnerID string `json:"partner_id"`
+	// Table is the table's name in the collaboration (DefaultTable when
+	// the upload named none). Replacing a table replaces only it.
+	Table string `json:"table"`
 	// Rows, People, PeopleMatchable (the people who can match: consented
 	// for the collaboration's purpose and not opted out) and ContentSHA256
 	// are left out for the other partner.
@@ -97,9 +100,12 @@ type Access struct {
 	CollabID  string `json:"collab_id"`
 	PartnerID string `json:"partner_id"`
 	// Purpose is the consent purpose the collaboration matches on.
-	Purpose    string           `json:"purpose"`
-	AudienceID string           `json:"audience_id,omitempty"`
-	Rows       []map[string]any `json:"rows"`
+	Purpose string `json:"purpose"`
+	// AudienceID and Rows are the person's rows in the table named
+	// DefaultTable; Tables has them in every table of the caller's.
+	AudienceID string                      `json:"audience_id,omitempty"`
+	Rows       []map[string]any            `json:"rows"`
+	Tables     map[string][]map[string]any `json:"tables"`
 	// Matchable: rows of the person carry the purpose and they have not
 	// opted out, so their data takes part in matches.
 	Matchable  bool       `json:"matchable"`

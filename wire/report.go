@@ -30,12 +30,15 @@ type Report struct {
 // HeldData is what the clean room holds of one partner's data.
 type HeldData struct {
 	PartnerID string `json:"partner_id"`
-	// Audience is the partner's current audience, as GET .../audiences
-	// shows it to the reader; left out when there is none.
-	Audience *Audience `json:"audience,omitempty"`
-	// ConsentRowsByPurpose is the consent mix of the audience's rows, for
-	// the reader's own audience (every audience for the operator) when it
-	// has a consent column.
+	// Audience is the partner's first current table in name order (its
+	// one table, named audience, in a collaboration whose rules declare
+	// none), as GET .../audiences shows it to the reader; left out when
+	// there is none. Tables has every one.
+	Audience *Audience  `json:"audience,omitempty"`
+	Tables   []Audience `json:"tables,omitempty"`
+	// ConsentRowsByPurpose is the consent mix of the partner's rows in
+	// its tables with a consent column, for the reader's own tables
+	// (every partner's for the operator).
 	ConsentRowsByPurpose []PurposeRows `json:"consent_rows_by_purpose,omitempty"`
 }
 

@@ -86,9 +86,12 @@ type CollaborationList struct {
 }
 
 // AudienceList answers GET .../audiences: each partner's current
-// audience, by partner ID; a partner without one is left out.
+// tables, by partner ID, in name order; a partner without one is left
+// out. Audiences holds each partner's table named DefaultTable, as
+// clients before named tables read it.
 type AudienceList struct {
-	Audiences map[string]Audience `json:"audiences"`
+	Audiences map[string]Audience   `json:"audiences"`
+	Tables    map[string][]Audience `json:"tables"`
 }
 
 // ReceiptList answers GET .../receipts: signed deletion receipts, the

@@ -50,6 +50,77 @@ type Rules struct {
 	MatchEpsilon float64 `json:"match_epsilon"`
 	// Queriers are the partner IDs that may query; empty means both.
 	Queriers []string `json:"queriers"`
+	// Tables declare the tables each party brings, their columns and each
+	// column's role. Left empty, each party brings one table, named
+	// DefaultTable, with whatever columns it uploads, and the queryable
+	// columns are Dimensions and Metrics alone.
+	Tables []TableRule `json:"tables"`
+}
+
+// DefaultTable is the name of a party's table when it names none: the one
+// table of a collaboration whose rules declare no tables.
+const DefaultTable = "audience"
+
+// TableRule declares one table a party brings to a collaboration. An
+// upload of it must have exactly the declared columns (and pid, and
+// optionally consent); columns no rule declares are refused, so both
+// partners approve everything that will be joined.
+type TableRule struct {
+	// Party is who brings it: "proposer" or "partner".
+	Party string `json:"party" schema:"enum=proposer|partner"`
+	// Name is the table's name, as uploads give it (--table).
+	Name    string       `json:"name"`
+	Columns []ColumnRule `json:"columns"`
+}
+
+// ColumnRule is one declared column and its role.
+type ColumnRule struct {
+	Name string     `json:"name"`
+	Role ColumnRole `json:"role" schema:"enum=dimension|metric|time"`
+	// Bounds are a metric's per-person bounds: each person's sum of the
+	// column over their rows (in one group) is clamped to them.
+	Bounds *[2]float64 `json:"bounds,omitempty"`
+}
+
+// ColumnRole is what a declared column may be used for.
+type ColumnRole string
+
+// Column roles.
+const (
+	// RoleDimension: grouped on and filtered on.
+	RoleDimension ColumnRole = "dimension"
+	// RoleMetric: summed and averaged, within the rule's bounds.
+	RoleMetric ColumnRole = "metric"
+	// RoleTime: a date or timestamp, filtered and grouped on as a dimension.
+	RoleTime ColumnRole = "time"
+)
+
+// Parties a TableRule names.
+const (
+	PartyProposer = "proposer"
+	PartyPartner  = "partner"
+)
+
+// TablesOf returns the tables the rules declare for a party ("proposer"
+// or "partner"), in rule order.
+func (r *Rules) TablesOf(party string) []TableRule {
+	var out []TableRule
+	for _, t := range r.Tables {
+		if t.Party == party {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Table returns the declared table of a party by name.
+func (r *Rules) Table(party, name string) (TableRule, bool) {
+	for _, t := range r.Tables {
+		if t.Party == party && t.Name == name {
+			return t, true
+		}
+	}
+	return TableRule{}, false
 }
 
 // Noise is the noise a collaboration's releases add: the rule noise.
@@ -98,6 +169,7 @@ func DefaultRules() Rules {
 		MinUploadUsers:       1000,
 		MatchEpsilon:         0.1,
 		Queriers:             []string{},
+		Tables:               []TableRule{},
 	}
 }
 
@@ -161,6 +233,9 @@ func (r *Rules) Validate() error {
 		if math.IsNaN(b[0]) || math.IsNaN(b[1]) || math.IsInf(b[0], 0) || math.IsInf(b[1], 0) || b[0] > b[1] {
 			return bad("metrics", "%q bounds [%v, %v] must be finite with lower <= upper", m, b[0], b[1])
 		}
+	}
+	if err := r.validateTables(); err != nil {
+		return err
 	}
 	if r.MinCohortUsers < 1 {
 		return bad("min_cohort_users", "must be at least 1, got %d", r.MinCohortUsers)
@@ -229,6 +304,63 @@ func (r *Rules) CheckUnits() error {
 	}{{"delta_budget", r.DeltaBudget}, {"delta", r.Delta}} {
 		if _, err := DeltaUnits(x.v); err != nil {
 			return fmt.Errorf("rules: %s: %w", x.name, err)
+		}
+	}
+	return nil
+}
+
+// validateTables checks the declared tables: known parties, distinct
+// table names per party, column names that are distinct across a party's
+// tables (queries name a column without its table), roles known, and
+// metric bounds finite and ordered.
+func (r *Rules) validateTables() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("rules: tables: %s", fmt.Sprintf(format, args...))
+	}
+	tables := map[string]bool{}
+	cols := map[string]string{} // party/column -> table
+	for i, t := range r.Tables {
+		if t.Party != PartyProposer && t.Party != PartyPartner {
+			return bad("table %d: party %q is not proposer or partner", i+1, t.Party)
+		}
+		if !columnName.MatchString(t.Name) {
+			return bad("table %d: name %q must be lower case letters, digits and _", i+1, t.Name)
+		}
+		if tables[t.Party+"/"+t.Name] {
+			return bad("the %s declares table %s twice", t.Party, t.Name)
+		}
+		tables[t.Party+"/"+t.Name] = true
+		if len(t.Columns) == 0 {
+			return bad("%s's table %s declares no columns", t.Party, t.Name)
+		}
+		for _, c := range t.Columns {
+			where := fmt.Sprintf("%s's table %s: column %q", t.Party, t.Name, c.Name)
+			if !columnName.MatchString(c.Name) {
+				return bad("%s is not a column name", where)
+			}
+			if c.Name == "pid" || c.Name == "consent" {
+				return bad("%s is implicit in every table; declare only the attributes", where)
+			}
+			if other, ok := cols[t.Party+"/"+c.Name]; ok {
+				return bad("%s is also in table %s; queries name columns without their table, so name them apart", where, other)
+			}
+			cols[t.Party+"/"+c.Name] = t.Name
+			switch c.Role {
+			case RoleDimension, RoleTime:
+				if c.Bounds != nil {
+					return bad("%s: only a metric has bounds", where)
+				}
+			case RoleMetric:
+				if c.Bounds == nil {
+					return bad("%s: a metric needs bounds [lower, upper] on each person's sum", where)
+				}
+				b := *c.Bounds
+				if math.IsNaN(b[0]) || math.IsNaN(b[1]) || math.IsInf(b[0], 0) || math.IsInf(b[1], 0) || b[0] > b[1] {
+					return bad("%s: bounds [%v, %v] must be finite with lower <= upper", where, b[0], b[1])
+				}
+			default:
+				return bad("%s: role %q is not dimension, metric or time", where, c.Role)
+			}
 		}
 	}
 	return nil

@@ -23,10 +23,10 @@ const defaultBlindCacheMiB = audience.DefaultCacheBytes >> 20
 
 // uploadFlags are the choices of an upload besides the file.
 type uploadFlags struct {
-	collab, keyFile, idColumn, idType, region, consentColumn, consentAll string
-	attrs                                                                []string
-	skipBlank, quiet                                                     bool
-	retention                                                            time.Duration
+	collab, keyFile, idColumn, idType, region, consentColumn, consentAll, table string
+	attrs                                                                       []string
+	skipBlank, quiet                                                            bool
+	retention                                                                   time.Duration
 	// cacheMiB is the memory that remembers identifiers already blinded;
 	// 0 blinds every row.
 	cacheMiB int64
@@ -36,8 +36,8 @@ func newUploadCmd() *cobra.Command {
 	var c conn
 	var f uploadFlags
 	cmd := &cobra.Command{
-		Use:   "upload --collab ID --psi-key FILE --id-column COL FILE.csv|FILE.parquet",
-		Short: "Normalize, hash and blind an audience on this machine and upload it",
+		Use:   "upload --collab ID --psi-key FILE --id-column COL [--table NAME] FILE.csv|FILE.parquet",
+		Short: "Normalize, hash and blind a table on this machine and upload it",
 		Long: `upload reads a CSV (with a header row) or Parquet file, normalizes each
 identifier, hashes it and blinds it with this party's key on this machine,
 and streams the blinded points with the chosen attribute columns to the
@@ -47,7 +47,13 @@ The identifier kind and the Gmail rule come from the collaboration's rules,
 so both parties normalize alike; --id-type sha256 takes identifiers that
 are already normalized and SHA-256 hashed (64 hex characters).
 
-A new upload replaces this party's previous audience in the collaboration.`,
+A party may bring several tables (customers, purchases; exposures, clicks)
+when the collaboration's rules declare them: --table names the one this
+file is, and its columns must be the declared ones. Without --table the
+upload is the party's table named audience, its one table where the rules
+declare none. An upload replaces this party's table of the same name,
+and only it; a person's point is the same in all the party's tables, so
+the match joins them on the person.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.client()
@@ -58,9 +64,9 @@ A new upload replaces this party's previous audience in the collaboration.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "uploaded audience %s: %d rows, %d people; content sha256 %s\n", a.ID, a.Rows, a.People, a.ContentSHA256)
+			fmt.Fprintf(cmd.OutOrStdout(), "uploaded table %s as audience %s: %d rows, %d people; content sha256 %s\n", a.Table, a.ID, a.Rows, a.People, a.ContentSHA256)
 			if a.Replaced != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "it replaces audience %s, whose data the server deleted; run cleanroom match again for a fresh cohort\n", a.Replaced)
+				fmt.Fprintf(cmd.OutOrStdout(), "it replaces audience %s (table %s), whose data the server deleted; run cleanroom match again for a fresh cohort\n", a.Replaced, a.Table)
 			}
 			return nil
 		},
@@ -68,6 +74,7 @@ A new upload replaces this party's previous audience in the collaboration.`,
 	c.flags(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&f.collab, "collab", "", "collaboration ID")
+	fl.StringVar(&f.table, "table", "", "the table this file is, as the rules declare it (default: audience, a party's one table)")
 	fl.StringVar(&f.keyFile, "psi-key", "", "this party's blinding key for the collaboration (cleanroom keygen)")
 	fl.StringVar(&f.idColumn, "id-column", "", "column holding the identifier")
 	fl.StringVar(&f.idType, "id-type", "", "email, phone, maid, or sha256 for pre-hashed ids (default: the collaboration's id_type)")
@@ -160,7 +167,7 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 		pw.CloseWithError(err)
 		encErr <- err
 	}()
-	a, upErr := cl.UploadRetained(ctx, f.collab, pr, f.retention)
+	a, upErr := cl.UploadTable(ctx, f.collab, pr, client.UploadOptions{Table: f.table, Retention: f.retention})
 	pr.CloseWithError(errUploadEnded)
 	if err := <-encErr; err != nil && !errors.Is(err, errUploadEnded) && !strings.Contains(err.Error(), errUploadEnded.Error()) {
 		// The encoder's error (a bad row) explains the failed upload.

@@ -52,74 +52,50 @@ func prefixes(ctx context.Context, q store.Querier, c wire.Collaboration) (strin
 // the match's. Until then nothing refers to it, so start-up cleanup drops
 // it after a crash.
 type builtCohort struct {
-	people, table string // staging names of the people and cohort tables
-	exact, noisy  int64
-	sides         map[string]string
-	facts         Facts
+	people       string // staging name of the person map
+	links        []builtLink
+	exact, noisy int64
+	columns      map[string]Column
 }
 
+// builtLink is one table's rows linked to the person map.
+type builtLink struct {
+	audienceID, staging string
+	rows                int64
+}
+
+// Column is where a column analysts name lives in a cohort: a party's
+// table, linked to the person map.
+type Column struct {
+	Side   string `json:"side"`   // "a" (the proposer's) or "b"
+	Table  string `json:"table"`  // the party's table, as uploaded
+	Link   string `json:"link"`   // the table of its rows linked to uid
+	Source string `json:"column"` // the column's name in the upload
+}
+
+// linkTables names the link table of each of a match's tables.
+func linkTable(mid, audienceID string) string { return "clink_" + mid + "_" + audienceID }
+
 // buildCohort joins the two token tables (tokA and tokB, side a's and
-// side b's) and writes the cohort: one uid per matched person (random,
-// never the token), with both parties' consented rows. Rows of one person
-// on both sides join as their product, with _a_row and _b_row naming the
-// source rows so aggregates can count each side's rows once.
+// side b's) into the person map (a random uid per matched person, never
+// the token, beside each side's point), then links each table of the
+// match to it: the table's consented rows of matched people, with uid in
+// place of the point, each row once. Nothing holds the product of two
+// tables' rows; a query joins them on uid, and only as far as it asks.
 //
 // It is the heavy part of a match (seconds at millions of rows), so it
 // runs in a DB.Bulk transaction of its own, outside the write lock, and
 // only reads committed tables and writes new ones: other collaborations'
-// writes and queries go on meanwhile.
+// writes and queries go on meanwhile. Its work is the same statements
+// whatever the data: no step is skipped or added for what one person
+// holds.
 func (s *Service) buildCohort(ctx context.Context, c wire.Collaboration, m Match, tokA, tokB string) (builtCohort, error) {
 	suffix := "_" + strings.ToLower(partners.NewID(""))
-	b := builtCohort{people: peopleTable(m.ID) + suffix, table: cohortTable(m.ID) + suffix, sides: map[string]string{}}
+	b := builtCohort{people: peopleTable(m.ID) + suffix}
 	err := s.DB.Bulk(ctx, func(tx *sql.Tx) error {
-		aa, err := s.AudienceByID(ctx, tx, m.AudienceA)
-		if err != nil {
-			return err
-		}
-		ab, err := s.AudienceByID(ctx, tx, m.AudienceB)
-		if err != nil {
-			return err
-		}
-		pa, pb := prefixes(ctx, tx, c)
-		sel := []string{"p.uid", "ra.rowid AS _a_row", "rb.rowid AS _b_row"}
-		// Each attribute column's side is recorded here, where it is known,
-		// rather than guessed later from the prefixes (one may prefix the other).
-		for _, x := range []struct {
-			a      Audience
-			alias  string
-			prefix string
-			side   string
-		}{{aa, "ra", pa, "a"}, {ab, "rb", pb, "b"}} {
-			cols, err := x.a.columns()
-			if err != nil {
-				return err
-			}
-			for _, col := range cols {
-				if col.Name == audience.PIDColumn || col.Name == audience.ConsentColumn {
-					continue
-				}
-				sel = append(sel, x.alias+"."+store.QuoteIdent(col.Name)+" AS "+store.QuoteIdent(x.prefix+col.Name))
-				b.sides[x.prefix+col.Name] = x.side
-			}
-		}
-		consent := func(a Audience, alias string) (string, error) {
-			has, err := a.hasColumn(audience.ConsentColumn)
-			if err != nil || !has {
-				return "FALSE", err
-			}
-			return "list_contains(" + alias + ".consent, $purpose)", nil
-		}
-		consentA, err := consent(aa, "ra")
-		if err != nil {
-			return err
-		}
-		consentB, err := consent(ab, "rb")
-		if err != nil {
-			return err
-		}
-		// The people table maps each uid to both parties' points, so that a
-		// deletion or opt-out can find a person's cohort rows. Analysts never
-		// reach it: queries read only the cohort table, and never uid itself.
+		// The people map maps each uid to both parties' points, so that a
+		// deletion or opt-out can find a person's linked rows. Analysts
+		// never reach uid itself.
 		// The token join written first: DuckDB plans it about 20% faster
 		// than the four-way join written flat.
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE `+b.people+` (uid BIGINT, pid_a `+randomBlob+`, pid_b `+randomBlob+`)`); err != nil {
@@ -136,39 +112,102 @@ func (s *Service) buildCohort(ctx context.Context, c wire.Collaboration, m Match
 		if s.midBuild != nil {
 			s.midBuild(m.ID)
 		}
-		stage := b.table + "_stage"
-		q := `CREATE TABLE ` + stage + ` AS
-		SELECT ` + strings.Join(sel, ", ") + `
-		FROM ` + b.people + ` p
-		JOIN ` + aa.table + ` ra ON ra.pid = p.pid_a AND ` + consentA + `
-		JOIN ` + ab.table + ` rb ON rb.pid = p.pid_b AND ` + consentB
-		q = strings.ReplaceAll(q, "$purpose", "?")
-		args := []any{}
-		for i := 0; i < strings.Count(q, "?"); i++ {
-			args = append(args, c.Rules.Purpose)
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return fmt.Errorf("cohort: building the cohort: %w", err)
-		}
-		var columns []string
-		for col := range b.sides {
-			columns = append(columns, col)
-		}
-		sort.Strings(columns)
-		if b.facts, err = FinishTable(ctx, tx, stage, b.table, columns, c.Rules.Dimensions); err != nil {
+		var err error
+		if b.links, b.columns, err = s.linkTables(ctx, tx, c, m.ID, b.people, suffix); err != nil {
 			return err
 		}
-		return tx.QueryRowContext(ctx, `SELECT count(DISTINCT uid) FROM `+b.table).Scan(&b.exact)
+		return tx.QueryRowContext(ctx, `SELECT count(*) FROM `+b.people).Scan(&b.exact)
 	})
 	if err != nil {
 		return builtCohort{}, err
 	}
 	// One person changes the count of distinct people by at most one.
 	if b.noisy, err = dp.NoisyCount(b.exact, dp.CountOptions{Epsilon: c.Rules.MatchEpsilon, Sensitivity: 1}); err != nil {
-		s.dropTables(b.people, b.table)
+		s.dropTables(b.staged()...)
 		return builtCohort{}, fmt.Errorf("cohort: noise: %w", err)
 	}
 	return b, nil
+}
+
+// staged lists a built cohort's staging tables.
+func (b builtCohort) staged() []string {
+	out := []string{b.people}
+	for _, l := range b.links {
+		out = append(out, l.staging)
+	}
+	return out
+}
+
+// linkTables writes, for each table of match mid, its rows of the people
+// in people (uid, pid_a, pid_b) with uid in place of the point, under the
+// link name plus suffix, and returns the links and the columns analysts
+// may name. A row takes part when its table has no consent column (its
+// person consented in another of the party's tables, or would not be in
+// people) or its consent carries the purpose.
+func (s *Service) linkTables(ctx context.Context, tx *sql.Tx, c wire.Collaboration, mid, people, suffix string) ([]builtLink, map[string]Column, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT side, audience_id FROM match_tables WHERE match_id = ? ORDER BY side, name`, mid)
+	if err != nil {
+		return nil, nil, err
+	}
+	type entry struct{ side, aid string }
+	var list []entry
+	for rows.Next() {
+		var e entry
+		if err := rows.Scan(&e.side, &e.aid); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		list = append(list, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	pa, pb := prefixes(ctx, tx, c)
+	var links []builtLink
+	var cols []Column
+	for _, e := range list {
+		a, err := s.AudienceByID(ctx, tx, e.aid)
+		if err != nil {
+			return nil, nil, err
+		}
+		acols, err := a.columns()
+		if err != nil {
+			return nil, nil, err
+		}
+		final := linkTable(mid, a.ID)
+		l := builtLink{audienceID: a.ID, staging: final + suffix}
+		sel := []string{"p.uid"}
+		consent := "TRUE"
+		for _, col := range acols {
+			switch col.Name {
+			case audience.PIDColumn:
+				continue
+			case audience.ConsentColumn:
+				consent = "list_contains(t.consent, ?)"
+				continue
+			}
+			sel = append(sel, "t."+store.QuoteIdent(col.Name))
+			cols = append(cols, Column{Side: e.side, Table: a.Table, Link: final, Source: col.Name})
+		}
+		args := []any{}
+		if consent != "TRUE" {
+			args = append(args, c.Rules.Purpose)
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE `+l.staging+` AS SELECT `+strings.Join(sel, ", ")+`
+			FROM `+people+` p JOIN `+a.table+` t ON t.pid = p.pid_`+e.side+` WHERE `+consent, args...); err != nil {
+			return nil, nil, fmt.Errorf("cohort: linking table %s: %w", a.Table, err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+l.staging).Scan(&l.rows); err != nil {
+			return nil, nil, err
+		}
+		links = append(links, l)
+	}
+	out, err := nameColumns(pa, pb, cols)
+	if err != nil {
+		return nil, nil, err
+	}
+	return links, out, nil
 }
 
 // publishCohort makes a built cohort the match's, in tx (a DB.Write, which
@@ -176,10 +215,20 @@ func (s *Service) buildCohort(ctx context.Context, c wire.Collaboration, m Match
 // both parties for the noisy size and records it. Only catalog and
 // metadata changes: the write lock is held for milliseconds.
 func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.Principal, c wire.Collaboration, m Match, b builtCohort) error {
-	table, now := cohortTable(m.ID), s.now()
-	for _, r := range [][2]string{{b.people, peopleTable(m.ID)}, {b.table, table}} {
+	people, now := peopleTable(m.ID), s.now()
+	renames := [][2]string{{b.people, people}}
+	for _, l := range b.links {
+		renames = append(renames, [2]string{l.staging, linkTable(m.ID, l.audienceID)})
+	}
+	for _, r := range renames {
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+store.QuoteIdent(r[0])+` RENAME TO `+store.QuoteIdent(r[1])); err != nil {
 			return fmt.Errorf("cohort: naming %s: %w", r[1], err)
+		}
+	}
+	for _, l := range b.links {
+		if _, err := tx.ExecContext(ctx, `UPDATE match_tables SET link_table = ?, linked_rows = ? WHERE match_id = ? AND audience_id = ?`,
+			linkTable(m.ID, l.audienceID), l.rows, m.ID, l.audienceID); err != nil {
+			return err
 		}
 	}
 	// Both parties see the noisy size: each pays for it from its budget.
@@ -192,27 +241,92 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 			return errs.New(errs.Conflict, "partner %s cannot pay for the match's noisy size: %v", p, err)
 		}
 	}
-	sides, err := json.Marshal(b.sides)
+	cols, err := json.Marshal(b.columns)
 	if err != nil {
-		return fmt.Errorf("cohort: columns of %s: %w", table, err)
+		return fmt.Errorf("cohort: columns of match %s: %w", m.ID, err)
 	}
-	facts, err := b.facts.json()
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, cohort_facts = ?, updated_at = ? WHERE id = ?`,
-		wire.MatchDone, table, b.exact, b.noisy, string(sides), facts, now.UTC(), m.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = ?, cohort_size = ?, noisy_size = ?, cohort_columns = ?, updated_at = ? WHERE id = ?`,
+		wire.MatchDone, people, b.exact, b.noisy, string(cols), now.UTC(), m.ID); err != nil {
 		return err
 	}
 	// The log is read by both parties' auditors: it holds the noisy size only.
 	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchComplete,
-		map[string]any{"match_id": m.ID, "cohort_size_noisy": b.noisy, "epsilon": c.Rules.MatchEpsilon, "cohort_table": table})
+		map[string]any{"match_id": m.ID, "cohort_size_noisy": b.noisy, "epsilon": c.Rules.MatchEpsilon, "people_table": people})
 	return err
+}
+
+// nameColumns names the columns analysts may use: each party's columns
+// behind its prefix (pa, pb), so an analyst can tell whose a column is.
+// Names that would still collide ("Brand" and "Brand Co": brand_co_region
+// either way) fall back to a_ and b_ for every column.
+func nameColumns(pa, pb string, cols []Column) (map[string]Column, error) {
+	for _, p := range [][2]string{{pa, pb}, {"a_", "b_"}} {
+		out, dup := map[string]Column{}, ""
+		for _, c := range cols {
+			name := p[0] + c.Source
+			if c.Side == "b" {
+				name = p[1] + c.Source
+			}
+			if _, ok := out[name]; ok {
+				dup = name
+				break
+			}
+			out[name] = c
+		}
+		if dup == "" {
+			return out, nil
+		}
+		if p[0] == "a_" {
+			return nil, errs.New(errs.Conflict, "column %s would name two columns of one party's tables; name them apart", dup)
+		}
+	}
+	panic("unreachable")
+}
+
+// Allowed returns what analysts may name in collaboration c beyond the
+// rules' own dimensions and metrics: each declared table's dimension and
+// time columns, and its metrics with their bounds, named as the cohort
+// will name them. It depends on the rules and the partners' names only.
+func Allowed(ctx context.Context, q store.Querier, c wire.Collaboration) (dims []string, metrics map[string][2]float64, err error) {
+	metrics = map[string][2]float64{}
+	var cols []Column
+	roles := map[Column]wire.ColumnRule{}
+	for _, t := range c.Rules.Tables {
+		sd := "a"
+		if t.Party == wire.PartyPartner {
+			sd = "b"
+		}
+		for _, col := range t.Columns {
+			k := Column{Side: sd, Table: t.Name, Source: col.Name}
+			cols = append(cols, k)
+			roles[k] = col
+		}
+	}
+	if len(cols) == 0 {
+		return nil, metrics, nil
+	}
+	pa, pb := prefixes(ctx, q, c)
+	named, err := nameColumns(pa, pb, cols)
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, k := range named {
+		r := roles[k]
+		switch r.Role {
+		case wire.RoleMetric:
+			metrics[name] = *r.Bounds
+		default:
+			dims = append(dims, name)
+		}
+	}
+	sort.Strings(dims)
+	return dims, metrics, nil
 }
 
 // Cohort is what queries need of a collaboration's current cohort.
 type Cohort struct {
-	Table string
+	// People is the person map: one row per matched person, column uid.
+	People string
 	// NoisySize is the size released (and charged) at match time: the only
 	// size rules such as min_cohort_users may be compared with, since it is
 	// already public to both parties.
@@ -220,51 +334,30 @@ type Cohort struct {
 	// Version names the cohort's content: the match and its revision,
 	// bumped by every deletion in the collaboration.
 	Version string
-	// Sides maps each attribute column to the party it came from, "a" (the
-	// proposer) or "b".
-	Sides map[string]string
-	// Facts were computed when the cohort was built; the zero value (a
-	// cohort built before they existed) lets queries skip nothing.
-	Facts Facts
+	// Columns maps each column analysts may name to the table it lives in.
+	Columns map[string]Column
 }
 
-// RowColumn names the source-row column (_a_row or _b_row) of an attribute
-// column, or "" for a column of neither party.
-func (c Cohort) RowColumn(col string) string {
-	switch c.Sides[col] {
-	case "a":
-		return "_a_row"
-	case "b":
-		return "_b_row"
-	}
-	return ""
-}
-
-// Current returns a collaboration's latest completed match whose audiences
-// are both still current.
+// Current returns a collaboration's latest completed match whose tables
+// are all still current.
 func (s *Service) Current(ctx context.Context, q store.Querier, collabID string) (Cohort, error) {
 	var co Cohort
-	var cols, facts sql.NullString
-	err := q.QueryRowContext(ctx, `SELECT m.cohort_table, m.noisy_size, CAST(m.cohort_columns AS VARCHAR), CAST(m.cohort_facts AS VARCHAR),
+	var cols sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT m.cohort_table, m.noisy_size, CAST(m.cohort_columns AS VARCHAR),
 			m.id || '.' || coalesce((SELECT max(rev) FROM cohort_revisions r WHERE r.match_id = m.id), 0) FROM matches m
-		WHERE m.collab_id = ? AND m.state = ? AND
-			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) = 2
-		ORDER BY m.updated_at DESC LIMIT 1`, collabID, wire.MatchDone).Scan(&co.Table, &co.NoisySize, &cols, &facts, &co.Version)
+		WHERE m.collab_id = ? AND m.state = ? AND NOT EXISTS (SELECT 1 FROM match_tables t WHERE t.match_id = m.id
+			AND NOT EXISTS (SELECT 1 FROM audiences x WHERE x.id = t.audience_id AND x.deleted_at IS NULL))
+		ORDER BY m.updated_at DESC LIMIT 1`, collabID, wire.MatchDone).Scan(&co.People, &co.NoisySize, &cols, &co.Version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return co, errs.New(errs.NotFound, "collaboration %s has no current cohort; both parties upload, then match", collabID)
 	}
 	if err != nil {
 		return co, err
 	}
-	co.Sides = map[string]string{}
+	co.Columns = map[string]Column{}
 	if cols.Valid {
-		if err := json.Unmarshal([]byte(cols.String), &co.Sides); err != nil {
-			return co, fmt.Errorf("cohort: columns of %s: %w", co.Table, err)
-		}
-	}
-	if facts.Valid {
-		if err := json.Unmarshal([]byte(facts.String), &co.Facts); err != nil {
-			return co, fmt.Errorf("cohort: facts of %s: %w", co.Table, err)
+		if err := json.Unmarshal([]byte(cols.String), &co.Columns); err != nil {
+			return co, fmt.Errorf("cohort: columns of match %s: %w", co.Version, err)
 		}
 	}
 	return co, nil

@@ -28,12 +28,12 @@ func TestUnpublishedBuildDroppedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{b.people, b.table} {
-		if !strings.HasPrefix(n, peopleTable(m.ID)+"_") && !strings.HasPrefix(n, cohortTable(m.ID)+"_") {
+	for _, n := range b.staged() {
+		if !strings.HasPrefix(n, peopleTable(m.ID)+"_") && !strings.HasPrefix(n, "clink_"+m.ID+"_") {
 			t.Errorf("staging table %s is not named after its match", n)
 		}
 	}
-	f.wantTables(sorted(aa.table, ab.table, pointsTable(m.ID, "a"), pointsTable(m.ID, "b"), tokensTable(m.ID, "b"), b.people, b.table))
+	f.wantTables(sorted(append([]string{aa.table, ab.table, pointsTable(m.ID, "a"), pointsTable(m.ID, "b"), tokensTable(m.ID, "b")}, b.staged()...)...))
 	f.restart()
 	f.wantTables(sorted(aa.table, ab.table, pointsTable(m.ID, "a"), pointsTable(m.ID, "b"), tokensTable(m.ID, "b")))
 	m, err = f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, m.ID)

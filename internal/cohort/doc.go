@@ -45,7 +45,7 @@
 //	points.go   a party's consented points: sorted, numbered, sent
 //	tokens.go   the reader that turns re-blinded points into tokens
 //	build.go    building the cohort outside the write lock, publishing it
-//	facts.go    cohort facts and rank columns, computed at build
+//	migrate.go  older versions' matches brought to named tables
 //	tables.go   table names, and the start-up cleanup
 //	forget.go   what a deletion drops or deletes, and one person's rows
 //	report.go   the consent mix of an audience, for the transparency report

@@ -111,7 +111,7 @@ func (f *fixture) upload(i, first, n int) Audience {
 		audience.EncodeOptions{IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent"}); err != nil {
 		f.t.Fatal(err)
 	}
-	a, err := f.s.Upload(f.ctx, f.eng[i], f.c, &body, ArrowStream, 0)
+	a, err := f.s.Upload(f.ctx, f.eng[i], f.c, "", &body, ArrowStream, 0)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -209,17 +209,17 @@ func (f *fixture) dataTables() []string {
 	return out
 }
 
-var dataPrefixesForTest = []string{"aud_", "upload_", "mpts_", "mtok_", "cpeople_", "cohort_m_"}
+var dataPrefixesForTest = []string{"aud_", "upload_", "mpts_", "mtok_", "cpeople_", "clink_", "cohort_m_"}
 
 // liveTables is what a match that is live should hold, with its audiences.
 func liveTables(m Match, audiences ...Audience) []string {
 	out := []string{
-		"cohort_" + m.ID, "cpeople_" + m.ID,
+		"cpeople_" + m.ID,
 		"mpts_" + m.ID + "_a", "mpts_" + m.ID + "_b",
 		"mtok_" + m.ID + "_a", "mtok_" + m.ID + "_b",
 	}
 	for _, a := range audiences {
-		out = append(out, a.table)
+		out = append(out, a.table, linkTable(m.ID, a.ID))
 	}
 	slices.Sort(out)
 	return out

@@ -3,10 +3,8 @@ package cohort
 import (
 	"context"
 	"database/sql"
-	"errors"
 
 	"github.com/cleanroom/cleanroom/audience"
-	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
@@ -31,8 +29,8 @@ func matchesOf(ctx context.Context, tx *sql.Tx, collabID, audienceID string) ([]
 	q := `SELECT id FROM matches WHERE collab_id = ? AND state <> ?`
 	args := []any{collabID, wire.MatchDeleted}
 	if audienceID != "" {
-		q += ` AND (audience_a = ? OR audience_b = ?)`
-		args = append(args, audienceID, audienceID)
+		q += ` AND id IN (SELECT match_id FROM match_tables WHERE audience_id = ?)`
+		args = append(args, audienceID)
 	}
 	return store.QueryStrings(ctx, tx, q, args...)
 }
@@ -46,21 +44,25 @@ func (s *Service) bumpRevision(ctx context.Context, tx *sql.Tx, matchID string) 
 }
 
 // ForgetPeople removes the people in table people (one column, pid: points
-// blinded with partnerID's key) from partnerID's audience in c, from every
-// cohort of c and from partnerID's tokens. It returns how many audience
-// rows and tokens it deleted: counts of partnerID's own data.
-func (s *Service) ForgetPeople(ctx context.Context, tx *sql.Tx, c wire.Collaboration, partnerID, people string) (audienceRows, tokens int64, err error) {
-	if a, err := s.CurrentAudience(ctx, tx, c.ID, partnerID); err == nil {
-		if audienceRows, err = deleteAudienceRows(ctx, tx, a, c.Rules.Purpose, people); err != nil {
-			return 0, 0, err
+// blinded with partnerID's key) from every table of partnerID's in c, from
+// every cohort of c and from partnerID's tokens. It returns how many rows
+// it deleted from each of the partner's tables (by table name) and how
+// many tokens: counts of partnerID's own data.
+func (s *Service) ForgetPeople(ctx context.Context, tx *sql.Tx, c wire.Collaboration, partnerID, people string) (tableRows map[string]int64, tokens int64, err error) {
+	tables, err := s.CurrentTables(ctx, tx, c.ID, partnerID)
+	if err != nil {
+		return nil, 0, err
+	}
+	tableRows = map[string]int64{}
+	for _, a := range tables {
+		if tableRows[a.Table], err = deleteAudienceRows(ctx, tx, a, c.Rules.Purpose, people); err != nil {
+			return nil, 0, err
 		}
-	} else if !errors.Is(err, errs.NotFound) {
-		return 0, 0, err
 	}
 	own := side(c, partnerID)
 	ms, err := matchStates(ctx, tx, c.ID)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
 	for _, m := range ms {
 		switch m.state {
@@ -69,7 +71,7 @@ func (s *Service) ForgetPeople(ctx context.Context, tx *sql.Tx, c wire.Collabora
 			// with what the other party re-blinds: void it, and the
 			// next match run starts afresh.
 			if _, err := s.dropMatchData(ctx, tx, m.id, "", wire.MatchStale); err != nil {
-				return 0, 0, err
+				return nil, 0, err
 			}
 			continue
 		case wire.MatchDone:
@@ -77,16 +79,22 @@ func (s *Service) ForgetPeople(ctx context.Context, tx *sql.Tx, c wire.Collabora
 			// not it touched the cohort: a revision that moved only
 			// for members would tell the deleting party who matched.
 			if err := s.bumpRevision(ctx, tx, m.id); err != nil {
-				return 0, 0, err
+				return nil, 0, err
 			}
 		}
 		n, err := deleteFromMatch(ctx, tx, m.id, own, people)
 		if err != nil {
-			return 0, 0, err
+			return nil, 0, err
 		}
 		tokens += n
 	}
-	return audienceRows, tokens, nil
+	return tableRows, tokens, nil
+}
+
+// links lists the link tables of a match that exist.
+func links(ctx context.Context, q store.Querier, mid string) ([]string, error) {
+	return store.QueryStrings(ctx, q, `SELECT link_table FROM match_tables WHERE match_id = ? AND link_table IS NOT NULL
+		AND link_table IN (SELECT table_name FROM duckdb_tables() WHERE NOT temporary) ORDER BY link_table`, mid)
 }
 
 // deleteAudienceRows deletes the rows of the people in table tmp from a,
@@ -113,15 +121,21 @@ func deleteAudienceRows(ctx context.Context, tx *sql.Tx, a Audience, purpose, tm
 }
 
 // deleteFromMatch removes the people in table tmp, given by side own's
-// points, from a match's cohort, people map, points and own tokens, and
-// returns how many tokens it deleted. The same statements run whether or
-// not anyone matched.
+// points, from a match's linked tables (both parties' rows of them),
+// people map, points and own tokens, and returns how many tokens it
+// deleted. The same statements run whether or not anyone matched.
 func deleteFromMatch(ctx context.Context, tx *sql.Tx, mid, own, tmp string) (tokens int64, err error) {
 	if ok, err := tableExists(ctx, tx, peopleTable(mid)); err != nil {
 		return 0, err
 	} else if ok {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+cohortTable(mid)+` WHERE uid IN (SELECT uid FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`))`); err != nil {
+		ls, err := links(ctx, tx, mid)
+		if err != nil {
 			return 0, err
+		}
+		for _, l := range ls {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+l+` WHERE uid IN (SELECT uid FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`))`); err != nil {
+				return 0, err
+			}
 		}
 		people, err := exec(ctx, tx, `DELETE FROM `+peopleTable(mid)+` WHERE pid_`+own+` IN (SELECT pid FROM `+tmp+`)`)
 		if err != nil {
@@ -195,10 +209,17 @@ func (s *Service) dropMatchData(ctx context.Context, tx *sql.Tx, mid, own string
 			}
 		}
 	}
-	for _, t := range []string{peopleTable(mid), cohortTable(mid)} {
+	ls, err := links(ctx, tx, mid)
+	if err != nil {
+		return 0, err
+	}
+	for _, t := range append(ls, peopleTable(mid), cohortTable(mid)) {
 		if _, err := tx.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
 			return 0, err
 		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE match_tables SET link_table = NULL WHERE match_id = ?`, mid); err != nil {
+		return 0, err
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE matches SET state = ?, cohort_table = NULL, updated_at = ? WHERE id = ?`, state, s.now().UTC(), mid)
 	return tokens, err
@@ -210,30 +231,34 @@ func (s *Service) DropAudience(ctx context.Context, tx *sql.Tx, a Audience) (int
 	return s.dropAudienceTable(ctx, tx, a.ID, a.table)
 }
 
-// DropAudiences drops every live audience of a collaboration as
-// DropAudience does, and returns how many rows they held by partner.
-func (s *Service) DropAudiences(ctx context.Context, tx *sql.Tx, collabID string) (map[string]int64, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, table_name, partner_id FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, collabID)
+// DropAudiences drops every live table of a collaboration as
+// DropAudience does, and returns how many rows they held, by partner and
+// table name.
+func (s *Service) DropAudiences(ctx context.Context, tx *sql.Tx, collabID string) (map[string]map[string]int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, table_name, partner_id, name FROM audiences WHERE collab_id = ? AND deleted_at IS NULL`, collabID)
 	if err != nil {
 		return nil, err
 	}
-	var tables, ids, owners []string
+	var tables, ids, owners, names []string
 	for rows.Next() {
-		var id, t, p string
-		if err := rows.Scan(&id, &t, &p); err != nil {
+		var id, t, p, n string
+		if err := rows.Scan(&id, &t, &p, &n); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		ids, tables, owners = append(ids, id), append(tables, t), append(owners, p)
+		ids, tables, owners, names = append(ids, id), append(tables, t), append(owners, p), append(names, n)
 	}
 	rows.Close()
-	out := map[string]int64{}
+	out := map[string]map[string]int64{}
 	for i, t := range tables {
 		n, err := s.dropAudienceTable(ctx, tx, ids[i], t)
 		if err != nil {
 			return nil, err
 		}
-		out[owners[i]] += n
+		if out[owners[i]] == nil {
+			out[owners[i]] = map[string]int64{}
+		}
+		out[owners[i]][names[i]] += n
 	}
 	return out, nil
 }
@@ -286,8 +311,9 @@ func (s *Service) DropMatches(ctx context.Context, tx *sql.Tx, c wire.Collaborat
 	return matches, tokens, nil
 }
 
-// PersonRows returns a's rows of one person, given as a point blinded with
-// a's owner's key: every column but the point, in upload order.
+// PersonRows returns a table's rows of one person, given as a point
+// blinded with the table's owner's key: every column but the point, in
+// upload order.
 func (s *Service) PersonRows(ctx context.Context, q store.Querier, a Audience, pid psi.Point) ([]map[string]any, error) {
 	return queryMaps(ctx, q, `SELECT * EXCLUDE (pid) FROM `+a.table+` WHERE pid = ? ORDER BY rowid`, pid[:])
 }

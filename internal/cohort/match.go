@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,45 +87,30 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c wi
 
 // startMatch is StartMatch without the turn-taking (the race with a
 // start in another process, or a test, stays handled at record time).
-// awaitingUpload is a missing audience as the match's refusal; any other
-// failure to read one is the server's, not shown to the caller.
-func awaitingUpload(err error) error {
-	if errors.Is(err, errs.NotFound) {
-		return errs.New(errs.AwaitingUpload, "both parties must upload before matching; %v", err)
-	}
-	return err
-}
-
 func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration) (m Match, created bool, err error) {
 	if c.State != wire.StateActive {
 		return Match{}, false, errs.New(errs.Conflict, "collaboration %s is %s", c.ID, c.State)
 	}
-	aa, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Proposer)
+	ta, err := s.CurrentTables(ctx, s.DB.SQL(), c.ID, c.Proposer)
 	if err != nil {
-		return Match{}, false, awaitingUpload(err)
+		return Match{}, false, err
 	}
-	ab, err := s.CurrentAudience(ctx, s.DB.SQL(), c.ID, c.Partner)
+	tb, err := s.CurrentTables(ctx, s.DB.SQL(), c.ID, c.Partner)
 	if err != nil {
-		return Match{}, false, awaitingUpload(err)
+		return Match{}, false, err
 	}
-	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, aa.ID, ab.ID); err == nil {
+	for _, x := range []struct {
+		p      string
+		tables []Audience
+	}{{c.Proposer, ta}, {c.Partner, tb}} {
+		if len(x.tables) == 0 {
+			return Match{}, false, errs.New(errs.AwaitingUpload, "both parties must upload before matching; partner %s has no table in collaboration %s", x.p, c.ID)
+		}
+	}
+	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, ta, tb); err == nil {
 		return m, false, nil
 	}
-	// Deletions may have taken an audience below the minimum since its
-	// upload; a new match of it would then release a tiny audience's
-	// cohort size. The other party's count is not named: the protocol
-	// reveals it only as its number of points.
-	least := int64(c.Rules.MinUploadUsers)
-	for _, a := range []Audience{aa, ab} {
-		if a.PeopleMatchable >= least {
-			continue
-		}
-		if a.PartnerID == actor.PartnerID {
-			return Match{}, false, errs.New(errs.Conflict, "your audience has %d people who can match, fewer than the rule min_upload_users (%d), after deletions; upload a larger audience", a.PeopleMatchable, least)
-		}
-		return Match{}, false, errs.New(errs.Conflict, "the other partner's audience has fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", least)
-	}
-	mine := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: aa.ID, AudienceB: ab.ID, State: wire.MatchWaiting,
+	mine := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: ta[0].ID, AudienceB: tb[0].ID, State: wire.MatchWaiting,
 		Epsilon: c.Rules.MatchEpsilon}}
 	recorded := false
 	defer func() {
@@ -132,34 +118,54 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 			s.dropTables(pointsTable(mine.ID, "a"), pointsTable(mine.ID, "b"))
 		}
 	}()
-	// Only consented rows take part, each person once, in an order (by
-	// point) that says nothing about the upload's row order. (Building
-	// the two sides at once measured no faster at 1M or 10M: each side's
-	// read, sort and write already keep both cores busy.)
+	// Only consented people take part, each once however many rows and
+	// tables they have, in an order (by point) that says nothing about
+	// the uploads' row order. (Building the two sides at once measured no
+	// faster at 1M or 10M: each side's read, sort and write already keep
+	// both cores busy.)
 	for _, x := range []struct {
-		side string
-		aud  Audience
-		n    *int64
-	}{{"a", aa, &mine.PointsA}, {"b", ab, &mine.PointsB}} {
-		if *x.n, err = s.buildPoints(ctx, x.aud, c.Rules.Purpose, pointsTable(mine.ID, x.side)); err != nil {
+		side   string
+		tables []Audience
+		n      *int64
+	}{{"a", ta, &mine.PointsA}, {"b", tb, &mine.PointsB}} {
+		if *x.n, err = s.buildPoints(ctx, x.tables, c.Rules.Purpose, pointsTable(mine.ID, x.side)); err != nil {
 			return Match{}, false, fmt.Errorf("cohort.StartMatch: %w", err)
 		}
+	}
+	// Deletions may have taken a party below the minimum since its
+	// uploads; a match of it would then release a tiny audience's cohort
+	// size. The other party's count is not named: the protocol reveals
+	// it only as its number of points.
+	least := int64(c.Rules.MinUploadUsers)
+	for _, x := range []struct {
+		p string
+		n int64
+	}{{c.Proposer, mine.PointsA}, {c.Partner, mine.PointsB}} {
+		if x.n >= least {
+			continue
+		}
+		if x.p == actor.PartnerID {
+			return Match{}, false, errs.New(errs.Conflict, "your tables have %d people who can match (consented for purpose %q, not opted out), fewer than the rule min_upload_users (%d); upload a larger audience", x.n, c.Rules.Purpose, least)
+		}
+		return Match{}, false, errs.New(errs.Conflict, "the other partner's tables have fewer people who can match than the rule min_upload_users (%d), after deletions; it must upload again before a new match", least)
 	}
 	if s.beforeRecord != nil {
 		s.beforeRecord()
 	}
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
 		// Another start may have won the race: join its match.
-		if other, err := s.findMatch(ctx, tx, c.ID, aa.ID, ab.ID); err == nil {
+		if other, err := s.findMatch(ctx, tx, c.ID, ta, tb); err == nil {
 			m = other
 			return nil
 		}
-		// An audience replaced or deleted while the points were built:
-		// its replacement dropped its matches, and this one would be
-		// stale from birth.
-		for _, id := range []string{aa.ID, ab.ID} {
-			if _, err := s.AudienceByID(ctx, tx, id); err != nil {
-				return err
+		// A table replaced or deleted while the points were built: its
+		// replacement dropped its matches, and this one would be stale
+		// from birth.
+		for _, x := range [][]Audience{ta, tb} {
+			for _, a := range x {
+				if _, err := s.AudienceByID(ctx, tx, a.ID); err != nil {
+					return err
+				}
 			}
 		}
 		mine.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
@@ -168,8 +174,20 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mine.ID, mine.CollabID, mine.AudienceA, mine.AudienceB, mine.State, mine.PointsA, mine.PointsB, mine.Epsilon, mine.CreatedAt, mine.UpdatedAt); err != nil {
 			return err
 		}
+		tables := map[string][]string{}
+		for _, x := range []struct {
+			side   string
+			tables []Audience
+		}{{"a", ta}, {"b", tb}} {
+			for _, a := range x.tables {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO match_tables (match_id, side, audience_id, name) VALUES (?, ?, ?, ?)`, mine.ID, x.side, a.ID, a.Table); err != nil {
+					return err
+				}
+				tables[x.side] = append(tables[x.side], a.Table)
+			}
+		}
 		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchStart,
-			map[string]any{"match_id": mine.ID, "audience_a": mine.AudienceA, "audience_b": mine.AudienceB}); err != nil {
+			map[string]any{"match_id": mine.ID, "audience_a": mine.AudienceA, "audience_b": mine.AudienceB, "tables_a": tables["a"], "tables_b": tables["b"]}); err != nil {
 			return err
 		}
 		m, created = mine, true
@@ -206,14 +224,24 @@ func errDeleted(matchID string) error {
 	return errs.New(errs.Conflict, "match %s was deleted with its audience or collaboration", matchID)
 }
 
-func (s *Service) findMatch(ctx context.Context, q store.Querier, collabID, aa, ab string) (Match, error) {
-	var id string
-	err := q.QueryRowContext(ctx, `SELECT id FROM matches WHERE collab_id = ? AND audience_a = ? AND audience_b = ? AND state IN (?, ?) ORDER BY created_at DESC LIMIT 1`,
-		collabID, aa, ab, wire.MatchWaiting, wire.MatchDone).Scan(&id)
+// findMatch returns the newest live match over exactly the tables ta and
+// tb (side a's and side b's).
+func (s *Service) findMatch(ctx context.Context, q store.Querier, collabID string, ta, tb []Audience) (Match, error) {
+	var want []string
+	for _, a := range append(slices.Clone(ta), tb...) {
+		want = append(want, a.ID)
+	}
+	slices.Sort(want)
+	ids, err := store.QueryStrings(ctx, q, `SELECT m.id FROM matches m WHERE m.collab_id = ? AND m.state IN (?, ?)
+		AND (SELECT string_agg(t.audience_id, ',' ORDER BY t.audience_id) FROM match_tables t WHERE t.match_id = m.id) = ?
+		ORDER BY m.created_at DESC LIMIT 1`, collabID, wire.MatchWaiting, wire.MatchDone, strings.Join(want, ","))
 	if err != nil {
+		return Match{}, err
+	}
+	if len(ids) == 0 {
 		return Match{}, errs.New(errs.NotFound, "match")
 	}
-	return s.GetMatch(ctx, q, collabID, id)
+	return s.GetMatch(ctx, q, collabID, ids[0])
 }
 
 // GetMatch returns a match of collabID. The exact cohort size the store
@@ -232,14 +260,15 @@ func (s *Service) GetMatch(ctx context.Context, q store.Querier, collabID, id st
 	if err != nil {
 		return m, err
 	}
-	// A match of an audience no longer current reads as stale, whatever
-	// its record says (records written before replacements marked their
+	// A match of a table no longer current reads as stale, whatever its
+	// record says (records written before replacements marked their
 	// matches say waiting or done; deleted audiences' say deleted).
-	var live int
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM audiences WHERE id IN (?, ?) AND deleted_at IS NULL`, m.AudienceA, m.AudienceB).Scan(&live); err != nil {
+	var gone int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM match_tables t WHERE t.match_id = ?
+		AND NOT EXISTS (SELECT 1 FROM audiences x WHERE x.id = t.audience_id AND x.deleted_at IS NULL)`, m.ID).Scan(&gone); err != nil {
 		return m, err
 	}
-	if live < 2 {
+	if gone > 0 {
 		m.State = wire.MatchStale
 	}
 	m.halfAHash, m.halfBHash = ha.String, hb.String
@@ -398,7 +427,7 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 	var built *builtCohort
 	defer func() {
 		if built != nil {
-			s.dropTables(built.people, built.table)
+			s.dropTables(built.staged()...)
 		}
 	}()
 	cur, err := s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID)

@@ -20,60 +20,91 @@ import (
 	"github.com/cleanroom/cleanroom/psi"
 )
 
-// buildPoints writes table tbl of a match: aud's distinct consented
-// points, numbered (pos, from 0) in the order of their bytes, so that the
-// order the other party sees says nothing about the upload's row order.
-// It returns how many there are.
+// buildPoints writes table tbl of a match: the distinct consented points
+// of a party's tables, numbered (pos, from 0) in the order of their
+// bytes, so that the order the other party sees says nothing about the
+// uploads' row order. It returns how many there are.
 //
-// The points are read once, sorted and de-duplicated in Go, and written
-// back in order. DuckDB's DISTINCT, ORDER BY and row_number() over 10M
-// 32-byte blobs took about 20 s a side (its numbering runs on one thread,
-// its sort spills under the memory limit); this takes about half. It
-// holds the points in memory, 32 bytes each (320 MB at 10M), and nothing
-// else of that size: they are read in slices of rows, and sorted in place.
-func (s *Service) buildPoints(ctx context.Context, aud Audience, purpose, tbl string) (int64, error) {
-	consent, args := "FALSE", []any{}
-	if has, err := aud.hasColumn(audience.ConsentColumn); err != nil {
-		return 0, err
-	} else if has {
-		consent, args = "list_contains(consent, ?)", []any{purpose}
-	}
-	var pts []psi.Point
-	err := s.DB.Raw(ctx, func(conn driver.Conn) error {
-		return readSnapshot(ctx, conn, func(ar *duckdb.Arrow) error {
-			var rows, end int64
-			if err := queryInts(ctx, ar, `SELECT count(*) FILTER (WHERE `+consent+`), coalesce(max(rowid) + 1, 0) FROM `+aud.table, args, &rows, &end); err != nil {
-				return err
+// Consent is read where the party put it: a person takes part when a row
+// of theirs in a table with a consent column carries the purpose (tables
+// without one add no one; their rows follow their people's consent).
+//
+// The points are read, sorted and de-duplicated in Go, and written back
+// in order. DuckDB's DISTINCT, ORDER BY and row_number() over 10M 32-byte
+// blobs took about 20 s a side (its numbering runs on one thread, its
+// sort spills under the memory limit); this takes about half. Rows are
+// read in slices into room for up to maxPointsRoom points (the consented
+// rows, when fewer: one row a person needs no more); when the room is
+// full the points are sorted and de-duplicated in place, and the room
+// doubles only when that freed less than half of it. Memory stays within
+// twice the distinct points however many rows a person has: an exposure
+// log's 30 rows a person cost no more than a customer table's one.
+func (s *Service) buildPoints(ctx context.Context, tables []Audience, purpose, tbl string) (int64, error) {
+	var rows int64
+	for _, aud := range tables {
+		if has, err := aud.hasColumn(audience.ConsentColumn); err != nil {
+			return 0, err
+		} else if has {
+			var n int64
+			if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(*) FROM `+aud.table+` WHERE list_contains(consent, ?)`, purpose).Scan(&n); err != nil {
+				return 0, fmt.Errorf("cohort: counting the points of table %s (%s): %w", aud.Table, aud.ID, err)
 			}
-			pts = make([]psi.Point, 0, rows)
-			return readRanges(ctx, ar, `SELECT pid FROM `+aud.table+` WHERE `+consent+` AND rowid >= ? AND rowid < ?`, args, end,
-				func(rec arrow.Record) error {
-					col, ok := rec.Column(0).(interface{ Value(int) []byte })
-					if !ok {
-						return fmt.Errorf("unexpected pid column type %s", rec.Column(0).DataType())
-					}
-					for i := range int(rec.NumRows()) {
-						pts = append(pts, psi.Point(col.Value(i)))
-					}
-					return nil
-				})
+			rows += n
+		}
+	}
+	pts := make([]psi.Point, 0, min(rows, maxPointsRoom))
+	for _, aud := range tables {
+		if has, err := aud.hasColumn(audience.ConsentColumn); err != nil {
+			return 0, err
+		} else if !has {
+			continue
+		}
+		args := []any{purpose}
+		err := s.DB.Raw(ctx, func(conn driver.Conn) error {
+			return readSnapshot(ctx, conn, func(ar *duckdb.Arrow) error {
+				var end int64
+				if err := queryInts(ctx, ar, `SELECT coalesce(max(rowid) + 1, 0) FROM `+aud.table, nil, &end); err != nil {
+					return err
+				}
+				return readRanges(ctx, ar, `SELECT pid FROM `+aud.table+` WHERE list_contains(consent, ?) AND rowid >= ? AND rowid < ?`, args, end,
+					func(rec arrow.Record) error {
+						col, ok := rec.Column(0).(interface{ Value(int) []byte })
+						if !ok {
+							return fmt.Errorf("unexpected pid column type %s", rec.Column(0).DataType())
+						}
+						for i := range int(rec.NumRows()) {
+							if len(pts) == cap(pts) {
+								pts = sortPoints(pts)
+								if len(pts) > cap(pts)/2 {
+									pts = slices.Grow(pts, cap(pts))
+								}
+							}
+							pts = append(pts, psi.Point(col.Value(i)))
+						}
+						return nil
+					})
+			})
 		})
-	})
-	if err != nil {
-		return 0, fmt.Errorf("cohort: reading the points of audience %s: %w", aud.ID, err)
+		if err != nil {
+			return 0, fmt.Errorf("cohort: reading the points of table %s (%s): %w", aud.Table, aud.ID, err)
+		}
 	}
 	pts = sortPoints(pts)
 	r := &sortedPoints{pts: pts}
 	defer r.Release()
 	view := "v_" + tbl
 	if _, err := s.DB.SQL().ExecContext(ctx, `CREATE TABLE `+tbl+` (pos BIGINT, pid `+randomBlob+`)`); err != nil {
-		return 0, fmt.Errorf("cohort: creating the points table of audience %s: %w", aud.ID, err)
+		return 0, fmt.Errorf("cohort: creating points table %s: %w", tbl, err)
 	}
 	if err := s.scan(ctx, r, view, `INSERT INTO `+tbl+` SELECT * FROM `+view); err != nil {
-		return 0, fmt.Errorf("cohort: writing the points of audience %s: %w", aud.ID, err)
+		return 0, fmt.Errorf("cohort: writing points table %s: %w", tbl, err)
 	}
 	return int64(len(pts)), nil
 }
+
+// maxPointsRoom is the most points buildPoints makes room for before it
+// de-duplicates: 16M points, 512 MiB.
+const maxPointsRoom = 1 << 24
 
 // randomBlob is the column type of points and tokens in match tables.
 // They are uniformly random bytes: DuckDB's string compressions

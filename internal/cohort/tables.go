@@ -19,10 +19,12 @@ import (
 //	mpts_<match id>_<side>      a side's distinct consented points, by position
 //	mtok_<match id>_<side>      tokens of the side's points re-blinded by the other
 //	mtok_<match id>_<side>_<r>  a half being received (staging)
-//	cpeople_<match id>          uid -> both sides' points, for deletions
-//	cohort_<match id>           the cohort analysts query
+//	cpeople_<match id>          the person map: uid -> both sides' points
+//	clink_<match id>_<aud id>   a table's rows of matched people, by uid
 //	cpeople_<match id>_<r>      a cohort being built (staging), renamed to
-//	cohort_<match id>_<r>       the two above when its match records it
+//	clink_<match id>_<aud>_<r>  the two above when its match records it
+//	cohort_<match id>           an older version's cohort (the product of
+//	                            both sides' rows), until Migrate links it
 func audienceTable(aid string) string     { return "aud_" + aid }
 func pointsTable(mid, side string) string { return "mpts_" + mid + "_" + side }
 func tokensTable(mid, side string) string { return "mtok_" + mid + "_" + side }
@@ -31,7 +33,7 @@ func cohortTable(mid string) string       { return "cohort_" + mid }
 
 // dataPrefixes start every table name above. Match IDs start with m_, so
 // cohort_m_ leaves the metadata table cohort_revisions alone.
-var dataPrefixes = []string{"aud_", "mpts_", "mtok_", "cpeople_", "cohort_m_"}
+var dataPrefixes = []string{"aud_", "mpts_", "mtok_", "cpeople_", "clink_", "cohort_m_"}
 
 // matchTables are every table a match may have.
 func matchTables(mid string) []string {
@@ -68,7 +70,8 @@ func (s *Service) Cleanup(ctx context.Context) error {
 	// replacement now drops it.
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
 		mids, err := store.QueryStrings(ctx, tx, `SELECT id FROM matches m WHERE state IN (?, ?) AND
-			(SELECT count(*) FROM audiences x WHERE x.id IN (m.audience_a, m.audience_b) AND x.deleted_at IS NULL) < 2`,
+			EXISTS (SELECT 1 FROM match_tables t WHERE t.match_id = m.id
+				AND NOT EXISTS (SELECT 1 FROM audiences x WHERE x.id = t.audience_id AND x.deleted_at IS NULL))`,
 			wire.MatchWaiting, wire.MatchDone)
 		if err != nil {
 			return err
@@ -109,6 +112,14 @@ func (s *Service) Cleanup(ctx context.Context) error {
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	ls, err := store.QueryStrings(ctx, s.DB.SQL(), `SELECT t.link_table FROM match_tables t JOIN matches m ON m.id = t.match_id
+		WHERE m.state IN (?, ?) AND t.link_table IS NOT NULL`, wire.MatchWaiting, wire.MatchDone)
+	if err != nil {
+		return err
+	}
+	for _, t := range ls {
+		live[t] = true
 	}
 
 	all, err := store.QueryStrings(ctx, s.DB.SQL(), `SELECT table_name FROM duckdb_tables() WHERE NOT temporary`)

@@ -125,7 +125,7 @@ func TestCleanupDropsOrphanTables(t *testing.T) {
 	}
 	f.restart()
 	f.wantTables(liveTables(m, aa, ab))
-	if co, err := f.s.Current(f.ctx, f.db.SQL(), f.c.ID); err != nil || co.Table != "cohort_"+m.ID {
+	if co, err := f.s.Current(f.ctx, f.db.SQL(), f.c.ID); err != nil || co.People != "cpeople_"+m.ID {
 		t.Errorf("the live cohort after cleanup: %+v, %v", co, err)
 	}
 

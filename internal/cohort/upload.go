@@ -11,8 +11,10 @@ import (
 	"hash"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet/file"
@@ -62,22 +64,37 @@ const (
 	Parquet
 )
 
-// Upload stores an audience (in the audience wire format, as an Arrow IPC
-// stream or a Parquet file) in a new table and makes it the party's
-// audience in collab. It is all or nothing: a bad point, schema, truncated
-// stream or body error leaves no trace.
+// Upload stores one of a party's tables in a collaboration (in the
+// audience wire format, as an Arrow IPC stream or a Parquet file) in a new
+// DuckDB table and makes it the party's current table of that name. It is
+// all or nothing: a bad point, schema, truncated stream or body error
+// leaves no trace. name is the table's name ("" is wire.DefaultTable);
+// when the rules declare tables, the upload must be one of the party's,
+// with exactly its declared columns.
 //
-// A previous audience of the party is replaced, which deletes it: its
-// table and every table of the matches built from it (whose cohorts hold
-// the other party's attributes too) are dropped, and the matches left
-// stale, in the transaction that records the new audience and logs both
-// (audience.upload, then audience.delete).
+// A previous table of the party by the same name is replaced, which
+// deletes it: its DuckDB table and every table of the matches built from
+// it (whose cohorts hold the other party's attributes too) are dropped,
+// and the matches left stale, in the transaction that records the new
+// table and logs both (audience.upload, then audience.delete). The
+// party's other tables stay.
 //
 // People the partner opted out in this collaboration are left out. With
-// retention > 0 the audience is deleted (with a receipt) once it is that old.
-func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.Collaboration, body io.Reader, format Format, retention time.Duration) (Audience, error) {
+// retention > 0 the table is deleted (with a receipt) once it is that old.
+func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.Collaboration, name string, body io.Reader, format Format, retention time.Duration) (Audience, error) {
 	if c.State != wire.StateActive {
 		return Audience{}, errs.New(errs.Conflict, "collaboration %s is %s; both partners must approve its rules before uploads", c.ID, c.State)
+	}
+	if name == "" {
+		name = wire.DefaultTable
+	}
+	party := wire.PartyPartner
+	if side(c, actor.PartnerID) == "a" {
+		party = wire.PartyProposer
+	}
+	declared, err := checkTableName(c, party, name)
+	if err != nil {
+		return Audience{}, err
 	}
 	hr := &hashingReader{r: body, h: sha256.New()}
 	var ar *audience.Reader
@@ -100,14 +117,18 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		}
 	}
 	defer ar.Release()
+	if declared != nil {
+		if err := checkColumns(*declared, ar.Schema()); err != nil {
+			return Audience{}, err
+		}
+	}
 
-	a := Audience{Audience: wire.Audience{ID: partners.NewID("a_"), CollabID: c.ID, PartnerID: actor.PartnerID}}
+	a := Audience{Audience: wire.Audience{ID: partners.NewID("a_"), CollabID: c.ID, PartnerID: actor.PartnerID, Table: name}}
 	a.table = audienceTable(a.ID)
 	var cols []column
 	for _, f := range ar.Schema().Fields() {
 		cols = append(cols, column{Name: f.Name, Type: f.Type.String()})
 	}
-	var err error
 	if a.Columns, err = json.Marshal(cols); err != nil {
 		return Audience{}, fmt.Errorf("cohort.Upload: columns: %w", err)
 	}
@@ -133,9 +154,11 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 	}
 	a.ContentSHA256 = hex.EncodeToString(hr.h.Sum(nil))
 	q, args := `SELECT count(*), count(DISTINCT pid), 0 FROM `+a.table, []any{}
-	if has, err := a.hasColumn(audience.ConsentColumn); err != nil {
+	hasConsent, err := a.hasColumn(audience.ConsentColumn)
+	if err != nil {
 		return fail(err)
-	} else if has {
+	}
+	if hasConsent {
 		// A scalar subquery: DuckDB runs a DISTINCT with a FILTER several
 		// times slower than a filtered DISTINCT of its own.
 		q, args = `SELECT count(*), count(DISTINCT pid), (SELECT count(DISTINCT pid) FROM `+a.table+` WHERE list_contains(consent, ?)) FROM `+a.table, []any{c.Rules.Purpose}
@@ -144,9 +167,17 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		return fail(err)
 	}
 	// Only people who can match count: a large upload with a handful of
-	// consented rows would otherwise be a tiny audience in disguise.
-	if a.PeopleMatchable < int64(c.Rules.MinUploadUsers) {
-		return fail(errs.New(errs.Invalid, "the audience has %d people who can match (distinct, consented for purpose %q, not opted out) of %d; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it", a.PeopleMatchable, c.Rules.Purpose, a.People, c.Rules.MinUploadUsers))
+	// consented rows would otherwise be a tiny audience in disguise. A
+	// declared table without a consent column takes its people's consent
+	// from the party's other tables: its people count here, and the
+	// match checks the party's consented people across its tables.
+	least := int64(c.Rules.MinUploadUsers)
+	if !hasConsent && len(c.Rules.Tables) > 0 {
+		if a.People < least {
+			return fail(errs.New(errs.Invalid, "table %s has %d people; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it", name, a.People, least))
+		}
+	} else if a.PeopleMatchable < least {
+		return fail(errs.New(errs.Invalid, "the audience has %d people who can match (distinct, consented for purpose %q, not opted out) of %d; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it", a.PeopleMatchable, c.Rules.Purpose, a.People, least))
 	}
 
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
@@ -159,21 +190,21 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 			return errs.New(errs.Conflict, "collaboration %s is %s", c.ID, cur.State)
 		}
 		var oldTable string
-		err = tx.QueryRowContext(ctx, `SELECT id, table_name FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL`,
-			c.ID, actor.PartnerID).Scan(&a.Replaced, &oldTable)
+		err = tx.QueryRowContext(ctx, `SELECT id, table_name FROM audiences WHERE collab_id = ? AND partner_id = ? AND name = ? AND deleted_at IS NULL`,
+			c.ID, actor.PartnerID, name).Scan(&a.Replaced, &oldTable)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		a.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audiences (id, collab_id, partner_id, table_name, rows, people, content_sha256, columns, created_at, deleted_at, people_matchable)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
-			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt, a.PeopleMatchable); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audiences (id, collab_id, partner_id, table_name, rows, people, content_sha256, columns, created_at, deleted_at, people_matchable, name)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
+			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt, a.PeopleMatchable, name); err != nil {
 			return err
 		}
 		// The other partner reads what the API shows it of this audience
 		// (that it exists, its columns); sizes and the content hash are
 		// facts about this partner's people, for its own auditors only.
-		details := map[string]any{"audience_id": a.ID, "columns": cols, "replaced": a.Replaced}
+		details := map[string]any{"audience_id": a.ID, "table": name, "columns": cols, "replaced": a.Replaced}
 		private := map[string]any{"rows": a.Rows, "rows_sent": ar.Rows(), "people": a.People, "people_matchable": a.PeopleMatchable, "content_sha256": a.ContentSHA256}
 		if retention > 0 {
 			exp := a.CreatedAt.Add(retention)
@@ -276,18 +307,113 @@ func classify(err error) error {
 	return errs.New(errs.Invalid, "%v", err)
 }
 
-// CurrentAudience returns a party's live audience in a collaboration.
-func (s *Service) CurrentAudience(ctx context.Context, q store.Querier, collabID, partnerID string) (Audience, error) {
+const audienceColumns = `id, collab_id, partner_id, name, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people)`
+
+func scanAudience(sc interface{ Scan(...any) error }) (Audience, error) {
 	var a Audience
 	var cols string
-	err := q.QueryRowContext(ctx, `SELECT id, collab_id, partner_id, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people)
-		FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL`, collabID, partnerID).
-		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, errs.New(errs.NotFound, "partner %s has no audience in collaboration %s", partnerID, collabID)
-	}
+	err := sc.Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.Table, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
 	a.Columns = json.RawMessage(cols)
 	return a, err
+}
+
+// CurrentTable returns a party's live table of a name in a collaboration.
+func (s *Service) CurrentTable(ctx context.Context, q store.Querier, collabID, partnerID, name string) (Audience, error) {
+	a, err := scanAudience(q.QueryRowContext(ctx, `SELECT `+audienceColumns+`
+		FROM audiences WHERE collab_id = ? AND partner_id = ? AND name = ? AND deleted_at IS NULL`, collabID, partnerID, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, errs.New(errs.NotFound, "partner %s has no table %s in collaboration %s", partnerID, name, collabID)
+	}
+	return a, err
+}
+
+// CurrentTables returns a party's live tables in a collaboration, in name
+// order; none is an empty list, not an error.
+func (s *Service) CurrentTables(ctx context.Context, q store.Querier, collabID, partnerID string) ([]Audience, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+audienceColumns+`
+		FROM audiences WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL ORDER BY name`, collabID, partnerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Audience
+	for rows.Next() {
+		a, err := scanAudience(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// checkTableName checks that a party may upload a table of this name, and
+// returns its declaration when the rules declare tables.
+func checkTableName(c wire.Collaboration, party, name string) (*wire.TableRule, error) {
+	if !wire.IsColumnName(name) {
+		return nil, errs.New(errs.Invalid, "table name %q must be lower case letters, digits and _, starting with a letter", name)
+	}
+	if len(c.Rules.Tables) == 0 {
+		if name != wire.DefaultTable {
+			return nil, errs.New(errs.Invalid, "the rules of collaboration %s declare no tables, so each party brings one, named %s; to bring table %s, propose rules that declare it (rules field tables)", c.ID, wire.DefaultTable, name)
+		}
+		return nil, nil
+	}
+	t, ok := c.Rules.Table(party, name)
+	if !ok {
+		var names []string
+		for _, t := range c.Rules.TablesOf(party) {
+			names = append(names, t.Name)
+		}
+		list := "none"
+		if len(names) > 0 {
+			list = strings.Join(names, ", ")
+		}
+		return nil, errs.New(errs.Invalid, "the rules of collaboration %s declare no table %s for the %s; its tables: %s", c.ID, name, party, list)
+	}
+	return &t, nil
+}
+
+// checkColumns checks an upload's schema against its table's declaration:
+// every declared column present, with a type its role can use, and
+// nothing undeclared but pid and consent.
+func checkColumns(t wire.TableRule, sc *arrow.Schema) error {
+	got := map[string]arrow.DataType{}
+	for _, f := range sc.Fields() {
+		got[f.Name] = f.Type
+	}
+	declared := map[string]bool{audience.PIDColumn: true, audience.ConsentColumn: true}
+	var names []string
+	for _, c := range t.Columns {
+		declared[c.Name] = true
+		names = append(names, c.Name)
+		typ, ok := got[c.Name]
+		if !ok {
+			return errs.New(errs.Invalid, "table %s: the rules declare column %s (%s), which the upload lacks; its columns are %s", t.Name, c.Name, c.Role, strings.Join(names, ", "))
+		}
+		switch c.Role {
+		case wire.RoleMetric:
+			if !arrow.IsInteger(typ.ID()) && !arrow.IsFloating(typ.ID()) && !arrow.IsDecimal(typ.ID()) {
+				return errs.New(errs.Invalid, "table %s: column %s is a metric, so it must be a number; the upload has %s", t.Name, c.Name, typ)
+			}
+		case wire.RoleTime:
+			switch typ.ID() {
+			case arrow.DATE32, arrow.DATE64, arrow.TIMESTAMP:
+			default:
+				return errs.New(errs.Invalid, "table %s: column %s is a time, so it must be a date or a timestamp; the upload has %s", t.Name, c.Name, typ)
+			}
+		}
+	}
+	for _, f := range sc.Fields() {
+		if !declared[f.Name] {
+			all := make([]string, 0, len(t.Columns))
+			for _, c := range t.Columns {
+				all = append(all, c.Name)
+			}
+			return errs.New(errs.Invalid, "table %s: column %s is not declared in the rules, and only declared columns are joined; drop it from the upload, or propose rules that declare it (declared: %s)", t.Name, f.Name, strings.Join(all, ", "))
+		}
+	}
+	return nil
 }
 
 // columns returns the columns the audience was uploaded with. A list that
@@ -319,15 +445,10 @@ func (a Audience) hasColumn(name string) (bool, error) {
 // AudienceByID returns a live audience by its ID; a replaced or deleted
 // one is a Conflict.
 func (s *Service) AudienceByID(ctx context.Context, q store.Querier, id string) (Audience, error) {
-	var a Audience
-	var cols string
-	err := q.QueryRowContext(ctx, `SELECT id, collab_id, partner_id, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people)
-		FROM audiences WHERE id = ? AND deleted_at IS NULL`, id).
-		Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
+	a, err := scanAudience(q.QueryRowContext(ctx, `SELECT `+audienceColumns+` FROM audiences WHERE id = ? AND deleted_at IS NULL`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, errs.New(errs.Conflict, "audience %s was replaced or deleted; start a new match", id)
 	}
-	a.Columns = json.RawMessage(cols)
 	return a, err
 }
 
@@ -338,7 +459,7 @@ func (s *Service) AudienceByID(ctx context.Context, q store.Querier, id string) 
 func (a Audience) ViewFor(viewer partners.Principal) wire.Audience {
 	w := a.Audience
 	if a.PartnerID != viewer.PartnerID && !viewer.IsOperator() {
-		w = wire.Audience{ID: a.ID, CollabID: a.CollabID, PartnerID: a.PartnerID, Columns: a.Columns, CreatedAt: a.CreatedAt}
+		w = wire.Audience{ID: a.ID, CollabID: a.CollabID, PartnerID: a.PartnerID, Table: a.Table, Columns: a.Columns, CreatedAt: a.CreatedAt}
 	}
 	return w
 }

@@ -60,7 +60,7 @@ func (s *Service) finishReceipt(ctx context.Context, tx *sql.Tx, actorKey string
 		return r, fmt.Errorf("cohort: no audit action for deletion kind %q", r.Kind)
 	}
 	e, err := auditlog.AppendPrivate(ctx, tx, actorKey, r.PartnerID, r.CollabID, action, details,
-		map[string]any{"audience_rows": r.AudienceRows, "tokens": r.Tokens})
+		map[string]any{"audience_rows": r.AudienceRows, "table_rows": r.TableRows, "tokens": r.Tokens})
 	if err != nil {
 		return r, err
 	}
@@ -146,7 +146,10 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 		if err != nil {
 			return err
 		}
-		r.AudienceRows, r.Tokens = rows, tokens
+		r.TableRows, r.Tokens = rows, tokens
+		for _, n := range rows {
+			r.AudienceRows += n
+		}
 		r, err = s.finishReceipt(ctx, tx, actor.KeyID, r, nil)
 		return err
 	})
@@ -180,6 +183,7 @@ func (s *Service) DeleteAudienceByID(ctx context.Context, actor partners.Princip
 		if r.AudienceRows, err = s.Cohorts.DropAudience(ctx, tx, a); err != nil {
 			return err
 		}
+		r.TableRows = map[string]int64{a.Table: r.AudienceRows}
 		n, tokens, err := s.Cohorts.DropMatches(ctx, tx, c, a.ID, wire.MatchDeleted)
 		if err != nil {
 			return err
@@ -213,8 +217,11 @@ func (s *Service) DeleteCollaboration(ctx context.Context, actor partners.Princi
 		if err != nil {
 			return err
 		}
-		for p, n := range rows {
-			receipts[p].AudienceRows += n
+		for p, byTable := range rows {
+			receipts[p].TableRows = byTable
+			for _, n := range byTable {
+				receipts[p].AudienceRows += n
+			}
 		}
 		n, tokens, err := s.Cohorts.DropMatches(ctx, tx, c, "", wire.MatchDeleted)
 		if err != nil {

@@ -10,15 +10,14 @@ package report
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/cohort"
-	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
@@ -40,20 +39,29 @@ func (s *Service) Collaboration(ctx context.Context, reader partners.Principal, 
 	err := s.DB.Read(ctx, func(tx *sql.Tx) error {
 		for _, member := range co.Members() {
 			held := wire.HeldData{PartnerID: member}
-			a, err := s.Cohorts.CurrentAudience(ctx, tx, co.ID, member)
-			if errors.Is(err, errs.NotFound) {
-				rep.DataHeld = append(rep.DataHeld, held)
-				continue
-			}
+			tables, err := s.Cohorts.CurrentTables(ctx, tx, co.ID, member)
 			if err != nil {
 				return err
 			}
-			view := a.ViewFor(reader)
-			held.Audience = &view
-			if a.PartnerID == reader.PartnerID || reader.IsOperator() {
-				if held.ConsentRowsByPurpose, err = s.Cohorts.ConsentMix(ctx, tx, a); err != nil {
-					return err
+			mix := map[string]int64{}
+			for i, a := range tables {
+				view := a.ViewFor(reader)
+				if i == 0 {
+					held.Audience = &view
 				}
+				held.Tables = append(held.Tables, view)
+				if a.PartnerID == reader.PartnerID || reader.IsOperator() {
+					m, err := s.Cohorts.ConsentMix(ctx, tx, a)
+					if err != nil {
+						return err
+					}
+					for _, p := range m {
+						mix[p.Purpose] += p.Rows
+					}
+				}
+			}
+			for _, p := range slices.Sorted(maps.Keys(mix)) {
+				held.ConsentRowsByPurpose = append(held.ConsentRowsByPurpose, wire.PurposeRows{Purpose: p, Rows: mix[p]})
 			}
 			rep.DataHeld = append(rep.DataHeld, held)
 		}

@@ -294,6 +294,22 @@ var migrations = []string{
 	// The facts of each cohort, computed when it is built (cohort.Facts).
 	// Cohorts built before have none until cohort.Service.Backfill runs.
 	`ALTER TABLE matches ADD COLUMN cohort_facts JSON;`,
+	// Named tables: a party brings several tables to a collaboration (an
+	// audience row each, named), and a match runs over every current
+	// table of both parties. match_tables lists them, with the table that
+	// links each one's rows to the match's person map once the cohort is
+	// built. Matches of older versions (one audience a side, a product
+	// cohort table) are linked by cohort.Service.Migrate at start.
+	`ALTER TABLE audiences ADD COLUMN name VARCHAR DEFAULT 'audience';
+	UPDATE audiences SET name = 'audience';
+	CREATE TABLE match_tables (
+		match_id VARCHAR NOT NULL,
+		side VARCHAR NOT NULL,
+		audience_id VARCHAR NOT NULL,
+		name VARCHAR NOT NULL,
+		link_table VARCHAR,
+		linked_rows BIGINT
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -158,14 +158,24 @@ func encode(t *testing.T, key *psi.Key, rows []row) []byte {
 // encodeNamed is encode with the value column named valueColumn.
 func encodeNamed(t *testing.T, key *psi.Key, rows []row, valueColumn string) []byte {
 	t.Helper()
+	return encodeTable(t, key, rows, valueColumn, "label", true)
+}
+
+// encodeTable encodes rows with their value and label columns named, and
+// their consent only when withConsent.
+func encodeTable(t *testing.T, key *psi.Key, rows []row, valueColumn, labelColumn string, withConsent bool) []byte {
+	t.Helper()
 	h, _ := psi.NewHasher(psi.Email)
 	norm, _ := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
-	schema := arrow.NewSchema([]arrow.Field{
+	fields := []arrow.Field{
 		{Name: "pid", Type: &arrow.FixedSizeBinaryType{ByteWidth: 32}},
 		{Name: valueColumn, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-		{Name: "label", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "consent", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
-	}, nil)
+		{Name: labelColumn, Type: arrow.BinaryTypes.String, Nullable: true},
+	}
+	if withConsent {
+		fields = append(fields, arrow.Field{Name: "consent", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true})
+	}
+	schema := arrow.NewSchema(fields, nil)
 	var buf bytes.Buffer
 	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
 	for start := 0; start < len(rows); start += 700 {
@@ -183,6 +193,9 @@ func encodeNamed(t *testing.T, key *psi.Key, rows []row, valueColumn string) []b
 			b.Field(0).(*array.FixedSizeBinaryBuilder).Append(p[:])
 			b.Field(1).(*array.Float64Builder).Append(r.value)
 			b.Field(2).(*array.StringBuilder).Append(r.label)
+			if !withConsent {
+				continue
+			}
 			lb := b.Field(3).(*array.ListBuilder)
 			lb.Append(true)
 			for _, c := range r.consent {

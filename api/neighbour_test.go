@@ -51,6 +51,56 @@ const neighbourRules = `{"purpose": "measurement", "min_upload_users": 1000, "mi
 	"dimensions": ["brand_co_label", "publisher_label"], "metrics": {"brand_co_value": [0, 50], "publisher_value": [0, 5]},
 	"epsilon_budget": 10, "max_query_epsilon": 1, "min_group_users": 10, "delta": 1e-6}`
 
+// neighbourTablesRules declare two tables a party: the brand's customers
+// (where its consent lives) and purchases, the publisher's exposures
+// (consent on each row) and clicks.
+const neighbourTablesRules = `{"purpose": "measurement", "min_upload_users": 1000, "min_cohort_users": 100,
+	"epsilon_budget": 10, "max_query_epsilon": 1, "min_group_users": 10, "delta": 1e-6,
+	"tables": [
+		{"party": "proposer", "name": "customers", "columns": [{"name": "tier", "role": "metric", "bounds": [0, 50]}, {"name": "region", "role": "dimension"}]},
+		{"party": "proposer", "name": "purchases", "columns": [{"name": "amount", "role": "metric", "bounds": [0, 50]}, {"name": "category", "role": "dimension"}]},
+		{"party": "partner", "name": "exposures", "columns": [{"name": "freq", "role": "metric", "bounds": [0, 5]}, {"name": "campaign", "role": "dimension"}]},
+		{"party": "partner", "name": "clicks", "columns": [{"name": "clicks", "role": "metric", "bounds": [0, 5]}, {"name": "site", "role": "dimension"}]}]}`
+
+// tableUpload is one table a party sends: its name ("" for the default)
+// and body.
+type tableUpload struct {
+	name string
+	body []byte
+}
+
+// neighbourUploads returns a party's uploads. With tables, the person
+// swapped has rows in each: the brand's customers (one row a person, its
+// consent) and purchases (two rows for each of its rows, no consent
+// column); the publisher's exposures (its rows, with consent) and clicks
+// (one for each row, no consent column).
+func neighbourUploads(t *testing.T, key *psi.Key, rows []row, brand, tables bool) []tableUpload {
+	if !tables {
+		return []tableUpload{{"", encode(t, key, rows)}}
+	}
+	var second []row
+	for i, r := range rows {
+		second = append(second, row{r.person, float64(i % 5), fmt.Sprint("k", i%3), nil})
+		if brand {
+			second = append(second, row{r.person, 1, "k0", nil})
+		}
+	}
+	if !brand {
+		return []tableUpload{{"exposures", encodeTable(t, key, rows, "freq", "campaign", true)},
+			{"clicks", encodeTable(t, key, second, "clicks", "site", false)}}
+	}
+	var people []row
+	seen := map[int]bool{}
+	for _, r := range rows {
+		if !seen[r.person] {
+			seen[r.person] = true
+			people = append(people, r)
+		}
+	}
+	return []tableUpload{{"customers", encodeTable(t, key, people, "tier", "region", true)},
+		{"purchases", encodeTable(t, key, second, "amount", "category", false)}}
+}
+
 // recorder keeps what one role receives, masked.
 type recorder struct {
 	t     *testing.T
@@ -218,8 +268,12 @@ func (r *recorder) call(role, key, method, path string, body any) []byte {
 // world builds one clean room and runs the session. The other party holds
 // sharedPerson when shared, else strangerID in the same row. The
 // observer's side is the brand when observerBrand.
-func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) map[string][]string {
-	e := newEnv(t, neighbourRules)
+func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *psi.Key) map[string][]string {
+	rules := neighbourRules
+	if tables {
+		rules = neighbourTablesRules
+	}
+	e := newEnv(t, rules)
 	e.brand.key, e.pub.key = brandKey, pubKey
 	ctx := context.Background()
 	brandRows, pubRows, _ := audiences()
@@ -253,19 +307,24 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 	cp := "/v1/collaborations/" + e.collab
 
 	// Uploads: the other party first, then the observer.
-	if _, err := other.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, other.key, otherRows))); err != nil {
-		t.Fatal(err)
+	otherUploads := neighbourUploads(t, other.key, otherRows, !observerBrand, tables)
+	for _, u := range otherUploads {
+		if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(u.body), client.UploadOptions{Table: u.name}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	req, _ := http.NewRequest("POST", e.srv.URL+cp+"/audiences", bytes.NewReader(encode(t, obs.key, obsRows)))
-	req.Header.Set("Authorization", "Bearer "+obs.eng.Key)
-	req.Header.Set("Content-Type", "application/vnd.apache.arrow.stream")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	for _, u := range neighbourUploads(t, obs.key, obsRows, observerBrand, tables) {
+		req, _ := http.NewRequest("POST", e.srv.URL+cp+"/audiences?table="+u.name, bytes.NewReader(u.body))
+		req.Header.Set("Authorization", "Bearer "+obs.eng.Key)
+		req.Header.Set("Content-Type", "application/vnd.apache.arrow.stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		r.add("engineer", "upload "+u.name, resp.StatusCode, b)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	r.add("engineer", "upload", resp.StatusCode, b)
 
 	// The match, one half after the other so the log's order is fixed.
 	var m struct {
@@ -308,18 +367,34 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 			r.call("engineer", obs.eng.Key, "POST", cp+"/access-requests", map[string]string{"pid": blinded(t, obs.key, person)})
 		}
 		r.call("engineer", obs.eng.Key, "GET", cp+"/receipts", nil)
-		for _, q := range []struct {
+		queries := []struct {
 			sql string
 			eps float64
 		}{
 			{`SELECT COUNT(*) FROM cohort`, 0.3},
 			{`SELECT brand_co_label, COUNT(*), SUM(brand_co_value) FROM cohort GROUP BY brand_co_label`, 0.3},
 			{`SELECT publisher_label, AVG(publisher_value) FROM cohort WHERE brand_co_label = 'region3' GROUP BY publisher_label`, 0.2},
+		}
+		if tables {
+			queries = append(queries[:1], []struct {
+				sql string
+				eps float64
+			}{
+				{`SELECT brand_co_region, COUNT(*), SUM(brand_co_amount) FROM cohort GROUP BY brand_co_region`, 0.2},
+				{`SELECT publisher_campaign, AVG(publisher_clicks) FROM cohort WHERE brand_co_region = 'region3' GROUP BY publisher_campaign`, 0.1},
+				{`SELECT COUNT(*), SUM(brand_co_tier) FROM cohort WHERE brand_co_category = 'k1' OR publisher_site = 'k2'`, 0.1},
+			}...)
+		}
+		queries = append(queries, []struct {
+			sql string
+			eps float64
+		}{
 			{`SELECT COUNT(*) FROM cohort`, 0.3},  // the cache
 			{`SELECT uid FROM cohort`, 0.1},       // refused: hidden column
 			{`SELECT COUNT(*) FROM cohort`, 5},    // refused: over max_query_epsilon
 			{`SELECT COUNT(*) FROM cohort`, 1e-9}, // refused: under min_query_epsilon
-		} {
+		}...)
+		for _, q := range queries {
 			r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": q.sql, "epsilon": q.eps})
 		}
 		r.call("analyst", obs.analyst.Key, "GET", cp+"/queries", nil)
@@ -365,10 +440,11 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 	}
 	r.call("engineer", obs.eng.Key, "POST", cp+"/deletions", map[string]any{"pids": []string{blinded(t, obs.key, sharedPerson)}})
 	r.call("engineer", obs.eng.Key, "POST", cp+"/optouts", map[string]any{"pids": []string{blinded(t, obs.key, 1009)}})
-	// The other party uploads again, so a new match starts; its half goes
-	// first and the observer's completes it: the observer's own request
-	// builds the cohort (out of the write lock) and answers.
-	if _, err := other.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, other.key, otherRows))); err != nil {
+	// The other party uploads (one of its tables) again, so a new match
+	// starts; its half goes first and the observer's completes it: the
+	// observer's own request builds the cohort (out of the write lock)
+	// and answers.
+	if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(otherUploads[0].body), client.UploadOptions{Table: otherUploads[0].name}); err != nil {
 		t.Fatal(err)
 	}
 	var m2 struct {
@@ -386,24 +462,24 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 
 	// The other party's admin proposes new rules; the observer's admin
 	// reads them beside the rules both approved, and rejects them.
-	changed := strings.Replace(neighbourRules, `"epsilon_budget": 10`, `"epsilon_budget": 9`, 1)
+	changed := strings.Replace(rules, `"epsilon_budget": 10`, `"epsilon_budget": 9`, 1)
 	co, err := other.admin.ChangeRules(ctx, e.collab, json.RawMessage(changed))
-	if err != nil || changed == neighbourRules {
+	if err != nil || changed == rules {
 		t.Fatalf("changing the rules: %v", err)
 	}
 	r.call("admin", obs.admin.Key, "GET", cp, nil)
 	op.call("operator", e.op.Key, "GET", cp, nil)
 	r.call("admin", obs.admin.Key, "POST", cp+"/reject", map[string]int{"rules_version": co.RulesVersion})
 
-	// The observer deletes its audience; the other party's admin deletes
-	// the collaboration.
+	// The observer deletes its (first) table; the other party's admin
+	// deletes the collaboration.
 	var auds struct {
-		Audiences map[string]struct {
+		Tables map[string][]struct {
 			ID string `json:"id"`
-		} `json:"audiences"`
+		} `json:"tables"`
 	}
 	json.Unmarshal(r.call("engineer", obs.eng.Key, "GET", cp+"/audiences", nil), &auds)
-	r.call("engineer", obs.eng.Key, "DELETE", cp+"/audiences/"+auds.Audiences[obs.id].ID, nil)
+	r.call("engineer", obs.eng.Key, "DELETE", cp+"/audiences/"+auds.Tables[obs.id][0].ID, nil)
 	if st, body := e.post(other.admin.Key, cp, nil, "DELETE"); st != 200 {
 		t.Fatalf("deleting the collaboration: %d %s", st, body)
 	}
@@ -418,14 +494,34 @@ func world(t *testing.T, observerBrand, shared bool, brandKey, pubKey *psi.Key) 
 func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
 	brandKey, _ := psi.GenerateKey(nil)
 	pubKey, _ := psi.GenerateKey(nil)
-	for _, observerBrand := range []bool{true, false} {
+	for _, c := range []struct{ observerBrand, tables bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+		observerBrand := c.observerBrand
 		name := "publisher's data differs, brand observes"
 		if !observerBrand {
 			name = "brand's data differs, publisher observes"
 		}
+		if c.tables {
+			name += ", two tables a party"
+		}
 		t.Run(name, func(t *testing.T) {
-			a := world(t, observerBrand, true, brandKey, pubKey)
-			b := world(t, observerBrand, false, brandKey, pubKey)
+			a := world(t, observerBrand, true, c.tables, brandKey, pubKey)
+			b := world(t, observerBrand, false, c.tables, brandKey, pubKey)
+			// The session did the work it stands for: every upload stored,
+			// and questions answered (not all refused alike).
+			uploads, answered := 0, 0
+			for _, l := range a["engineer"] {
+				if strings.HasPrefix(l, "upload") && strings.Contains(l, " -> 201 ") {
+					uploads++
+				}
+			}
+			for _, l := range a["analyst"] {
+				if strings.HasPrefix(l, "POST ") && strings.Contains(l, "/queries -> 200 ") {
+					answered++
+				}
+			}
+			if wantUploads := map[bool]int{false: 1, true: 2}[c.tables]; uploads != wantUploads || answered < 6 {
+				t.Errorf("the session stored %d uploads (want %d) and answered %d questions (want 6 or more)", uploads, wantUploads, answered)
+			}
 			roles := []string{"engineer", "analyst", "auditor", "admin", "operator"}
 			for _, role := range roles {
 				la, lb := a[role], b[role]

@@ -174,9 +174,13 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	if logf == nil {
 		logf = func(string, time.Duration) {}
 	}
+	var stageMu sync.Mutex // both parties time their stages at once
 	stage := func(name string, t0 time.Time) {
-		res.Stages[name] = time.Since(t0).Seconds()
-		logf(name, time.Since(t0))
+		d := time.Since(t0)
+		stageMu.Lock()
+		res.Stages[name] = d.Seconds()
+		stageMu.Unlock()
+		logf(name, d)
 	}
 	dir, err := os.MkdirTemp("", "cleanroom-bench-match-")
 	if err != nil {

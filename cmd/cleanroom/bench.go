@@ -104,7 +104,7 @@ func stageLog(quiet bool) func(string, time.Duration) {
 		return nil
 	}
 	return func(stage string, d time.Duration) {
-		fmt.Fprintf(os.Stderr, "%-14s %8.2fs\n", stage, d.Seconds())
+		fmt.Fprintf(os.Stderr, "%-24s %8.2fs\n", stage, d.Seconds())
 	}
 }
 
@@ -132,6 +132,8 @@ func printJSON(cmd *cobra.Command, v any) error {
 func newBenchMatchCmd() *cobra.Command {
 	var n, runs int
 	var overlap, shape string
+	var purchases, exposures float64
+	var cacheMiB int64
 	var quiet, keep bool
 	cmd := &cobra.Command{
 		Use:   "match -n N -overlap F",
@@ -145,7 +147,18 @@ in the same run (psi_seconds). ratio = seconds / psi_seconds.
 
 With -runs K the match and bench psi run K times, alternately, and the run
 with the median ratio is printed, with every run's figures under "runs"
-(found is then the least of the runs, server_peak_rss_bytes the most).`,
+(found is then the least of the runs, server_peak_rss_bytes the most).
+
+-shape events gives the parties named tables, declared in the rules: the
+brand uploads customers (one row a person, with consent and a region) and
+purchases (about -purchases rows a person, dated over 60 days, without a
+consent column), the publisher exposures (about -exposures rows a person,
+consent on each row). "tables" has each table's uploaded, stored and
+linked rows; largest_stored_table_rows is the most rows of any table in the
+database after the match, bytes_per_uploaded_row its file's size over
+every table's uploaded rows. Each upload blinds a person once while its
+cache (-blind-cache-mib, about 12,000 people a MiB) holds them; "blinded"
+says how many it did.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			common, err := sizeAndOverlap("bench match", n, overlap)
@@ -162,7 +175,21 @@ with the median ratio is printed, with every run's figures under "runs"
 			if shape != bench.ShapePeople && shape != bench.ShapeEvents {
 				return fmt.Errorf("bench match: -shape %q: use %s or %s", shape, bench.ShapePeople, bench.ShapeEvents)
 			}
-			opts := bench.MatchOptions{N: n, Overlap: common, Shape: shape, Server: []string{self, "serve"}, Keep: keep, Runs: runs, Log: stageLog(quiet)}
+			if shape != bench.ShapeEvents && (cmd.Flags().Changed("purchases") || cmd.Flags().Changed("exposures")) {
+				return fmt.Errorf("bench match: -purchases and -exposures are for -shape %s", bench.ShapeEvents)
+			}
+			if !(purchases >= 1) || !(exposures >= 1) {
+				return fmt.Errorf("bench match: -purchases and -exposures must be at least 1 (everyone is in each log)")
+			}
+			if cacheMiB < 0 {
+				return fmt.Errorf("bench match: -blind-cache-mib must be 0 or more")
+			}
+			cacheBytes := cacheMiB << 20
+			if cacheMiB == 0 {
+				cacheBytes = -1 // as upload's --blind-cache-mib 0: blind every row
+			}
+			opts := bench.MatchOptions{N: n, Overlap: common, Shape: shape, Purchases: purchases, Exposures: exposures, BlindCacheBytes: cacheBytes,
+				Server: []string{self, "serve"}, Keep: keep, Runs: runs, Log: stageLog(quiet)}
 			res, err := bench.RunMatch(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -175,7 +202,10 @@ with the median ratio is printed, with every run's figures under "runs"
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the database and the server log of the run printed (kept_dir)")
 	cmd.Flags().IntVar(&runs, "runs", 1, "runs of the match and of bench psi, alternately (the median ratio's run is printed)")
 	cmd.Flags().StringVar(&shape, "shape", bench.ShapePeople,
-		"the parties' tables: people (one row a person) or events (the brand's purchases, about 12 a person, and the publisher's exposures, about 30, dated over 60 days)")
+		"the parties' tables: people (one row a person) or events (the brand's customers, one row a person with consent, and purchases; the publisher's exposures; dated over 60 days)")
+	cmd.Flags().Float64Var(&purchases, "purchases", bench.DefaultPurchases, "-shape events: mean purchases a person (skewed)")
+	cmd.Flags().Float64Var(&exposures, "exposures", bench.DefaultExposures, "-shape events: mean exposures a person (skewed)")
+	cmd.Flags().Int64Var(&cacheMiB, "blind-cache-mib", defaultBlindCacheMiB, "each upload's cache of identifiers already blinded, as upload's --blind-cache-mib (about 12,000 people a MiB); 0 blinds every row")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print stage timings to stderr")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,13 @@ type MatchOptions struct {
 	Overlap int // people in both
 	// Shape is ShapePeople (default: one row a person) or ShapeEvents.
 	Shape string
+	// Purchases and Exposures are, for ShapeEvents, the mean rows a
+	// person of the brand's purchases and the publisher's exposures, at
+	// least 1; 0 is DefaultPurchases and DefaultExposures.
+	Purchases, Exposures float64
+	// BlindCacheBytes is each upload's audience.EncodeOptions.CacheBytes:
+	// 0 is its default, negative blinds every row.
+	BlindCacheBytes int64
 	// Server is the command line that starts the server; the benchmark
 	// appends --data DIR --addr HOST:PORT.
 	Server []string
@@ -71,22 +79,26 @@ type MatchResult struct {
 	KeptDir          string  `json:"kept_dir,omitempty"`
 	NoisySize        int64   `json:"cohort_size_noisy"`
 	Shape            string  `json:"shape"`
-	// Tables are each party's upload: rows sent and rows stored.
+	// Tables are each party's uploads, the brand's first: rows sent,
+	// stored and linked.
 	Tables []TableRows `json:"tables"`
 	// LargestStoredTableRows is the most rows of any table in the
 	// database after the match (duckdb_tables(), each counted), and
 	// LargestStoredTable its name.
 	LargestStoredTable     string `json:"largest_stored_table"`
 	LargestStoredTableRows int64  `json:"largest_stored_table_rows"`
-	// BytesPerUploadedRow is the database file's size over the rows
-	// uploaded.
+	// BytesPerUploadedRow is the database file's size after the match
+	// over the rows uploaded to all tables.
 	BytesPerUploadedRow float64 `json:"bytes_per_uploaded_row"`
-	// Stages are each party's steps, as it waits on them: partyN_upload,
-	// then partyN_match, which is partyN_start (the server builds both
-	// sides' points), partyN_reblind (points out and back) and
-	// partyN_cohort (waiting for the other half). The later half's PUT
-	// builds the cohort before it returns: the build's time is in the
-	// later party's reblind and the earlier party's cohort.
+	// Stages are each party's steps, as it waits on them: partyN_upload
+	// (with ShapeEvents its tables one after the other, each also as
+	// partyN_upload_TABLE, and "uploads" when both parties' are in, which
+	// a party waits for before it matches), then partyN_match, which is
+	// partyN_start (the server builds both sides' points), partyN_reblind
+	// (points out and back) and partyN_cohort (waiting for the other
+	// half). The later half's PUT builds the cohort before it returns:
+	// the build's time is in the later party's reblind and the earlier
+	// party's cohort.
 	Stages map[string]float64 `json:"stage_seconds"`
 	// Runs, when there were several, are each run's figures, by ratio.
 	// The fields above are the median run's, except Found (the least)
@@ -115,6 +127,11 @@ func RunMatch(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	}
 	if o.Shape != ShapePeople && o.Shape != ShapeEvents {
 		return MatchResult{}, fmt.Errorf("bench.RunMatch: shape %q: use %s or %s", o.Shape, ShapePeople, ShapeEvents)
+	}
+	o.Purchases = cmp.Or(o.Purchases, DefaultPurchases)
+	o.Exposures = cmp.Or(o.Exposures, DefaultExposures)
+	if !(o.Purchases >= 1) || !(o.Exposures >= 1) {
+		return MatchResult{}, fmt.Errorf("bench.RunMatch: %v purchases and %v exposures a person: each must be at least 1 (everyone is in each log)", o.Purchases, o.Exposures)
 	}
 	if len(o.Server) == 0 {
 		return MatchResult{}, errors.New("bench.RunMatch: no server command")
@@ -169,14 +186,22 @@ func medianRun(all []MatchResult) MatchResult {
 
 func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	shape := o.Shape
-	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}, Shape: shape, Tables: make([]TableRows, 2)}
+	tables := partyTables(o)
+	res := MatchResult{N: o.N, Expected: int64(o.Overlap), Stages: map[string]float64{}, Shape: shape,
+		Tables: make([]TableRows, len(tables[0])+len(tables[1]))}
+	// Each party fills its own entries of res.Tables.
+	offset := [2]int{0, len(tables[0])}
 	logf := o.Log
 	if logf == nil {
 		logf = func(string, time.Duration) {}
 	}
+	var stageMu sync.Mutex // both parties time their stages at once
 	stage := func(name string, t0 time.Time) {
-		res.Stages[name] = time.Since(t0).Seconds()
-		logf(name, time.Since(t0))
+		d := time.Since(t0)
+		stageMu.Lock()
+		res.Stages[name] = d.Seconds()
+		stageMu.Unlock()
+		logf(name, d)
 	}
 	dir, err := os.MkdirTemp("", "cleanroom-bench-match-")
 	if err != nil {
@@ -205,7 +230,15 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 		return res, err
 	}
 	op := client.New(url, strings.TrimSpace(string(opKey)))
-	parties, collab, err := setupParties(ctx, op, url)
+	rules := map[string]any{"purpose": "measurement", "dimensions": []string{"region"}}
+	if shape == ShapeEvents {
+		var decl []wire.TableRule
+		for _, t := range eventTables(o.Purchases, o.Exposures) {
+			decl = append(decl, t.rule())
+		}
+		rules = map[string]any{"purpose": "measurement", "tables": decl}
+	}
+	parties, collab, err := setupParties(ctx, op, url, rules)
 	if err != nil {
 		return res, err
 	}
@@ -214,6 +247,19 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	// A party that fails stops the other, which would otherwise wait for it.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// With several tables a party matches only once both parties' tables
+	// are all in: a match started over some of them would not be the one
+	// the other party starts over all of them.
+	var uploads sync.WaitGroup
+	uploads.Add(len(parties))
+	uploaded := make(chan struct{})
+	go func() {
+		uploads.Wait()
+		if shape == ShapeEvents {
+			stage("uploads", t0)
+		}
+		close(uploaded)
+	}()
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	noisy := make([]int64, 2)
@@ -222,19 +268,42 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			first := 0
+			// Both parties have people [lo, hi).
+			first, lo, hi := 0, o.N-o.Overlap, o.N
 			if i == 1 {
-				first = o.N - o.Overlap
+				first = lo
 			}
 			t := time.Now()
-			tr, err := uploadSynthetic(ctx, p.eng, collab, p.key, shape, i, first, o.N)
-			res.Tables[i] = tr
+			err := func() error {
+				defer uploads.Done()
+				for j, bt := range tables[i] {
+					tt := time.Now()
+					tr, err := uploadSynthetic(ctx, p.eng, collab, p.key, bt, first, o.N, lo, hi, o.BlindCacheBytes)
+					tr.Party = []string{wire.PartyProposer, wire.PartyPartner}[i]
+					res.Tables[offset[i]+j] = tr
+					if err != nil {
+						return fmt.Errorf("party %d upload of %s: %w", i+1, bt.label, err)
+					}
+					if shape == ShapeEvents {
+						stage(fmt.Sprintf("party%d_upload_%s", i+1, bt.label), tt)
+					}
+				}
+				return nil
+			}()
 			if err != nil {
-				errs[i] = fmt.Errorf("party %d upload: %w", i+1, err)
+				errs[i] = err
 				cancel()
 				return
 			}
 			stage(fmt.Sprintf("party%d_upload", i+1), t)
+			if shape == ShapeEvents {
+				select {
+				case <-uploaded:
+				case <-ctx.Done():
+					errs[i] = fmt.Errorf("party %d: waiting for the uploads: %w", i+1, ctx.Err())
+					return
+				}
+			}
 			t = time.Now()
 			m, err := matchParty(ctx, p, collab, func(name string, t0 time.Time) {
 				stage(fmt.Sprintf("party%d_%s", i+1, name), t0)
@@ -252,6 +321,7 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 		}()
 	}
 	wg.Wait()
+	<-uploaded // its stage is recorded
 	if err := errors.Join(errs...); err != nil {
 		return res, err
 	}
@@ -268,25 +338,53 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 	if err != nil {
 		return res, err
 	}
-	var table string
-	err = db.SQL().QueryRowContext(ctx, `SELECT cohort_table FROM matches WHERE id = ?`, mids[0]).Scan(&table)
-	if err == nil {
-		err = db.SQL().QueryRowContext(ctx, `SELECT count(DISTINCT uid), count(*) FROM `+store.QuoteIdent(table)).Scan(&res.Found, &res.CohortRows)
-	}
-	if err == nil {
-		res.LargestStoredTable, res.LargestStoredTableRows, err = largestTable(ctx, db)
-	}
+	err = readStore(ctx, db, mids[0], &res)
 	db.Close()
 	if err != nil {
 		return res, fmt.Errorf("reading the cohort from the store: %w", err)
 	}
+	var up int64
+	for _, tr := range res.Tables {
+		up += tr.UploadedRows
+	}
 	if fi, err := os.Stat(filepath.Join(data, store.FileName)); err == nil {
-		up := res.Tables[0].UploadedRows + res.Tables[1].UploadedRows
 		res.BytesPerUploadedRow = float64(fi.Size()) / float64(max(up, 1))
 	}
 	res.CohortRowsPerSec = float64(res.CohortRows) / res.Seconds
 
 	return res, nil
+}
+
+// readStore reads from the stopped server's database the exact cohort of
+// match mid, each table's stored and linked rows, and the largest table.
+func readStore(ctx context.Context, db *store.DB, mid string, res *MatchResult) error {
+	var people string
+	err := db.SQL().QueryRowContext(ctx, `SELECT cohort_table FROM matches WHERE id = ?`, mid).Scan(&people)
+	if err != nil {
+		return err
+	}
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(DISTINCT uid), count(*) FROM `+store.QuoteIdent(people)).Scan(&res.Found, &res.CohortRows); err != nil {
+		return err
+	}
+	for i := range res.Tables {
+		tr := &res.Tables[i]
+		var table string
+		var linked sql.NullInt64
+		err := db.SQL().QueryRowContext(ctx, `SELECT a.table_name, t.linked_rows FROM audiences a JOIN match_tables t ON t.audience_id = a.id
+			WHERE a.id = ? AND t.match_id = ?`, tr.audienceID, mid).Scan(&table, &linked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("table %s (audience %s) is not in match %s", tr.Table, tr.audienceID, mid)
+		}
+		if err != nil {
+			return err
+		}
+		if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM `+store.QuoteIdent(table)).Scan(&tr.StoredRows); err != nil {
+			return err
+		}
+		tr.LinkedRows = linked.Int64
+	}
+	res.LargestStoredTable, res.LargestStoredTableRows, err = largestTable(ctx, db)
+	return err
 }
 
 func startServer(ctx context.Context, argv []string, data string) (*exec.Cmd, string, error) {
@@ -324,7 +422,10 @@ type benchParty struct {
 	key *psi.Key
 }
 
-func setupParties(ctx context.Context, op *client.Client, url string) ([]benchParty, string, error) {
+// setupParties creates the two partners, an engineer's key and a blinding
+// key for each, and a collaboration of rules (marshalled to JSON) that
+// both approve.
+func setupParties(ctx context.Context, op *client.Client, url string, rules any) ([]benchParty, string, error) {
 	var parties []benchParty
 	var admins []*client.Client
 	var ids []string
@@ -346,8 +447,11 @@ func setupParties(ctx context.Context, op *client.Client, url string) ([]benchPa
 		admins = append(admins, admin)
 		ids = append(ids, cp.Partner.ID)
 	}
-	rules, _ := json.Marshal(map[string]any{"purpose": "measurement", "dimensions": []string{"region"}})
-	co, err := admins[0].Propose(ctx, "bench", ids[1], rules)
+	rj, err := json.Marshal(rules)
+	if err != nil {
+		return nil, "", err
+	}
+	co, err := admins[0].Propose(ctx, "bench", ids[1], rj)
 	if err != nil {
 		return nil, "", err
 	}
@@ -374,53 +478,97 @@ func matchParty(ctx context.Context, p benchParty, collab string, stage func(str
 	return m, nil
 }
 
-// uploadSynthetic writes party's CSV of people [first, first+n) in the
-// shape asked and uploads it through the CLI's encoder, streaming end to
-// end.
-func uploadSynthetic(ctx context.Context, c *client.Client, collab string, key *psi.Key, shape string, party, first, n int) (TableRows, error) {
-	tr := TableRows{Table: "people"}
-	if shape == ShapeEvents {
-		tr.Table = eventTables[party].name
+// benchTable is one table a party uploads.
+type benchTable struct {
+	name    string // in the rules and the upload; "" for the one table of rules that declare none
+	label   string // in the result
+	consent bool   // its rows have a consent column
+	attrs   []audience.AttrSpec
+	// write writes its CSV of people [first, first+n), counting the rows
+	// of people in [lo, hi).
+	write func(w io.Writer, first, n, lo, hi int) (tableCounts, error)
+}
+
+// partyTables are the tables each party uploads, in order.
+func partyTables(o MatchOptions) [2][]benchTable {
+	var out [2][]benchTable
+	if o.Shape != ShapeEvents {
+		for i := range out {
+			out[i] = []benchTable{{label: "people", consent: true, write: writePeople}}
+		}
+		return out
 	}
+	for _, t := range eventTables(o.Purchases, o.Exposures) {
+		out[t.party] = append(out[t.party], benchTable{name: t.name, label: t.name, consent: t.consent, attrs: t.attrs(),
+			write: func(w io.Writer, first, n, lo, hi int) (tableCounts, error) {
+				return writeTable(w, t, first, n, lo, hi)
+			}})
+	}
+	return out
+}
+
+// writePeople writes ShapePeople's table: one row a person, a region and
+// a spend, all consented.
+func writePeople(cw io.Writer, first, n, lo, hi int) (tableCounts, error) {
+	w := bufio.NewWriterSize(cw, 1<<16)
+	w.WriteString("email,region,spend,consent\n")
+	var b []byte
+	for k := first; k < first+n; k++ {
+		b = append(b[:0], "customer"...)
+		b = strconv.AppendInt(b, int64(k), 10)
+		b = append(b, "@example.com,r"...)
+		b = strconv.AppendInt(b, int64(k%8), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(k%100), 10)
+		b = append(b, ",measurement\n"...)
+		if _, err := w.Write(b); err != nil {
+			return tableCounts{}, err
+		}
+	}
+	return tableCounts{rows: int64(n), inRange: int64(max(0, min(hi, first+n)-max(lo, first)))}, w.Flush()
+}
+
+// uploadSynthetic writes a party's table t of people [first, first+n) and
+// uploads it through the CLI's encoder, streaming end to end. The rows of
+// people in [lo, hi) are the table's expected linked rows.
+func uploadSynthetic(ctx context.Context, c *client.Client, collab string, key *psi.Key, t benchTable, first, n, lo, hi int, cacheBytes int64) (TableRows, error) {
+	tr := TableRows{Table: t.label}
 	csvR, csvW := io.Pipe()
+	gen := make(chan tableCounts, 1)
 	go func() {
-		if shape == ShapeEvents {
-			_, err := writeEvents(csvW, eventTables[party], party, first, n)
-			csvW.CloseWithError(err)
-			return
-		}
-		w := bufio.NewWriterSize(csvW, 1<<16)
-		w.WriteString("email,region,spend,consent\n")
-		var b []byte
-		for k := first; k < first+n; k++ {
-			b = append(b[:0], "customer"...)
-			b = strconv.AppendInt(b, int64(k), 10)
-			b = append(b, "@example.com,r"...)
-			b = strconv.AppendInt(b, int64(k%8), 10)
-			b = append(b, ',')
-			b = strconv.AppendInt(b, int64(k%100), 10)
-			b = append(b, ",measurement\n"...)
-			w.Write(b)
-		}
-		csvW.CloseWithError(w.Flush())
+		counts, err := t.write(csvW, first, n, lo, hi)
+		csvW.CloseWithError(err)
+		gen <- counts
 	}()
 	arrowR, arrowW := io.Pipe()
 	encErr := make(chan error, 1)
 	go func() {
-		st, err := audience.EncodeCSV(ctx, csvR, arrowW, key, audience.EncodeOptions{
-			IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent"})
-		tr.UploadedRows = st.Rows
+		opts := audience.EncodeOptions{IDColumn: "email", IDType: psi.Email, Attributes: t.attrs, CacheBytes: cacheBytes}
+		if t.consent {
+			opts.ConsentColumn = "consent"
+		}
+		st, err := audience.EncodeCSV(ctx, csvR, arrowW, key, opts)
+		tr.UploadedRows, tr.Blinded = st.Rows, st.Blinded
 		arrowW.CloseWithError(err)
 		csvR.CloseWithError(err)
 		encErr <- err
 	}()
-	a, err := c.Upload(ctx, collab, arrowR)
+	a, err := c.UploadTable(ctx, collab, arrowR, client.UploadOptions{Table: t.name})
 	arrowR.CloseWithError(errors.New("upload ended"))
-	if eerr := <-encErr; eerr != nil && err == nil {
+	eerr := <-encErr
+	csvR.CloseWithError(errors.New("upload ended")) // the generator stops if it has not
+	counts := <-gen
+	if eerr != nil && err == nil {
 		return tr, eerr
 	}
-	tr.StoredRows = a.Rows
-	return tr, err
+	if err != nil {
+		return tr, err
+	}
+	if counts.rows != tr.UploadedRows {
+		return tr, fmt.Errorf("%d rows written, %d encoded", counts.rows, tr.UploadedRows)
+	}
+	tr.StoredRows, tr.ExpectedLinkedRows, tr.audienceID = a.Rows, counts.inRange, a.ID
+	return tr, nil
 }
 
 // peakRSSOf reads a process's peak resident set (VmHWM) on Linux.

@@ -158,12 +158,18 @@ func encode(t *testing.T, key *psi.Key, rows []row) []byte {
 // encodeNamed is encode with the value column named valueColumn.
 func encodeNamed(t *testing.T, key *psi.Key, rows []row, valueColumn string) []byte {
 	t.Helper()
+	return encodeTable(t, key, rows, valueColumn, "label")
+}
+
+// encodeTable is encode with the value and label columns named as given.
+func encodeTable(t *testing.T, key *psi.Key, rows []row, valueColumn, labelColumn string) []byte {
+	t.Helper()
 	h, _ := psi.NewHasher(psi.Email)
 	norm, _ := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "pid", Type: &arrow.FixedSizeBinaryType{ByteWidth: 32}},
 		{Name: valueColumn, Type: arrow.PrimitiveTypes.Float64, Nullable: true},
-		{Name: "label", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: labelColumn, Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "consent", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
 	}, nil)
 	var buf bytes.Buffer

@@ -331,6 +331,23 @@ func (tb *tab) shot(name string) {
 	tb.t.Logf("screenshot: %s", path)
 }
 
+// fitsPhone checks that the page, at a phone's 390 px, is no wider than
+// the screen (wide tables scroll inside their cards); what of the page
+// does not fit is named.
+func (tb *tab) fitsPhone() {
+	tb.t.Helper()
+	tb.run("narrow", chromedp.EmulateViewport(390, 844), chromedp.Sleep(200*time.Millisecond))
+	var over int
+	tb.run("overflow", chromedp.Evaluate(`document.documentElement.scrollWidth - document.documentElement.clientWidth`, &over))
+	if over > 0 {
+		// The outermost elements that stick out say where to look.
+		var wide []string
+		tb.run("what sticks out", chromedp.Evaluate(`[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391 &&
+			!(e.parentElement && e.parentElement.getBoundingClientRect().right > 391)).map(e => e.tagName + '.' + e.className + ': ' + (e.textContent || '').slice(0, 40))`, &wide))
+		tb.t.Errorf("at 390 px the page is %d px wider than the screen: %q", over, wide)
+	}
+}
+
 // evalAsync evaluates a JavaScript expression that gives a promise.
 func evalAsync(expr string, out any) chromedp.Action {
 	return chromedp.Evaluate(expr, out, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
@@ -339,13 +356,30 @@ func evalAsync(expr string, out any) chromedp.Action {
 }
 
 // consoleEnv is a clean room with something for every view: a matched
-// cohort, answered and refused queries, deletions with receipts, and a
-// second collaboration whose rules change awaits the publisher.
+// cohort, answered and refused queries, deletions with receipts, a second
+// collaboration whose rules change awaits the publisher, and a third whose
+// rules declare tables (two of the brand's, one of the publisher's, all
+// uploaded) and whose change of a table awaits the publisher too.
 type consoleEnv struct {
 	*env
 	keys    map[string]string // "role/brand" or "role/pub" -> secret
 	pending string            // the collaboration with a pending rules change
+	events  string            // the collaboration with declared tables
 }
+
+// eventsRules declare the brand's customers and purchases and the
+// publisher's exposures; eventsChange widens a bound and adds a table.
+const (
+	eventsRules = `{"purpose": "measurement", "min_upload_users": 1000, "tables": [
+		{"party": "proposer", "name": "customers", "columns": [{"name": "region", "role": "dimension"}, {"name": "score", "role": "metric", "bounds": [0, 100]}]},
+		{"party": "proposer", "name": "purchases", "columns": [{"name": "category", "role": "dimension"}, {"name": "amount", "role": "metric", "bounds": [0, 500]}]},
+		{"party": "partner", "name": "exposures", "columns": [{"name": "campaign", "role": "dimension"}, {"name": "reach", "role": "metric", "bounds": [0, 10]}]}]}`
+	eventsChange = `{"purpose": "measurement", "min_upload_users": 1000, "tables": [
+		{"party": "proposer", "name": "customers", "columns": [{"name": "region", "role": "dimension"}, {"name": "score", "role": "metric", "bounds": [0, 100]}]},
+		{"party": "proposer", "name": "purchases", "columns": [{"name": "category", "role": "dimension"}, {"name": "amount", "role": "metric", "bounds": [0, 1000]}]},
+		{"party": "partner", "name": "exposures", "columns": [{"name": "campaign", "role": "dimension"}, {"name": "reach", "role": "metric", "bounds": [0, 10]}]},
+		{"party": "partner", "name": "visits", "columns": [{"name": "site", "role": "dimension"}, {"name": "visit_day", "role": "time"}]}]}`
+)
 
 func newConsoleEnv(t *testing.T) *consoleEnv {
 	t.Helper()
@@ -391,6 +425,9 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 		t.Fatal(err)
 	}
 	ce.pending = co.ID
+	if ce.events, err = eventsCollab(ctx, e); err != nil {
+		t.Fatal(err)
+	}
 	// More entries than a page of the log (100), so the log pages.
 	if err := e.db.Write(ctx, func(tx *sql.Tx) error {
 		for i := 0; i < 120; i++ {
@@ -403,6 +440,39 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 		t.Fatal(err)
 	}
 	return ce
+}
+
+// eventsCollab proposes and approves a collaboration with declared
+// tables, uploads them (the brand's two: 2,250 rows each; the
+// publisher's one: 1,200 rows), and proposes a change of a table.
+func eventsCollab(ctx context.Context, e *env) (string, error) {
+	co, err := e.brand.admin.Propose(ctx, "events", e.pub.id, json.RawMessage(eventsRules))
+	if err != nil {
+		return "", err
+	}
+	if co, err = e.pub.admin.Approve(ctx, co.ID, co.RulesVersion); err != nil {
+		return "", err
+	}
+	brand, pub, _ := audiences()
+	for _, u := range []struct {
+		p            party
+		table        string
+		rows         []row
+		value, label string
+	}{
+		{e.brand, "customers", brand, "score", "region"},
+		{e.brand, "purchases", brand, "amount", "category"},
+		{e.pub, "exposures", pub, "reach", "campaign"},
+	} {
+		body := bytes.NewReader(encodeTable(e.t, u.p.key, u.rows, u.value, u.label, true))
+		if _, err := u.p.eng.UploadTable(ctx, co.ID, body, client.UploadOptions{Table: u.table}); err != nil {
+			return "", fmt.Errorf("uploading %s: %w", u.table, err)
+		}
+	}
+	if _, err := e.brand.admin.ChangeRules(ctx, co.ID, json.RawMessage(eventsChange)); err != nil {
+		return "", err
+	}
+	return co.ID, nil
 }
 
 // blindPeople gives people's identifiers blinded with key, as encode does.
@@ -617,6 +687,72 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the receipts do not show both deletions: %q", r)
 		}
 		tb.shot("collaboration")
+		tb.fitsPhone()
+	})
+
+	// Declared tables: each party's, with their columns' roles; the row
+	// counts of the reader's own tables, never the other partner's.
+	t.Run("tables", func(t *testing.T) {
+		tb := b.newTab(t, "engineer")
+		tb.signIn(ce.keys["engineer/brand"])
+		tb.run("the collaboration", chromedp.Navigate(b.base+"/console/#/collab/"+ce.events+"/collab"),
+			chromedp.WaitVisible(sel("audiences"), chromedp.ByQuery), loaded("audiences"),
+			chromedp.WaitVisible(sel("partner-tables"), chromedp.ByQuery))
+		brandCard := sel("partner-tables") + `[data-partner="` + ce.brand.id + `"]`
+		pubCard := sel("partner-tables") + `[data-partner="` + ce.pub.id + `"]`
+		var brand, pub string
+		tb.run("read the tables", chromedp.Text(brandCard, &brand, chromedp.ByQuery), chromedp.Text(pubCard, &pub, chromedp.ByQuery))
+		for _, want := range []string{"customers", "purchases", "region", "metric [0, 500]", "2,250", "1,500"} {
+			if !strings.Contains(brand, want) {
+				t.Errorf("the brand's own tables do not show %q: %q", want, brand)
+			}
+		}
+		if n := tb.count(brandCard + " " + sel("table-rows")); n != 2 {
+			t.Errorf("the brand's %d row counts shown, want one per table (2)", n)
+		}
+		for _, want := range []string{"exposures", "campaign", "dimension", "metric [0, 10]"} {
+			if !strings.Contains(pub, want) {
+				t.Errorf("the publisher's table does not show %q: %q", want, pub)
+			}
+		}
+		if n := tb.count(pubCard + " " + sel("table-rows")); n != 0 || strings.Contains(pub, "1,200") || strings.Contains(pub, "Rows") {
+			t.Errorf("the brand's engineer is shown the publisher's row count: %q", pub)
+		}
+		// The change awaiting the publisher adds no table before it is approved.
+		if strings.Contains(pub, "visits") {
+			t.Errorf("a table the pending change declares shows as the rules in force's: %q", pub)
+		}
+		tb.shot("tables")
+		tb.fitsPhone()
+
+		// The transparency report's data held lists every table too.
+		tb.run("the report", chromedp.Navigate(b.base+"/console/#/collab/"+ce.events+"/report"),
+			chromedp.WaitVisible(sel("report"), chromedp.ByQuery), loaded("report"))
+		if r := tb.text("report"); !strings.Contains(r, "customers") || !strings.Contains(r, "purchases") || !strings.Contains(r, "exposures") {
+			t.Errorf("the report's data held does not list every table: %.600q", r)
+		}
+	})
+
+	// The rules' declared tables read as tables, in the diff of a pending
+	// change too.
+	t.Run("tables-diff", func(t *testing.T) {
+		tb := b.newTab(t, "admin")
+		tb.signIn(ce.keys["admin/pub"])
+		tb.run("the pending change", chromedp.Navigate(b.base+"/console/#/collab/"+ce.events+"/collab"),
+			chromedp.WaitVisible(sel("rules-tables-diff"), chromedp.ByQuery))
+		var purchases, visits string
+		tb.run("read the diff",
+			chromedp.Text(sel("rules-table")+`[data-table="purchases"]`, &purchases, chromedp.ByQuery),
+			chromedp.Text(sel("rules-table")+`[data-table="visits"]`, &visits, chromedp.ByQuery))
+		if !strings.Contains(purchases, "metric [0, 500]") || !strings.Contains(purchases, "metric [0, 1,000]") || !strings.Contains(purchases, "changed") {
+			t.Errorf("the diff of purchases does not show the bound changed from 500 to 1000: %q", purchases)
+		}
+		if !strings.Contains(visits, "added") || !strings.Contains(visits, "visit_day") || !strings.Contains(visits, "time") {
+			t.Errorf("the diff does not show the added table visits: %q", visits)
+		}
+		if d := tb.text("rules-diff"); strings.Contains(d, "[object") || strings.Contains(d, `"party"`) {
+			t.Errorf("the rules diff shows the tables as raw data: %q", d)
+		}
 	})
 
 	t.Run("report", func(t *testing.T) {

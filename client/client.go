@@ -219,6 +219,14 @@ func (c *Client) Collaborations(ctx context.Context) ([]wire.Collaboration, erro
 	return out.Collaborations, c.json(ctx, "GET", "/v1/collaborations", nil, &out)
 }
 
+// Audiences returns each partner's current tables in a collaboration;
+// sizes and content hashes are the caller's own partner's only (every
+// partner's for the operator).
+func (c *Client) Audiences(ctx context.Context, collabID string) (wire.AudienceList, error) {
+	var out wire.AudienceList
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", nil, &out)
+}
+
 // Upload sends an audience as an Arrow IPC stream read from body.
 func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (wire.Audience, error) {
 	return c.UploadRetained(ctx, collabID, body, 0)

@@ -42,7 +42,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newServeCmd(), newKeygenCmd(), newPartnersCmd(), newKeysCmd(), newCollabCmd(), newUploadCmd(), newMatchCmd(), newQueryCmd(), newBudgetCmd(), newAuditCmd(), newDeleteCmd(), newOptOutCmd(), newAccessRequestCmd(), newReceiptCmd(), newReportCmd(), newPrivacyReportCmd(), newBenchCmd(), newDemoCmd())
+	root.AddCommand(newServeCmd(), newKeygenCmd(), newPartnersCmd(), newKeysCmd(), newCollabCmd(), newUploadCmd(), newMatchCmd(), newQueryCmd(), newBudgetCmd(), newAuditCmd(), newDeleteCmd(), newOptOutCmd(), newAccessRequestCmd(), newReceiptCmd(), newReportCmd(), newTablesCmd(), newPrivacyReportCmd(), newBenchCmd(), newDemoCmd())
 	return root
 }
 

@@ -165,7 +165,7 @@ func columnList(raw json.RawMessage) string {
 	}
 	parts := make([]string, len(cols))
 	for i, c := range cols {
-		parts[i] = c.Name + " (" + arrowTypeName(c.Type) + ")"
+		parts[i] = printable(c.Name) + " (" + printable(arrowTypeName(c.Type)) + ")"
 	}
 	return strings.Join(parts, ", ")
 }
@@ -175,13 +175,16 @@ func columnList(raw json.RawMessage) string {
 var listType = regexp.MustCompile(`^(large_)?list<item: ([^,>]+)(, nullable)?>$`)
 
 // arrowTypeName shortens an Arrow type name for people: utf8 is string,
-// list<item: utf8, nullable> is list<string>.
+// date32 is date, list<item: utf8, nullable> is list<string>.
 func arrowTypeName(t string) string {
 	if m := listType.FindStringSubmatch(t); m != nil {
 		return "list<" + arrowTypeName(m[2]) + ">"
 	}
-	if t == "utf8" || t == "large_utf8" {
+	switch t {
+	case "utf8", "large_utf8":
 		return "string"
+	case "date32", "date64":
+		return "date"
 	}
 	return t
 }
@@ -212,11 +215,11 @@ func printReport(out io.Writer, rep wire.Report) error {
 	names := map[string]string{co.Proposer: co.ProposerName, co.Partner: co.PartnerName}
 	name := func(id string) string {
 		if n := names[id]; n != "" {
-			return n
+			return printable(n)
 		}
-		return id
+		return printable(id)
 	}
-	fmt.Fprintf(out, "Transparency report: collaboration %s (%s), %s\n", co.Name, co.ID, co.State)
+	fmt.Fprintf(out, "Transparency report: collaboration %s (%s), %s\n", printable(co.Name), printable(co.ID), co.State)
 	fmt.Fprintf(out, "between %s (proposer) and %s; purpose %s; generated %s\n", name(co.Proposer), name(co.Partner), co.Rules.Purpose, when(rep.GeneratedAt))
 
 	section := func(title string, empty bool) bool {
@@ -230,21 +233,33 @@ func printReport(out io.Writer, rep wire.Report) error {
 	if section("Data held", len(rep.DataHeld) == 0) {
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		for _, h := range rep.DataHeld {
-			a := h.Audience
-			if a == nil {
+			tables := h.Tables
+			if len(tables) == 0 && h.Audience != nil {
+				tables = []wire.Audience{*h.Audience}
+			}
+			if len(tables) == 0 {
 				fmt.Fprintf(w, "  %s\tno audience\n", name(h.PartnerID))
 				continue
 			}
-			line := "audience " + a.ID
-			if a.Rows > 0 {
-				line += fmt.Sprintf(": %d rows, %d people, %d who can match", a.Rows, a.People, a.PeopleMatchable)
+			for i, a := range tables {
+				who := ""
+				if i == 0 {
+					who = name(h.PartnerID)
+				}
+				line := "audience " + printable(a.ID)
+				if a.Table != "" && a.Table != wire.DefaultTable {
+					line = "table " + printable(a.Table) + ", " + line
+				}
+				if a.Rows > 0 {
+					line += fmt.Sprintf(": %d rows, %d people, %d who can match", a.Rows, a.People, a.PeopleMatchable)
+				}
+				fmt.Fprintf(w, "  %s\t%s; uploaded %s\n", who, line, when(a.CreatedAt))
+				fmt.Fprintf(w, "  \tcolumns: %s\n", columnList(a.Columns))
 			}
-			fmt.Fprintf(w, "  %s\t%s; uploaded %s\n", name(h.PartnerID), line, when(a.CreatedAt))
-			fmt.Fprintf(w, "  \tcolumns: %s\n", columnList(a.Columns))
 			if len(h.ConsentRowsByPurpose) > 0 {
 				var mix []string
 				for _, p := range h.ConsentRowsByPurpose {
-					mix = append(mix, fmt.Sprintf("%s %d rows", p.Purpose, p.Rows))
+					mix = append(mix, fmt.Sprintf("%s %d rows", printable(p.Purpose), p.Rows))
 				}
 				fmt.Fprintf(w, "  \tconsent: %s\n", strings.Join(mix, ", "))
 			}
@@ -267,9 +282,9 @@ func printReport(out io.Writer, rep wire.Report) error {
 	if section("Queries by analyst", len(rep.QueriesByAnalyst) == 0) {
 		var rows [][]string
 		for _, q := range rep.QueriesByAnalyst {
-			who := q.AnalystKey
+			who := printable(q.AnalystKey)
 			if q.AnalystLabel != "" {
-				who = q.AnalystLabel + " (" + q.AnalystKey + ")"
+				who = printable(q.AnalystLabel) + " (" + who + ")"
 			}
 			rows = append(rows, []string{who, name(q.PartnerID), fmt.Sprint(q.Queries), fmt.Sprintf("%g", q.Epsilon)})
 		}

@@ -82,13 +82,16 @@
         chartBox('refusals', 'Refused queries by reason'),
         chartBox('consent', 'Consent mix of the audience rows, by purpose', 'Only each partner\'s own audience: a partner\'s consent mix is its own business.'),
         chartBox('deletions', 'Deletion receipts by kind')),
-      section('Data held', held.length ? CR.table({ class: 'data' }, ['Partner', 'Audience', 'Uploaded', 'Rows', 'People', 'Columns'],
+      section('Data held', held.length ? el('div', { class: 'scroll' }, CR.table({ class: 'data' }, ['Partner', 'Table', 'Audience', 'Uploaded', 'Rows', 'People', 'Columns'],
         held.map(function (h) {
-          var a = h.audience;
-          return el('tr', null, CR.td(name(h.partner_id)), CR.td(a ? a.id : 'none'), CR.td(a ? CR.time(a.created_at) : '–'),
-            CR.td(a && a.rows ? CR.num(a.rows) : '–', 'n'), CR.td(a && a.people ? CR.num(a.people) : '–', 'n'),
-            CR.td(a ? CR.columnsText(a.columns) : '–', 'small'));
-        })) : el('p', { class: 'muted', text: 'No data held.' })),
+          // Every table of the partner's (a report before named tables has its one audience).
+          var ts = (h.tables || []).length ? h.tables : h.audience ? [h.audience] : [null];
+          return ts.map(function (a, i) {
+            return el('tr', null, CR.td(i ? '' : name(h.partner_id)), CR.td(a ? a.table || 'audience' : '–', 'mono'), CR.td(a ? a.id : 'none'),
+              CR.td(a ? CR.time(a.created_at) : '–'), CR.td(a && a.rows ? CR.num(a.rows) : '–', 'n'), CR.td(a && a.people ? CR.num(a.people) : '–', 'n'),
+              CR.td(a ? CR.columnsText(a.columns) : '–', 'small'));
+          });
+        }))) : el('p', { class: 'muted', text: 'No data held.' })),
       section('Matches', (r.matches || []).length ? CR.table({ class: 'data' }, ['Match', 'State', 'Noisy cohort size', 'ε', 'Started'],
         r.matches.map(function (m) {
           return el('tr', null, CR.td(m.id, 'mono'), CR.td(m.state), CR.td(m.cohort_size_noisy === null ? '–' : CR.num(m.cohort_size_noisy), 'n'),

@@ -330,3 +330,28 @@ func TestDeletionAndAccessReachEveryTable(t *testing.T) {
 		t.Errorf("the publisher's receipts: %d %s", st, body)
 	}
 }
+
+// TestNewTableVoidsAWaitingMatch: a match started before a party brought
+// all its tables is voided when another table arrives (its other half
+// would wait on it for ever, the party's next start beginning another);
+// the next match runs over every table.
+func TestNewTableVoidsAWaitingMatch(t *testing.T) {
+	e := newEnv(t, tablesRules)
+	e.mustUploadTable(e.brand, "customers", tablesCSV("customers", nil), "")
+	e.mustUploadTable(e.pub, "exposures", tablesCSV("exposures", nil), "")
+	m, err := e.brand.eng.StartMatch(context.Background(), e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mustUploadTable(e.brand, "purchases", tablesCSV("purchases", nil), "")
+	if got, err := e.brand.eng.Match(context.Background(), e.collab, m.ID); err != nil || got.State != wire.MatchStale {
+		t.Errorf("the match started before purchases came: %+v, %v; want stale", got, err)
+	}
+	mid, _ := e.matchBoth()
+	if mid == m.ID {
+		t.Fatal("the voided match was reused")
+	}
+	if n := e.count(`SELECT count(*) FROM match_tables WHERE match_id = ? AND link_table IS NOT NULL`, mid); n != 3 {
+		t.Errorf("the new match linked %d tables, want 3", n)
+	}
+}

@@ -54,14 +54,14 @@ type EncodeOptions struct {
 	Comma rune
 	// CacheBytes bounds the memory that remembers identifiers already
 	// blinded in this upload, so that a person with many rows costs one
-	// blinding: default 64 MiB (about 760,000 people); a negative value
+	// blinding: default 256 MiB (about 3 million people); a negative value
 	// blinds every row. Rows of a person beyond what it holds are blinded
 	// again, to the same point: memory stays bounded for any file.
 	CacheBytes int64
 }
 
 // DefaultCacheBytes is EncodeOptions.CacheBytes's default.
-const DefaultCacheBytes = 64 << 20
+const DefaultCacheBytes = 256 << 20
 
 // AttrSpec selects one input column to send as an attribute.
 type AttrSpec struct {

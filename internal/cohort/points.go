@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -29,64 +30,65 @@ import (
 // of theirs in a table with a consent column carries the purpose (tables
 // without one add no one; their rows follow their people's consent).
 //
-// The points are read, sorted and de-duplicated in Go, and written back
-// in order. DuckDB's DISTINCT, ORDER BY and row_number() over 10M 32-byte
-// blobs took about 20 s a side (its numbering runs on one thread, its
-// sort spills under the memory limit); this takes about half. Rows are
-// read in slices into room for up to maxPointsRoom points (the consented
-// rows, when fewer: one row a person needs no more); when the room is
-// full the points are sorted and de-duplicated in place, and the room
-// doubles only when that freed less than half of it. Memory stays within
-// twice the distinct points however many rows a person has: an exposure
-// log's 30 rows a person cost no more than a customer table's one.
+// DuckDB de-duplicates (a hash aggregate over the consented rows of all
+// the party's tables), so Go receives each person's point once, however
+// many rows they have: an exposure log's 30 rows a person cost no more
+// memory here than a customer table's one. The distinct points arrive in
+// parts by a hash of the point, each part a query of its own with its
+// whole result in memory (go-duckdb's Arrow queries hold it), so no part
+// holds more than about pointsPerPart points. They are then sorted in Go
+// and written back in order: DuckDB's ORDER BY and row_number() over 10M
+// 32-byte blobs took about 20 s a side (its numbering runs on one thread,
+// its sort spills under the memory limit); this takes about half.
 func (s *Service) buildPoints(ctx context.Context, tables []Audience, purpose, tbl string) (int64, error) {
-	var rows int64
+	var sources []string
+	var args []any
+	var people int64
 	for _, aud := range tables {
 		if has, err := aud.hasColumn(audience.ConsentColumn); err != nil {
 			return 0, err
 		} else if has {
-			var n int64
-			if err := s.DB.SQL().QueryRowContext(ctx, `SELECT count(*) FROM `+aud.table+` WHERE list_contains(consent, ?)`, purpose).Scan(&n); err != nil {
-				return 0, fmt.Errorf("cohort: counting the points of table %s (%s): %w", aud.Table, aud.ID, err)
-			}
-			rows += n
+			sources = append(sources, `SELECT pid FROM `+aud.table+` WHERE list_contains(consent, ?)`)
+			args = append(args, purpose)
+			people += aud.PeopleMatchable
 		}
 	}
-	pts := make([]psi.Point, 0, min(rows, maxPointsRoom))
-	for _, aud := range tables {
-		if has, err := aud.hasColumn(audience.ConsentColumn); err != nil {
-			return 0, err
-		} else if !has {
-			continue
-		}
-		args := []any{purpose}
+	var pts []psi.Point
+	if len(sources) > 0 {
+		// The parties' own counts of people who can match bound the
+		// distinct points: room for them, and the number of parts.
+		pts = make([]psi.Point, 0, people)
+		parts := 1 + people/pointsPerPart
+		union := strings.Join(sources, " UNION ALL ")
 		err := s.DB.Raw(ctx, func(conn driver.Conn) error {
 			return readSnapshot(ctx, conn, func(ar *duckdb.Arrow) error {
-				var end int64
-				if err := queryInts(ctx, ar, `SELECT coalesce(max(rowid) + 1, 0) FROM `+aud.table, nil, &end); err != nil {
-					return err
-				}
-				return readRanges(ctx, ar, `SELECT pid FROM `+aud.table+` WHERE list_contains(consent, ?) AND rowid >= ? AND rowid < ?`, args, end,
-					func(rec arrow.Record) error {
+				for part := range parts {
+					rr, err := ar.QueryContext(ctx, fmt.Sprintf(`SELECT DISTINCT pid FROM (%s) WHERE hash(pid) %% %d = %d`, union, parts, part), args...)
+					if err != nil {
+						return err
+					}
+					for rr.Next() {
+						rec := rr.Record()
 						col, ok := rec.Column(0).(interface{ Value(int) []byte })
 						if !ok {
+							rr.Release()
 							return fmt.Errorf("unexpected pid column type %s", rec.Column(0).DataType())
 						}
 						for i := range int(rec.NumRows()) {
-							if len(pts) == cap(pts) {
-								pts = sortPoints(pts)
-								if len(pts) > cap(pts)/2 {
-									pts = slices.Grow(pts, cap(pts))
-								}
-							}
 							pts = append(pts, psi.Point(col.Value(i)))
 						}
-						return nil
-					})
+					}
+					err = rr.Err()
+					rr.Release()
+					if err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 		})
 		if err != nil {
-			return 0, fmt.Errorf("cohort: reading the points of table %s (%s): %w", aud.Table, aud.ID, err)
+			return 0, fmt.Errorf("cohort: reading the points of %s: %w", tbl, err)
 		}
 	}
 	pts = sortPoints(pts)
@@ -102,9 +104,9 @@ func (s *Service) buildPoints(ctx context.Context, tables []Audience, purpose, t
 	return int64(len(pts)), nil
 }
 
-// maxPointsRoom is the most points buildPoints makes room for before it
-// de-duplicates: 16M points, 512 MiB.
-const maxPointsRoom = 1 << 24
+// pointsPerPart bounds the distinct points one query of buildPoints
+// returns: 8M points, 256 MiB.
+const pointsPerPart = 8 << 20
 
 // randomBlob is the column type of points and tokens in match tables.
 // They are uniformly random bytes: DuckDB's string compressions

@@ -217,6 +217,20 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 			return err
 		}
 		if a.Replaced == "" {
+			// A new table: a match still waiting for points runs over the
+			// party's tables without it, and the party's next start would
+			// begin another, leaving the other party waiting on this one.
+			// Void it; the cohort of a completed match stays current
+			// until a new match completes.
+			mids, err := store.QueryStrings(ctx, tx, `SELECT id FROM matches WHERE collab_id = ? AND state = ?`, c.ID, wire.MatchWaiting)
+			if err != nil {
+				return err
+			}
+			for _, mid := range mids {
+				if _, err := s.dropMatchData(ctx, tx, mid, "", wire.MatchStale); err != nil {
+					return err
+				}
+			}
 			return nil
 		}
 		// The replaced audience is deleted, not hidden: its table, and

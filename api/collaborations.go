@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -47,11 +49,32 @@ func (s *Server) listCollabs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	for i := range cs {
+		if err := s.queryable(c.Request().Context(), &cs[i]); err != nil {
+			return err
+		}
+	}
 	return c.JSON(http.StatusOK, wire.CollaborationList{Collaborations: cs})
 }
 
 func (s *Server) getCollab(c echo.Context) error {
-	return c.JSON(http.StatusOK, collabOf(c))
+	co := collabOf(c)
+	if err := s.queryable(c.Request().Context(), &co); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, co)
+}
+
+// queryable fills in what co's analysts may name under its rules.
+func (s *Server) queryable(ctx context.Context, co *wire.Collaboration) error {
+	dims, metrics, err := query.Allowed(ctx, s.db.SQL(), *co)
+	if err != nil {
+		return err
+	}
+	dims = append([]string{}, dims...)
+	slices.Sort(dims)
+	co.Queryable = &wire.Queryable{Dimensions: slices.Compact(dims), Metrics: metrics}
+	return nil
 }
 
 func (s *Server) changeRules(c echo.Context) error {

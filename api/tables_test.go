@@ -210,6 +210,15 @@ func TestTablesAreLinkedPerPersonNeverMultiplied(t *testing.T) {
 		t.Errorf("the publisher's own tables: %+v", pt)
 	}
 
+	// The collaboration says what may be asked, as the cohort names it.
+	co, err := e.brand.analyst.Collaboration(context.Background(), e.collab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := co.Queryable; q == nil || strings.Join(q.Dimensions, ",") != "brand_co_purchase_date,brand_co_region,publisher_campaign,publisher_exposure_date" ||
+		len(q.Metrics) != 1 || q.Metrics["brand_co_amount"] != [2]float64{0, 100} {
+		t.Errorf("queryable columns %+v", co.Queryable)
+	}
 	// Questions over the tables: declared columns are named by party.
 	for _, q := range []string{
 		`SELECT publisher_campaign, COUNT(*) AS people, SUM(brand_co_amount) AS spend FROM cohort GROUP BY publisher_campaign`,

@@ -75,6 +75,20 @@ type Collaboration struct {
 	State         string    `json:"state" schema:"enum=proposed|active|deleted"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// Queryable is what an analyst may name under Rules, as the cohort
+	// names it, given where a collaboration is read (GET): the rules'
+	// dimensions and metrics, and every declared table's columns behind
+	// its party's prefix.
+	Queryable *Queryable `json:"queryable,omitempty"`
+}
+
+// Queryable lists the columns a collaboration's queries may name.
+type Queryable struct {
+	// Dimensions may be grouped and filtered on (time columns included).
+	Dimensions []string `json:"dimensions"`
+	// Metrics may be summed and averaged, each person's sum clamped to
+	// its bounds.
+	Metrics map[string][2]float64 `json:"metrics"`
 }
 
 // Collaboration states.

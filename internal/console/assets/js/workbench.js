@@ -7,7 +7,9 @@
   var CR = window.CR, el = CR.el;
 
   // exampleSQL is a query the rules allow: the first dimension, a count
-  // and the first metric's average.
+  // and the first metric's average. rules holds dimensions and metrics:
+  // the collaboration's queryable columns (the rules' own and its
+  // declared tables', named as the cohort names them).
   function exampleSQL(rules) {
     var d = (rules.dimensions || [])[0], m = Object.keys(rules.metrics || {})[0];
     var cols = (d ? [d] : []).concat(['COUNT(*) AS people'], m ? ['AVG(' + m + ') AS ' + m] : []);
@@ -29,10 +31,11 @@
 
   CR.workbench = function (panel, co, alive) {
     var rules = co.rules || {}, base = '/v1/collaborations/' + encodeURIComponent(co.id);
+    var allowed = co.queryable || { dimensions: rules.dimensions || [], metrics: rules.metrics || {} };
     var lo = rules.min_query_epsilon || 0.01, hi = rules.max_query_epsilon || 1;
     var start = Math.min(hi, Math.max(lo, 0.5));
     var sql = el('textarea', { test: 'sql', id: 'sql', rows: '7', spellcheck: 'false', 'aria-label': 'SQL' });
-    sql.value = exampleSQL(rules);
+    sql.value = exampleSQL(allowed);
     var mark = el('pre', { class: 'sql-mark', hidden: true });
     var eps = el('input', { type: 'number', test: 'epsilon', id: 'epsilon', min: String(lo), max: String(hi), step: 'any', value: String(start) });
     var range = el('input', { type: 'range', min: String(lo), max: String(hi), step: String((hi - lo) / 100 || lo), value: String(start), 'aria-label': 'epsilon' });
@@ -52,12 +55,12 @@
       el('aside', { class: 'card rules' },
         el('h3', { text: 'What you may ask' }),
         el('h4', { text: 'Dimensions (GROUP BY, WHERE)' }),
-        el('ul', { class: 'chips', test: 'rules-dims' }, (rules.dimensions || []).length ? rules.dimensions.map(function (d) {
+        el('ul', { class: 'chips', test: 'rules-dims' }, (allowed.dimensions || []).length ? allowed.dimensions.map(function (d) {
           return el('li', { class: 'chip', text: d });
         }) : el('li', { class: 'muted', text: 'none' })),
         el('h4', { text: 'Metrics (SUM, AVG), per-person bounds' }),
-        el('ul', { class: 'chips', test: 'rules-metrics' }, Object.keys(rules.metrics || {}).length ? Object.keys(rules.metrics).map(function (m) {
-          var b = rules.metrics[m];
+        el('ul', { class: 'chips', test: 'rules-metrics' }, Object.keys(allowed.metrics || {}).length ? Object.keys(allowed.metrics).sort().map(function (m) {
+          var b = allowed.metrics[m];
           return el('li', { class: 'chip', text: m + ' [' + CR.num(b[0]) + ', ' + CR.num(b[1]) + ']' });
         }) : el('li', { class: 'muted', text: 'none' })),
         el('p', { class: 'small muted', text: 'SELECT dimensions, COUNT(*), SUM(metric) or AVG(metric) FROM cohort [WHERE …] [GROUP BY …]. ' +

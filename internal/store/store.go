@@ -291,8 +291,8 @@ var migrations = []string{
 	// none to show: its earlier rules were not kept.
 	`ALTER TABLE collaborations ADD COLUMN approved_rules JSON;
 	UPDATE collaborations SET approved_rules = rules WHERE state = 'active';`,
-	// The facts of each cohort, computed when it is built (cohort.Facts).
-	// Cohorts built before have none until cohort.Service.Backfill runs.
+	// The facts of each cohort, computed when it was built (cohort.Facts,
+	// until named tables; no longer read or written).
 	`ALTER TABLE matches ADD COLUMN cohort_facts JSON;`,
 	// Named tables: a party brings several tables to a collaboration (an
 	// audience row each, named), and a match runs over every current

@@ -91,7 +91,7 @@ var shapeSQL = map[string]string{
 		FROM n WHERE rn <= %[1]d ORDER BY random()`,
 }
 
-// RunQuery builds a cohort of o.Rows rows of the shape, with its facts,
+// RunQuery builds a cohort of o.Rows rows of the shape, linked as a match links it,
 // and times a grouped private query against its raw DuckDB equivalent in
 // the same process, then the same query through the API.
 func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {

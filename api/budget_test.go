@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // budgetRules are queryRules with the budget given by the test.
@@ -351,5 +353,46 @@ func TestCohortTooSmallOnlyAfterBudget(t *testing.T) {
 		if a := parseAnswer(t, body); st != c.status || a.Error.Code != c.code {
 			t.Errorf("epsilon_budget %s: %d %s, want %d %s", c.budget, st, body, c.status, c.code)
 		}
+	}
+}
+
+// TestDefaultRulesAllowAHundredGroupedQuestions: with the default
+// budgets, epsilon and delta, an analyst asks 100 grouped questions at
+// the default epsilon and none is refused; the budget says in words what
+// is left, and the next grouped question is refused for delta while an
+// ungrouped one still answers.
+func TestDefaultRulesAllowAHundredGroupedQuestions(t *testing.T) {
+	e := newEnv(t, `{"purpose": "measurement", "min_upload_users": 1000,
+		"dimensions": ["brand_co_label", "publisher_label"], "metrics": {"brand_co_value": [0, 50]}}`)
+	e.uploadBoth()
+	e.matchBoth()
+	key := e.brand.analyst.Key
+	for k := 0; k < 100; k++ {
+		q := fmt.Sprintf(`SELECT brand_co_label, COUNT(*) FROM cohort WHERE brand_co_label <> 'q%d' GROUP BY brand_co_label`, k)
+		if st, body, _ := e.ask(key, q, 0, ""); st != 200 {
+			t.Fatalf("grouped question %d at the default epsilon refused: %d %s", k+1, st, body)
+		}
+	}
+	st, body := e.post(key, "/v1/collaborations/"+e.collab+"/budget", nil, "GET")
+	var b wire.BudgetStatus
+	if err := json.Unmarshal(body, &b); st != 200 || err != nil {
+		t.Fatalf("budget: %d %s", st, body)
+	}
+	for _, x := range b.Budgets {
+		if x.PartnerID != e.brand.id {
+			continue
+		}
+		// 10 - 0.1 (the match) - 100 x 0.09 = 0.9: 10 questions at 0.09,
+		// none grouped (100 x 1e-7 spent the delta budget 1e-5).
+		if x.QueryEpsilon != 0.09 || x.QuestionsLeft != 10 || x.GroupedQuestionsLeft != 0 ||
+			!strings.Contains(x.Summary, "10 questions left at epsilon 0.09, 0 of them grouped") {
+			t.Errorf("the brand's budget after 100 grouped questions: %+v", x)
+		}
+	}
+	if st, body, _ := e.ask(key, `SELECT brand_co_label, COUNT(*) FROM cohort WHERE brand_co_label <> 'q100' GROUP BY brand_co_label`, 0, ""); st != 429 || !strings.Contains(string(body), "delta_budget_exhausted") {
+		t.Errorf("the 101st grouped question: %d %s, want delta_budget_exhausted", st, body)
+	}
+	if st, body, _ := e.ask(key, `SELECT COUNT(*) FROM cohort`, 0, ""); st != 200 {
+		t.Errorf("an ungrouped question with epsilon left: %d %s", st, body)
 	}
 }

@@ -27,8 +27,9 @@ func TestCachedAnswersAreLogged(t *testing.T) {
 			t.Errorf("query %d: cached %v", i, a.Cached)
 		}
 	}
-	if eps, delta := e.ledger(e.brand.id); eps-eps0 != 500000 || delta-delta0 != 1000000 {
-		t.Errorf("the three reads charged %d epsilon units and %d delta units, want one charge (500000, 1000000)", eps-eps0, delta-delta0)
+	// One grouped charge: epsilon 0.5, and the default rule delta (1e-7).
+	if eps, delta := e.ledger(e.brand.id); eps-eps0 != 500000 || delta-delta0 != 100000 {
+		t.Errorf("the three reads charged %d epsilon units and %d delta units, want one charge (500000, 100000)", eps-eps0, delta-delta0)
 	}
 
 	// Both partners' auditors read the same entries for the reads.

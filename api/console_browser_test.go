@@ -564,6 +564,10 @@ func TestConsole(t *testing.T) {
 		if m := tb.text("rules-metrics"); !strings.Contains(m, "brand_co_value") || !strings.Contains(m, "50") {
 			t.Errorf("the metrics show %q, want brand_co_value with its bound 50", m)
 		}
+		tb.run("budget in questions", chromedp.WaitVisible(sel("budget-questions"), chromedp.ByQuery))
+		if q := tb.text("budget-questions"); !strings.Contains(q, "questions left at epsilon") {
+			t.Errorf("the budget in questions shows %q", q)
+		}
 		q := `SELECT brand_co_label, COUNT(*) AS people, AVG(brand_co_value) AS value FROM cohort GROUP BY brand_co_label`
 		tb.run("run a query",
 			chromedp.SetValue(sel("sql"), q, chromedp.ByQuery),

@@ -124,7 +124,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	}
 	eps := req.Epsilon
 	if eps == 0 {
-		eps = r.MaxQueryEpsilon
+		eps = r.QueryEpsilon()
 	}
 	if !(eps >= r.MinQueryEpsilon) {
 		return wire.Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
@@ -358,6 +358,33 @@ func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
 	return a
 }
 
+// questionsLeft fills in how many questions at the default epsilon the
+// amount left pays for, how many of them grouped, and says so. Counted
+// in the ledger's units, so the count is exact.
+func questionsLeft(w *wire.Budget, r wire.Rules, left wire.Amount) {
+	w.QueryEpsilon = r.QueryEpsilon()
+	eu, err := wire.EpsilonUnits(w.QueryEpsilon)
+	if err != nil || eu <= 0 {
+		return
+	}
+	w.QuestionsLeft = left.EpsilonUnits / eu
+	w.GroupedQuestionsLeft = w.QuestionsLeft
+	if du, err := wire.DeltaUnits(r.Delta); err == nil && du > 0 {
+		if r.Noise == wire.NoiseGaussian {
+			w.QuestionsLeft = min(w.QuestionsLeft, left.DeltaUnits/du)
+		}
+		w.GroupedQuestionsLeft = min(w.QuestionsLeft, left.DeltaUnits/du)
+	}
+	grouped := fmt.Sprintf("%d of them grouped (each grouped question also spends delta %g)", w.GroupedQuestionsLeft, r.Delta)
+	if w.GroupedQuestionsLeft == w.QuestionsLeft {
+		grouped = "grouped or not"
+	}
+	w.Summary = fmt.Sprintf("%d questions left at epsilon %g, %s", w.QuestionsLeft, w.QueryEpsilon, grouped)
+	if r.Noise == wire.NoiseGaussian {
+		w.Summary += "; gaussian noise spends delta on every question"
+	}
+}
+
 // Budgets returns both partners' budgets in a collaboration and its total
 // spend.
 func (s *Service) Budgets(ctx context.Context, c wire.Collaboration) (wire.BudgetStatus, error) {
@@ -381,10 +408,12 @@ func (s *Service) Budgets(ctx context.Context, c wire.Collaboration) (wire.Budge
 			return wire.BudgetStatus{}, err
 		}
 		left := total.Sub(spent)
-		out.Budgets = append(out.Budgets, wire.Budget{PartnerID: p, PartnerName: names[p], NextRefresh: next,
+		w := wire.Budget{PartnerID: p, PartnerName: names[p], NextRefresh: next,
 			Budget: b.Epsilon, Spent: spent.Epsilon(), Remaining: left.Epsilon(),
 			DeltaBudget: b.Delta, DeltaSpent: spent.Delta(), DeltaRemaining: left.Delta(),
-			Refresh: string(b.Refresh), PeriodStart: start})
+			Refresh: string(b.Refresh), PeriodStart: start}
+		questionsLeft(&w, c.Rules, left)
+		out.Budgets = append(out.Budgets, w)
 	}
 	all, err := ledger.CollaborationSpent(ctx, s.DB.SQL(), c.ID)
 	if err != nil {

@@ -6,7 +6,7 @@ import "time"
 type Request struct {
 	SQL string `json:"sql"`
 	// Epsilon is the budget this query may spend; 0 means the rule
-	// max_query_epsilon.
+	// default_query_epsilon (Rules.QueryEpsilon).
 	Epsilon float64 `json:"epsilon" schema:"optional"`
 }
 
@@ -51,16 +51,25 @@ type Answer struct {
 
 // Budget is a partner's budget in a collaboration.
 type Budget struct {
-	PartnerID      string    `json:"partner_id"`
-	PartnerName    string    `json:"partner_name"`
-	Budget         float64   `json:"epsilon_budget"`
-	Spent          float64   `json:"epsilon_spent"`
-	Remaining      float64   `json:"epsilon_remaining"`
-	DeltaBudget    float64   `json:"delta_budget"`
-	DeltaSpent     float64   `json:"delta_spent"`
-	DeltaRemaining float64   `json:"delta_remaining"`
-	Refresh        string    `json:"budget_refresh" schema:"enum=none|monthly"`
-	PeriodStart    time.Time `json:"period_start,omitempty"`
+	PartnerID      string  `json:"partner_id"`
+	PartnerName    string  `json:"partner_name"`
+	Budget         float64 `json:"epsilon_budget"`
+	Spent          float64 `json:"epsilon_spent"`
+	Remaining      float64 `json:"epsilon_remaining"`
+	DeltaBudget    float64 `json:"delta_budget"`
+	DeltaSpent     float64 `json:"delta_spent"`
+	DeltaRemaining float64 `json:"delta_remaining"`
+	Refresh        string  `json:"budget_refresh" schema:"enum=none|monthly"`
+	// QueryEpsilon is what a question spends when it names no epsilon;
+	// QuestionsLeft is how many such questions the epsilon left pays
+	// for, GroupedQuestionsLeft how many of them may be grouped (each
+	// grouped one also spends the rule delta), and Summary says both in
+	// words.
+	QueryEpsilon         float64   `json:"query_epsilon"`
+	QuestionsLeft        int64     `json:"questions_left"`
+	GroupedQuestionsLeft int64     `json:"grouped_questions_left"`
+	Summary              string    `json:"summary"`
+	PeriodStart          time.Time `json:"period_start,omitempty"`
 	// NextRefresh is when the budgets start over; left out when they
 	// never do (budget_refresh none).
 	NextRefresh *time.Time `json:"next_refresh,omitempty"`

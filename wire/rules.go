@@ -37,6 +37,11 @@ type Rules struct {
 	// MinQueryEpsilon and MaxQueryEpsilon bound one query's epsilon.
 	MinQueryEpsilon float64 `json:"min_query_epsilon"`
 	MaxQueryEpsilon float64 `json:"max_query_epsilon"`
+	// DefaultQueryEpsilon is what a query spends when it names no
+	// epsilon (kept within the bounds above). With the other defaults it
+	// lets an analyst ask 110 questions, 100 of them grouped, before a
+	// budget refuses (one match's match_epsilon paid).
+	DefaultQueryEpsilon float64 `json:"default_query_epsilon"`
 	// BudgetRefresh is "none" or "monthly".
 	BudgetRefresh BudgetRefresh `json:"budget_refresh"`
 	// Noise is "laplace" (the default) or "gaussian" (needs delta > 0).
@@ -160,9 +165,10 @@ func DefaultRules() Rules {
 		MinGroupUsers:        50,
 		EpsilonBudget:        10,
 		DeltaBudget:          1e-5,
-		Delta:                1e-6,
+		Delta:                1e-7,
 		MinQueryEpsilon:      0.01,
 		MaxQueryEpsilon:      1,
+		DefaultQueryEpsilon:  0.09,
 		BudgetRefresh:        RefreshNone,
 		Noise:                NoiseLaplace,
 		MaxGroupsContributed: 1,
@@ -264,6 +270,9 @@ func (r *Rules) Validate() error {
 	if r.MinQueryEpsilon < EpsilonUnit || r.MinQueryEpsilon > r.MaxQueryEpsilon {
 		return bad("min_query_epsilon", "must be at least %v (one epsilon unit) and at most max_query_epsilon (%v), got %v", EpsilonUnit, r.MaxQueryEpsilon, r.MinQueryEpsilon)
 	}
+	if !(r.DefaultQueryEpsilon > 0) {
+		return bad("default_query_epsilon", "must be positive, got %v", r.DefaultQueryEpsilon)
+	}
 	if r.BudgetRefresh != RefreshNone && r.BudgetRefresh != RefreshMonthly {
 		return bad("budget_refresh", "%q is not none or monthly", r.BudgetRefresh)
 	}
@@ -285,6 +294,18 @@ func (r *Rules) Validate() error {
 	return nil
 }
 
+// QueryEpsilon is the epsilon a query that names none spends: the rule
+// default_query_epsilon, kept within min_query_epsilon and
+// max_query_epsilon (rules stored before the default existed, or with a
+// maximum under it, spend what they allow).
+func (r *Rules) QueryEpsilon() float64 {
+	e := r.DefaultQueryEpsilon
+	if !(e > 0) || e > r.MaxQueryEpsilon {
+		e = r.MaxQueryEpsilon
+	}
+	return max(e, r.MinQueryEpsilon)
+}
+
 // CheckUnits reports the first epsilon rule that is not a whole number of
 // EpsilonUnit, or delta rule not a whole number of DeltaUnit (or
 // negative, or not finite): the ledger counts units, and never rounds a
@@ -293,7 +314,8 @@ func (r *Rules) CheckUnits() error {
 	for _, x := range []struct {
 		name string
 		v    float64
-	}{{"epsilon_budget", r.EpsilonBudget}, {"max_query_epsilon", r.MaxQueryEpsilon}, {"min_query_epsilon", r.MinQueryEpsilon}, {"match_epsilon", r.MatchEpsilon}} {
+	}{{"epsilon_budget", r.EpsilonBudget}, {"max_query_epsilon", r.MaxQueryEpsilon}, {"min_query_epsilon", r.MinQueryEpsilon}, {"match_epsilon", r.MatchEpsilon},
+		{"default_query_epsilon", r.DefaultQueryEpsilon}} {
 		if _, err := EpsilonUnits(x.v); err != nil {
 			return fmt.Errorf("rules: %s: %w", x.name, err)
 		}

@@ -8,7 +8,7 @@ import (
 
 func TestRulesBudgetValidation(t *testing.T) {
 	r, err := ParseRules(nil)
-	if err != nil || r.DeltaBudget != 1e-5 || r.MinQueryEpsilon != 0.01 || r.Delta != 1e-6 {
+	if err != nil || r.DeltaBudget != 1e-5 || r.MinQueryEpsilon != 0.01 || r.Delta != 1e-7 || r.QueryEpsilon() != 0.09 {
 		t.Fatalf("defaults: %+v %v", r, err)
 	}
 	for _, c := range []struct{ json, field string }{
@@ -27,6 +27,8 @@ func TestRulesBudgetValidation(t *testing.T) {
 		{`{"match_epsilon": 0.1234567}`, "rules: match_epsilon:"},
 		{`{"epsilon_budget": -3}`, "rules: epsilon_budget:"},
 		{`{"epsilon_budget": 0}`, "rules: epsilon_budget: must be positive"},
+		{`{"default_query_epsilon": 0}`, "rules: default_query_epsilon: must be positive"},
+		{`{"default_query_epsilon": 0.0900001}`, "rules: default_query_epsilon: epsilon 0.0900001 is not a whole number"},
 	} {
 		if _, err := ParseRules([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.field) {
 			t.Errorf("%s: %v, want an error containing %q", c.json, err, c.field)

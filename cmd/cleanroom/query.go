@@ -25,7 +25,7 @@ func newQueryCmd() *cobra.Command {
 		Long: "query sends SQL in cleanroom's subset:\n\n  " + strings.ReplaceAll(wire.QuerySubset, "\n", "\n  ") + `
 
 COUNT(*) counts people. Each answer spends epsilon from this partner's
-privacy budget (default: the rule max_query_epsilon; at least
+privacy budget (default: the rule default_query_epsilon; at least
 min_query_epsilon; a whole number of millionths), and a GROUP BY or
 Gaussian noise also spends the rule delta from the delta budget; asking
 the same question again returns the stored answer at no cost.`,
@@ -54,7 +54,7 @@ the same question again returns the stored answer at no cost.`,
 	}
 	c.flags(cmd)
 	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
-	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rule max_query_epsilon)")
+	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rule default_query_epsilon)")
 	cmd.Flags().StringVar(&format, "format", "table", "table, json, csv or arrow")
 	return cmd
 }
@@ -144,6 +144,16 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 	}
 	if err := w.Flush(); err != nil {
 		return err
+	}
+	for _, x := range b.Budgets {
+		if x.Summary == "" {
+			continue
+		}
+		who := x.PartnerName
+		if who == "" {
+			who = x.PartnerID
+		}
+		fmt.Fprintf(out, "%s: %s\n", printable(who), x.Summary)
 	}
 	_, err = fmt.Fprintf(out, "collaboration total (both partners, matches included): epsilon %g, delta %g\n", b.CollaborationEpsilonSpent, b.CollaborationDeltaSpent)
 	return err

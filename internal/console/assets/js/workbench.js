@@ -33,7 +33,8 @@
     var rules = co.rules || {}, base = '/v1/collaborations/' + encodeURIComponent(co.id);
     var allowed = co.queryable || { dimensions: rules.dimensions || [], metrics: rules.metrics || {} };
     var lo = rules.min_query_epsilon || 0.01, hi = rules.max_query_epsilon || 1;
-    var start = Math.min(hi, Math.max(lo, 0.5));
+    // The rules' default epsilon, as a query naming none would spend.
+    var start = Math.min(hi, Math.max(lo, rules.default_query_epsilon || 0.5));
     var sql = el('textarea', { test: 'sql', id: 'sql', rows: '7', spellcheck: 'false', 'aria-label': 'SQL' });
     sql.value = exampleSQL(allowed);
     var mark = el('pre', { class: 'sql-mark', hidden: true });
@@ -98,6 +99,7 @@
         CR.append(budgetFacts, [
           el('dt', { text: 'Spent' }), el('dd', { text: 'ε ' + CR.eps(own.epsilon_spent) + ' of ' + CR.eps(own.epsilon_budget) + (own.delta_budget ? ' · δ ' + CR.eps(own.delta_spent) + ' of ' + CR.eps(own.delta_budget) : '') }),
           el('dt', { text: 'Left' }), el('dd', { text: 'ε ' + CR.eps(own.epsilon_remaining) + (own.delta_budget ? ' · δ ' + CR.eps(own.delta_remaining) : '') }),
+          el('dt', { text: 'In questions' }), el('dd', { test: 'budget-questions', text: own.summary || '' }),
           el('dt', { text: 'Refresh' }), el('dd', { text: own.next_refresh ? CR.date(own.next_refresh) + ' (monthly)' : 'never: one budget for the collaboration\'s life' }),
           el('dt', { text: 'Collaboration' }), el('dd', { text: 'ε ' + CR.eps(b.collaboration_epsilon_spent) + ' spent by both partners, matches included: what a person in the cohort is exposed to' })
         ]);

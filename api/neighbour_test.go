@@ -49,13 +49,15 @@ const (
 // randomness is DP noise.
 const neighbourRules = `{"purpose": "measurement", "min_upload_users": 1000, "min_cohort_users": 100,
 	"dimensions": ["brand_co_label", "publisher_label"], "metrics": {"brand_co_value": [0, 50], "publisher_value": [0, 5]},
-	"epsilon_budget": 10, "max_query_epsilon": 1, "min_group_users": 10, "delta": 1e-6}`
+	"epsilon_budget": 10, "max_query_epsilon": 1, "min_group_users": 10, "delta": 1e-6,
+	"public_groups": {"brand_co_label": {"values": ["region0", "region1", "region2", "region3", "region9"]}}}`
 
 // neighbourTablesRules declare two tables a party: the brand's customers
 // (where its consent lives) and purchases, the publisher's exposures
 // (consent on each row) and clicks.
 const neighbourTablesRules = `{"purpose": "measurement", "min_upload_users": 1000, "min_cohort_users": 100,
 	"epsilon_budget": 10, "max_query_epsilon": 1, "min_group_users": 10, "delta": 1e-6,
+	"public_groups": {"brand_co_category": {"values": ["k0", "k1", "k2", "k9"]}},
 	"tables": [
 		{"party": "proposer", "name": "customers", "columns": [{"name": "tier", "role": "metric", "bounds": [0, 50]}, {"name": "region", "role": "dimension"}]},
 		{"party": "proposer", "name": "purchases", "columns": [{"name": "amount", "role": "metric", "bounds": [0, 50]}, {"name": "category", "role": "dimension"}]},
@@ -383,6 +385,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 				{`SELECT brand_co_region, COUNT(*), SUM(brand_co_amount) FROM cohort GROUP BY brand_co_region`, 0.2},
 				{`SELECT publisher_campaign, AVG(publisher_clicks) FROM cohort WHERE brand_co_region = 'region3' GROUP BY publisher_campaign`, 0.1},
 				{`SELECT COUNT(*), SUM(brand_co_tier) FROM cohort WHERE brand_co_category = 'k1' OR publisher_site = 'k2'`, 0.1},
+				{`SELECT brand_co_category, COUNT(*) FROM cohort GROUP BY brand_co_category`, 0.1}, // public groups
 			}...)
 		}
 		queries = append(queries, []struct {

@@ -43,3 +43,27 @@ func TestReleaseGroupsThresholdsAndSelection(t *testing.T) {
 		t.Error("epsilon 0 accepted")
 	}
 }
+
+// TestPublicGroupsReleaseEveryGroup: declared groups are all released,
+// empty ones as noisy zeros, with no selection, no threshold and no
+// delta spent.
+func TestPublicGroupsReleaseEveryGroup(t *testing.T) {
+	groups := []Group{{Key: []any{"north"}, Users: 5000}, {Key: []any{"south"}, Users: 0}, {Key: []any{"east"}, Users: 3}}
+	o := ReleaseOptions{Epsilon: 1, Delta: 1e-7, Public: true, MaxGroups: 1, MinGroupUsers: 50, Aggs: []Agg{{Func: "count"}}}
+	if o.DeltaCost() != 0 {
+		t.Errorf("a public release costs delta %v", o.DeltaCost())
+	}
+	rel, err := ReleaseGroups(groups, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rel.Rows) != 3 || rel.Delta != 0 || rel.Split["selection"] != 0 || rel.Split["count"] != 1 {
+		t.Fatalf("release %+v", rel)
+	}
+	if v := rel.Rows[1].Values[0].Value; math.Abs(v) > 30 {
+		t.Errorf("the empty group's count %v is not a noisy zero", v)
+	}
+	if _, err := ReleaseGroups(groups, ReleaseOptions{Epsilon: 1, Delta: 1e-7, Public: true, Grouped: true, MaxGroups: 1}); err == nil {
+		t.Error("a release both public and selected was accepted")
+	}
+}

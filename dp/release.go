@@ -37,6 +37,13 @@ type ReleaseOptions struct {
 	// Grouped: the group keys come from the data and must be protected by
 	// partition selection. A query without GROUP BY has one fixed group.
 	Grouped bool
+	// Public: the groups are declared in advance, none from the data (the
+	// caller passes every declared group, empty ones with no users). No
+	// partition selection runs and no delta is spent for it; every group
+	// is released, min_group_users dropping none (a threshold would only
+	// hide noisy zeros, and the analyst asked for the declared groups).
+	// Grouped must then be false.
+	Public bool
 	// MaxGroups is how many groups one user can contribute to (the L0
 	// sensitivity); the caller has enforced it.
 	MaxGroups int64
@@ -97,6 +104,9 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 	}
 	if o.MaxGroups < 1 {
 		return Release{}, fmt.Errorf("dp.ReleaseGroups: MaxGroups must be at least 1")
+	}
+	if o.Public && o.Grouped {
+		return Release{}, fmt.Errorf("dp.ReleaseGroups: public groups need no partition selection: Grouped must be false")
 	}
 	nz := o.noise
 	if nz == nil {
@@ -167,7 +177,7 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 		if err != nil {
 			return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
 		}
-		if users < o.MinGroupUsers {
+		if users < o.MinGroupUsers && !o.Public {
 			continue
 		}
 		usersCI, err := nz.ComputeConfidenceIntervalInt64(users, l0, 1, eps, noiseDelta, alpha)

@@ -174,8 +174,28 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		return out, nil
 	}
 
-	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(plan.Dimensions) > 0,
-		MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
+	// Grouped only by public dimensions: every declared group is
+	// released, no partition selection, no delta (public.go).
+	run := plan
+	domain, public := publicDomain(plan, r)
+	var types map[string]string
+	if public {
+		n := 1
+		for _, d := range domain {
+			n *= len(d)
+		}
+		if n > wire.MaxPublicValues {
+			return wire.Answer{}, refusal(errs.NotAllowed, "grouped by public dimensions, this question would release %d groups, over the limit of %d; group by fewer public dimensions", n, wire.MaxPublicValues)
+		}
+		if types, err = ColumnTypes(ctx, s.DB.SQL(), src); err != nil {
+			return wire.Answer{}, err
+		}
+		if run, err = restrictToPublic(plan, domain, types); err != nil {
+			return wire.Answer{}, err
+		}
+	}
+	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(plan.Dimensions) > 0 && !public,
+		Public: public, MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
 	for _, a := range plan.Aggregates {
 		b := metrics[a.Column]
 		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
@@ -196,10 +216,15 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	if s.bound != nil {
 		bo = s.bound(bo)
 	}
-	groups, err := plan.Groups(ctx, s.DB.SQL(), src, bo)
+	groups, err := run.Groups(ctx, s.DB.SQL(), src, bo)
 	if err != nil {
 		// Data errors must not reveal data: say only that it failed.
 		return wire.Answer{}, fmt.Errorf("query: running the plan: %w", err)
+	}
+	if public {
+		if groups, err = fillPublic(plan, domain, types, groups, len(plan.Aggregates)); err != nil {
+			return wire.Answer{}, err
+		}
 	}
 	release := dp.ReleaseGroups
 	if s.release != nil {

@@ -18,42 +18,9 @@ import (
 // naming an attribute without its partner's prefix, say): the schema is
 // both partners' knowledge, and the query must not reach DuckDB to fail.
 func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, src Source) error {
-	links := map[string]bool{}
-	var names []any
-	for _, c := range src.Columns {
-		if !links[c.Link] {
-			links[c.Link] = true
-			names = append(names, c.Link)
-		}
-	}
-	stored := map[[2]string]string{}
-	in := "NULL"
-	if len(names) > 0 {
-		in = strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
-	}
-	rows, err := q.QueryContext(ctx, `SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE table_name IN (`+in+`)`, names...)
+	types, err := ColumnTypes(ctx, q, src)
 	if err != nil {
 		return err
-	}
-	for rows.Next() {
-		var tb, n, t string
-		if err := rows.Scan(&tb, &n, &t); err != nil {
-			rows.Close()
-			return err
-		}
-		if links[tb] {
-			stored[[2]string{tb, n}] = t
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	types := map[string]string{}
-	for name, c := range src.Columns {
-		if t, ok := stored[[2]string{c.Link, c.Source}]; ok {
-			types[name] = t
-		}
 	}
 	cols := append([]string(nil), p.Dimensions...)
 	for _, a := range p.Aggregates {
@@ -69,6 +36,49 @@ func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, src Source) erro
 		return nil
 	}
 	return checkExprTypes(p.Where, types)
+}
+
+// ColumnTypes returns the DuckDB type of each column the cohort's
+// queries may name, by the name they use.
+func ColumnTypes(ctx context.Context, q store.Querier, src Source) (map[string]string, error) {
+	links := map[string]bool{}
+	var names []any
+	for _, c := range src.Columns {
+		if !links[c.Link] {
+			links[c.Link] = true
+			names = append(names, c.Link)
+		}
+	}
+	stored := map[[2]string]string{}
+	in := "NULL"
+	if len(names) > 0 {
+		in = strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
+	}
+	rows, err := q.QueryContext(ctx, `SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE table_name IN (`+in+`)`, names...)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var tb, n, t string
+		if err := rows.Scan(&tb, &n, &t); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if links[tb] {
+			stored[[2]string{tb, n}] = t
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	types := map[string]string{}
+	for name, c := range src.Columns {
+		if t, ok := stored[[2]string{c.Link, c.Source}]; ok {
+			types[name] = t
+		}
+	}
+	return types, nil
 }
 
 // whereColumns lists the columns a filter names.

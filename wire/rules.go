@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"time"
 )
 
 // Rules are a collaboration's terms, agreed by both partners. Every query
@@ -55,11 +56,55 @@ type Rules struct {
 	MatchEpsilon float64 `json:"match_epsilon"`
 	// Queriers are the partner IDs that may query; empty means both.
 	Queriers []string `json:"queriers"`
+	// PublicGroups declares, by dimension (as queries name it), the values
+	// whose groups are public: a GROUP BY over public dimensions only
+	// releases every declared group (empty ones as noisy zeros), needs no
+	// partition selection and spends no delta.
+	PublicGroups map[string]PublicValues `json:"public_groups"`
 	// Tables declare the tables each party brings, their columns and each
 	// column's role. Left empty, each party brings one table, named
 	// DefaultTable, with whatever columns it uploads, and the queryable
 	// columns are Dimensions and Metrics alone.
 	Tables []TableRule `json:"tables"`
+}
+
+// PublicValues are one dimension's public values: a list, or a range of
+// dates with a step.
+type PublicValues struct {
+	// Values are the values, as strings, numbers or booleans.
+	Values []any `json:"values,omitempty"`
+	// Dates is a range of dates: From to To (yyyy-mm-dd, both included)
+	// every StepDays days.
+	Dates *DateRange `json:"dates,omitempty"`
+}
+
+// DateRange is a range of dates with a step.
+type DateRange struct {
+	From     string `json:"from"`
+	To       string `json:"to"`
+	StepDays int    `json:"step_days"`
+}
+
+// MaxPublicValues bounds one dimension's public values, and the groups a
+// query over public dimensions releases.
+const MaxPublicValues = 1000
+
+// List returns the public values, the dates of a range as yyyy-mm-dd
+// strings.
+func (p PublicValues) List() []any {
+	if p.Dates == nil {
+		return p.Values
+	}
+	from, err1 := time.Parse(time.DateOnly, p.Dates.From)
+	to, err2 := time.Parse(time.DateOnly, p.Dates.To)
+	if err1 != nil || err2 != nil || p.Dates.StepDays < 1 {
+		return nil
+	}
+	var out []any
+	for d := from; !d.After(to) && len(out) <= MaxPublicValues; d = d.AddDate(0, 0, p.Dates.StepDays) {
+		out = append(out, d.Format(time.DateOnly))
+	}
+	return out
 }
 
 // DefaultTable is the name of a party's table when it names none: the one
@@ -176,6 +221,7 @@ func DefaultRules() Rules {
 		MatchEpsilon:         0.1,
 		Queriers:             []string{},
 		Tables:               []TableRule{},
+		PublicGroups:         map[string]PublicValues{},
 	}
 }
 
@@ -241,6 +287,9 @@ func (r *Rules) Validate() error {
 		}
 	}
 	if err := r.validateTables(); err != nil {
+		return err
+	}
+	if err := r.validatePublic(); err != nil {
 		return err
 	}
 	if r.MinCohortUsers < 1 {
@@ -383,6 +432,65 @@ func (r *Rules) validateTables() error {
 			default:
 				return bad("%s: role %q is not dimension, metric or time", where, c.Role)
 			}
+		}
+	}
+	return nil
+}
+
+// validatePublic checks the public groups: column names, one kind of
+// values each, a list or a date range (not both), and at most
+// MaxPublicValues values.
+func (r *Rules) validatePublic() error {
+	for col, p := range r.PublicGroups {
+		bad := func(format string, args ...any) error {
+			return fmt.Errorf("rules: public_groups: %s: %s", col, fmt.Sprintf(format, args...))
+		}
+		if !columnName.MatchString(col) {
+			return fmt.Errorf("rules: public_groups: %q is not a column name", col)
+		}
+		if (p.Dates == nil) == (len(p.Values) == 0) {
+			return bad("give either values (a list) or dates (from, to, step_days)")
+		}
+		if p.Dates != nil {
+			from, err1 := time.Parse(time.DateOnly, p.Dates.From)
+			to, err2 := time.Parse(time.DateOnly, p.Dates.To)
+			if err1 != nil || err2 != nil {
+				return bad("dates from %q and to %q must be yyyy-mm-dd", p.Dates.From, p.Dates.To)
+			}
+			if p.Dates.StepDays < 1 || to.Before(from) {
+				return bad("dates need from <= to and step_days >= 1")
+			}
+		}
+		list := p.List()
+		if len(list) > MaxPublicValues {
+			return bad("more than %d values", MaxPublicValues)
+		}
+		kind := ""
+		seen := map[string]bool{}
+		for _, v := range list {
+			var k string
+			switch x := v.(type) {
+			case string:
+				k = "string"
+			case float64:
+				k = "number"
+				if math.IsNaN(x) || math.IsInf(x, 0) {
+					return bad("value %v is not finite", x)
+				}
+			case bool:
+				k = "bool"
+			default:
+				return bad("value %v is not a string, number or boolean", v)
+			}
+			if kind != "" && k != kind {
+				return bad("values mix %ss and %ss", kind, k)
+			}
+			kind = k
+			key := fmt.Sprint(v)
+			if seen[key] {
+				return bad("value %v is listed twice", v)
+			}
+			seen[key] = true
 		}
 	}
 	return nil

@@ -9,7 +9,7 @@
 
   var ruleOrder = ['purpose', 'id_type', 'gmail_rule', 'dimensions', 'metrics', 'queriers', 'min_cohort_users', 'min_group_users',
     'epsilon_budget', 'delta_budget', 'delta', 'min_query_epsilon', 'max_query_epsilon', 'default_query_epsilon', 'budget_refresh', 'noise',
-    'max_groups_contributed', 'min_upload_users', 'match_epsilon', 'tables'];
+    'max_groups_contributed', 'min_upload_users', 'match_epsilon', 'public_groups', 'tables'];
 
   // canon is v as JSON with sorted keys: two equal rules compare alike.
   function canon(v) {

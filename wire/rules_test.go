@@ -28,6 +28,11 @@ func TestRulesBudgetValidation(t *testing.T) {
 		{`{"epsilon_budget": -3}`, "rules: epsilon_budget:"},
 		{`{"epsilon_budget": 0}`, "rules: epsilon_budget: must be positive"},
 		{`{"default_query_epsilon": 0}`, "rules: default_query_epsilon: must be positive"},
+		{`{"public_groups": {"region": {}}}`, "rules: public_groups: region: give either values"},
+		{`{"public_groups": {"region": {"values": ["a", 1]}}}`, "rules: public_groups: region: values mix strings and numbers"},
+		{`{"public_groups": {"region": {"values": ["a", "a"]}}}`, "rules: public_groups: region: value a is listed twice"},
+		{`{"public_groups": {"day": {"dates": {"from": "2026-02-01", "to": "2026-01-01", "step_days": 1}}}}`, "rules: public_groups: day: dates need from <= to"},
+		{`{"public_groups": {"day": {"dates": {"from": "2020-01-01", "to": "2026-01-01", "step_days": 1}}}}`, "rules: public_groups: day: more than 1000 values"},
 		{`{"default_query_epsilon": 0.0900001}`, "rules: default_query_epsilon: epsilon 0.0900001 is not a whole number"},
 	} {
 		if _, err := ParseRules([]byte(c.json)); err == nil || !strings.Contains(err.Error(), c.field) {

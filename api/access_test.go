@@ -55,6 +55,7 @@ var policy = map[string]struct{ allow, scope string }{
 	"accessRequest":        {"engineer admin", "collaboration"},
 	"getReport":            {"admin engineer analyst auditor operator", "collaboration"},
 	"runQuery":             {"analyst", "collaboration"},
+	"previewQuery":         {"analyst", "collaboration"},
 	"getBudget":            {"admin engineer analyst auditor operator", "collaboration"},
 	"listAuditEntries":     {"auditor admin operator", "none"},
 	"getAuditHead":         {"auditor admin operator", "none"},

@@ -568,6 +568,27 @@ func TestConsole(t *testing.T) {
 		if q := tb.text("budget-questions"); !strings.Contains(q, "questions left at epsilon") {
 			t.Errorf("the budget in questions shows %q", q)
 		}
+		// The preview says what Run would spend, and disables it, saying
+		// why, for a question that would be refused.
+		var pv string
+		tb.run("preview", chromedp.Poll(`document.querySelector('[data-test="preview"]').textContent.length > 0`, nil),
+			chromedp.Text(sel("preview"), &pv, chromedp.ByQuery))
+		if !strings.Contains(pv, "Run would spend ε") || !strings.Contains(pv, "95% intervals about") {
+			t.Errorf("the preview reads %q", pv)
+		}
+		var disabled bool
+		tb.run("preview of a refused question",
+			chromedp.SetValue(sel("sql"), "SELECT uid FROM cohort", chromedp.ByQuery),
+			chromedp.Evaluate(`document.querySelector('[data-test="sql"]').dispatchEvent(new Event('input'))`, nil),
+			chromedp.Poll(`document.querySelector('[data-test="preview"]').textContent.includes('refused')`, nil),
+			chromedp.Evaluate(`document.querySelector('[data-test="run-query"]').disabled`, &disabled))
+		if !disabled {
+			t.Error("Run stays enabled for a question the preview says would be refused")
+		}
+		tb.run("preview of an allowed question again",
+			chromedp.SetValue(sel("sql"), "SELECT COUNT(*) FROM cohort", chromedp.ByQuery),
+			chromedp.Evaluate(`document.querySelector('[data-test="sql"]').dispatchEvent(new Event('input'))`, nil),
+			chromedp.Poll(`document.querySelector('[data-test="preview"]').textContent.includes('Run would spend') && !document.querySelector('[data-test="run-query"]').disabled`, nil))
 		q := `SELECT brand_co_label, COUNT(*) AS people, AVG(brand_co_value) AS value FROM cohort GROUP BY brand_co_label`
 		tb.run("run a query",
 			chromedp.SetValue(sel("sql"), q, chromedp.ByQuery),

@@ -397,6 +397,11 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 			{`SELECT COUNT(*) FROM cohort`, 5},    // refused: over max_query_epsilon
 			{`SELECT COUNT(*) FROM cohort`, 1e-9}, // refused: under min_query_epsilon
 		}...)
+		// Previews first (they read no data: the same bytes in both worlds).
+		for _, q := range queries[:2] {
+			r.call("analyst", obs.analyst.Key, "POST", cp+"/queries/preview", map[string]any{"sql": q.sql, "epsilon": q.eps})
+		}
+		r.call("analyst", obs.analyst.Key, "POST", cp+"/queries/preview", map[string]any{"sql": `SELECT uid FROM cohort`, "epsilon": 0.1})
 		for _, q := range queries {
 			r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": q.sql, "epsilon": q.eps})
 		}

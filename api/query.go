@@ -45,6 +45,20 @@ func (s *Server) runQuery(c echo.Context) error {
 	return c.JSON(http.StatusOK, ans)
 }
 
+// previewQuery says what a question would spend and how precise its
+// answer would be, or why it would be refused, spending nothing.
+func (s *Server) previewQuery(c echo.Context) error {
+	var req wire.Request
+	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
+		return err
+	}
+	pv, err := s.queries.Preview(c.Request().Context(), principal(c), collabOf(c), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, pv)
+}
+
 // format picks the answer's format from ?format= or the Accept header,
 // before the query runs (and spends anything).
 func format(c echo.Context) (string, error) {

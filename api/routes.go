@@ -267,6 +267,12 @@ func (s *Server) routes() []route {
 			codes: []wire.ErrorCode{wire.CodeSyntax, wire.CodeUnsupported, wire.CodeLimit, wire.CodeEpsilonNotAllowed, wire.CodeNotReleasable,
 				wire.CodeNotAllowed, wire.CodeHiddenColumn, wire.CodeNotAQuerier, wire.CodeNoCohort, wire.CodeCohortTooSmall, wire.CodeRulesInvalid,
 				wire.CodeConflict, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted}},
+		{method: "POST", path: "/v1/collaborations/:cid/queries/preview", id: "previewQuery", tag: "queries", summary: "What a question would spend",
+			doc: "The epsilon and delta asking the question would spend, each aggregate's expected 95% interval half-width, the budgets left, " +
+				"and, when asking would be refused, the refusal. Worked out from the question, the rules and the budgets, never the data; spends nothing, logs nothing.",
+			allow: []role{roleAnalyst}, scope: scopeCollab, handler: s.previewQuery, in: jsonBody(wire.Request{}),
+			out:   ok(http.StatusOK, "The preview.", jsonReply(wire.Preview{})),
+			codes: []wire.ErrorCode{wire.CodeInvalid}},
 		{method: "GET", path: "/v1/collaborations/:cid/queries", id: "listQueries", tag: "queries", summary: "The calling analyst's own queries",
 			doc:   "The key's own questions in the collaboration, newest first, from the audit log: answered, cached (free) or refused with the reason. Never another key's.",
 			allow: []role{roleAnalyst}, scope: scopeCollab, handler: s.queryHistory,

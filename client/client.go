@@ -306,6 +306,13 @@ func (c *Client) Query(ctx context.Context, collabID, sqlText string, epsilon fl
 	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format="+url.QueryEscape(format), bytes.NewReader(b), "application/json", out)
 }
 
+// Preview says what a question would spend and how precise its answer
+// would be, or why it would be refused; it spends nothing.
+func (c *Client) Preview(ctx context.Context, collabID, sqlText string, epsilon float64) (wire.Preview, error) {
+	var out wire.Preview
+	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries/preview", wire.Request{SQL: sqlText, Epsilon: epsilon}, &out)
+}
+
 // Budget returns the privacy budgets of a collaboration the key may see.
 func (c *Client) Budget(ctx context.Context, collabID string) (json.RawMessage, error) {
 	var out json.RawMessage

@@ -67,3 +67,38 @@ func TestPublicGroupsReleaseEveryGroup(t *testing.T) {
 		t.Error("a release both public and selected was accepted")
 	}
 }
+
+// TestExpectMatchesTheRelease: the expected half-widths are those of the
+// intervals a release states, and shrink as epsilon grows; the cost and
+// split are the release's.
+func TestExpectMatchesTheRelease(t *testing.T) {
+	o := ReleaseOptions{Epsilon: 0.6, Delta: 1e-7, Grouped: true, MaxGroups: 1,
+		Aggs: []Agg{{Func: "count"}, {Func: "sum", Lower: 0, Upper: 50}, {Func: "avg", Lower: 0, Upper: 50}}}
+	x, err := Expect(o, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := ReleaseGroups([]Group{{Key: []any{"a"}, Users: 100000, Sums: []float64{0, 2e6, 2e6}}}, o)
+	if err != nil || len(rel.Rows) != 1 {
+		t.Fatal(rel, err)
+	}
+	for i := range 2 {
+		v := rel.Rows[0].Values[i]
+		// A count's interval is stated in whole people.
+		tol := map[int]float64{0: 1, 1: 1e-9 * x.HalfWidths[1]}[i]
+		if got := (v.Upper - v.Lower) / 2; math.Abs(got-x.HalfWidths[i]) > tol {
+			t.Errorf("aggregate %d: expected half-width %v, the release states %v", i, x.HalfWidths[i], got)
+		}
+	}
+	if x.Epsilon != rel.Epsilon || x.Delta != rel.Delta || len(x.Split) != len(rel.Split) || x.HalfWidths[2] <= 0 {
+		t.Errorf("expectation %+v, release spent %v %v %v", x, rel.Epsilon, rel.Delta, rel.Split)
+	}
+	o.Epsilon *= 2
+	y, err := Expect(o, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(y.HalfWidths[0]*2-x.HalfWidths[0]) > 1e-9 {
+		t.Errorf("doubling epsilon: count half-width %v -> %v, want half", x.HalfWidths[0], y.HalfWidths[0])
+	}
+}

@@ -115,40 +115,9 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 			nz = noise.Gaussian()
 		}
 	}
-	parts := 1 // the user count, always released or used
-	for _, a := range o.Aggs {
-		if a.Func != "count" {
-			parts++
-		}
-	}
-	if o.Grouped {
-		parts++
-	}
-	eps := o.Epsilon / float64(parts)
-	// Delta: Laplace noise needs none; selection takes it all. Gaussian
-	// noise shares it with selection.
-	selDelta, noiseDelta := o.Delta, 0.0
-	if o.Gaussian {
-		if o.Delta <= 0 {
-			return Release{}, fmt.Errorf("dp.ReleaseGroups: Gaussian noise needs delta > 0")
-		}
-		noiseDelta = o.Delta / float64(parts)
-		selDelta = noiseDelta
-	}
-	if o.Grouped && !(selDelta > 0) {
-		return Release{}, fmt.Errorf("dp.ReleaseGroups: grouped queries need delta > 0 for partition selection")
-	}
-	// Selection spends selDelta and each Gaussian part noiseDelta: in all,
-	// exactly o.Delta when grouped or Gaussian (DeltaCost), stated as the
-	// rule's own number so that it is the delta the ledger is charged.
-	rel := Release{Epsilon: o.Epsilon, Delta: o.DeltaCost(), Split: map[string]float64{"count": eps}}
-	if o.Grouped {
-		rel.Split["selection"] = eps
-	}
-	for i, a := range o.Aggs {
-		if a.Func != "count" {
-			rel.Split[fmt.Sprintf("%s_%d", a.Func, i)] = eps
-		}
+	rel, eps, selDelta, noiseDelta, err := o.split()
+	if err != nil {
+		return Release{}, err
 	}
 
 	l0 := o.MaxGroups
@@ -216,6 +185,119 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 		rel.Rows = append(rel.Rows, row)
 	}
 	return rel, nil
+}
+
+// split returns how a release with these options divides its budget:
+// the Release (no rows yet) stating epsilon, delta and the split, the
+// epsilon of each part, and the delta of selection and of each part's
+// noise.
+func (o ReleaseOptions) split() (rel Release, eps, selDelta, noiseDelta float64, err error) {
+	parts := 1 // the user count, always released or used
+	for _, a := range o.Aggs {
+		if a.Func != "count" {
+			parts++
+		}
+	}
+	if o.Grouped {
+		parts++
+	}
+	eps = o.Epsilon / float64(parts)
+	// Delta: Laplace noise needs none; selection takes it all. Gaussian
+	// noise shares it with selection.
+	selDelta, noiseDelta = o.Delta, 0.0
+	if o.Gaussian {
+		if o.Delta <= 0 {
+			return Release{}, 0, 0, 0, fmt.Errorf("dp.ReleaseGroups: Gaussian noise needs delta > 0")
+		}
+		noiseDelta = o.Delta / float64(parts)
+		selDelta = noiseDelta
+	}
+	if o.Grouped && !(selDelta > 0) {
+		return Release{}, 0, 0, 0, fmt.Errorf("dp.ReleaseGroups: grouped queries need delta > 0 for partition selection")
+	}
+	// Selection spends selDelta and each Gaussian part noiseDelta: in all,
+	// exactly o.Delta when grouped or Gaussian (DeltaCost), stated as the
+	// rule's own number so that it is the delta the ledger is charged.
+	rel = Release{Epsilon: o.Epsilon, Delta: o.DeltaCost(), Split: map[string]float64{"count": eps}}
+	if o.Grouped {
+		rel.Split["selection"] = eps
+	}
+	for i, a := range o.Aggs {
+		if a.Func != "count" {
+			rel.Split[fmt.Sprintf("%s_%d", a.Func, i)] = eps
+		}
+	}
+	return rel, eps, selDelta, noiseDelta, nil
+}
+
+// Expectation is what a release would spend and how wide its intervals
+// would be, known before any data is read.
+type Expectation struct {
+	Epsilon, Delta float64
+	Split          map[string]float64
+	// HalfWidths holds, per aggregate, the expected half-width of its 95%
+	// interval: for a count and a sum whatever the data; for an average,
+	// for a group of GroupUsers people.
+	HalfWidths []float64
+	GroupUsers int64
+}
+
+// Expect returns what ReleaseGroups with these options would spend and
+// the half-widths of its intervals, from the options alone (an average's
+// for a group of groupUsers people). It reads no data, so it says nothing
+// about any.
+func Expect(o ReleaseOptions, groupUsers int64) (Expectation, error) {
+	if !(o.Epsilon > 0) || math.IsInf(o.Epsilon, 0) {
+		return Expectation{}, fmt.Errorf("dp.Expect: epsilon must be positive and finite, got %v", o.Epsilon)
+	}
+	if o.MaxGroups < 1 {
+		return Expectation{}, fmt.Errorf("dp.Expect: MaxGroups must be at least 1")
+	}
+	nz := noise.Laplace()
+	if o.Gaussian {
+		nz = noise.Gaussian()
+	}
+	rel, eps, selDelta, noiseDelta, err := o.split()
+	if err != nil {
+		return Expectation{}, err
+	}
+	if err := checkParams(nz, o, eps, selDelta, noiseDelta); err != nil {
+		return Expectation{}, fmt.Errorf("dp.Expect: %w", err)
+	}
+	groupUsers = max(groupUsers, 1)
+	x := Expectation{Epsilon: rel.Epsilon, Delta: rel.Delta, Split: rel.Split, HalfWidths: make([]float64, len(o.Aggs)), GroupUsers: groupUsers}
+	half := func(lInf, a float64) (float64, error) {
+		if lInf == 0 {
+			return 0, nil
+		}
+		ci, err := nz.ComputeConfidenceIntervalFloat64(0, o.MaxGroups, lInf, eps, noiseDelta, a)
+		return (ci.UpperBound - ci.LowerBound) / 2, err
+	}
+	count, err := half(1, alpha)
+	if err != nil {
+		return Expectation{}, err
+	}
+	for i, a := range o.Aggs {
+		switch a.Func {
+		case "count":
+			x.HalfWidths[i] = count
+		case "sum":
+			if x.HalfWidths[i], err = half(math.Max(math.Abs(a.Lower), math.Abs(a.Upper)), alpha); err != nil {
+				return Expectation{}, err
+			}
+		case "avg":
+			// The numerator's half-width over the group's people, as
+			// noisyMean divides it (its count's own error adds a little).
+			num, err := half((a.Upper-a.Lower)/2, alpha/2)
+			if err != nil {
+				return Expectation{}, err
+			}
+			x.HalfWidths[i] = math.Min(num/float64(groupUsers), (a.Upper-a.Lower)/2)
+		default:
+			return Expectation{}, fmt.Errorf("dp.Expect: unknown aggregate %q", a.Func)
+		}
+	}
+	return x, nil
 }
 
 // checkParams runs the noise library's checks of every parameter the

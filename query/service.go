@@ -107,56 +107,174 @@ func refusal(k *errs.Kind, format string, args ...any) *errs.Error {
 	return errs.New(k, format, args...)
 }
 
-func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request) (wire.Answer, error) {
+// prepared is a question checked and costed, before any data is read.
+type prepared struct {
+	plan, run *Plan // run: the plan executed (restricted to public values)
+	eps       float64
+	metrics   map[string][2]float64
+	cur       cohort.Cohort
+	src       Source
+	version   string
+	hash      string
+	public    bool
+	domain    [][]any
+	types     map[string]string
+	ro        dp.ReleaseOptions
+	charge    ledger.Charge
+}
+
+// prepare checks a question in the order the refusals are documented
+// (state and role, epsilon, syntax and subset, columns, cohort, types)
+// and works out what it would release and spend, reading only metadata:
+// the rules, the current cohort's record and schema, never its rows.
+func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request, now time.Time) (*prepared, error) {
 	r := c.Rules
 	switch c.State {
 	case wire.StateActive:
 	case wire.StateDeleted:
-		return wire.Answer{}, refusal(errs.NoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
+		return nil, refusal(errs.NoCohort, "collaboration %s is deleted: its data is gone and nothing more can be asked of it", c.ID)
 	default:
-		return wire.Answer{}, refusal(errs.NoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
+		return nil, refusal(errs.NoCohort, "collaboration %s is %s: queries wait until both partners approve its rules (an admin approves or rejects the pending change)", c.ID, c.State)
 	}
 	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
-		return wire.Answer{}, refusal(errs.NotAQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
+		return nil, refusal(errs.NotAQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
 	}
 	if err := r.CheckUnits(); err != nil {
-		return wire.Answer{}, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+		return nil, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
 	}
-	eps := req.Epsilon
-	if eps == 0 {
-		eps = r.QueryEpsilon()
+	p := &prepared{eps: req.Epsilon}
+	if p.eps == 0 {
+		p.eps = r.QueryEpsilon()
 	}
+	eps := p.eps
 	if !(eps >= r.MinQueryEpsilon) {
-		return wire.Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
+		return nil, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is below the rule min_query_epsilon (%v)", eps, r.MinQueryEpsilon)
 	}
 	if eps > r.MaxQueryEpsilon {
-		return wire.Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
+		return nil, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it is above the rule max_query_epsilon (%v)", eps, r.MaxQueryEpsilon)
 	}
 	if _, err := wire.EpsilonUnits(eps); err != nil {
-		return wire.Answer{}, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, wire.EpsilonUnit)
+		return nil, refusal(errs.EpsilonNotAllowed, "epsilon %v is not allowed: it must be a whole number of units of %v (the budget counts them exactly)", eps, wire.EpsilonUnit)
 	}
-	plan, err := Parse(ctx, s.DB.SQL(), req.SQL)
-	if err != nil {
-		return wire.Answer{}, err
+	var err error
+	if p.plan, err = Parse(ctx, s.DB.SQL(), req.SQL); err != nil {
+		return nil, err
 	}
-	dims, metrics, err := Allowed(ctx, s.DB.SQL(), c)
-	if err != nil {
-		return wire.Answer{}, err
+	var dims []string
+	if dims, p.metrics, err = Allowed(ctx, s.DB.SQL(), c); err != nil {
+		return nil, err
 	}
-	if err := plan.Check(dims, metrics); err != nil {
-		return wire.Answer{}, err
+	if err := p.plan.Check(dims, p.metrics); err != nil {
+		return nil, err
 	}
-	cur, err := s.Cohorts.Current(ctx, s.DB.SQL(), c.ID)
-	if err != nil {
-		return wire.Answer{}, refusal(errs.NoCohort, "%v", err)
+	if p.cur, err = s.Cohorts.Current(ctx, s.DB.SQL(), c.ID); err != nil {
+		return nil, refusal(errs.NoCohort, "%v", err)
 	}
-	version := cur.Version
-	src := SourceOf(cur)
-	if err := plan.CheckTypes(ctx, s.DB.SQL(), src); err != nil {
-		return wire.Answer{}, err
+	p.version, p.src = p.cur.Version, SourceOf(p.cur)
+	if err := p.plan.CheckTypes(ctx, s.DB.SQL(), p.src); err != nil {
+		return nil, err
 	}
-	hash := plan.Hash()
+	p.hash = p.plan.Hash()
+	// Grouped only by public dimensions: every declared group is
+	// released, no partition selection, no delta (public.go).
+	p.run = p.plan
+	if p.domain, p.public = publicDomain(p.plan, r); p.public {
+		n := 1
+		for _, d := range p.domain {
+			n *= len(d)
+		}
+		if n > wire.MaxPublicValues {
+			return nil, refusal(errs.NotAllowed, "grouped by public dimensions, this question would release %d groups, over the limit of %d; group by fewer public dimensions", n, wire.MaxPublicValues)
+		}
+		if p.types, err = ColumnTypes(ctx, s.DB.SQL(), p.src); err != nil {
+			return nil, err
+		}
+		if p.run, err = restrictToPublic(p.plan, p.domain, p.types); err != nil {
+			return nil, err
+		}
+	}
+	p.ro = dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(p.plan.Dimensions) > 0 && !p.public,
+		Public: p.public, MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
+	for _, a := range p.plan.Aggregates {
+		b := p.metrics[a.Column]
+		p.ro.Aggs = append(p.ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
+	}
+	// The charge is known before anything runs: the query's epsilon, and
+	// the rule delta when the release needs one. It is checked before the
+	// query runs, and checked again and debited when the answer commits.
+	p.charge = ledger.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: ledger.KindQuery, Ref: p.hash,
+		Epsilon: eps, Delta: p.ro.DeltaCost(), Budget: ledger.Of(r), Now: now}
+	return p, nil
+}
+
+// Preview says what asking req would spend and how precise the answer
+// would be, or why it would be refused, without reading the cohort's rows
+// and without spending or logging anything: everything in it follows from
+// the question, the rules, the cohort's record and schema and the
+// caller's own budget, never from the data. A refusal of the question is
+// in the preview (Refusal); an error is returned only when the preview
+// itself fails.
+func (s *Service) Preview(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request) (wire.Preview, error) {
 	now := s.now()
+	out := wire.Preview{Columns: []wire.PreviewColumn{}, EpsilonSplit: map[string]float64{}}
+	left, err := ledger.Remaining(ctx, s.DB.SQL(), c.ID, actor.PartnerID, ledger.Of(c.Rules), now)
+	if err != nil {
+		return out, err
+	}
+	out.BudgetRemaining, out.DeltaRemaining = left.Epsilon(), left.Delta()
+	refused := func(err error) (wire.Preview, error) {
+		if !errs.IsRefusal(err) {
+			return out, err
+		}
+		e := errs.Classify(err)
+		out.Refusal = &e
+		return out, nil
+	}
+	p, err := s.prepare(ctx, actor, c, req, now)
+	if err != nil {
+		return refused(err)
+	}
+	x, err := dp.Expect(p.ro, max(int64(c.Rules.MinGroupUsers), 1))
+	if err != nil {
+		return refused(refusal(errs.NotReleasable, "this answer cannot be released with these privacy parameters (epsilon %v, delta %v, %s noise): %v", p.eps, c.Rules.Delta, c.Rules.Noise, err))
+	}
+	out.Epsilon, out.Delta, out.EpsilonSplit, out.GroupUsers = x.Epsilon, x.Delta, x.Split, x.GroupUsers
+	for i, a := range p.plan.Aggregates {
+		out.Columns = append(out.Columns, wire.PreviewColumn{Name: a.Alias, Kind: string(a.Func), HalfWidth: x.HalfWidths[i]})
+	}
+	if _, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, p.version, p.hash, p.eps); err != nil {
+		return out, err
+	} else if ok {
+		out.Cached, out.Epsilon, out.Delta = true, 0, 0
+		return out, nil
+	}
+	if err := s.affordable(ctx, c, p); err != nil {
+		return refused(err)
+	}
+	return out, nil
+}
+
+// affordable refuses a prepared question the budgets cannot pay for, or
+// one on a cohort under min_cohort_users (the noisy size released at
+// match): the last refusals, before any data is read.
+func (s *Service) affordable(ctx context.Context, c wire.Collaboration, p *prepared) error {
+	if _, err := ledger.Check(ctx, s.DB.SQL(), p.charge); err != nil {
+		return budgetRefusal(err)
+	}
+	if p.cur.NoisySize < int64(c.Rules.MinCohortUsers) {
+		return refusal(errs.CohortTooSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", c.Rules.MinCohortUsers)
+	}
+	return nil
+}
+
+func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request) (wire.Answer, error) {
+	r := c.Rules
+	now := s.now()
+	p, err := s.prepare(ctx, actor, c, req, now)
+	if err != nil {
+		return wire.Answer{}, err
+	}
+	plan, eps, metrics, src, version, hash, charge, ro := p.plan, p.eps, p.metrics, p.src, p.version, p.hash, p.charge, p.ro
 	if a, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, version, hash, eps); err != nil {
 		return wire.Answer{}, err
 	} else if ok {
@@ -173,56 +291,21 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		}
 		return out, nil
 	}
-
-	// Grouped only by public dimensions: every declared group is
-	// released, no partition selection, no delta (public.go).
-	run := plan
-	domain, public := publicDomain(plan, r)
-	var types map[string]string
-	if public {
-		n := 1
-		for _, d := range domain {
-			n *= len(d)
-		}
-		if n > wire.MaxPublicValues {
-			return wire.Answer{}, refusal(errs.NotAllowed, "grouped by public dimensions, this question would release %d groups, over the limit of %d; group by fewer public dimensions", n, wire.MaxPublicValues)
-		}
-		if types, err = ColumnTypes(ctx, s.DB.SQL(), src); err != nil {
-			return wire.Answer{}, err
-		}
-		if run, err = restrictToPublic(plan, domain, types); err != nil {
-			return wire.Answer{}, err
-		}
-	}
-	ro := dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(plan.Dimensions) > 0 && !public,
-		Public: public, MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
-	for _, a := range plan.Aggregates {
-		b := metrics[a.Column]
-		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
-	}
-	// The charge is known before anything runs: the query's epsilon, and
-	// the rule delta when the release needs one. The same charge is
-	// checked now, and checked again and debited when the answer commits.
-	charge := ledger.Charge{CollabID: c.ID, PartnerID: actor.PartnerID, Kind: ledger.KindQuery, Ref: hash,
-		Epsilon: eps, Delta: ro.DeltaCost(), Budget: ledger.Of(r), Now: now}
-	if _, err := ledger.Check(ctx, s.DB.SQL(), charge); err != nil {
-		return wire.Answer{}, budgetRefusal(err)
-	}
-	if cur.NoisySize < int64(r.MinCohortUsers) {
-		return wire.Answer{}, refusal(errs.CohortTooSmall, "the cohort is below the rule min_cohort_users (%d people); no query runs on it", r.MinCohortUsers)
+	if err := s.affordable(ctx, c, p); err != nil {
+		return wire.Answer{}, err
 	}
 
 	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: metrics}
 	if s.bound != nil {
 		bo = s.bound(bo)
 	}
-	groups, err := run.Groups(ctx, s.DB.SQL(), src, bo)
+	groups, err := p.run.Groups(ctx, s.DB.SQL(), src, bo)
 	if err != nil {
 		// Data errors must not reveal data: say only that it failed.
 		return wire.Answer{}, fmt.Errorf("query: running the plan: %w", err)
 	}
-	if public {
-		if groups, err = fillPublic(plan, domain, types, groups, len(plan.Aggregates)); err != nil {
+	if p.public {
+		if groups, err = fillPublic(plan, p.domain, p.types, groups, len(plan.Aggregates)); err != nil {
 			return wire.Answer{}, err
 		}
 	}

@@ -10,6 +10,39 @@ type Request struct {
 	Epsilon float64 `json:"epsilon" schema:"optional"`
 }
 
+// Preview answers POST .../queries/preview: what a question would spend
+// and how precise its answer would be, worked out from the question, the
+// rules and the budgets, never from the data; nothing is spent or logged.
+type Preview struct {
+	Epsilon float64 `json:"epsilon"`
+	Delta   float64 `json:"delta"`
+	// EpsilonSplit is how the epsilon would divide, as an answer states it.
+	EpsilonSplit map[string]float64 `json:"epsilon_split"`
+	// Cached: the same question was answered before on this cohort
+	// version; asking it again returns that answer and spends nothing.
+	Cached bool `json:"cached"`
+	// Columns are the answer's aggregates with the expected half-width of
+	// their 95% intervals: whatever the data for counts and sums; for an
+	// average, for a group of GroupUsers people (its width shrinks with
+	// the group's size).
+	Columns    []PreviewColumn `json:"columns"`
+	GroupUsers int64           `json:"group_users"`
+	// BudgetRemaining and DeltaRemaining are the caller's budgets now.
+	BudgetRemaining float64 `json:"budget_remaining"`
+	DeltaRemaining  float64 `json:"delta_remaining"`
+	// Refusal is what asking the question would answer instead, when it
+	// would be refused (epsilon out of range, no cohort, budget short, a
+	// collaboration not active, ...); left out when it would be answered.
+	Refusal *Error `json:"refusal,omitempty"`
+}
+
+// PreviewColumn is one aggregate of a preview.
+type PreviewColumn struct {
+	Name      string  `json:"name"`
+	Kind      string  `json:"kind" schema:"enum=count|sum|avg"`
+	HalfWidth float64 `json:"half_width"`
+}
+
 // Column is one column of an answer.
 type Column struct {
 	Name string `json:"name"`

@@ -40,11 +40,17 @@
     var mark = el('pre', { class: 'sql-mark', hidden: true });
     var eps = el('input', { type: 'number', test: 'epsilon', id: 'epsilon', min: String(lo), max: String(hi), step: 'any', value: String(start) });
     var range = el('input', { type: 'range', min: String(lo), max: String(hi), step: String((hi - lo) / 100 || lo), value: String(start), 'aria-label': 'epsilon' });
-    eps.addEventListener('input', function () { range.value = eps.value; budgetNote(); });
-    range.addEventListener('input', function () { eps.value = String(Math.round(range.value * 1e6) / 1e6); budgetNote(); });
+    eps.addEventListener('input', function () { range.value = eps.value; budgetNote(); schedulePreview(); });
+    range.addEventListener('input', function () { eps.value = String(Math.round(range.value * 1e6) / 1e6); budgetNote(); schedulePreview(); });
+    sql.addEventListener('input', function () { schedulePreview(); });
     var gauge = el('div', { class: 'chart gauge', test: 'budget-gauge' });
     var budgetFacts = el('dl', { class: 'facts-list' });
     var note = el('p', { class: 'small muted' });
+    // What Run would spend and how precise the answer would be, or why it
+    // would be refused: asked of the preview route (which reads no data
+    // and spends nothing) as the question and the epsilon change.
+    var previewNote = el('p', { class: 'small', test: 'preview', 'aria-live': 'polite' });
+    var previewTimer = null, previewSeq = 0;
     var result = el('div', { class: 'result' });
     var history = el('ol', { class: 'history', test: 'history' });
     var dlNote = el('span', { class: 'small muted' });
@@ -74,12 +80,46 @@
           el('span', { class: 'spacer' }),
           el('button', { test: 'download-csv', text: 'CSV', title: 'Download the answer as CSV', onclick: function () { download('csv'); } }),
           el('button', { test: 'download-arrow', text: 'Arrow', title: 'Download the answer as an Arrow IPC stream', onclick: function () { download('arrow'); } })),
+        previewNote,
         el('p', { class: 'small muted' }, 'A download runs the query again: with the same plan it is the stored answer, free; otherwise it is charged like Run. ', dlNote)),
       el('section', { class: 'card budget' }, el('h3', { text: 'Budget' }), gauge, budgetFacts, note)));
     CR.append(panel, [result, el('section', { class: 'card' }, el('h3', { text: 'Your questions' }), history)]);
 
     loadBudget();
     loadHistory();
+    schedulePreview();
+
+    function schedulePreview() {
+      clearTimeout(previewTimer);
+      previewTimer = setTimeout(preview, 250);
+    }
+
+    async function preview() {
+      var seq = ++previewSeq;
+      var pv;
+      try {
+        pv = await CR.api('POST', base + '/queries/preview', { body: { sql: sql.value, epsilon: epsilon() } });
+      } catch (e) {
+        return; // the preview is advice: Run still answers for itself
+      }
+      if (!alive() || seq !== previewSeq) return;
+      if (pv.refusal) {
+        run.disabled = true;
+        run.title = pv.refusal.message;
+        previewNote.className = 'small refusal-note';
+        previewNote.textContent = 'Run would be refused (' + pv.refusal.code + '): ' + pv.refusal.message;
+        return;
+      }
+      run.disabled = false;
+      run.title = '';
+      previewNote.className = 'small muted';
+      var widths = (pv.columns || []).map(function (c) {
+        return c.name + ' ±' + CR.num(Math.round(c.half_width * 100) / 100) + (c.kind === 'avg' ? ' (for ' + CR.num(pv.group_users) + ' people)' : '');
+      }).join(', ');
+      previewNote.textContent = (pv.cached ? 'Asked before: Run returns the stored answer, free. ' :
+        'Run would spend ε ' + CR.eps(pv.epsilon) + (pv.delta ? ', δ ' + CR.eps(pv.delta) : '') + '. ') +
+        (widths ? '95% intervals about ' + widths + '.' : '');
+    }
 
     function epsilon() {
       var v = parseFloat(eps.value);
@@ -138,7 +178,7 @@
           var what = q.outcome === 'cached' ? 'free: the stored answer' : q.outcome === 'refused' ? (q.code || 'refused') + (q.reason ? ': ' + q.reason : '') :
             'ε ' + CR.eps(q.epsilon) + (q.rows !== undefined ? ' · ' + CR.plural(q.rows, 'row') : '');
           history.appendChild(el('li', { class: 'history-item ' + q.outcome, test: 'history-item', 'data-outcome': q.outcome, tabindex: '0', title: 'Load this SQL',
-            onclick: function () { sql.value = q.sql; sql.focus(); } },
+            onclick: function () { sql.value = q.sql; sql.focus(); schedulePreview(); } },
             el('span', { class: 'badge ' + q.outcome, text: q.outcome === 'cached' ? 'free' : q.outcome }),
             el('span', { class: 'small muted', text: CR.time(q.at) }),
             el('code', { text: q.sql }),
@@ -173,6 +213,7 @@
         run.disabled = false;
       }
       loadBudget();
+      schedulePreview();
       loadHistory();
     }
 

@@ -225,6 +225,7 @@ func TestTablesAreLinkedPerPersonNeverMultiplied(t *testing.T) {
 		`SELECT brand_co_region, AVG(brand_co_amount) AS spend FROM cohort WHERE publisher_exposure_date >= DATE '2026-10-10' GROUP BY brand_co_region`,
 		`SELECT COUNT(*) FROM cohort WHERE brand_co_purchase_date < DATE '2026-11-15' OR publisher_campaign = 'c1'`,
 		`SELECT COUNT(*) FROM cohort`,
+		`SELECT publisher_campaign, COUNT(*) AS people, COUNT(publisher_exposure_date) AS exposures FROM cohort GROUP BY publisher_campaign`,
 	} {
 		if st, body, _ := e.ask(e.brand.analyst.Key, q, 0.5, ""); st != 200 {
 			t.Errorf("%s: %d %s", q, st, body)

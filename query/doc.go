@@ -47,11 +47,13 @@
 // because the serializer itself refuses them. The subset is stated in
 // docs/design.md ("Queries"); the nodes it accepts, in detail:
 //
-//   - Aggregates: COUNT(*) (distinct people), SUM(metric), AVG(metric); an
-//     optional alias matching ^[a-z][a-z0-9_]{0,62}$, else the default
-//     count, sum_<metric>, avg_<metric>. At least one aggregate; output
-//     names must be distinct. COUNT(column), DISTINCT, FILTER, ORDER BY
-//     inside an aggregate, other aggregates (MIN, MAX, ...) are refused.
+//   - Aggregates: COUNT(*) (distinct people), COUNT(column) (the rows of
+//     the column's table with a value, at most max_rows_per_person a
+//     person), SUM(metric), AVG(metric); an optional alias matching
+//     ^[a-z][a-z0-9_]{0,62}$, else the default count, count_<column>,
+//     sum_<metric>, avg_<metric>. At least one aggregate; output names must
+//     be distinct. DISTINCT, FILTER, ORDER BY inside an aggregate, other
+//     aggregates (MIN, MAX, ...) are refused.
 //   - Dimensions: the selected non-aggregate columns and the GROUP BY
 //     columns must be the same set; the plan keeps select order. Aliases
 //     on dimensions are refused.

@@ -32,6 +32,9 @@ type BoundOptions struct {
 	MaxGroups int64
 	// Bounds clamps each metric's per-user, per-group sum.
 	Bounds map[string][2]float64
+	// MaxRows clamps, by column, each user's per-group count of the
+	// column's rows (COUNT(column)): the rule max_rows_per_person.
+	MaxRows map[string]float64
 	// unbounded skips the group cap and clamping: only for the
 	// statistical test's negative control.
 	unbounded bool
@@ -133,19 +136,30 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	rowLevel := len(across) > 0
 
 	// Metrics, each read once: vOf maps an aggregate to the one whose _v
-	// it reads (SUM(x) and AVG(x) share it).
+	// it reads (SUM(x) and AVG(x) share it; COUNT(x) counts rows apart).
 	vOf, first := map[int]int{}, map[string]int{}
 	var metricAggs []int
 	for i, a := range p.Aggregates {
 		if a.Func == Count {
 			continue
 		}
-		if j, ok := first[a.Column]; ok {
+		k := a.Column
+		if a.Func == Rows {
+			k = "rows:" + a.Column
+		}
+		if j, ok := first[k]; ok {
 			vOf[i] = j
 			continue
 		}
-		first[a.Column], vOf[i] = i, i
+		first[k], vOf[i] = i, i
 		metricAggs = append(metricAggs, i)
+	}
+	// perPerson is how a person's own rows of aggregate j make its value.
+	perPerson := func(j int) string {
+		if p.Aggregates[j].Func == Rows {
+			return "count"
+		}
+		return "sum"
 	}
 	q := func(c string) string { return store.QuoteIdent(c) }
 	dimsOf := func(l string) []string {
@@ -184,7 +198,7 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		var sums []string
 		for _, j := range metricAggs {
 			if c := p.Aggregates[j].Column; at[c].link == l {
-				sums = append(sums, fmt.Sprintf("sum(%s)::DOUBLE AS _v%d", q(c), j))
+				sums = append(sums, fmt.Sprintf("%s(%s)::DOUBLE AS _v%d", perPerson(j), q(c), j))
 			}
 		}
 		if len(sums) == 0 {
@@ -240,8 +254,8 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		for _, j := range metricAggs {
 			c := p.Aggregates[j].Column
 			row := "_row_" + alias[at[c].link]
-			fmt.Fprintf(&t, ",\nm%d AS (SELECT uid%s, sum(_x)::DOUBLE AS _v%d FROM (SELECT DISTINCT uid%s, %s, %s AS _x FROM r) GROUP BY uid%s)",
-				j, withDims(""), j, withDims(""), row, q(c), withDims(""))
+			fmt.Fprintf(&t, ",\nm%d AS (SELECT uid%s, %s(_x)::DOUBLE AS _v%d FROM (SELECT DISTINCT uid%s, %s, %s AS _x FROM r) GROUP BY uid%s)",
+				j, withDims(""), perPerson(j), j, withDims(""), row, q(c), withDims(""))
 			perMetric[j] = fmt.Sprintf("m%d", j)
 		}
 	}
@@ -263,8 +277,13 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		v := fmt.Sprintf("coalesce(%s._v%d, 0)", perMetric[j], j)
 		if !o.unbounded {
 			bounds, ok := o.Bounds[a.Column]
+			if a.Func == Rows {
+				var m float64
+				m, ok = o.MaxRows[a.Column]
+				bounds = [2]float64{0, m}
+			}
 			if !ok {
-				return "", nil, fmt.Errorf("query: no bounds for metric %q", a.Column)
+				return "", nil, fmt.Errorf("query: no bounds for %s of %q", a.Func, a.Column)
 			}
 			v = fmt.Sprintf("least(greatest(%s, %s), %s)", v, floatSQL(bounds[0]), floatSQL(bounds[1]))
 		}

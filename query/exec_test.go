@@ -356,6 +356,20 @@ func TestTablesJoinedPerPerson(t *testing.T) {
 	if g[""].Users != 3 || g[""].Sums[1] != 30+5+7 {
 		t.Errorf("across tables: %d users, sum %v; want 3 and 42", g[""].Users, g[""].Sums[1])
 	}
+	// Rows counted per person, each person's count clamped: person 1
+	// has three publisher rows, persons 2 and 3 one each.
+	ro := BoundOptions{MaxGroups: 4, Bounds: bo.Bounds, MaxRows: map[string]float64{"b_exposed": 10, "a_region": 1}}
+	if g = groupsOf(t, db, "j", `SELECT COUNT(b_exposed) FROM cohort`, ro); g[""].Sums[0] != 5 {
+		t.Errorf("COUNT(b_exposed): %v, want 5 rows", g[""].Sums[0])
+	}
+	ro.MaxRows["b_exposed"] = 2
+	if g = groupsOf(t, db, "j", `SELECT COUNT(b_exposed), SUM(a_spend) FROM cohort`, ro); g[""].Sums[0] != 2+1+1 || g[""].Sums[1] != 30+5+7 {
+		t.Errorf("COUNT(b_exposed) clamped at 2 a person, with SUM: %v, want 4 and 42", g[""].Sums)
+	}
+	// Grouped by exposure, brand rows counted at most one a person.
+	if g = groupsOf(t, db, "j", `SELECT b_exposed, COUNT(a_region) FROM cohort GROUP BY b_exposed`, ro); g["true"].Sums[0] != 2 || g["false"].Sums[0] != 2 {
+		t.Errorf("COUNT(a_region) by exposure, one a person: %+v", g)
+	}
 	// No column at all: the person map.
 	if g = groupsOf(t, db, "j", `SELECT COUNT(*) FROM cohort`, bo); g[""].Users != 3 {
 		t.Errorf("COUNT(*) of the person map: %d, want 3", g[""].Users)

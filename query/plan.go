@@ -22,8 +22,11 @@ type Func string
 // The aggregates of the subset.
 const (
 	Count Func = "count" // COUNT(*): distinct users (privacy units)
-	Sum   Func = "sum"   // SUM(metric)
-	Avg   Func = "avg"   // AVG(metric)
+	// Rows is COUNT(column): the rows of the column's table with a value,
+	// each person's count clamped to the rule max_rows_per_person.
+	Rows Func = "rows"
+	Sum  Func = "sum" // SUM(metric)
+	Avg  Func = "avg" // AVG(metric)
 )
 
 // Aggregate is one aggregate of the select list.
@@ -38,8 +41,11 @@ type Aggregate struct {
 
 // DefaultAlias is the output name of an aggregate written without AS.
 func (a Aggregate) DefaultAlias() string {
-	if a.Func == Count {
+	switch a.Func {
+	case Count:
 		return "count"
+	case Rows:
+		return "count_" + a.Column
 	}
 	return string(a.Func) + "_" + a.Column
 }
@@ -191,9 +197,12 @@ func (p *Plan) Canonical() string {
 			continue
 		}
 		a := p.Aggregates[c.Index]
-		if a.Func == Count {
+		switch a.Func {
+		case Count:
 			b.WriteString("COUNT(*)")
-		} else {
+		case Rows:
+			b.WriteString("COUNT(" + store.QuoteIdent(a.Column) + ")")
+		default:
 			b.WriteString(strings.ToUpper(string(a.Func)) + "(" + store.QuoteIdent(a.Column) + ")")
 		}
 		if a.Alias != a.DefaultAlias() {
@@ -427,6 +436,13 @@ func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
 		if _, ok := metrics[a.Column]; ok {
 			continue
 		}
+		if a.Func == Rows {
+			if dims[a.Column] {
+				continue
+			}
+			return refuse(errs.NotAllowed, pos(a.Column), fmt.Sprintf("COUNT(%s): %s is not a column of this collaboration", a.Column, a.Column),
+				"COUNT(column) counts the rows of a dimension's or metric's table; allowed: "+list(append(append([]string{}, allowedDims...), allowedMetrics...)))
+		}
 		fn := strings.ToUpper(string(a.Func))
 		what := fmt.Sprintf("%s(%s): %s is not a metric of this collaboration", fn, a.Column, a.Column)
 		if dims[a.Column] {
@@ -473,7 +489,7 @@ func (p *Plan) validate() *errs.Error {
 			if a.Column != "" {
 				return bad("count of a column")
 			}
-		case Sum, Avg:
+		case Sum, Avg, Rows:
 			if !wire.IsColumnName(a.Column) {
 				return bad("column %q", a.Column)
 			}

@@ -89,7 +89,8 @@ var refusedCases = []struct {
 	// Aggregates.
 	{"SELECT COUNT(DISTINCT region) FROM cohort", errs.Unsupported, "COUNT(DISTINCT"},
 	{"SELECT SUM(DISTINCT spend) FROM cohort", errs.Unsupported, "SUM(DISTINCT"},
-	{"SELECT COUNT(region) FROM cohort", errs.Unsupported, "COUNT(column)"},
+	{"SELECT COUNT(uid) FROM cohort", errs.HiddenColumn, "uid"},
+	{"SELECT COUNT(region + 1) FROM cohort", errs.Unsupported, "inside COUNT()"},
 	{"SELECT MIN(spend) FROM cohort", errs.Unsupported, "function min()"},
 	{"SELECT MAX(spend) FROM cohort", errs.Unsupported, "function max()"},
 	{"SELECT median(spend) FROM cohort", errs.Unsupported, "function median()"},

@@ -338,7 +338,7 @@ func (p *parser) column(o obj, selectItem bool) (string, *errs.Error) {
 var functionKeys = []string{"class", "type", "alias", "query_location", "function_name", "schema",
 	"children", "filter", "order_bys", "distinct", "is_operator", "export_state", "catalog"}
 
-const aggHint = "the aggregates are COUNT(*), SUM(metric) and AVG(metric)"
+const aggHint = "the aggregates are COUNT(*) (people), COUNT(column) (rows, bounded per person), SUM(metric) and AVG(metric)"
 
 func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 	at := p.loc(o)
@@ -355,8 +355,10 @@ func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 	}
 	var fn Func
 	switch name {
-	case "count_star", "count":
+	case "count_star":
 		fn = Count
+	case "count":
+		fn = Rows
 	case "sum":
 		fn = Sum
 	case "avg":
@@ -365,6 +367,9 @@ func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 		return Aggregate{}, refuse(errs.Unsupported, at, "function "+name+"()", aggHint)
 	}
 	upper := strings.ToUpper(string(fn))
+	if fn == Rows {
+		upper = "COUNT"
+	}
 	if d, ok := o["distinct"].(bool); !ok || d {
 		return Aggregate{}, refuse(errs.Unsupported, at, upper+"(DISTINCT ...)",
 			"COUNT(*) already counts distinct people")
@@ -392,13 +397,10 @@ func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 		if len(children) != 0 {
 			return Aggregate{}, p.shape(o, "COUNT(*)")
 		}
-	case name == "count":
-		return Aggregate{}, refuse(errs.Unsupported, at, "COUNT(column)",
-			"use COUNT(*), which counts people")
 	default:
 		if len(children) != 1 {
 			return Aggregate{}, refuse(errs.Unsupported, at, fmt.Sprintf("%s() with %d arguments", upper, len(children)),
-				upper+" takes one metric column")
+				upper+" takes one column")
 		}
 		c, ok := asObj(children[0])
 		if !ok {
@@ -406,7 +408,7 @@ func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 		}
 		if c.str("class") != "COLUMN_REF" {
 			return Aggregate{}, refuse(errs.Unsupported, p.firstLoc(c), p.describe(c)+" inside "+upper+"()",
-				upper+" takes a plain metric column")
+				upper+" takes a plain column")
 		}
 		col, err := p.column(c, false)
 		if err != nil {

@@ -121,6 +121,7 @@ type prepared struct {
 	types     map[string]string
 	ro        dp.ReleaseOptions
 	charge    ledger.Charge
+	maxRows   map[string]float64 // COUNT(column)'s bound, by column
 }
 
 // prepare checks a question in the order the refusals are documented
@@ -195,7 +196,20 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 	}
 	p.ro = dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(p.plan.Dimensions) > 0 && !p.public,
 		Public: p.public, MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
+	p.maxRows = map[string]float64{}
 	for _, a := range p.plan.Aggregates {
+		if a.Func == Rows {
+			// A count of rows is a sum of each person's rows, clamped.
+			col := p.cur.Columns[a.Column]
+			party := wire.PartyProposer
+			if col.Side == "b" {
+				party = wire.PartyPartner
+			}
+			m := float64(r.MaxRows(party, col.Table))
+			p.maxRows[a.Column] = m
+			p.ro.Aggs = append(p.ro.Aggs, dp.Agg{Func: string(Sum), Lower: 0, Upper: m})
+			continue
+		}
 		b := p.metrics[a.Column]
 		p.ro.Aggs = append(p.ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
 	}
@@ -295,7 +309,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		return wire.Answer{}, err
 	}
 
-	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: metrics}
+	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: metrics, MaxRows: p.maxRows}
 	if s.bound != nil {
 		bo = s.bound(bo)
 	}

@@ -49,6 +49,10 @@ type Rules struct {
 	Noise Noise `json:"noise"`
 	// MaxGroupsContributed caps the groups one user adds to per query.
 	MaxGroupsContributed int `json:"max_groups_contributed"`
+	// MaxRowsPerPerson caps what one person adds to a count of rows
+	// (COUNT(column)) in one group: their rows beyond it are not counted.
+	// A declared table may set its own.
+	MaxRowsPerPerson int `json:"max_rows_per_person"`
 	// MinUploadUsers is the smallest audience (distinct people) accepted;
 	// smaller ones would let a party learn a cohort's members from its size.
 	MinUploadUsers int `json:"min_upload_users"`
@@ -121,6 +125,9 @@ type TableRule struct {
 	// Name is the table's name, as uploads give it (--table).
 	Name    string       `json:"name"`
 	Columns []ColumnRule `json:"columns"`
+	// MaxRowsPerPerson overrides the rule max_rows_per_person for counts
+	// of this table's rows; 0 keeps it.
+	MaxRowsPerPerson int `json:"max_rows_per_person,omitempty"`
 }
 
 // ColumnRule is one declared column and its role.
@@ -217,6 +224,7 @@ func DefaultRules() Rules {
 		BudgetRefresh:        RefreshNone,
 		Noise:                NoiseLaplace,
 		MaxGroupsContributed: 1,
+		MaxRowsPerPerson:     30,
 		MinUploadUsers:       1000,
 		MatchEpsilon:         0.1,
 		Queriers:             []string{},
@@ -334,6 +342,9 @@ func (r *Rules) Validate() error {
 	if r.MaxGroupsContributed < 1 {
 		return bad("max_groups_contributed", "must be at least 1, got %d", r.MaxGroupsContributed)
 	}
+	if r.MaxRowsPerPerson < 1 {
+		return bad("max_rows_per_person", "must be at least 1, got %d", r.MaxRowsPerPerson)
+	}
 	if r.MinUploadUsers < 1 {
 		return bad("min_upload_users", "must be at least 1, got %d", r.MinUploadUsers)
 	}
@@ -341,6 +352,15 @@ func (r *Rules) Validate() error {
 		return bad("match_epsilon", "must be positive and at most epsilon_budget, got %v", r.MatchEpsilon)
 	}
 	return nil
+}
+
+// MaxRows is the most one person adds to a count of the rows of a party's
+// table: the table's own max_rows_per_person, else the rule's.
+func (r *Rules) MaxRows(party, table string) int {
+	if t, ok := r.Table(party, table); ok && t.MaxRowsPerPerson > 0 {
+		return t.MaxRowsPerPerson
+	}
+	return max(r.MaxRowsPerPerson, 1)
 }
 
 // QueryEpsilon is the epsilon a query that names none spends: the rule
@@ -403,6 +423,9 @@ func (r *Rules) validateTables() error {
 		tables[t.Party+"/"+t.Name] = true
 		if len(t.Columns) == 0 {
 			return bad("%s's table %s declares no columns", t.Party, t.Name)
+		}
+		if t.MaxRowsPerPerson < 0 {
+			return bad("%s's table %s: max_rows_per_person must not be negative", t.Party, t.Name)
 		}
 		for _, c := range t.Columns {
 			where := fmt.Sprintf("%s's table %s: column %q", t.Party, t.Name, c.Name)

@@ -386,6 +386,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 				{`SELECT publisher_campaign, AVG(publisher_clicks) FROM cohort WHERE brand_co_region = 'region3' GROUP BY publisher_campaign`, 0.1},
 				{`SELECT COUNT(*), SUM(brand_co_tier) FROM cohort WHERE brand_co_category = 'k1' OR publisher_site = 'k2'`, 0.1},
 				{`SELECT brand_co_category, COUNT(*) FROM cohort GROUP BY brand_co_category`, 0.1}, // public groups
+				{`SELECT MEDIAN(brand_co_amount), STDDEV(publisher_clicks), COUNT(publisher_site) FROM cohort`, 0.1},
 			}...)
 		}
 		queries = append(queries, []struct {

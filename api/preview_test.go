@@ -25,7 +25,7 @@ func TestPreviewSpendsNothingAndSaysWhatAQuestionWouldCost(t *testing.T) {
 		t.Fatalf("preview %+v", pv)
 	}
 	for _, c := range pv.Columns {
-		if !(c.HalfWidth > 0) {
+		if c.HalfWidth == nil || !(*c.HalfWidth > 0) {
 			t.Errorf("column %s: half-width %v", c.Name, c.HalfWidth)
 		}
 	}
@@ -33,8 +33,8 @@ func TestPreviewSpendsNothingAndSaysWhatAQuestionWouldCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !(wide.Columns[0].HalfWidth < pv.Columns[0].HalfWidth/2) {
-		t.Errorf("the count's half-width at epsilon 0.9 is %v, at 0.3 %v: want it about a third", wide.Columns[0].HalfWidth, pv.Columns[0].HalfWidth)
+	if !(*wide.Columns[0].HalfWidth < *pv.Columns[0].HalfWidth/2) {
+		t.Errorf("the count's half-width at epsilon 0.9 is %v, at 0.3 %v: want it about a third", *wide.Columns[0].HalfWidth, *pv.Columns[0].HalfWidth)
 	}
 	if n := e.count(`SELECT count(*) FROM audit_log`); n != before {
 		t.Errorf("previews wrote %d audit entries", n-before)

@@ -226,6 +226,7 @@ func TestTablesAreLinkedPerPersonNeverMultiplied(t *testing.T) {
 		`SELECT COUNT(*) FROM cohort WHERE brand_co_purchase_date < DATE '2026-11-15' OR publisher_campaign = 'c1'`,
 		`SELECT COUNT(*) FROM cohort`,
 		`SELECT publisher_campaign, COUNT(*) AS people, COUNT(publisher_exposure_date) AS exposures FROM cohort GROUP BY publisher_campaign`,
+		`SELECT MEDIAN(brand_co_amount), STDDEV(brand_co_amount) AS spread, QUANTILE_CONT(brand_co_amount, 0.9) FROM cohort`,
 	} {
 		if st, body, _ := e.ask(e.brand.analyst.Key, q, 0.5, ""); st != 200 {
 			t.Errorf("%s: %d %s", q, st, body)

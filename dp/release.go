@@ -10,8 +10,16 @@ import (
 
 // Agg is one aggregate of a query, with its per-user bounds.
 type Agg struct {
-	Func         string  // count, sum or avg
-	Lower, Upper float64 // per-user bounds of the metric (sum and avg)
+	Func         string  // count, sum, avg, quantile, variance or stddev
+	Lower, Upper float64 // per-user bounds of the metric (all but count)
+	Rank         float64 // a quantile's rank, in (0, 1)
+}
+
+// distribution reports whether an aggregate is released from each
+// user's value (Group.Values) by one of the DP library's bounded
+// distributions, rather than from a sum.
+func (a Agg) distribution() bool {
+	return a.Func == "quantile" || a.Func == "variance" || a.Func == "stddev"
 }
 
 // Group is one group's exact statistics after per-user bounding: each
@@ -23,6 +31,10 @@ type Group struct {
 	// Sums holds, per aggregate, the sum over users of their clamped
 	// values (ignored for count).
 	Sums []float64
+	// Values holds, for an aggregate released from its distribution
+	// (quantile, variance, stddev), each user's clamped value; nil for
+	// the others.
+	Values [][]float64
 }
 
 // ReleaseOptions say how to release groups.
@@ -60,6 +72,8 @@ type Value struct {
 	Value float64 `json:"value"`
 	Lower float64 `json:"ci_lower"`
 	Upper float64 `json:"ci_upper"`
+	// NoInterval: the library states none (quantiles, variances).
+	NoInterval bool `json:"-"`
 }
 
 // Row is one released group.
@@ -157,7 +171,7 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 		for i, a := range o.Aggs {
 			switch a.Func {
 			case "count":
-				row.Values[i] = Value{float64(users), max(usersCI.LowerBound, 0), usersCI.UpperBound}
+				row.Values[i] = Value{Value: float64(users), Lower: max(usersCI.LowerBound, 0), Upper: usersCI.UpperBound}
 			case "sum":
 				lInf := math.Max(math.Abs(a.Lower), math.Abs(a.Upper))
 				if lInf == 0 {
@@ -172,12 +186,22 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 				if err != nil {
 					return Release{}, err
 				}
-				row.Values[i] = Value{v, ci.LowerBound, ci.UpperBound}
+				row.Values[i] = Value{Value: v, Lower: ci.LowerBound, Upper: ci.UpperBound}
 			case "avg":
 				row.Values[i], err = noisyMean(nz, g, i, a, users, l0, eps, noiseDelta)
 				if err != nil {
 					return Release{}, err
 				}
+			case "quantile", "variance", "stddev":
+				var vals []float64
+				if i < len(g.Values) {
+					vals = g.Values[i]
+				}
+				v, err := distribution(nz, a, vals, l0, eps, noiseDelta)
+				if err != nil {
+					return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
+				}
+				row.Values[i] = Value{Value: v, NoInterval: true}
 			default:
 				return Release{}, fmt.Errorf("dp.ReleaseGroups: unknown aggregate %q", a.Func)
 			}
@@ -285,6 +309,8 @@ func Expect(o ReleaseOptions, groupUsers int64) (Expectation, error) {
 			if x.HalfWidths[i], err = half(math.Max(math.Abs(a.Lower), math.Abs(a.Upper)), alpha); err != nil {
 				return Expectation{}, err
 			}
+		case "quantile", "variance", "stddev":
+			x.HalfWidths[i] = math.NaN() // the library states no interval
 		case "avg":
 			// The numerator's half-width over the group's people, as
 			// noisyMean divides it (its count's own error adds a little).
@@ -298,6 +324,46 @@ func Expect(o ReleaseOptions, groupUsers int64) (Expectation, error) {
 		}
 	}
 	return x, nil
+}
+
+// distribution releases a quantile, variance or standard deviation of
+// users' values, each user adding one value (MaxContributionsPerPartition
+// 1) to at most l0 groups, clamped to the bounds by the library.
+func distribution(nz noise.Noise, a Agg, vals []float64, l0 int64, eps, delta float64) (float64, error) {
+	switch a.Func {
+	case "quantile":
+		q, err := dpagg.NewBoundedQuantiles(&dpagg.BoundedQuantilesOptions{Epsilon: eps, Delta: delta, MaxPartitionsContributed: l0,
+			MaxContributionsPerPartition: 1, Lower: a.Lower, Upper: a.Upper, Noise: nz})
+		if err != nil {
+			return 0, err
+		}
+		for _, v := range vals {
+			if err := q.Add(v); err != nil {
+				return 0, err
+			}
+		}
+		return q.Result(a.Rank)
+	case "variance", "stddev":
+		bv, err := dpagg.NewBoundedVariance(&dpagg.BoundedVarianceOptions{Epsilon: eps, Delta: delta, MaxPartitionsContributed: l0,
+			MaxContributionsPerPartition: 1, Lower: a.Lower, Upper: a.Upper, Noise: nz})
+		if err != nil {
+			return 0, err
+		}
+		for _, v := range vals {
+			if err := bv.Add(v); err != nil {
+				return 0, err
+			}
+		}
+		r, err := bv.Result()
+		if err != nil {
+			return 0, err
+		}
+		if a.Func == "stddev" {
+			return math.Sqrt(math.Max(r, 0)), nil
+		}
+		return r, nil
+	}
+	return 0, fmt.Errorf("unknown aggregate %q", a.Func)
 }
 
 // checkParams runs the noise library's checks of every parameter the
@@ -321,6 +387,15 @@ func checkParams(nz noise.Noise, o ReleaseOptions, eps, selDelta, noiseDelta flo
 	}
 	for _, a := range o.Aggs {
 		var lInf, al float64
+		if a.distribution() {
+			if a.Func == "quantile" && !(a.Rank > 0 && a.Rank < 1) {
+				return fmt.Errorf("quantile rank %v is not in (0, 1)", a.Rank)
+			}
+			if _, err := distribution(nz, a, nil, l0, eps, noiseDelta); err != nil {
+				return err
+			}
+			continue
+		}
 		switch a.Func {
 		case "count":
 			continue
@@ -353,7 +428,7 @@ func noisyMean(nz noise.Noise, g Group, i int, a Agg, users, l0 int64, eps, delt
 	mid := (a.Lower + a.Upper) / 2
 	half := (a.Upper - a.Lower) / 2
 	if half == 0 {
-		return Value{mid, mid, mid}, nil
+		return Value{Value: mid, Lower: mid, Upper: mid}, nil
 	}
 	norm := g.Sums[i] - float64(g.Users)*mid
 	v, err := nz.AddNoiseFloat64(norm, l0, half, eps, delta)
@@ -377,7 +452,7 @@ func noisyMean(nz noise.Noise, g Group, i int, a Agg, users, l0 int64, eps, delt
 			lo, hi = math.Min(lo, n/d), math.Max(hi, n/d)
 		}
 	}
-	return Value{mean, clamp(lo+mid, a.Lower, a.Upper), clamp(hi+mid, a.Lower, a.Upper)}, nil
+	return Value{Value: mean, Lower: clamp(lo+mid, a.Lower, a.Upper), Upper: clamp(hi+mid, a.Lower, a.Upper)}, nil
 }
 
 func clamp(x, lo, hi float64) float64 { return math.Min(math.Max(x, lo), hi) }

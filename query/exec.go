@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -267,7 +268,20 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	if len(dims) > 0 {
 		t.WriteString(strings.Join(prefixed("c.", dims), ", ") + ", ")
 	}
-	t.WriteString("count(*) AS _users")
+	// A distribution (median, variance) needs each person's value: one
+	// row a (person, group), aggregated in Go (Groups).
+	perRow := p.hasDistribution()
+	agg := func(v string) string {
+		if perRow {
+			return v
+		}
+		return "sum(" + v + ")"
+	}
+	if perRow {
+		t.WriteString("1::BIGINT AS _users")
+	} else {
+		t.WriteString("count(*) AS _users")
+	}
 	for i, a := range p.Aggregates {
 		if a.Func == Count {
 			fmt.Fprintf(&t, ", 0.0::DOUBLE AS _s%d", i)
@@ -287,7 +301,7 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			}
 			v = fmt.Sprintf("least(greatest(%s, %s), %s)", v, floatSQL(bounds[0]), floatSQL(bounds[1]))
 		}
-		fmt.Fprintf(&t, ", sum(%s)::DOUBLE AS _s%d", v, i)
+		fmt.Fprintf(&t, ", %s::DOUBLE AS _s%d", agg(v), i)
 	}
 	t.WriteString("\nFROM capped c")
 	if rowLevel {
@@ -298,10 +312,72 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			}
 		}
 	}
-	if len(dims) > 0 {
+	if len(dims) > 0 && !perRow {
 		t.WriteString("\nGROUP BY " + strings.Join(prefixed("c.", dims), ", "))
 	}
 	return t.String(), t.args, nil
+}
+
+// hasDistribution reports whether a plan has an aggregate that needs each
+// person's value (median, quantile, variance, standard deviation).
+func (p *Plan) hasDistribution() bool {
+	for _, a := range p.Aggregates {
+		if a.Func.distribution() {
+			return true
+		}
+	}
+	return false
+}
+
+// groupRows gathers one row a (person, group), as BoundedSQL writes them
+// for a plan with a distribution, into groups: people counted, values
+// summed, and each person's value kept for the distributions. An
+// ungrouped plan has its one group even with no one in it.
+func (p *Plan) groupRows(rows *sql.Rows) ([]dp.Group, error) {
+	nd, na := len(p.Dimensions), len(p.Aggregates)
+	index := map[string]int{}
+	var out []dp.Group
+	for rows.Next() {
+		dest := make([]any, nd+1+na)
+		key := make([]any, nd)
+		var one int64
+		vals := make([]float64, na)
+		for i := range key {
+			dest[i] = &key[i]
+		}
+		dest[nd] = &one
+		for i := range vals {
+			dest[nd+1+i] = &vals[i]
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		k := ""
+		for _, v := range key {
+			k += keyText(v) + "\x1f"
+		}
+		gi, ok := index[k]
+		if !ok {
+			gi = len(out)
+			index[k] = gi
+			out = append(out, dp.Group{Key: key, Sums: make([]float64, na), Values: make([][]float64, na)})
+		}
+		g := &out[gi]
+		g.Users++
+		for i, a := range p.Aggregates {
+			g.Sums[i] += vals[i]
+			if a.Func.distribution() {
+				g.Values[i] = append(g.Values[i], vals[i])
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if nd == 0 && len(out) == 0 {
+		out = append(out, dp.Group{Key: []any{}, Sums: make([]float64, na), Values: make([][]float64, na)})
+	}
+	return out, nil
 }
 
 func prefixed(p string, xs []string) []string {
@@ -330,6 +406,9 @@ func (p *Plan) Groups(ctx context.Context, q store.Querier, src Source, o BoundO
 	defer rows.Close()
 	nd, na := len(p.Dimensions), len(p.Aggregates)
 	var out []dp.Group
+	if p.hasDistribution() {
+		return p.groupRows(rows)
+	}
 	for rows.Next() {
 		dest := make([]any, nd+1+na)
 		key := make([]any, nd)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -373,5 +374,69 @@ func TestTablesJoinedPerPerson(t *testing.T) {
 	// No column at all: the person map.
 	if g = groupsOf(t, db, "j", `SELECT COUNT(*) FROM cohort`, bo); g[""].Users != 3 {
 		t.Errorf("COUNT(*) of the person map: %d, want 3", g[""].Users)
+	}
+}
+
+// TestDistributionsCentreOnTheTruth: MEDIAN, QUANTILE_CONT, VARIANCE and
+// STDDEV are of people's values (each person's own sum), and at a high
+// epsilon the released numbers sit on the truth computed from the rows.
+func TestDistributionsCentreOnTheTruth(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// 2000 people, each with two brand rows whose sum is u/80 (distinct
+	// values within the bounds [0, 25]).
+	var rows []cohortRow
+	var vals []float64
+	for u := 1; u <= 2000; u++ {
+		v := float64(u) / 80
+		vals = append(vals, v)
+		rows = append(rows, cohortRow{u, 2 * u, u, "north", v / 2, true}, cohortRow{u, 2*u + 1, u, "north", v / 2, true})
+	}
+	makeCohort(t, db, "dist", rows)
+	const q = `SELECT MEDIAN(a_spend), QUANTILE_CONT(a_spend, 0.9) AS p90, VARIANCE(a_spend), STDDEV(a_spend) FROM cohort`
+	p, err := Parse(context.Background(), db.SQL(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := p.Canonical(); c != `SELECT MEDIAN("a_spend"), QUANTILE_CONT("a_spend", 0.9) AS "p90", VARIANCE("a_spend"), STDDEV("a_spend") FROM cohort` {
+		t.Errorf("canonical %s", c)
+	}
+	g := groupsOf(t, db, "dist", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics})[""]
+	if g.Users != 2000 || len(g.Values[0]) != 2000 {
+		t.Fatalf("group %d users, %d values", g.Users, len(g.Values[0]))
+	}
+	o := dp.ReleaseOptions{Epsilon: 2000, MaxGroups: 1, Aggs: []dp.Agg{
+		{Func: "quantile", Lower: 0, Upper: 25, Rank: 0.5}, {Func: "quantile", Lower: 0, Upper: 25, Rank: 0.9},
+		{Func: "variance", Lower: 0, Upper: 25}, {Func: "stddev", Lower: 0, Upper: 25}}}
+	rel, err := dp.ReleaseGroups([]dp.Group{g}, o)
+	if err != nil || len(rel.Rows) != 1 {
+		t.Fatal(rel, err)
+	}
+	// The values were clamped to the bounds [0, 25] before release.
+	clamped := make([]float64, len(vals))
+	for i, v := range vals {
+		clamped[i] = min(v, 25)
+	}
+	slices.Sort(clamped)
+	cm, cv := 0.0, 0.0
+	for _, v := range clamped {
+		cm += v
+	}
+	cm /= float64(len(clamped))
+	for _, v := range clamped {
+		cv += (v - cm) * (v - cm)
+	}
+	cv /= float64(len(clamped))
+	want := []float64{clamped[len(clamped)/2], clamped[len(clamped)*9/10], cv, math.Sqrt(cv)}
+	for i, w := range want {
+		if got := rel.Rows[0].Values[i].Value; math.Abs(got-w) > 0.6 {
+			t.Errorf("aggregate %d: released %v, truth %v", i, got, w)
+		}
+		if !rel.Rows[0].Values[i].NoInterval {
+			t.Errorf("aggregate %d states an interval the library does not give", i)
+		}
 	}
 }

@@ -27,7 +27,21 @@ const (
 	Rows Func = "rows"
 	Sum  Func = "sum" // SUM(metric)
 	Avg  Func = "avg" // AVG(metric)
+	// The distribution of people's values (each person's sum of the
+	// metric in the group, clamped to its bounds), from google's DP
+	// library: a quantile (MEDIAN is the 0.5 one), the variance and the
+	// standard deviation. Their answers carry no interval.
+	Median   Func = "median"   // MEDIAN(metric)
+	Quantile Func = "quantile" // QUANTILE_CONT(metric, rank)
+	Variance Func = "variance" // VARIANCE(metric)
+	Stddev   Func = "stddev"   // STDDEV(metric)
 )
+
+// distribution reports whether an aggregate needs each person's value,
+// not only their sum over the group.
+func (f Func) distribution() bool {
+	return f == Median || f == Quantile || f == Variance || f == Stddev
+}
 
 // Aggregate is one aggregate of the select list.
 type Aggregate struct {
@@ -37,6 +51,8 @@ type Aggregate struct {
 	// Alias is the output column's name: the analyst's AS alias, or the
 	// default (count, sum_<metric>, avg_<metric>).
 	Alias string
+	// Rank is a quantile's rank, in (0, 1): 0.5 for MEDIAN.
+	Rank float64
 }
 
 // DefaultAlias is the output name of an aggregate written without AS.
@@ -46,6 +62,11 @@ func (a Aggregate) DefaultAlias() string {
 		return "count"
 	case Rows:
 		return "count_" + a.Column
+	case Quantile:
+		if pct := a.Rank * 100; pct == math.Trunc(pct) {
+			return fmt.Sprintf("p%d_%s", int(pct), a.Column)
+		}
+		return "quantile_" + a.Column
 	}
 	return string(a.Func) + "_" + a.Column
 }
@@ -202,6 +223,8 @@ func (p *Plan) Canonical() string {
 			b.WriteString("COUNT(*)")
 		case Rows:
 			b.WriteString("COUNT(" + store.QuoteIdent(a.Column) + ")")
+		case Quantile:
+			b.WriteString("QUANTILE_CONT(" + store.QuoteIdent(a.Column) + ", " + strconv.FormatFloat(a.Rank, 'g', -1, 64) + ")")
 		default:
 			b.WriteString(strings.ToUpper(string(a.Func)) + "(" + store.QuoteIdent(a.Column) + ")")
 		}
@@ -489,9 +512,13 @@ func (p *Plan) validate() *errs.Error {
 			if a.Column != "" {
 				return bad("count of a column")
 			}
-		case Sum, Avg, Rows:
+		case Sum, Avg, Rows, Median, Variance, Stddev:
 			if !wire.IsColumnName(a.Column) {
 				return bad("column %q", a.Column)
+			}
+		case Quantile:
+			if !wire.IsColumnName(a.Column) || !(a.Rank > 0 && a.Rank < 1) {
+				return bad("quantile %q at %v", a.Column, a.Rank)
 			}
 		default:
 			return bad("aggregate %q", a.Func)

@@ -363,12 +363,23 @@ func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 		fn = Sum
 	case "avg":
 		fn = Avg
+	case "median":
+		fn = Median
+	case "quantile_cont", "quantile":
+		fn = Quantile
+	case "variance", "var_samp":
+		fn = Variance
+	case "stddev", "stddev_samp":
+		fn = Stddev
 	default:
 		return Aggregate{}, refuse(errs.Unsupported, at, "function "+name+"()", aggHint)
 	}
 	upper := strings.ToUpper(string(fn))
-	if fn == Rows {
+	switch fn {
+	case Rows:
 		upper = "COUNT"
+	case Quantile:
+		upper = "QUANTILE_CONT"
 	}
 	if d, ok := o["distinct"].(bool); !ok || d {
 		return Aggregate{}, refuse(errs.Unsupported, at, upper+"(DISTINCT ...)",
@@ -398,9 +409,35 @@ func (p *parser) aggregate(o obj) (Aggregate, *errs.Error) {
 			return Aggregate{}, p.shape(o, "COUNT(*)")
 		}
 	default:
-		if len(children) != 1 {
-			return Aggregate{}, refuse(errs.Unsupported, at, fmt.Sprintf("%s() with %d arguments", upper, len(children)),
-				upper+" takes one column")
+		want := 1
+		if fn == Quantile {
+			want = 2
+		}
+		if len(children) != want {
+			hint := upper + " takes one column"
+			if fn == Quantile {
+				hint = "QUANTILE_CONT takes a metric column and a rank between 0 and 1, such as QUANTILE_CONT(spend, 0.9)"
+			}
+			return Aggregate{}, refuse(errs.Unsupported, at, fmt.Sprintf("%s() with %d arguments", upper, len(children)), hint)
+		}
+		if fn == Quantile {
+			l, err := p.literal(children[1])
+			if err != nil {
+				return Aggregate{}, err
+			}
+			switch v := l.Value.(type) {
+			case float64:
+				agg.Rank = v
+			case int64:
+				agg.Rank = float64(v)
+			}
+			if !(agg.Rank > 0 && agg.Rank < 1) {
+				return Aggregate{}, refuse(errs.Unsupported, p.firstLoc(children[1]), fmt.Sprintf("quantile rank %v", l.Value),
+					"the rank is a number between 0 and 1 (0.5 is the median)")
+			}
+		}
+		if fn == Median {
+			agg.Rank = 0.5
 		}
 		c, ok := asObj(children[0])
 		if !ok {

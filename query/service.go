@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"math"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -211,7 +212,11 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 			continue
 		}
 		b := p.metrics[a.Column]
-		p.ro.Aggs = append(p.ro.Aggs, dp.Agg{Func: string(a.Func), Lower: b[0], Upper: b[1]})
+		fn := string(a.Func)
+		if a.Func == Median {
+			fn = string(Quantile)
+		}
+		p.ro.Aggs = append(p.ro.Aggs, dp.Agg{Func: fn, Lower: b[0], Upper: b[1], Rank: a.Rank})
 	}
 	// The charge is known before anything runs: the query's epsilon, and
 	// the rule delta when the release needs one. It is checked before the
@@ -254,7 +259,11 @@ func (s *Service) Preview(ctx context.Context, actor partners.Principal, c wire.
 	}
 	out.Epsilon, out.Delta, out.EpsilonSplit, out.GroupUsers = x.Epsilon, x.Delta, x.Split, x.GroupUsers
 	for i, a := range p.plan.Aggregates {
-		out.Columns = append(out.Columns, wire.PreviewColumn{Name: a.Alias, Kind: string(a.Func), HalfWidth: x.HalfWidths[i]})
+		c := wire.PreviewColumn{Name: a.Alias, Kind: string(a.Func)}
+		if hw := x.HalfWidths[i]; !math.IsNaN(hw) {
+			c.HalfWidth = &hw
+		}
+		out.Columns = append(out.Columns, c)
 	}
 	if _, ok, err := s.cached(ctx, s.DB.SQL(), actor, c, p.version, p.hash, p.eps); err != nil {
 		return out, err
@@ -472,7 +481,9 @@ func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
 			}
 			v := r.Values[oc.Index]
 			row[j] = v.Value
-			ivs[j] = &wire.Interval{Lower: v.Lower, Upper: v.Upper}
+			if !v.NoInterval {
+				ivs[j] = &wire.Interval{Lower: v.Lower, Upper: v.Upper}
+			}
 		}
 		a.Rows = append(a.Rows, row)
 		a.Intervals = append(a.Intervals, ivs)

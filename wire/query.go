@@ -39,16 +39,18 @@ type Preview struct {
 // PreviewColumn is one aggregate of a preview.
 type PreviewColumn struct {
 	Name      string  `json:"name"`
-	Kind      string  `json:"kind" schema:"enum=count|rows|sum|avg"`
-	HalfWidth float64 `json:"half_width"`
+	Kind string `json:"kind" schema:"enum=count|rows|sum|avg|median|quantile|variance|stddev"`
+	// HalfWidth is null where the library states no interval (medians,
+	// quantiles, variances, standard deviations).
+	HalfWidth *float64 `json:"half_width"`
 }
 
 // Column is one column of an answer.
 type Column struct {
 	Name string `json:"name"`
 	// Kind is "dimension", or the aggregate: count (people), rows
-	// (COUNT(column)), sum, avg.
-	Kind string `json:"kind" schema:"enum=dimension|count|rows|sum|avg"`
+	// (COUNT(column)), sum, avg, median, quantile, variance, stddev.
+	Kind string `json:"kind" schema:"enum=dimension|count|rows|sum|avg|median|quantile|variance|stddev"`
 }
 
 // Interval is a 95% confidence interval.
@@ -154,5 +156,5 @@ const (
 // QuerySubset is the SQL subset analysts write, as the CLI's help, the
 // OpenAPI document and docs/design.md ("Queries") state it; package
 // query's documentation lists the exact nodes it accepts.
-const QuerySubset = `SELECT [dimension, ...] COUNT(*) | COUNT(column) | SUM(metric) | AVG(metric) [AS name], ...
+const QuerySubset = `SELECT [dimension, ...] COUNT(*) | COUNT(column) | SUM(metric) | AVG(metric) | MEDIAN(metric) | QUANTILE_CONT(metric, rank) | VARIANCE(metric) | STDDEV(metric) [AS name], ...
 FROM cohort [WHERE predicate on dimensions] [GROUP BY dimension, ...]`

@@ -2,7 +2,6 @@ package query
 
 import (
 	"context"
-	"math"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -10,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"

@@ -38,7 +38,7 @@ type Preview struct {
 
 // PreviewColumn is one aggregate of a preview.
 type PreviewColumn struct {
-	Name      string  `json:"name"`
+	Name string `json:"name"`
 	Kind string `json:"kind" schema:"enum=count|rows|sum|avg|median|quantile|variance|stddev"`
 	// HalfWidth is null where the library states no interval (medians,
 	// quantiles, variances, standard deviations).

@@ -227,6 +227,8 @@ func TestTablesAreLinkedPerPersonNeverMultiplied(t *testing.T) {
 		`SELECT COUNT(*) FROM cohort`,
 		`SELECT publisher_campaign, COUNT(*) AS people, COUNT(publisher_exposure_date) AS exposures FROM cohort GROUP BY publisher_campaign`,
 		`SELECT MEDIAN(brand_co_amount), STDDEV(brand_co_amount) AS spread, QUANTILE_CONT(brand_co_amount, 0.9) FROM cohort`,
+		`SELECT publisher_campaign, COUNT(*) AS converters, COUNT(brand_co_purchase_date) AS purchases FROM cohort
+			WHERE date_diff('day', publisher_exposure_date, brand_co_purchase_date) BETWEEN 0 AND 40 GROUP BY publisher_campaign`,
 	} {
 		if st, body, _ := e.ask(e.brand.analyst.Key, q, 0.5, ""); st != 200 {
 			t.Errorf("%s: %d %s", q, st, body)

@@ -61,10 +61,12 @@
 //     IN, NOT IN, BETWEEN, IS [NOT] NULL, combined with AND, OR, NOT. A
 //     literal on the left (1 < age) is turned around. Literals are
 //     strings, 64-bit integers, decimals and doubles (both become float
-//     literals), true/false, and DATE 'yyyy-mm-dd' (a valid date). NULL,
-//     casts (other than the DATE and boolean literal syntax), functions,
-//     arithmetic, LIKE, subqueries, parameters and column-to-column
-//     comparisons are refused.
+//     literals), true/false, and DATE 'yyyy-mm-dd' (a valid date). Two
+//     dates compare only as a time window, date_diff('day', first, later)
+//     BETWEEN n AND m with whole-day bounds. NULL, casts (other than the
+//     DATE and boolean literal syntax), other functions, arithmetic,
+//     LIKE, subqueries, parameters and other column-to-column comparisons
+//     are refused.
 //   - Columns are plain names: no table or schema qualifier. Quoted and
 //     unquoted names are the same name, with ASCII letters folded to lower
 //     case (as DuckDB does); the folded name must match

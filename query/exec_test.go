@@ -440,3 +440,76 @@ func TestDistributionsCentreOnTheTruth(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeWindow: date_diff('day', exposure, purchase) BETWEEN 0 AND 7
+// pairs each person's exposures with their purchases inside the query
+// only, and counts each purchase once however many exposures it follows.
+func TestTimeWindow(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`CREATE TABLE w_people AS SELECT * FROM (VALUES (1), (2), (3)) t(uid)`,
+		// Person 1: exposed to c1 on the 1st and the 3rd; purchases on the
+		// 5th (10) and the 20th (20). Person 2: exposed to c2 on the 10th,
+		// purchase on the 9th (before: no). Person 3: c1 on the 1st, a
+		// purchase the same day (5).
+		`CREATE TABLE w_b AS SELECT uid, exposure_date::DATE AS exposure_date, campaign FROM (VALUES
+			(1, '2026-01-01', 'c1'), (1, '2026-01-03', 'c1'), (2, '2026-01-10', 'c2'), (3, '2026-01-01', 'c1')) t(uid, exposure_date, campaign)`,
+		`CREATE TABLE w_a AS SELECT uid, purchase_date::DATE AS purchase_date, amount FROM (VALUES
+			(1, '2026-01-05', 10.0), (1, '2026-01-20', 20.0), (2, '2026-01-09', 7.0), (3, '2026-01-01', 5.0)) t(uid, purchase_date, amount)`,
+	} {
+		if _, err := db.SQL().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := Source{People: "w_people", Columns: map[string]cohort.Column{
+		"b_campaign":      {Side: "b", Table: "exposures", Link: "w_b", Source: "campaign"},
+		"b_exposure_date": {Side: "b", Table: "exposures", Link: "w_b", Source: "exposure_date"},
+		"a_purchase_date": {Side: "a", Table: "purchases", Link: "w_a", Source: "purchase_date"},
+		"a_amount":        {Side: "a", Table: "purchases", Link: "w_a", Source: "amount"},
+	}}
+	const q = `SELECT b_campaign, COUNT(*) AS converters, COUNT(a_purchase_date) AS purchases, SUM(a_amount) AS sales FROM cohort
+		WHERE date_diff('day', b_exposure_date, a_purchase_date) BETWEEN 0 AND 7 GROUP BY b_campaign`
+	p, err := Parse(ctx, db.SQL(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check([]string{"b_campaign", "b_exposure_date", "a_purchase_date"}, map[string][2]float64{"a_amount": {0, 100}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckTypes(ctx, db.SQL(), src); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(ctx, db.SQL(), p.Canonical())
+	if err != nil || again.Canonical() != p.Canonical() {
+		t.Fatalf("canonical %s: %v", p.Canonical(), err)
+	}
+	gs, err := p.Groups(ctx, db.SQL(), src, BoundOptions{MaxGroups: 2, Bounds: map[string][2]float64{"a_amount": {0, 100}}, MaxRows: map[string]float64{"a_purchase_date": 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]dp.Group{}
+	for _, g := range gs {
+		got[fmt.Sprint(g.Key...)] = g
+	}
+	// c1: persons 1 (the 5th's purchase, once, though it follows two
+	// exposures; the 20th is too late) and 3 (same day); c2: none.
+	if c1 := got["c1"]; c1.Users != 2 || c1.Sums[1] != 2 || c1.Sums[2] != 15 {
+		t.Errorf("c1: %+v, want 2 converters, 2 purchases, sales 15", c1)
+	}
+	if _, ok := got["c2"]; ok {
+		t.Errorf("c2 converted: %+v", got["c2"])
+	}
+	// The window's columns must be dates.
+	bad, err := Parse(ctx, db.SQL(), `SELECT COUNT(*) FROM cohort WHERE date_diff('day', b_campaign, a_purchase_date) BETWEEN 0 AND 7`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.CheckTypes(ctx, db.SQL(), src); err == nil || !strings.Contains(err.Error(), "not a date") {
+		t.Errorf("a window over a text column: %v", err)
+	}
+}

@@ -18,11 +18,11 @@ var (
 
 // strictWhere is everything generated WHERE SQL may contain over the test
 // rules: quoted allowed columns, placeholders and fixed keywords.
-var strictWhere = regexp.MustCompile(`^(?:"(?:region|age|signup|exposed|tier)"|\?|CAST\(\? AS DATE\)|AND|OR|NOT|IN|BETWEEN|IS|NULL|TRUE|=|<>|<=|>=|<|>|\(|\)|, | )+$`)
+var strictWhere = regexp.MustCompile(`^(?:"(?:region|age|signup|exposed|tier)"|\?|CAST\(\? AS DATE\)|date_diff\('day', |AND|OR|NOT|IN|BETWEEN|IS|NULL|TRUE|=|<>|<=|>=|<|>|\(|\)|, | )+$`)
 
 // anyWhere is the same for any valid column name (a plan not yet checked
 // against rules).
-var anyWhere = regexp.MustCompile(`^(?:"[a-z][a-z0-9_]{0,62}"|\?|CAST\(\? AS DATE\)|AND|OR|NOT|IN|BETWEEN|IS|NULL|TRUE|=|<>|<=|>=|<|>|\(|\)|, | )+$`)
+var anyWhere = regexp.MustCompile(`^(?:"[a-z][a-z0-9_]{0,62}"|\?|CAST\(\? AS DATE\)|date_diff\('day', |AND|OR|NOT|IN|BETWEEN|IS|NULL|TRUE|=|<>|<=|>=|<|>|\(|\)|, | )+$`)
 
 func openDB(tb testing.TB, dir string) *store.DB {
 	tb.Helper()

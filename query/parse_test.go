@@ -31,6 +31,8 @@ var acceptedCases = []struct {
 }{
 	{"SELECT COUNT(*) FROM cohort", countOnly(nil)},
 	{"select count(*) from cohort;", countOnly(nil)},
+	{"SELECT COUNT(*) FROM cohort WHERE date_diff('day', signup, signup) BETWEEN 0 AND 7", countOnly(&Expr{Op: OpWithin, Column: "signup", Column2: "signup",
+		Values: []Literal{{Kind: KindInt, Value: int64(0)}, {Kind: KindInt, Value: int64(7)}}})},
 	{"SELECT COUNT(*) AS people FROM cohort", &Plan{
 		Aggregates: []Aggregate{{Func: Count, Alias: "people"}},
 		Columns:    []OutputColumn{{Name: "people", Index: 0}}}},

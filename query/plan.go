@@ -112,6 +112,10 @@ const (
 	OpBetween   = "between"
 	OpIsNull    = "is_null"
 	OpIsNotNull = "is_not_null"
+	// OpWithin: date_diff('day', Column, Column2) BETWEEN Values[0] AND
+	// Values[1], two date or timestamp columns, whole days apart (a time
+	// window: a purchase within 7 days after an exposure).
+	OpWithin = "within"
 )
 
 // Expr is a node of the WHERE predicate. and/or/not have Children (and at
@@ -121,6 +125,7 @@ const (
 type Expr struct {
 	Op       string
 	Column   string
+	Column2  string // OpWithin's later date
 	Values   []Literal
 	Children []*Expr
 }
@@ -316,6 +321,15 @@ func writeExpr(b *strings.Builder, e *Expr, lit func(Literal)) {
 		lit(e.Values[0])
 		b.WriteString(" AND ")
 		lit(e.Values[1])
+	case OpWithin:
+		if len(e.Values) != 2 {
+			b.WriteString("FALSE")
+			return
+		}
+		b.WriteString("date_diff('day', " + store.QuoteIdent(e.Column) + ", " + store.QuoteIdent(e.Column2) + ") BETWEEN ")
+		lit(e.Values[0])
+		b.WriteString(" AND ")
+		lit(e.Values[1])
 	case OpIsNull:
 		b.WriteString(store.QuoteIdent(e.Column) + " IS NULL")
 	case OpIsNotNull:
@@ -432,8 +446,11 @@ func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
 	}
 	var walk func(e *Expr) error
 	walk = func(e *Expr) error {
-		if e.Column != "" {
-			if err := dimension(e.Column, "WHERE"); err != nil {
+		for _, c := range []string{e.Column, e.Column2} {
+			if c == "" {
+				continue
+			}
+			if err := dimension(c, "WHERE"); err != nil {
 				return err
 			}
 		}
@@ -569,7 +586,8 @@ func validateExpr(e *Expr, depth int) error {
 		return fmt.Errorf("predicate deeper than %d", MaxDepth)
 	}
 	leaf := func(nValues func(int) bool) error {
-		if !wire.IsColumnName(e.Column) || len(e.Children) != 0 || !nValues(len(e.Values)) {
+		if !wire.IsColumnName(e.Column) || len(e.Children) != 0 || !nValues(len(e.Values)) ||
+			(e.Column2 != "") != (e.Op == OpWithin) || (e.Op == OpWithin && !wire.IsColumnName(e.Column2)) {
 			return fmt.Errorf("%s node", e.Op)
 		}
 		for _, v := range e.Values {
@@ -597,6 +615,16 @@ func validateExpr(e *Expr, depth int) error {
 		return leaf(func(n int) bool { return n >= 1 && n <= MaxInValues })
 	case OpBetween:
 		return leaf(func(n int) bool { return n == 2 })
+	case OpWithin:
+		if err := leaf(func(n int) bool { return n == 2 }); err != nil {
+			return err
+		}
+		for _, v := range e.Values {
+			if v.Kind != KindInt {
+				return fmt.Errorf("within: days %v", v.Value)
+			}
+		}
+		return nil
 	case OpIsNull, OpIsNotNull:
 		return leaf(func(n int) bool { return n == 0 })
 	}
@@ -620,8 +648,10 @@ func (p *Plan) ReadColumns() []string {
 		if e == nil {
 			return
 		}
-		if e.Column != "" {
-			set[e.Column] = true
+		for _, c := range []string{e.Column, e.Column2} {
+			if c != "" {
+				set[c] = true
+			}
 		}
 		for _, c := range e.Children {
 			walk(c)

@@ -20,7 +20,7 @@ var compareOps = map[string]string{
 // flipped is the operator with its operands swapped (1 < a is a > 1).
 var flipped = map[string]string{OpEq: OpEq, OpNe: OpNe, OpLt: OpGt, OpLe: OpGe, OpGt: OpLt, OpGe: OpLe}
 
-const predHint = "conditions compare a dimension with literals: = <> < <= > >= IN NOT IN BETWEEN IS NULL, combined with AND OR NOT"
+const predHint = "conditions compare a dimension with literals: = <> < <= > >= IN NOT IN BETWEEN IS NULL, or two dates by date_diff('day', first, later) BETWEEN n AND m, combined with AND OR NOT"
 
 // pred reads a WHERE node at the given nesting depth.
 func (p *parser) pred(v any, depth int) (*Expr, *errs.Error) {
@@ -136,7 +136,8 @@ func (p *parser) pred(v any, depth int) (*Expr, *errs.Error) {
 				predHint)
 		}
 		if r.str("class") == "COLUMN_REF" {
-			return nil, refuse(errs.Unsupported, at, "comparison of two columns", predHint)
+			return nil, refuse(errs.Unsupported, at, "comparison of two columns",
+				"compare two dates as date_diff('day', first, later) BETWEEN 0 AND 7 (later within 0 to 7 days after first)")
 		}
 		col, err := p.column(l, false)
 		if err != nil {
@@ -151,6 +152,9 @@ func (p *parser) pred(v any, depth int) (*Expr, *errs.Error) {
 		if !o.exactly("class", "type", "alias", "query_location", "input", "lower", "upper") ||
 			o.str("type") != "COMPARE_BETWEEN" {
 			return nil, p.shape(o, "BETWEEN")
+		}
+		if in, ok := asObj(o["input"]); ok && in.str("class") == "FUNCTION" {
+			return p.within(in, o["lower"], o["upper"])
 		}
 		col, err := p.operandColumn(o["input"], "BETWEEN")
 		if err != nil {
@@ -194,6 +198,59 @@ func negate(e *Expr) *Expr {
 		return e.Children[0]
 	}
 	return &Expr{Op: OpNot, Children: []*Expr{e}}
+}
+
+// within reads date_diff('day', first, later) BETWEEN lo AND hi: a time
+// window between two date columns, in whole days.
+func (p *parser) within(f obj, lower, upper any) (*Expr, *errs.Error) {
+	at := p.loc(f)
+	hint := "a time window is date_diff('day', first_date, later_date) BETWEEN 0 AND 7"
+	name := asciiLower(f.str("function_name"))
+	if !f.exactly(functionKeys...) || (name != "date_diff" && name != "datediff") {
+		return nil, refuse(errs.Unsupported, at, p.describe(f)+" before BETWEEN", hint)
+	}
+	if is, ok := f["is_operator"].(bool); !ok || is || !f.emptyStr("schema") || !f.emptyStr("catalog") || !f.emptyStr("alias") {
+		return nil, refuse(errs.Unsupported, at, p.describe(f)+" before BETWEEN", hint)
+	}
+	if d, ok := f["distinct"].(bool); !ok || d || !f.null("filter") || !f.isFalse("export_state") {
+		return nil, refuse(errs.Unsupported, at, "date_diff with modifiers", hint)
+	}
+	if ob, ok := asObj(f["order_bys"]); !ok || !ob.emptyList("orders") {
+		return nil, refuse(errs.Unsupported, at, "date_diff with ORDER BY", hint)
+	}
+	args, ok := f.list("children")
+	if !ok || len(args) != 3 {
+		return nil, refuse(errs.Unsupported, at, "date_diff with other than three arguments", hint)
+	}
+	unit, err := p.literal(args[0])
+	if err != nil {
+		return nil, err
+	}
+	if u, _ := unit.Value.(string); unit.Kind != KindString || asciiLower(u) != "day" {
+		return nil, refuse(errs.Unsupported, p.firstLoc(args[0]), fmt.Sprintf("date_diff unit %v", unit.Value), hint+" (the unit is 'day')")
+	}
+	var cols [2]string
+	for i := range cols {
+		c, ok := asObj(args[i+1])
+		if !ok || c.str("class") != "COLUMN_REF" {
+			return nil, refuse(errs.Unsupported, p.firstLoc(args[i+1]), p.describe(c)+" in date_diff", hint)
+		}
+		if cols[i], err = p.column(c, false); err != nil {
+			return nil, err
+		}
+	}
+	e := &Expr{Op: OpWithin, Column: cols[0], Column2: cols[1]}
+	for _, b := range []any{lower, upper} {
+		l, err := p.literal(b)
+		if err != nil {
+			return nil, err
+		}
+		if l.Kind != KindInt {
+			return nil, refuse(errs.Unsupported, p.firstLoc(b), fmt.Sprintf("%v days", l.Value), "a time window's bounds are whole days")
+		}
+		e.Values = append(e.Values, l)
+	}
+	return e, nil
 }
 
 // operandColumn reads the column operand of IN, BETWEEN or IS NULL.

@@ -87,8 +87,10 @@ func whereColumns(e *Expr) []string {
 		return nil
 	}
 	var out []string
-	if e.Column != "" {
-		out = append(out, e.Column)
+	for _, c := range []string{e.Column, e.Column2} {
+		if c != "" {
+			out = append(out, c)
+		}
 	}
 	for _, c := range e.Children {
 		out = append(out, whereColumns(c)...)
@@ -106,6 +108,14 @@ func checkExprTypes(e *Expr, types map[string]string) error {
 		return nil
 	}
 	t := types[e.Column]
+	if e.Op == OpWithin {
+		for _, c := range []string{e.Column, e.Column2} {
+			if ct := types[c]; ct != "DATE" && !strings.HasPrefix(ct, "TIMESTAMP") {
+				return errs.New(errs.Unsupported, "date_diff: column %s is %s, not a date or a timestamp", c, strings.ToLower(ct))
+			}
+		}
+		return nil
+	}
 	for _, v := range e.Values {
 		if !compatible(t, v.Kind) {
 			return errs.New(errs.Unsupported, "column %s is %s and cannot be compared with a %s literal", e.Column, strings.ToLower(t), v.Kind)

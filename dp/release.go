@@ -129,19 +129,20 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 			nz = noise.Gaussian()
 		}
 	}
-	rel, eps, selDelta, noiseDelta, err := o.split()
+	rel, sh, selDelta, noiseDelta, err := o.split()
 	if err != nil {
 		return Release{}, err
 	}
+	eps := sh.agg
 
 	l0 := o.MaxGroups
-	if err := checkParams(nz, o, eps, selDelta, noiseDelta); err != nil {
+	if err := checkParams(nz, o, sh, selDelta, noiseDelta); err != nil {
 		return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
 	}
 	for _, g := range groups {
 		if o.Grouped {
 			sel, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
-				Epsilon: eps, Delta: selDelta, MaxPartitionsContributed: l0})
+				Epsilon: sh.sel, Delta: selDelta, MaxPartitionsContributed: l0})
 			if err != nil {
 				return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
 			}
@@ -156,16 +157,20 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 				continue
 			}
 		}
-		users, err := nz.AddNoiseInt64(g.Users, l0, 1, eps, noiseDelta)
-		if err != nil {
-			return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
-		}
-		if users < o.MinGroupUsers && !o.Public {
-			continue
-		}
-		usersCI, err := nz.ComputeConfidenceIntervalInt64(users, l0, 1, eps, noiseDelta, alpha)
-		if err != nil {
-			return Release{}, err
+		// The people count: released, or used for the threshold; a
+		// public release that holds none draws none (sh.count is 0).
+		var users int64
+		var usersCI noise.ConfidenceInterval
+		if sh.count > 0 {
+			if users, err = nz.AddNoiseInt64(g.Users, l0, 1, sh.count, noiseDelta); err != nil {
+				return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
+			}
+			if users < o.MinGroupUsers && !o.Public {
+				continue
+			}
+			if usersCI, err = nz.ComputeConfidenceIntervalInt64(users, l0, 1, sh.count, noiseDelta, alpha); err != nil {
+				return Release{}, err
+			}
 		}
 		row := Row{Key: g.Key, Values: make([]Value, len(o.Aggs))}
 		for i, a := range o.Aggs {
@@ -188,7 +193,7 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 				}
 				row.Values[i] = Value{Value: v, Lower: ci.LowerBound, Upper: ci.UpperBound}
 			case "avg":
-				row.Values[i], err = noisyMean(nz, g, i, a, users, l0, eps, noiseDelta)
+				row.Values[i], err = noisyMean(nz, g, i, a, users, l0, eps, sh.count, noiseDelta)
 				if err != nil {
 					return Release{}, err
 				}
@@ -211,47 +216,91 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 	return rel, nil
 }
 
+// shares is the epsilon of each part of a release.
+type shares struct {
+	sel, count, agg float64
+}
+
+// asksCount reports whether the people count is part of the answer: a
+// COUNT(*), or an average (whose denominator it is).
+func (o ReleaseOptions) asksCount() bool {
+	for _, a := range o.Aggs {
+		if a.Func == "count" || a.Func == "avg" {
+			return true
+		}
+	}
+	return false
+}
+
 // split returns how a release with these options divides its budget:
 // the Release (no rows yet) stating epsilon, delta and the split, the
 // epsilon of each part, and the delta of selection and of each part's
-// noise.
-func (o ReleaseOptions) split() (rel Release, eps, selDelta, noiseDelta float64, err error) {
-	parts := 1 // the user count, always released or used
+// noise. Selection and each aggregate weigh 1. The people count weighs 1
+// when the answer holds it (COUNT(*), or an AVG's denominator), 1/2 when
+// it serves only min_group_users (a threshold needs a rough count, not a
+// precise one), and nothing in a release of public groups that holds no
+// count (no threshold applies there): the stated errors of what was asked
+// are smaller for it.
+func (o ReleaseOptions) split() (rel Release, sh shares, selDelta, noiseDelta float64, err error) {
+	countWeight := 1.0
+	switch {
+	case o.asksCount():
+	case o.Public:
+		countWeight = 0
+	default:
+		countWeight = 0.5
+	}
+	weight, parts := countWeight, 0
+	if countWeight > 0 {
+		parts++
+	}
 	for _, a := range o.Aggs {
 		if a.Func != "count" {
+			weight++
 			parts++
 		}
 	}
 	if o.Grouped {
+		weight++
 		parts++
 	}
-	eps = o.Epsilon / float64(parts)
+	if parts == 0 {
+		return Release{}, shares{}, 0, 0, fmt.Errorf("dp.ReleaseGroups: nothing to release")
+	}
+	unit := o.Epsilon / weight
+	sh = shares{agg: unit, count: unit * countWeight}
+	if o.Grouped {
+		sh.sel = unit
+	}
 	// Delta: Laplace noise needs none; selection takes it all. Gaussian
 	// noise shares it with selection.
 	selDelta, noiseDelta = o.Delta, 0.0
 	if o.Gaussian {
 		if o.Delta <= 0 {
-			return Release{}, 0, 0, 0, fmt.Errorf("dp.ReleaseGroups: Gaussian noise needs delta > 0")
+			return Release{}, shares{}, 0, 0, fmt.Errorf("dp.ReleaseGroups: Gaussian noise needs delta > 0")
 		}
 		noiseDelta = o.Delta / float64(parts)
 		selDelta = noiseDelta
 	}
 	if o.Grouped && !(selDelta > 0) {
-		return Release{}, 0, 0, 0, fmt.Errorf("dp.ReleaseGroups: grouped queries need delta > 0 for partition selection")
+		return Release{}, shares{}, 0, 0, fmt.Errorf("dp.ReleaseGroups: grouped queries need delta > 0 for partition selection")
 	}
 	// Selection spends selDelta and each Gaussian part noiseDelta: in all,
 	// exactly o.Delta when grouped or Gaussian (DeltaCost), stated as the
 	// rule's own number so that it is the delta the ledger is charged.
-	rel = Release{Epsilon: o.Epsilon, Delta: o.DeltaCost(), Split: map[string]float64{"count": eps}}
+	rel = Release{Epsilon: o.Epsilon, Delta: o.DeltaCost(), Split: map[string]float64{}}
+	if sh.count > 0 {
+		rel.Split["count"] = sh.count
+	}
 	if o.Grouped {
-		rel.Split["selection"] = eps
+		rel.Split["selection"] = sh.sel
 	}
 	for i, a := range o.Aggs {
 		if a.Func != "count" {
-			rel.Split[fmt.Sprintf("%s_%d", a.Func, i)] = eps
+			rel.Split[fmt.Sprintf("%s_%d", a.Func, i)] = sh.agg
 		}
 	}
-	return rel, eps, selDelta, noiseDelta, nil
+	return rel, sh, selDelta, noiseDelta, nil
 }
 
 // Expectation is what a release would spend and how wide its intervals
@@ -281,23 +330,24 @@ func Expect(o ReleaseOptions, groupUsers int64) (Expectation, error) {
 	if o.Gaussian {
 		nz = noise.Gaussian()
 	}
-	rel, eps, selDelta, noiseDelta, err := o.split()
+	rel, sh, selDelta, noiseDelta, err := o.split()
 	if err != nil {
 		return Expectation{}, err
 	}
-	if err := checkParams(nz, o, eps, selDelta, noiseDelta); err != nil {
+	if err := checkParams(nz, o, sh, selDelta, noiseDelta); err != nil {
 		return Expectation{}, fmt.Errorf("dp.Expect: %w", err)
 	}
+	eps := sh.agg
 	groupUsers = max(groupUsers, 1)
 	x := Expectation{Epsilon: rel.Epsilon, Delta: rel.Delta, Split: rel.Split, HalfWidths: make([]float64, len(o.Aggs)), GroupUsers: groupUsers}
-	half := func(lInf, a float64) (float64, error) {
-		if lInf == 0 {
+	half := func(lInf, e, a float64) (float64, error) {
+		if lInf == 0 || e == 0 {
 			return 0, nil
 		}
-		ci, err := nz.ComputeConfidenceIntervalFloat64(0, o.MaxGroups, lInf, eps, noiseDelta, a)
+		ci, err := nz.ComputeConfidenceIntervalFloat64(0, o.MaxGroups, lInf, e, noiseDelta, a)
 		return (ci.UpperBound - ci.LowerBound) / 2, err
 	}
-	count, err := half(1, alpha)
+	count, err := half(1, sh.count, alpha)
 	if err != nil {
 		return Expectation{}, err
 	}
@@ -306,7 +356,7 @@ func Expect(o ReleaseOptions, groupUsers int64) (Expectation, error) {
 		case "count":
 			x.HalfWidths[i] = count
 		case "sum":
-			if x.HalfWidths[i], err = half(math.Max(math.Abs(a.Lower), math.Abs(a.Upper)), alpha); err != nil {
+			if x.HalfWidths[i], err = half(math.Max(math.Abs(a.Lower), math.Abs(a.Upper)), eps, alpha); err != nil {
 				return Expectation{}, err
 			}
 		case "quantile", "variance", "stddev":
@@ -314,7 +364,7 @@ func Expect(o ReleaseOptions, groupUsers int64) (Expectation, error) {
 		case "avg":
 			// The numerator's half-width over the group's people, as
 			// noisyMean divides it (its count's own error adds a little).
-			num, err := half((a.Upper-a.Lower)/2, alpha/2)
+			num, err := half((a.Upper-a.Lower)/2, eps, alpha/2)
 			if err != nil {
 				return Expectation{}, err
 			}
@@ -369,20 +419,23 @@ func distribution(nz noise.Noise, a Agg, vals []float64, l0 int64, eps, delta fl
 // checkParams runs the noise library's checks of every parameter the
 // release will use, once and on no data, so that a release refused for
 // its parameters is refused whatever groups the data holds.
-func checkParams(nz noise.Noise, o ReleaseOptions, eps, selDelta, noiseDelta float64) error {
+func checkParams(nz noise.Noise, o ReleaseOptions, sh shares, selDelta, noiseDelta float64) error {
 	l0 := o.MaxGroups
+	eps := sh.agg
 	if o.Grouped {
 		if _, err := dpagg.NewPreAggSelectPartition(&dpagg.PreAggSelectPartitionOptions{
-			Epsilon: eps, Delta: selDelta, MaxPartitionsContributed: l0}); err != nil {
+			Epsilon: sh.sel, Delta: selDelta, MaxPartitionsContributed: l0}); err != nil {
 			return err
 		}
 	}
-	if _, err := nz.AddNoiseInt64(0, l0, 1, eps, noiseDelta); err != nil {
-		return err
-	}
-	for _, a := range []float64{alpha, alpha / 2} {
-		if _, err := nz.ComputeConfidenceIntervalInt64(0, l0, 1, eps, noiseDelta, a); err != nil {
+	if sh.count > 0 {
+		if _, err := nz.AddNoiseInt64(0, l0, 1, sh.count, noiseDelta); err != nil {
 			return err
+		}
+		for _, a := range []float64{alpha, alpha / 2} {
+			if _, err := nz.ComputeConfidenceIntervalInt64(0, l0, 1, sh.count, noiseDelta, a); err != nil {
+				return err
+			}
 		}
 	}
 	for _, a := range o.Aggs {
@@ -424,7 +477,7 @@ func checkParams(nz noise.Noise, o ReleaseOptions, eps, selDelta, noiseDelta flo
 // width, and is divided by the noisy user count (already released, so
 // free to reuse). Its interval combines the numerator's and the count's
 // 97.5% intervals, so it covers at least 95%.
-func noisyMean(nz noise.Noise, g Group, i int, a Agg, users, l0 int64, eps, delta float64) (Value, error) {
+func noisyMean(nz noise.Noise, g Group, i int, a Agg, users, l0 int64, eps, countEps, delta float64) (Value, error) {
 	mid := (a.Lower + a.Upper) / 2
 	half := (a.Upper - a.Lower) / 2
 	if half == 0 {
@@ -441,7 +494,7 @@ func noisyMean(nz noise.Noise, g Group, i int, a Agg, users, l0 int64, eps, delt
 	if err != nil {
 		return Value{}, err
 	}
-	cci, err := nz.ComputeConfidenceIntervalInt64(users, l0, 1, eps, delta, alpha/2)
+	cci, err := nz.ComputeConfidenceIntervalInt64(users, l0, 1, countEps, delta, alpha/2)
 	if err != nil {
 		return Value{}, err
 	}

@@ -387,6 +387,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 				{`SELECT COUNT(*), SUM(brand_co_tier) FROM cohort WHERE brand_co_category = 'k1' OR publisher_site = 'k2'`, 0.1},
 				{`SELECT brand_co_category, COUNT(*) FROM cohort GROUP BY brand_co_category`, 0.1}, // public groups
 				{`SELECT MEDIAN(brand_co_amount), STDDEV(publisher_clicks), COUNT(publisher_site) FROM cohort`, 0.1},
+				{`SELECT n, COUNT(*) FROM (SELECT COUNT(publisher_site) AS n FROM cohort GROUP BY person) GROUP BY n`, 0.1},
 			}...)
 		}
 		queries = append(queries, []struct {

@@ -234,6 +234,19 @@ func TestTablesAreLinkedPerPersonNeverMultiplied(t *testing.T) {
 			t.Errorf("%s: %d %s", q, st, body)
 		}
 	}
+	// A frequency distribution: people by their number of exposures,
+	// every count from 1 to max_rows_per_person released (public), no
+	// delta spent.
+	st, body, _ = e.ask(e.brand.analyst.Key, `SELECT exposures, COUNT(*) AS people FROM
+		(SELECT COUNT(publisher_exposure_date) AS exposures FROM cohort WHERE publisher_campaign = 'c1' GROUP BY person) GROUP BY exposures`, 0.5, "")
+	var freq wire.Answer
+	if err := json.Unmarshal(body, &freq); st != 200 || err != nil || len(freq.Rows) != 30 || freq.Delta != 0 || freq.Rows[0][0].(float64) != 1 {
+		t.Errorf("frequency distribution: %d %s", st, body)
+	}
+	if st, body, _ := e.ask(e.brand.analyst.Key, `SELECT exposures, COUNT(*) FROM
+		(SELECT COUNT(publisher_exposure_date) AS exposures FROM cohort WHERE brand_co_region = 'r1' GROUP BY person) GROUP BY exposures`, 0.5, ""); st != 403 || !strings.Contains(string(body), "per-person step") {
+		t.Errorf("a per-person step filtered on another table: %d %s", st, body)
+	}
 	if st, body, _ := e.ask(e.brand.analyst.Key, `SELECT brand_co_amount, COUNT(*) FROM cohort GROUP BY brand_co_amount`, 0.5, ""); st == 200 || !strings.Contains(string(body), "metric") {
 		t.Errorf("grouping by a declared metric: %d %s", st, body)
 	}

@@ -54,6 +54,9 @@
 //     sum_<metric>, avg_<metric>. At least one aggregate; output names must
 //     be distinct. DISTINCT, FILTER, ORDER BY inside an aggregate, other
 //     aggregates (MIN, MAX, ...) are refused.
+//   - A per-person step: FROM (SELECT COUNT(column) AS n FROM cohort
+//     [WHERE ...] GROUP BY person), selecting n and COUNT(*) grouped by n;
+//     nothing else in the outer query (no WHERE, no other aggregate).
 //   - Dimensions: the selected non-aggregate columns and the GROUP BY
 //     columns must be the same set; the plan keeps select order. Aliases
 //     on dimensions are refused.

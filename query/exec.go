@@ -10,6 +10,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/internal/cohort"
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 )
 
@@ -95,6 +96,9 @@ func conjuncts(e *Expr) []*Expr {
 // it: step 1 then keeps each source row (by its row id) and step 2 sums
 // each source row once per (user, group).
 func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
+	if p.Step != nil {
+		return p.stepSQL(src, o)
+	}
 	// Where each column lives.
 	type place struct{ link, source string }
 	at := map[string]place{}
@@ -378,6 +382,54 @@ func (p *Plan) groupRows(rows *sql.Rows) ([]dp.Group, error) {
 		out = append(out, dp.Group{Key: []any{}, Sums: make([]float64, na), Values: make([][]float64, na)})
 	}
 	return out, nil
+}
+
+// stepSQL is a per-person step's SQL: each person's rows of the counted
+// column's table under the WHERE (which may name only that table's
+// columns), counted and clamped to max_rows_per_person, then people
+// counted by their count. Each person is in one group: the count is the
+// bound.
+func (p *Plan) stepSQL(src Source, o BoundOptions) (string, []any, error) {
+	col, ok := src.Columns[p.Step.Agg.Column]
+	if !ok {
+		return "", nil, fmt.Errorf("query: column %q is not in the cohort", p.Step.Agg.Column)
+	}
+	cols := []string{store.QuoteIdent(col.Source) + " AS " + store.QuoteIdent(p.Step.Agg.Column)}
+	seen := map[string]bool{p.Step.Agg.Column: true}
+	for _, c := range whereColumns(p.Where) {
+		wc, ok := src.Columns[c]
+		if !ok {
+			return "", nil, fmt.Errorf("query: column %q is not in the cohort", c)
+		}
+		if wc.Link != col.Link {
+			return "", nil, errs.New(errs.NotAllowed, "the WHERE of a per-person step names %s, which is not in the table of %s; filter on that table's columns only", c, p.Step.Agg.Column)
+		}
+		if !seen[c] {
+			seen[c] = true
+			cols = append(cols, store.QuoteIdent(wc.Source)+" AS "+store.QuoteIdent(c))
+		}
+	}
+	maxRows, ok := o.MaxRows[p.Step.Agg.Column]
+	if !ok && !o.unbounded {
+		return "", nil, fmt.Errorf("query: no bound for the count of %q", p.Step.Agg.Column)
+	}
+	var t sqlText
+	fmt.Fprintf(&t, "WITH t AS (SELECT uid, %s FROM %s", strings.Join(cols, ", "), store.QuoteIdent(col.Link))
+	if p.Where != nil {
+		t.WriteString(" WHERE ")
+		t.expr(p.Where)
+	}
+	alias := store.QuoteIdent(p.Step.Agg.Alias)
+	n := "count(" + store.QuoteIdent(p.Step.Agg.Column) + ")"
+	if !o.unbounded {
+		n = fmt.Sprintf("least(%s, %d)", n, int64(maxRows))
+	}
+	fmt.Fprintf(&t, "),\nper AS (SELECT uid, %s::BIGINT AS %s FROM t GROUP BY uid)\nSELECT %s, count(*) AS _users", n, alias, alias)
+	for i := range p.Aggregates {
+		fmt.Fprintf(&t, ", 0.0::DOUBLE AS _s%d", i)
+	}
+	fmt.Fprintf(&t, " FROM per WHERE %s > 0 GROUP BY %s", alias, alias)
+	return t.String(), t.args, nil
 }
 
 func prefixed(p string, xs []string) []string {

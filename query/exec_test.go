@@ -379,6 +379,23 @@ func TestTablesJoinedPerPerson(t *testing.T) {
 	if g = groupsOf(t, db, "j", `SELECT b_exposed, COUNT(a_region) FROM cohort GROUP BY b_exposed`, ro); g["true"].Sums[0] != 2 || g["false"].Sums[0] != 2 {
 		t.Errorf("COUNT(a_region) by exposure, one a person: %+v", g)
 	}
+	// A per-person step: people by their number of publisher rows
+	// (3, 1 and 1), clamped at 2.
+	const freq = `SELECT n, COUNT(*) AS people FROM (SELECT COUNT(b_exposed) AS n FROM cohort GROUP BY person) GROUP BY n`
+	fp, err := Parse(context.Background(), db.SQL(), freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := fp.Canonical(); c != `SELECT "n", COUNT(*) AS "people" FROM (SELECT COUNT("b_exposed") AS "n" FROM cohort GROUP BY person) GROUP BY "n"` {
+		t.Errorf("canonical %s", c)
+	}
+	if again, err := Parse(context.Background(), db.SQL(), fp.Canonical()); err != nil || again.Hash() != fp.Hash() {
+		t.Errorf("the canonical text parses to another plan: %v", err)
+	}
+	g = groupsOf(t, db, "j", freq, BoundOptions{MaxGroups: 1, MaxRows: map[string]float64{"b_exposed": 2}})
+	if len(g) != 2 || g["1"].Users != 2 || g["2"].Users != 1 {
+		t.Errorf("people by rows, clamped at 2: %+v", g)
+	}
 	// No column at all: the person map.
 	if g = groupsOf(t, db, "j", `SELECT COUNT(*) FROM cohort`, bo); g[""].Users != 3 {
 		t.Errorf("COUNT(*) of the person map: %d, want 3", g[""].Users)

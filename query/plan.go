@@ -71,6 +71,17 @@ func (a Aggregate) DefaultAlias() string {
 	return string(a.Func) + "_" + a.Column
 }
 
+// PersonStep is a per-person step before the release: each person's count
+// of rows (Agg, a COUNT(column) with its alias, clamped to
+// max_rows_per_person) under the plan's WHERE. The plan is then grouped by
+// that count (its one dimension, the alias) and counts people in each:
+// a distribution of people by their number of rows, whose groups 1 to
+// max_rows_per_person are public.
+type PersonStep struct {
+	Agg   Aggregate
+	Where *Expr // as parsed; the plan's Where is the same
+}
+
 // OutputColumn is one column of the answer, in select order. Index points
 // into Plan.Dimensions when Dimension is set, else into Plan.Aggregates.
 type OutputColumn struct {
@@ -88,6 +99,9 @@ type Plan struct {
 	Aggregates []Aggregate
 	// Where is the filter; nil if none.
 	Where *Expr
+	// Step, when set, is a per-person step before the release (the one
+	// dimension is its alias); nil for a plain question.
+	Step *PersonStep
 	// Columns is the output, in select order.
 	Columns []OutputColumn
 
@@ -237,10 +251,19 @@ func (p *Plan) Canonical() string {
 			b.WriteString(" AS " + store.QuoteIdent(a.Alias))
 		}
 	}
-	b.WriteString(" FROM cohort")
-	if p.Where != nil {
-		b.WriteString(" WHERE ")
-		writeExpr(&b, p.Where, func(l Literal) { b.WriteString(l.canonical()) })
+	if p.Step != nil {
+		b.WriteString(" FROM (SELECT COUNT(" + store.QuoteIdent(p.Step.Agg.Column) + ") AS " + store.QuoteIdent(p.Step.Agg.Alias) + " FROM cohort")
+		if p.Where != nil {
+			b.WriteString(" WHERE ")
+			writeExpr(&b, p.Where, func(l Literal) { b.WriteString(l.canonical()) })
+		}
+		b.WriteString(" GROUP BY person)")
+	} else {
+		b.WriteString(" FROM cohort")
+		if p.Where != nil {
+			b.WriteString(" WHERE ")
+			writeExpr(&b, p.Where, func(l Literal) { b.WriteString(l.canonical()) })
+		}
 	}
 	if len(p.Dimensions) > 0 {
 		b.WriteString(" GROUP BY " + p.GroupSQL())
@@ -440,8 +463,21 @@ func (p *Plan) Check(dimensions []string, metrics map[string][2]float64) error {
 		return refuse(errs.NotAllowed, pos(col), what, "allowed dimensions: "+list(allowedDims))
 	}
 	for _, d := range p.Dimensions {
+		if p.Step != nil && d == p.Step.Agg.Alias {
+			continue // the per-person count, not a column
+		}
 		if err := dimension(d, "GROUP BY"); err != nil {
 			return err
+		}
+	}
+	if p.Step != nil {
+		c := p.Step.Agg.Column
+		if Hidden(c) {
+			return hiddenError(c, pos(c))
+		}
+		if _, ok := metrics[c]; !ok && !dims[c] {
+			return refuse(errs.NotAllowed, pos(c), fmt.Sprintf("COUNT(%s): %s is not a column of this collaboration", c, c),
+				"allowed: "+list(append(append([]string{}, allowedDims...), allowedMetrics...)))
 		}
 	}
 	var walk func(e *Expr) error
@@ -514,6 +550,18 @@ func (p *Plan) validate() *errs.Error {
 	}
 	if len(p.Aggregates) == 0 {
 		return bad("no aggregate")
+	}
+	if p.Step != nil {
+		if p.Step.Agg.Func != Rows || !wire.IsColumnName(p.Step.Agg.Column) || !wire.IsColumnName(p.Step.Agg.Alias) ||
+			len(p.Dimensions) != 1 || p.Dimensions[0] != p.Step.Agg.Alias || p.Where != p.Step.Where {
+			return bad("per-person step")
+		}
+		for _, a := range p.Aggregates {
+			if a.Func != Count {
+				return refuse(errs.Unsupported, -1, "a per-person step's distribution with "+strings.ToUpper(string(a.Func)),
+					"group the per-person count and count people: SELECT n, COUNT(*) FROM (...) GROUP BY n")
+			}
+		}
 	}
 	if len(p.Dimensions) > MaxDimensions || len(p.Aggregates) > MaxAggregates {
 		return bad("too many columns")
@@ -636,12 +684,17 @@ func validateExpr(e *Expr, depth int) error {
 func (p *Plan) ReadColumns() []string {
 	set := map[string]bool{}
 	for _, d := range p.Dimensions {
-		set[d] = true
+		if p.Step == nil || d != p.Step.Agg.Alias {
+			set[d] = true
+		}
 	}
 	for _, a := range p.Aggregates {
 		if a.Column != "" {
 			set[a.Column] = true
 		}
+	}
+	if p.Step != nil {
+		set[p.Step.Agg.Column] = true
 	}
 	var walk func(e *Expr)
 	walk = func(e *Expr) {

@@ -36,8 +36,14 @@ func (p *parser) selectNode(n obj) (*Plan, *errs.Error) {
 			return nil, refuse(errs.Unsupported, p.firstLoc(m), "WITH (common table expression)", subsetHint)
 		}
 	}
+	var step *PersonStep
 	if from, ok := asObj(n["from_table"]); ok {
-		if err := p.fromTable(from); err != nil {
+		if from.str("type") == "SUBQUERY" {
+			var err *errs.Error
+			if step, err = p.personStep(from); err != nil {
+				return nil, err
+			}
+		} else if err := p.fromTable(from); err != nil {
 			return nil, err
 		}
 	}
@@ -138,11 +144,18 @@ func (p *parser) selectNode(n obj) (*Plan, *errs.Error) {
 	}
 
 	if !n.null("where_clause") {
+		if step != nil {
+			return nil, refuse(errs.Unsupported, p.firstLoc(n["where_clause"]), "WHERE over a per-person step",
+				"filter inside it: (SELECT COUNT(column) AS n FROM cohort WHERE ... GROUP BY person)")
+		}
 		e, err := p.pred(n["where_clause"], 1)
 		if err != nil {
 			return nil, err
 		}
 		plan.Where = e
+	}
+	if step != nil {
+		plan.Step, plan.Where = step, step.Where
 	}
 
 	groups, ok := n.list("group_expressions")
@@ -200,6 +213,70 @@ func (p *parser) selectNode(n obj) (*Plan, *errs.Error) {
 		return nil, err
 	}
 	return plan, nil
+}
+
+// personStep reads FROM (SELECT COUNT(column) AS n FROM cohort [WHERE
+// ...] GROUP BY person): each person's count of rows, the per-person step
+// of a distribution ("exposures per person, then people per count").
+func (p *parser) personStep(t obj) (*PersonStep, *errs.Error) {
+	hint := "a per-person step is (SELECT COUNT(column) AS n FROM cohort [WHERE ...] GROUP BY person), grouped outside by n with COUNT(*)"
+	at := p.firstLoc(t)
+	if !t.exactly("type", "alias", "sample", "query_location", "subquery", "column_name_alias") || !t.null("sample") || !t.emptyList("column_name_alias") {
+		return nil, refuse(errs.Unsupported, at, "subquery in FROM", hint)
+	}
+	sq, ok := asObj(t["subquery"])
+	if !ok || !sq.exactly("node") {
+		return nil, refuse(errs.Unsupported, at, "subquery in FROM", hint)
+	}
+	n, ok := asObj(sq["node"])
+	if !ok || n.str("type") != "SELECT_NODE" || !n.exactly(selectNodeKeys...) || !n.emptyList("modifiers") ||
+		!n.null("having") || !n.null("qualify") || !n.null("sample") || n.str("aggregate_handling") != "STANDARD_HANDLING" {
+		return nil, refuse(errs.Unsupported, at, "subquery in FROM", hint)
+	}
+	if cte, ok := asObj(n["cte_map"]); !ok || !cte.emptyList("map") {
+		return nil, refuse(errs.Unsupported, at, "WITH inside a subquery", hint)
+	}
+	from, ok := asObj(n["from_table"])
+	if !ok || from.str("type") != "BASE_TABLE" {
+		return nil, refuse(errs.Unsupported, at, "a subquery not over cohort", hint)
+	}
+	if err := p.fromTable(from); err != nil {
+		return nil, err
+	}
+	items, ok := n.list("select_list")
+	if !ok || len(items) != 1 {
+		return nil, refuse(errs.Unsupported, at, "a per-person step selecting other than one count", hint)
+	}
+	o, ok := asObj(items[0])
+	if !ok || o.str("class") != "FUNCTION" {
+		return nil, refuse(errs.Unsupported, p.firstLoc(items[0]), "a per-person step selecting other than one count", hint)
+	}
+	agg, err := p.aggregate(o)
+	if err != nil {
+		return nil, err
+	}
+	if agg.Func != Rows || o.emptyStr("alias") {
+		return nil, refuse(errs.Unsupported, p.loc(o), "a per-person step of "+strings.ToUpper(string(agg.Func)), hint)
+	}
+	step := &PersonStep{Agg: agg}
+	if !n.null("where_clause") {
+		if step.Where, err = p.pred(n["where_clause"], 1); err != nil {
+			return nil, err
+		}
+	}
+	groups, ok := n.list("group_expressions")
+	sets, _ := n.list("group_sets")
+	if !ok || len(groups) != 1 || !p.plainGroupSets(sets, 1) {
+		return nil, refuse(errs.Unsupported, at, "a per-person step not grouped by person", hint)
+	}
+	g, ok := asObj(groups[0])
+	if !ok || g.str("class") != "COLUMN_REF" {
+		return nil, refuse(errs.Unsupported, p.firstLoc(groups[0]), "a per-person step not grouped by person", hint)
+	}
+	if names, ok := g.list("column_names"); !ok || len(names) != 1 || fmt.Sprint(names[0]) != "person" {
+		return nil, refuse(errs.Unsupported, p.loc(g), "a per-person step not grouped by person", hint)
+	}
+	return step, nil
 }
 
 // plainGroupSets: no GROUP BY at all, or one grouping set of every

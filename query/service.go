@@ -177,10 +177,27 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 		return nil, err
 	}
 	p.hash = p.plan.Hash()
+	p.maxRows = map[string]float64{}
 	// Grouped only by public dimensions: every declared group is
-	// released, no partition selection, no delta (public.go).
+	// released, no partition selection, no delta (public.go). A
+	// per-person count's groups, 1 to max_rows_per_person, are public.
 	p.run = p.plan
-	if p.domain, p.public = publicDomain(p.plan, r); p.public {
+	if st := p.plan.Step; st != nil {
+		col := p.cur.Columns[st.Agg.Column]
+		for _, c := range whereColumns(p.plan.Where) {
+			if p.cur.Columns[c].Link != col.Link {
+				return nil, refusal(errs.NotAllowed, "the WHERE of a per-person step names %s, which is not in the table of %s; filter on that table's columns only", c, st.Agg.Column)
+			}
+		}
+		k := r.MaxRows(partyOf(col.Side), col.Table)
+		p.maxRows[st.Agg.Column] = float64(k)
+		p.public = true
+		p.domain = [][]any{make([]any, k)}
+		for i := range k {
+			p.domain[0][i] = float64(i + 1)
+		}
+		p.types = map[string]string{st.Agg.Alias: "BIGINT"}
+	} else if p.domain, p.public = publicDomain(p.plan, r); p.public {
 		n := 1
 		for _, d := range p.domain {
 			n *= len(d)
@@ -197,16 +214,14 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 	}
 	p.ro = dp.ReleaseOptions{Epsilon: eps, Delta: r.Delta, Gaussian: r.Noise == wire.NoiseGaussian, Grouped: len(p.plan.Dimensions) > 0 && !p.public,
 		Public: p.public, MaxGroups: int64(r.MaxGroupsContributed), MinGroupUsers: int64(r.MinGroupUsers)}
-	p.maxRows = map[string]float64{}
+	if p.plan.Step != nil {
+		p.ro.MaxGroups = 1 // each person has one count: one group
+	}
 	for _, a := range p.plan.Aggregates {
 		if a.Func == Rows {
 			// A count of rows is a sum of each person's rows, clamped.
 			col := p.cur.Columns[a.Column]
-			party := wire.PartyProposer
-			if col.Side == "b" {
-				party = wire.PartyPartner
-			}
-			m := float64(r.MaxRows(party, col.Table))
+			m := float64(r.MaxRows(partyOf(col.Side), col.Table))
 			p.maxRows[a.Column] = m
 			p.ro.Aggs = append(p.ro.Aggs, dp.Agg{Func: string(Sum), Lower: 0, Upper: m})
 			continue
@@ -275,6 +290,14 @@ func (s *Service) Preview(ctx context.Context, actor partners.Principal, c wire.
 		return refused(err)
 	}
 	return out, nil
+}
+
+// partyOf names a cohort side as the rules do.
+func partyOf(side string) string {
+	if side == "b" {
+		return wire.PartyPartner
+	}
+	return wire.PartyProposer
 }
 
 // affordable refuses a prepared question the budgets cannot pay for, or

@@ -22,11 +22,7 @@ func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, src Source) erro
 	if err != nil {
 		return err
 	}
-	cols := append([]string(nil), p.Dimensions...)
-	for _, a := range p.Aggregates {
-		cols = append(cols, a.Column)
-	}
-	cols = append(cols, whereColumns(p.Where)...)
+	cols := p.ReadColumns()
 	for _, c := range cols {
 		if _, ok := types[c]; c != "" && !ok {
 			return errs.New(errs.NotAllowed, "column %s is allowed by the rules but the cohort has no such column (cohort columns carry their partner's prefix, such as brand_co_); ask the admins to fix the rules", c).At(p.position(c))

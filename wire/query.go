@@ -157,4 +157,5 @@ const (
 // OpenAPI document and docs/design.md ("Queries") state it; package
 // query's documentation lists the exact nodes it accepts.
 const QuerySubset = `SELECT [dimension, ...] COUNT(*) | COUNT(column) | SUM(metric) | AVG(metric) | MEDIAN(metric) | QUANTILE_CONT(metric, rank) | VARIANCE(metric) | STDDEV(metric) [AS name], ...
-FROM cohort [WHERE predicate on dimensions] [GROUP BY dimension, ...]`
+FROM cohort [WHERE predicate on dimensions] [GROUP BY dimension, ...]
+SELECT n, COUNT(*) FROM (SELECT COUNT(column) AS n FROM cohort [WHERE ...] GROUP BY person) GROUP BY n`

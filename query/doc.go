@@ -77,7 +77,8 @@
 //     lookalikes included, are refused. uid, rowid and any name starting
 //     with _ are hidden (code hidden_column) whatever the rules say.
 //   - FROM is exactly cohort, any case, with no schema, catalog, alias or
-//     sample. Joins (explicit and comma), subqueries, table functions,
+//     sample (or the per-person step above). Joins (explicit and comma),
+//     other subqueries, table functions,
 //     file paths, CTEs, set operations, window functions, GROUP BY ALL,
 //     ROLLUP/CUBE/GROUPING SETS, GROUP BY position, HAVING, QUALIFY,
 //     ORDER BY, LIMIT, OFFSET, DISTINCT and multiple statements are

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"sort"
@@ -187,7 +188,12 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 				cols = append(cols, q(at[c].source)+" AS "+q(c))
 			}
 		}
-		if rowLevel {
+		// Source rows are kept where a metric needs each counted once.
+		hasMetric := false
+		for _, j := range metricAggs {
+			hasMetric = hasMetric || at[p.Aggregates[j].Column].link == l
+		}
+		if rowLevel && hasMetric {
 			cols = append(cols, "rowid AS _row_"+a)
 		}
 		fmt.Fprintf(&t, "%s_rows AS (SELECT uid, %s FROM %s", a, strings.Join(cols, ", "), q(l))
@@ -252,7 +258,7 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		fmt.Fprintf(&t, " FROM %s),\n", from)
 		t.WriteString("per AS (SELECT * FROM r)")
 	} else {
-		fmt.Fprintf(&t, "r AS (SELECT * FROM %s WHERE ", from)
+		fmt.Fprintf(&t, "r AS MATERIALIZED (SELECT * FROM %s WHERE ", from)
 		t.expr(&Expr{Op: OpAnd, Children: across})
 		t.WriteString("),\n")
 		t.WriteString("per AS (SELECT DISTINCT uid" + withDims("") + " FROM r)")
@@ -341,30 +347,33 @@ func (p *Plan) groupRows(rows *sql.Rows) ([]dp.Group, error) {
 	nd, na := len(p.Dimensions), len(p.Aggregates)
 	index := map[string]int{}
 	var out []dp.Group
+	// One set of scan targets for every row (a million rows a question).
+	dest := make([]any, nd+1+na)
+	key := make([]any, nd)
+	var one int64
+	vals := make([]float64, na)
+	for i := range key {
+		dest[i] = &key[i]
+	}
+	dest[nd] = &one
+	for i := range vals {
+		dest[nd+1+i] = &vals[i]
+	}
+	var kb strings.Builder
 	for rows.Next() {
-		dest := make([]any, nd+1+na)
-		key := make([]any, nd)
-		var one int64
-		vals := make([]float64, na)
-		for i := range key {
-			dest[i] = &key[i]
-		}
-		dest[nd] = &one
-		for i := range vals {
-			dest[nd+1+i] = &vals[i]
-		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		k := ""
+		kb.Reset()
 		for _, v := range key {
-			k += keyText(v) + "\x1f"
+			kb.WriteString(keyText(v))
+			kb.WriteByte(0x1f)
 		}
-		gi, ok := index[k]
+		gi, ok := index[kb.String()]
 		if !ok {
 			gi = len(out)
-			index[k] = gi
-			out = append(out, dp.Group{Key: key, Sums: make([]float64, na), Values: make([][]float64, na)})
+			index[kb.String()] = gi
+			out = append(out, dp.Group{Key: slices.Clone(key), Sums: make([]float64, na), Values: make([][]float64, na)})
 		}
 		g := &out[gi]
 		g.Users++

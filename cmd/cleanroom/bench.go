@@ -214,15 +214,15 @@ func newBenchQueryCmd() *cobra.Command {
 	var rows, runs int
 	var shape string
 	cmd := &cobra.Command{
-		Use:   "query -rows N [-shape simple|general]",
+		Use:   "query -rows N [-shape simple|general|events]",
 		Short: "A grouped private query against its raw DuckDB equivalent, on a cohort of N rows",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if rows <= 0 || runs <= 0 {
 				return fmt.Errorf("bench query: -rows and -runs must be positive")
 			}
-			if shape != bench.ShapeSimple && shape != bench.ShapeGeneral {
-				return fmt.Errorf("bench query: -shape %q: use %s or %s", shape, bench.ShapeSimple, bench.ShapeGeneral)
+			if shape != bench.ShapeSimple && shape != bench.ShapeGeneral && shape != bench.ShapeEvents {
+				return fmt.Errorf("bench query: -shape %q: use %s, %s or %s", shape, bench.ShapeSimple, bench.ShapeGeneral, bench.ShapeEvents)
 			}
 			res, err := bench.RunQuery(cmd.Context(), bench.QueryOptions{Rows: rows, Runs: runs, Shape: shape, Serve: serveInProcess})
 			if err != nil {
@@ -234,7 +234,9 @@ func newBenchQueryCmd() *cobra.Command {
 	cmd.Flags().IntVar(&rows, "rows", 1000000, "cohort rows")
 	cmd.Flags().IntVar(&runs, "runs", 7, "timed runs of each query (medians are reported)")
 	cmd.Flags().StringVar(&shape, "shape", bench.ShapeSimple,
-		"cohort shape: simple (two rows per person, one region each) or general (1 to 20 rows per person over several regions)")
+		"cohort shape: simple (two rows per person, one region each), general (1 to 20 rows per person over several regions), "+
+			"or events (-rows people, each with about 12 purchases and 30 exposures, and three questions: a 7-day conversion window by campaign, "+
+			"a frequency distribution, a median, each against plain DuckDB)")
 	return cmd
 }
 

@@ -21,6 +21,23 @@ func TestBenchQueryOverHTTP(t *testing.T) {
 	}
 }
 
+// bench query -shape events answers its three questions on event tables,
+// private and plain, and times both.
+func TestBenchQueryEvents(t *testing.T) {
+	res, err := bench.RunQuery(context.Background(), bench.QueryOptions{Rows: 3000, Runs: 1, Shape: bench.ShapeEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Users != 3000 || res.Rows < 3000*20 || len(res.Questions) != 3 {
+		t.Fatalf("result %+v", res)
+	}
+	for _, q := range res.Questions {
+		if q.DPMsP50 <= 0 || q.RawMsP50 <= 0 || q.Ratio <= 0 || q.FirstMs <= 0 {
+			t.Errorf("question %q: %+v", q.Name, q)
+		}
+	}
+}
+
 // bench match runs both shapes end to end against a server process (the
 // cleanroom testscript.Main puts on PATH): every person found, every
 // table stored whole (all its rows are consented) and linked for the

@@ -46,6 +46,9 @@ type QueryResult struct {
 	// upload; here a copy).
 	LinkMs float64 `json:"link_ms"`
 	Runs   int     `json:"runs"`
+	// Questions are -shape events' questions, each timed against plain
+	// DuckDB (the shape's rows are then both tables', users the people).
+	Questions []QuestionResult `json:"questions,omitempty"`
 }
 
 // Cohort shapes of the query benchmark.
@@ -65,7 +68,7 @@ type Serve func(ctx context.Context, db *store.DB) (url, operatorKey string, sto
 
 // QueryOptions configure `cleanroom bench query`.
 type QueryOptions struct {
-	Rows  int    // cohort rows
+	Rows  int    // cohort rows; people for ShapeEvents
 	Runs  int    // timed runs of each query
 	Shape string // ShapeSimple (the default) or ShapeGeneral
 	// Serve runs the server for the HTTP measurement; nil leaves it out.
@@ -98,6 +101,12 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 	n, runs := o.Rows, o.Runs
 	if o.Shape == "" {
 		o.Shape = ShapeSimple
+	}
+	if o.Shape == ShapeEvents {
+		if n <= 0 || runs <= 0 {
+			return QueryResult{}, fmt.Errorf("bench.RunQuery: people (%d) and runs (%d) must be positive", n, runs)
+		}
+		return runEventsQuery(ctx, o)
 	}
 	res := QueryResult{Shape: o.Shape, Rows: n, Runs: runs, MaxGroups: 1}
 	if o.Shape == ShapeGeneral {

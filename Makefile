@@ -49,6 +49,7 @@ bench: build
 	./$(BIN) bench match -n 1000000 -overlap 0.1 -runs 3
 	./$(BIN) bench query -rows 10000000
 	./$(BIN) bench query -rows 10000000 -shape general
+	./$(BIN) bench query -rows 1000000 -shape events -runs 3
 	$(GO) test ./psi -run '^$$' -bench '^Benchmark(X25519|HashMany|HashToCurve|BlindIDsEvents|BlindIDsDistinct)$$'
 	$(GO) test ./api -run '^$$' -bench '^BenchmarkConsoleAuditFirstView$$' -benchtime 20x
 

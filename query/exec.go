@@ -258,10 +258,39 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		fmt.Fprintf(&t, " FROM %s),\n", from)
 		t.WriteString("per AS (SELECT * FROM r)")
 	} else {
-		fmt.Fprintf(&t, "r AS MATERIALIZED (SELECT * FROM %s WHERE ", from)
+		fmt.Fprintf(&t, "r AS (SELECT * FROM %s WHERE ", from)
 		t.expr(&Expr{Op: OpAnd, Children: across})
 		t.WriteString("),\n")
-		t.WriteString("per AS (SELECT DISTINCT uid" + withDims("") + " FROM r)")
+		// Metrics of one table (the usual case): its source rows of each
+		// (person, group), once each, then summed or counted, in one
+		// pass over the pairs. Metrics of several tables each need their
+		// own rows counted once: one pass each.
+		links := map[string]bool{}
+		for _, j := range metricAggs {
+			links[at[p.Aggregates[j].Column].link] = true
+		}
+		if len(links) == 1 {
+			var l string
+			for l = range links {
+			}
+			row := "_row_" + alias[l]
+			var cols, vals []string
+			seen := map[string]bool{}
+			for _, j := range metricAggs {
+				c := q(p.Aggregates[j].Column)
+				if !seen[c] {
+					seen[c] = true
+					cols = append(cols, c)
+				}
+				vals = append(vals, fmt.Sprintf("%s(%s)::DOUBLE AS _v%d", perPerson(j), c, j))
+				perMetric[j] = "c"
+			}
+			fmt.Fprintf(&t, "d AS (SELECT DISTINCT uid%s, %s, %s FROM r),\n", withDims(""), row, strings.Join(cols, ", "))
+			fmt.Fprintf(&t, "per AS (SELECT uid%s, %s FROM d GROUP BY uid%s)", withDims(""), strings.Join(vals, ", "), withDims(""))
+			metricAggs = nil // read from per, not from m CTEs
+		} else {
+			t.WriteString("per AS (SELECT DISTINCT uid" + withDims("") + " FROM r)")
+		}
 		for _, j := range metricAggs {
 			c := p.Aggregates[j].Column
 			row := "_row_" + alias[at[c].link]

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -147,6 +148,7 @@ type row struct {
 	value   float64
 	label   string
 	consent []string
+	day     int // days after 2026-10-01, for a table with a date column
 }
 
 // encode builds an upload: pids blinded with key, plus attributes.
@@ -165,6 +167,13 @@ func encodeNamed(t *testing.T, key *psi.Key, rows []row, valueColumn string) []b
 // their consent only when withConsent.
 func encodeTable(t *testing.T, key *psi.Key, rows []row, valueColumn, labelColumn string, withConsent bool) []byte {
 	t.Helper()
+	return encodeDated(t, key, rows, valueColumn, labelColumn, "", withConsent)
+}
+
+// encodeDated is encodeTable with, when dateColumn is not "", each row's
+// day as a date column.
+func encodeDated(t *testing.T, key *psi.Key, rows []row, valueColumn, labelColumn, dateColumn string, withConsent bool) []byte {
+	t.Helper()
 	h, _ := psi.NewHasher(psi.Email)
 	norm, _ := psi.NewNormalizer(psi.Email, psi.NormalizeOptions{})
 	fields := []arrow.Field{
@@ -175,7 +184,11 @@ func encodeTable(t *testing.T, key *psi.Key, rows []row, valueColumn, labelColum
 	if withConsent {
 		fields = append(fields, arrow.Field{Name: "consent", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true})
 	}
+	if dateColumn != "" {
+		fields = append(fields, arrow.Field{Name: dateColumn, Type: arrow.FixedWidthTypes.Date32, Nullable: true})
+	}
 	schema := arrow.NewSchema(fields, nil)
+	first := arrow.Date32FromTime(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC))
 	var buf bytes.Buffer
 	w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
 	for start := 0; start < len(rows); start += 700 {
@@ -193,13 +206,17 @@ func encodeTable(t *testing.T, key *psi.Key, rows []row, valueColumn, labelColum
 			b.Field(0).(*array.FixedSizeBinaryBuilder).Append(p[:])
 			b.Field(1).(*array.Float64Builder).Append(r.value)
 			b.Field(2).(*array.StringBuilder).Append(r.label)
-			if !withConsent {
-				continue
+			next := 3
+			if withConsent {
+				lb := b.Field(next).(*array.ListBuilder)
+				lb.Append(true)
+				for _, c := range r.consent {
+					lb.ValueBuilder().(*array.StringBuilder).Append(c)
+				}
+				next++
 			}
-			lb := b.Field(3).(*array.ListBuilder)
-			lb.Append(true)
-			for _, c := range r.consent {
-				lb.ValueBuilder().(*array.StringBuilder).Append(c)
+			if dateColumn != "" {
+				b.Field(next).(*array.Date32Builder).Append(first + arrow.Date32(r.day))
 			}
 		}
 		rec := b.NewRecord()
@@ -224,9 +241,9 @@ func audiences() (brand, pub []row, want int) {
 		if k%10 == 0 {
 			c = []string{"marketing"}
 		}
-		brand = append(brand, row{k, float64(k % 50), "region" + fmt.Sprint(k%4), c})
+		brand = append(brand, row{person: k, value: float64(k % 50), label: "region" + fmt.Sprint(k%4), consent: c})
 		if k%2 == 0 {
-			brand = append(brand, row{k, 1, "region" + fmt.Sprint(k%4), c})
+			brand = append(brand, row{person: k, value: 1, label: "region" + fmt.Sprint(k%4), consent: c})
 		}
 	}
 	for k := 1000; k < 2200; k++ {
@@ -234,7 +251,7 @@ func audiences() (brand, pub []row, want int) {
 		if k%7 == 0 {
 			c = nil
 		}
-		pub = append(pub, row{k, float64(k % 3), "exposed", c})
+		pub = append(pub, row{person: k, value: float64(k % 3), label: "exposed", consent: c})
 	}
 	for k := 1000; k < 1500; k++ {
 		if k%10 != 0 && k%7 != 0 {

@@ -252,7 +252,7 @@ func TestMinUploadUsersCountsPeopleWhoCanMatch(t *testing.T) {
 		if k == 0 {
 			c = []string{"measurement"}
 		}
-		rows = append(rows, row{k, 1, "x", c})
+		rows = append(rows, row{person: k, value: 1, label: "x", consent: c})
 	}
 	_, err := e.brand.eng.Upload(context.Background(), e.collab, bytes.NewReader(encode(t, e.brand.key, rows)))
 	if status(err) != 400 || !strings.Contains(err.Error(), "1 people who can match") {
@@ -291,8 +291,8 @@ func TestCohortColumnSideIsRecorded(t *testing.T) {
 	// co_value, summed per person over Brand's two rows: 2 each.
 	var brand, other []row
 	for k := 0; k < 1200; k++ {
-		brand = append(brand, row{k, 1, "x", []string{"measurement"}}, row{k, 1, "y", []string{"measurement"}})
-		other = append(other, row{k, 0, "z", []string{"measurement"}})
+		brand = append(brand, row{person: k, value: 1, label: "x", consent: []string{"measurement"}}, row{person: k, value: 1, label: "y", consent: []string{"measurement"}})
+		other = append(other, row{person: k, value: 0, label: "z", consent: []string{"measurement"}})
 	}
 	ctx := context.Background()
 	if _, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(encodeNamed(t, e.brand.key, brand, "co_value"))); err != nil {

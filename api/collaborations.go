@@ -73,7 +73,7 @@ func (s *Server) queryable(ctx context.Context, co *wire.Collaboration) error {
 	}
 	dims = append([]string{}, dims...)
 	slices.Sort(dims)
-	co.Queryable = &wire.Queryable{Dimensions: slices.Compact(dims), Metrics: metrics}
+	co.Queryable = &wire.Queryable{Dimensions: slices.Compact(dims), Metrics: metrics, Templates: co.Rules.AllTemplates()}
 	return nil
 }
 

@@ -601,6 +601,16 @@ func TestConsole(t *testing.T) {
 		}
 		tb.shot("workbench")
 
+		// A template: the built-in reach_frequency over the rules'
+		// columns, its parameters typed in.
+		tb.run("run a template",
+			chromedp.SetValue(sel("template"), "reach_frequency", chromedp.ByQuery),
+			chromedp.Evaluate(`document.querySelector('[data-test="template"]').dispatchEvent(new Event('change'))`, nil),
+			chromedp.SetValue(sel("template-param")+`[data-name="by"]`, "brand_co_label", chromedp.ByQuery),
+			chromedp.SetValue(sel("template-param")+`[data-name="events"]`, "brand_co_value", chromedp.ByQuery),
+			chromedp.Click(sel("run-template"), chromedp.ByQuery),
+			chromedp.Poll(`(document.querySelector('[data-test="answer-table"]') || {}).textContent?.includes('reach')`, nil))
+
 		tb.run("a refused query",
 			chromedp.SetValue(sel("sql"), `SELECT secret FROM cohort`, chromedp.ByQuery),
 			chromedp.Click(sel("run-query"), chromedp.ByQuery),

@@ -381,3 +381,57 @@ func TestNewTableVoidsAWaitingMatch(t *testing.T) {
 		t.Errorf("the new match linked %d tables, want 3", n)
 	}
 }
+
+// TestTemplatesRunWithParameters: a template of the rules, approved with
+// them, runs with parameters; a value out of its bounds and an unknown
+// template are refused, naming what was wrong; a built-in runs over the
+// collaboration's columns.
+func TestTemplatesRunWithParameters(t *testing.T) {
+	rules := strings.Replace(tablesRules, `"tables": [`, `"templates": [{"name": "conversions", "description": "Converters by campaign within a window",
+		"sql": "SELECT publisher_campaign, COUNT(*) AS converters FROM cohort WHERE date_diff('day', publisher_exposure_date, brand_co_purchase_date) BETWEEN 0 AND {{window}} GROUP BY publisher_campaign",
+		"params": [{"name": "window", "type": "int", "min": 0, "max": 30, "default": "7"}]}],
+		"tables": [`, 1)
+	e := newEnv(t, rules)
+	for _, x := range []struct {
+		p     party
+		table string
+	}{{e.brand, "customers"}, {e.brand, "purchases"}, {e.pub, "exposures"}} {
+		e.mustUploadTable(x.p, x.table, tablesCSV(x.table, nil), "")
+	}
+	e.matchBoth()
+	ctx := context.Background()
+	an := e.brand.analyst
+	var a wire.Answer
+	if err := an.Ask(ctx, e.collab, wire.Request{Template: "conversions", Params: map[string]string{"window": "14"}, Epsilon: 0.5}, "json", &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Columns) != 2 || a.Columns[1].Name != "converters" {
+		t.Errorf("template answer %+v", a)
+	}
+	for _, c := range []struct {
+		req  wire.Request
+		want string
+	}{
+		{wire.Request{Template: "conversions", Params: map[string]string{"window": "60"}}, "parameter window: 60 is outside [0, 30]"},
+		{wire.Request{Template: "nope"}, `no template "nope"`},
+		{wire.Request{Template: "conversions", SQL: "SELECT COUNT(*) FROM cohort"}, "not both"},
+	} {
+		err := an.Ask(ctx, e.collab, c.req, "json", &a)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.req, err, c.want)
+		}
+	}
+	// A built-in, over the collaboration's columns.
+	if err := an.Ask(ctx, e.collab, wire.Request{Template: "sales_after_exposure", Epsilon: 0.5, Params: map[string]string{
+		"by": "publisher_campaign", "amount": "brand_co_amount", "exposure_date": "publisher_exposure_date", "purchase_date": "brand_co_purchase_date", "window": "30"}}, "json", &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Columns[2].Name != "sales" {
+		t.Errorf("built-in answer %+v", a.Columns)
+	}
+	// The collaboration lists them for the console.
+	co, err := an.Collaboration(ctx, e.collab)
+	if err != nil || co.Queryable == nil || len(co.Queryable.Templates) != 5 || co.Queryable.Templates[0].Name != "conversions" {
+		t.Errorf("templates listed: %+v, %v", co.Queryable, err)
+	}
+}

@@ -299,7 +299,13 @@ func (c *Client) PutPoints(ctx context.Context, collabID, matchID string, body i
 // json the answer is decoded into out (a *wire.Answer); for the others the
 // body is copied to out (an io.Writer).
 func (c *Client) Query(ctx context.Context, collabID, sqlText string, epsilon float64, format string, out any) error {
-	b, err := json.Marshal(wire.Request{SQL: sqlText, Epsilon: epsilon})
+	return c.Ask(ctx, collabID, wire.Request{SQL: sqlText, Epsilon: epsilon}, format, out)
+}
+
+// Ask is Query with a whole request: a template and its parameters
+// instead of SQL, say.
+func (c *Client) Ask(ctx context.Context, collabID string, req wire.Request, format string, out any) error {
+	b, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,11 @@ func (s *Service) now() time.Time {
 // its debit, its cached copy and its audit entry have committed together,
 // and a cached answer only once its own entry (query.cached) has.
 func (s *Service) Run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request) (wire.Answer, error) {
+	req, err := resolveTemplate(c, req)
+	if err != nil {
+		s.logRefusal(ctx, actor, c, req, err)
+		return wire.Answer{}, err
+	}
 	ans, err := s.run(ctx, actor, c, req)
 	if err != nil {
 		if errs.IsRefusal(err) {
@@ -264,6 +270,10 @@ func (s *Service) Preview(ctx context.Context, actor partners.Principal, c wire.
 		out.Refusal = &e
 		return out, nil
 	}
+	req, err = resolveTemplate(c, req)
+	if err != nil {
+		return refused(err)
+	}
 	p, err := s.prepare(ctx, actor, c, req, now)
 	if err != nil {
 		return refused(err)
@@ -290,6 +300,38 @@ func (s *Service) Preview(ctx context.Context, actor partners.Principal, c wire.
 		return refused(err)
 	}
 	return out, nil
+}
+
+// resolveTemplate turns a request for a template (the rules' or a
+// built-in) into its SQL, its parameters checked against their types and
+// bounds; the text then meets every check a written question does.
+func resolveTemplate(c wire.Collaboration, req wire.Request) (wire.Request, error) {
+	if req.Template == "" {
+		if len(req.Params) > 0 {
+			return req, refusal(errs.NotAllowed, "params are for a template; name one with template")
+		}
+		return req, nil
+	}
+	if req.SQL != "" {
+		return req, refusal(errs.NotAllowed, "give either sql or a template, not both")
+	}
+	all := c.Rules.AllTemplates()
+	for _, t := range all {
+		if t.Name != req.Template {
+			continue
+		}
+		text, err := t.Render(req.Params)
+		if err != nil {
+			return req, refusal(errs.NotAllowed, "%v", err)
+		}
+		req.SQL = text
+		return req, nil
+	}
+	var names []string
+	for _, t := range all {
+		names = append(names, t.Name)
+	}
+	return req, refusal(errs.NotAllowed, "collaboration %s has no template %q; its templates: %s", c.ID, req.Template, strings.Join(names, ", "))
 }
 
 // partyOf names a cohort side as the rules do.

@@ -89,6 +89,9 @@ type Queryable struct {
 	// Metrics may be summed and averaged, each person's sum clamped to
 	// its bounds.
 	Metrics map[string][2]float64 `json:"metrics"`
+	// Templates are the named questions an analyst may run: the rules',
+	// then the built-ins they do not replace.
+	Templates []Template `json:"templates"`
 }
 
 // Collaboration states.

@@ -4,7 +4,12 @@ import "time"
 
 // Request is an analyst's question.
 type Request struct {
-	SQL string `json:"sql"`
+	// SQL is the question; with Template it is left empty.
+	SQL string `json:"sql" schema:"optional"`
+	// Template names a template (the rules' or a built-in) to ask
+	// instead, with Params its parameters' values as text.
+	Template string            `json:"template,omitempty"`
+	Params   map[string]string `json:"params,omitempty"`
 	// Epsilon is the budget this query may spend; 0 means the rule
 	// default_query_epsilon (Rules.QueryEpsilon).
 	Epsilon float64 `json:"epsilon" schema:"optional"`

@@ -65,6 +65,9 @@ type Rules struct {
 	// releases every declared group (empty ones as noisy zeros), needs no
 	// partition selection and spends no delta.
 	PublicGroups map[string]PublicValues `json:"public_groups"`
+	// Templates are the collaboration's named questions (beside the
+	// built-ins, BuiltinTemplates).
+	Templates []Template `json:"templates"`
 	// Tables declare the tables each party brings, their columns and each
 	// column's role. Left empty, each party brings one table, named
 	// DefaultTable, with whatever columns it uploads, and the queryable
@@ -230,6 +233,7 @@ func DefaultRules() Rules {
 		Queriers:             []string{},
 		Tables:               []TableRule{},
 		PublicGroups:         map[string]PublicValues{},
+		Templates:            []Template{},
 	}
 }
 
@@ -299,6 +303,16 @@ func (r *Rules) Validate() error {
 	}
 	if err := r.validatePublic(); err != nil {
 		return err
+	}
+	seenT := map[string]bool{}
+	for _, t := range r.Templates {
+		if err := t.Validate(); err != nil {
+			return err
+		}
+		if seenT[t.Name] {
+			return fmt.Errorf("rules: templates: %s is declared twice", t.Name)
+		}
+		seenT[t.Name] = true
 	}
 	if r.MinCohortUsers < 1 {
 		return bad("min_cohort_users", "must be at least 1, got %d", r.MinCohortUsers)

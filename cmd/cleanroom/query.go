@@ -17,10 +17,11 @@ import (
 
 func newQueryCmd() *cobra.Command {
 	var c conn
-	var collab, format string
+	var collab, format, template string
+	var params []string
 	var eps float64
 	cmd := &cobra.Command{
-		Use:   `query --collab ID [--epsilon E] "SELECT ..."`,
+		Use:   `query --collab ID [--epsilon E] "SELECT ..." | --template NAME [--param NAME=VALUE ...]`,
 		Short: "Ask an aggregate question of the cohort; answers are noisy, with 95% intervals",
 		Long: "query sends SQL in cleanroom's subset:\n\n  " + strings.ReplaceAll(wire.QuerySubset, "\n", "\n  ") + `
 
@@ -28,17 +29,38 @@ COUNT(*) counts people. Each answer spends epsilon from this partner's
 privacy budget (default: the rule default_query_epsilon; at least
 min_query_epsilon; a whole number of millionths), and a GROUP BY or
 Gaussian noise also spends the rule delta from the delta budget; asking
-the same question again returns the stored answer at no cost.`,
-		Args: cobra.ExactArgs(1),
+the same question again returns the stored answer at no cost.
+
+--template runs a named question of the rules (or a built-in: overlap,
+reach_frequency, conversion_lift, sales_after_exposure) with --param
+values; each is checked against its type and bounds, then the question
+meets every check a written one does.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.collabClient("query", collab)
 			if err != nil {
 				return err
 			}
+			req := wire.Request{Epsilon: eps, Template: template}
+			switch {
+			case template == "" && len(args) == 1:
+				req.SQL = args[0]
+			case template != "" && len(args) == 0:
+				req.Params = map[string]string{}
+				for _, kv := range params {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok {
+						return fmt.Errorf("query: --param %q: want NAME=VALUE", kv)
+					}
+					req.Params[k] = v
+				}
+			default:
+				return fmt.Errorf("query: give the SQL, or --template NAME, not both")
+			}
 			switch format {
 			case "table", "json":
 				var a wire.Answer
-				if err := cl.Query(cmd.Context(), collab, args[0], eps, "json", &a); err != nil {
+				if err := cl.Ask(cmd.Context(), collab, req, "json", &a); err != nil {
 					return err
 				}
 				if format == "json" {
@@ -47,7 +69,7 @@ the same question again returns the stored answer at no cost.`,
 				printAnswer(cmd.OutOrStdout(), a)
 				return nil
 			case "csv", "arrow":
-				return cl.Query(cmd.Context(), collab, args[0], eps, format, cmd.OutOrStdout())
+				return cl.Ask(cmd.Context(), collab, req, format, cmd.OutOrStdout())
 			}
 			return fmt.Errorf("query: --format %q: want table, json, csv or arrow", format)
 		},
@@ -56,6 +78,8 @@ the same question again returns the stored answer at no cost.`,
 	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
 	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rule default_query_epsilon)")
 	cmd.Flags().StringVar(&format, "format", "table", "table, json, csv or arrow")
+	cmd.Flags().StringVar(&template, "template", "", "run the rules' (or a built-in) template of this name instead of SQL")
+	cmd.Flags().StringArrayVar(&params, "param", nil, "a template parameter, NAME=VALUE (repeatable)")
 	return cmd
 }
 

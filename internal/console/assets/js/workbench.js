@@ -70,6 +70,7 @@
           var b = allowed.metrics[m];
           return el('li', { class: 'chip', text: m + ' [' + CR.num(b[0]) + ', ' + CR.num(b[1]) + ']' });
         }) : el('li', { class: 'muted', text: 'none' })),
+        templatesBox(),
         el('p', { class: 'small muted', text: 'SELECT dimensions, COUNT(*), SUM(metric) or AVG(metric) FROM cohort [WHERE …] [GROUP BY …]. ' +
           'Groups under ' + CR.num(rules.min_group_users) + ' people (noisy) are dropped; ' + (rules.noise || 'laplace') + ' noise; ε per query from ' +
           CR.eps(lo) + ' to ' + CR.eps(hi) + '.' })),
@@ -88,6 +89,41 @@
     loadBudget();
     loadHistory();
     schedulePreview();
+
+    // templatesBox lists the named questions (the rules' and the
+    // built-ins) with an input for each parameter, and runs the one
+    // chosen: the server checks each value against its type and bounds.
+    function templatesBox() {
+      var list = allowed.templates || [];
+      if (!list.length) return null;
+      var pick = el('select', { test: 'template', id: 'template', 'aria-label': 'Template' },
+        list.map(function (t) { return el('option', { value: t.name, text: t.name }); }));
+      var about = el('p', { class: 'small muted' });
+      var inputs = el('div', { class: 'template-params' });
+      var fields = {};
+      function show() {
+        var t = list.filter(function (x) { return x.name === pick.value; })[0] || list[0];
+        about.textContent = t.description || '';
+        CR.clear(inputs);
+        fields = {};
+        (t.params || []).forEach(function (p) {
+          var id = 'tp-' + p.name;
+          var hint = p.type === 'int' ? p.min + ' to ' + p.max : p.type === 'date' ? p.from + ' to ' + p.to :
+            p.type === 'string' ? (p.values || []).join(', ') : 'a column';
+          var input = el('input', { id: id, test: 'template-param', 'data-name': p.name, value: p.default || '', placeholder: hint });
+          fields[p.name] = input;
+          CR.append(inputs, [el('label', { for: id, class: 'small', text: p.name + ' (' + hint + ')' }), input]);
+        });
+      }
+      pick.addEventListener('change', show);
+      show();
+      var go = el('button', { test: 'run-template', text: 'Run template', onclick: function () {
+        var params = {};
+        Object.keys(fields).forEach(function (k) { if (fields[k].value !== '') params[k] = fields[k].value; });
+        ask({ name: pick.value, params: params });
+      } });
+      return el('div', { class: 'templates' }, el('h4', { text: 'Templates' }), pick, about, inputs, go);
+    }
 
     function schedulePreview() {
       clearTimeout(previewTimer);
@@ -198,12 +234,13 @@
       sql.setSelectionRange(i, Math.min(s.length, i + 1));
     }
 
-    async function ask() {
+    async function ask(tpl) {
       mark.hidden = true;
       run.disabled = true;
       CR.clear(result).appendChild(el('p', { class: 'muted', text: 'Asking…' }));
       try {
-        var a = await CR.api('POST', base + '/queries', { body: { sql: sql.value, epsilon: epsilon() } });
+        var body = tpl ? { template: tpl.name, params: tpl.params, epsilon: epsilon() } : { sql: sql.value, epsilon: epsilon() };
+        var a = await CR.api('POST', base + '/queries', { body: body });
         if (!alive()) return;
         showAnswer(a);
       } catch (e) {

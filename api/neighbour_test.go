@@ -414,6 +414,15 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 		for _, q := range queries {
 			r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": q.sql, "epsilon": q.eps})
 		}
+		// A built-in template, and one refused for a parameter out of
+		// bounds.
+		tplParams := map[string]string{"by": "brand_co_label", "events": "brand_co_value"}
+		if tables {
+			tplParams = map[string]string{"by": "publisher_campaign", "events": "brand_co_purchase_date"}
+		}
+		r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"template": "reach_frequency", "params": tplParams, "epsilon": 0.1})
+		r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"template": "conversion_lift", "epsilon": 0.1,
+			"params": map[string]string{"exposed": "x", "since_date": "x", "conversion_date": "x", "window": "400"}})
 		r.call("analyst", obs.analyst.Key, "GET", cp+"/queries", nil)
 		for _, role := range []struct {
 			name string
@@ -539,7 +548,7 @@ func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
 			// Every question of the two sessions before the deletion is
 			// answered (the cached one included), the refusals apart.
 			wantUploads := map[bool]int{false: 1, true: 2}[c.tables]
-			wantAnswered := map[bool]int{false: 8, true: 18}[c.tables]
+			wantAnswered := map[bool]int{false: 10, true: 20}[c.tables]
 			if uploads != wantUploads || answered != wantAnswered {
 				t.Errorf("the session stored %d uploads (want %d) and answered %d questions (want %d)", uploads, wantUploads, answered, wantAnswered)
 			}

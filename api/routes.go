@@ -196,11 +196,11 @@ func (s *Server) routes() []route {
 
 		// Matches.
 		{method: "POST", path: "/v1/collaborations/:cid/matches", id: "startMatch", tag: "matches", summary: "Start (or join) a match",
-			doc:   "Starts a match of the two current audiences, or joins the one running: 201 when it started one, 200 when it joined.",
+			doc:   "Starts a match of both parties' current tables, or joins the one running over them: 201 when it started one, 200 when it joined.",
 			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.startMatch,
 			out: []reply{
 				{status: http.StatusCreated, doc: "A new match.", body: jsonReply(wire.Match{})},
-				{status: http.StatusOK, doc: "The match already running (or done) over the current audiences.", body: jsonReply(wire.Match{})},
+				{status: http.StatusOK, doc: "The match already running (or done) over the current tables.", body: jsonReply(wire.Match{})},
 			},
 			codes: []wire.ErrorCode{wire.CodeAwaitingUpload, wire.CodeConflict, wire.CodeInvalid}},
 		{method: "GET", path: "/v1/collaborations/:cid/matches/:mid", id: "getMatch", tag: "matches", summary: "A match's state and noisy cohort size",

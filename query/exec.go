@@ -2,12 +2,10 @@ package query
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
-	"strings"
-
 	"sort"
+	"strings"
 
 	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/internal/cohort"
@@ -249,6 +247,7 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		}
 	}
 	perMetric := map[int]string{} // aggregate -> the CTE holding its _v
+	var joins []int               // aggregates read from m CTEs, joined to capped
 	if !rowLevel {
 		fmt.Fprintf(&t, "r AS (SELECT uid%s", withDims(""))
 		for _, j := range metricAggs {
@@ -264,16 +263,16 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		// Metrics of one table (the usual case): its source rows of each
 		// (person, group), once each, then summed or counted, in one
 		// pass over the pairs. Metrics of several tables each need their
-		// own rows counted once: one pass each.
+		// own rows counted once: a pass each (separate).
 		links := map[string]bool{}
 		for _, j := range metricAggs {
 			links[at[p.Aggregates[j].Column].link] = true
 		}
+		var separate []int
 		if len(links) == 1 {
 			var l string
 			for l = range links {
 			}
-			row := "_row_" + alias[l]
 			var cols, vals []string
 			seen := map[string]bool{}
 			for _, j := range metricAggs {
@@ -285,19 +284,20 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 				vals = append(vals, fmt.Sprintf("%s(%s)::DOUBLE AS _v%d", perPerson(j), c, j))
 				perMetric[j] = "c"
 			}
-			fmt.Fprintf(&t, "d AS (SELECT DISTINCT uid%s, %s, %s FROM r),\n", withDims(""), row, strings.Join(cols, ", "))
+			fmt.Fprintf(&t, "d AS (SELECT DISTINCT uid%s, _row_%s, %s FROM r),\n", withDims(""), alias[l], strings.Join(cols, ", "))
 			fmt.Fprintf(&t, "per AS (SELECT uid%s, %s FROM d GROUP BY uid%s)", withDims(""), strings.Join(vals, ", "), withDims(""))
-			metricAggs = nil // read from per, not from m CTEs
 		} else {
+			separate = metricAggs
 			t.WriteString("per AS (SELECT DISTINCT uid" + withDims("") + " FROM r)")
 		}
-		for _, j := range metricAggs {
+		for _, j := range separate {
 			c := p.Aggregates[j].Column
 			row := "_row_" + alias[at[c].link]
 			fmt.Fprintf(&t, ",\nm%d AS (SELECT uid%s, %s(_x)::DOUBLE AS _v%d FROM (SELECT DISTINCT uid%s, %s, %s AS _x FROM r) GROUP BY uid%s)",
 				j, withDims(""), perPerson(j), j, withDims(""), row, q(c), withDims(""))
 			perMetric[j] = fmt.Sprintf("m%d", j)
 		}
+		joins = separate
 	}
 	t.WriteString(",\ncapped AS (SELECT * FROM per")
 	if !o.unbounded && len(dims) > 0 {
@@ -343,12 +343,10 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 		fmt.Fprintf(&t, ", %s::DOUBLE AS _s%d", agg(v), i)
 	}
 	t.WriteString("\nFROM capped c")
-	if rowLevel {
-		for _, j := range metricAggs {
-			fmt.Fprintf(&t, "\nLEFT JOIN m%d ON m%d.uid = c.uid", j, j)
-			for _, d := range dims {
-				fmt.Fprintf(&t, " AND m%d.%s IS NOT DISTINCT FROM c.%s", j, d, d)
-			}
+	for _, j := range joins {
+		fmt.Fprintf(&t, "\nLEFT JOIN m%d ON m%d.uid = c.uid", j, j)
+		for _, d := range dims {
+			fmt.Fprintf(&t, " AND m%d.%s IS NOT DISTINCT FROM c.%s", j, d, d)
 		}
 	}
 	if len(dims) > 0 && !perRow {
@@ -366,60 +364,6 @@ func (p *Plan) hasDistribution() bool {
 		}
 	}
 	return false
-}
-
-// groupRows gathers one row a (person, group), as BoundedSQL writes them
-// for a plan with a distribution, into groups: people counted, values
-// summed, and each person's value kept for the distributions. An
-// ungrouped plan has its one group even with no one in it.
-func (p *Plan) groupRows(rows *sql.Rows) ([]dp.Group, error) {
-	nd, na := len(p.Dimensions), len(p.Aggregates)
-	index := map[string]int{}
-	var out []dp.Group
-	// One set of scan targets for every row (a million rows a question).
-	dest := make([]any, nd+1+na)
-	key := make([]any, nd)
-	var one int64
-	vals := make([]float64, na)
-	for i := range key {
-		dest[i] = &key[i]
-	}
-	dest[nd] = &one
-	for i := range vals {
-		dest[nd+1+i] = &vals[i]
-	}
-	var kb strings.Builder
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		kb.Reset()
-		for _, v := range key {
-			kb.WriteString(keyText(v))
-			kb.WriteByte(0x1f)
-		}
-		gi, ok := index[kb.String()]
-		if !ok {
-			gi = len(out)
-			index[kb.String()] = gi
-			out = append(out, dp.Group{Key: slices.Clone(key), Sums: make([]float64, na), Values: make([][]float64, na)})
-		}
-		g := &out[gi]
-		g.Users++
-		for i, a := range p.Aggregates {
-			g.Sums[i] += vals[i]
-			if a.Func.distribution() {
-				g.Values[i] = append(g.Values[i], vals[i])
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if nd == 0 && len(out) == 0 {
-		out = append(out, dp.Group{Key: []any{}, Sums: make([]float64, na), Values: make([][]float64, na)})
-	}
-	return out, nil
 }
 
 // stepSQL is a per-person step's SQL: each person's rows of the counted
@@ -494,29 +438,56 @@ func (p *Plan) Groups(ctx context.Context, q store.Querier, src Source, o BoundO
 		return nil, err
 	}
 	defer rows.Close()
+	// Each row is a group (users counted in DuckDB) or, for a plan with
+	// a distribution, one person in a group (users 1): rows of one key
+	// add up, and each person's value is kept for the distributions.
 	nd, na := len(p.Dimensions), len(p.Aggregates)
+	index := map[string]int{}
 	var out []dp.Group
-	if p.hasDistribution() {
-		return p.groupRows(rows)
+	// One set of scan targets for every row (a million rows a question).
+	dest := make([]any, nd+1+na)
+	key := make([]any, nd)
+	var users int64
+	vals := make([]float64, na)
+	for i := range key {
+		dest[i] = &key[i]
 	}
+	dest[nd] = &users
+	for i := range vals {
+		dest[nd+1+i] = &vals[i]
+	}
+	var kb strings.Builder
 	for rows.Next() {
-		dest := make([]any, nd+1+na)
-		key := make([]any, nd)
-		var users int64
-		sums := make([]float64, na)
-		for i := range key {
-			dest[i] = &key[i]
-		}
-		dest[nd] = &users
-		for i := range sums {
-			dest[nd+1+i] = &sums[i]
-		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		// An ungrouped query always has its one row, even with no users:
-		// whether to release it is decided on the noisy count, never here.
-		out = append(out, dp.Group{Key: key, Users: users, Sums: sums})
+		kb.Reset()
+		for _, v := range key {
+			kb.WriteString(keyText(v))
+			kb.WriteByte(0x1f)
+		}
+		gi, ok := index[kb.String()]
+		if !ok {
+			gi = len(out)
+			index[kb.String()] = gi
+			out = append(out, dp.Group{Key: slices.Clone(key), Sums: make([]float64, na), Values: make([][]float64, na)})
+		}
+		g := &out[gi]
+		g.Users += users
+		for i, a := range p.Aggregates {
+			g.Sums[i] += vals[i]
+			if a.Func.distribution() {
+				g.Values[i] = append(g.Values[i], vals[i])
+			}
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// An ungrouped query always has its one group, even with no users:
+	// whether to release it is decided on the noisy count, never here.
+	if nd == 0 && len(out) == 0 {
+		out = append(out, dp.Group{Key: []any{}, Sums: make([]float64, na), Values: make([][]float64, na)})
+	}
+	return out, nil
 }

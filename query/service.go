@@ -179,7 +179,11 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 		return nil, refusal(errs.NoCohort, "%v", err)
 	}
 	p.version, p.src = p.cur.Version, SourceOf(p.cur)
-	if err := p.plan.CheckTypes(ctx, s.DB.SQL(), p.src); err != nil {
+	colTypes, err := ColumnTypes(ctx, s.DB.SQL(), p.src)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.plan.checkTypes(colTypes); err != nil {
 		return nil, err
 	}
 	p.hash = p.plan.Hash()
@@ -211,9 +215,7 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 		if n > wire.MaxPublicValues {
 			return nil, refusal(errs.NotAllowed, "grouped by public dimensions, this question would release %d groups, over the limit of %d; group by fewer public dimensions", n, wire.MaxPublicValues)
 		}
-		if p.types, err = ColumnTypes(ctx, s.DB.SQL(), p.src); err != nil {
-			return nil, err
-		}
+		p.types = colTypes
 		if p.run, err = restrictToPublic(p.plan, p.domain, p.types); err != nil {
 			return nil, err
 		}

@@ -22,6 +22,11 @@ func (p *Plan) CheckTypes(ctx context.Context, q store.Querier, src Source) erro
 	if err != nil {
 		return err
 	}
+	return p.checkTypes(types)
+}
+
+// checkTypes is CheckTypes against the cohort's column types.
+func (p *Plan) checkTypes(types map[string]string) error {
 	cols := p.ReadColumns()
 	for _, c := range cols {
 		if _, ok := types[c]; c != "" && !ok {

@@ -28,12 +28,12 @@ type Audience struct {
 	Replaced        string          `json:"replaced,omitempty"`
 }
 
-// Match is one run of the protocol over the two current audiences.
+// Match is one run of the protocol over both parties' current tables.
 type Match struct {
 	ID        string     `json:"id"`
 	CollabID  string     `json:"collab_id"`
-	AudienceA string     `json:"audience_a"` // the proposer's
-	AudienceB string     `json:"audience_b"` // the other partner's
+	AudienceA string     `json:"audience_a"` // the proposer's first table (by name)
+	AudienceB string     `json:"audience_b"` // the other partner's first table
 	State     MatchState `json:"state"`
 	PointsA   int64      `json:"points_a"`
 	PointsB   int64      `json:"points_b"`
@@ -82,7 +82,7 @@ const (
 	DeleteOptOut DeletionKind = "optout"
 	// DeleteAudience: a whole audience, at its owner's request.
 	DeleteAudience DeletionKind = "audience"
-	// DeleteCollaboration: both audiences and every match; final.
+	// DeleteCollaboration: both parties' tables and every match; final.
 	DeleteCollaboration DeletionKind = "collaboration"
 	// DeleteExpiry: an audience whose retention passed, by the janitor.
 	DeleteExpiry DeletionKind = "expiry"

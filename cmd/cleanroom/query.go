@@ -164,7 +164,7 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 		if x.NextRefresh != nil {
 			refresh += ", next " + x.NextRefresh.UTC().Format(time.DateOnly)
 		}
-		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\t%g\t%g\t%g\n", who, x.Budget, x.Spent, x.Remaining, refresh, x.DeltaBudget, x.DeltaSpent, x.DeltaRemaining)
+		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\t%g\t%g\t%g\n", printable(who), x.Budget, x.Spent, x.Remaining, refresh, x.DeltaBudget, x.DeltaSpent, x.DeltaRemaining)
 	}
 	if err := w.Flush(); err != nil {
 		return err

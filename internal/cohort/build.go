@@ -73,7 +73,7 @@ type Column struct {
 	Source string `json:"column"` // the column's name in the upload
 }
 
-// linkTables names the link table of each of a match's tables.
+// linkTable names the link table of one of a match's tables.
 func linkTable(mid, audienceID string) string { return "clink_" + mid + "_" + audienceID }
 
 // buildCohort joins the two token tables (tokA and tokB, side a's and
@@ -225,11 +225,8 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 			return fmt.Errorf("cohort: naming %s: %w", r[1], err)
 		}
 	}
-	for _, l := range b.links {
-		if _, err := tx.ExecContext(ctx, `UPDATE match_tables SET link_table = ?, linked_rows = ? WHERE match_id = ? AND audience_id = ?`,
-			linkTable(m.ID, l.audienceID), l.rows, m.ID, l.audienceID); err != nil {
-			return err
-		}
+	if err := recordLinks(ctx, tx, m.ID, b.links); err != nil {
+		return err
 	}
 	// Both parties see the noisy size: each pays for it from its budget.
 	for _, p := range c.Members() {
@@ -253,6 +250,18 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 	_, err = auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchComplete,
 		map[string]any{"match_id": m.ID, "cohort_size_noisy": b.noisy, "epsilon": c.Rules.MatchEpsilon, "people_table": people})
 	return err
+}
+
+// recordLinks records, in tx, each link as its match's table of an
+// audience, with the rows it holds.
+func recordLinks(ctx context.Context, tx *sql.Tx, mid string, links []builtLink) error {
+	for _, l := range links {
+		if _, err := tx.ExecContext(ctx, `UPDATE match_tables SET link_table = ?, linked_rows = ? WHERE match_id = ? AND audience_id = ?`,
+			linkTable(mid, l.audienceID), l.rows, mid, l.audienceID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nameColumns names the columns analysts may use: each party's columns

@@ -31,7 +31,7 @@
 // transaction outside the write lock (one build per collaboration at a
 // time), and the short Write that completes its match renames it into
 // place. The names are in tables.go. Every table of people's data either belongs to a live record
-// (an audience not deleted; a match waiting or done over two of them) or
+// (an audience not deleted; a match waiting or done over live ones) or
 // is dropped: a request that fails drops what it built; replacing or
 // deleting an audience drops it and its matches' tables in the transaction
 // that logs it; Cleanup drops, at start, what an interrupted request left.

@@ -29,7 +29,7 @@ import (
 	"github.com/cleanroom/cleanroom/wire"
 )
 
-// Match is one run of the protocol over the two current audiences: its
+// Match is one run of the protocol over both parties' current tables: its
 // wire form and what only the server knows of it.
 type Match struct {
 	wire.Match
@@ -66,7 +66,7 @@ func otherSide(s string) string {
 	return "a"
 }
 
-// StartMatch starts a match over both parties' current audiences, or
+// StartMatch starts a match over both parties' current tables, or
 // joins the one already running over them: created says which, so the API
 // can answer 201 or 200. Concurrent starts make one match; the others
 // join it.

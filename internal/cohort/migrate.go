@@ -58,11 +58,9 @@ func (s *Service) Migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			for _, l := range links {
-				if _, err := tx.ExecContext(ctx, `UPDATE match_tables SET link_table = ?, linked_rows = ? WHERE match_id = ? AND audience_id = ?`,
-					l.staging, l.rows, t.mid, l.audienceID); err != nil {
-					return err
-				}
+			// With no suffix the links are built under their final names.
+			if err := recordLinks(ctx, tx, t.mid, links); err != nil {
+				return err
 			}
 			cj, err := json.Marshal(cols)
 			if err != nil {

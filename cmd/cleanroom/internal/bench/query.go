@@ -119,16 +119,11 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 	if n <= 0 || runs <= 0 {
 		return res, fmt.Errorf("bench.RunQuery: rows (%d) and runs (%d) must be positive", n, runs)
 	}
-	dir, err := os.MkdirTemp("", "cleanroom-bench-query-")
+	db, done, err := scratchDB(ctx)
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
-	db, err := store.Open(ctx, dir)
-	if err != nil {
-		return res, err
-	}
-	defer db.Close()
+	defer done()
 	// The raw baseline reads the rows as one table; the private query
 	// reads them as a cohort does: the brand's table linked to the person
 	// map, the publisher's side (one row a person) not read.
@@ -162,34 +157,9 @@ func RunQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 	for _, a := range plan.Aggregates {
 		ro.Aggs = append(ro.Aggs, dp.Agg{Func: string(a.Func), Lower: 0, Upper: 200})
 	}
-	private := func() (float64, error) {
-		t0 := time.Now()
-		groups, err := plan.Groups(ctx, db.SQL(), src, bo)
-		if err != nil {
-			return 0, err
-		}
-		if _, err := dp.ReleaseGroups(groups, ro); err != nil {
-			return 0, err
-		}
-		return ms(t0), nil
-	}
-	if res.FirstMs, err = private(); err != nil {
+	if res.FirstMs, res.RawMsP50, res.DPMsP50, err = timeAgainstRaw(ctx, db, raw, runs, plan, src, bo, ro); err != nil {
 		return res, err
 	}
-	var rawT, dpT []float64
-	for i := 0; i < runs; i++ {
-		t0 := time.Now()
-		if err := drain(ctx, db.SQL(), raw); err != nil {
-			return res, err
-		}
-		rawT = append(rawT, ms(t0))
-		d, err := private()
-		if err != nil {
-			return res, err
-		}
-		dpT = append(dpT, d)
-	}
-	res.RawMsP50, res.DPMsP50 = median(rawT), median(dpT)
 	res.Ratio = res.DPMsP50 / res.RawMsP50
 
 	if o.Serve == nil {
@@ -307,6 +277,55 @@ func httpQueries(ctx context.Context, db *store.DB, serve Serve, maxGroups, runs
 		out = append(out, ms(t0))
 	}
 	return out, nil
+}
+
+// scratchDB opens a store in a new temporary directory; done closes it
+// and removes the directory.
+func scratchDB(ctx context.Context) (db *store.DB, done func(), err error) {
+	dir, err := os.MkdirTemp("", "cleanroom-bench-query-")
+	if err != nil {
+		return nil, nil, err
+	}
+	if db, err = store.Open(ctx, dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return db, func() { db.Close(); os.RemoveAll(dir) }, nil
+}
+
+// timeAgainstRaw times a private question (the plan's bounded SQL, then
+// its DP release) against raw, the same question in plain DuckDB: once
+// alone (first), then runs times interleaved; medians in milliseconds.
+func timeAgainstRaw(ctx context.Context, db *store.DB, raw string, runs int, plan *query.Plan, src query.Source,
+	bo query.BoundOptions, ro dp.ReleaseOptions) (first, rawP50, dpP50 float64, err error) {
+	private := func() (float64, error) {
+		t0 := time.Now()
+		groups, err := plan.Groups(ctx, db.SQL(), src, bo)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := dp.ReleaseGroups(groups, ro); err != nil {
+			return 0, err
+		}
+		return ms(t0), nil
+	}
+	if first, err = private(); err != nil {
+		return 0, 0, 0, err
+	}
+	var rawT, dpT []float64
+	for range runs {
+		t0 := time.Now()
+		if err := drain(ctx, db.SQL(), raw); err != nil {
+			return 0, 0, 0, fmt.Errorf("the plain question: %w", err)
+		}
+		rawT = append(rawT, ms(t0))
+		d, err := private()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		dpT = append(dpT, d)
+	}
+	return first, median(rawT), median(dpT), nil
 }
 
 func drain(ctx context.Context, db *sql.DB, q string) error {

@@ -3,12 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/cleanroom/cleanroom/dp"
 	"github.com/cleanroom/cleanroom/internal/cohort"
-	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -63,19 +61,15 @@ var evQuestions = []struct{ name, private, raw string }{
 // each question, private and plain, interleaved, runs times.
 func runEventsQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 	res := QueryResult{Shape: ShapeEvents, Runs: o.Runs, MaxGroups: 1}
-	dir, err := os.MkdirTemp("", "cleanroom-bench-query-")
+	db, done, err := scratchDB(ctx)
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
-	db, err := store.Open(ctx, dir)
-	if err != nil {
-		return res, err
-	}
-	defer db.Close()
+	defer done()
 	t0 := time.Now()
-	// Deterministic, skewed habits: a person's k-th event on a day drawn
-	// by hash; counts 1 + floor(2 m u^3)-ish around the mean m.
+	// Deterministic, skewed habits drawn by hash: a person has
+	// 1 + floor(4m u^3) events (u uniform; about m + 1 on average, m 12
+	// purchases and 30 exposures), each on one of 60 days.
 	for _, q := range []string{
 		fmt.Sprintf(`CREATE TABLE %s AS SELECT i::BIGINT AS uid FROM range(%d) t(i)`, evPeople, o.Rows),
 		fmt.Sprintf(`CREATE TABLE %s AS SELECT uid, (DATE '2026-10-01' + (hash(uid, j, 1) %% 60)::INTEGER) AS purchase_date,
@@ -121,35 +115,10 @@ func runEventsQuery(ctx context.Context, o QueryOptions) (QueryResult, error) {
 			}
 		}
 		bo := query.BoundOptions{MaxGroups: 1, Bounds: metrics, MaxRows: maxRows}
-		private := func() (float64, error) {
-			t0 := time.Now()
-			groups, err := plan.Groups(ctx, db.SQL(), src, bo)
-			if err != nil {
-				return 0, err
-			}
-			if _, err := dp.ReleaseGroups(groups, ro); err != nil {
-				return 0, err
-			}
-			return ms(t0), nil
-		}
 		qr := QuestionResult{Name: q.name, SQL: q.private}
-		if qr.FirstMs, err = private(); err != nil {
+		if qr.FirstMs, qr.RawMsP50, qr.DPMsP50, err = timeAgainstRaw(ctx, db, q.raw, o.Runs, plan, src, bo, ro); err != nil {
 			return res, fmt.Errorf("bench query: %s: %w", q.name, err)
 		}
-		var rawT, dpT []float64
-		for range o.Runs {
-			t0 := time.Now()
-			if err := drain(ctx, db.SQL(), q.raw); err != nil {
-				return res, fmt.Errorf("bench query: %s (plain): %w", q.name, err)
-			}
-			rawT = append(rawT, ms(t0))
-			d, err := private()
-			if err != nil {
-				return res, err
-			}
-			dpT = append(dpT, d)
-		}
-		qr.RawMsP50, qr.DPMsP50 = median(rawT), median(dpT)
 		qr.Ratio = qr.DPMsP50 / qr.RawMsP50
 		res.Questions = append(res.Questions, qr)
 	}

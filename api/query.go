@@ -115,16 +115,38 @@ func writeCSV(c echo.Context, a wire.Answer) error {
 	for i, row := range a.Rows {
 		var rec []string
 		for j, v := range row {
+			if a.Columns[j].Kind == "dimension" {
+				rec = append(rec, csvText(cell(v), v))
+				continue
+			}
 			rec = append(rec, cell(v))
-			if a.Columns[j].Kind != "dimension" {
-				iv := a.Intervals[i][j]
+			// A median or variance states no interval: empty cells.
+			if iv := a.Intervals[i][j]; iv != nil {
 				rec = append(rec, strconv.FormatFloat(iv.Lower, 'g', -1, 64), strconv.FormatFloat(iv.Upper, 'g', -1, 64))
+			} else {
+				rec = append(rec, "", "")
 			}
 		}
 		w.Write(rec)
 	}
 	w.Flush()
 	return w.Error()
+}
+
+// csvText neutralises a text cell a spreadsheet would read as a formula
+// (it starts with = + - @, a tab or a carriage return): a leading
+// apostrophe, which spreadsheets show as text and do not evaluate. The
+// values are the other party's; numbers and dates, which we format, are
+// left as they are.
+func csvText(s string, v any) string {
+	if _, ok := v.(string); !ok || s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + s
+	}
+	return s
 }
 
 func cell(v any) string {
@@ -175,10 +197,14 @@ func writeArrow(c echo.Context, a wire.Answer) error {
 				k++
 				continue
 			}
-			iv := a.Intervals[i][j]
 			b.Field(k).(*array.Float64Builder).Append(v.(float64))
-			b.Field(k + 1).(*array.Float64Builder).Append(iv.Lower)
-			b.Field(k + 2).(*array.Float64Builder).Append(iv.Upper)
+			if iv := a.Intervals[i][j]; iv != nil {
+				b.Field(k + 1).(*array.Float64Builder).Append(iv.Lower)
+				b.Field(k + 2).(*array.Float64Builder).Append(iv.Upper)
+			} else { // a median or variance states no interval
+				b.Field(k + 1).AppendNull()
+				b.Field(k + 2).AppendNull()
+			}
 			k += 3
 		}
 	}

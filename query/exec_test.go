@@ -3,6 +3,7 @@ package query
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -430,8 +431,27 @@ func TestDistributionsCentreOnTheTruth(t *testing.T) {
 		t.Errorf("canonical %s", c)
 	}
 	g := groupsOf(t, db, "dist", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics})[""]
-	if g.Users != 2000 || len(g.Values[0]) != 2000 {
-		t.Fatalf("group %d users, %d values", g.Users, len(g.Values[0]))
+	if g.Users != 2000 || len(g.Spreads) != 4 || g.Spreads[0] == nil || g.Spreads[2] == nil {
+		t.Fatalf("group %d users, spreads %v", g.Users, g.Spreads)
+	}
+	// The database placed each person's value in the quantile tree's
+	// leaf the library would, and summed the variance's terms.
+	leaves, mid, sum := map[int]int64{}, dp.Midpoint(0, 25), 0.0
+	for _, v := range vals {
+		leaves[dp.QuantileLeaf(min(v, 25), 0, 25)]++
+		sum += min(v, 25) - mid
+	}
+	if !maps.Equal(g.Spreads[0].Leaves, leaves) || !maps.Equal(g.Spreads[1].Leaves, leaves) {
+		t.Errorf("quantile leaves differ from the library's placement")
+	}
+	// Quantiles of several columns count their leaves one by one: the
+	// same leaves.
+	h := groupsOf(t, db, "dist", q, BoundOptions{MaxGroups: 1, Bounds: execRules.metrics, perAggregate: true})[""]
+	if h.Users != 2000 || !maps.Equal(h.Spreads[0].Leaves, leaves) || !maps.Equal(h.Spreads[1].Leaves, leaves) {
+		t.Errorf("quantile leaves counted per aggregate differ from the library's placement")
+	}
+	if s := g.Spreads[2]; s.N != 2000 || math.Abs(s.Sum-sum) > 1e-6 {
+		t.Errorf("variance's spread: %d people, centred sum %v, want 2000, %v", s.N, s.Sum, sum)
 	}
 	o := dp.ReleaseOptions{Epsilon: 2000, MaxGroups: 1, Aggs: []dp.Agg{
 		{Func: "quantile", Lower: 0, Upper: 25, Rank: 0.5}, {Func: "quantile", Lower: 0, Upper: 25, Rank: 0.9},

@@ -386,3 +386,19 @@ func QueryStrings(ctx context.Context, q Querier, query string, args ...any) ([]
 	}
 	return out, rows.Err()
 }
+
+// Map scans a DuckDB MAP, such as histogram()'s; NULL scans as nil.
+type Map map[any]any
+
+// Scan implements sql.Scanner.
+func (m *Map) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*m = nil
+	case duckdb.Map:
+		*m = Map(x)
+	default:
+		return fmt.Errorf("store: cannot scan %T as a MAP", v)
+	}
+	return nil
+}

@@ -24,7 +24,7 @@ import (
 var policy = map[string]struct{ allow, scope string }{
 	"getHealth":            {"", "none"},
 	"getReadiness":         {"", "none"},
-	"getMetrics":           {"", "none"},
+	"getMetrics":           {"operator", "none"},
 	"getOpenAPI":           {"", "none"},
 	"getAuditPublicKey":    {"", "none"},
 	"createPartner":        {"operator", "none"},

@@ -892,7 +892,25 @@ func TestOpenAPIAndMetrics(t *testing.T) {
 	if doc.OpenAPI == "" || doc.Paths["/v1/collaborations/{cid}/queries"]["post"] == nil || doc.Paths["/v1/audit/head"]["get"] == nil {
 		t.Errorf("openapi paths: %v", len(doc.Paths))
 	}
-	resp, err = http.Get(e.srv.URL + "/metrics")
+	// Metrics are the operator's: durations there could tell a partner
+	// how much work the other's data made.
+	for _, key := range []string{"", e.brand.admin.Key, e.pub.audit.Key} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/metrics", nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[bool]int{true: 401, false: 403}[key == ""]; resp.StatusCode != want {
+			t.Errorf("/metrics with key %q...: %d, want %d", key[:min(len(key), 4)], resp.StatusCode, want)
+		}
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e.op.Key)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,8 +101,9 @@ func (s *Server) routes() []route {
 				{status: http.StatusServiceUnavailable, doc: "The database does not answer.", body: jsonReply(wire.Health{})},
 			}},
 		{method: "GET", path: "/metrics", id: "getMetrics", tag: "operations", summary: "Prometheus metrics",
-			doc:     "Request counts and durations by route and status, and the Go runtime's: never IDs, keys or identifiers.",
-			handler: s.m.handler(), out: ok(http.StatusOK, "Prometheus text exposition format.", body{types: []string{mtText}})},
+			doc: "Request counts and durations by route and status, and the Go runtime's: never IDs, keys or identifiers. " +
+				"For the operator only: a request's exact duration can say how much work another party's data made (a deletion's, a match's), which partners must not read.",
+			allow: []role{roleOperator}, handler: s.m.handler(), out: ok(http.StatusOK, "Prometheus text exposition format.", body{types: []string{mtText}})},
 		{method: "GET", path: "/openapi.json", id: "getOpenAPI", tag: "operations", summary: "This document",
 			doc:     "The API's contract, made from the same route table and Go types (package wire) the server runs.",
 			handler: s.openAPI, out: ok(http.StatusOK, "An OpenAPI 3.1 document.", jsonReply(openAPIDocumentSchema))},

@@ -24,7 +24,7 @@ func Append(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID string, 
 	if err != nil {
 		return audit.Entry{}, fmt.Errorf("auditlog.Append: %w", err)
 	}
-	return appendRaw(ctx, tx, actor, partnerID, collabID, action, raw, nil)
+	return appendRaw(ctx, tx, actor, partnerID, collabID, action, raw, nil, time.Now())
 }
 
 // AppendPrivate is Append for an action whose record has a part only
@@ -37,7 +37,10 @@ func AppendPrivate(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID s
 	if _, err := rand.Read(nonce); err != nil {
 		return audit.Entry{}, fmt.Errorf("auditlog.AppendPrivate: %w", err)
 	}
-	p := map[string]any{"nonce": hex.EncodeToString(nonce)}
+	// The exact time is the acting partner's alone; the entry's shared
+	// time is whole seconds (appendRaw).
+	now := time.Now().UTC()
+	p := map[string]any{"nonce": hex.EncodeToString(nonce), "at": now.Format(time.RFC3339Nano)}
 	for k, v := range private {
 		p[k] = v
 	}
@@ -54,13 +57,19 @@ func AppendPrivate(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID s
 	if err != nil {
 		return audit.Entry{}, fmt.Errorf("auditlog.AppendPrivate: %w", err)
 	}
-	return appendRaw(ctx, tx, actor, partnerID, collabID, action, raw, praw)
+	return appendRaw(ctx, tx, actor, partnerID, collabID, action, raw, praw, now)
 }
 
-func appendRaw(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID string, action audit.Action, raw, private []byte) (audit.Entry, error) {
+func appendRaw(ctx context.Context, tx *sql.Tx, actor, partnerID, collabID string, action audit.Action, raw, private []byte, now time.Time) (audit.Entry, error) {
 	var err error
+	// Whole seconds: both partners (and the public, for some entries)
+	// read an entry's time, and the gap between two entries must not time
+	// work that depends on the other partner's data (a build, a deletion).
+	// The work does the same steps whatever one person does; the grain is
+	// a second line of defence. An entry with a private part keeps the
+	// exact time there, for its own partner.
 	e := audit.Entry{Actor: actor, PartnerID: partnerID, CollabID: collabID, Action: string(action), Details: raw, Private: private,
-		At: time.Now().UTC().Truncate(time.Microsecond)} // the database keeps microseconds
+		At: now.UTC().Truncate(time.Second)}
 	err = tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&e.Seq, &e.PrevHash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

@@ -60,6 +60,18 @@ func TestPrivatePartsReachOnlyTheirPartner(t *testing.T) {
 	if strings.Contains(string(other[0].Details), "rows") {
 		t.Errorf("the public details carry the private fact: %s", other[0].Details)
 	}
+	// Times both partners read are whole seconds, so the gap between two
+	// entries cannot time work on the other's data; the exact time is in
+	// the acting partner's private part.
+	for _, e := range other {
+		if e.At.Nanosecond() != 0 {
+			t.Errorf("entry %d's shared time %s is finer than a second", e.Seq, e.At.Format(time.RFC3339Nano))
+		}
+	}
+	var exact struct{ At time.Time }
+	if err := json.Unmarshal(own[0].Private, &exact); err != nil || exact.At.Truncate(time.Second) != own[0].At {
+		t.Errorf("the private part's exact time %v does not fall in the entry's second %v (%v)", exact.At, own[0].At, err)
+	}
 	// List agrees with Export.
 	for readers, want := range map[string]bool{"p_1": true, "p_2": false} {
 		es, err := List(ctx, db.SQL(), Filter{Partners: []string{readers}})

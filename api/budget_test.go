@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -394,5 +395,45 @@ func TestDefaultRulesAllowAHundredGroupedQuestions(t *testing.T) {
 	}
 	if st, body, _ := e.ask(key, `SELECT COUNT(*) FROM cohort`, 0, ""); st != 200 {
 		t.Errorf("an ungrouped question with epsilon left: %d %s", st, body)
+	}
+}
+
+// TestBurstNeverOverspends: sixteen questions at once from one analyst,
+// with budget for three: at most three answer, every other one is a 429
+// that says why (the budget, counting the questions still running, or
+// too many at once from one key), and the ledger holds exactly the
+// answers' charges.
+func TestBurstNeverOverspends(t *testing.T) {
+	e := newEnv(t, budgetRules(`"epsilon_budget": 3.1, "max_query_epsilon": 1`))
+	e.uploadBoth()
+	e.matchBoth()
+	type result struct {
+		status int
+		body   string
+	}
+	results := make(chan result, 16)
+	for i := range 16 {
+		go func() {
+			st, body, _ := e.ask(e.brand.analyst.Key, fmt.Sprintf(`SELECT brand_co_label, COUNT(*) AS n%d FROM cohort GROUP BY brand_co_label`, i), 1, "")
+			results <- result{st, string(body)}
+		}()
+	}
+	answered := 0
+	for range 16 {
+		r := <-results
+		switch {
+		case r.status == 200:
+			answered++
+		case r.status == 429 && (strings.Contains(r.body, `"budget_exhausted"`) || strings.Contains(r.body, `"too_many_queries"`)):
+		default:
+			t.Errorf("a question of the burst: %d %s", r.status, r.body)
+		}
+	}
+	if answered == 0 || answered > 3 {
+		t.Errorf("%d of the burst answered, want 1 to 3", answered)
+	}
+	b, _ := e.budget(e.brand.analyst.Key)
+	if got, want := b.Budgets[0].Spent, 0.1+float64(answered); math.Abs(got-want) > 1e-9 {
+		t.Errorf("spent %v after %d answers, want %v", got, answered, want)
 	}
 }

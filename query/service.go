@@ -12,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +43,21 @@ type Service struct {
 	// test's negative controls only; it is not reachable from outside.
 	release func([]dp.Group, dp.ReleaseOptions) (dp.Release, error)
 	bound   func(BoundOptions) BoundOptions
+	// MaxRunningPerKey is how many questions one key may have running
+	// at once (default DefaultMaxRunningPerKey); more are refused
+	// too_many_queries before any work.
+	MaxRunningPerKey int
+
+	// mu guards running (questions at work, by key) and held (the budget
+	// they have reserved, by collaboration and partner).
+	mu      sync.Mutex
+	running map[string]int
+	held    map[string]wire.Amount
 }
+
+// DefaultMaxRunningPerKey: a key's questions at work at once. One
+// analyst's burst must not hold the database (or memory) from the others.
+const DefaultMaxRunningPerKey = 4
 
 // now is the service's clock.
 func (s *Service) now() time.Time {
@@ -357,6 +372,66 @@ func (s *Service) affordable(ctx context.Context, c wire.Collaboration, p *prepa
 	return nil
 }
 
+// begin admits a question to run: at most MaxRunningPerKey of one key at
+// once, and only if the budget covers it and every question of the same
+// partner still running, whose charges it reserves until they are
+// debited or fail. So a burst of questions is refused before any of them
+// reads data, rather than after (the debit re-checks the ledger in its
+// write either way). done releases the place and the reservation.
+func (s *Service) begin(ctx context.Context, actor partners.Principal, ch ledger.Charge) (done func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running == nil {
+		s.running, s.held = map[string]int{}, map[string]wire.Amount{}
+	}
+	limit := s.MaxRunningPerKey
+	if limit <= 0 {
+		limit = DefaultMaxRunningPerKey
+	}
+	if s.running[actor.KeyID] >= limit {
+		return nil, refusal(errs.TooManyQueries, "this key has %d questions running, as many as one key may at once; ask again when one has answered", limit)
+	}
+	eu, err := wire.EpsilonUnits(ch.Epsilon)
+	if err != nil {
+		return nil, err
+	}
+	du, err := wire.DeltaUnits(ch.Delta)
+	if err != nil {
+		return nil, err
+	}
+	budget := ch.CollabID + "/" + ch.PartnerID
+	held := s.held[budget]
+	if held != (wire.Amount{}) {
+		all := ch
+		all.Epsilon = wire.EpsilonOf(held.EpsilonUnits + eu)
+		all.Delta = wire.DeltaOf(held.DeltaUnits + du)
+		if _, err := ledger.Check(ctx, s.DB.SQL(), all); err != nil {
+			var be *ledger.BudgetError
+			if !errors.As(err, &be) {
+				return nil, err
+			}
+			return nil, refusal(errs.KindOf(be), "the %s budget cannot cover this question (epsilon %v, delta %v) beside the other questions from your side still running, which hold epsilon %v and delta %v of it; ask again when they have answered",
+				be.Budget, ch.Epsilon, ch.Delta, held.Epsilon(), held.Delta())
+		}
+	}
+	s.running[actor.KeyID]++
+	s.held[budget] = wire.Amount{EpsilonUnits: held.EpsilonUnits + eu, DeltaUnits: held.DeltaUnits + du}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.running[actor.KeyID]--; s.running[actor.KeyID] <= 0 {
+			delete(s.running, actor.KeyID)
+		}
+		h := s.held[budget]
+		h = wire.Amount{EpsilonUnits: h.EpsilonUnits - eu, DeltaUnits: h.DeltaUnits - du}
+		if h == (wire.Amount{}) {
+			delete(s.held, budget)
+		} else {
+			s.held[budget] = h
+		}
+	}, nil
+}
+
 func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Collaboration, req wire.Request) (wire.Answer, error) {
 	r := c.Rules
 	now := s.now()
@@ -384,6 +459,11 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	if err := s.affordable(ctx, c, p); err != nil {
 		return wire.Answer{}, err
 	}
+	done, err := s.begin(ctx, actor, charge)
+	if err != nil {
+		return wire.Answer{}, err
+	}
+	defer done()
 
 	bo := BoundOptions{MaxGroups: int64(r.MaxGroupsContributed), Bounds: metrics, MaxRows: p.maxRows}
 	if s.bound != nil {

@@ -96,6 +96,9 @@ const (
 	CodeBudgetExhausted ErrorCode = "budget_exhausted"
 	// CodeDeltaBudgetExhausted (429): the delta budget cannot cover it.
 	CodeDeltaBudgetExhausted ErrorCode = "delta_budget_exhausted"
+	// CodeTooManyQueries (429): the key already has as many questions
+	// running as one key may; ask again when one has answered.
+	CodeTooManyQueries ErrorCode = "too_many_queries"
 )
 
 // ErrorCodes lists every code, in the order above.
@@ -105,7 +108,7 @@ var ErrorCodes = []ErrorCode{
 	CodeInternal, CodeUnavailable,
 	CodeSyntax, CodeUnsupported, CodeLimit, CodeEpsilonNotAllowed, CodeNotReleasable,
 	CodeNotAllowed, CodeHiddenColumn, CodeNotAQuerier, CodeNoCohort, CodeCohortTooSmall,
-	CodeRulesInvalid, CodeBudgetExhausted, CodeDeltaBudgetExhausted,
+	CodeRulesInvalid, CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries,
 }
 
 // Status is the HTTP status the API answers with code: the one mapping
@@ -129,7 +132,7 @@ func (c ErrorCode) Status() int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
-	case CodeBudgetExhausted, CodeDeltaBudgetExhausted:
+	case CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries:
 		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable

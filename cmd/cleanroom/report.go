@@ -204,6 +204,7 @@ var refusalReasons = map[wire.ErrorCode]string{
 	wire.CodeRulesInvalid:         "rules that need changing first",
 	wire.CodeBudgetExhausted:      "epsilon budget spent",
 	wire.CodeDeltaBudgetExhausted: "delta budget spent",
+	wire.CodeTooManyQueries:       "too many questions at once from one key",
 	wire.CodeConflict:             "a collaboration not active",
 	wire.CodeForbidden:            "a key whose role may not query",
 }

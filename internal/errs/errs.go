@@ -128,6 +128,9 @@ var (
 	// DeltaBudgetExhausted: the delta budget cannot cover the charge. A
 	// kind of BudgetExhausted.
 	DeltaBudgetExhausted = refusal(wire.CodeDeltaBudgetExhausted, "delta budget exhausted", BudgetExhausted)
+	// TooManyQueries: the key has as many questions running as one key
+	// may (query.MaxRunningPerKey).
+	TooManyQueries = refusal(wire.CodeTooManyQueries, "too many queries", nil)
 )
 
 // Kinds lists every kind.
@@ -135,7 +138,7 @@ var Kinds = []*Kind{
 	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, Unauthorized, Forbidden,
 	TooLarge, UnsupportedMedia, Unavailable,
 	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
-	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted,
+	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted, TooManyQueries,
 }
 
 // Error is a failure of a kind. Its text is its message alone.

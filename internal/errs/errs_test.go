@@ -72,6 +72,7 @@ func TestEveryKindMapsOnce(t *testing.T) {
 		RulesInvalid:         {wire.CodeRulesInvalid, http.StatusConflict},
 		BudgetExhausted:      {wire.CodeBudgetExhausted, http.StatusTooManyRequests},
 		DeltaBudgetExhausted: {wire.CodeDeltaBudgetExhausted, http.StatusTooManyRequests},
+		TooManyQueries:       {wire.CodeTooManyQueries, http.StatusTooManyRequests},
 	}
 	if len(want) != len(Kinds) {
 		t.Fatalf("%d kinds, %d in this table: add the new kind here", len(Kinds), len(want))

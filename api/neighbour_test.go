@@ -153,6 +153,17 @@ func (r *recorder) maskIDs(s string) string {
 func (r *recorder) mask(v any, path string) any {
 	switch x := v.(type) {
 	case map[string]any:
+		// Times that could time work on the other party's data (an audit
+		// entry's, a match's) are whole seconds for every reader.
+		_, entry := x["action"]
+		_, match := x["half_a_received"]
+		if entry || match {
+			for _, k := range []string{"at", "created_at", "updated_at"} {
+				if ts, ok := x[k].(string); ok && strings.Contains(ts, ".") {
+					r.t.Errorf("%s: %s %q is finer than a second", path, k, ts)
+				}
+			}
+		}
 		out := map[string]any{}
 		for k, val := range x {
 			mk := r.maskIDs(k)

@@ -168,12 +168,15 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 				}
 			}
 		}
-		mine.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
-		mine.UpdatedAt = mine.CreatedAt
+		at := s.now().UTC().Truncate(time.Microsecond)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO matches (id, collab_id, audience_a, audience_b, state, points_a, points_b, epsilon, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mine.ID, mine.CollabID, mine.AudienceA, mine.AudienceB, mine.State, mine.PointsA, mine.PointsB, mine.Epsilon, mine.CreatedAt, mine.UpdatedAt); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, mine.ID, mine.CollabID, mine.AudienceA, mine.AudienceB, mine.State, mine.PointsA, mine.PointsB, mine.Epsilon, at, at); err != nil {
 			return err
 		}
+		// The store orders by the exact time; parties read whole seconds
+		// (see GetMatch).
+		mine.CreatedAt = at.Truncate(time.Second)
+		mine.UpdatedAt = mine.CreatedAt
 		tables := map[string][]string{}
 		for _, x := range []struct {
 			side   string
@@ -271,6 +274,10 @@ func (s *Service) GetMatch(ctx context.Context, q store.Querier, collabID, id st
 	if gone > 0 {
 		m.State = wire.MatchStale
 	}
+	// Both parties read a match's times; to the microsecond, the gap
+	// from its last half to done would time the build, which grows with
+	// the other party's data. Whole seconds, as the audit log's.
+	m.CreatedAt, m.UpdatedAt = m.CreatedAt.Truncate(time.Second), m.UpdatedAt.Truncate(time.Second)
 	m.halfAHash, m.halfBHash = ha.String, hb.String
 	m.HalfA, m.HalfB = ha.Valid, hb.Valid
 	if noisy.Valid {

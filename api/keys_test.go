@@ -2,11 +2,14 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // TestLastAdminKeyStays: a partner's last admin key cannot be revoked
@@ -75,5 +78,47 @@ func TestLastAdminKeyStays(t *testing.T) {
 	}
 	if working != 1 {
 		t.Errorf("%d admin keys work after the race, want 1", working)
+	}
+}
+
+// TestNamesRefuseControlCharacters: a partner's or collaboration's name,
+// a key's label and a template's description are read in others'
+// terminals; with a control character in them the request is refused
+// with a 400 naming the field, and nothing is created.
+func TestNamesRefuseControlCharacters(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	const hostile = "ok\x1b]0;pwned\x07\x1b[2J"
+	refused := func(what string, err error, code wire.ErrorCode, field string) {
+		t.Helper()
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Code != code || ce.Status != 400 || !strings.Contains(ce.Message, field+": character U+") {
+			t.Errorf("%s: %v, want 400 %s naming %q and the character", what, err, code, field)
+		}
+	}
+	_, err := e.op.CreatePartner(ctx, "Brand\u202eoC")
+	refused("a partner named with a bidi override", err, wire.CodeInvalid, "name")
+	_, err = e.brand.admin.CreateKey(ctx, e.brand.id, "analyst", hostile)
+	refused("a key labelled with escapes", err, wire.CodeInvalid, "label")
+	_, err = e.brand.admin.Propose(ctx, hostile, e.pub.id, nil)
+	refused("a collaboration named with escapes", err, wire.CodeInvalid, "name")
+	_, err = e.brand.admin.Propose(ctx, "fine", e.pub.id, json.RawMessage(`{"templates": [{"name": "t", "description": "a\u009b2J", "sql": "SELECT COUNT(*) FROM cohort", "params": []}]}`))
+	refused("a template described with a C1 control", err, wire.CodeInvalidRules, "description")
+
+	ps, err := e.op.ListPartners(ctx)
+	if err != nil || len(ps) != 2 {
+		t.Errorf("partners after the refusals: %d (%v), want the 2 there were", len(ps), err)
+	}
+	keys, err := e.brand.admin.ListKeys(ctx, e.brand.id)
+	if err != nil || len(keys) != 4 {
+		t.Errorf("keys after the refusals: %d (%v), want the 4 there were", len(keys), err)
+	}
+	cs, err := e.brand.admin.Collaborations(ctx)
+	if err != nil || len(cs) != 1 {
+		t.Errorf("collaborations after the refusals: %d (%v), want the 1 there was", len(cs), err)
+	}
+	// Printable text of any script is a name.
+	if _, err := e.brand.admin.CreateKey(ctx, e.brand.id, "analyst", "Zoë's 分析 key 🎉"); err != nil {
+		t.Errorf("a printable label: %v", err)
 	}
 }

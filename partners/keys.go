@@ -46,6 +46,9 @@ func (s *Service) createKey(ctx context.Context, tx *sql.Tx, actor Principal, pa
 	if len(label) > 200 {
 		return wire.Key{}, "", invalidf("label longer than 200 characters")
 	}
+	if err := wire.CheckText("label", label); err != nil {
+		return wire.Key{}, "", invalidf("%v", err)
+	}
 	if _, err := GetPartner(ctx, tx, partnerID); err != nil {
 		return wire.Key{}, "", err
 	}

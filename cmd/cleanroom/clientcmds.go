@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -64,10 +65,26 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
+// printOut prints v as indented JSON, control characters escaped.
 func printOut(cmd *cobra.Command, v any) error {
-	enc := json.NewEncoder(cmd.OutOrStdout())
+	b, err := encodeJSON(v)
+	if err != nil {
+		return err
+	}
+	_, err = cmd.OutOrStdout().Write(b)
+	return err
+}
+
+// encodeJSON is v as indented JSON with every control character escaped
+// (escapeControls), whoever reads it.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return escapeControls(b.Bytes()), nil
 }
 
 func newPartnersCmd() *cobra.Command {
@@ -108,7 +125,7 @@ func newPartnersCmd() *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "ID\tNAME")
 			for _, p := range ps {
-				fmt.Fprintf(w, "%s\t%s\n", p.ID, p.Name)
+				fmt.Fprintf(w, "%s\t%s\n", printable(p.ID), printable(p.Name))
 			}
 			return w.Flush()
 		},
@@ -395,9 +412,9 @@ again is safe.`,
 				return err
 			}
 			if m.NoisySize != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "match %s done: cohort of about %d people (Laplace noise, epsilon %g)\n", m.ID, *m.NoisySize, m.Epsilon)
+				fmt.Fprintf(cmd.OutOrStdout(), "match %s done: cohort of about %d people (Laplace noise, epsilon %g)\n", printable(m.ID), *m.NoisySize, m.Epsilon)
 			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "match %s: %s; this party's half is in, waiting for the other party\n", m.ID, m.State)
+				fmt.Fprintf(cmd.OutOrStdout(), "match %s: %s; this party's half is in, waiting for the other party\n", printable(m.ID), printable(string(m.State)))
 			}
 			return nil
 		},

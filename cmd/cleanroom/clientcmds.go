@@ -241,7 +241,11 @@ admin's key.`,
 			}
 			nk, err := cl.CreateKey(ctx, me.PartnerID, string(old.Role), newLabel)
 			if err != nil {
-				return fmt.Errorf("keys rotate: creating the new key: %w (nothing changed)", err)
+				hint := ""
+				if client.CodeOf(err) == wire.CodeInvalid {
+					hint = "; --label gives the new key another label"
+				}
+				return fmt.Errorf("keys rotate: creating the new key: %w (nothing changed%s)", err, hint)
 			}
 			// The secret is printed before the old key goes: should the
 			// revocation fail, the new key must not be lost with it.
@@ -253,7 +257,7 @@ admin's key.`,
 				revoker = client.New(cl.BaseURL, nk.Secret)
 			}
 			if _, err := revoker.RevokeKey(ctx, me.PartnerID, old.ID); err != nil {
-				return fmt.Errorf("keys rotate: the new key above works, but revoking the old key %[1]s failed: %[2]w; revoke it with cleanroom keys revoke %[3]s %[1]s", printable(old.ID), err, printable(me.PartnerID))
+				return fmt.Errorf("keys rotate: the new key above is in place, but revoking the old key %[1]s failed: %[2]w; revoke it with cleanroom keys revoke %[3]s %[1]s", printable(old.ID), err, printable(me.PartnerID))
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "key %s (%s) replaced by key %s, whose secret is shown once above; the old key no longer works\n",
 				printable(old.ID), printable(string(old.Role)), printable(nk.Key.ID))

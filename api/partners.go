@@ -29,8 +29,13 @@ func (s *Server) createPartner(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	out.Rotate = rotateFirstKey
 	return c.JSON(http.StatusCreated, out)
 }
+
+// rotateFirstKey comes with every first admin key: the operator has seen
+// its secret, and nothing else would ask the partner to replace it.
+const rotateFirstKey = "The operator has seen this secret: give it to the partner's admin alone, who should replace it at once with a key only the partner knows: cleanroom keys rotate --key SECRET (or create an admin key, POST /v1/partners/{pid}/keys, and with it revoke this one, DELETE /v1/partners/{pid}/keys/{kid})."
 
 func (s *Server) listPartners(c echo.Context) error {
 	ps, err := partners.ListPartners(c.Request().Context(), s.db.SQL())

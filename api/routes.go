@@ -134,9 +134,10 @@ func (s *Server) routes() []route {
 			allow: []role{roleAdmin}, scope: scopePartner, handler: s.listKeys,
 			out: ok(http.StatusOK, "The keys, never their secrets.", jsonReply(wire.KeyList{}))},
 		{method: "DELETE", path: "/v1/partners/:pid/keys/:kid", id: "revokeKey", tag: "keys", summary: "Revoke a key",
-			doc:   "The key stops working at once. Revoking twice is a no-op.",
+			doc:   "The key stops working at once. Revoking twice is a no-op. The partner's last admin key cannot be revoked (last_admin_key): create another admin key first.",
 			allow: []role{roleAdmin}, scope: scopePartner, handler: s.revokeKey,
-			out: ok(http.StatusOK, "The revoked key.", jsonReply(wire.Key{}))},
+			out:   ok(http.StatusOK, "The revoked key.", jsonReply(wire.Key{})),
+			codes: []wire.ErrorCode{wire.CodeLastAdminKey}},
 
 		// Collaborations.
 		{method: "POST", path: "/v1/collaborations", id: "proposeCollaboration", tag: "collaborations", summary: "Propose a collaboration with rules",

@@ -77,6 +77,7 @@ var (
 	ErrConflict       = &Error{Code: wire.CodeConflict}
 	ErrStaleMatch     = &Error{Code: wire.CodeStaleMatch}
 	ErrAwaitingUpload = &Error{Code: wire.CodeAwaitingUpload}
+	ErrLastAdminKey   = &Error{Code: wire.CodeLastAdminKey}
 	ErrTooLarge       = &Error{Code: wire.CodeTooLarge}
 	ErrUnavailable    = &Error{Code: wire.CodeUnavailable}
 	// ErrBudgetExhausted and ErrDeltaBudgetExhausted: the partner's

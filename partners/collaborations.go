@@ -44,6 +44,9 @@ func (s *Service) Propose(ctx context.Context, tx *sql.Tx, actor Principal, name
 	if name == "" || len(name) > 200 {
 		return wire.Collaboration{}, invalidf("name must be 1-200 characters")
 	}
+	if err := wire.CheckText("name", name); err != nil {
+		return wire.Collaboration{}, invalidf("%v", err)
+	}
 	c := wire.Collaboration{ID: NewID("c_"), Name: name, Proposer: actor.PartnerID, Partner: otherPartner, Rules: rules,
 		RulesVersion: 1, ApprovedBy: []string{actor.PartnerID}, State: wire.StateProposed, CreatedAt: s.now()}
 	c.UpdatedAt = c.CreatedAt

@@ -46,6 +46,9 @@ func (s *Service) createKey(ctx context.Context, tx *sql.Tx, actor Principal, pa
 	if len(label) > 200 {
 		return wire.Key{}, "", invalidf("label longer than 200 characters")
 	}
+	if err := wire.CheckText("label", label); err != nil {
+		return wire.Key{}, "", invalidf("%v", err)
+	}
 	if _, err := GetPartner(ctx, tx, partnerID); err != nil {
 		return wire.Key{}, "", err
 	}
@@ -63,7 +66,8 @@ func (s *Service) createKey(ctx context.Context, tx *sql.Tx, actor Principal, pa
 }
 
 // RevokeKey stops a key of the actor's own partner (the actor must be its
-// admin) from working. Revoking twice is a no-op.
+// admin) from working, unless it is the partner's last admin key
+// (errs.LastAdminKey). Revoking twice is a no-op.
 func (s *Service) RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, partnerID, keyID string) (wire.Key, error) {
 	if err := keyAdmin(actor, partnerID); err != nil {
 		return wire.Key{}, err
@@ -74,6 +78,20 @@ func (s *Service) RevokeKey(ctx context.Context, tx *sql.Tx, actor Principal, pa
 	}
 	if k.RevokedAt != nil {
 		return k, nil
+	}
+	// The operator mints only a partner's first admin key, so a partner
+	// without one is locked out for good. The count reads this
+	// transaction, and writes are serialised, so two revocations at once
+	// cannot each see the other's key as the one left.
+	if k.Role == wire.Admin {
+		var others int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM api_keys WHERE partner_id = ? AND role = ? AND revoked_at IS NULL AND id <> ?`,
+			partnerID, string(wire.Admin), keyID).Scan(&others); err != nil {
+			return wire.Key{}, err
+		}
+		if others == 0 {
+			return wire.Key{}, errs.New(errs.LastAdminKey, "key %s is the partner's last admin key: revoked, it would leave no one to manage the partner's keys and collaborations, and the operator cannot issue another; create a new admin key first (cleanroom keys rotate replaces a key in one step)", keyID)
+		}
 	}
 	t := s.now()
 	if _, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ?`, t, keyID); err != nil {

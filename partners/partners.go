@@ -33,6 +33,9 @@ func (s *Service) CreatePartner(ctx context.Context, tx *sql.Tx, actor Principal
 		return wire.Partner{}, wire.Key{}, "", errs.New(errs.Forbidden, "only the operator's admin key creates partners")
 	}
 	name = strings.TrimSpace(name)
+	if err := wire.CheckText("name", name); err != nil {
+		return wire.Partner{}, wire.Key{}, "", invalidf("partner %v", err)
+	}
 	if !partnerName.MatchString(name) {
 		return wire.Partner{}, wire.Key{}, "", invalidf("partner name %q: use 1-100 letters, digits, spaces or . _ & ' -", name)
 	}

@@ -51,6 +51,10 @@ const (
 	CodeStaleMatch ErrorCode = "stale_match"
 	// CodeAwaitingUpload (409): a match needs both parties' audiences.
 	CodeAwaitingUpload ErrorCode = "awaiting_upload"
+	// CodeLastAdminKey (409): revoking the key would leave its partner
+	// without an admin key, which no one (the operator included) could
+	// give it back; create another admin key first (keys rotate does).
+	CodeLastAdminKey ErrorCode = "last_admin_key"
 	// CodeTooLarge (413): a body over the server's limit.
 	CodeTooLarge ErrorCode = "too_large"
 	// CodeUnsupportedMediaType (415): a body in a format the route does
@@ -104,7 +108,7 @@ const (
 // ErrorCodes lists every code, in the order above.
 var ErrorCodes = []ErrorCode{
 	CodeInvalid, CodeInvalidRules, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
-	CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeTooLarge, CodeUnsupportedMediaType,
+	CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeTooLarge, CodeUnsupportedMediaType,
 	CodeInternal, CodeUnavailable,
 	CodeSyntax, CodeUnsupported, CodeLimit, CodeEpsilonNotAllowed, CodeNotReleasable,
 	CodeNotAllowed, CodeHiddenColumn, CodeNotAQuerier, CodeNoCohort, CodeCohortTooSmall,
@@ -126,7 +130,7 @@ func (c ErrorCode) Status() int {
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeNoCohort, CodeCohortTooSmall, CodeRulesInvalid:
+	case CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeNoCohort, CodeCohortTooSmall, CodeRulesInvalid:
 		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

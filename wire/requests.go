@@ -24,6 +24,10 @@ type CreatedPartner struct {
 	Partner  Partner `json:"partner"`
 	AdminKey Key     `json:"admin_key"`
 	Secret   string  `json:"secret"`
+	// Rotate asks for the key to be replaced: its secret passed through
+	// the operator, so the partner's admin should swap it for one only
+	// the partner has seen, at once.
+	Rotate string `json:"rotate"`
 }
 
 // CreateKeyRequest is the body of POST /v1/partners/{pid}/keys.

@@ -87,6 +87,9 @@ func (t Template) Validate() error {
 	if !columnName.MatchString(t.Name) {
 		return fmt.Errorf("rules: templates: name %q must be lower case letters, digits and _", t.Name)
 	}
+	if err := CheckText("description", t.Description); err != nil {
+		return bad("%v", err)
+	}
 	if strings.TrimSpace(t.SQL) == "" || len(t.SQL) > 10000 {
 		return bad("sql must be 1 to 10000 characters")
 	}

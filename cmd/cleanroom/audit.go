@@ -22,7 +22,7 @@ func newAuditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), k)
+			fmt.Fprintln(cmd.OutOrStdout(), printable(k))
 			return nil
 		},
 	}
@@ -37,7 +37,11 @@ func newAuditCmd() *cobra.Command {
 				return err
 			}
 			if out == "" {
-				return cl.AuditExport(cmd.Context(), cmd.OutOrStdout())
+				w, flush := toTerminal(cmd.OutOrStdout())
+				if err := cl.AuditExport(cmd.Context(), w); err != nil {
+					return err
+				}
+				return flush()
 			}
 			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {

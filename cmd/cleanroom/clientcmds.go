@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -63,10 +65,26 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
+// printOut prints v as indented JSON, control characters escaped.
 func printOut(cmd *cobra.Command, v any) error {
-	enc := json.NewEncoder(cmd.OutOrStdout())
+	b, err := encodeJSON(v)
+	if err != nil {
+		return err
+	}
+	_, err = cmd.OutOrStdout().Write(b)
+	return err
+}
+
+// encodeJSON is v as indented JSON with every control character escaped
+// (escapeControls), whoever reads it.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return escapeControls(b.Bytes()), nil
 }
 
 func newPartnersCmd() *cobra.Command {
@@ -85,7 +103,7 @@ func newPartnersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "created partner %s (%s); its admin key is shown once below: give it to the partner\n", out.Partner.Name, out.Partner.ID)
+			fmt.Fprintf(cmd.ErrOrStderr(), "created partner %s (%s); its admin key is shown once below: give it to the partner's admin alone, who should replace it at once (cleanroom keys rotate --key SECRET), since you have seen it\n", printable(out.Partner.Name), printable(out.Partner.ID))
 			return printOut(cmd, out)
 		},
 	}
@@ -107,7 +125,7 @@ func newPartnersCmd() *cobra.Command {
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "ID\tNAME")
 			for _, p := range ps {
-				fmt.Fprintf(w, "%s\t%s\n", p.ID, p.Name)
+				fmt.Fprintf(w, "%s\t%s\n", printable(p.ID), printable(p.Name))
 			}
 			return w.Flush()
 		},
@@ -173,7 +191,81 @@ func newKeysCmd() *cobra.Command {
 		},
 	}
 	rc.flags(revoke)
-	cmd.AddCommand(create, list, revoke)
+	cmd.AddCommand(create, list, revoke, newKeysRotateCmd())
+	return cmd
+}
+
+func newKeysRotateCmd() *cobra.Command {
+	var c conn
+	var label string
+	cmd := &cobra.Command{
+		Use:   "rotate [KEY_ID] [--label LABEL]",
+		Short: "Replace a key with a new one of the same role and label, and revoke it (default: the key in use)",
+		Long: `rotate creates a key with the old key's role and label (or --label), prints its
+secret once, then revokes the old key: with the new key when the old one is
+the key in use, so the new key is known to work before the old one stops.
+Rotate the first admin key the operator handed over at once: the operator
+has seen its secret. Both steps are logged (key.create, key.revoke). An
+admin's key.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			me, err := cl.Me(ctx)
+			if err != nil {
+				return err
+			}
+			if me.Operator {
+				return errors.New("keys rotate: the operator's key is not managed through the API; rotate a partner's keys with its admin's key")
+			}
+			old := wire.Key{ID: me.KeyID, PartnerID: me.PartnerID, Role: me.Role, Label: me.Label}
+			if len(args) == 1 && args[0] != me.KeyID {
+				keys, err := cl.ListKeys(ctx, me.PartnerID)
+				if err != nil {
+					return err
+				}
+				i := slices.IndexFunc(keys, func(k wire.Key) bool { return k.ID == args[0] })
+				if i < 0 {
+					return fmt.Errorf("keys rotate: no key %s among your partner's keys (cleanroom keys list %s)", printable(args[0]), printable(me.PartnerID))
+				}
+				if old = keys[i]; old.RevokedAt != nil {
+					return fmt.Errorf("keys rotate: key %s is revoked already; create a new one with cleanroom keys create", printable(old.ID))
+				}
+			}
+			newLabel := old.Label
+			if cmd.Flags().Changed("label") {
+				newLabel = label
+			}
+			nk, err := cl.CreateKey(ctx, me.PartnerID, string(old.Role), newLabel)
+			if err != nil {
+				hint := ""
+				if client.CodeOf(err) == wire.CodeInvalid {
+					hint = "; --label gives the new key another label"
+				}
+				return fmt.Errorf("keys rotate: creating the new key: %w (nothing changed%s)", err, hint)
+			}
+			// The secret is printed before the old key goes: should the
+			// revocation fail, the new key must not be lost with it.
+			if err := printOut(cmd, nk); err != nil {
+				return err
+			}
+			revoker := cl
+			if old.ID == me.KeyID {
+				revoker = client.New(cl.BaseURL, nk.Secret)
+			}
+			if _, err := revoker.RevokeKey(ctx, me.PartnerID, old.ID); err != nil {
+				return fmt.Errorf("keys rotate: the new key above is in place, but revoking the old key %[1]s failed: %[2]w; revoke it with cleanroom keys revoke %[3]s %[1]s", printable(old.ID), err, printable(me.PartnerID))
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "key %s (%s) replaced by key %s, whose secret is shown once above; the old key no longer works\n",
+				printable(old.ID), printable(string(old.Role)), printable(nk.Key.ID))
+			return nil
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().StringVar(&label, "label", "", "the new key's label (default: the old key's)")
 	return cmd
 }
 
@@ -324,9 +416,9 @@ again is safe.`,
 				return err
 			}
 			if m.NoisySize != nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "match %s done: cohort of about %d people (Laplace noise, epsilon %g)\n", m.ID, *m.NoisySize, m.Epsilon)
+				fmt.Fprintf(cmd.OutOrStdout(), "match %s done: cohort of about %d people (Laplace noise, epsilon %g)\n", printable(m.ID), *m.NoisySize, m.Epsilon)
 			} else {
-				fmt.Fprintf(cmd.OutOrStdout(), "match %s: %s; this party's half is in, waiting for the other party\n", m.ID, m.State)
+				fmt.Fprintf(cmd.OutOrStdout(), "match %s: %s; this party's half is in, waiting for the other party\n", printable(m.ID), printable(string(m.State)))
 			}
 			return nil
 		},

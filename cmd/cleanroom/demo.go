@@ -104,7 +104,8 @@ var demoRoles = []wire.Role{wire.Analyst, wire.Engineer, wire.Auditor, wire.Admi
 
 func runDemo(ctx context.Context, out, progress io.Writer, o demoOptions) error {
 	dir, brandN, pubN, overlap, quiet := o.dir, o.brandN, o.pubN, o.overlap, o.quiet
-	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	// What the demo says quotes its server (names, a refusal's message).
+	say := func(format string, args ...any) { out.Write(escapeControls(fmt.Appendf(nil, format+"\n", args...))) }
 	data := filepath.Join(dir, "data")
 	l, err := net.Listen("tcp", o.addr)
 	if err != nil {

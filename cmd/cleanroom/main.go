@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,13 +26,19 @@ func run() int {
 	root := newRoot()
 	root.SetArgs(goStyleFlags(root, os.Args[1:]))
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "cleanroom:", err)
+		printErr(os.Stderr, err)
 		if errors.Is(err, context.Canceled) {
 			return 130
 		}
 		return 1
 	}
 	return 0
+}
+
+// printErr prints a command's error. Its text may relay the server's
+// message, which may quote what another party sent: escaped.
+func printErr(w io.Writer, err error) {
+	fmt.Fprintf(w, "cleanroom: %s\n", escapeControls([]byte(err.Error())))
 }
 
 func newRoot() *cobra.Command {

@@ -259,7 +259,7 @@ func newReceiptCmd() *cobra.Command {
 				where = fmt.Sprintf(", recorded at log entry %d", r.AuditSeq)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "OK: receipt %s: %s deletion of %d audience rows, %d tokens at %s%s\n",
-				r.ID, r.Kind, r.AudienceRows, r.Tokens, r.At.Format("2006-01-02 15:04:05Z07:00"), where)
+				printable(r.ID), printable(string(r.Kind)), r.AudienceRows, r.Tokens, r.At.Format("2006-01-02 15:04:05Z07:00"), where)
 			return nil
 		},
 	}

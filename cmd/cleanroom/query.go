@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -68,8 +69,20 @@ meets every check a written one does.`,
 				}
 				printAnswer(cmd.OutOrStdout(), a)
 				return nil
-			case "csv", "arrow":
+			case "arrow":
+				// Refused before the question is asked, so it costs nothing.
+				if outIsTTY(cmd.OutOrStdout()) {
+					return errors.New("query: --format arrow writes a binary stream, not for a terminal: redirect the output to a file or pipe it")
+				}
 				return cl.Ask(cmd.Context(), collab, req, format, cmd.OutOrStdout())
+			case "csv":
+				// The bytes the server sent, except on a terminal, where the
+				// other party's values show their control characters escaped.
+				w, flush := toTerminal(cmd.OutOrStdout())
+				if err := cl.Ask(cmd.Context(), collab, req, format, w); err != nil {
+					return err
+				}
+				return flush()
 			}
 			return fmt.Errorf("query: --format %q: want table, json, csv or arrow", format)
 		},
@@ -89,9 +102,9 @@ func printAnswer(out io.Writer, a wire.Answer) {
 	var head []string
 	for _, c := range a.Columns {
 		if c.Kind == "dimension" {
-			head = append(head, c.Name)
+			head = append(head, printable(c.Name))
 		} else {
-			head = append(head, c.Name, "95% interval")
+			head = append(head, printable(c.Name), "95% interval")
 		}
 	}
 	fmt.Fprintln(w, strings.Join(head, "\t"))
@@ -99,7 +112,7 @@ func printAnswer(out io.Writer, a wire.Answer) {
 		var cells []string
 		for j, v := range row {
 			if a.Columns[j].Kind == "dimension" {
-				cells = append(cells, fmt.Sprint(v))
+				cells = append(cells, printable(fmt.Sprint(v))) // the other party's values
 				continue
 			}
 			iv := a.Intervals[i][j]
@@ -119,7 +132,7 @@ func printAnswer(out io.Writer, a wire.Answer) {
 	if a.Cached {
 		cached = "; served from the cache at no cost"
 	}
-	fmt.Fprintf(out, "epsilon %g, delta %g (%s noise); budget left %g%s\n", a.Epsilon, a.Delta, a.Noise, a.BudgetRemaining, cached)
+	fmt.Fprintf(out, "epsilon %g, delta %g (%s noise); budget left %g%s\n", a.Epsilon, a.Delta, printable(string(a.Noise)), a.BudgetRemaining, cached)
 	fmt.Fprintf(out, "delta budget left %g; the collaboration has spent epsilon %g, delta %g in all (both partners, matches included)\n",
 		a.DeltaRemaining, a.CollaborationEpsilonSpent, a.CollaborationDeltaSpent)
 }
@@ -164,7 +177,7 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 		if x.NextRefresh != nil {
 			refresh += ", next " + x.NextRefresh.UTC().Format(time.DateOnly)
 		}
-		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\t%g\t%g\t%g\n", printable(who), x.Budget, x.Spent, x.Remaining, refresh, x.DeltaBudget, x.DeltaSpent, x.DeltaRemaining)
+		fmt.Fprintf(w, "%s\t%g\t%g\t%g\t%s\t%g\t%g\t%g\n", printable(who), x.Budget, x.Spent, x.Remaining, printable(refresh), x.DeltaBudget, x.DeltaSpent, x.DeltaRemaining)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -177,7 +190,7 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 		if who == "" {
 			who = x.PartnerID
 		}
-		fmt.Fprintf(out, "%s: %s\n", printable(who), x.Summary)
+		fmt.Fprintf(out, "%s: %s\n", printable(who), printable(x.Summary))
 	}
 	_, err = fmt.Fprintf(out, "collaboration total (both partners, matches included): epsilon %g, delta %g\n", b.CollaborationEpsilonSpent, b.CollaborationDeltaSpent)
 	return err

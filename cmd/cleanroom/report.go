@@ -45,26 +45,31 @@ func (o *reportOutput) check(cmd *cobra.Command, name string) error {
 // write renders v in the chosen format, page naming its HTML page, and
 // writes it whole (a failed render leaves no half-written file).
 func (o *reportOutput) write(cmd *cobra.Command, v any, page string, text func(io.Writer, any) error) error {
-	var b bytes.Buffer
+	var out []byte
 	var err error
 	switch o.format {
 	case "json":
-		enc := json.NewEncoder(&b)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(v)
+		out, err = encodeJSON(v)
 	case "html":
+		// The page's own scripts escape what they show; its bytes stay.
+		var b bytes.Buffer
 		err = console.Standalone(&b, page, v)
+		out = b.Bytes()
 	default:
+		// Each field is printable already; escaping the whole text too
+		// keeps a field a printer forgot from reaching a terminal raw.
+		var b bytes.Buffer
 		err = text(&b, v)
+		out = escapeControls(b.Bytes())
 	}
 	if err != nil {
 		return err
 	}
 	if o.file == "" {
-		_, err = cmd.OutOrStdout().Write(b.Bytes())
+		_, err = cmd.OutOrStdout().Write(out)
 		return err
 	}
-	if err := os.WriteFile(o.file, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(o.file, out, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", o.file)
@@ -147,12 +152,17 @@ func when(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
-// table prints rows under a header, aligned, each line indented.
+// table prints rows under a header, aligned, each line indented, each
+// cell printable.
 func table(out io.Writer, header []string, rows [][]string) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "  %s\n", strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintf(w, "  %s\n", strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = printable(c)
+		}
+		fmt.Fprintf(w, "  %s\n", strings.Join(cells, "\t"))
 	}
 	w.Flush()
 }
@@ -220,8 +230,8 @@ func printReport(out io.Writer, rep wire.Report) error {
 		}
 		return printable(id)
 	}
-	fmt.Fprintf(out, "Transparency report: collaboration %s (%s), %s\n", printable(co.Name), printable(co.ID), co.State)
-	fmt.Fprintf(out, "between %s (proposer) and %s; purpose %s; generated %s\n", name(co.Proposer), name(co.Partner), co.Rules.Purpose, when(rep.GeneratedAt))
+	fmt.Fprintf(out, "Transparency report: collaboration %s (%s), %s\n", printable(co.Name), printable(co.ID), printable(co.State))
+	fmt.Fprintf(out, "between %s (proposer) and %s; purpose %s; generated %s\n", name(co.Proposer), name(co.Partner), printable(co.Rules.Purpose), when(rep.GeneratedAt))
 
 	section := func(title string, empty bool) bool {
 		fmt.Fprintf(out, "\n%s:\n", title)
@@ -434,6 +444,7 @@ func printPrivacyReport(out io.Writer, r wire.PrivacyReport) error {
 	if who == "" {
 		who = r.PartnerID
 	}
+	who = printable(who)
 	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
 	p("Privacy report of %s", who)
 	p("from %s to %s (generated %s)", r.Since.UTC().Format(time.DateOnly), r.Until.UTC().Format(time.DateOnly), when(r.GeneratedAt))
@@ -449,9 +460,9 @@ func printPrivacyReport(out io.Writer, r wire.PrivacyReport) error {
 	}
 	maxEps := 0.0
 	for _, c := range r.Collaborations {
-		p("  - %q with %s, for %s: %s and %s in the period (%s).", c.Name, c.PartnerName, c.Purpose,
-			plural(c.Queries, "question answered", "questions answered"), plural(c.Matches, "match", "matches"), stateWords(c.State))
-		p("    Privacy loss so far: epsilon %g, delta %g (%s noise).", c.EpsilonSpent, c.DeltaSpent, c.Noise)
+		p("  - %q with %s, for %s: %s and %s in the period (%s).", c.Name, printable(c.PartnerName), printable(c.Purpose),
+			plural(c.Queries, "question answered", "questions answered"), plural(c.Matches, "match", "matches"), printable(stateWords(c.State)))
+		p("    Privacy loss so far: epsilon %g, delta %g (%s noise).", c.EpsilonSpent, c.DeltaSpent, printable(string(c.Noise)))
 		maxEps = math.Max(maxEps, c.EpsilonSpent)
 	}
 

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -130,7 +127,7 @@ func printTables(out io.Writer, co wire.Collaboration, list wire.AudienceList) e
 			w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "    COLUMN\tTYPE\tROLE")
 			for _, col := range tableColumns(a, isUploaded, rule, isDeclared) {
-				fmt.Fprintf(w, "    %s\t%s\t%s\n", printable(col[0]), printable(col[1]), col[2])
+				fmt.Fprintf(w, "    %s\t%s\t%s\n", printable(col[0]), printable(col[1]), printable(col[2]))
 			}
 			w.Flush()
 		}
@@ -202,20 +199,4 @@ func columnRole(c wire.ColumnRule) string {
 		return fmt.Sprintf("metric [%g, %g]", c.Bounds[0], c.Bounds[1])
 	}
 	return printable(string(c.Role))
-}
-
-// printable is s as a terminal may show it: unchanged when it is valid
-// UTF-8 of printable characters, else quoted with its control and
-// invalid bytes escaped (strconv.Quote), so text from the server can
-// neither move the cursor nor pass for another line.
-func printable(s string) string {
-	if !utf8.ValidString(s) {
-		return strconv.Quote(s)
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
 }

@@ -64,9 +64,10 @@ the match joins them on the person.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "uploaded table %s as audience %s: %d rows, %d people; content sha256 %s\n", a.Table, a.ID, a.Rows, a.People, a.ContentSHA256)
+			fmt.Fprintf(cmd.OutOrStdout(), "uploaded table %s as audience %s: %d rows, %d people; content sha256 %s\n",
+				printable(a.Table), printable(a.ID), a.Rows, a.People, printable(a.ContentSHA256))
 			if a.Replaced != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "it replaces audience %s (table %s), whose data the server deleted; run cleanroom match again for a fresh cohort\n", a.Replaced, a.Table)
+				fmt.Fprintf(cmd.OutOrStdout(), "it replaces audience %s (table %s), whose data the server deleted; run cleanroom match again for a fresh cohort\n", printable(a.Replaced), printable(a.Table))
 			}
 			return nil
 		},

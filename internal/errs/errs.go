@@ -84,6 +84,9 @@ var (
 	StaleMatch = kind(wire.CodeStaleMatch, "stale match", Conflict)
 	// AwaitingUpload: a match started before both parties uploaded.
 	AwaitingUpload = kind(wire.CodeAwaitingUpload, "awaiting upload", Conflict)
+	// LastAdminKey: revoking the key would leave its partner with no
+	// admin key, for good (the operator mints only a partner's first).
+	LastAdminKey = kind(wire.CodeLastAdminKey, "last admin key", Conflict)
 	// Unauthorized: no key, or an unknown or revoked one.
 	Unauthorized = kind(wire.CodeUnauthorized, "unauthorized", nil)
 	// Forbidden: the key's role may not do this.
@@ -135,7 +138,7 @@ var (
 
 // Kinds lists every kind.
 var Kinds = []*Kind{
-	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, Unauthorized, Forbidden,
+	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, LastAdminKey, Unauthorized, Forbidden,
 	TooLarge, UnsupportedMedia, Unavailable,
 	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
 	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted, TooManyQueries,

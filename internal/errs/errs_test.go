@@ -54,6 +54,7 @@ func TestEveryKindMapsOnce(t *testing.T) {
 		Conflict:             {wire.CodeConflict, http.StatusConflict},
 		StaleMatch:           {wire.CodeStaleMatch, http.StatusConflict},
 		AwaitingUpload:       {wire.CodeAwaitingUpload, http.StatusConflict},
+		LastAdminKey:         {wire.CodeLastAdminKey, http.StatusConflict},
 		Unauthorized:         {wire.CodeUnauthorized, http.StatusUnauthorized},
 		Forbidden:            {wire.CodeForbidden, http.StatusForbidden},
 		TooLarge:             {wire.CodeTooLarge, http.StatusRequestEntityTooLarge},

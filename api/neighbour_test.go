@@ -470,7 +470,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 	// starts; its half goes first and the observer's completes it: the
 	// observer's own request builds the cohort (out of the write lock)
 	// and answers.
-	if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(otherUploads[0].body), client.UploadOptions{Table: otherUploads[0].name}); err != nil {
+	if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(otherUploads[0].body), client.UploadOptions{Table: otherUploads[0].name, Key: other.key, Replace: true}); err != nil {
 		t.Fatal(err)
 	}
 	var m2 struct {

@@ -84,6 +84,14 @@ var (
 	StaleMatch = kind(wire.CodeStaleMatch, "stale match", Conflict)
 	// AwaitingUpload: a match started before both parties uploaded.
 	AwaitingUpload = kind(wire.CodeAwaitingUpload, "awaiting upload", Conflict)
+	// ReplaceRequired: an upload would replace a table without saying so.
+	ReplaceRequired = kind(wire.CodeReplaceRequired, "replace required", Conflict)
+	// KeyMismatch: a match half or an upload blinded with another key
+	// than the partner's tables.
+	KeyMismatch = kind(wire.CodeKeyMismatch, "key mismatch", Conflict)
+	// TooManyUploads: the partner's uploads in progress are at the
+	// server's bound; retrying later helps.
+	TooManyUploads = kind(wire.CodeTooManyUploads, "too many uploads", nil)
 	// Unauthorized: no key, or an unknown or revoked one.
 	Unauthorized = kind(wire.CodeUnauthorized, "unauthorized", nil)
 	// Forbidden: the key's role may not do this.
@@ -132,8 +140,8 @@ var (
 
 // Kinds lists every kind.
 var Kinds = []*Kind{
-	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, Unauthorized, Forbidden,
-	TooLarge, UnsupportedMedia, Unavailable,
+	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, ReplaceRequired, KeyMismatch,
+	Unauthorized, Forbidden, TooLarge, TooManyUploads, UnsupportedMedia, Unavailable,
 	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
 	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted,
 }

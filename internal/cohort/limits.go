@@ -3,6 +3,7 @@ package cohort
 import (
 	"io"
 	"sync"
+	"time"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/psi"
@@ -119,7 +120,7 @@ func checkUploadTables(current []Audience, name string, o UploadOptions) error {
 	for _, t := range current {
 		if t.Table == name && !o.Replace {
 			return errs.New(errs.ReplaceRequired, "your table %s already holds audience %s (%d rows, uploaded %s); an upload replaces it and deletes its data and the matches built from it: pass --replace (API: replace=true) to do so, or --dry-run (dry_run=true) to check the file without storing it",
-				name, t.ID, t.Rows, t.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"))
+				name, t.ID, t.Rows, t.CreatedAt.UTC().Format(time.RFC3339))
 		}
 	}
 	if t, ok := otherKey(current, o.KeyFingerprint, name); ok {

@@ -585,6 +585,10 @@ func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
 					t.Errorf("the observer never received %s", want)
 				}
 			}
+			// Another key's start and half, and with two tables its upload.
+			if n, want := strings.Count(all, `"key_mismatch"`), map[bool]int{false: 2, true: 3}[c.tables]; n != want {
+				t.Errorf("the observer met key_mismatch %d times, want %d", n, want)
+			}
 			if strings.Contains(all, psi.ShortFingerprint(otherKey.Fingerprint())) {
 				t.Errorf("the observer received the other party's key fingerprint")
 			}

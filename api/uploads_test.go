@@ -283,7 +283,7 @@ func TestMatchWithAnotherKeyIsRefusedBeforeAnyCharge(t *testing.T) {
 	ledger, log := e.ledgerCount(), e.auditCount()
 
 	// At start: nothing is built or recorded.
-	_, err := e.brand.eng.DoMatch(ctx, e.collab, e.pub.key, client.MatchOptions{Poll: 20e6})
+	_, err := e.brand.eng.DoMatch(ctx, e.collab, e.pub.key, client.MatchOptions{NoWait: true})
 	wantRefusal("a match run with the other party's key", err)
 	if n := e.count(`SELECT count(*) FROM matches`); n != 0 {
 		t.Errorf("%d matches recorded", n)
@@ -350,7 +350,7 @@ func TestOlderUploadsTakeTheFirstHalfsKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _ := psi.GenerateKey(nil)
-	_, err := e.brand.eng.DoMatch(ctx, e.collab, other, client.MatchOptions{Poll: 20e6})
+	_, err := e.brand.eng.DoMatch(ctx, e.collab, other, client.MatchOptions{NoWait: true})
 	if !errors.Is(err, client.ErrKeyMismatch) || !strings.Contains(err.Error(), psi.ShortFingerprint(e.brand.key.Fingerprint())) {
 		t.Fatalf("a half with another key than the first half's: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cleanroom/cleanroom/audit"
+	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -168,7 +169,7 @@ func TestOptOutAppliesToCohortsAndLaterUploads(t *testing.T) {
 	// The publisher uploads the same list again: the person stays out, and
 	// the next cohort does not have them.
 	_, pub, _ := audiences()
-	a, err := e.pub.eng.Upload(context.Background(), e.collab, bytes.NewReader(encode(t, e.pub.key, pub)))
+	a, err := e.pub.eng.UploadTable(context.Background(), e.collab, bytes.NewReader(encode(t, e.pub.key, pub)), client.UploadOptions{Replace: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,8 @@ type env struct {
 	pub     party
 	collab  string
 	maxBody int64
+	// tune, when set, changes the server's Config at start.
+	tune func(*api.Config)
 }
 
 type party struct {
@@ -57,7 +59,11 @@ func (e *env) start() {
 		t.Fatal(err)
 	}
 	e.db = db
-	e.server, err = api.New(context.Background(), api.Config{DataDir: e.dir, DB: db, MaxUploadBytes: e.maxBody})
+	cfg := api.Config{DataDir: e.dir, DB: db, MaxUploadBytes: e.maxBody}
+	if e.tune != nil {
+		e.tune(&cfg)
+	}
+	e.server, err = api.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +481,7 @@ func TestNewUploadReplacesAndMakesCohortStale(t *testing.T) {
 	e.uploadBoth()
 	mid, _ := e.matchBoth()
 	brand, _, _ := audiences()
-	a, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(encode(t, e.brand.key, brand[:1800])))
+	a, err := e.brand.eng.UploadTable(ctx, e.collab, bytes.NewReader(encode(t, e.brand.key, brand[:1800])), client.UploadOptions{Replace: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,7 +543,7 @@ func TestParquetUploadMatchesLikeArrow(t *testing.T) {
 		t.Errorf("cohort %d, want %d", got, want)
 	}
 	// Garbage sent as Parquet is refused and leaves no spooled file.
-	if _, err := e.brand.eng.UploadParquet(ctx, e.collab, strings.NewReader("PAR1 not really")); status(err) != 400 {
+	if _, err := e.brand.eng.UploadTable(ctx, e.collab, strings.NewReader("PAR1 not really"), client.UploadOptions{Parquet: true, Replace: true}); status(err) != 400 {
 		t.Errorf("bad parquet: %v, want 400", err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 func (s *Server) startMatch(c echo.Context) error {
 	p, co := principal(c), collabOf(c)
-	m, created, err := s.cohorts.StartMatch(c.Request().Context(), p, co)
+	m, created, err := s.cohorts.StartMatch(c.Request().Context(), p, co, c.QueryParam("key_fingerprint"))
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func (s *Server) putPoints(c echo.Context) error {
 		return err
 	}
 	p, co := principal(c), collabOf(c)
-	m, err = s.cohorts.PutPoints(c.Request().Context(), p, co, m, cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes))
+	m, err = s.cohorts.PutPoints(c.Request().Context(), p, co, m, c.QueryParam("key_fingerprint"), cohort.LimitReader(c.Request().Body, s.opts.MaxUploadBytes))
 	if err != nil {
 		return err
 	}

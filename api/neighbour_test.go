@@ -325,30 +325,49 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 	cp := "/v1/collaborations/" + e.collab
 
 	// Uploads: the other party first, then the observer.
+	// Both state their keys' fingerprints.
 	otherUploads := neighbourUploads(t, other.key, otherRows, !observerBrand, tables)
 	for _, u := range otherUploads {
-		if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(u.body), client.UploadOptions{Table: u.name}); err != nil {
+		if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(u.body), client.UploadOptions{Table: u.name, Key: other.key}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, u := range neighbourUploads(t, obs.key, obsRows, observerBrand, tables) {
-		req, _ := http.NewRequest("POST", e.srv.URL+cp+"/audiences?table="+u.name, bytes.NewReader(u.body))
+	upload := func(step, query, contentType string, body []byte) {
+		req, _ := http.NewRequest("POST", e.srv.URL+cp+"/audiences?"+query, bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+obs.eng.Key)
-		req.Header.Set("Content-Type", "application/vnd.apache.arrow.stream")
+		req.Header.Set("Content-Type", contentType)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		r.add("engineer", "upload "+u.name, resp.StatusCode, b)
+		r.add("engineer", step, resp.StatusCode, b)
 	}
+	// A key that is neither party's, the same in both worlds.
+	wrong, _ := psi.GenerateKey(bytes.NewReader(bytes.Repeat([]byte{7}, 32)))
+	obsUploads := neighbourUploads(t, obs.key, obsRows, observerBrand, tables)
+	for i, u := range obsUploads {
+		arrow := "application/vnd.apache.arrow.stream"
+		q := "table=" + u.name + "&key_fingerprint="
+		if i > 0 {
+			// Refused: blinded with another key than the first table.
+			upload("upload "+u.name+" with another key", q+wrong.Fingerprint(), arrow, u.body)
+		}
+		upload("upload "+u.name, q+obs.key.Fingerprint(), arrow, u.body)
+		// Refused without replace; checked, not stored, as a dry run.
+		upload("upload "+u.name+" again", q+obs.key.Fingerprint(), arrow, u.body)
+		upload("dry run "+u.name, q+obs.key.Fingerprint()+"&replace=true&dry_run=true", arrow, u.body)
+	}
+	upload("not Parquet", "table="+obsUploads[0].name+"&replace=true", "application/vnd.apache.parquet", bytes.Repeat([]byte{0}, 1<<16))
 
 	// The match, one half after the other so the log's order is fixed.
 	var m struct {
 		ID string `json:"id"`
 	}
-	json.Unmarshal(r.call("engineer", obs.eng.Key, "POST", cp+"/matches", nil), &m)
+	r.call("engineer", obs.eng.Key, "POST", cp+"/matches?key_fingerprint="+wrong.Fingerprint(), nil) // refused: another key
+	json.Unmarshal(r.call("engineer", obs.eng.Key, "POST", cp+"/matches?key_fingerprint="+obs.key.Fingerprint(), nil), &m)
+	r.call("engineer", obs.eng.Key, "PUT", cp+"/matches/"+m.ID+"/points?key_fingerprint="+wrong.Fingerprint(), nil) // refused: another key
 	var pts bytes.Buffer
 	if err := obs.eng.Points(ctx, e.collab, m.ID, &pts); err != nil {
 		t.Fatal(err)
@@ -481,7 +500,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 	// starts; its half goes first and the observer's completes it: the
 	// observer's own request builds the cohort (out of the write lock)
 	// and answers.
-	if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(otherUploads[0].body), client.UploadOptions{Table: otherUploads[0].name}); err != nil {
+	if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(otherUploads[0].body), client.UploadOptions{Table: otherUploads[0].name, Key: other.key, Replace: true}); err != nil {
 		t.Fatal(err)
 	}
 	var m2 struct {
@@ -562,6 +581,27 @@ func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
 			wantAnswered := map[bool]int{false: 10, true: 20}[c.tables]
 			if uploads != wantUploads || answered != wantAnswered {
 				t.Errorf("the session stored %d uploads (want %d) and answered %d questions (want %d)", uploads, wantUploads, answered, wantAnswered)
+			}
+			// The refusals of another key, of an upload that would replace
+			// without saying so, and of a body that is not Parquet were met;
+			// the observer reads its own key's fingerprint, and no role of
+			// it ever the other party's.
+			obsKey, otherKey := brandKey, pubKey
+			if !observerBrand {
+				obsKey, otherKey = pubKey, brandKey
+			}
+			all := strings.Join(slices.Concat(a["engineer"], a["analyst"], a["auditor"], a["admin"]), "\n")
+			for _, want := range []string{`"key_mismatch"`, `"replace_required"`, `"dry_run":true`, "does not start with PAR1", obsKey.Fingerprint()} {
+				if !strings.Contains(all, want) {
+					t.Errorf("the observer never received %s", want)
+				}
+			}
+			// Another key's start and half, and with two tables its upload.
+			if n, want := strings.Count(all, `"key_mismatch"`), map[bool]int{false: 2, true: 3}[c.tables]; n != want {
+				t.Errorf("the observer met key_mismatch %d times, want %d", n, want)
+			}
+			if strings.Contains(all, psi.ShortFingerprint(otherKey.Fingerprint())) {
+				t.Errorf("the observer received the other party's key fingerprint")
 			}
 			roles := []string{"engineer", "analyst", "auditor", "admin", "operator"}
 			for _, role := range roles {

@@ -87,6 +87,11 @@ var answerHeaders = []header{
 	{"Cleanroom-Cached", "true when the stored answer was returned at no cost"},
 }
 
+// fingerprintSchema is a blinding key's fingerprint (psi.Key.Fingerprint).
+func fingerprintSchema() *openapi3.Schema {
+	return openapi3.NewStringSchema().WithPattern("^[0-9a-f]{64}$")
+}
+
 // routes is the table: every route the server answers.
 func (s *Server) routes() []route {
 	memberOrOperator := append(append([]role{}, anyMember...), roleOperator)
@@ -180,13 +185,24 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/v1/collaborations/:cid/audiences", id: "uploadAudience", tag: "audiences", summary: "Upload one of the partner's tables",
 			doc: "An Arrow IPC stream (or Parquet) with a pid column of 32-byte blinded points, an optional consent list of purposes, " +
 				"and typed attribute columns: the table named by the table parameter, which the rules must declare (with exactly these columns) " +
-				"when they declare tables. All or nothing; replaces the partner's table of that name, and only it, and makes the cohort stale.",
+				"when they declare tables. All or nothing. A table the partner already has is replaced only with replace=true (else 409, replace_required, " +
+				"and nothing changes): that replaces it, and only it, and makes the cohort stale. dry_run=true runs every check and stores nothing (200). " +
+				"A partner's uploads in progress are bounded (429, too_many_uploads), and so are the bytes of its Parquet bodies spooled to disk; " +
+				"a Parquet body must start with PAR1, checked before anything is written.",
 			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.upload,
 			in: &body{types: []string{mtArrow, mtParquet, "application/octet-stream", "application/x-parquet"}},
 			params: []param{{"table", "The table's name; default audience, a partner's one table where the rules declare none.", str()},
-				{"retention", "Delete the table (with a receipt) once it is this old: a Go duration such as 2160h.", str()}},
-			out:   ok(http.StatusCreated, "The stored table.", jsonReply(wire.Audience{})),
-			codes: []wire.ErrorCode{wire.CodeInvalid, wire.CodeConflict, wire.CodeTooLarge, wire.CodeUnsupportedMediaType}},
+				{"retention", "Delete the table (with a receipt) once it is this old: a Go duration such as 2160h.", str()},
+				{"key_fingerprint", "The fingerprint of the blinding key that blinded the points (64 hex digits: a hash of the key's public point, never the key). " +
+					"A match half re-blinded with another key is then refused; an upload with another key than the partner's other tables is refused (409, key_mismatch). " +
+					"Shown only to the partner's own keys and the operator.", fingerprintSchema()},
+				{"replace", "true to replace the partner's table of this name, which deletes it and the matches built from it.", openapi3.NewBoolSchema()},
+				{"dry_run", "true to run every check of the upload and answer what would be stored (200, dry_run set, no id), storing and logging nothing.", openapi3.NewBoolSchema()}},
+			out: []reply{
+				{status: http.StatusCreated, doc: "The stored table.", body: jsonReply(wire.Audience{})},
+				{status: http.StatusOK, doc: "A dry run: what would be stored.", body: jsonReply(wire.Audience{})},
+			},
+			codes: []wire.ErrorCode{wire.CodeInvalid, wire.CodeConflict, wire.CodeReplaceRequired, wire.CodeKeyMismatch, wire.CodeTooLarge, wire.CodeTooManyUploads, wire.CodeUnsupportedMediaType}},
 		{method: "GET", path: "/v1/collaborations/:cid/audiences", id: "listAudiences", tag: "audiences", summary: "The current tables",
 			doc:   "Of the other partner's tables only their names, when they came, and their columns; sizes and content hashes to their own partner and the operator.",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.listAudiences,
@@ -200,11 +216,12 @@ func (s *Server) routes() []route {
 		{method: "POST", path: "/v1/collaborations/:cid/matches", id: "startMatch", tag: "matches", summary: "Start (or join) a match",
 			doc:   "Starts a match of both parties' current tables, or joins the one running over them: 201 when it started one, 200 when it joined.",
 			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.startMatch,
+			params: []param{{"key_fingerprint", "The fingerprint of the key the caller will re-blind with; a key other than its tables' is refused (409, key_mismatch) before the match starts.", fingerprintSchema()}},
 			out: []reply{
 				{status: http.StatusCreated, doc: "A new match.", body: jsonReply(wire.Match{})},
 				{status: http.StatusOK, doc: "The match already running (or done) over the current tables.", body: jsonReply(wire.Match{})},
 			},
-			codes: []wire.ErrorCode{wire.CodeAwaitingUpload, wire.CodeConflict, wire.CodeInvalid}},
+			codes: []wire.ErrorCode{wire.CodeAwaitingUpload, wire.CodeKeyMismatch, wire.CodeConflict, wire.CodeInvalid}},
 		{method: "GET", path: "/v1/collaborations/:cid/matches/:mid", id: "getMatch", tag: "matches", summary: "A match's state and noisy cohort size",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.getMatch,
 			out:   ok(http.StatusOK, "The match, from the caller's side.", jsonReply(wire.Match{})),
@@ -215,11 +232,13 @@ func (s *Server) routes() []route {
 			out:   ok(http.StatusOK, "The points.", body{types: []string{mtArrow}}),
 			codes: []wire.ErrorCode{wire.CodeNotFound, wire.CodeStaleMatch, wire.CodeConflict}},
 		{method: "PUT", path: "/v1/collaborations/:cid/matches/:mid/points", id: "putMatchPoints", tag: "matches", summary: "The re-blinded points, same order",
-			doc:   "Sending the same half again is a no-op; a different one is refused (409).",
+			doc: "Sending the same half again is a no-op; a different one is refused (409). key_fingerprint is required: a half re-blinded with another key " +
+				"than the caller's tables were uploaded with is refused (409, key_mismatch) before its body is read or anything is charged.",
 			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.putPoints,
-			in:    &body{types: []string{mtArrow}},
-			out:   ok(http.StatusOK, "The match.", jsonReply(wire.Match{})),
-			codes: []wire.ErrorCode{wire.CodeNotFound, wire.CodeStaleMatch, wire.CodeConflict, wire.CodeInvalid, wire.CodeTooLarge}},
+			params: []param{{"key_fingerprint", "Required: the fingerprint of the key that re-blinded the points (psi.Key.Fingerprint). Tables uploaded without one take the first half's.", fingerprintSchema()}},
+			in:     &body{types: []string{mtArrow}},
+			out:    ok(http.StatusOK, "The match.", jsonReply(wire.Match{})),
+			codes:  []wire.ErrorCode{wire.CodeNotFound, wire.CodeStaleMatch, wire.CodeKeyMismatch, wire.CodeConflict, wire.CodeInvalid, wire.CodeTooLarge}},
 
 		// Deletions and receipts.
 		{method: "POST", path: "/v1/collaborations/:cid/deletions", id: "deleteIdentifiers", tag: "deletions", summary: "Delete people",

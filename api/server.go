@@ -34,6 +34,9 @@ import (
 // written at first start.
 const OperatorKeyFile = "operator-admin.key"
 
+// DefaultUploadsPerPartner is Config.UploadsPerPartner's default.
+const DefaultUploadsPerPartner = cohort.DefaultUploadsPerPartner
+
 // janitorInterval is how often the retention janitor looks for expired
 // audiences.
 const janitorInterval = time.Minute
@@ -56,6 +59,13 @@ type Config struct {
 	TLSCert, TLSKey string
 	// MaxUploadBytes caps an upload or points body; default 4 GiB.
 	MaxUploadBytes int64
+	// UploadsPerPartner bounds a partner's uploads in progress at once
+	// (more are refused with 429, too_many_uploads); default
+	// cohort.DefaultUploadsPerPartner.
+	UploadsPerPartner int
+	// SpoolBytesPerPartner bounds the bytes of a partner's Parquet uploads
+	// spooled to TempDir at once; default MaxUploadBytes.
+	SpoolBytesPerPartner int64
 	// MemoryLimit is DuckDB's memory (e.g. 8GiB); default
 	// store.DefaultMemoryLimit.
 	MemoryLimit string
@@ -178,6 +188,10 @@ func (s *Server) prepare(ctx context.Context) error {
 	if err := os.WriteFile(path, []byte(s.secret+"\n"), 0o600); err != nil {
 		return fmt.Errorf("api.New: writing the operator key: %w", err)
 	}
+	// WriteFile keeps the mode of a file that was already there.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("api.New: the operator key's mode: %w", err)
+	}
 	s.opts.Logger.Info("first start: wrote the operator's admin API key; use it to create partners", "file", path)
 	return nil
 }
@@ -188,13 +202,16 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = 4 << 30
 	}
+	if cfg.SpoolBytesPerPartner <= 0 {
+		cfg.SpoolBytesPerPartner = cfg.MaxUploadBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Now: cfg.Clock}
+	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Now: cfg.Clock, UploadsPerPartner: cfg.UploadsPerPartner, SpoolPerPartner: cfg.SpoolBytesPerPartner}
 	s := &Server{db: db, cohorts: co, deletions: &deletion.Service{DB: db, Cohorts: co, Signer: signer, Now: cfg.Clock}, partners: &partners.Service{Now: cfg.Clock}, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.queries)

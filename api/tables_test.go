@@ -265,7 +265,7 @@ func TestTableReplacedAlone(t *testing.T) {
 	for k := 0; k < 1500; k++ {
 		fmt.Fprintf(&b, "person%d@example.com,5,2026-11-01\n", k)
 	}
-	a := e.mustUploadTable(e.brand, "purchases", b.String(), "")
+	a := e.mustUploadTable(e.brand, "purchases", b.String(), "&replace=true")
 	if a.Replaced != up["purchases"].ID || a.Table != "purchases" {
 		t.Errorf("the new purchases: %+v, want it to replace %s", a, up["purchases"].ID)
 	}
@@ -339,12 +339,12 @@ func TestDeletionAndAccessReachEveryTable(t *testing.T) {
 		}
 	}
 	// The opt-out holds for a later upload of any of the brand's tables.
-	a := e.mustUploadTable(e.brand, "purchases", tablesCSV("purchases", nil), "")
+	a := e.mustUploadTable(e.brand, "purchases", tablesCSV("purchases", nil), "&replace=true")
 	if want := up["purchases"].Rows - int64(tablesPurchases(person)); a.Rows != want {
 		t.Errorf("purchases uploaded again: %d rows, want %d (the opted-out person left out)", a.Rows, want)
 	}
 	// A table's retention deletes that table alone.
-	exp := e.mustUploadTable(e.pub, "exposures", tablesCSV("exposures", nil), "&retention=1ms")
+	exp := e.mustUploadTable(e.pub, "exposures", tablesCSV("exposures", nil), "&replace=true&retention=1ms")
 	time.Sleep(5 * time.Millisecond)
 	n, err := e.server.Expire(context.Background(), time.Now())
 	if err != nil || n != 1 {

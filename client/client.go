@@ -79,6 +79,14 @@ var (
 	ErrAwaitingUpload = &Error{Code: wire.CodeAwaitingUpload}
 	ErrLastAdminKey   = &Error{Code: wire.CodeLastAdminKey}
 	ErrTooLarge       = &Error{Code: wire.CodeTooLarge}
+	// ErrReplaceRequired: the table exists; upload with Replace to replace it.
+	ErrReplaceRequired = &Error{Code: wire.CodeReplaceRequired}
+	// ErrKeyMismatch: the key is not the one the partner's tables were
+	// blinded with; the message names both fingerprints.
+	ErrKeyMismatch = &Error{Code: wire.CodeKeyMismatch}
+	// ErrTooManyUploads: the partner's uploads in progress are at the
+	// server's bound; retry when one has finished.
+	ErrTooManyUploads = &Error{Code: wire.CodeTooManyUploads}
 	ErrUnavailable    = &Error{Code: wire.CodeUnavailable}
 	// ErrBudgetExhausted and ErrDeltaBudgetExhausted: the partner's
 	// epsilon or delta budget cannot cover the query (429).
@@ -247,10 +255,23 @@ type UploadOptions struct {
 	// Retention > 0: the server deletes the table (with a receipt) once
 	// it is that old.
 	Retention time.Duration
+	// Key is the key that blinded the points: its fingerprint (never the
+	// key) goes with the upload, so that a match half with another key
+	// is refused. Nil states none.
+	Key *psi.Key
+	// Replace must be set to replace a table the party already has
+	// (else ErrReplaceRequired, and nothing changes).
+	Replace bool
+	// DryRun checks the upload as the server would store it, and stores
+	// nothing: the answer has the rows, people and columns, DryRun set
+	// and no ID.
+	DryRun bool
+	// Parquet: body is a Parquet file rather than an Arrow IPC stream.
+	Parquet bool
 }
 
-// UploadTable uploads one of the party's tables, an Arrow IPC stream in
-// the upload format.
+// UploadTable uploads one of the party's tables, an Arrow IPC stream (or
+// Parquet file) in the upload format.
 func (c *Client) UploadTable(ctx context.Context, collabID string, body io.Reader, o UploadOptions) (wire.Audience, error) {
 	q := url.Values{}
 	if o.Table != "" {
@@ -259,24 +280,46 @@ func (c *Client) UploadTable(ctx context.Context, collabID string, body io.Reade
 	if o.Retention > 0 {
 		q.Set("retention", o.Retention.String())
 	}
+	if o.Key != nil {
+		q.Set("key_fingerprint", o.Key.Fingerprint())
+	}
+	if o.Replace {
+		q.Set("replace", "true")
+	}
+	if o.DryRun {
+		q.Set("dry_run", "true")
+	}
 	path := "/v1/collaborations/" + url.PathEscape(collabID) + "/audiences"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
+	ct := "application/vnd.apache.arrow.stream"
+	if o.Parquet {
+		ct = "application/vnd.apache.parquet"
+	}
 	var out wire.Audience
-	return out, c.do(ctx, "POST", path, body, "application/vnd.apache.arrow.stream", &out)
+	return out, c.do(ctx, "POST", path, body, ct, &out)
 }
 
 // UploadParquet sends an audience as a Parquet file in the upload format.
 func (c *Client) UploadParquet(ctx context.Context, collabID string, body io.Reader) (wire.Audience, error) {
-	var out wire.Audience
-	return out, c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", body, "application/vnd.apache.parquet", &out)
+	return c.UploadTable(ctx, collabID, body, UploadOptions{Parquet: true})
 }
 
 // StartMatch starts (or joins the running) match.
 func (c *Client) StartMatch(ctx context.Context, collabID string) (wire.Match, error) {
+	return c.startMatch(ctx, collabID, nil)
+}
+
+// startMatch is StartMatch; with key, the server refuses the start when
+// the key is not the one the party's tables were uploaded with.
+func (c *Client) startMatch(ctx context.Context, collabID string, key *psi.Key) (wire.Match, error) {
+	path := "/v1/collaborations/" + url.PathEscape(collabID) + "/matches"
+	if key != nil {
+		path += "?key_fingerprint=" + key.Fingerprint()
+	}
 	var out wire.Match
-	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches", nil, &out)
+	return out, c.json(ctx, "POST", path, nil, &out)
 }
 
 // Match returns a match's state.
@@ -290,10 +333,13 @@ func (c *Client) Points(ctx context.Context, collabID, matchID string, w io.Writ
 	return c.do(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID)+"/points", nil, "", w)
 }
 
-// PutPoints returns the re-blinded points (Arrow IPC) read from body.
-func (c *Client) PutPoints(ctx context.Context, collabID, matchID string, body io.Reader) (wire.Match, error) {
+// PutPoints returns the re-blinded points (Arrow IPC) read from body,
+// with the fingerprint of the key that re-blinded them
+// (psi.Key.Fingerprint): the server refuses a key other than the one the
+// party's tables were uploaded with (ErrKeyMismatch).
+func (c *Client) PutPoints(ctx context.Context, collabID, matchID, keyFingerprint string, body io.Reader) (wire.Match, error) {
 	var out wire.Match
-	return out, c.do(ctx, "PUT", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID)+"/points", body, "application/vnd.apache.arrow.stream", &out)
+	return out, c.do(ctx, "PUT", "/v1/collaborations/"+url.PathEscape(collabID)+"/matches/"+url.PathEscape(matchID)+"/points?key_fingerprint="+url.QueryEscape(keyFingerprint), body, "application/vnd.apache.arrow.stream", &out)
 }
 
 // Query asks an aggregate question; format is json, csv or arrow. For

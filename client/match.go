@@ -37,7 +37,9 @@ type MatchOptions struct {
 }
 
 // DoMatch runs this party's half of a match: it starts (or joins) the
-// match, streams the other party's points through key's re-blinding back
+// match (with key's fingerprint: a key other than the one the party's
+// tables were uploaded with is refused, ErrKeyMismatch, before anything
+// is charged), streams the other party's points through key's re-blinding back
 // to the server, in order and in bounded memory, then waits for the
 // cohort. Running it again is safe: the server ignores a half it already
 // has.
@@ -63,7 +65,7 @@ func (c *Client) doMatch(ctx context.Context, collabID string, key *psi.Key, opt
 	var m wire.Match
 	for told := false; ; {
 		var err error
-		m, err = c.StartMatch(ctx, collabID)
+		m, err = c.startMatch(ctx, collabID, key)
 		if errors.Is(err, ErrAwaitingUpload) {
 			if !told && opts.Waiting != nil {
 				opts.Waiting()
@@ -117,7 +119,7 @@ func (c *Client) ReblindPoints(ctx context.Context, collabID, matchID string, ke
 	putR, putW := io.Pipe()
 	putDone := make(chan error, 1)
 	go func() {
-		_, err := c.PutPoints(ctx, collabID, matchID, putR)
+		_, err := c.PutPoints(ctx, collabID, matchID, key.Fingerprint(), putR)
 		putR.CloseWithError(err)
 		putDone <- err
 	}()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,49 @@ func GenerateKey(r io.Reader) (*Key, error) {
 // Blind returns k*p. It rejects a point that is not canonical or has low
 // order (see DecodePoint).
 func (k *Key) Blind(p Point) (Point, error) { return blind(&k.k, &p) }
+
+// fingerprintTag separates a key's fingerprint from every other hash.
+const fingerprintTag = "CLEANROOM-V01-PSI-KEY-FINGERPRINT"
+
+// FingerprintLen is a fingerprint's length in hex digits.
+const FingerprintLen = 2 * sha256.Size
+
+// Fingerprint names the key without revealing it: the hex SHA-256 of
+// its public point (the key times Curve25519's base point), never of the
+// scalar. It is the same for everything one key blinds, so the server
+// can refuse a match half re-blinded with another key than the party's
+// uploads, and says nothing of any identifier.
+func (k *Key) Fingerprint() string {
+	var pub x25519.Key
+	x25519.KeyGen(&pub, &k.k)
+	h := sha256.New()
+	h.Write([]byte(fingerprintTag))
+	h.Write(pub[:])
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ShortFingerprint is a fingerprint's first 16 hex digits, as messages
+// and the CLI show it.
+func ShortFingerprint(fp string) string {
+	if len(fp) > 16 {
+		return fp[:16]
+	}
+	return fp
+}
+
+// CheckFingerprint reports whether s is a fingerprint as Fingerprint
+// writes it: FingerprintLen lower-case hex digits.
+func CheckFingerprint(s string) error {
+	if len(s) != FingerprintLen {
+		return fmt.Errorf("a key fingerprint is %d hex digits, got %d characters", FingerprintLen, len(s))
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return errors.New("a key fingerprint is lower-case hex digits")
+		}
+	}
+	return nil
+}
 
 // Marshal returns the key file text: a comment line, then the key.
 func (k *Key) Marshal(comment string) []byte {

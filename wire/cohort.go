@@ -26,6 +26,14 @@ type Audience struct {
 	Columns         json.RawMessage `json:"columns"`
 	CreatedAt       time.Time       `json:"created_at"`
 	Replaced        string          `json:"replaced,omitempty"`
+	// KeyFingerprint is the fingerprint of the partner's blinding key the
+	// upload stated (psi.Key.Fingerprint: a hash of its public point),
+	// shown only to that partner and the operator.
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	// DryRun: the upload was checked, not stored (dry_run=true). Its ID
+	// and CreatedAt are then empty, and Replaced names the table it would
+	// replace.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // Match is one run of the protocol over both parties' current tables.

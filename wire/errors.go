@@ -55,8 +55,19 @@ const (
 	// without an admin key, which no one (the operator included) could
 	// give it back; create another admin key first (keys rotate does).
 	CodeLastAdminKey ErrorCode = "last_admin_key"
+	// CodeReplaceRequired (409): an upload names a table the partner
+	// already has; send replace=true (upload --replace) to replace it.
+	CodeReplaceRequired ErrorCode = "replace_required"
+	// CodeKeyMismatch (409): a match half or an upload comes with another
+	// blinding key (by its fingerprint) than the partner's tables; the
+	// message names both fingerprints.
+	CodeKeyMismatch ErrorCode = "key_mismatch"
 	// CodeTooLarge (413): a body over the server's limit.
 	CodeTooLarge ErrorCode = "too_large"
+	// CodeTooManyUploads (429): the partner has as many uploads in
+	// progress, or as many bytes of them spooled, as the server takes at
+	// once; retry when one has finished.
+	CodeTooManyUploads ErrorCode = "too_many_uploads"
 	// CodeUnsupportedMediaType (415): a body in a format the route does
 	// not read.
 	CodeUnsupportedMediaType ErrorCode = "unsupported_media_type"
@@ -108,8 +119,8 @@ const (
 // ErrorCodes lists every code, in the order above.
 var ErrorCodes = []ErrorCode{
 	CodeInvalid, CodeInvalidRules, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
-	CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeTooLarge, CodeUnsupportedMediaType,
-	CodeInternal, CodeUnavailable,
+	CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeReplaceRequired, CodeKeyMismatch, CodeTooLarge, CodeTooManyUploads,
+	CodeUnsupportedMediaType, CodeInternal, CodeUnavailable,
 	CodeSyntax, CodeUnsupported, CodeLimit, CodeEpsilonNotAllowed, CodeNotReleasable,
 	CodeNotAllowed, CodeHiddenColumn, CodeNotAQuerier, CodeNoCohort, CodeCohortTooSmall,
 	CodeRulesInvalid, CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries,
@@ -130,13 +141,13 @@ func (c ErrorCode) Status() int {
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeNoCohort, CodeCohortTooSmall, CodeRulesInvalid:
+	case CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeReplaceRequired, CodeKeyMismatch, CodeNoCohort, CodeCohortTooSmall, CodeRulesInvalid:
 		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case CodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
-	case CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries:
+	case CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries, CodeTooManyUploads:
 		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable

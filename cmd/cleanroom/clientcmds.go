@@ -395,7 +395,11 @@ func newMatchCmd() *cobra.Command {
 blinded points, re-blinds them with this party's key on all cores and sends
 them back, then waits for the other party. The cohort size it prints has
 differential-privacy noise: exact sizes are never released. Running it
-again is safe.`,
+again is safe.
+
+The key must be the one this party's tables were uploaded with: the
+server knows it by its fingerprint and refuses another (key_mismatch)
+before anything is charged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := c.client()

@@ -35,7 +35,9 @@ used in two collaborations would let their blinded audiences be joined.`,
 			if err := psi.SaveKey(out, k, comment); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote a new blinding key to %s (mode 0600); keep it safe, and use it for this collaboration only\n", out)
+			// The fingerprint (of the public point) is what the server and
+			// its refusals name the key by.
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote a new blinding key to %s (mode 0600, fingerprint %s); keep it safe, and use it for this collaboration only\n", out, psi.ShortFingerprint(k.Fingerprint()))
 			return nil
 		},
 	}

@@ -23,7 +23,8 @@ const defaultGoMemoryLimit = 1 << 30
 
 func newServeCmd() *cobra.Command {
 	var dataDir, addr, tlsCert, tlsKey, memLimit string
-	var maxUpload int64
+	var maxUpload, spool int64
+	var uploads int
 	var shutdownWait time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--addr :8080]",
@@ -53,7 +54,7 @@ func newServeCmd() *cobra.Command {
 			}
 			return api.Run(ctx, api.Config{
 				DataDir: dataDir, Listener: ln, TLSCert: tlsCert, TLSKey: tlsKey,
-				MaxUploadBytes: maxUpload, MemoryLimit: memLimit, ShutdownTimeout: shutdownWait,
+				MaxUploadBytes: maxUpload, UploadsPerPartner: uploads, SpoolBytesPerPartner: spool, MemoryLimit: memLimit, ShutdownTimeout: shutdownWait,
 				Logger: log, TempDir: dataDir,
 			})
 		},
@@ -63,6 +64,8 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "TLS key file (PEM)")
 	cmd.Flags().Int64Var(&maxUpload, "max-upload-bytes", 4<<30, "largest upload or points body accepted")
+	cmd.Flags().IntVar(&uploads, "uploads-per-partner", api.DefaultUploadsPerPartner, "uploads one partner may have in progress at once")
+	cmd.Flags().Int64Var(&spool, "spool-per-partner", 0, "bytes of one partner's Parquet uploads held on disk at once (default --max-upload-bytes)")
 	cmd.Flags().StringVar(&memLimit, "memory-limit", store.DefaultMemoryLimit, "DuckDB's memory (e.g. 8GiB); larger work spills to DIR/spill")
 	cmd.Flags().DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on shutdown")
 	return cmd

@@ -25,7 +25,7 @@ const defaultBlindCacheMiB = audience.DefaultCacheBytes >> 20
 type uploadFlags struct {
 	collab, keyFile, idColumn, idType, region, consentColumn, consentAll, table string
 	attrs                                                                       []string
-	skipBlank, quiet                                                            bool
+	skipBlank, quiet, replace, dryRun                                           bool
 	retention                                                                   time.Duration
 	// cacheMiB is the memory that remembers identifiers already blinded;
 	// 0 blinds every row.
@@ -51,9 +51,19 @@ A party may bring several tables (customers, purchases; exposures, clicks)
 when the collaboration's rules declare them: --table names the one this
 file is, and its columns must be the declared ones. Without --table the
 upload is the party's table named audience, its one table where the rules
-declare none. An upload replaces this party's table of the same name,
-and only it; a person's point is the same in all the party's tables, so
-the match joins them on the person.`,
+declare none. A person's point is the same in all the party's tables, so
+the match joins them on the person.
+
+Uploading a table this party already has is refused unless --replace is
+given: replacing deletes the table's data and the matches built from it,
+and only it. --dry-run runs every check of an upload (the rules' columns,
+min_upload_users, --replace) and prints what would be stored, storing
+nothing.
+
+The upload states the fingerprint of the blinding key (a hash of its
+public point, never the key): the server then refuses a match half run
+with another key, and an upload blinded with another key than this
+party's other tables.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.client()
@@ -64,8 +74,15 @@ the match joins them on the person.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "uploaded table %s as audience %s: %d rows, %d people; content sha256 %s\n",
-				printable(a.Table), printable(a.ID), a.Rows, a.People, printable(a.ContentSHA256))
+			if a.DryRun {
+				fmt.Fprintf(cmd.OutOrStdout(), "dry run: table %s would be stored with %d rows, %d people, %d who can match; columns %s; nothing was stored\n", printable(a.Table), a.Rows, a.People, a.PeopleMatchable, columnList(a.Columns))
+				if a.Replaced != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "it would replace audience %s (table %s)\n", printable(a.Replaced), printable(a.Table))
+				}
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "uploaded table %s as audience %s: %d rows, %d people; content sha256 %s; key fingerprint %s\n",
+				printable(a.Table), printable(a.ID), a.Rows, a.People, printable(a.ContentSHA256), printable(psi.ShortFingerprint(a.KeyFingerprint)))
 			if a.Replaced != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "it replaces audience %s (table %s), whose data the server deleted; run cleanroom match again for a fresh cohort\n", printable(a.Replaced), printable(a.Table))
 			}
@@ -86,6 +103,8 @@ the match joins them on the person.`,
 	fl.BoolVar(&f.skipBlank, "skip-blank", false, "skip rows whose identifier is blank instead of failing")
 	fl.DurationVar(&f.retention, "retention", 0, "delete the audience on the server once it is this old (e.g. 2160h); 0 keeps it")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar")
+	fl.BoolVar(&f.replace, "replace", false, "replace this party's table of the same name (its data and the matches built from it are deleted)")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "check the file as an upload would, and store nothing")
 	fl.Int64Var(&f.cacheMiB, "blind-cache-mib", defaultBlindCacheMiB, "MiB that remember identifiers already blinded, so a person with many rows costs one blinding (about 12,000 people a MiB); 0 blinds every row")
 	return cmd
 }
@@ -168,7 +187,7 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 		pw.CloseWithError(err)
 		encErr <- err
 	}()
-	a, upErr := cl.UploadTable(ctx, f.collab, pr, client.UploadOptions{Table: f.table, Retention: f.retention})
+	a, upErr := cl.UploadTable(ctx, f.collab, pr, client.UploadOptions{Table: f.table, Retention: f.retention, Key: key, Replace: f.replace, DryRun: f.dryRun})
 	pr.CloseWithError(errUploadEnded)
 	if err := <-encErr; err != nil && !errors.Is(err, errUploadEnded) && !strings.Contains(err.Error(), errUploadEnded.Error()) {
 		// The encoder's error (a bad row) explains the failed upload.

@@ -19,7 +19,7 @@ func TestUnpublishedBuildDroppedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err = f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(f.reblind(0, m))); err != nil {
+	if m, err = f.s.PutPoints(f.ctx, f.eng[0], f.c, m, f.key[0].Fingerprint(), bytes.NewReader(f.reblind(0, m))); err != nil {
 		t.Fatal(err)
 	}
 	// Side a's tokens stand in for the half that never arrived: only the
@@ -40,7 +40,7 @@ func TestUnpublishedBuildDroppedAtStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err = f.s.PutPoints(f.ctx, f.eng[1], f.c, m, bytes.NewReader(f.reblind(1, m))); err != nil {
+	if m, err = f.s.PutPoints(f.ctx, f.eng[1], f.c, m, f.key[1].Fingerprint(), bytes.NewReader(f.reblind(1, m))); err != nil {
 		t.Fatal(err)
 	}
 	if m.State != wire.MatchDone {

@@ -40,6 +40,7 @@
 //
 //	service.go  the Service, its clock and per-collaboration locks
 //	upload.go   audiences: ingestion, body limits, Parquet spooling
+//	limits.go   each partner's uploads in progress and spooled bytes; replacing and key checks
 //	scan.go     handing an Arrow stream to DuckDB
 //	match.go    the protocol: start, points, put points, states
 //	points.go   a party's consented points: sorted, numbered, sent

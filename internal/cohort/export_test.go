@@ -67,7 +67,7 @@ func (x Fixture) Start() Match {
 
 // PutHalf sends side i's re-blinding of m's points.
 func (x Fixture) PutHalf(i int, m Match, half []byte) (Match, error) {
-	return x.f.s.PutPoints(x.f.ctx, x.f.eng[i], x.f.c, m, bytes.NewReader(half))
+	return x.f.s.PutPoints(x.f.ctx, x.f.eng[i], x.f.c, m, x.f.key[i].Fingerprint(), bytes.NewReader(half))
 }
 
 func (x Fixture) Table(a Audience) string  { return a.table }

@@ -111,7 +111,7 @@ func (f *fixture) upload(i, first, n int) Audience {
 		audience.EncodeOptions{IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent"}); err != nil {
 		f.t.Fatal(err)
 	}
-	a, err := f.s.Upload(f.ctx, f.eng[i], f.c, "", &body, ArrowStream, 0)
+	a, err := f.s.Upload(f.ctx, f.eng[i], f.c, &body, UploadOptions{Replace: true, KeyFingerprint: f.key[i].Fingerprint()})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func (f *fixture) match() Match {
 		f.t.Fatal(err)
 	}
 	for i := range f.eng {
-		if m, err = f.s.PutPoints(f.ctx, f.eng[i], f.c, m, bytes.NewReader(f.reblind(i, m))); err != nil {
+		if m, err = f.s.PutPoints(f.ctx, f.eng[i], f.c, m, f.key[i].Fingerprint(), bytes.NewReader(f.reblind(i, m))); err != nil {
 			f.t.Fatal(err)
 		}
 	}
@@ -227,5 +227,5 @@ func liveTables(m Match, audiences ...Audience) []string {
 
 // start starts (or joins) a match as side i's engineer.
 func (f *fixture) start(i int) (Match, bool, error) {
-	return f.s.StartMatch(f.ctx, f.eng[i], f.c)
+	return f.s.StartMatch(f.ctx, f.eng[i], f.c, "")
 }

@@ -76,18 +76,27 @@ func otherSide(s string) string {
 // fails, or loses the race to record, drops the tables it built.
 // Starts of one collaboration take turns, so the parties' simultaneous
 // starts build the tables once: the second finds the first's match.
-func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration) (m Match, created bool, err error) {
+//
+// fp, when given, is the fingerprint of the key the caller will
+// re-blind with: a key other than its tables' is refused
+// (errs.KeyMismatch) before anything is built.
+func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration, fp string) (m Match, created bool, err error) {
+	if fp != "" {
+		if err := psi.CheckFingerprint(fp); err != nil {
+			return Match{}, false, errs.New(errs.Invalid, "key_fingerprint: %v", err)
+		}
+	}
 	unlock, err := s.starts.lock(ctx, c.ID)
 	if err != nil {
 		return Match{}, false, fmt.Errorf("cohort.StartMatch: waiting for another start of collaboration %s: %w", c.ID, err)
 	}
 	defer unlock()
-	return s.startMatch(ctx, actor, c)
+	return s.startMatch(ctx, actor, c, fp)
 }
 
 // startMatch is StartMatch without the turn-taking (the race with a
 // start in another process, or a test, stays handled at record time).
-func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration) (m Match, created bool, err error) {
+func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wire.Collaboration, fp string) (m Match, created bool, err error) {
 	if c.State != wire.StateActive {
 		return Match{}, false, errs.New(errs.Conflict, "collaboration %s is %s", c.ID, c.State)
 	}
@@ -106,6 +115,13 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 		if len(x.tables) == 0 {
 			return Match{}, false, errs.New(errs.AwaitingUpload, "both parties must upload before matching; partner %s has no table in collaboration %s", x.p, c.ID)
 		}
+	}
+	mineT := ta
+	if side(c, actor.PartnerID) == "b" {
+		mineT = tb
+	}
+	if t, ok := otherKey(mineT, fp, ""); ok {
+		return Match{}, false, errMatchKey(fp, t)
 	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, ta, tb); err == nil {
 		return m, false, nil
@@ -362,12 +378,23 @@ func toPoints(arr arrow.Array) (arrow.Record, error) {
 // points again is a no-op; different ones are a conflict. When both halves
 // are in, the cohort is built (outside the write lock) and recorded in the
 // same transaction as the half that completes it.
-func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wire.Collaboration, m Match, body io.Reader) (Match, error) {
+//
+// fp is the fingerprint of the re-blinding key. A key other than the one
+// the caller's tables were uploaded with is refused (errs.KeyMismatch)
+// before the body is read or anything is charged; tables uploaded
+// without a fingerprint take this half's.
+func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wire.Collaboration, m Match, fp string, body io.Reader) (Match, error) {
 	switch m.State {
 	case wire.MatchStale:
 		return m, errStale(m.ID)
 	case wire.MatchDeleted:
 		return m, errDeleted(m.ID)
+	}
+	if err := psi.CheckFingerprint(fp); err != nil {
+		return m, errs.New(errs.Invalid, "key_fingerprint: %v; send the fingerprint of the key re-blinding these points (psi.Key.Fingerprint; cleanroom match and the Go client send it)", err)
+	}
+	if err := s.checkMatchKey(ctx, s.DB.SQL(), c, actor.PartnerID, fp); err != nil {
+		return m, err
 	}
 	target := otherSide(side(c, actor.PartnerID)) // whose points these are
 	want, have := m.PointsB, m.halfBHash
@@ -474,6 +501,9 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 		case wire.MatchDeleted:
 			return errDeleted(m.ID)
 		}
+		if err := s.checkMatchKey(ctx, tx, c, actor.PartnerID, fp); err != nil {
+			return err
+		}
 		received, got := cur.HalfB, cur.halfBHash
 		if target == "a" {
 			received, got = cur.HalfA, cur.halfAHash
@@ -502,8 +532,16 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 		if _, err := tx.ExecContext(ctx, `UPDATE matches SET half_`+target+`_sha256 = ?, updated_at = ? WHERE id = ?`, sum, s.now().UTC(), m.ID); err != nil {
 			return err
 		}
-		if _, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchPoints,
-			map[string]any{"match_id": m.ID, "side": target, "points": want, "content_sha256": sum}); err != nil {
+		// Tables uploaded by a client that stated no key take this half's,
+		// so a later half with another key is refused.
+		if _, err := tx.ExecContext(ctx, `UPDATE audiences SET key_fingerprint = ? WHERE collab_id = ? AND partner_id = ? AND deleted_at IS NULL AND key_fingerprint IS NULL`,
+			fp, c.ID, actor.PartnerID); err != nil {
+			return err
+		}
+		// The key's fingerprint is the caller's own; the other partner reads
+		// only the commitment to it.
+		if _, err := auditlog.AppendPrivate(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchPoints,
+			map[string]any{"match_id": m.ID, "side": target, "points": want, "content_sha256": sum}, map[string]any{"key_fingerprint": fp}); err != nil {
 			return err
 		}
 		if built != nil {
@@ -521,4 +559,17 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 	}
 	built = nil // published: its tables are the match's now
 	return s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID)
+}
+
+// checkMatchKey refuses a match half whose key fingerprint is not the
+// one the caller's current tables were uploaded with.
+func (s *Service) checkMatchKey(ctx context.Context, q store.Querier, c wire.Collaboration, partnerID, fp string) error {
+	tables, err := s.CurrentTables(ctx, q, c.ID, partnerID)
+	if err != nil {
+		return err
+	}
+	if t, ok := otherKey(tables, fp, ""); ok {
+		return errMatchKey(fp, t)
+	}
+	return nil
 }

@@ -70,7 +70,7 @@ func TestPointsServedDistinctConsentedSorted(t *testing.T) {
 		audience.EncodeOptions{IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.Upload(f.ctx, f.eng[0], f.c, "", &body, ArrowStream, 0); err != nil {
+	if _, err := f.s.Upload(f.ctx, f.eng[0], f.c, &body, UploadOptions{Replace: true}); err != nil {
 		t.Fatal(err)
 	}
 	f.upload(1, 0, 25)

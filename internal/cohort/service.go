@@ -17,6 +17,15 @@ type Service struct {
 	// Now stamps what the service records (audiences, matches, revisions,
 	// the match's budget charge); default time.Now.
 	Now func() time.Time
+	// UploadsPerPartner bounds a partner's uploads in progress; default
+	// DefaultUploadsPerPartner.
+	UploadsPerPartner int
+	// SpoolPerPartner bounds the bytes of a partner's Parquet uploads
+	// spooled to TempDir at once; default DefaultSpoolPerPartner.
+	SpoolPerPartner int64
+
+	// slots counts each partner's uploads in progress and spooled bytes.
+	slots uploadSlots
 
 	// starts lets one StartMatch per collaboration build point tables at
 	// a time: the parties start together, and two builds of the same

@@ -42,7 +42,7 @@ func TestLostStartRaceLeavesNoTables(t *testing.T) {
 		// while this one is between building its point tables and
 		// recording.
 		f.s.beforeRecord = nil
-		m, created, err := f.s.startMatch(f.ctx, f.eng[1], f.c)
+		m, created, err := f.s.startMatch(f.ctx, f.eng[1], f.c, "")
 		if err != nil || !created {
 			t.Fatalf("the winning start: created %v, %v", created, err)
 		}
@@ -173,7 +173,7 @@ func TestReplacedAudienceLeavesNoTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, w, bytes.NewReader(f.reblind(0, w))); err != nil {
+	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, w, f.key[0].Fingerprint(), bytes.NewReader(f.reblind(0, w))); err != nil {
 		t.Fatal(err)
 	}
 	ab2 := f.upload(1, 20, 41)
@@ -227,7 +227,7 @@ func TestPutPointsBodyErrorAfterStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := io.MultiReader(bytes.NewReader(f.reblind(0, m)), iotest.ErrReader(errors.New("connection reset")))
-	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, body); !errors.Is(err, errs.Invalid) {
+	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, f.key[0].Fingerprint(), body); !errors.Is(err, errs.Invalid) {
 		t.Fatalf("a body failing after the stream: %v, want invalid", err)
 	}
 	got, err := f.s.GetMatch(f.ctx, f.db.SQL(), f.c.ID, m.ID)
@@ -259,14 +259,14 @@ func TestSameHalfTwiceAtOnce(t *testing.T) {
 	}
 	other := f.reblind(0, m) // as many valid points, blinded with another key
 	f.key[0] = key
-	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(body)); err != nil {
+	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, f.key[0].Fingerprint(), bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
 	// m is the match as both requests read it, before either committed.
-	if got, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(body)); err != nil || !got.HalfB {
+	if got, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, f.key[0].Fingerprint(), bytes.NewReader(body)); err != nil || !got.HalfB {
 		t.Errorf("the same half again: %+v, %v", got.Match, err)
 	}
-	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, bytes.NewReader(other)); !errors.Is(err, errs.Conflict) {
+	if _, err := f.s.PutPoints(f.ctx, f.eng[0], f.c, m, f.key[0].Fingerprint(), bytes.NewReader(other)); !errors.Is(err, errs.Conflict) {
 		t.Errorf("a different half at once: %v, want a conflict", err)
 	}
 	for _, n := range f.dataTables() {

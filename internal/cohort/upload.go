@@ -26,6 +26,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
+	"github.com/cleanroom/cleanroom/psi"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -64,27 +65,47 @@ const (
 	Parquet
 )
 
+// UploadOptions are an upload's choices besides its body.
+type UploadOptions struct {
+	// Table is the table's name; "" is wire.DefaultTable.
+	Table  string
+	Format Format
+	// Retention > 0 deletes the table (with a receipt) once it is that old.
+	Retention time.Duration
+	// KeyFingerprint is the fingerprint of the key that blinded the
+	// points (psi.Key.Fingerprint); "" when the client states none (an
+	// older one), and then the party's first match half records it.
+	KeyFingerprint string
+	// Replace must be set to replace a table the party already has.
+	Replace bool
+	// DryRun runs every check of an upload, and answers what would be
+	// stored, without storing or logging anything.
+	DryRun bool
+}
+
 // Upload stores one of a party's tables in a collaboration (in the
 // audience wire format, as an Arrow IPC stream or a Parquet file) in a new
 // DuckDB table and makes it the party's current table of that name. It is
 // all or nothing: a bad point, schema, truncated stream or body error
-// leaves no trace. name is the table's name ("" is wire.DefaultTable);
-// when the rules declare tables, the upload must be one of the party's,
-// with exactly its declared columns.
+// leaves no trace. When the rules declare tables, the upload must be one
+// of the party's, with exactly its declared columns.
 //
-// A previous table of the party by the same name is replaced, which
+// A previous table of the party by the same name is replaced only with
+// o.Replace (else errs.ReplaceRequired, before the body is read), which
 // deletes it: its DuckDB table and every table of the matches built from
 // it (whose cohorts hold the other party's attributes too) are dropped,
 // and the matches left stale, in the transaction that records the new
 // table and logs both (audience.upload, then audience.delete). The
-// party's other tables stay.
+// party's other tables stay; an upload blinded with another key than
+// they were is refused (errs.KeyMismatch), since its people would never
+// join theirs.
 //
-// People the partner opted out in this collaboration are left out. With
-// retention > 0 the table is deleted (with a receipt) once it is that old.
-func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.Collaboration, name string, body io.Reader, format Format, retention time.Duration) (Audience, error) {
+// People the partner opted out in this collaboration are left out.
+func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.Collaboration, body io.Reader, o UploadOptions) (Audience, error) {
 	if c.State != wire.StateActive {
 		return Audience{}, errs.New(errs.Conflict, "collaboration %s is %s; both partners must approve its rules before uploads", c.ID, c.State)
 	}
+	name := o.Table
 	if name == "" {
 		name = wire.DefaultTable
 	}
@@ -96,11 +117,29 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 	if err != nil {
 		return Audience{}, err
 	}
+	if o.KeyFingerprint != "" {
+		if err := psi.CheckFingerprint(o.KeyFingerprint); err != nil {
+			return Audience{}, errs.New(errs.Invalid, "key_fingerprint: %v; send psi.Key.Fingerprint of the key that blinded the points", err)
+		}
+	}
+	// Refusals that need no body come before it is read.
+	current, err := s.CurrentTables(ctx, s.DB.SQL(), c.ID, actor.PartnerID)
+	if err != nil {
+		return Audience{}, err
+	}
+	if err := checkUploadTables(current, name, o); err != nil {
+		return Audience{}, err
+	}
+	release, err := s.slots.start(actor.PartnerID, s.uploadsPerPartner())
+	if err != nil {
+		return Audience{}, err
+	}
+	defer release()
 	hr := &hashingReader{r: body, h: sha256.New()}
 	var ar *audience.Reader
-	switch format {
+	switch o.Format {
 	case Parquet:
-		pr, cleanup, err := s.spoolParquet(ctx, hr)
+		pr, cleanup, err := s.spoolParquet(ctx, actor.PartnerID, hr)
 		if err != nil {
 			return Audience{}, err
 		}
@@ -123,7 +162,7 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		}
 	}
 
-	a := Audience{Audience: wire.Audience{ID: partners.NewID("a_"), CollabID: c.ID, PartnerID: actor.PartnerID, Table: name}}
+	a := Audience{Audience: wire.Audience{ID: partners.NewID("a_"), CollabID: c.ID, PartnerID: actor.PartnerID, Table: name, KeyFingerprint: o.KeyFingerprint}}
 	a.table = audienceTable(a.ID)
 	var cols []column
 	for _, f := range ar.Schema().Fields() {
@@ -179,6 +218,17 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 	} else if a.PeopleMatchable < least {
 		return fail(errs.New(errs.Invalid, "the audience has %d people who can match (distinct, consented for purpose %q, not opted out) of %d; this collaboration accepts at least %d (rule min_upload_users), because the size of a tiny audience's match would reveal who is in it", a.PeopleMatchable, c.Rules.Purpose, a.People, least))
 	}
+	if o.DryRun {
+		// Every check ran; nothing is kept, and nothing logged.
+		s.dropTables(a.table)
+		a.ID, a.DryRun = "", true
+		for _, t := range current {
+			if t.Table == name {
+				a.Replaced = t.ID
+			}
+		}
+		return a, nil
+	}
 
 	err = s.DB.Write(ctx, func(tx *sql.Tx) error {
 		// The collaboration may have changed since the caller read it.
@@ -195,19 +245,31 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		// Another upload may have landed since the checks before the body.
+		now, err := s.CurrentTables(ctx, tx, c.ID, actor.PartnerID)
+		if err != nil {
+			return err
+		}
+		if err := checkUploadTables(now, name, o); err != nil {
+			return err
+		}
 		a.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audiences (id, collab_id, partner_id, table_name, rows, people, content_sha256, columns, created_at, deleted_at, people_matchable, name)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
-			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt, a.PeopleMatchable, name); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audiences (id, collab_id, partner_id, table_name, rows, people, content_sha256, columns, created_at, deleted_at, people_matchable, name, key_fingerprint)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)`,
+			a.ID, a.CollabID, a.PartnerID, a.table, a.Rows, a.People, a.ContentSHA256, string(a.Columns), a.CreatedAt, a.PeopleMatchable, name, nullable(a.KeyFingerprint)); err != nil {
 			return err
 		}
 		// The other partner reads what the API shows it of this audience
 		// (that it exists, its columns); sizes and the content hash are
 		// facts about this partner's people, for its own auditors only.
 		details := map[string]any{"audience_id": a.ID, "table": name, "columns": cols, "replaced": a.Replaced}
+		// The key's fingerprint is the party's own: the other never reads it.
 		private := map[string]any{"rows": a.Rows, "rows_sent": ar.Rows(), "people": a.People, "people_matchable": a.PeopleMatchable, "content_sha256": a.ContentSHA256}
-		if retention > 0 {
-			exp := a.CreatedAt.Add(retention)
+		if a.KeyFingerprint != "" {
+			private["key_fingerprint"] = a.KeyFingerprint
+		}
+		if o.Retention > 0 {
+			exp := a.CreatedAt.Add(o.Retention)
 			if _, err := tx.ExecContext(ctx, `INSERT INTO audience_retention VALUES (?, ?)`, a.ID, exp); err != nil {
 				return err
 			}
@@ -253,16 +315,32 @@ func (s *Service) Upload(ctx context.Context, actor partners.Principal, c wire.C
 	return a, nil
 }
 
+// parquetMagic opens (and ends) every Parquet file.
+const parquetMagic = "PAR1"
+
 // spoolParquet copies a Parquet body to a temporary file and opens it.
-func (s *Service) spoolParquet(ctx context.Context, body io.Reader) (array.RecordReader, func(), error) {
-	dir := s.TempDir
-	f, err := os.CreateTemp(dir, "upload-*.parquet")
+// A body that does not start as Parquet does is refused before anything
+// is written, and what is written counts against the partner's spool
+// limit while the upload runs.
+func (s *Service) spoolParquet(ctx context.Context, partnerID string, body io.Reader) (array.RecordReader, func(), error) {
+	magic := make([]byte, len(parquetMagic))
+	if n, err := io.ReadFull(body, magic); err != nil || string(magic) != parquetMagic {
+		if errors.Is(err, ErrTooLarge) {
+			return nil, nil, classify(err)
+		}
+		return nil, nil, errs.New(errs.Invalid, "body is not a Parquet file: it does not start with %s (its first %d bytes do not); send Parquet, or an Arrow IPC stream with Content-Type %s", parquetMagic, n, "application/vnd.apache.arrow.stream")
+	}
+	f, err := os.CreateTemp(s.TempDir, "upload-*.parquet")
 	if err != nil {
 		return nil, nil, fmt.Errorf("cohort: spooling the upload: %w", err)
 	}
-	cleanup := func() { f.Close(); os.Remove(f.Name()) }
-	if _, err := io.Copy(f, body); err != nil {
+	sw := &spoolWriter{w: f, s: s, partner: partnerID}
+	cleanup := func() { f.Close(); os.Remove(f.Name()); sw.release() }
+	if _, err := io.Copy(sw, io.MultiReader(strings.NewReader(parquetMagic), body)); err != nil {
 		cleanup()
+		if k := errs.KindOf(err); k == errs.TooLarge || k == errs.TooManyUploads {
+			return nil, nil, err
+		}
 		return nil, nil, classify(fmt.Errorf("reading the body: %w", err))
 	}
 	pf, err := file.NewParquetReader(f)
@@ -321,12 +399,12 @@ func classify(err error) error {
 	return errs.New(errs.Invalid, "%v", err)
 }
 
-const audienceColumns = `id, collab_id, partner_id, name, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people)`
+const audienceColumns = `id, collab_id, partner_id, name, table_name, rows, people, content_sha256, CAST(columns AS VARCHAR), created_at, coalesce(people_matchable, people), coalesce(key_fingerprint, '')`
 
 func scanAudience(sc interface{ Scan(...any) error }) (Audience, error) {
 	var a Audience
 	var cols string
-	err := sc.Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.Table, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable)
+	err := sc.Scan(&a.ID, &a.CollabID, &a.PartnerID, &a.Table, &a.table, &a.Rows, &a.People, &a.ContentSHA256, &cols, &a.CreatedAt, &a.PeopleMatchable, &a.KeyFingerprint)
 	a.Columns = json.RawMessage(cols)
 	return a, err
 }

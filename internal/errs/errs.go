@@ -87,6 +87,14 @@ var (
 	// LastAdminKey: revoking the key would leave its partner with no
 	// admin key, for good (the operator mints only a partner's first).
 	LastAdminKey = kind(wire.CodeLastAdminKey, "last admin key", Conflict)
+	// ReplaceRequired: an upload would replace a table without saying so.
+	ReplaceRequired = kind(wire.CodeReplaceRequired, "replace required", Conflict)
+	// KeyMismatch: a match half or an upload blinded with another key
+	// than the partner's tables.
+	KeyMismatch = kind(wire.CodeKeyMismatch, "key mismatch", Conflict)
+	// TooManyUploads: the partner's uploads in progress are at the
+	// server's bound; retrying later helps.
+	TooManyUploads = kind(wire.CodeTooManyUploads, "too many uploads", nil)
 	// Unauthorized: no key, or an unknown or revoked one.
 	Unauthorized = kind(wire.CodeUnauthorized, "unauthorized", nil)
 	// Forbidden: the key's role may not do this.
@@ -138,8 +146,8 @@ var (
 
 // Kinds lists every kind.
 var Kinds = []*Kind{
-	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, LastAdminKey, Unauthorized, Forbidden,
-	TooLarge, UnsupportedMedia, Unavailable,
+	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, LastAdminKey, ReplaceRequired, KeyMismatch,
+	Unauthorized, Forbidden, TooLarge, TooManyUploads, UnsupportedMedia, Unavailable,
 	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
 	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted, TooManyQueries,
 }

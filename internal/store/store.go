@@ -62,9 +62,19 @@ func OpenWith(ctx context.Context, dir string, o Options) (*DB, error) {
 		o.TempDir = filepath.Join(dir, "spill")
 	}
 	path := filepath.Join(dir, FileName)
+	// The database holds every partner's data: its files are the
+	// server's alone, whatever the directory's mode, and so are those of
+	// an older version, made 0644.
+	ownFilesOnly()
 	connector, err := duckdb.NewConnector(path, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store.Open: %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + ".wal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			connector.Close()
+			return nil, fmt.Errorf("store.Open: %w", err)
+		}
 	}
 	db := &DB{sql: sql.OpenDB(connector), connector: connector, path: path, writeLock: make(chan struct{}, 1)}
 	// Global settings, set once for every connection of this database.
@@ -310,6 +320,9 @@ var migrations = []string{
 		link_table VARCHAR,
 		linked_rows BIGINT
 	);`,
+	// The fingerprint of the key that blinded a table's points (NULL: its
+	// client stated none; the party's first match half records it).
+	`ALTER TABLE audiences ADD COLUMN key_fingerprint VARCHAR;`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -553,7 +553,7 @@ func uploadSynthetic(ctx context.Context, c *client.Client, collab string, key *
 		csvR.CloseWithError(err)
 		encErr <- err
 	}()
-	a, err := c.UploadTable(ctx, collab, arrowR, client.UploadOptions{Table: t.name})
+	a, err := c.UploadTable(ctx, collab, arrowR, client.UploadOptions{Table: t.name, Key: key})
 	arrowR.CloseWithError(errors.New("upload ended"))
 	eerr := <-encErr
 	csvR.CloseWithError(errors.New("upload ended")) // the generator stops if it has not

@@ -107,6 +107,9 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 			return Match{}, false, errs.New(errs.AwaitingUpload, "both parties must upload before matching; partner %s has no table in collaboration %s", x.p, c.ID)
 		}
 	}
+	if err := checkNames(ctx, s.DB.SQL(), c, ta, tb); err != nil {
+		return Match{}, false, err
+	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, ta, tb); err == nil {
 		return m, false, nil
 	}

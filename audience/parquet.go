@@ -315,8 +315,7 @@ func converter(dt arrow.DataType, k kind) (convert, error) {
 	case kindFloat:
 		if get := floatGetter(dt); get != nil {
 			return nullable(func(a arrow.Array, i int, c *colValues) error {
-				c.appendFloat(get(a, i))
-				return nil
+				return c.appendFinite(get(a, i))
 			}), nil
 		}
 	case kindBool:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -190,6 +191,19 @@ func (r *Reader) check(rec arrow.Record) error {
 		}
 		if err := checkData(col.Data()); err != nil {
 			return fmt.Errorf("%s: column %s: %w", where(), quoteName(name), err)
+		}
+	}
+	// NaN and infinities would make a release fail, or not, on what one
+	// person holds; the error may show them, as they say nothing of anyone.
+	for i, col := range rec.Columns() {
+		f, ok := col.(*array.Float64)
+		if !ok {
+			continue
+		}
+		for j, v := range f.Float64Values() {
+			if (math.IsNaN(v) || math.IsInf(v, 0)) && f.IsValid(j) {
+				return fmt.Errorf("row %d: column %s is %v; attributes must be finite numbers (or null)", first+int64(j), quoteName(r.schema.Field(i).Name), v)
+			}
 		}
 	}
 	pids := rec.Column(r.pid).(*array.FixedSizeBinary)

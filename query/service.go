@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -147,8 +148,10 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
 		return nil, refusal(errs.NotAQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
 	}
-	if err := r.CheckUnits(); err != nil {
-		return nil, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+	for _, check := range []func() error{r.CheckUnits, r.CheckBounds} {
+		if err := check(); err != nil {
+			return nil, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+		}
 	}
 	p := &prepared{eps: req.Epsilon}
 	if p.eps == 0 {
@@ -543,7 +546,7 @@ func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
 		ivs := make([]*wire.Interval, len(p.Columns))
 		for j, oc := range p.Columns {
 			if oc.Dimension {
-				row[j] = r.Key[oc.Index]
+				row[j] = keyOf(r.Key[oc.Index])
 				continue
 			}
 			v := r.Values[oc.Index]
@@ -556,6 +559,17 @@ func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
 		a.Intervals = append(a.Intervals, ivs)
 	}
 	return a
+}
+
+// keyOf is a group's key as an answer holds it: a float that is not
+// finite (stored before uploads refused them) as its text, "NaN", "+Inf"
+// or "-Inf", as the CSV and Arrow forms show every key, since JSON has
+// no such number and the answer must never fail on the data.
+func keyOf(v any) any {
+	if x, ok := v.(float64); ok && (math.IsNaN(x) || math.IsInf(x, 0)) {
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
+	return v
 }
 
 // questionsLeft fills in how many questions at the default epsilon the

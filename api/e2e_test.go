@@ -701,6 +701,8 @@ func TestBadUploadsStoreNothing(t *testing.T) {
 		rows[at].value = v
 		return encode(t, e.brand.key, rows)
 	}
+	farDay := slices.Clone(brand)
+	farDay[41].day = 3_000_000 // past the year 9999
 	tooSmall := encode(t, e.brand.key, brand[:100])
 	huge := encode(t, e.brand.key, append(append(append([]row{}, brand...), brand...), brand...))
 	for len(huge) <= 1<<20 {
@@ -717,6 +719,7 @@ func TestBadUploadsStoreNothing(t *testing.T) {
 		{"NaN", withValue(700, math.NaN()), 400, `row 701: column "value" is NaN; attributes must be finite numbers (or null)`, false},
 		{"infinity", withValue(1, math.Inf(-1)), 400, `row 2: column "value" is -Inf`, false},
 		{"infinity in Parquet", toParquet(t, withValue(1999, math.Inf(1))), 400, `row 2000: column "value" is +Inf`, true},
+		{"date past 9999", encodeDated(t, e.brand.key, farDay, "value", "label", "day", true), 400, `row 42: column "day" is a date outside the years 1 to 9999`, false},
 		{"low-order point", lowOrder, 400, "low order", false},
 		{"wrong schema", wrongSchema, 400, "pid", false},
 		{"truncated stream", good[:len(good)/2], 400, "", false},

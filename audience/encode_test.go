@@ -357,6 +357,8 @@ func TestEncodeCSVErrors(t *testing.T) {
 			`line 1502, column "spend": not a finite number`, errNotFinite},
 		{"beyond float64", "email,spend\na@example.com,1e999\n",
 			EncodeOptions{Attributes: []AttrSpec{{Name: "spend", Type: "float"}}}, `line 2, column "spend": number out of the 64-bit float range`, errFloatRange},
+		{"year 0", "email,d\na@example.com,2024-12-01\nb@example.com,0000-06-01\n",
+			EncodeOptions{Attributes: []AttrSpec{{Name: "d", Type: "date"}}}, `line 3, column "d": outside the years 1 to 9999`, errYears},
 		{"bad date", "email,d\na@example.com,2024-13-01\n",
 			EncodeOptions{Attributes: []AttrSpec{{Name: "d", Type: "date"}}}, `line 2, column "d": not a date (YYYY-MM-DD)`, nil},
 		{"missing id column", good, EncodeOptions{IDColumn: "mail"},

@@ -335,8 +335,7 @@ func converter(dt arrow.DataType, k kind) (convert, error) {
 				if k == kindDate {
 					us = floorDiv(us, secondsPerDay*1_000_000)
 				}
-				c.appendInt(us)
-				return nil
+				return c.appendTime(k, us)
 			}), nil
 		}
 	}

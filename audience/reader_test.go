@@ -243,6 +243,52 @@ func TestReaderRefusesNonFiniteNumbers(t *testing.T) {
 	}
 }
 
+// A date or timestamp no answer could state (JSON's RFC 3339 has years 0
+// to 9999) is refused at its row too, without showing it.
+func TestReaderRefusesDatesNoAnswerStates(t *testing.T) {
+	pts := validPoints(t, 3)
+	schema := arrow.NewSchema([]arrow.Field{pidField, field("d", arrow.FixedWidthTypes.Date32), field("ts", arrow.FixedWidthTypes.Timestamp_us)}, nil)
+	for _, tc := range []struct {
+		d    arrow.Date32
+		ts   arrow.Timestamp
+		want string
+	}{
+		{maxDay + 1, 0, `row 2: column "d" is a date outside the years 1 to 9999`},
+		{minDay - 1, 0, `row 2: column "d" is a date outside the years 1 to 9999`},
+		{0, math.MaxInt64, `row 2: column "ts" is a timestamp outside the years 1 to 9999`},
+		{maxDay, maxMicros, ""},
+	} {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		for i := range pts {
+			b.Field(0).(*array.FixedSizeBinaryBuilder).Append(pts[i][:])
+			d, ts := arrow.Date32(i), arrow.Timestamp(i)
+			if i == 1 {
+				d, ts = tc.d, tc.ts
+			}
+			b.Field(1).(*array.Date32Builder).Append(d)
+			b.Field(2).(*array.TimestampBuilder).Append(ts)
+		}
+		rec := b.NewRecord()
+		b.Release()
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		rec.Release()
+		r, err := NewStreamReader(&buf, StreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(r)
+		if err := r.Err(); tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+			t.Errorf("Err = %v, want %q", err, tc.want)
+		}
+		r.Release()
+	}
+}
+
 func TestReaderReportsTruncatedStream(t *testing.T) {
 	pts := validPoints(t, 300)
 	data := stream(t, memory.DefaultAllocator, ptrs(pts[:100]), ptrs(pts[100:200]), ptrs(pts[200:]))

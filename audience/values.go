@@ -148,6 +148,20 @@ func (c *colValues) appendFinite(v float64) error {
 	return nil
 }
 
+// appendTime appends a date (days) or timestamp (µs), refusing one the
+// server would (years 1 to 9999) before anything is sent.
+func (c *colValues) appendTime(k kind, v int64) error {
+	lo, hi := int64(minMicros), int64(maxMicros)
+	if k == kindDate {
+		lo, hi = minDay, maxDay
+	}
+	if v < lo || v > hi {
+		return errYears
+	}
+	c.appendInt(v)
+	return nil
+}
+
 func (c *colValues) appendString(v string) {
 	c.valid = append(c.valid, true)
 	c.strs = append(c.strs, v)
@@ -169,6 +183,7 @@ var (
 	errNotDate      = errors.New("not a date (YYYY-MM-DD)")
 	errNotTimestamp = errors.New("not a timestamp (RFC 3339, e.g. 2024-05-01T12:00:00Z)")
 	errTimeRange    = errors.New("timestamp out of range")
+	errYears        = errors.New("outside the years 1 to 9999, which answers can state")
 )
 
 // appendText parses a text cell as kind k; a blank cell is null.
@@ -204,13 +219,13 @@ func (c *colValues) appendText(k kind, s string) error {
 		if !ok {
 			return errNotDate
 		}
-		c.appendInt(d)
+		return c.appendTime(kindDate, d)
 	case kindTimestamp:
 		us, err := parseTimestamp(t)
 		if err != nil {
 			return err
 		}
-		c.appendInt(us)
+		return c.appendTime(kindTimestamp, us)
 	default:
 		c.appendString(s)
 	}

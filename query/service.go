@@ -561,13 +561,21 @@ func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
 	return a
 }
 
-// keyOf is a group's key as an answer holds it: a float that is not
-// finite (stored before uploads refused them) as its text, "NaN", "+Inf"
-// or "-Inf", as the CSV and Arrow forms show every key, since JSON has
-// no such number and the answer must never fail on the data.
+// keyOf is a group's key as an answer holds it. A float that is not
+// finite, or a time outside years 0 to 9999 (stored before uploads
+// refused them), has no JSON form, and the answer must never fail on the
+// data: it leaves as its text ("NaN", "+Inf", RFC 3339), as the CSV and
+// Arrow forms show every key.
 func keyOf(v any) any {
-	if x, ok := v.(float64); ok && (math.IsNaN(x) || math.IsInf(x, 0)) {
-		return strconv.FormatFloat(x, 'g', -1, 64)
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return strconv.FormatFloat(x, 'g', -1, 64)
+		}
+	case time.Time:
+		if x.Year() < 0 || x.Year() > 9999 {
+			return x.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	return v
 }

@@ -359,6 +359,24 @@ func TestCohortColumnNamesNeverCollide(t *testing.T) {
 	if st != 200 || !strings.Contains(string(body), `"south"`) || strings.Contains(string(body), `"north"`) {
 		t.Errorf("brand_co_region is not Brand Co's region: %d %s", st, body)
 	}
+
+	// Rules an older version stored, declaring columns that collide: the
+	// collaboration stays readable (to change them), and a question is
+	// refused naming both columns.
+	colliding := `{"purpose": "measurement", "min_upload_users": 1000, "tables": [
+		{"party": "proposer", "name": "audience", "columns": [{"name": "co_region", "role": "dimension"}]},
+		{"party": "partner", "name": "audience", "columns": [{"name": "region", "role": "dimension"}]}]}`
+	if _, err := e.db.SQL().Exec(`UPDATE collaborations SET rules = ? WHERE id = ?`, colliding, e.collab); err != nil {
+		t.Fatal(err)
+	}
+	co, err := e.brand.admin.Collaboration(ctx, e.collab)
+	if err != nil || co.Queryable != nil {
+		t.Errorf("reading rules stored with colliding columns: %+v %v", co.Queryable, err)
+	}
+	st, body, _ = e.ask(e.pub.analyst.Key, `SELECT COUNT(*) FROM cohort`, 1, "")
+	if st != http.StatusConflict || !strings.Contains(string(body), "Brand's column co_region (table audience") {
+		t.Errorf("a question under rules whose columns collide: %d %s", st, body)
+	}
 }
 
 // A party waiting in `match` when the other deletes people carries on with

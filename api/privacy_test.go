@@ -360,12 +360,16 @@ func TestCohortColumnNamesNeverCollide(t *testing.T) {
 		t.Errorf("brand_co_region is not Brand Co's region: %d %s", st, body)
 	}
 
-	// Rules an older version stored, declaring columns that collide: the
-	// collaboration stays readable (to change them), and a question is
-	// refused naming both columns.
+	// Rules declaring such columns are refused when proposed; rules an
+	// older version stored with them leave the collaboration readable
+	// (to change them), and a question is refused naming both columns.
 	colliding := `{"purpose": "measurement", "min_upload_users": 1000, "tables": [
 		{"party": "proposer", "name": "audience", "columns": [{"name": "co_region", "role": "dimension"}]},
 		{"party": "partner", "name": "audience", "columns": [{"name": "region", "role": "dimension"}]}]}`
+	if _, err := e.brand.admin.Propose(ctx, "again", e.pub.id, json.RawMessage(colliding)); status(err) != http.StatusBadRequest ||
+		!strings.Contains(err.Error(), "analysts would name two columns brand_co_region: Brand's column co_region (table audience, prefix brand_) and Brand Co's column region (table audience, prefix brand_co_)") {
+		t.Errorf("proposing colliding columns: %v", err)
+	}
 	if _, err := e.db.SQL().Exec(`UPDATE collaborations SET rules = ? WHERE id = ?`, colliding, e.collab); err != nil {
 		t.Fatal(err)
 	}

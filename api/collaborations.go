@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/query"
 	"github.com/cleanroom/cleanroom/wire"
@@ -65,9 +67,15 @@ func (s *Server) getCollab(c echo.Context) error {
 	return c.JSON(http.StatusOK, co)
 }
 
-// queryable fills in what co's analysts may name under its rules.
+// queryable fills in what co's analysts may name under its rules. Rules
+// stored before colliding column names were refused have no such list,
+// yet the collaboration stays readable, so that its admins can change
+// them; its queries and matches are refused naming both columns.
 func (s *Server) queryable(ctx context.Context, co *wire.Collaboration) error {
 	dims, metrics, err := query.Allowed(ctx, s.db.SQL(), *co)
+	if errors.Is(err, errs.Conflict) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -699,6 +700,15 @@ func TestBadUploadsStoreNothing(t *testing.T) {
 		w.Close()
 		return buf.Bytes()
 	}()
+	// A NaN or an infinity would make a release fail on whether its
+	// person was in the cohort: refused at its row, as Arrow or Parquet.
+	withValue := func(at int, v float64) []byte {
+		rows := slices.Clone(brand)
+		rows[at].value = v
+		return encode(t, e.brand.key, rows)
+	}
+	farDay := slices.Clone(brand)
+	farDay[41].day = 3_000_000 // past the year 9999
 	tooSmall := encode(t, e.brand.key, brand[:100])
 	huge := encode(t, e.brand.key, append(append(append([]row{}, brand...), brand...), brand...))
 	for len(huge) <= 1<<20 {
@@ -706,19 +716,28 @@ func TestBadUploadsStoreNothing(t *testing.T) {
 	}
 
 	for _, c := range []struct {
-		name   string
-		body   []byte
-		status int
-		msg    string
+		name    string
+		body    []byte
+		status  int
+		msg     string
+		parquet bool
 	}{
-		{"low-order point", lowOrder, 400, "low order"},
-		{"wrong schema", wrongSchema, 400, "pid"},
-		{"truncated stream", good[:len(good)/2], 400, ""},
-		{"not arrow", []byte("email\nalice@example.com\n"), 400, "Arrow IPC"},
-		{"below min_upload_users", tooSmall, 400, "min_upload_users"},
-		{"over the size limit", huge, 413, "size limit"},
+		{"NaN", withValue(700, math.NaN()), 400, `row 701: column "value" is NaN; attributes must be finite numbers (or null)`, false},
+		{"infinity", withValue(1, math.Inf(-1)), 400, `row 2: column "value" is -Inf`, false},
+		{"infinity in Parquet", toParquet(t, withValue(1999, math.Inf(1))), 400, `row 2000: column "value" is +Inf`, true},
+		{"date past 9999", encodeDated(t, e.brand.key, farDay, "value", "label", "day", true), 400, `row 42: column "day" is a date outside the years 1 to 9999`, false},
+		{"low-order point", lowOrder, 400, "low order", false},
+		{"wrong schema", wrongSchema, 400, "pid", false},
+		{"truncated stream", good[:len(good)/2], 400, "", false},
+		{"not arrow", []byte("email\nalice@example.com\n"), 400, "Arrow IPC", false},
+		{"below min_upload_users", tooSmall, 400, "min_upload_users", false},
+		{"over the size limit", huge, 413, "size limit", false},
 	} {
-		_, err := e.brand.eng.Upload(ctx, e.collab, bytes.NewReader(c.body))
+		upload := e.brand.eng.Upload
+		if c.parquet {
+			upload = e.brand.eng.UploadParquet
+		}
+		_, err := upload(ctx, e.collab, bytes.NewReader(c.body))
 		if status(err) != c.status || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%s: got %v, want %d mentioning %q", c.name, err, c.status, c.msg)
 		}

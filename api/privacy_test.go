@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -312,6 +313,73 @@ func TestCohortColumnSideIsRecorded(t *testing.T) {
 	// Noise at epsilon 450 per part on a [0, 10] bound is a few hundredths.
 	if got := a.Rows[0][0]; got < 2400-5 || got > 2400+5 {
 		t.Errorf("SUM(brand_co_value) = %v, want about 2400: the column was read as the other party's", got)
+	}
+}
+
+// Brand's co_region and Brand Co's region would both be brand_co_region:
+// the match is refused before it starts, naming both columns, rather than
+// one of them renamed (by DuckDB, or to a_/b_ names the rules never
+// mention). Once Brand renames its column, the match runs and both
+// columns keep their partners' prefixes.
+func TestCohortColumnNamesNeverCollide(t *testing.T) {
+	rules := `{"purpose": "measurement", "min_upload_users": 1000, "min_group_users": 0, "epsilon_budget": 1000, "max_query_epsilon": 1000,
+		"dimensions": ["brand_co_region", "brand_tier"]}`
+	e := newEnvNamed(t, rules, "Brand", "Brand Co")
+	var brand, other []row
+	for k := 0; k < 1200; k++ {
+		brand = append(brand, row{person: k, value: 1, label: "north", consent: []string{"measurement"}})
+		other = append(other, row{person: k, value: 0, label: "south", consent: []string{"measurement"}})
+	}
+	ctx := context.Background()
+	upload := func(p party, rows []row, value, label string) {
+		t.Helper()
+		if _, err := p.eng.Upload(ctx, e.collab, bytes.NewReader(encodeTable(t, p.key, rows, value, label, true))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upload(e.brand, brand, "tier", "co_region")
+	upload(e.pub, other, "amount", "region")
+	for _, p := range []party{e.brand, e.pub} {
+		st, body := e.post(p.eng.Key, "/v1/collaborations/"+e.collab+"/matches", nil, "POST")
+		if st != http.StatusConflict {
+			t.Fatalf("match of colliding columns: %d %s", st, body)
+		}
+		for _, want := range []string{"brand_co_region", "Brand's column co_region (table audience", "Brand Co's column region (table audience"} {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("the refusal %s does not say %q", body, want)
+			}
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM matches`); n != 0 {
+		t.Errorf("a refused match left %d matches", n)
+	}
+	upload(e.brand, brand, "tier", "home_region")
+	e.matchBoth()
+	st, body, _ := e.ask(e.pub.analyst.Key, `SELECT brand_co_region, COUNT(*) FROM cohort GROUP BY brand_co_region`, 900, "")
+	if st != 200 || !strings.Contains(string(body), `"south"`) || strings.Contains(string(body), `"north"`) {
+		t.Errorf("brand_co_region is not Brand Co's region: %d %s", st, body)
+	}
+
+	// Rules declaring such columns are refused when proposed; rules an
+	// older version stored with them leave the collaboration readable
+	// (to change them), and a question is refused naming both columns.
+	colliding := `{"purpose": "measurement", "min_upload_users": 1000, "tables": [
+		{"party": "proposer", "name": "audience", "columns": [{"name": "co_region", "role": "dimension"}]},
+		{"party": "partner", "name": "audience", "columns": [{"name": "region", "role": "dimension"}]}]}`
+	if _, err := e.brand.admin.Propose(ctx, "again", e.pub.id, json.RawMessage(colliding)); status(err) != http.StatusBadRequest ||
+		!strings.Contains(err.Error(), "analysts would name two columns brand_co_region: Brand's column co_region (table audience, prefix brand_) and Brand Co's column region (table audience, prefix brand_co_)") {
+		t.Errorf("proposing colliding columns: %v", err)
+	}
+	if _, err := e.db.SQL().Exec(`UPDATE collaborations SET rules = ? WHERE id = ?`, colliding, e.collab); err != nil {
+		t.Fatal(err)
+	}
+	co, err := e.brand.admin.Collaboration(ctx, e.collab)
+	if err != nil || co.Queryable != nil {
+		t.Errorf("reading rules stored with colliding columns: %+v %v", co.Queryable, err)
+	}
+	st, body, _ = e.ask(e.pub.analyst.Key, `SELECT COUNT(*) FROM cohort`, 1, "")
+	if st != http.StatusConflict || !strings.Contains(string(body), "Brand's column co_region (table audience") {
+		t.Errorf("a question under rules whose columns collide: %d %s", st, body)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -239,5 +240,108 @@ func TestQueryBudgetRace(t *testing.T) {
 	st, body, _ := e.ask(key, `SELECT COUNT(*) FROM cohort WHERE brand_co_label = 'y'`, 0.5, "")
 	if st != 429 || !strings.Contains(string(body), "is left") {
 		t.Errorf("exhausted: %d %s", st, body)
+	}
+}
+
+// TestReleasesNeverFailOnTheData: a failure that depends on the data is
+// a free membership test. With bounds at the limit, people whose rows
+// sum past float64 (to +Inf or -Inf), and NaN, infinities and dates
+// stored before uploads refused them (a data directory of an older
+// version),
+// every question is answered and charged as any other, a NaN group key
+// and a date past the year 9999 included. Rules stored before the bounds' limit (a bound of 7e307,
+// whose SUM was +Inf, an uncharged 500, only when two people holding it
+// were in the cohort) are refused before any row is read, for nothing.
+func TestReleasesNeverFailOnTheData(t *testing.T) {
+	e := newEnv(t, `{"purpose": "measurement", "min_upload_users": 1000, "min_group_users": 0, "epsilon_budget": 1000, "max_query_epsilon": 100,
+		"dimensions": ["publisher_value", "publisher_day"], "metrics": {"brand_co_value": [0, 1e15]}}`)
+	var brand, pub []row
+	for k := 0; k < 1200; k++ {
+		brand = append(brand, row{person: k, value: 1, label: "x", consent: []string{"measurement"}})
+		pub = append(pub, row{person: k, value: float64(k % 3), label: "y", consent: []string{"measurement"}, day: k % 2})
+		switch {
+		case k < 10: // their sum is +Inf
+			brand = append(brand, row{person: k, value: math.MaxFloat64, label: "x", consent: []string{"measurement"}},
+				row{person: k, value: math.MaxFloat64, label: "x", consent: []string{"measurement"}})
+		case k < 20: // -Inf
+			brand = append(brand, row{person: k, value: -math.MaxFloat64, label: "x", consent: []string{"measurement"}},
+				row{person: k, value: -math.MaxFloat64, label: "x", consent: []string{"measurement"}})
+		}
+	}
+	ctx := context.Background()
+	for _, x := range []struct {
+		p    party
+		rows []row
+		day  string
+	}{{e.brand, brand, ""}, {e.pub, pub, "day"}} {
+		if _, err := x.p.eng.Upload(ctx, e.collab, bytes.NewReader(encodeDated(t, x.p.key, x.rows, "value", "label", x.day, true))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What an older version stored: NaN and infinities among the values,
+	// and a date past the year 9999.
+	for _, x := range []struct {
+		partner, set string
+	}{{e.brand.id, `value = CASE rowid % 3 WHEN 0 THEN 'nan' WHEN 1 THEN 'inf' ELSE '-inf' END::DOUBLE WHERE rowid % 11 = 0`},
+		{e.pub.id, `value = 'nan'::DOUBLE WHERE rowid % 5 = 0`},
+		{e.pub.id, `day = '20000-01-01'::DATE WHERE rowid % 4 = 1`}} {
+		var table string
+		if err := e.db.SQL().QueryRow(`SELECT table_name FROM audiences WHERE partner_id = ? AND deleted_at IS NULL`, x.partner).Scan(&table); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.SQL().Exec(`UPDATE ` + table + ` SET ` + x.set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.matchBoth()
+	key := e.brand.analyst.Key
+	for _, q := range []string{
+		`SELECT SUM(brand_co_value) AS s, AVG(brand_co_value) AS m FROM cohort`,
+		`SELECT VARIANCE(brand_co_value), STDDEV(brand_co_value), MEDIAN(brand_co_value) FROM cohort`,
+		`SELECT publisher_value, COUNT(*) AS n, SUM(brand_co_value) AS s FROM cohort GROUP BY publisher_value`,
+		`SELECT publisher_day, COUNT(*) AS n FROM cohort GROUP BY publisher_day`,
+	} {
+		before, _ := e.ledger(e.brand.id)
+		st, body, _ := e.ask(key, q, 50, "")
+		if st != 200 {
+			t.Fatalf("%s: %d %s", q, st, body)
+		}
+		if after, _ := e.ledger(e.brand.id); after-before != 50_000_000 {
+			t.Errorf("%s: charged %d units, want 50000000 (epsilon 50)", q, after-before)
+		}
+		if strings.Contains(q, "GROUP BY publisher_value") && !strings.Contains(string(body), `["NaN",`) ||
+			strings.Contains(q, "GROUP BY publisher_day") && !strings.Contains(string(body), `["20000-01-01T00:00:00Z",`) {
+			t.Errorf("%s: no group of the value an older version stored in %s", q, body)
+		}
+		// Every aggregate is a number within what the bounds allow: a sum
+		// of 1,200 people's 1e15 at most, a variance (1e15)^2 / 4.
+		for _, r := range parseAnswer(t, body).Rows {
+			for _, v := range r {
+				if f, ok := v.(float64); ok && math.Abs(f) > 1e30 {
+					t.Errorf("%s: %v is past what people bounded at 1e15 can give", q, f)
+				}
+			}
+		}
+	}
+
+	var raw string
+	if err := e.db.SQL().QueryRow(`SELECT CAST(rules AS VARCHAR) FROM collaborations WHERE id = ?`, e.collab).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	old := strings.Replace(raw, `"brand_co_value":[0,1000000000000000]`, `"brand_co_value":[0,7e307]`, 1)
+	if old == raw {
+		t.Fatalf("bounds not found in the stored rules %s", raw)
+	}
+	if _, err := e.db.SQL().Exec(`UPDATE collaborations SET rules = ? WHERE id = ?`, old, e.collab); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.ledger(e.brand.id)
+	st, body, _ := e.ask(key, `SELECT SUM(brand_co_value) FROM cohort`, 50, "")
+	a := parseAnswer(t, body)
+	if st != 409 || a.Error.Code != "rules_invalid" || !strings.Contains(a.Error.Message, `rules: metrics: "brand_co_value": bounds [0, 7e+307] must lie within [-1e+15, 1e+15]`) {
+		t.Errorf("rules stored with a bound of 7e307: %d %s", st, body)
+	}
+	if after, _ := e.ledger(e.brand.id); after != before {
+		t.Errorf("the refusal charged %d units", after-before)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -350,6 +351,14 @@ func TestEncodeCSVErrors(t *testing.T) {
 			EncodeOptions{Attributes: []AttrSpec{{Name: "age", Type: "int"}}}, `line 3, column "age": not an int`, errNotInt},
 		{"bad int after inference", many("12.5", 1500), EncodeOptions{},
 			`line 1502, column "age": not an int`, errNotInt},
+		{"NaN, explicit type", "email,spend\na@example.com,1.5\nb@example.com,NaN\n",
+			EncodeOptions{Attributes: []AttrSpec{{Name: "spend", Type: "float"}}}, `line 3, column "spend": not a finite number (NaN and infinities are refused`, errNotFinite},
+		{"infinity on line 1502", strings.Replace(many("-Infinity", 1500), "email,age", "email,spend", 1), EncodeOptions{Attributes: []AttrSpec{{Name: "spend", Type: "float"}}},
+			`line 1502, column "spend": not a finite number`, errNotFinite},
+		{"beyond float64", "email,spend\na@example.com,1e999\n",
+			EncodeOptions{Attributes: []AttrSpec{{Name: "spend", Type: "float"}}}, `line 2, column "spend": number out of the 64-bit float range`, errFloatRange},
+		{"year 0", "email,d\na@example.com,2024-12-01\nb@example.com,0000-06-01\n",
+			EncodeOptions{Attributes: []AttrSpec{{Name: "d", Type: "date"}}}, `line 3, column "d": outside the years 1 to 9999`, errYears},
 		{"bad date", "email,d\na@example.com,2024-13-01\n",
 			EncodeOptions{Attributes: []AttrSpec{{Name: "d", Type: "date"}}}, `line 2, column "d": not a date (YYYY-MM-DD)`, nil},
 		{"missing id column", good, EncodeOptions{IDColumn: "mail"},
@@ -571,33 +580,59 @@ func TestEncodeParquetRoundTrip(t *testing.T) {
 }
 
 func TestEncodeParquetReportsRow(t *testing.T) {
-	schema := arrow.NewSchema([]arrow.Field{{Name: "email", Type: arrow.BinaryTypes.String}, {Name: "n", Type: arrow.BinaryTypes.String}}, nil)
-	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
-	defer b.Release()
-	for i := 0; i < 30; i++ {
-		b.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("p%d@example.com", i))
-		v := fmt.Sprint(i)
-		if i == 24 {
-			v = "n/a"
+	for _, tc := range []struct {
+		typ  arrow.DataType
+		bad  any // row 25's n; the others are their index
+		as   string
+		want string
+	}{
+		{arrow.BinaryTypes.String, "n/a", "int", `row 25, column "n": not an int`},
+		{arrow.PrimitiveTypes.Float64, math.NaN(), "float", `row 25, column "n": not a finite number (NaN and infinities are refused`},
+		{arrow.PrimitiveTypes.Float32, float32(math.Inf(-1)), "float", `row 25, column "n": not a finite number`},
+	} {
+		schema := arrow.NewSchema([]arrow.Field{{Name: "email", Type: arrow.BinaryTypes.String}, {Name: "n", Type: tc.typ}}, nil)
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		for i := 0; i < 30; i++ {
+			b.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("p%d@example.com", i))
+			switch f := b.Field(1).(type) {
+			case *array.StringBuilder:
+				v := fmt.Sprint(i)
+				if i == 24 {
+					v = tc.bad.(string)
+				}
+				f.Append(v)
+			case *array.Float64Builder:
+				v := float64(i)
+				if i == 24 {
+					v = tc.bad.(float64)
+				}
+				f.Append(v)
+			case *array.Float32Builder:
+				v := float32(i)
+				if i == 24 {
+					v = tc.bad.(float32)
+				}
+				f.Append(v)
+			}
 		}
-		b.Field(1).(*array.StringBuilder).Append(v)
-	}
-	rec := b.NewRecord()
-	defer rec.Release()
-	var file bytes.Buffer
-	w, err := pqarrow.NewFileWriter(schema, &file, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(10)), pqarrow.DefaultWriterProps())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	_, err = EncodeParquet(context.Background(), bytes.NewReader(file.Bytes()), io.Discard, mustKey(t), EncodeOptions{
-		IDColumn: "email", IDType: psi.Email, Attributes: []AttrSpec{{Name: "n", Type: "int"}}, BatchSize: 4,
-	})
-	if err == nil || err.Error() != `row 25, column "n": not an int` {
-		t.Errorf("error %v, want row 25", err)
+		rec := b.NewRecord()
+		b.Release()
+		var file bytes.Buffer
+		w, err := pqarrow.NewFileWriter(schema, &file, parquet.NewWriterProperties(parquet.WithMaxRowGroupLength(10)), pqarrow.DefaultWriterProps())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		rec.Release()
+		_, err = EncodeParquet(context.Background(), bytes.NewReader(file.Bytes()), io.Discard, mustKey(t), EncodeOptions{
+			IDColumn: "email", IDType: psi.Email, Attributes: []AttrSpec{{Name: "n", Type: tc.as}}, BatchSize: 4,
+		})
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.typ, err, tc.want)
+		}
 	}
 }
 

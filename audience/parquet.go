@@ -315,8 +315,7 @@ func converter(dt arrow.DataType, k kind) (convert, error) {
 	case kindFloat:
 		if get := floatGetter(dt); get != nil {
 			return nullable(func(a arrow.Array, i int, c *colValues) error {
-				c.appendFloat(get(a, i))
-				return nil
+				return c.appendFinite(get(a, i))
 			}), nil
 		}
 	case kindBool:
@@ -336,8 +335,7 @@ func converter(dt arrow.DataType, k kind) (convert, error) {
 				if k == kindDate {
 					us = floorDiv(us, secondsPerDay*1_000_000)
 				}
-				c.appendInt(us)
-				return nil
+				return c.appendTime(k, us)
 			}), nil
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -192,6 +193,11 @@ func (r *Reader) check(rec arrow.Record) error {
 			return fmt.Errorf("%s: column %s: %w", where(), quoteName(name), err)
 		}
 	}
+	for i, col := range rec.Columns() {
+		if j, what := unanswerable(col); j >= 0 {
+			return fmt.Errorf("row %d: column %s %s", first+int64(j), quoteName(r.schema.Field(i).Name), what)
+		}
+	}
 	pids := rec.Column(r.pid).(*array.FixedSizeBinary)
 	for i := 0; i < pids.Len(); i++ {
 		row := first + int64(i)
@@ -204,6 +210,45 @@ func (r *Reader) check(rec arrow.Record) error {
 		}
 	}
 	return nil
+}
+
+// Dates and timestamps within years 1 to 9999, the range an answer (JSON,
+// RFC 3339) can state.
+const (
+	minDay    = -719162 // 0001-01-01, in days since 1970-01-01
+	maxDay    = 2932896 // 9999-12-31
+	minMicros = -62135596800_000000
+	maxMicros = 253402300799_999999
+)
+
+// unanswerable returns the first row of col (from 0) holding a value no
+// answer could state, and what is wrong with it, or -1: NaN and
+// infinities (a sum with one is not a number), and dates and timestamps
+// outside years 1 to 9999. Either would make a release fail, or not, on
+// what one person holds. The error shows NaN and infinities, which say
+// nothing of anyone, never a date.
+func unanswerable(col arrow.Array) (int, string) {
+	switch a := col.(type) {
+	case *array.Float64:
+		for j, v := range a.Float64Values() {
+			if (math.IsNaN(v) || math.IsInf(v, 0)) && a.IsValid(j) {
+				return j, fmt.Sprintf("is %v; attributes must be finite numbers (or null)", v)
+			}
+		}
+	case *array.Date32:
+		for j, v := range a.Date32Values() {
+			if (v < minDay || v > maxDay) && a.IsValid(j) {
+				return j, "is a date outside the years 1 to 9999"
+			}
+		}
+	case *array.Timestamp:
+		for j, v := range a.TimestampValues() {
+			if (v < minMicros || v > maxMicros) && a.IsValid(j) {
+				return j, "is a timestamp outside the years 1 to 9999"
+			}
+		}
+	}
+	return -1, ""
 }
 
 // checkData checks that an array of one of the upload's types is safe to

@@ -3,6 +3,8 @@ package audience
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -42,6 +44,11 @@ func validPoints(t testing.TB, n int) []psi.Point {
 
 // record builds a record of testSchema; a nil point is a null pid.
 func record(mem memory.Allocator, pts []*psi.Point) arrow.Record {
+	return recordSpending(mem, pts, func(i int) float64 { return float64(i) })
+}
+
+// recordSpending is record with row i's spend.
+func recordSpending(mem memory.Allocator, pts []*psi.Point, spend func(i int) float64) arrow.Record {
 	b := array.NewRecordBuilder(mem, testSchema)
 	defer b.Release()
 	for i, p := range pts {
@@ -58,7 +65,7 @@ func record(mem memory.Allocator, pts []*psi.Point) arrow.Record {
 			lb.ValueBuilder().(*array.StringBuilder).AppendValues([]string{"measurement", "marketing"}[:i%3], nil)
 		}
 		b.Field(2).(*array.StringBuilder).Append("région")
-		b.Field(3).(*array.Float64Builder).Append(float64(i))
+		b.Field(3).(*array.Float64Builder).Append(spend(i))
 	}
 	return b.NewRecord()
 }
@@ -74,10 +81,19 @@ func ptrs(pts []psi.Point) []*psi.Point {
 // stream writes records of the given rows each as an Arrow IPC stream.
 func stream(t testing.TB, mem memory.Allocator, records ...[]*psi.Point) []byte {
 	t.Helper()
+	recs := make([]arrow.Record, len(records))
+	for i, pts := range records {
+		recs[i] = record(mem, pts)
+	}
+	return streamOf(t, mem, recs...)
+}
+
+// streamOf writes records as an Arrow IPC stream and releases them.
+func streamOf(t testing.TB, mem memory.Allocator, recs ...arrow.Record) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	w := ipc.NewWriter(&buf, ipc.WithSchema(testSchema), ipc.WithAllocator(mem))
-	for _, pts := range records {
-		rec := record(mem, pts)
+	for _, rec := range recs {
 		if err := w.Write(rec); err != nil {
 			t.Fatal(err)
 		}
@@ -180,6 +196,96 @@ func TestReaderStopsAtBadPoint(t *testing.T) {
 				t.Errorf("after the error: Rows %d, Next or Record still gives data", r.Rows())
 			}
 		})
+	}
+}
+
+// spendStream is a stream of 15 rows in three records whose row bad
+// (from 1) spends v.
+func spendStream(t testing.TB, pts []psi.Point, bad int, v float64) []byte {
+	var recs []arrow.Record
+	for start := 0; start < 15; start += 5 {
+		recs = append(recs, recordSpending(memory.DefaultAllocator, ptrs(pts[start:start+5]), func(i int) float64 {
+			if start+i+1 == bad {
+				return v
+			}
+			return float64(start + i)
+		}))
+	}
+	return streamOf(t, memory.DefaultAllocator, recs...)
+}
+
+// NaN and infinities would make a release fail, or not, on what one
+// person holds: an upload with one stops at its row, naming the column.
+func TestReaderRefusesNonFiniteNumbers(t *testing.T) {
+	pts := validPoints(t, 15)
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		r, err := NewStreamReader(bytes.NewReader(spendStream(t, pts, 13, v)), StreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(r); got != 10 {
+			t.Errorf("%v: delivered %d rows before the bad one, want 10", v, got)
+		}
+		want := fmt.Sprintf(`row 13: column "spend" is %v; attributes must be finite numbers (or null)`, v)
+		if err := r.Err(); err == nil || err.Error() != want {
+			t.Errorf("Err = %v, want %q", err, want)
+		}
+		r.Release()
+	}
+	// The largest finite numbers are numbers: per-person sums clamp them.
+	r, err := NewStreamReader(bytes.NewReader(spendStream(t, pts, 13, math.MaxFloat64)), StreamOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	if got := readAll(r); got != 15 || r.Err() != nil {
+		t.Errorf("MaxFloat64: %d rows, %v", got, r.Err())
+	}
+}
+
+// A date or timestamp no answer could state (JSON's RFC 3339 has years 0
+// to 9999) is refused at its row too, without showing it.
+func TestReaderRefusesDatesNoAnswerStates(t *testing.T) {
+	pts := validPoints(t, 3)
+	schema := arrow.NewSchema([]arrow.Field{pidField, field("d", arrow.FixedWidthTypes.Date32), field("ts", arrow.FixedWidthTypes.Timestamp_us)}, nil)
+	for _, tc := range []struct {
+		d    arrow.Date32
+		ts   arrow.Timestamp
+		want string
+	}{
+		{maxDay + 1, 0, `row 2: column "d" is a date outside the years 1 to 9999`},
+		{minDay - 1, 0, `row 2: column "d" is a date outside the years 1 to 9999`},
+		{0, math.MaxInt64, `row 2: column "ts" is a timestamp outside the years 1 to 9999`},
+		{maxDay, maxMicros, ""},
+	} {
+		b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+		for i := range pts {
+			b.Field(0).(*array.FixedSizeBinaryBuilder).Append(pts[i][:])
+			d, ts := arrow.Date32(i), arrow.Timestamp(i)
+			if i == 1 {
+				d, ts = tc.d, tc.ts
+			}
+			b.Field(1).(*array.Date32Builder).Append(d)
+			b.Field(2).(*array.TimestampBuilder).Append(ts)
+		}
+		rec := b.NewRecord()
+		b.Release()
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(schema))
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		rec.Release()
+		r, err := NewStreamReader(&buf, StreamOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(r)
+		if err := r.Err(); tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+			t.Errorf("Err = %v, want %q", err, tc.want)
+		}
+		r.Release()
 	}
 }
 
@@ -445,6 +551,8 @@ func FuzzReader(f *testing.F) {
 	f.Add(flipped)
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x10, 0, 0, 0})
+	f.Add(spendStream(f, validPoints(f, 15), 4, math.NaN()))
+	f.Add(spendStream(f, validPoints(f, 15), 15, math.Inf(-1)))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := NewStreamReader(bytes.NewReader(data), StreamOptions{MaxMessageBytes: 1 << 20})
@@ -469,6 +577,9 @@ func FuzzReader(f *testing.F) {
 			for _, col := range rec.Columns() {
 				for i := 0; i < col.Len(); i++ {
 					_ = col.ValueStr(i)
+					if f, ok := col.(*array.Float64); ok && f.IsValid(i) && (math.IsNaN(f.Value(i)) || math.IsInf(f.Value(i), 0)) {
+						t.Fatalf("non-finite number delivered")
+					}
 				}
 			}
 		}

@@ -12,7 +12,8 @@
 //     column at all, means no purposes: such rows are never matched.
 //   - any other column is an attribute: int64, float64, utf8, bool, date32
 //     or timestamp[us] (any or no time zone), possibly null, named like
-//     ^[a-z][a-z0-9_]{0,62}$.
+//     ^[a-z][a-z0-9_]{0,62}$. Floats are finite, dates and timestamps
+//     within the years 1 to 9999.
 //
 // At most MaxColumns columns. Record batches are not compressed (points are
 // random bytes; compress the transport if needed) and carry no

@@ -137,9 +137,29 @@ func (c *colValues) appendInt(v int64) {
 	c.ints = append(c.ints, v)
 }
 
-func (c *colValues) appendFloat(v float64) {
+// appendFinite appends v, refusing NaN and infinities: a release must
+// never fail, or not, on what one person holds.
+func (c *colValues) appendFinite(v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return errNotFinite
+	}
 	c.valid = append(c.valid, true)
 	c.flts = append(c.flts, v)
+	return nil
+}
+
+// appendTime appends a date (days) or timestamp (µs), refusing one the
+// server would (years 1 to 9999) before anything is sent.
+func (c *colValues) appendTime(k kind, v int64) error {
+	lo, hi := int64(minMicros), int64(maxMicros)
+	if k == kindDate {
+		lo, hi = minDay, maxDay
+	}
+	if v < lo || v > hi {
+		return errYears
+	}
+	c.appendInt(v)
+	return nil
 }
 
 func (c *colValues) appendString(v string) {
@@ -157,10 +177,13 @@ var (
 	errNotInt       = errors.New("not an int")
 	errIntRange     = errors.New("int out of the 64-bit range")
 	errNotFloat     = errors.New("not a number")
+	errNotFinite    = errors.New("not a finite number (NaN and infinities are refused: leave the cell empty for no value)")
+	errFloatRange   = errors.New("number out of the 64-bit float range")
 	errNotBool      = errors.New("not a bool (true or false)")
 	errNotDate      = errors.New("not a date (YYYY-MM-DD)")
 	errNotTimestamp = errors.New("not a timestamp (RFC 3339, e.g. 2024-05-01T12:00:00Z)")
 	errTimeRange    = errors.New("timestamp out of range")
+	errYears        = errors.New("outside the years 1 to 9999, which answers can state")
 )
 
 // appendText parses a text cell as kind k; a blank cell is null.
@@ -180,9 +203,11 @@ func (c *colValues) appendText(k kind, s string) error {
 	case kindFloat:
 		v, ok := parseDecimalFloat(t)
 		if !ok {
-			return errNotFloat
+			return floatError(t)
 		}
-		c.appendFloat(v)
+		if err := c.appendFinite(v); err != nil {
+			return err
+		}
 	case kindBool:
 		v, ok := parseBool(t)
 		if !ok {
@@ -194,13 +219,13 @@ func (c *colValues) appendText(k kind, s string) error {
 		if !ok {
 			return errNotDate
 		}
-		c.appendInt(d)
+		return c.appendTime(kindDate, d)
 	case kindTimestamp:
 		us, err := parseTimestamp(t)
 		if err != nil {
 			return err
 		}
-		c.appendInt(us)
+		return c.appendTime(kindTimestamp, us)
 	default:
 		c.appendString(s)
 	}
@@ -228,6 +253,19 @@ func parseDecimalFloat(s string) (float64, bool) {
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	return v, err == nil
+}
+
+// floatError says why s, which parseDecimalFloat refused, is no float:
+// a number beyond float64, NaN or an infinity, or not a number at all.
+func floatError(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return errFloatRange
+	case err == nil && (math.IsNaN(v) || math.IsInf(v, 0)):
+		return errNotFinite
+	}
+	return errNotFloat
 }
 
 func parseBool(s string) (bool, bool) {

@@ -10,6 +10,7 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -23,9 +24,21 @@ func ParseRules(b []byte) (wire.Rules, error) {
 	return r, nil
 }
 
-func checkRules(r *wire.Rules, a, b string) error {
+// checkRules checks rules proposed for a collaboration between partners
+// a (the proposer) and b, including the names analysts will give the
+// columns its tables declare.
+func checkRules(ctx context.Context, q store.Querier, r *wire.Rules, a, b string) error {
 	if err := r.Validate(); err != nil {
 		return errs.New(errs.InvalidRules, "%v", err)
+	}
+	if cols := DeclaredColumns(*r); len(cols) > 0 {
+		n, err := NamingOf(ctx, q, a, b)
+		if err != nil {
+			return err
+		}
+		if _, err := n.Names(cols); err != nil {
+			return errs.New(errs.InvalidRules, "rules: tables: %v", err)
+		}
 	}
 	for _, q := range r.Queriers {
 		if q != a && q != b {
@@ -119,7 +132,7 @@ func (s *Service) ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, 
 	if err != nil {
 		return c, err
 	}
-	if err := checkRules(&rules, c.Proposer, c.Partner); err != nil {
+	if err := checkRules(ctx, tx, &rules, c.Proposer, c.Partner); err != nil {
 		return c, err
 	}
 	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, wire.StateProposed, s.now()

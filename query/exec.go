@@ -350,6 +350,9 @@ func (p *Plan) BoundedSQL(src Source, o BoundOptions) (string, []any, error) {
 			if !ok {
 				return "", nil, fmt.Errorf("query: no bounds for %s of %q", a.Func, a.Column)
 			}
+			// ±Inf (a sum past float64) clamps to a bound, and so does NaN
+			// (+Inf plus -Inf, or a value stored before uploads refused
+			// them): DuckDB sorts it above every number, so it becomes hi.
 			v = fmt.Sprintf("least(greatest(%s, %s), %s)", v, floatSQL(bounds[0]), floatSQL(bounds[1]))
 		}
 		if !a.Func.distribution() {
@@ -471,7 +474,7 @@ func prefixed(p string, xs []string) []string {
 }
 
 // floatSQL writes a bound as a DOUBLE literal; bounds come from the rules,
-// which are validated as finite numbers.
+// which are validated as finite numbers within wire.MaxMetricBound.
 func floatSQL(f float64) string { return fmt.Sprintf("CAST(%v AS DOUBLE)", f) }
 
 // Groups runs the bounded SQL and returns each group's exact statistics,

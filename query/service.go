@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,8 +163,10 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 	if len(r.Queriers) > 0 && !slices.Contains(r.Queriers, actor.PartnerID) {
 		return nil, refusal(errs.NotAQuerier, "the rules of collaboration %s do not let partner %s query", c.ID, actor.PartnerID)
 	}
-	if err := r.CheckUnits(); err != nil {
-		return nil, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+	for _, check := range []func() error{r.CheckUnits, r.CheckBounds} {
+		if err := check(); err != nil {
+			return nil, refusal(errs.RulesInvalid, "the rules of collaboration %s must be changed before queries run: %v", c.ID, err)
+		}
 	}
 	p := &prepared{eps: req.Epsilon}
 	if p.eps == 0 {
@@ -623,7 +626,7 @@ func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
 		ivs := make([]*wire.Interval, len(p.Columns))
 		for j, oc := range p.Columns {
 			if oc.Dimension {
-				row[j] = r.Key[oc.Index]
+				row[j] = keyOf(r.Key[oc.Index])
 				continue
 			}
 			v := r.Values[oc.Index]
@@ -636,6 +639,25 @@ func buildAnswer(p *Plan, rel dp.Release) wire.Answer {
 		a.Intervals = append(a.Intervals, ivs)
 	}
 	return a
+}
+
+// keyOf is a group's key as an answer holds it. A float that is not
+// finite, or a time outside years 0 to 9999 (stored before uploads
+// refused them), has no JSON form, and the answer must never fail on the
+// data: it leaves as its text ("NaN", "+Inf", RFC 3339), as the CSV and
+// Arrow forms show every key.
+func keyOf(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return strconv.FormatFloat(x, 'g', -1, 64)
+		}
+	case time.Time:
+		if x.Year() < 0 || x.Year() > 9999 {
+			return x.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return v
 }
 
 // questionsLeft fills in how many questions at the default epsilon the

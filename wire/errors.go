@@ -104,8 +104,8 @@ const (
 	// CodeCohortTooSmall (409): the cohort's noisy size is under the rule
 	// min_cohort_users.
 	CodeCohortTooSmall ErrorCode = "cohort_too_small"
-	// CodeRulesInvalid (409): the stored rules cannot be counted exactly;
-	// change them before querying.
+	// CodeRulesInvalid (409): the stored rules cannot be counted exactly,
+	// or bound a metric beyond MaxMetricBound; change them before querying.
 	CodeRulesInvalid ErrorCode = "rules_invalid"
 	// CodeBudgetExhausted (429): the epsilon budget cannot cover the query.
 	CodeBudgetExhausted ErrorCode = "budget_exhausted"

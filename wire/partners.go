@@ -78,7 +78,8 @@ type Collaboration struct {
 	// Queryable is what an analyst may name under Rules, as the cohort
 	// names it, given where a collaboration is read (GET): the rules'
 	// dimensions and metrics, and every declared table's columns behind
-	// its party's prefix.
+	// its party's prefix. Absent when two declared columns would get one
+	// name (rules stored before that was refused): change the rules.
 	Queryable *Queryable `json:"queryable,omitempty"`
 }
 

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -294,8 +296,8 @@ func (r *Rules) Validate() error {
 		if seen[m] {
 			return bad("metrics", "%q is also a dimension", m)
 		}
-		if math.IsNaN(b[0]) || math.IsNaN(b[1]) || math.IsInf(b[0], 0) || math.IsInf(b[1], 0) || b[0] > b[1] {
-			return bad("metrics", "%q bounds [%v, %v] must be finite with lower <= upper", m, b[0], b[1])
+		if err := checkBounds(b); err != nil {
+			return bad("metrics", "%q: %v", m, err)
 		}
 	}
 	if err := r.validateTables(); err != nil {
@@ -364,6 +366,48 @@ func (r *Rules) Validate() error {
 	}
 	if !(r.MatchEpsilon > 0) || r.MatchEpsilon > r.EpsilonBudget {
 		return bad("match_epsilon", "must be positive and at most epsilon_budget, got %v", r.MatchEpsilon)
+	}
+	return nil
+}
+
+// MaxMetricBound bounds a metric's bounds: each lies in [-MaxMetricBound,
+// MaxMetricBound]. Far above any one person's sum in practice, and small
+// enough that whatever the data, every number a release computes stays
+// finite: a sum over the most people DuckDB can count (2^63, about 9e18),
+// a variance's squares over them (1e30 each), and the noise scaled by
+// the groups a person may reach over the smallest epsilon. A bound near
+// the float64 maximum let a SUM overflow to +Inf exactly when a person
+// holding the maximum was in the cohort: a failure that told who was.
+const MaxMetricBound = 1e15
+
+// checkBounds checks a metric's bounds: finite, ordered, and within
+// MaxMetricBound.
+func checkBounds(b [2]float64) error {
+	if math.IsNaN(b[0]) || math.IsNaN(b[1]) || math.IsInf(b[0], 0) || math.IsInf(b[1], 0) || b[0] > b[1] {
+		return fmt.Errorf("bounds [%v, %v] must be finite with lower <= upper", b[0], b[1])
+	}
+	if math.Abs(b[0]) > MaxMetricBound || math.Abs(b[1]) > MaxMetricBound {
+		return fmt.Errorf("bounds [%v, %v] must lie within [-%g, %g], so that sums over any cohort stay finite; measure the metric in larger units", b[0], b[1], MaxMetricBound, MaxMetricBound)
+	}
+	return nil
+}
+
+// CheckBounds reports the first metric whose bounds Validate refuses.
+// Queries check it too, for rules stored before MaxMetricBound existed.
+func (r *Rules) CheckBounds() error {
+	for _, m := range slices.Sorted(maps.Keys(r.Metrics)) {
+		if err := checkBounds(r.Metrics[m]); err != nil {
+			return fmt.Errorf("rules: metrics: %q: %w", m, err)
+		}
+	}
+	for _, t := range r.Tables {
+		for _, c := range t.Columns {
+			if c.Bounds != nil {
+				if err := checkBounds(*c.Bounds); err != nil {
+					return fmt.Errorf("rules: tables: %s's table %s: column %q: %w", t.Party, t.Name, c.Name, err)
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -462,9 +506,8 @@ func (r *Rules) validateTables() error {
 				if c.Bounds == nil {
 					return bad("%s: a metric needs bounds [lower, upper] on each person's sum", where)
 				}
-				b := *c.Bounds
-				if math.IsNaN(b[0]) || math.IsNaN(b[1]) || math.IsInf(b[0], 0) || math.IsInf(b[1], 0) || b[0] > b[1] {
-					return bad("%s: bounds [%v, %v] must be finite with lower <= upper", where, b[0], b[1])
+				if err := checkBounds(*c.Bounds); err != nil {
+					return bad("%s: %v", where, err)
 				}
 			default:
 				return bad("%s: role %q is not dimension, metric or time", where, c.Role)

@@ -63,3 +63,36 @@ func TestRulesBudgetValidation(t *testing.T) {
 		t.Errorf("budget fields %+v", old)
 	}
 }
+
+// Metric bounds whose sums could overflow are refused naming the field
+// and the limit: with [0, 7e307], a SUM over two people holding the
+// maximum was +Inf, and the answer failed only when they were there.
+func TestMetricBoundsKeepSumsFinite(t *testing.T) {
+	table := func(bounds string) string {
+		return `{"tables": [{"party": "proposer", "name": "purchases", "columns": [{"name": "amount", "role": "metric", "bounds": ` + bounds + `}]}]}`
+	}
+	for _, c := range []struct{ json, want string }{
+		{`{"metrics": {"spend": [0, 7e307]}}`, `rules: metrics: "spend": bounds [0, 7e+307] must lie within [-1e+15, 1e+15], so that sums over any cohort stay finite`},
+		{`{"metrics": {"spend": [-1.000001e15, 0]}}`, `rules: metrics: "spend": bounds [-1.000001e+15, 0] must lie within`},
+		{table(`[0, 1e16]`), `rules: tables: proposer's table purchases: column "amount": bounds [0, 1e+16] must lie within [-1e+15, 1e+15]`},
+		{table(`[5, 1]`), `rules: tables: proposer's table purchases: column "amount": bounds [5, 1] must be finite with lower <= upper`},
+	} {
+		_, err := ParseRules([]byte(c.json))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error containing %q", c.json, err, c.want)
+		}
+		// Rules stored before the limit: queries find them out the same way.
+		var r Rules
+		if json.Unmarshal([]byte(c.json), &r) != nil {
+			t.Fatal(c.json)
+		}
+		if err := r.CheckBounds(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("CheckBounds of %s: %v, want %q", c.json, err, c.want)
+		}
+	}
+	for _, ok := range []string{`{"metrics": {"spend": [-1e15, 1e15]}}`, table(`[0, 1e15]`)} {
+		if _, err := ParseRules([]byte(ok)); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -20,32 +19,6 @@ import (
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/wire"
 )
-
-var slugRe = regexp.MustCompile(`[^a-z0-9]+`)
-
-// prefixes returns the column prefixes of the two parties' attributes in
-// the cohort, from their names so an analyst can tell whose a column is.
-func prefixes(ctx context.Context, q store.Querier, c wire.Collaboration) (string, string) {
-	slug := func(id string) string {
-		p, err := partners.GetPartner(ctx, q, id)
-		if err != nil {
-			return ""
-		}
-		s := strings.Trim(slugRe.ReplaceAllString(strings.ToLower(p.Name), "_"), "_")
-		if len(s) > 20 {
-			s = s[:20]
-		}
-		if s == "" || s[0] < 'a' || s[0] > 'z' {
-			return ""
-		}
-		return s
-	}
-	a, b := slug(c.Proposer), slug(c.Partner)
-	if a == "" || b == "" || a == b {
-		return "a_", "b_"
-	}
-	return a + "_", b + "_"
-}
 
 // builtCohort is a cohort built by buildCohort under names of its own:
 // committed, but no part of the state until publishCohort renames it to
@@ -163,7 +136,6 @@ func (s *Service) linkTables(ctx context.Context, tx *sql.Tx, c wire.Collaborati
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
-	pa, pb := prefixes(ctx, tx, c)
 	var links []builtLink
 	var cols []Column
 	for _, e := range list {
@@ -171,28 +143,22 @@ func (s *Service) linkTables(ctx context.Context, tx *sql.Tx, c wire.Collaborati
 		if err != nil {
 			return nil, nil, err
 		}
-		acols, err := a.columns()
+		final := linkTable(mid, a.ID)
+		l := builtLink{audienceID: a.ID, staging: final + suffix}
+		attrs, err := a.attributes(e.side, final)
 		if err != nil {
 			return nil, nil, err
 		}
-		final := linkTable(mid, a.ID)
-		l := builtLink{audienceID: a.ID, staging: final + suffix}
 		sel := []string{"p.uid"}
-		consent := "TRUE"
-		for _, col := range acols {
-			switch col.Name {
-			case audience.PIDColumn:
-				continue
-			case audience.ConsentColumn:
-				consent = "list_contains(t.consent, ?)"
-				continue
-			}
-			sel = append(sel, "t."+store.QuoteIdent(col.Name))
-			cols = append(cols, Column{Side: e.side, Table: a.Table, Link: final, Source: col.Name})
+		for _, col := range attrs {
+			sel = append(sel, "t."+store.QuoteIdent(col.Source))
 		}
-		args := []any{}
-		if consent != "TRUE" {
-			args = append(args, c.Rules.Purpose)
+		cols = append(cols, attrs...)
+		consent, args := "TRUE", []any{}
+		if ok, err := a.hasColumn(audience.ConsentColumn); err != nil {
+			return nil, nil, err
+		} else if ok {
+			consent, args = "list_contains(t.consent, ?)", []any{c.Rules.Purpose}
 		}
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE `+l.staging+` AS SELECT `+strings.Join(sel, ", ")+`
 			FROM `+people+` p JOIN `+a.table+` t ON t.pid = p.pid_`+e.side+` WHERE `+consent, args...); err != nil {
@@ -203,7 +169,7 @@ func (s *Service) linkTables(ctx context.Context, tx *sql.Tx, c wire.Collaborati
 		}
 		links = append(links, l)
 	}
-	out, err := nameColumns(pa, pb, cols)
+	out, err := nameColumns(ctx, tx, c, cols)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -264,32 +230,64 @@ func recordLinks(ctx context.Context, tx *sql.Tx, mid string, links []builtLink)
 	return nil
 }
 
-// nameColumns names the columns analysts may use: each party's columns
-// behind its prefix (pa, pb), so an analyst can tell whose a column is.
-// Names that would still collide ("Brand" and "Brand Co": brand_co_region
-// either way) fall back to a_ and b_ for every column.
-func nameColumns(pa, pb string, cols []Column) (map[string]Column, error) {
-	for _, p := range [][2]string{{pa, pb}, {"a_", "b_"}} {
-		out, dup := map[string]Column{}, ""
-		for _, c := range cols {
-			name := p[0] + c.Source
-			if c.Side == "b" {
-				name = p[1] + c.Source
-			}
-			if _, ok := out[name]; ok {
-				dup = name
-				break
-			}
-			out[name] = c
-		}
-		if dup == "" {
-			return out, nil
-		}
-		if p[0] == "a_" {
-			return nil, errs.New(errs.Conflict, "column %s would name two columns of one party's tables; name them apart", dup)
+// attributes are the columns of a's table that analysts may name (all
+// but pid and consent), on side, linked as link.
+func (a Audience) attributes(side, link string) ([]Column, error) {
+	acols, err := a.columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []Column
+	for _, col := range acols {
+		if col.Name != audience.PIDColumn && col.Name != audience.ConsentColumn {
+			out = append(out, Column{Side: side, Table: a.Table, Link: link, Source: col.Name})
 		}
 	}
-	panic("unreachable")
+	return out, nil
+}
+
+// checkNames refuses, before a match starts, tables whose columns
+// analysts would name alike (nameColumns): the same check the build
+// makes, before either party does any work.
+func checkNames(ctx context.Context, q store.Querier, c wire.Collaboration, ta, tb []Audience) error {
+	var cols []Column
+	for _, x := range []struct {
+		side   string
+		tables []Audience
+	}{{"a", ta}, {"b", tb}} {
+		for _, a := range x.tables {
+			attrs, err := a.attributes(x.side, "")
+			if err != nil {
+				return err
+			}
+			cols = append(cols, attrs...)
+		}
+	}
+	_, err := nameColumns(ctx, q, c, cols)
+	return err
+}
+
+// nameColumns names the columns analysts may use in c's cohort
+// (partners.Naming): two columns that would have one name are a Conflict
+// naming both, never a name made up for one of them.
+func nameColumns(ctx context.Context, q store.Querier, c wire.Collaboration, cols []Column) (map[string]Column, error) {
+	n, err := partners.NamingOf(ctx, q, c.Proposer, c.Partner)
+	if err != nil {
+		return nil, err
+	}
+	tcs := make([]partners.TableColumn, len(cols))
+	for i, col := range cols {
+		tcs[i] = partners.TableColumn{Partner: col.Side == "b", Table: col.Table, Column: col.Source}
+	}
+	names, err := n.Names(tcs)
+	if err != nil {
+		return nil, errs.New(errs.Conflict, "%v", err)
+	}
+	out := make(map[string]Column, len(cols))
+	for i, name := range names {
+		out[name] = cols[i]
+	}
+	return out, nil
 }
 
 // Allowed returns what analysts may name in collaboration c beyond the
@@ -314,8 +312,7 @@ func Allowed(ctx context.Context, q store.Querier, c wire.Collaboration) (dims [
 	if len(cols) == 0 {
 		return nil, metrics, nil
 	}
-	pa, pb := prefixes(ctx, q, c)
-	named, err := nameColumns(pa, pb, cols)
+	named, err := nameColumns(ctx, q, c, cols)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -123,6 +123,9 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 	if t, ok := otherKey(mineT, fp, ""); ok {
 		return Match{}, false, errMatchKey(fp, t)
 	}
+	if err := checkNames(ctx, s.DB.SQL(), c, ta, tb); err != nil {
+		return Match{}, false, err
+	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, ta, tb); err == nil {
 		return m, false, nil
 	}

@@ -132,7 +132,8 @@ var (
 	NoCohort = refusal(wire.CodeNoCohort, "no cohort", nil)
 	// CohortTooSmall: the cohort's noisy size is under min_cohort_users.
 	CohortTooSmall = refusal(wire.CodeCohortTooSmall, "cohort too small", nil)
-	// RulesInvalid: the stored rules cannot be counted exactly.
+	// RulesInvalid: the stored rules cannot be counted exactly, or bound
+	// a metric beyond wire.MaxMetricBound.
 	RulesInvalid = refusal(wire.CodeRulesInvalid, "rules invalid", nil)
 	// BudgetExhausted: the epsilon budget cannot cover the charge.
 	BudgetExhausted = refusal(wire.CodeBudgetExhausted, "budget exhausted", nil)

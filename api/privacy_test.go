@@ -331,11 +331,14 @@ func TestCohortColumnNamesNeverCollide(t *testing.T) {
 		other = append(other, row{person: k, value: 0, label: "south", consent: []string{"measurement"}})
 	}
 	ctx := context.Background()
+	uploaded := map[string]bool{}
 	upload := func(p party, rows []row, value, label string) {
 		t.Helper()
-		if _, err := p.eng.Upload(ctx, e.collab, bytes.NewReader(encodeTable(t, p.key, rows, value, label, true))); err != nil {
+		if _, err := p.eng.UploadTable(ctx, e.collab, bytes.NewReader(encodeTable(t, p.key, rows, value, label, true)),
+			client.UploadOptions{Replace: uploaded[p.id]}); err != nil {
 			t.Fatal(err)
 		}
+		uploaded[p.id] = true
 	}
 	upload(e.brand, brand, "tier", "co_region")
 	upload(e.pub, other, "amount", "region")

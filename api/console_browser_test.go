@@ -624,9 +624,13 @@ func TestConsole(t *testing.T) {
 		tb.shot("refusal")
 
 		// Asked again, the first query is the stored answer, free.
+		// The refused question's preview disabled Run: the new text's
+		// preview enables it again before the click.
 		tb.run("the same query again",
 			chromedp.SetValue(sel("sql"), q, chromedp.ByQuery),
 			chromedp.SetValue(sel("epsilon"), "0.5", chromedp.ByQuery),
+			chromedp.Evaluate(`document.querySelector('[data-test="sql"]').dispatchEvent(new Event('input'))`, nil),
+			chromedp.Poll(`!document.querySelector('[data-test="run-query"]').disabled`, nil),
 			chromedp.Click(sel("run-query"), chromedp.ByQuery),
 			chromedp.WaitVisible(sel("answer-table")+" tbody tr", chromedp.ByQuery),
 			chromedp.WaitVisible(sel("history-item")+`[data-outcome="cached"]`, chromedp.ByQuery))

@@ -38,7 +38,7 @@ values; each is checked against its type and bounds, then the question
 meets every check a written one does.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.collabClient("query", collab)
+			cl, err := c.collabClient(cmd.Context(), "query", &collab)
 			if err != nil {
 				return err
 			}
@@ -68,6 +68,9 @@ meets every check a written one does.`,
 					return printOut(cmd, a)
 				}
 				printAnswer(cmd.OutOrStdout(), a)
+				if !cmd.Flags().Changed("epsilon") && !a.Cached {
+					fmt.Fprintf(cmd.OutOrStdout(), "no --epsilon: spent the rules' default_query_epsilon, %g; --epsilon E spends more for a more precise answer, or less\n", a.Epsilon)
+				}
 				return nil
 			case "arrow":
 				// Refused before the question is asked, so it costs nothing.
@@ -88,8 +91,10 @@ meets every check a written one does.`,
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
-	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rule default_query_epsilon)")
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
+	// 0 sends none: the server spends the rules' default_query_epsilon,
+	// the amount both partners agreed on, never the most a query may.
+	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rules' default_query_epsilon)")
 	cmd.Flags().StringVar(&format, "format", "table", "table, json, csv or arrow")
 	cmd.Flags().StringVar(&template, "template", "", "run the rules' (or a built-in) template of this name instead of SQL")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "a template parameter, NAME=VALUE (repeatable)")
@@ -145,7 +150,7 @@ func newBudgetCmd() *cobra.Command {
 		Short: "Show privacy budget spent and remaining",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.collabClient("budget", collab)
+			cl, err := c.collabClient(cmd.Context(), "budget", &collab)
 			if err != nil {
 				return err
 			}
@@ -153,7 +158,7 @@ func newBudgetCmd() *cobra.Command {
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
 	return cmd
 }
 

@@ -124,7 +124,7 @@ deletions and expiries honoured with how long each took.
 			if err := o.check(cmd, "report"); err != nil {
 				return err
 			}
-			cl, err := c.client()
+			cl, err := c.collabClient(cmd.Context(), "report", &collab)
 			if err != nil {
 				return err
 			}
@@ -374,11 +374,11 @@ means its start for --since and its end for --until.
   cleanroom privacy-report --since 2025-01-01 --format html -o privacy.html`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			from, err := parseDate("--since", since, false)
+			from, err := parseDate("privacy-report", "--since", since, false)
 			if err != nil {
 				return err
 			}
-			to, err := parseDate("--until", until, true)
+			to, err := parseDate("privacy-report", "--until", until, true)
 			if err != nil {
 				return err
 			}
@@ -420,7 +420,7 @@ means its start for --since and its end for --until.
 // parseDate reads an RFC 3339 time or a day (UTC); a day given as the end
 // of a period means the end of that day. "" is the zero time: the
 // server's default.
-func parseDate(flag, s string, end bool) (time.Time, error) {
+func parseDate(cmdName, flag, s string, end bool) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
@@ -429,7 +429,7 @@ func parseDate(flag, s string, end bool) (time.Time, error) {
 	}
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("privacy-report: %s %q: want a day (2025-03-01) or an RFC 3339 time (2025-03-01T00:00:00Z)", flag, s)
+		return time.Time{}, fmt.Errorf("%s: %s %q: want a day (2025-03-01) or an RFC 3339 time (2025-03-01T00:00:00Z)", cmdName, flag, s)
 	}
 	if end {
 		t = t.AddDate(0, 0, 1)

@@ -374,14 +374,23 @@ func collabTable(w io.Writer, co wire.Collaboration) {
 	fields(w,
 		"collaboration", printable(co.ID)+"  "+printable(co.Name),
 		"state", state,
-		"proposer", printable(firstNonEmpty(co.ProposerName, co.Proposer))+" ("+printable(co.Proposer)+")",
-		"partner", printable(firstNonEmpty(co.PartnerName, co.Partner))+" ("+printable(co.Partner)+")",
+		"proposer", partyLabel(co.Proposer, co.ProposerName),
+		"partner", partyLabel(co.Partner, co.PartnerName),
 		"approved by", strings.Join(approved, ", "),
 		"purpose", printable(r.Purpose)+"; matching on "+printable(string(r.IDType)),
 		"budget", fmt.Sprintf("epsilon %g and delta %g per partner; a query spends epsilon %g by default (%g to %g)", r.EpsilonBudget, r.DeltaBudget, r.DefaultQueryEpsilon, r.MinQueryEpsilon, r.MaxQueryEpsilon),
 		"created", when(co.CreatedAt),
 	)
 	fmt.Fprintf(w, "(the whole rules: cleanroom collab show %s --format json)\n", printable(co.ID))
+}
+
+// partyLabel is a partner's name and id, or its id when the answer gave
+// no name.
+func partyLabel(id, name string) string {
+	if name == "" {
+		return printable(id)
+	}
+	return printable(name) + " (" + printable(id) + ")"
 }
 
 // partyName is a partner of co by name when co names it.

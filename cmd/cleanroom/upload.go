@@ -77,8 +77,14 @@ party's other tables.`,
 			}
 			a, err := runUpload(cmd.Context(), cl, args[0], f, cmd.ErrOrStderr())
 			if err != nil {
-				if hint := consentHint(f); hint != "" && client.CodeOf(err) == wire.CodeInvalid && strings.Contains(err.Error(), "people who can match") {
-					return fmt.Errorf("%w\n%s", err, hint)
+				if consentHint(f) == "" {
+					return err
+				}
+				switch {
+				case strings.Contains(err.Error(), `"consent" is reserved`):
+					return fmt.Errorf("%w\nhint: if the file's consent column holds each row's purposes, pass --consent-column consent", err)
+				case client.CodeOf(err) == wire.CodeInvalid && strings.Contains(err.Error(), "people who can match"):
+					return fmt.Errorf("%w\n%s", err, consentHint(f))
 				}
 				return err
 			}

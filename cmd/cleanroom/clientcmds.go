@@ -207,7 +207,7 @@ func newKeysCmd() *cobra.Command {
 	var sf secretFile
 	var role, label string
 	create := &cobra.Command{
-		Use:   "create PARTNER_ID --role ROLE [--secret-file FILE]",
+		Use:   "create PARTNER --role ROLE [--secret-file FILE]",
 		Short: "Create an API key with a role: admin, engineer, analyst or auditor",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -217,7 +217,11 @@ func newKeysCmd() *cobra.Command {
 			}
 			var out client.CreatedKey
 			return sf.withSecret(cmd, f, func() (any, string, error) {
-				if out, err = cl.CreateKey(cmd.Context(), args[0], role, label); err == nil && sf.path == "" {
+				pid, err := resolvePartner(cmd.Context(), cl, args[0])
+				if err != nil {
+					return nil, "", fmt.Errorf("keys create: %w", err)
+				}
+				if out, err = cl.CreateKey(cmd.Context(), pid, role, label); err == nil && sf.path == "" {
 					fmt.Fprintln(cmd.ErrOrStderr(), "the key's secret is shown once; the server keeps only its hash")
 				}
 				return out, out.Secret, err
@@ -232,13 +236,17 @@ func newKeysCmd() *cobra.Command {
 	var lc conn
 	var lf outFormat
 	list := &cobra.Command{
-		Use: "list PARTNER_ID", Short: "List a partner's keys", Args: cobra.ExactArgs(1),
+		Use: "list PARTNER", Short: "List a partner's keys (by id or name)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := lc.client()
 			if err != nil {
 				return err
 			}
-			keys, err := cl.ListKeys(cmd.Context(), args[0])
+			pid, err := resolvePartner(cmd.Context(), cl, args[0])
+			if err != nil {
+				return fmt.Errorf("keys list: %w", err)
+			}
+			keys, err := cl.ListKeys(cmd.Context(), pid)
 			if err != nil {
 				return err
 			}
@@ -250,13 +258,17 @@ func newKeysCmd() *cobra.Command {
 	var rc conn
 	var rf outFormat
 	revoke := &cobra.Command{
-		Use: "revoke PARTNER_ID KEY_ID", Short: "Revoke a key at once", Args: cobra.ExactArgs(2),
+		Use: "revoke PARTNER KEY_ID", Short: "Revoke a key at once", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := rc.client()
 			if err != nil {
 				return err
 			}
-			k, err := cl.RevokeKey(cmd.Context(), args[0], args[1])
+			pid, err := resolvePartner(cmd.Context(), cl, args[0])
+			if err != nil {
+				return fmt.Errorf("keys revoke: %w", err)
+			}
+			k, err := cl.RevokeKey(cmd.Context(), pid, args[1])
 			if err != nil {
 				return err
 			}
@@ -410,7 +422,7 @@ func newCollabCmd() *cobra.Command {
 	var pf outFormat
 	var name, partner, rulesFile string
 	propose := &cobra.Command{
-		Use:   "propose --name NAME --partner PARTNER_ID [--rules FILE]",
+		Use:   "propose --name NAME --partner PARTNER [--rules FILE]",
 		Short: "Propose a collaboration; the other partner's admin approves it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -422,7 +434,11 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			co, err := cl.Propose(cmd.Context(), name, partner, rules)
+			other, err := resolvePartner(cmd.Context(), cl, partner)
+			if err != nil {
+				return fmt.Errorf("collab propose: --partner: %w", err)
+			}
+			co, err := cl.Propose(cmd.Context(), name, other, rules)
 			if err != nil {
 				return err
 			}
@@ -432,7 +448,7 @@ func newCollabCmd() *cobra.Command {
 	pc.flags(propose)
 	pf.flags(propose)
 	propose.Flags().StringVar(&name, "name", "", "collaboration name")
-	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID")
+	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID or name")
 	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults)")
 	// approve and reject: the partner asked answers the current rules.
 	decision := func(use, short string, call func(*client.Client, context.Context, string, int) (wire.Collaboration, error)) *cobra.Command {
@@ -544,10 +560,11 @@ func readRules(path string) (json.RawMessage, error) {
 
 func newMatchCmd() *cobra.Command {
 	var c conn
+	var f outFormat
 	var collab, keyFile string
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "match --collab ID --psi-key FILE",
+		Use:   "match --collab COLLAB --psi-key FILE [--format table|json]",
 		Short: "Do this party's half of the match and print the noisy cohort size",
 		Long: `match starts (or joins) the collaboration's match, fetches the other party's
 blinded points, re-blinds them with this party's key on all cores and sends
@@ -577,6 +594,9 @@ before anything is charged.`,
 			if err != nil {
 				return err
 			}
+			if f == "json" {
+				return printOut(cmd, m)
+			}
 			if m.NoisySize != nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "match %s done: cohort of about %d people (Laplace noise, epsilon %g)\n", printable(m.ID), *m.NoisySize, m.Epsilon)
 			} else {
@@ -586,6 +606,7 @@ before anything is charged.`,
 		},
 	}
 	c.flags(cmd)
+	f.flags(cmd)
 	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
 	cmd.Flags().StringVar(&keyFile, "psi-key", "", "this party's blinding key file (cleanroom keygen)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once this party's half is in")

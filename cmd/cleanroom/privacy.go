@@ -72,7 +72,7 @@ func newDeleteCmd() *cobra.Command {
 	var collab, keyFile, idType, region, from, audienceID string
 	var whole bool
 	cmd := &cobra.Command{
-		Use:   "delete --collab ID (--psi-key FILE IDENTIFIER... | --audience AID | --collaboration)",
+		Use:   "delete --collab COLLAB (--psi-key FILE IDENTIFIER... | --audience AID | --collaboration)",
 		Short: "Delete people, an audience or a whole collaboration; prints a signed receipt",
 		Long: `delete removes data from the clean room in one transaction and prints the
 server's signed deletion receipt (keep it; cleanroom receipt verify checks it):
@@ -174,7 +174,7 @@ It prints one signed receipt per collaboration.`,
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB_ID=KEYFILE, once per collaboration")
+	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB=KEYFILE, a collaboration (id or name) and its key file, once per collaboration")
 	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: each collaboration's)")
 	cmd.Flags().StringVar(&region, "region", "", "default phone region")
 	cmd.Flags().StringVar(&from, "from", "", "file of identifiers, one a line (- for stdin)")
@@ -218,7 +218,7 @@ func newAccessRequestCmd() *cobra.Command {
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB_ID=KEYFILE, once per collaboration")
+	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB=KEYFILE, a collaboration (id or name) and its key file, once per collaboration")
 	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: each collaboration's)")
 	cmd.Flags().StringVar(&region, "region", "", "default phone region")
 	return cmd

@@ -22,7 +22,7 @@ func newQueryCmd() *cobra.Command {
 	var params []string
 	var eps float64
 	cmd := &cobra.Command{
-		Use:   `query --collab ID [--epsilon E] "SELECT ..." | --template NAME [--param NAME=VALUE ...]`,
+		Use:   `query --collab COLLAB [--epsilon E] "SELECT ..." | --template NAME [--param NAME=VALUE ...]`,
 		Short: "Ask an aggregate question of the cohort; answers are noisy, with 95% intervals",
 		Long: "query sends SQL in cleanroom's subset:\n\n  " + strings.ReplaceAll(wire.QuerySubset, "\n", "\n  ") + `
 
@@ -144,9 +144,10 @@ func printAnswer(out io.Writer, a wire.Answer) {
 
 func newBudgetCmd() *cobra.Command {
 	var c conn
+	var f outFormat
 	var collab string
 	cmd := &cobra.Command{
-		Use:   "budget --collab ID",
+		Use:   "budget --collab COLLAB [--format table|json]",
 		Short: "Show privacy budget spent and remaining",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -154,10 +155,18 @@ func newBudgetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if f == "json" {
+				raw, err := cl.Budget(cmd.Context(), collab)
+				if err != nil {
+					return err
+				}
+				return printOut(cmd, raw)
+			}
 			return printBudget(cmd.Context(), cl, collab, cmd.OutOrStdout())
 		},
 	}
 	c.flags(cmd)
+	f.flags(cmd)
 	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
 	return cmd
 }

@@ -99,7 +99,7 @@ func newReportCmd() *cobra.Command {
 	var o reportOutput
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "report COLLAB_ID [--format text|json|html] [-o FILE]",
+		Use:   "report COLLAB [--format text|json|html] [-o FILE]",
 		Short: "The collaboration's transparency report, as text, JSON or a self-contained HTML page",
 		Long: `report prints the collaboration's transparency report: the data held (sizes
 and consent mix of your own audience only), matches with their noisy sizes,
@@ -137,7 +137,7 @@ deletions and expiries honoured with how long each took.
 	}
 	c.flags(cmd)
 	o.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID (or give it as the argument)")
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name (or give it as the argument)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "same as --format json")
 	cmd.Flags().MarkHidden("collab")
 	cmd.Flags().MarkHidden("json")

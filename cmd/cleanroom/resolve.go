@@ -123,3 +123,25 @@ func versionString() string {
 	}
 	return "v0.0.0-" + rev
 }
+
+// partnerIDPattern is what the server's partner ids look like.
+var partnerIDPattern = regexp.MustCompile(`^p_[a-z0-9]+$`)
+
+// resolvePartner returns the id of the partner s names: s when it is an
+// id, else the partner of that name (names are unique, whatever their
+// case), from the partner list an admin reads.
+func resolvePartner(ctx context.Context, cl *client.Client, s string) (string, error) {
+	if partnerIDPattern.MatchString(s) || s == "" {
+		return s, nil
+	}
+	ps, err := cl.ListPartners(ctx)
+	if err != nil {
+		return "", fmt.Errorf("finding the partner named %s: %w", printable(s), err)
+	}
+	for _, p := range ps {
+		if p.ID == s || strings.EqualFold(p.Name, s) {
+			return p.ID, nil
+		}
+	}
+	return "", fmt.Errorf("no partner has the id or name %s: cleanroom partners list lists them", printable(s))
+}

@@ -38,7 +38,7 @@ func newUploadCmd() *cobra.Command {
 	var f uploadFlags
 	var format outFormat
 	cmd := &cobra.Command{
-		Use:   "upload --collab ID --psi-key FILE --id-column COL [--table NAME] FILE.csv|FILE.parquet",
+		Use:   "upload --collab COLLAB --psi-key FILE --id-column COL [--table NAME] FILE.csv|FILE.parquet",
 		Short: "Normalize, hash and blind a table on this machine and upload it",
 		Long: `upload reads a CSV (with a header row) or Parquet file, normalizes each
 identifier, hashes it and blinds it with this party's key on this machine,

@@ -25,8 +25,12 @@ REDOCLY := $(CURDIR)/.cache/redocly
 REDOCLY_VERSION := 2.77.0
 REDOCLY_DIR = $$( command -v node >/dev/null 2>&1 && [ -x $(REDOCLY)/node_modules/.bin/redocly ] && echo $(REDOCLY) )
 
+# The version --version prints: the commit, as git describes it. Without
+# git (a source tarball) the binary says what the Go toolchain recorded.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/cleanroom
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/cleanroom
 
 # Unit, property and CLI script tests, lint, and a short run of every fuzz target.
 test: lint arrow-js

@@ -12,12 +12,15 @@ import (
 )
 
 func newAuditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Export the audit log and verify it offline"}
+	cmd := &cobra.Command{Use: "audit", Short: "List, export and verify the audit log"}
 	var pc conn
 	pubkey := &cobra.Command{
 		Use: "pubkey", Short: "Print the server's audit public key (keep it to verify exports)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl := pc.clientNoKey()
+			cl, err := pc.clientNoKey()
+			if err != nil {
+				return err
+			}
 			k, err := cl.AuditPublicKey(cmd.Context())
 			if err != nil {
 				return err
@@ -99,7 +102,7 @@ func newAuditCmd() *cobra.Command {
 		},
 	}
 	verify.Flags().StringVar(&key, "pubkey", "", "the server's audit public key, or a file holding it")
-	cmd.AddCommand(pubkey, export, verify)
+	cmd.AddCommand(newAuditListCmd(), pubkey, export, verify)
 	return cmd
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -27,7 +28,10 @@ func (c *conn) flags(cmd *cobra.Command) {
 }
 
 func (c *conn) client() (*client.Client, error) {
-	url := firstNonEmpty(c.url, os.Getenv("CLEANROOM_URL"), "http://127.0.0.1:8080")
+	base, err := c.baseURL()
+	if err != nil {
+		return nil, err
+	}
 	key := firstNonEmpty(c.key, os.Getenv("CLEANROOM_KEY"))
 	if key == "" {
 		return nil, errors.New("no API key: set CLEANROOM_KEY or pass --key (the operator's is in the server's data directory, operator-admin.key)")
@@ -40,20 +44,44 @@ func (c *conn) client() (*client.Client, error) {
 		}
 		key = strings.TrimSpace(string(b))
 	}
-	return client.New(url, key), nil
+	return client.New(base, key), nil
 }
 
-// collabClient is client for commands that act on one collaboration.
-func (c *conn) collabClient(cmdName, collab string) (*client.Client, error) {
-	if collab == "" {
-		return nil, fmt.Errorf("%s: --collab is required", cmdName)
+// baseURL is the server's URL from --url, $CLEANROOM_URL or the default,
+// checked to be a base URL.
+func (c *conn) baseURL() (string, error) {
+	if c.url != "" {
+		return checkServerURL("--url", c.url)
 	}
-	return c.client()
+	if u := os.Getenv("CLEANROOM_URL"); u != "" {
+		return checkServerURL("$CLEANROOM_URL", u)
+	}
+	return defaultURL, nil
+}
+
+// collabClient is client for commands that act on one collaboration; it
+// replaces *collab, an id or a name, with the collaboration's id.
+func (c *conn) collabClient(ctx context.Context, cmdName string, collab *string) (*client.Client, error) {
+	if *collab == "" {
+		return nil, fmt.Errorf("%s: --collab is required (an id or a name; cleanroom collab show lists yours)", cmdName)
+	}
+	cl, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	if *collab, err = resolveCollab(ctx, cl, *collab); err != nil {
+		return nil, fmt.Errorf("%s: %w", cmdName, err)
+	}
+	return cl, nil
 }
 
 // clientNoKey is for the routes that need no key.
-func (c *conn) clientNoKey() *client.Client {
-	return client.New(firstNonEmpty(c.url, os.Getenv("CLEANROOM_URL"), "http://127.0.0.1:8080"), "")
+func (c *conn) clientNoKey() (*client.Client, error) {
+	base, err := c.baseURL()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(base, ""), nil
 }
 
 func firstNonEmpty(s ...string) string {
@@ -90,8 +118,10 @@ func encodeJSON(v any) ([]byte, error) {
 func newPartnersCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "partners", Short: "Create and list partners (operator)"}
 	var c conn
+	var f outFormat
+	var sf secretFile
 	create := &cobra.Command{
-		Use:   "create NAME",
+		Use:   "create NAME [--secret-file FILE]",
 		Short: "Create a partner and its first admin key (operator's admin key)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -99,16 +129,27 @@ func newPartnersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := cl.CreatePartner(cmd.Context(), args[0])
+			var out client.CreatedPartner
+			err = sf.withSecret(cmd, f, func() (any, string, error) {
+				out, err = cl.CreatePartner(cmd.Context(), args[0])
+				return out, out.Secret, err
+			}, func(w io.Writer, secret string) {
+				fields(w, "partner", printable(out.Partner.ID)+"  "+printable(out.Partner.Name),
+					"admin key", printable(out.AdminKey.ID)+"  "+printable(out.AdminKey.Label),
+					"secret", secret)
+			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "created partner %s (%s); its admin key is shown once below: give it to the partner's admin alone, who should replace it at once (cleanroom keys rotate --key SECRET), since you have seen it\n", printable(out.Partner.Name), printable(out.Partner.ID))
-			return printOut(cmd, out)
+			fmt.Fprintf(cmd.ErrOrStderr(), "created partner %s (%s); give its admin key to the partner's admin alone, who should replace it at once (cleanroom keys rotate --key SECRET), since you have seen it\n", printable(out.Partner.Name), printable(out.Partner.ID))
+			return nil
 		},
 	}
 	c.flags(create)
+	f.flags(create)
+	sf.flags(create)
 	var lc conn
+	var lf outFormat
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List partners",
@@ -122,25 +163,51 @@ func newPartnersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tNAME")
-			for _, p := range ps {
-				fmt.Fprintf(w, "%s\t%s\n", printable(p.ID), printable(p.Name))
-			}
-			return w.Flush()
+			return lf.print(cmd, wire.PartnerList{Partners: ps}, func(out io.Writer) {
+				w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tNAME")
+				for _, p := range ps {
+					fmt.Fprintf(w, "%s\t%s\n", printable(p.ID), printable(p.Name))
+				}
+				w.Flush()
+			})
 		},
 	}
 	lc.flags(list)
+	lf.flags(list)
 	cmd.AddCommand(create, list)
 	return cmd
+}
+
+// keyRows prints keys as a table.
+func keyRows(out io.Writer, keys ...wire.Key) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tROLE\tLABEL\tCREATED\tREVOKED")
+	for _, k := range keys {
+		revoked := "-"
+		if k.RevokedAt != nil {
+			revoked = when(*k.RevokedAt)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", printable(k.ID), printable(string(k.Role)), printable(k.Label), when(k.CreatedAt), revoked)
+	}
+	w.Flush()
+}
+
+// createdKeyTable prints a new key and its secret (or where it went).
+func createdKeyTable(k wire.Key) func(io.Writer, string) {
+	return func(w io.Writer, secret string) {
+		fields(w, "key", printable(k.ID), "partner", printable(k.PartnerID), "role", printable(string(k.Role)), "label", printable(k.Label), "secret", secret)
+	}
 }
 
 func newKeysCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "Create, list and revoke a partner's API keys (partner admin)"}
 	var c conn
+	var f outFormat
+	var sf secretFile
 	var role, label string
 	create := &cobra.Command{
-		Use:   "create PARTNER_ID --role ROLE",
+		Use:   "create PARTNER --role ROLE [--secret-file FILE]",
 		Short: "Create an API key with a role: admin, engineer, analyst or auditor",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -148,65 +215,86 @@ func newKeysCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out, err := cl.CreateKey(cmd.Context(), args[0], role, label)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "the key's secret is shown once; the server keeps only its hash")
-			return printOut(cmd, out)
+			var out client.CreatedKey
+			return sf.withSecret(cmd, f, func() (any, string, error) {
+				pid, err := resolvePartner(cmd.Context(), cl, args[0])
+				if err != nil {
+					return nil, "", fmt.Errorf("keys create: %w", err)
+				}
+				if out, err = cl.CreateKey(cmd.Context(), pid, role, label); err == nil && sf.path == "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "the key's secret is shown once; the server keeps only its hash")
+				}
+				return out, out.Secret, err
+			}, func(w io.Writer, secret string) { createdKeyTable(out.Key)(w, secret) })
 		},
 	}
 	c.flags(create)
+	f.flags(create)
+	sf.flags(create)
 	create.Flags().StringVar(&role, "role", "", "admin, engineer, analyst or auditor")
 	create.Flags().StringVar(&label, "label", "", "a note on who holds the key")
 	var lc conn
+	var lf outFormat
 	list := &cobra.Command{
-		Use: "list PARTNER_ID", Short: "List a partner's keys", Args: cobra.ExactArgs(1),
+		Use: "list PARTNER", Short: "List a partner's keys (by id or name)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := lc.client()
 			if err != nil {
 				return err
 			}
-			keys, err := cl.ListKeys(cmd.Context(), args[0])
+			pid, err := resolvePartner(cmd.Context(), cl, args[0])
+			if err != nil {
+				return fmt.Errorf("keys list: %w", err)
+			}
+			keys, err := cl.ListKeys(cmd.Context(), pid)
 			if err != nil {
 				return err
 			}
-			return printOut(cmd, keys)
+			return lf.print(cmd, wire.KeyList{Keys: keys}, func(w io.Writer) { keyRows(w, keys...) })
 		},
 	}
 	lc.flags(list)
+	lf.flags(list)
 	var rc conn
+	var rf outFormat
 	revoke := &cobra.Command{
-		Use: "revoke PARTNER_ID KEY_ID", Short: "Revoke a key at once", Args: cobra.ExactArgs(2),
+		Use: "revoke PARTNER KEY_ID", Short: "Revoke a key at once", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := rc.client()
 			if err != nil {
 				return err
 			}
-			k, err := cl.RevokeKey(cmd.Context(), args[0], args[1])
+			pid, err := resolvePartner(cmd.Context(), cl, args[0])
+			if err != nil {
+				return fmt.Errorf("keys revoke: %w", err)
+			}
+			k, err := cl.RevokeKey(cmd.Context(), pid, args[1])
 			if err != nil {
 				return err
 			}
-			return printOut(cmd, k)
+			return rf.print(cmd, k, func(w io.Writer) { keyRows(w, k) })
 		},
 	}
 	rc.flags(revoke)
+	rf.flags(revoke)
 	cmd.AddCommand(create, list, revoke, newKeysRotateCmd())
 	return cmd
 }
 
 func newKeysRotateCmd() *cobra.Command {
 	var c conn
+	var f outFormat
+	var sf secretFile
 	var label string
 	cmd := &cobra.Command{
-		Use:   "rotate [KEY_ID] [--label LABEL]",
+		Use:   "rotate [KEY_ID] [--label LABEL] [--secret-file FILE]",
 		Short: "Replace a key with a new one of the same role and label, and revoke it (default: the key in use)",
 		Long: `rotate creates a key with the old key's role and label (or --label), prints its
-secret once, then revokes the old key: with the new key when the old one is
-the key in use, so the new key is known to work before the old one stops.
-Rotate the first admin key the operator handed over at once: the operator
-has seen its secret. Both steps are logged (key.create, key.revoke). An
-admin's key.`,
+secret once (or writes it to --secret-file), then revokes the old key: with
+the new key when the old one is the key in use, so the new key is known to
+work before the old one stops. Rotate the first admin key the operator
+handed over at once: the operator has seen its secret. Both steps are
+logged (key.create, key.revoke). An admin's key.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, err := c.client()
@@ -239,18 +327,26 @@ admin's key.`,
 			if cmd.Flags().Changed("label") {
 				newLabel = label
 			}
-			nk, err := cl.CreateKey(ctx, me.PartnerID, string(old.Role), newLabel)
-			if err != nil {
-				hint := ""
-				if client.CodeOf(err) == wire.CodeInvalid {
-					hint = "; --label gives the new key another label"
+			var nk client.CreatedKey
+			// The secret is printed (or written) before the old key goes:
+			// should the revocation fail, the new key must not be lost
+			// with it.
+			if err := sf.withSecret(cmd, f, func() (any, string, error) {
+				nk, err = cl.CreateKey(ctx, me.PartnerID, string(old.Role), newLabel)
+				if err != nil {
+					hint := ""
+					if client.CodeOf(err) == wire.CodeInvalid {
+						hint = "; --label gives the new key another label"
+					}
+					return nil, "", fmt.Errorf("keys rotate: creating the new key: %w (nothing changed%s)", err, hint)
 				}
-				return fmt.Errorf("keys rotate: creating the new key: %w (nothing changed%s)", err, hint)
-			}
-			// The secret is printed before the old key goes: should the
-			// revocation fail, the new key must not be lost with it.
-			if err := printOut(cmd, nk); err != nil {
+				return nk, nk.Secret, nil
+			}, func(w io.Writer, secret string) { createdKeyTable(nk.Key)(w, secret) }); err != nil && nk.Secret == "" {
 				return err
+			} else if err != nil {
+				// The file failed and the secret was printed instead: the
+				// old key stays, so no key is lost either way.
+				return fmt.Errorf("%w; the old key %s was not revoked", err, printable(old.ID))
 			}
 			revoker := cl
 			if old.ID == me.KeyID {
@@ -259,22 +355,74 @@ admin's key.`,
 			if _, err := revoker.RevokeKey(ctx, me.PartnerID, old.ID); err != nil {
 				return fmt.Errorf("keys rotate: the new key above is in place, but revoking the old key %[1]s failed: %[2]w; revoke it with cleanroom keys revoke %[3]s %[1]s", printable(old.ID), err, printable(me.PartnerID))
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "key %s (%s) replaced by key %s, whose secret is shown once above; the old key no longer works\n",
-				printable(old.ID), printable(string(old.Role)), printable(nk.Key.ID))
+			where := "shown once above"
+			if sf.path != "" {
+				where = "in " + printable(sf.path)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "key %s (%s) replaced by key %s, whose secret is %s; the old key no longer works\n",
+				printable(old.ID), printable(string(old.Role)), printable(nk.Key.ID), where)
 			return nil
 		},
 	}
 	c.flags(cmd)
+	f.flags(cmd)
+	sf.flags(cmd)
 	cmd.Flags().StringVar(&label, "label", "", "the new key's label (default: the old key's)")
 	return cmd
+}
+
+// collabTable prints one collaboration for people: who, state, the rules
+// that matter most; --format json has the whole rules.
+func collabTable(w io.Writer, co wire.Collaboration) {
+	r := co.Rules
+	state := printable(co.State) + ", rules v" + fmt.Sprint(co.RulesVersion)
+	if co.ApprovedRules != nil {
+		state += " (a change of the rules awaits approval)"
+	}
+	var approved []string
+	for _, p := range co.ApprovedBy {
+		approved = append(approved, printable(partyName(co, p)))
+	}
+	fields(w,
+		"collaboration", printable(co.ID)+"  "+printable(co.Name),
+		"state", state,
+		"proposer", partyLabel(co.Proposer, co.ProposerName),
+		"partner", partyLabel(co.Partner, co.PartnerName),
+		"approved by", strings.Join(approved, ", "),
+		"purpose", printable(r.Purpose)+"; matching on "+printable(string(r.IDType)),
+		"budget", fmt.Sprintf("epsilon %g and delta %g per partner; a query spends epsilon %g by default (%g to %g)", r.EpsilonBudget, r.DeltaBudget, r.DefaultQueryEpsilon, r.MinQueryEpsilon, r.MaxQueryEpsilon),
+		"created", when(co.CreatedAt),
+	)
+	fmt.Fprintf(w, "(the whole rules: cleanroom collab show %s --format json)\n", printable(co.ID))
+}
+
+// partyLabel is a partner's name and id, or its id when the answer gave
+// no name.
+func partyLabel(id, name string) string {
+	if name == "" {
+		return printable(id)
+	}
+	return printable(name) + " (" + printable(id) + ")"
+}
+
+// partyName is a partner of co by name when co names it.
+func partyName(co wire.Collaboration, id string) string {
+	switch {
+	case id == co.Proposer && co.ProposerName != "":
+		return co.ProposerName
+	case id == co.Partner && co.PartnerName != "":
+		return co.PartnerName
+	}
+	return id
 }
 
 func newCollabCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "collab", Short: "Propose, approve, change and show collaborations"}
 	var pc conn
+	var pf outFormat
 	var name, partner, rulesFile string
 	propose := &cobra.Command{
-		Use:   "propose --name NAME --partner PARTNER_ID [--rules FILE]",
+		Use:   "propose --name NAME --partner PARTNER [--rules FILE]",
 		Short: "Propose a collaboration; the other partner's admin approves it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -286,47 +434,57 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			co, err := cl.Propose(cmd.Context(), name, partner, rules)
+			other, err := resolvePartner(cmd.Context(), cl, partner)
+			if err != nil {
+				return fmt.Errorf("collab propose: --partner: %w", err)
+			}
+			co, err := cl.Propose(cmd.Context(), name, other, rules)
 			if err != nil {
 				return err
 			}
-			return printOut(cmd, co)
+			return pf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
 	pc.flags(propose)
+	pf.flags(propose)
 	propose.Flags().StringVar(&name, "name", "", "collaboration name")
-	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID")
+	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID or name")
 	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults)")
 	// approve and reject: the partner asked answers the current rules.
 	decision := func(use, short string, call func(*client.Client, context.Context, string, int) (wire.Collaboration, error)) *cobra.Command {
 		var dc conn
+		var df outFormat
 		var version int
 		c := &cobra.Command{
-			Use: use + " COLLAB_ID [--version N]", Short: short, Args: cobra.ExactArgs(1),
+			Use: use + " COLLAB [--version N]", Short: short, Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				cl, err := dc.client()
+				id := args[0]
+				cl, err := dc.collabClient(cmd.Context(), "collab "+use, &id)
 				if err != nil {
 					return err
 				}
-				co, err := call(cl, cmd.Context(), args[0], version)
+				co, err := call(cl, cmd.Context(), id, version)
 				if err != nil {
 					return err
 				}
-				return printOut(cmd, co)
+				return df.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 			},
 		}
 		dc.flags(c)
+		df.flags(c)
 		c.Flags().IntVar(&version, "version", 0, "the rules version you reviewed (refused if the rules changed since)")
 		return c
 	}
 	approve := decision("approve", "Approve a collaboration's rules", (*client.Client).Approve)
 	reject := decision("reject", "Reject a pending change of the rules: the rules both last approved come back", (*client.Client).Reject)
 	var rc conn
+	var rf outFormat
 	var newRules string
 	rules := &cobra.Command{
-		Use: "rules COLLAB_ID --rules FILE", Short: "Propose new rules; the other partner must approve again", Args: cobra.ExactArgs(1),
+		Use: "rules COLLAB --rules FILE", Short: "Propose new rules; the other partner must approve again", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := rc.client()
+			id := args[0]
+			cl, err := rc.collabClient(cmd.Context(), "collab rules", &id)
 			if err != nil {
 				return err
 			}
@@ -334,38 +492,54 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			co, err := cl.ChangeRules(cmd.Context(), args[0], r)
+			co, err := cl.ChangeRules(cmd.Context(), id, r)
 			if err != nil {
 				return err
 			}
-			return printOut(cmd, co)
+			return rf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
 	rc.flags(rules)
+	rf.flags(rules)
 	rules.Flags().StringVar(&newRules, "rules", "", "rules JSON file")
 	var sc conn
+	var sf outFormat
 	show := &cobra.Command{
-		Use: "show [COLLAB_ID]", Short: "Show one collaboration, or list yours", Args: cobra.MaximumNArgs(1),
+		Use: "show [COLLAB]", Short: "Show one collaboration (by id or name), or list yours", Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := sc.client()
-			if err != nil {
-				return err
-			}
 			if len(args) == 1 {
-				co, err := cl.Collaboration(cmd.Context(), args[0])
+				id := args[0]
+				cl, err := sc.collabClient(cmd.Context(), "collab show", &id)
 				if err != nil {
 					return err
 				}
-				return printOut(cmd, co)
+				co, err := cl.Collaboration(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				return sf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
+			}
+			cl, err := sc.client()
+			if err != nil {
+				return err
 			}
 			cs, err := cl.Collaborations(cmd.Context())
 			if err != nil {
 				return err
 			}
-			return printOut(cmd, cs)
+			return sf.print(cmd, cs, func(out io.Writer) {
+				w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(w, "ID\tNAME\tSTATE\tPROPOSER\tPARTNER\tCREATED")
+				for _, co := range cs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(co.ID), printable(co.Name), printable(co.State),
+						printable(firstNonEmpty(co.ProposerName, co.Proposer)), printable(firstNonEmpty(co.PartnerName, co.Partner)), when(co.CreatedAt))
+				}
+				w.Flush()
+			})
 		},
 	}
 	sc.flags(show)
+	sf.flags(show)
 	cmd.AddCommand(propose, approve, reject, rules, show)
 	return cmd
 }
@@ -386,10 +560,11 @@ func readRules(path string) (json.RawMessage, error) {
 
 func newMatchCmd() *cobra.Command {
 	var c conn
+	var f outFormat
 	var collab, keyFile string
 	var noWait bool
 	cmd := &cobra.Command{
-		Use:   "match --collab ID --psi-key FILE",
+		Use:   "match --collab COLLAB --psi-key FILE [--format table|json]",
 		Short: "Do this party's half of the match and print the noisy cohort size",
 		Long: `match starts (or joins) the collaboration's match, fetches the other party's
 blinded points, re-blinds them with this party's key on all cores and sends
@@ -402,12 +577,12 @@ server knows it by its fingerprint and refuses another (key_mismatch)
 before anything is charged.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.client()
-			if err != nil {
-				return err
-			}
 			if collab == "" || keyFile == "" {
 				return errors.New("match: --collab and --psi-key are required")
+			}
+			cl, err := c.collabClient(cmd.Context(), "match", &collab)
+			if err != nil {
+				return err
 			}
 			key, err := psi.LoadKey(keyFile)
 			if err != nil {
@@ -419,6 +594,9 @@ before anything is charged.`,
 			if err != nil {
 				return err
 			}
+			if f == "json" {
+				return printOut(cmd, m)
+			}
 			if m.NoisySize != nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "match %s done: cohort of about %d people (Laplace noise, epsilon %g)\n", printable(m.ID), *m.NoisySize, m.Epsilon)
 			} else {
@@ -428,7 +606,8 @@ before anything is charged.`,
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	f.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
 	cmd.Flags().StringVar(&keyFile, "psi-key", "", "this party's blinding key file (cleanroom keygen)")
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once this party's half is in")
 	return cmd

@@ -15,9 +15,6 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// version is set by the linker for releases.
-var version = "dev"
-
 func main() { os.Exit(run()) }
 
 func run() int {
@@ -47,7 +44,7 @@ func newRoot() *cobra.Command {
 		Short:         "A self-hosted data clean room: private matching and differentially private aggregates",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       versionString(),
 	}
 	root.AddCommand(newServeCmd(), newKeygenCmd(), newPartnersCmd(), newKeysCmd(), newCollabCmd(), newUploadCmd(), newMatchCmd(), newQueryCmd(), newBudgetCmd(), newAuditCmd(), newDeleteCmd(), newOptOutCmd(), newAccessRequestCmd(), newReceiptCmd(), newReportCmd(), newTablesCmd(), newPrivacyReportCmd(), newBenchCmd(), newDemoCmd())
 	return root

@@ -72,7 +72,7 @@ func newDeleteCmd() *cobra.Command {
 	var collab, keyFile, idType, region, from, audienceID string
 	var whole bool
 	cmd := &cobra.Command{
-		Use:   "delete --collab ID (--psi-key FILE IDENTIFIER... | --audience AID | --collaboration)",
+		Use:   "delete --collab COLLAB (--psi-key FILE IDENTIFIER... | --audience AID | --collaboration)",
 		Short: "Delete people, an audience or a whole collaboration; prints a signed receipt",
 		Long: `delete removes data from the clean room in one transaction and prints the
 server's signed deletion receipt (keep it; cleanroom receipt verify checks it):
@@ -81,7 +81,7 @@ server's signed deletion receipt (keep it; cleanroom receipt verify checks it):
   --audience AID                one of this party's audiences and its cohorts
   --collaboration               everything in the collaboration (admin key)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.collabClient("delete", collab)
+			cl, err := c.collabClient(cmd.Context(), "delete", &collab)
 			if err != nil {
 				return err
 			}
@@ -120,7 +120,7 @@ server's signed deletion receipt (keep it; cleanroom receipt verify checks it):
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
 	cmd.Flags().StringVar(&keyFile, "psi-key", "", "this party's blinding key for the collaboration")
 	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: the collaboration's)")
 	cmd.Flags().StringVar(&region, "region", "", "default phone region")
@@ -155,8 +155,12 @@ It prints one signed receipt per collaboration.`,
 				return err
 			}
 			var receipts []audit.Receipt
-			for _, cid := range order {
-				pids, err := cl.BlindIDs(cmd.Context(), cid, ks[cid], psi.IDType(idType), region, vals)
+			for _, name := range order {
+				cid, err := resolveCollab(cmd.Context(), cl, name)
+				if err != nil {
+					return fmt.Errorf("optout: %w", err)
+				}
+				pids, err := cl.BlindIDs(cmd.Context(), cid, ks[name], psi.IDType(idType), region, vals)
 				if err != nil {
 					return fmt.Errorf("optout: %s: %w", cid, err)
 				}
@@ -170,7 +174,7 @@ It prints one signed receipt per collaboration.`,
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB_ID=KEYFILE, once per collaboration")
+	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB=KEYFILE, a collaboration (id or name) and its key file, once per collaboration")
 	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: each collaboration's)")
 	cmd.Flags().StringVar(&region, "region", "", "default phone region")
 	cmd.Flags().StringVar(&from, "from", "", "file of identifiers, one a line (- for stdin)")
@@ -195,8 +199,12 @@ func newAccessRequestCmd() *cobra.Command {
 				return err
 			}
 			out := map[string]json.RawMessage{}
-			for _, cid := range order {
-				pids, err := cl.BlindIDs(cmd.Context(), cid, ks[cid], psi.IDType(idType), region, args)
+			for _, name := range order {
+				cid, err := resolveCollab(cmd.Context(), cl, name)
+				if err != nil {
+					return fmt.Errorf("access-request: %w", err)
+				}
+				pids, err := cl.BlindIDs(cmd.Context(), cid, ks[name], psi.IDType(idType), region, args)
 				if err != nil {
 					return fmt.Errorf("access-request: %s: %w", cid, err)
 				}
@@ -210,7 +218,7 @@ func newAccessRequestCmd() *cobra.Command {
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB_ID=KEYFILE, once per collaboration")
+	cmd.Flags().StringArrayVar(&keys, "psi-key", nil, "COLLAB=KEYFILE, a collaboration (id or name) and its key file, once per collaboration")
 	cmd.Flags().StringVar(&idType, "id-type", "", "email, phone, maid or sha256 (default: each collaboration's)")
 	cmd.Flags().StringVar(&region, "region", "", "default phone region")
 	return cmd

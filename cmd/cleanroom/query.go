@@ -22,7 +22,7 @@ func newQueryCmd() *cobra.Command {
 	var params []string
 	var eps float64
 	cmd := &cobra.Command{
-		Use:   `query --collab ID [--epsilon E] "SELECT ..." | --template NAME [--param NAME=VALUE ...]`,
+		Use:   `query --collab COLLAB [--epsilon E] "SELECT ..." | --template NAME [--param NAME=VALUE ...]`,
 		Short: "Ask an aggregate question of the cohort; answers are noisy, with 95% intervals",
 		Long: "query sends SQL in cleanroom's subset:\n\n  " + strings.ReplaceAll(wire.QuerySubset, "\n", "\n  ") + `
 
@@ -38,7 +38,7 @@ values; each is checked against its type and bounds, then the question
 meets every check a written one does.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.collabClient("query", collab)
+			cl, err := c.collabClient(cmd.Context(), "query", &collab)
 			if err != nil {
 				return err
 			}
@@ -68,6 +68,9 @@ meets every check a written one does.`,
 					return printOut(cmd, a)
 				}
 				printAnswer(cmd.OutOrStdout(), a)
+				if !cmd.Flags().Changed("epsilon") && !a.Cached {
+					fmt.Fprintf(cmd.OutOrStdout(), "no --epsilon: spent the rules' default_query_epsilon, %g; --epsilon E spends more for a more precise answer, or less\n", a.Epsilon)
+				}
 				return nil
 			case "arrow":
 				// Refused before the question is asked, so it costs nothing.
@@ -88,8 +91,10 @@ meets every check a written one does.`,
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
-	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rule default_query_epsilon)")
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
+	// 0 sends none: the server spends the rules' default_query_epsilon,
+	// the amount both partners agreed on, never the most a query may.
+	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rules' default_query_epsilon)")
 	cmd.Flags().StringVar(&format, "format", "table", "table, json, csv or arrow")
 	cmd.Flags().StringVar(&template, "template", "", "run the rules' (or a built-in) template of this name instead of SQL")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "a template parameter, NAME=VALUE (repeatable)")
@@ -139,21 +144,30 @@ func printAnswer(out io.Writer, a wire.Answer) {
 
 func newBudgetCmd() *cobra.Command {
 	var c conn
+	var f outFormat
 	var collab string
 	cmd := &cobra.Command{
-		Use:   "budget --collab ID",
+		Use:   "budget --collab COLLAB [--format table|json]",
 		Short: "Show privacy budget spent and remaining",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.collabClient("budget", collab)
+			cl, err := c.collabClient(cmd.Context(), "budget", &collab)
 			if err != nil {
 				return err
+			}
+			if f == "json" {
+				raw, err := cl.Budget(cmd.Context(), collab)
+				if err != nil {
+					return err
+				}
+				return printOut(cmd, raw)
 			}
 			return printBudget(cmd.Context(), cl, collab, cmd.OutOrStdout())
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID")
+	f.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name")
 	return cmd
 }
 

@@ -99,7 +99,7 @@ func newReportCmd() *cobra.Command {
 	var o reportOutput
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "report COLLAB_ID [--format text|json|html] [-o FILE]",
+		Use:   "report COLLAB [--format text|json|html] [-o FILE]",
 		Short: "The collaboration's transparency report, as text, JSON or a self-contained HTML page",
 		Long: `report prints the collaboration's transparency report: the data held (sizes
 and consent mix of your own audience only), matches with their noisy sizes,
@@ -124,7 +124,7 @@ deletions and expiries honoured with how long each took.
 			if err := o.check(cmd, "report"); err != nil {
 				return err
 			}
-			cl, err := c.client()
+			cl, err := c.collabClient(cmd.Context(), "report", &collab)
 			if err != nil {
 				return err
 			}
@@ -137,7 +137,7 @@ deletions and expiries honoured with how long each took.
 	}
 	c.flags(cmd)
 	o.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID (or give it as the argument)")
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name (or give it as the argument)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "same as --format json")
 	cmd.Flags().MarkHidden("collab")
 	cmd.Flags().MarkHidden("json")
@@ -374,11 +374,11 @@ means its start for --since and its end for --until.
   cleanroom privacy-report --since 2025-01-01 --format html -o privacy.html`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			from, err := parseDate("--since", since, false)
+			from, err := parseDate("privacy-report", "--since", since, false)
 			if err != nil {
 				return err
 			}
-			to, err := parseDate("--until", until, true)
+			to, err := parseDate("privacy-report", "--until", until, true)
 			if err != nil {
 				return err
 			}
@@ -420,7 +420,7 @@ means its start for --since and its end for --until.
 // parseDate reads an RFC 3339 time or a day (UTC); a day given as the end
 // of a period means the end of that day. "" is the zero time: the
 // server's default.
-func parseDate(flag, s string, end bool) (time.Time, error) {
+func parseDate(cmdName, flag, s string, end bool) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
@@ -429,7 +429,7 @@ func parseDate(flag, s string, end bool) (time.Time, error) {
 	}
 	t, err := time.Parse(time.DateOnly, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("privacy-report: %s %q: want a day (2025-03-01) or an RFC 3339 time (2025-03-01T00:00:00Z)", flag, s)
+		return time.Time{}, fmt.Errorf("%s: %s %q: want a day (2025-03-01) or an RFC 3339 time (2025-03-01T00:00:00Z)", cmdName, flag, s)
 	}
 	if end {
 		t = t.AddDate(0, 0, 1)

@@ -57,13 +57,13 @@ func TestParseDate(t *testing.T) {
 		{"2025-03-01", true, day.AddDate(0, 0, 1)},
 		{"2025-03-01T12:30:00+01:00", true, time.Date(2025, 3, 1, 11, 30, 0, 0, time.UTC)},
 	} {
-		got, err := parseDate("--since", c.in, c.end)
+		got, err := parseDate("privacy-report", "--since", c.in, c.end)
 		if err != nil || !got.Equal(c.want) {
 			t.Errorf("parseDate(%q, end %v) = %v, %v; want %v", c.in, c.end, got, err, c.want)
 		}
 	}
 	for _, bad := range []string{"yesterday", "2025-13-01", "01/03/2025"} {
-		if _, err := parseDate("--since", bad, false); err == nil || !strings.Contains(err.Error(), "want a day (2025-03-01) or an RFC 3339 time") {
+		if _, err := parseDate("privacy-report", "--since", bad, false); err == nil || !strings.Contains(err.Error(), "want a day (2025-03-01) or an RFC 3339 time") {
 			t.Errorf("parseDate(%q): %v", bad, err)
 		}
 	}

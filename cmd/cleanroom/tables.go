@@ -19,8 +19,9 @@ func newTablesCmd() *cobra.Command {
 	var c conn
 	var collab string
 	var asJSON bool
+	var f outFormat
 	cmd := &cobra.Command{
-		Use:   "tables COLLAB_ID [--json]",
+		Use:   "tables COLLAB [--format table|json]",
 		Short: "Each party's tables in a collaboration: names, columns and their roles, and your own tables' sizes",
 		Long: `tables lists each party's tables in the collaboration: the tables the rules
 declare (uploaded or not yet) and the tables uploaded, each with its columns,
@@ -41,7 +42,7 @@ use.`,
 			if collab == "" {
 				return errors.New("tables: say which collaboration: cleanroom tables COLLAB_ID (cleanroom collab show lists yours)")
 			}
-			cl, err := c.client()
+			cl, err := c.collabClient(cmd.Context(), "tables", &collab)
 			if err != nil {
 				return err
 			}
@@ -49,7 +50,7 @@ use.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
+			if asJSON || f == "json" {
 				return printOut(cmd, list)
 			}
 			co, err := cl.Collaboration(cmd.Context(), collab)
@@ -60,8 +61,10 @@ use.`,
 		},
 	}
 	c.flags(cmd)
-	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID (or give it as the argument)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's answer (GET .../audiences) as JSON")
+	f.flags(cmd)
+	cmd.Flags().StringVar(&collab, "collab", "", "collaboration ID or name (or give it as the argument)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "same as --format json: the server's answer (GET .../audiences)")
+	cmd.Flags().MarkHidden("json")
 	return cmd
 }
 

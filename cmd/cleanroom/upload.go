@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/apache/arrow/go/v17/parquet/file"
 	"github.com/spf13/cobra"
 
 	"github.com/cleanroom/cleanroom/audience"
@@ -35,8 +36,9 @@ type uploadFlags struct {
 func newUploadCmd() *cobra.Command {
 	var c conn
 	var f uploadFlags
+	var format outFormat
 	cmd := &cobra.Command{
-		Use:   "upload --collab ID --psi-key FILE --id-column COL [--table NAME] FILE.csv|FILE.parquet",
+		Use:   "upload --collab COLLAB --psi-key FILE --id-column COL [--table NAME] FILE.csv|FILE.parquet",
 		Short: "Normalize, hash and blind a table on this machine and upload it",
 		Long: `upload reads a CSV (with a header row) or Parquet file, normalizes each
 identifier, hashes it and blinds it with this party's key on this machine,
@@ -66,32 +68,43 @@ with another key, and an upload blinded with another key than this
 party's other tables.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.client()
+			if f.collab == "" {
+				return errors.New("upload: --collab, --psi-key and --id-column are required")
+			}
+			cl, err := c.collabClient(cmd.Context(), "upload", &f.collab)
 			if err != nil {
 				return err
 			}
 			a, err := runUpload(cmd.Context(), cl, args[0], f, cmd.ErrOrStderr())
 			if err != nil {
+				if consentHint(f) == "" {
+					return err
+				}
+				switch {
+				case strings.Contains(err.Error(), `"consent" is reserved`):
+					return fmt.Errorf("%w\nhint: if the file's consent column holds each row's purposes, pass --consent-column consent", err)
+				case client.CodeOf(err) == wire.CodeInvalid && strings.Contains(err.Error(), "people who can match"):
+					return fmt.Errorf("%w\n%s", err, consentHint(f))
+				}
 				return err
 			}
-			if a.DryRun {
-				fmt.Fprintf(cmd.OutOrStdout(), "dry run: table %s would be stored with %d rows, %d people, %d who can match; columns %s; nothing was stored\n", printable(a.Table), a.Rows, a.People, a.PeopleMatchable, columnList(a.Columns))
-				if a.Replaced != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "it would replace audience %s (table %s)\n", printable(a.Replaced), printable(a.Table))
+			if format == "json" {
+				if err := printOut(cmd, a); err != nil {
+					return err
 				}
-				return nil
+			} else if err := printUploaded(cmd.OutOrStdout(), a); err != nil {
+				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "uploaded table %s as audience %s: %d rows, %d people; content sha256 %s; key fingerprint %s\n",
-				printable(a.Table), printable(a.ID), a.Rows, a.People, printable(a.ContentSHA256), printable(psi.ShortFingerprint(a.KeyFingerprint)))
-			if a.Replaced != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "it replaces audience %s (table %s), whose data the server deleted; run cleanroom match again for a fresh cohort\n", printable(a.Replaced), printable(a.Table))
+			if hint := consentHint(f); hint != "" && a.PeopleMatchable == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), hint)
 			}
 			return nil
 		},
 	}
 	c.flags(cmd)
+	format.flags(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.collab, "collab", "", "collaboration ID")
+	fl.StringVar(&f.collab, "collab", "", "collaboration ID or name")
 	fl.StringVar(&f.table, "table", "", "the table this file is, as the rules declare it (default: audience, a party's one table)")
 	fl.StringVar(&f.keyFile, "psi-key", "", "this party's blinding key for the collaboration (cleanroom keygen)")
 	fl.StringVar(&f.idColumn, "id-column", "", "column holding the identifier")
@@ -168,9 +181,23 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 	}
 	defer file.Close()
 	var bar *rowProgress
+	var in io.Reader = file
+	parquetFile := strings.EqualFold(filepath.Ext(path), ".parquet")
 	if !f.quiet && progress != nil {
 		bar = newRowProgress(progress, "blinding and uploading "+filepath.Base(path))
 		opts.Progress = bar.Set
+		// The whole, for a share and an ETA: a Parquet footer counts the
+		// rows; a CSV file's rows are known only once read, so its bytes
+		// measure it.
+		if parquetFile {
+			if n, err := parquetRows(file); err == nil {
+				bar.setTotal(n, nil)
+			}
+		} else if st, err := file.Stat(); err == nil && st.Mode().IsRegular() {
+			cr := &countingReader{r: file}
+			in = cr
+			bar.setTotal(st.Size(), cr.count)
+		}
 	}
 
 	pr, pw := io.Pipe()
@@ -179,12 +206,15 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 	encErr := make(chan error, 1)
 	go func() {
 		var err error
-		if strings.EqualFold(filepath.Ext(path), ".parquet") {
+		if parquetFile {
 			_, err = audience.EncodeParquet(ctx, file, pw, key, opts)
 		} else {
-			_, err = audience.EncodeCSV(ctx, file, pw, key, opts)
+			_, err = audience.EncodeCSV(ctx, in, pw, key, opts)
 		}
 		pw.CloseWithError(err)
+		if err == nil && bar != nil {
+			bar.Encoded()
+		}
 		encErr <- err
 	}()
 	a, upErr := cl.UploadTable(ctx, f.collab, pr, client.UploadOptions{Table: f.table, Retention: f.retention, Key: key, Replace: f.replace, DryRun: f.dryRun})
@@ -194,7 +224,49 @@ func runUpload(ctx context.Context, cl *client.Client, path string, f uploadFlag
 		return wire.Audience{}, fmt.Errorf("upload: %s: %w", path, err)
 	}
 	if bar != nil {
-		bar.Finish()
+		bar.Finish(upErr == nil)
 	}
 	return a, upErr
+}
+
+// printUploaded says what an upload (or a dry run) stored.
+func printUploaded(out io.Writer, a wire.Audience) error {
+	if a.DryRun {
+		fmt.Fprintf(out, "dry run: table %s would be stored with %d rows, %d people, %d who can match; columns %s; nothing was stored\n", printable(a.Table), a.Rows, a.People, a.PeopleMatchable, columnList(a.Columns))
+		if a.Replaced != "" {
+			fmt.Fprintf(out, "it would replace audience %s (table %s)\n", printable(a.Replaced), printable(a.Table))
+		}
+		return nil
+	}
+	fmt.Fprintf(out, "uploaded table %s as audience %s: %d rows, %d people, %d who can match; content sha256 %s; key fingerprint %s\n",
+		printable(a.Table), printable(a.ID), a.Rows, a.People, a.PeopleMatchable, printable(a.ContentSHA256), printable(psi.ShortFingerprint(a.KeyFingerprint)))
+	if a.Replaced != "" {
+		fmt.Fprintf(out, "it replaces audience %s (table %s), whose data the server deleted; run cleanroom match again for a fresh cohort\n", printable(a.Replaced), printable(a.Table))
+	}
+	return nil
+}
+
+// consentHint is what to say when an upload has no one who can match
+// and gave no consent: a row without consent to the collaboration's
+// purpose never matches, so the likely cause is a missing flag. "" when
+// a consent flag was given.
+func consentHint(f uploadFlags) string {
+	if f.consentColumn != "" || f.consentAll != "" {
+		return ""
+	}
+	return "hint: no row carries consent: pass --consent-column COLUMN (the column holding each row's purposes, separated by ';'), or --consent-all PURPOSE if every row consents to the collaboration's purpose"
+}
+
+// parquetRows is the number of rows a Parquet file's footer records; f
+// is left where it was.
+func parquetRows(f *os.File) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	pf, err := file.NewParquetReader(io.NewSectionReader(f, 0, st.Size()))
+	if err != nil {
+		return 0, err
+	}
+	return pf.NumRows(), nil
 }

@@ -17,6 +17,7 @@ import (
 type auditPage struct {
 	Entries []struct {
 		Seq      int64           `json:"seq"`
+		At       string          `json:"at"`
 		Action   string          `json:"action"`
 		Actor    string          `json:"actor"`
 		Partner  string          `json:"partner_id"`

@@ -179,8 +179,10 @@ func (s *Server) auditLog(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	// One read: the total, the page and the names agree.
-	return s.db.Read(ctx, func(tx *sql.Tx) error {
+	// One read: the total, the page and the names agree. Only a CSV,
+	// which may be the whole log, streams from inside it.
+	var out auditEntries
+	err = s.db.Read(ctx, func(tx *sql.Tx) error {
 		names, err := auditlog.LoadNames(ctx, tx, a.f.Partners)
 		if err != nil {
 			return err
@@ -188,47 +190,43 @@ func (s *Server) auditLog(c echo.Context) error {
 		if err := a.resolve(names); err != nil {
 			return err
 		}
-		switch a.format {
-		case "csv":
+		if a.format == "csv" {
 			return writeAuditCSV(c, tx, a, names)
-		case "ndjson":
-			return writeAuditNDJSON(c, tx, a.f)
 		}
-		total, err := auditlog.Total(ctx, tx, a.f)
-		if err != nil {
+		if a.format == "json" {
+			if out.Total, err = auditlog.Total(ctx, tx, a.f); err != nil {
+				return err
+			}
+		}
+		if out.Entries, err = auditlog.List(ctx, tx, a.f); err != nil {
 			return err
 		}
-		entries, err := auditlog.List(ctx, tx, a.f)
-		if err != nil {
-			return err
-		}
-		out := auditEntries{Entries: entries, Total: total, Labels: map[string]string{}}
-		if out.Entries == nil {
-			out.Entries = []audit.Entry{}
-		}
-		for _, e := range entries {
+		out.Labels = map[string]string{}
+		for _, e := range out.Entries {
 			if l, ok := names.Labels[e.Actor]; ok {
 				out.Labels[e.Actor] = l
 			}
 		}
-		return c.JSON(http.StatusOK, out)
+		return nil
 	})
-}
-
-func writeAuditNDJSON(c echo.Context, tx *sql.Tx, f auditlog.Filter) error {
-	entries, err := auditlog.List(c.Request().Context(), tx, f)
-	if err != nil {
+	if err != nil || a.format == "csv" {
 		return err
 	}
-	c.Response().Header().Set("Content-Type", mtNDJSON)
-	c.Response().WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(c.Response())
-	for i := range entries {
-		if err := enc.Encode(&entries[i]); err != nil {
-			return err
+	if a.format == "ndjson" {
+		c.Response().Header().Set("Content-Type", mtNDJSON)
+		c.Response().WriteHeader(http.StatusOK)
+		enc := json.NewEncoder(c.Response())
+		for i := range out.Entries {
+			if err := enc.Encode(&out.Entries[i]); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	return nil
+	if out.Entries == nil {
+		out.Entries = []audit.Entry{}
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // auditCSVColumns head a CSV of the log: an entry's fields, with the

@@ -307,22 +307,25 @@ func (s *Server) routes() []route {
 
 		// Audit.
 		{method: "GET", path: "/v1/audit", id: "listAuditEntries", tag: "audit", summary: "Audit entries",
-			doc: "Entries the key's partner may read (all for the operator), oldest first (newest first with order=desc: page back with before set to the last page's smallest seq). " +
-				"JSON, or NDJSON with format=ndjson or Accept: application/x-ndjson.",
+			doc: "Entries the key's partner may read (all for the operator), oldest first (newest first with order=desc: page back with before set to the last page's smallest seq, or jump with offset), " +
+				"with the total the filters match and the labels of the partner's own keys among the actors. " +
+				"JSON; NDJSON with format=ndjson or Accept: application/x-ndjson; CSV of the whole filtered view (or limit entries) with format=csv or Accept: text/csv, " +
+				"every cell that a spreadsheet would read as a formula prefixed with an apostrophe. Times are UTC.",
 			allow: []role{roleAuditor, roleAdmin, roleOperator}, handler: s.auditLog,
 			params: []param{
-				{"collab", "Only this collaboration's entries.", str()},
-				{"actor", "Only this key's entries.", str()},
-				{"action", "Only entries of this action, such as query.run.", str()},
+				{"collab", "Only this collaboration's entries: its id, or its name (any case; every one of the partner's collaborations of that name).", str()},
+				{"actor", "Only this actor's entries: a key id, system, or the label of one of the partner's own keys (any case).", str()},
+				{"action", "Only entries of this action (query.run), or of the actions it begins at a dot (query: query.run, query.cached, query.refused).", str()},
 				{"since", "Entries at or after this time (RFC 3339).", str().WithFormat("date-time")},
 				{"until", "Entries before this time (RFC 3339).", str().WithFormat("date-time")},
 				{"after", "Entries after this sequence number.", openapi3.NewInt64Schema().WithMin(0)},
 				{"before", "Entries before this sequence number.", openapi3.NewInt64Schema().WithMin(1)},
 				{"order", "asc (the default): oldest first; desc: newest first.", str().WithEnum("asc", "desc")},
-				{"limit", "At most this many entries.", openapi3.NewIntegerSchema().WithMin(1).WithMax(10000)},
-				{"format", "ndjson: one entry per line.", str().WithEnum("json", "ndjson")},
+				{"offset", "Skip this many matching entries, to jump to a page.", openapi3.NewIntegerSchema().WithMin(0)},
+				{"limit", "At most this many entries (JSON and NDJSON: 1000 unless given; CSV: all unless given).", openapi3.NewIntegerSchema().WithMin(1).WithMax(10000)},
+				{"format", "ndjson: one entry per line; csv: a table, with names and labels beside the IDs.", str().WithEnum("json", "ndjson", "csv")},
 			},
-			out:   ok(http.StatusOK, "The entries.", body{types: []string{mtJSON, mtNDJSON}, schema: auditEntries{}}),
+			out:   ok(http.StatusOK, "The entries.", body{types: []string{mtJSON, mtNDJSON, mtCSV}, schema: auditEntries{}}),
 			codes: []wire.ErrorCode{wire.CodeInvalid}},
 		{method: "GET", path: "/v1/audit/head", id: "getAuditHead", tag: "audit", summary: "The signed head of the audit chain",
 			allow: []role{roleAuditor, roleAdmin, roleOperator}, handler: s.auditHead,

@@ -98,8 +98,11 @@ type Filter struct {
 	// Partners limits entries to those done by, or about a collaboration
 	// of, these partners. nil means every partner (the operator's view).
 	Partners []string
-	CollabID string
-	Actor    string
+	// CollabIDs and Actors match any of theirs (nil: any).
+	CollabIDs []string
+	Actors    []string
+	// Action matches that action and those it prefixes at a dot: "query"
+	// matches query.run and query.refused, never queryx.run.
 	Action   audit.Action
 	Since    time.Time
 	Until    time.Time
@@ -108,7 +111,9 @@ type Filter struct {
 	BeforeSeq int64
 	// Newest lists newest first, for a timeline.
 	Newest bool
-	Limit  int // default 1000
+	// Offset skips that many entries, for jumping to a page.
+	Offset int
+	Limit  int // List: default 1000, at most 10000; Each: 0 is no limit
 }
 
 // visibleTo is the condition on audit_log rows that partners may read:
@@ -117,7 +122,7 @@ func visibleTo(partners []string) (string, []any) {
 	if len(partners) == 0 {
 		return "FALSE", nil
 	}
-	ph := strings.TrimSuffix(strings.Repeat("?,", len(partners)), ",")
+	ph := placeholders(len(partners))
 	var args []any
 	for i := 0; i < 3; i++ {
 		for _, p := range partners {
@@ -125,6 +130,16 @@ func visibleTo(partners []string) (string, []any) {
 		}
 	}
 	return `(partner_id IN (` + ph + `) OR collab_id IN (SELECT id FROM collaborations WHERE proposer IN (` + ph + `) OR partner IN (` + ph + `)))`, args
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 // privateTo is the expression for the private part as partners may read
@@ -136,38 +151,38 @@ func privateTo(partners []string) (string, []any) {
 	if len(partners) == 0 {
 		return "NULL", nil
 	}
-	ph := strings.TrimSuffix(strings.Repeat("?,", len(partners)), ",")
-	args := make([]any, len(partners))
-	for i, p := range partners {
-		args[i] = p
-	}
-	return `CASE WHEN partner_id IN (` + ph + `) THEN CAST(private AS VARCHAR) END`, args
+	return `CASE WHEN partner_id IN (` + placeholders(len(partners)) + `) THEN CAST(private AS VARCHAR) END`, anys(partners)
 }
 
-// List returns entries matching f in sequence order (newest first with
-// f.Newest).
-func List(ctx context.Context, q store.Querier, f Filter) ([]audit.Entry, error) {
-	var where []string
+// where is f's condition, paging aside (after, before, offset, limit).
+func (f Filter) where() (string, []any) {
+	var conds []string
 	var args []any
 	if f.Partners != nil {
-		if len(f.Partners) == 0 {
-			return nil, nil
-		}
 		cond, cargs := visibleTo(f.Partners)
-		where, args = append(where, cond), append(args, cargs...)
+		conds, args = append(conds, cond), append(args, cargs...)
 	}
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
+	add := func(cond string, v ...any) {
+		conds = append(conds, cond)
+		args = append(args, v...)
 	}
-	if f.CollabID != "" {
-		add("collab_id = ?", f.CollabID)
+	if f.CollabIDs != nil {
+		if len(f.CollabIDs) == 0 {
+			add("FALSE")
+		} else {
+			add("collab_id IN ("+placeholders(len(f.CollabIDs))+")", anys(f.CollabIDs)...)
+		}
 	}
-	if f.Actor != "" {
-		add("actor = ?", f.Actor)
+	if f.Actors != nil {
+		if len(f.Actors) == 0 {
+			add("FALSE")
+		} else {
+			add("actor IN ("+placeholders(len(f.Actors))+")", anys(f.Actors)...)
+		}
 	}
 	if f.Action != "" {
-		add("action = ?", string(f.Action))
+		// starts_with, not LIKE: an action's underscore is no wildcard.
+		add("(action = ? OR starts_with(action, ?))", string(f.Action), string(f.Action)+".")
 	}
 	if !f.Since.IsZero() {
 		add("at >= ?", f.Since.UTC())
@@ -175,39 +190,65 @@ func List(ctx context.Context, q store.Querier, f Filter) ([]audit.Entry, error)
 	if !f.Until.IsZero() {
 		add("at < ?", f.Until.UTC())
 	}
+	if len(conds) == 0 {
+		return "TRUE", nil
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// List returns entries matching f in sequence order (newest first with
+// f.Newest).
+func List(ctx context.Context, q store.Querier, f Filter) ([]audit.Entry, error) {
+	if f.Limit <= 0 || f.Limit > 10000 {
+		f.Limit = 1000
+	}
+	var out []audit.Entry
+	err := Each(ctx, q, f, func(e *audit.Entry) error {
+		out = append(out, *e)
+		return nil
+	})
+	return out, err
+}
+
+// Each streams the entries matching f to emit, in List's order, with no
+// limit unless f sets one: a CSV of a whole filtered log never sits in
+// memory.
+func Each(ctx context.Context, q store.Querier, f Filter, emit func(*audit.Entry) error) error {
+	if f.Partners != nil && len(f.Partners) == 0 {
+		return nil
+	}
+	cond, args := f.where()
 	if f.AfterSeq > 0 {
-		add("seq > ?", f.AfterSeq)
+		cond, args = cond+" AND seq > ?", append(args, f.AfterSeq)
 	}
 	if f.BeforeSeq > 0 {
-		add("seq < ?", f.BeforeSeq)
-	}
-	limit := f.Limit
-	if limit <= 0 || limit > 10000 {
-		limit = 1000
+		cond, args = cond+" AND seq < ?", append(args, f.BeforeSeq)
 	}
 	pexpr, pargs := privateTo(f.Partners)
 	args = append(pargs, args...)
-	query := `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash, ` + pexpr + ` FROM audit_log`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
+	query := `SELECT seq, at, actor, partner_id, collab_id, action, CAST(details AS VARCHAR), prev_hash, hash, ` + pexpr + ` FROM audit_log WHERE ` + cond
 	order := "seq"
 	if f.Newest {
 		order = "seq DESC"
 	}
-	query += fmt.Sprintf(" ORDER BY %s LIMIT %d", order, limit)
+	query += " ORDER BY " + order
+	if f.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	if f.Offset > 0 {
+		query += fmt.Sprintf(" OFFSET %d", f.Offset)
+	}
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("auditlog.List: %w", err)
+		return fmt.Errorf("auditlog.Each: %w", err)
 	}
 	defer rows.Close()
-	var out []audit.Entry
 	for rows.Next() {
 		var e audit.Entry
 		var details string
 		var private sql.NullString
 		if err := rows.Scan(&e.Seq, &e.At, &e.Actor, &e.PartnerID, &e.CollabID, &e.Action, &details, &e.PrevHash, &e.Hash, &private); err != nil {
-			return nil, fmt.Errorf("auditlog.List: %w", err)
+			return fmt.Errorf("auditlog.Each: %w", err)
 		}
 		e.At = e.At.UTC()
 		e.Details = json.RawMessage(details)
@@ -215,9 +256,25 @@ func List(ctx context.Context, q store.Querier, f Filter) ([]audit.Entry, error)
 			e.Private = json.RawMessage(private.String)
 		}
 		audit.InferVersion(&e)
-		out = append(out, e)
+		if err := emit(&e); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
+}
+
+// Total counts the entries f matches on every page: its filters, not its
+// paging (after, before, offset, limit).
+func Total(ctx context.Context, q store.Querier, f Filter) (int64, error) {
+	if f.Partners != nil && len(f.Partners) == 0 {
+		return 0, nil
+	}
+	cond, args := f.where()
+	var n int64
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM audit_log WHERE `+cond, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("auditlog.Total: %w", err)
+	}
+	return n, nil
 }
 
 // Export writes every entry up to seq upto, in order, to emit. Entries

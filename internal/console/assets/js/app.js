@@ -100,7 +100,8 @@
   function route() {
     if (!CR.key) return signIn();
     markNav();
-    var parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+    // A view's own state may follow a '?' (#/audit?action=query).
+    var parts = location.hash.replace(/^#\/?/, '').split('?')[0].split('/').map(decodeURIComponent);
     switch (parts[0]) {
       case 'collab':
         return collab(parts[1], parts[2]);

@@ -1,7 +1,11 @@
 // The audit log, for auditors and admins: entries newest first, a page
 // of 100 at a time (a log of any length shows as fast as its first
-// page), filters, each entry's details, the signed head, and verifying
-// the whole log in the page (verify.js).
+// page), the total the filters match and a jump to any page, filters by
+// collaboration name, action prefix and key label, every time in UTC,
+// a CSV of the filtered view, each entry's details, the signed head, and
+// verifying the whole log in the page (verify.js). Filters and page live
+// in the URL (#/audit?action=query&page=2), so a shared link shows the
+// same view.
 (function () {
   'use strict';
   var CR = window.CR, el = CR.el;
@@ -10,14 +14,31 @@
     'collaboration.change_rules', 'collaboration.reject_rules', 'audience.upload', 'audience.delete',
     'match.start', 'match.points', 'match.complete', 'query.run', 'query.cached', 'query.refused', 'access.request',
     'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry'];
+  // The action filter takes a prefix at a dot too: query is every query.*.
+  var prefixes = actions.map(function (a) { return a.split('.')[0]; }).filter(function (p, i, all) { return all.indexOf(p) === i; });
+  var filterKeys = ['collab', 'action', 'actor', 'since', 'until'];
 
-  // rfc3339 turns a datetime-local value (the browser's time zone) into
-  // what the API reads.
-  function rfc3339(v) {
+  // The pickers show and take UTC, as the table does: a datetime-local
+  // value has no zone, and reading it as the browser's would shift it.
+  function fromPicker(v, name) {
     if (!v) return '';
-    var d = new Date(v);
-    if (isNaN(d)) throw new CR.APIError(400, { error: { code: 'invalid', message: 'not a time: ' + v } });
-    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    var s = (v.length === 16 ? v + ':00' : v) + 'Z';
+    if (isNaN(Date.parse(s))) throw new CR.APIError(400, { error: { code: 'invalid', message: name + ': not a time: ' + v } });
+    return s;
+  }
+  function toPicker(rfc) {
+    var t = Date.parse(rfc);
+    return isNaN(t) ? '' : new Date(t).toISOString().slice(0, 19);
+  }
+
+  // fromURL reads the view's state from the location's hash.
+  function fromURL() {
+    var h = location.hash, i = h.indexOf('?');
+    var p = new URLSearchParams(i >= 0 ? h.slice(i + 1) : '');
+    var filters = {};
+    filterKeys.forEach(function (k) { filters[k] = (p.get(k) || '').trim(); });
+    var page = parseInt(p.get('page'), 10);
+    return { filters: filters, page: page > 0 ? page : 1 };
   }
 
   function pretty(v) {
@@ -26,44 +47,53 @@
   }
 
   CR.auditView = function (app, alive) {
-    var state = { before: null, newer: [], filters: {}, entries: [], collabs: {}, partners: {} };
+    var initial = fromURL();
+    var state = { page: initial.page, total: 0, filters: initial.filters, entries: [], collabs: {}, partners: {}, labels: {} };
     var f = {
-      action: el('input', { test: 'audit-filter-action', list: 'audit-actions', placeholder: 'any action', 'aria-label': 'Action' }),
-      actor: el('input', { test: 'audit-filter-actor', placeholder: 'any key (k_…)', 'aria-label': 'Actor', spellcheck: 'false' }),
-      collab: el('input', { test: 'audit-filter-collab', list: 'audit-collabs', placeholder: 'any collaboration', 'aria-label': 'Collaboration', spellcheck: 'false' }),
-      since: el('input', { type: 'datetime-local', test: 'audit-filter-since', 'aria-label': 'Since' }),
-      until: el('input', { type: 'datetime-local', test: 'audit-filter-until', 'aria-label': 'Until' })
+      collab: el('input', { test: 'audit-filter-collab', id: 'audit-collab', list: 'audit-collabs', placeholder: 'name or id', spellcheck: 'false' }),
+      action: el('input', { test: 'audit-filter-action', id: 'audit-action', list: 'audit-actions', placeholder: 'query, query.run…', spellcheck: 'false' }),
+      actor: el('input', { test: 'audit-filter-actor', id: 'audit-actor', list: 'audit-actors', placeholder: 'key label or id', spellcheck: 'false' }),
+      since: el('input', { type: 'datetime-local', step: '1', test: 'audit-filter-since', id: 'audit-since' }),
+      until: el('input', { type: 'datetime-local', step: '1', test: 'audit-filter-until', id: 'audit-until' })
     };
     var collabList = el('datalist', { id: 'audit-collabs' });
+    var actorList = el('datalist', { id: 'audit-actors' });
+    function field(k, label) { return el('label', { for: 'audit-' + k }, label, f[k]); }
     var filters = el('form', { class: 'toolbar filters', onsubmit: function (e) { e.preventDefault(); apply(); } },
-      f.action, el('datalist', { id: 'audit-actions' }, actions.map(function (a) { return el('option', { value: a }); })),
-      f.actor, f.collab, collabList,
-      el('label', { text: 'since' }, f.since), el('label', { text: 'until' }, f.until),
+      field('collab', 'Collaboration'), collabList,
+      field('action', 'Action'), el('datalist', { id: 'audit-actions' }, prefixes.concat(actions).map(function (a) { return el('option', { value: a }); })),
+      field('actor', 'Actor'), actorList,
+      field('since', 'From (UTC)'), field('until', 'Before (UTC)'),
+      el('span', { class: 'muted small', test: 'audit-zone', text: 'Times are UTC, as in the log.' }),
       el('button', { type: 'submit', class: 'primary', test: 'audit-apply', text: 'Filter' }),
-      el('button', { type: 'button', text: 'Clear', onclick: function () {
+      el('button', { type: 'button', test: 'audit-clear', text: 'Clear', onclick: function () {
         Object.keys(f).forEach(function (k) { f[k].value = ''; });
         apply();
       } }));
+    var csvBox = el('span', { class: 'small' });
+    var csvButton = el('button', { type: 'button', test: 'audit-csv', text: 'Download CSV', onclick: downloadCSV });
     var tbody = el('tbody');
     var table = el('table', { class: 'data clickable audit', test: 'audit-table' },
       el('thead', null, el('tr', null, ['Seq', 'Time (UTC)', 'Action', 'Actor', 'Partner', 'Collaboration'].map(function (h) { return el('th', { text: h }); }))),
       tbody);
     var msg = el('div');
-    var newer = el('button', { test: 'audit-newer', text: '← Newer', disabled: true, onclick: function () {
-      state.before = state.newer.pop();
-      load();
-    } });
-    var older = el('button', { test: 'audit-older', text: 'Older →', disabled: true, onclick: function () {
-      state.newer.push(state.before);
-      state.before = state.entries[state.entries.length - 1].seq;
-      load();
-    } });
-    var pageInfo = el('span', { class: 'muted small' });
+    var newer = el('button', { test: 'audit-newer', text: '← Newer', disabled: true, onclick: function () { go(state.page - 1); } });
+    var older = el('button', { test: 'audit-older', text: 'Older →', disabled: true, onclick: function () { go(state.page + 1); } });
+    var pageInput = el('input', { type: 'number', min: '1', test: 'audit-page', id: 'audit-page', class: 'page-input', 'aria-label': 'Page' });
+    var pages = el('span', { test: 'audit-pages' });
+    var total = el('span', { class: 'muted small', test: 'audit-total', 'aria-live': 'polite' });
+    var jump = el('form', { class: 'page-jump', onsubmit: function (e) {
+      e.preventDefault();
+      var n = parseInt(pageInput.value, 10);
+      if (n > 0) go(n);
+    } }, el('label', { for: 'audit-page', text: 'Page' }), pageInput, pages, el('button', { type: 'submit', test: 'audit-go', text: 'Go' }));
     var head = el('section', { class: 'card', test: 'audit-head' }, el('h3', { text: 'Signed head' }), el('p', { class: 'muted', text: 'Loading…' }));
     var detail = el('section', { class: 'card detail', hidden: true });
     var side = el('aside', { class: 'side' }, detail, head, verifyCard());
     CR.append(app, [filters, el('div', { class: 'audit-layout' },
-      el('section', { class: 'card' }, msg, el('div', { class: 'scroll' }, table), el('div', { class: 'pager' }, newer, pageInfo, older)), side)]);
+      el('section', { class: 'card' }, el('div', { class: 'toolbar' }, total, csvButton, csvBox), msg,
+        el('div', { class: 'scroll' }, table), el('div', { class: 'pager' }, newer, jump, older)), side)]);
+    showFilters();
 
     // The first page of entries goes first; the rest waits for it, so a
     // long log shows as soon as the server has read a page.
@@ -73,6 +103,23 @@
       loadNames();
       CR.load(['verify.js']).catch(function () { /* loaded again on Verify */ });
     });
+
+    function showFilters() {
+      ['collab', 'action', 'actor'].forEach(function (k) { f[k].value = state.filters[k]; });
+      f.since.value = toPicker(state.filters.since);
+      f.until.value = toPicker(state.filters.until);
+    }
+
+    // toURL puts the filters and page in the location, as a new history
+    // entry: the back button returns to the view before, and a copied
+    // link opens this one. (pushState fires no hashchange: the view stays.)
+    function toURL() {
+      var p = new URLSearchParams();
+      filterKeys.forEach(function (k) { if (state.filters[k]) p.set(k, state.filters[k]); });
+      if (state.page > 1) p.set('page', String(state.page));
+      var h = '#/audit' + (String(p) ? '?' + p : '');
+      if (h !== location.hash) history.pushState(null, '', h);
+    }
 
     function loadHead() {
       CR.guard(alive, head, CR.api('GET', '/v1/audit/head').then(function (h) {
@@ -100,37 +147,76 @@
           state.collabs[c.id] = c.name;
           state.partners[c.proposer] = c.proposer_name;
           state.partners[c.partner] = c.partner_name;
-          collabList.appendChild(el('option', { value: c.id, text: c.name }));
+          collabList.appendChild(el('option', { value: c.name || c.id, text: c.id }));
         });
         if (state.entries.length) rows();
       }, function () { /* names are a nicety: IDs still show */ });
     }
 
     function apply() {
+      var next = {};
       try {
-        state.filters = { action: f.action.value.trim(), actor: f.actor.value.trim(), collab: f.collab.value.trim(), since: rfc3339(f.since.value), until: rfc3339(f.until.value) };
+        ['collab', 'action', 'actor'].forEach(function (k) { next[k] = f[k].value.trim(); });
+        next.since = fromPicker(f.since.value, 'From');
+        next.until = fromPicker(f.until.value, 'Before');
       } catch (e) {
         CR.clear(msg).appendChild(CR.errorBox(e));
         return;
       }
-      state.before = null;
-      state.newer = [];
+      state.filters = next;
+      state.page = 1;
+      toURL();
+      load();
+    }
+
+    function go(page) {
+      state.page = Math.max(1, page);
+      toURL();
       load();
     }
 
     function load() {
-      var q = Object.assign({ order: 'desc', limit: pageSize, before: state.before }, state.filters);
+      var q = Object.assign({ order: 'desc', limit: pageSize, offset: (state.page - 1) * pageSize }, state.filters);
       older.disabled = newer.disabled = true;
       return CR.guard(alive, msg, CR.api('GET', '/v1/audit', { query: q }).then(function (l) {
         if (!alive()) return;
         CR.clear(msg);
         state.entries = l.entries || [];
+        state.total = l.total || 0;
+        Object.keys(l.labels || {}).forEach(function (id) {
+          if (!state.labels[id]) actorList.appendChild(el('option', { value: l.labels[id], text: id }));
+          state.labels[id] = l.labels[id];
+        });
         rows();
-        var es = state.entries;
-        pageInfo.textContent = es.length ? 'entries #' + es[0].seq + ' to #' + es[es.length - 1].seq : state.before ? 'no older entries' : 'no entries';
-        older.disabled = es.length < pageSize;
-        newer.disabled = !state.newer.length;
+        var es = state.entries, last = Math.max(1, Math.ceil(state.total / pageSize));
+        total.textContent = CR.plural(state.total, 'entry', 'entries') + (es.length ? ' · #' + es[0].seq + ' to #' + es[es.length - 1].seq : '');
+        pageInput.value = String(state.page);
+        pageInput.max = String(last);
+        pages.textContent = 'of ' + CR.num(last);
+        if (!es.length) {
+          msg.appendChild(el('p', { class: 'muted', test: 'audit-empty', text: state.total ? 'No entries on page ' + state.page + ': the last is ' + last + '.' : 'No entries match.' }));
+        }
+        older.disabled = state.page >= last;
+        newer.disabled = state.page <= 1;
       }));
+    }
+
+    // downloadCSV saves the filtered view, every page of it, as the
+    // server writes it (cells that a spreadsheet would run are defused).
+    function downloadCSV() {
+      csvButton.disabled = true;
+      CR.clear(csvBox).appendChild(document.createTextNode('Preparing…'));
+      CR.guard(alive, csvBox, CR.api('GET', '/v1/audit', { query: Object.assign({ format: 'csv', order: 'desc' }, state.filters), raw: true })
+        .then(function (res) { return res.blob(); })
+        .then(function (blob) {
+          if (!alive()) return;
+          var old = csvBox.querySelector('a');
+          if (old) URL.revokeObjectURL(old.href);
+          var a = el('a', { href: URL.createObjectURL(blob), test: 'audit-csv-link', download: 'audit-' + new Date().toISOString().slice(0, 19).replace(/:/g, '') + 'Z.csv',
+            text: 'Save the CSV again' });
+          CR.clear(csvBox).appendChild(a);
+          a.click();
+        })).then(function () { csvButton.disabled = false; });
     }
 
     // summary is an entry's details in a line: what they say, without
@@ -146,6 +232,13 @@
 
     function name(map, id) { return id ? map[id] || id : '–'; }
 
+    // actor shows a key by its label when the key is the reader's own
+    // partner's (the API gives no other partner's labels).
+    function actor(id) {
+      var l = state.labels[id];
+      return l ? [el('span', { class: 'label', text: l }), el('div', { class: 'mono small muted', text: id })] : el('span', { class: 'mono small', text: id });
+    }
+
     function rows() {
       var me = CR.me;
       state.partners[me.partner_id] = me.partner_name;
@@ -157,7 +250,7 @@
           onkeydown: function (ev) { if (ev.key === 'Enter') show(e); } },
           CR.td('#' + e.seq, 'n'), CR.td(CR.time(e.at), 'nowrap'),
           CR.td([el('code', { text: e.action }), d ? el('div', { class: 'small muted summary', text: d.length > 100 ? d.slice(0, 100) + '…' : d }) : null]),
-          CR.td(e.actor, 'mono small'), CR.td(name(state.partners, e.partner_id), 'nowrap'), CR.td(name(state.collabs, e.collab_id), 'nowrap')));
+          CR.td(actor(e.actor)), CR.td(name(state.partners, e.partner_id), 'nowrap'), CR.td(name(state.collabs, e.collab_id), 'nowrap')));
       });
       tbody.appendChild(frag);
       // For the first-view benchmark: when a page of entries is shown.
@@ -174,8 +267,8 @@
       CR.append(detail, [
         el('h3', { text: 'Entry #' + e.seq + ': ' + e.action }),
         el('dl', { class: 'facts-list' },
-          el('dt', { text: 'Time' }), el('dd', { text: CR.time(e.at) + ' (' + e.at + ')' }),
-          el('dt', { text: 'Actor' }), el('dd', { class: 'mono', text: e.actor }),
+          el('dt', { text: 'Time (UTC)' }), el('dd', { text: CR.time(e.at) + ' (' + e.at + ')' }),
+          el('dt', { text: 'Actor' }), el('dd', { class: 'mono', text: state.labels[e.actor] ? state.labels[e.actor] + ' (' + e.actor + ')' : e.actor }),
           el('dt', { text: 'Partner' }), el('dd', { text: name(state.partners, e.partner_id) + ' (' + e.partner_id + ')' }),
           el('dt', { text: 'Collaboration' }), el('dd', { text: e.collab_id ? name(state.collabs, e.collab_id) + ' (' + e.collab_id + ')' : '–' }),
           el('dt', { text: 'Hash' }), el('dd', { class: 'mono small wrap', text: e.hash }),

@@ -337,5 +337,13 @@ func TestConsoleA11yBudgetSpent(t *testing.T) {
 		t.Errorf("a spent budget that never refreshes says %q; want that it does not refresh and that an admin can raise it in the rules", advice)
 	}
 	tb.reachable("budget spent", sel("budget-advice"))
+	// Asked anyway, the refusal says the same beside the server's reason.
+	tb.expect("status of 429")
+	tb.run("ask", chromedp.Click(sel("run-query"), chromedp.ByQuery), chromedp.WaitVisible(sel("refusal"), chromedp.ByQuery))
+	var refusal string
+	tb.run("the refusal", chromedp.Text(".result", &refusal, chromedp.ByQuery))
+	if !strings.Contains(refusal, "budget_exhausted") || !strings.Contains(refusal, "admin can raise it") {
+		t.Errorf("the refusal of a spent budget reads %q", refusal)
+	}
 	tb.shot("a11y-budget-spent")
 }

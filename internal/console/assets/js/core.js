@@ -215,7 +215,7 @@
   // refused) needs no code before it.
   CR.errorBox = function (err, test) {
     var code = err && err.code ? err.code : 'error';
-    if (code === 'network') return CR.el('p', { class: 'muted small', test: 'not-loaded', text: 'Not loaded: the server cannot be reached.' });
+    if (code === 'network') return CR.el('p', { class: 'muted small', test: 'not-loaded', text: 'The server cannot be reached (see above): not done.' });
     return CR.el('div', { class: 'error', role: 'alert', test: test || 'error', 'data-code': code },
       err && err.plain ? null : [CR.el('strong', { class: 'code', text: code }), ' '],
       CR.el('span', { text: (err && err.message) || String(err) }),

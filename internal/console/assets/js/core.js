@@ -129,7 +129,8 @@
     if (!banner) {
       banner = CR.el('div', { class: 'net-banner noprint', role: 'alert', test: 'network-banner' });
       var top = document.getElementById('top');
-      top.parentNode.insertBefore(banner, top.nextSibling);
+      if (top) top.parentNode.insertBefore(banner, top.nextSibling);
+      else document.body.insertBefore(banner, document.body.firstChild);
     }
     var since = CR.lastAnswer ? ' What the page shows is from ' + CR.lastAnswer.toISOString().slice(11, 16) + ' UTC and may be out of date.' : '';
     CR.append(CR.clear(banner), [

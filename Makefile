@@ -8,7 +8,7 @@ FUZZTIME ?= 20000x
 FUZZMINTIME ?= 200x
 BIN     := bin/cleanroom
 
-.PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js redocly openapi-lint screenshots
+.PHONY: build test demo bench fuzz fuzz-long lint vet fmt-check arrow-js axe-core redocly openapi-lint screenshots
 
 # The console's browser tests (api TestConsole) save a screenshot
 # of each view here; make screenshots refreshes the README's copies.
@@ -17,6 +17,12 @@ SCREENSHOTS := $(CURDIR)/build/screenshots
 # An Arrow reader written by others (the npm apache-arrow package) checks
 # that query answers in Arrow are readable; tests skip the check without npm.
 ARROW_JS := $(CURDIR)/.cache/arrow-js
+
+# axe-core (npm) checks every view of the console for accessibility in the
+# browser tests (api TestConsoleA11y); without npm the check is skipped,
+# saying so, unless CLEANROOM_REQUIRE_BROWSER is set.
+AXE := $(CURDIR)/.cache/axe-core
+AXE_VERSION := 4.14.1
 
 # Redocly's linter checks the OpenAPI document the server serves
 # (api TestOpenAPILint): no error, no warning. Without npm the
@@ -33,8 +39,9 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/cleanroom
 
 # Unit, property and CLI script tests, lint, and a short run of every fuzz target.
-test: lint arrow-js
+test: lint arrow-js axe-core
 	CLEANROOM_ARROW_JS=$$( [ -d $(ARROW_JS)/node_modules/apache-arrow ] && echo $(ARROW_JS) ) CLEANROOM_REDOCLY=$(REDOCLY_DIR) \
+		CLEANROOM_AXE=$$( [ -f $(AXE)/node_modules/axe-core/axe.min.js ] && echo $(AXE) ) \
 		CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./...
 	# The scalar X25519 fallback, as on a CPU without AVX-512 IFMA.
 	$(GO) test -tags purego ./psi ./audience ./client
@@ -78,6 +85,12 @@ arrow-js:
 	@if command -v npm >/dev/null 2>&1 && [ ! -d $(ARROW_JS)/node_modules/apache-arrow ]; then \
 		mkdir -p $(ARROW_JS) && cd $(ARROW_JS) && npm install --no-audit --no-fund --silent apache-arrow@21 >/dev/null 2>&1 \
 		|| echo "arrow-js: npm could not install apache-arrow; the foreign Arrow reader check will be skipped"; \
+	fi
+
+axe-core:
+	@if command -v npm >/dev/null 2>&1 && [ ! -f $(AXE)/node_modules/axe-core/axe.min.js ]; then \
+		mkdir -p $(AXE) && cd $(AXE) && npm install --no-audit --no-fund --silent axe-core@$(AXE_VERSION) >/dev/null 2>&1 \
+		|| echo "axe-core: npm could not install axe-core; the console's accessibility check will be skipped"; \
 	fi
 
 redocly:

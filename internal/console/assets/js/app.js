@@ -15,6 +15,7 @@
   // arrives after the user moved on is dropped.
   function view() {
     var g = ++generation;
+    CR.online(); // a view drawn afresh is not out of date; a failure says so again
     if (CR.disposeCharts) CR.disposeCharts(); // charts.js, once a view has drawn a chart
     CR.clear(app);
     return function () { return g === generation; };
@@ -74,15 +75,25 @@
       el('a', { href: '#/collabs', test: 'nav-collabs', text: 'Collaborations' }),
       CR.can('audit') ? el('a', { href: '#/audit', test: 'nav-audit', text: 'Audit log' }) : null,
       CR.can('privacy') ? el('a', { href: '#/privacy', test: 'nav-privacy', text: 'Privacy report' }) : null);
+    // On a phone the links and who is signed in fold behind Menu; Sign
+    // out stays in the bar.
+    var menu = el('button', { type: 'button', class: 'menu-toggle', test: 'menu', 'aria-expanded': 'false', 'aria-controls': 'top-menu', text: 'Menu',
+      onclick: function () { openMenu(menu.getAttribute('aria-expanded') !== 'true'); } });
     CR.append(top, [
       el('a', { class: 'brand', href: '#/collabs', text: 'cleanroom' }),
-      nav,
-      el('span', { class: 'whoami', test: 'whoami', title: 'key ' + me.key_id },
-        el('strong', { text: me.operator ? 'operator' : me.role }), ' · ', me.partner_name || me.partner_id,
-        me.label ? el('span', { class: 'muted', text: ' · ' + me.label }) : null),
-      el('button', { class: 'link', test: 'signout', text: 'Sign out', onclick: function () { location.hash = ''; CR.signOut(); } })
+      menu,
+      el('div', { class: 'top-menu', id: 'top-menu' }, nav,
+        el('span', { class: 'whoami', test: 'whoami', title: 'key ' + me.key_id },
+          el('strong', { text: me.operator ? 'operator' : me.role }), ' · ', me.partner_name || me.partner_id,
+          me.label ? el('span', { class: 'muted', text: ' · ' + me.label }) : null)),
+      el('button', { type: 'button', class: 'link signout', test: 'signout', text: 'Sign out', onclick: function () { location.hash = ''; CR.signOut(); } })
     ]);
     markNav();
+  }
+  function openMenu(open) {
+    top.classList.toggle('open', open);
+    var m = top.querySelector('.menu-toggle');
+    if (m) m.setAttribute('aria-expanded', String(open));
   }
   function markNav() {
     var h = location.hash;
@@ -99,6 +110,7 @@
 
   function route() {
     if (!CR.key) return signIn();
+    openMenu(false);
     markNav();
     // A view's own state may follow a '?' (#/audit?action=query).
     var parts = location.hash.replace(/^#\/?/, '').split('?')[0].split('/').map(decodeURIComponent);
@@ -123,6 +135,9 @@
   function guard(alive, box, p) {
     return p.catch(function (e) {
       if (!alive() || e.status === 401) return;
+      // The server gone: what the box already shows stays, marked out of
+      // date by the banner; only a box still loading says it did not load.
+      if (e.code === 'network' && box.textContent.trim() && box.textContent.indexOf('Loading') < 0) return;
       CR.clear(box).appendChild(CR.errorBox(e));
       if (!(e instanceof CR.APIError)) throw e; // a bug, or a script that did not load: the console says so too
     });
@@ -247,6 +262,28 @@
   }
 
   window.addEventListener('hashchange', route);
+
+  // On a phone tables read as cards, each cell under its column's name:
+  // every data table the views draw, whichever script drew it, gets its
+  // cells labelled from its header (the CSS shows the labels at 600 px
+  // and less).
+  function labelCells() {
+    app.querySelectorAll('table.data').forEach(function (t) {
+      var head = [].map.call(t.querySelectorAll('thead th'), function (th) { return th.textContent.trim(); });
+      if (!head.length) return;
+      t.querySelectorAll('tbody tr').forEach(function (tr) {
+        [].forEach.call(tr.children, function (td, i) {
+          if (head[i] && !td.hasAttribute('data-label')) td.setAttribute('data-label', head[i]);
+        });
+      });
+    });
+  }
+  var labelling = false;
+  new MutationObserver(function () {
+    if (labelling) return;
+    labelling = true;
+    requestAnimationFrame(function () { labelling = false; labelCells(); });
+  }).observe(app, { childList: true, subtree: true });
 
   // Start: a key kept in this tab signs in again by itself.
   CR.key = sessionStorage.getItem(CR.keyName);

@@ -96,16 +96,53 @@
     try {
       res = await fetch(url, init);
     } catch (e) {
-      throw new CR.APIError(0, { error: { code: 'network', message: 'the server did not answer (' + e.message + ')' } });
+      // One banner says it for every request that fails this way; the
+      // views show no box of their own (errorBox).
+      CR.offline();
+      throw new CR.APIError(0, { error: { code: 'network', message: 'the server cannot be reached' } });
     }
+    CR.lastAnswer = new Date();
     if (!res.ok) {
       var body = null;
       try { body = await res.json(); } catch (e) { /* not JSON: the status says it */ }
       var err = new CR.APIError(res.status, body);
-      if (res.status === 401 && !opts.key) CR.signOut(err);
+      if (res.status === 401) {
+        // The API's message is advice to developers (the header to send);
+        // a person signing in needs to know what to do.
+        err.message = 'That key was not accepted: check it was copied whole, or ask your admin for a new one.';
+        err.plain = true;
+        if (!opts.key) CR.signOut(err);
+      }
       throw err;
     }
     return opts.raw ? res : res.json();
+  };
+
+  // offline shows the one banner for a server that cannot be reached, with
+  // Retry (the current view again), and marks what the page still shows
+  // as out of date. online takes both away: each view starts with it.
+  var banner = null;
+  CR.lastAnswer = null;
+  CR.offline = function () {
+    var main = document.getElementById('app');
+    if (main) main.setAttribute('data-stale', 'true');
+    if (!banner) {
+      banner = CR.el('div', { class: 'net-banner noprint', role: 'alert', test: 'network-banner' });
+      var top = document.getElementById('top');
+      if (top) top.parentNode.insertBefore(banner, top.nextSibling);
+      else document.body.insertBefore(banner, document.body.firstChild);
+    }
+    var since = CR.lastAnswer ? ' What the page shows is from ' + CR.lastAnswer.toISOString().slice(11, 16) + ' UTC and may be out of date.' : '';
+    CR.append(CR.clear(banner), [
+      CR.el('span', { text: 'The console cannot reach the server: check your connection, or ask whoever runs the server whether it is up.' + since }),
+      CR.el('button', { type: 'button', test: 'network-retry', text: 'Retry', onclick: function () { if (CR.route) CR.route(); } })
+    ]);
+    banner.hidden = false;
+  };
+  CR.online = function () {
+    var main = document.getElementById('app');
+    if (main) main.removeAttribute('data-stale');
+    if (banner) banner.hidden = true;
   };
 
   // ---- Roles: what each may do, as the API's route table allows ----
@@ -174,10 +211,14 @@
   };
 
   // errorBox shows an API error: its code, message and, for SQL, where.
+  // A server that cannot be reached is the banner's to say (CR.offline):
+  // here only a quiet note of what did not load. A plain message (a key
+  // refused) needs no code before it.
   CR.errorBox = function (err, test) {
     var code = err && err.code ? err.code : 'error';
+    if (code === 'network') return CR.el('p', { class: 'muted small', test: 'not-loaded', text: 'The server cannot be reached (see above): not done.' });
     return CR.el('div', { class: 'error', role: 'alert', test: test || 'error', 'data-code': code },
-      CR.el('strong', { class: 'code', text: code }), ' ',
+      err && err.plain ? null : [CR.el('strong', { class: 'code', text: code }), ' '],
       CR.el('span', { text: (err && err.message) || String(err) }),
       err && err.position !== null && err.position !== undefined ? CR.el('span', { class: 'pos', text: ' (at byte ' + err.position + ')' }) : null);
   };

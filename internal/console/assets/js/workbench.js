@@ -144,6 +144,7 @@
         run.title = pv.refusal.message;
         previewNote.className = 'small refusal-note';
         previewNote.textContent = 'Run would be refused (' + pv.refusal.code + '): ' + pv.refusal.message;
+        if (spent(pv.refusal.code)) previewNote.appendChild(budgetAdvice(pv.refusal.code, refreshes(pv.refusal.message)));
         return;
       }
       run.disabled = false;
@@ -202,6 +203,21 @@
       var left = budget.epsilon_remaining - epsilon();
       note.textContent = left < 0 ? 'Not enough budget left for ε ' + CR.eps(epsilon()) + '.' :
         'Running a new question at ε ' + CR.eps(epsilon()) + ' would leave ε ' + CR.eps(Math.round(left * 1e6) / 1e6) + '; the stored answer of a question asked before is free.';
+      if (budget.epsilon_remaining < lo) note.appendChild(budgetAdvice('budget_exhausted', !!budget.next_refresh));
+    }
+
+    function spent(code) { return code === 'budget_exhausted' || code === 'delta_budget_exhausted'; }
+    // refreshes reads the server's refusal, which says whether the budget
+    // refreshes.
+    function refreshes(message) { return /refreshes/.test(message || '') && !/does not refresh/.test(message || ''); }
+    // budgetAdvice says what a spent budget leaves the analyst: when it
+    // comes back, and who can raise it.
+    function budgetAdvice(code, monthly) {
+      var rule = code === 'delta_budget_exhausted' ? 'delta_budget' : 'epsilon_budget';
+      var when = monthly ? 'It refreshes at the start of next month (UTC)' + (budget && budget.next_refresh ? ', on ' + CR.date(budget.next_refresh) : '') + '.' :
+        'It does not refresh.';
+      return el('span', { class: 'budget-advice', test: 'budget-advice' }, 'Your partner\'s privacy budget here is spent. ' + when +
+        ' Your partner\'s admin can raise it by proposing a change of the rules (' + rule + '), which the other partner approves.');
     }
 
     function loadHistory() {
@@ -224,7 +240,8 @@
     }
 
     function showRefusal(e) {
-      CR.clear(result).appendChild(el('section', { class: 'card' }, CR.errorBox(e, 'refusal')));
+      CR.clear(result).appendChild(el('section', { class: 'card' }, CR.errorBox(e, 'refusal'),
+        spent(e.code) ? el('p', null, budgetAdvice(e.code, refreshes(e.message))) : null));
       if (e.position === null || e.position === undefined) return;
       var s = sql.value, i = byteToIndex(s, e.position);
       CR.clear(mark);

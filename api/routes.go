@@ -151,7 +151,7 @@ func (s *Server) routes() []route {
 			out: ok(http.StatusOK, "The cap and the total counted against it.", jsonReply(wire.ExposureCap{}))},
 		{method: "PUT", path: "/v1/partners/:pid/exposure-cap", id: "setExposureCap", tag: "partners", summary: "Set the partner's cap on its people's exposure",
 			doc: "The partner's own admin caps the total epsilon (and delta) its people may be exposed to across all its collaborations, over all time (refresh none, the default) or each calendar month (UTC). " +
-				"A query or match whose charge would pass the cap of either partner of its collaboration is refused (exposure_cap_exceeded). Both null removes the cap. Logged as partner.exposure_cap.",
+				"A query or match whose charge would pass the cap of either partner of its collaboration is refused (exposure_cap_exceeded). Both left out removes the cap. Logged as partner.exposure_cap.",
 			allow: []role{roleAdmin}, scope: scopePartner, handler: s.setExposureCap, in: jsonBody(wire.ExposureCapRequest{}),
 			out:   ok(http.StatusOK, "The cap as set, and the total counted against it.", jsonReply(wire.ExposureCap{})),
 			codes: []wire.ErrorCode{wire.CodeInvalid}},

@@ -14,7 +14,7 @@ import (
 )
 
 // SetExposureCap sets partnerID's cap on its people's exposure across
-// all its collaborations (req's parts both null: removes it), logged as
+// all its collaborations (req's parts both left out: removes it), logged as
 // partner.exposure_cap, an entry only the partner (and the operator)
 // reads. Only the partner's own admin may: the cap protects its people,
 // and no one else decides it. A cap under what already counts against
@@ -39,14 +39,14 @@ func (s *Service) SetExposureCap(ctx context.Context, tx *sql.Tx, actor Principa
 		if e := req.Epsilon; e != nil {
 			u, err := wire.EpsilonUnits(*e)
 			if err != nil || u == 0 {
-				return wire.ExposureCap{}, invalidf("epsilon: %v is not a cap: give a positive whole number of millionths (such as 5), or null for no cap on epsilon", *e)
+				return wire.ExposureCap{}, invalidf("epsilon: %v is not a cap: give a positive whole number of millionths (such as 5), or leave it out for no cap on epsilon", *e)
 			}
 			c.Epsilon = &u
 		}
 		if d := req.Delta; d != nil {
 			u, err := wire.DeltaUnits(*d)
 			if err != nil || *d > 1 {
-				return wire.ExposureCap{}, invalidf("delta: %v is not a cap: give a whole number of units of %v in [0, 1] (such as 1e-4; 0 allows only answers that spend no delta), or null for no cap on delta", *d, wire.DeltaUnit)
+				return wire.ExposureCap{}, invalidf("delta: %v is not a cap: give a whole number of units of %v in [0, 1] (such as 1e-4; 0 allows only answers that spend no delta), or leave it out for no cap on delta", *d, wire.DeltaUnit)
 			}
 			c.Delta = &u
 		}

@@ -123,14 +123,14 @@ func (c *Collaboration) Other(partnerID string) string {
 // ExposureCapRequest sets a partner's exposure cap (PUT
 // /v1/partners/{pid}/exposure-cap): the total epsilon and delta its
 // people may be exposed to across all its collaborations in a period.
-// Both null removes the cap.
+// Both left out removes the cap.
 type ExposureCapRequest struct {
 	// Epsilon caps the epsilon, a whole number of millionths above 0;
-	// null: no cap on epsilon.
-	Epsilon *float64 `json:"epsilon"`
-	// Delta caps the delta, a whole number of 1e-12 in [0, 1]; null: no
-	// cap on delta.
-	Delta *float64 `json:"delta"`
+	// left out: no cap on epsilon.
+	Epsilon *float64 `json:"epsilon,omitempty"`
+	// Delta caps the delta, a whole number of 1e-12 in [0, 1]; left out:
+	// no cap on delta.
+	Delta *float64 `json:"delta,omitempty"`
 	// Refresh is the period: none (the default) counts every charge
 	// ever made, a person's whole exposure; monthly counts the calendar
 	// month (UTC).

@@ -6,9 +6,9 @@
   'use strict';
   var CR = window.CR, el = CR.el;
   var pageSize = 100;
-  var actions = ['server.init', 'partner.create', 'key.create', 'key.revoke', 'collaboration.propose', 'collaboration.approve',
+  var actions = ['server.init', 'partner.create', 'key.create', 'key.revoke', 'partner.exposure_cap', 'collaboration.propose', 'collaboration.approve',
     'collaboration.change_rules', 'collaboration.reject_rules', 'audience.upload', 'audience.delete',
-    'match.start', 'match.points', 'match.complete', 'query.run', 'query.cached', 'query.refused', 'access.request',
+    'match.start', 'match.points', 'match.complete', 'match.refused', 'query.run', 'query.cached', 'query.refused', 'access.request',
     'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry'];
 
   // rfc3339 turns a datetime-local value (the browser's time zone) into

@@ -487,7 +487,9 @@ func printPrivacyReport(out io.Writer, r wire.PrivacyReport) error {
 	// the total, not the highest, is that person's exposure.
 	p("  Across all of %s's collaborations, a person in every one of them was exposed", who)
 	p("  to epsilon %g in total (delta %g): a factor of at most %.3g.", r.TotalEpsilonSpent, r.TotalDeltaSpent, math.Exp(r.TotalEpsilonSpent))
-	p("  %s", capWords(who, r.ExposureCap))
+	for _, l := range wrap(capWords(who, r.ExposureCap), 78) {
+		p("  %s", l)
+	}
 
 	p("\nYour requests")
 	p("  Opt-outs honoured:            %d", r.OptOutsHonoured)
@@ -540,4 +542,20 @@ func capWords(who string, c wire.ExposureCap) string {
 		spent = fmt.Sprintf("this month: epsilon %g, delta %g", c.EpsilonSpent, c.DeltaSpent)
 	}
 	return fmt.Sprintf("%s caps it at %s %s, and refuses any question or match past it (%s).", who, strings.Join(parts, " and "), period, spent)
+}
+
+// wrap breaks text into lines of at most width bytes, between words.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines, line = append(lines, line), ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return append(lines, line)
 }

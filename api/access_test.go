@@ -36,6 +36,8 @@ var policy = map[string]struct{ allow, scope string }{
 	"createKey":            {"admin", "partner"},
 	"listKeys":             {"admin", "partner"},
 	"revokeKey":            {"admin", "partner"},
+	"getExposureCap":       {"admin engineer analyst auditor operator", "partner"},
+	"setExposureCap":       {"admin", "partner"},
 	"proposeCollaboration": {"admin", "none"},
 	"listCollaborations":   {"admin engineer analyst auditor operator", "none"},
 	"getCollaboration":     {"admin engineer analyst auditor operator", "collaboration"},

@@ -33,6 +33,7 @@ import (
 	"github.com/cleanroom/cleanroom/internal/console"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // The console's browser tests drive headless Chromium (chromedp) through
@@ -809,12 +810,22 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("privacy", func(t *testing.T) {
+		admin := client.New(b.base, ce.keys["admin/brand"])
+		me, err := admin.Me(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		capEps := 50.0
+		if _, err := admin.SetExposureCap(context.Background(), me.PartnerID, wire.ExposureCapRequest{Epsilon: &capEps}); err != nil {
+			t.Fatal(err)
+		}
 		tb := b.newTab(t, "admin")
 		tb.signIn(ce.keys["admin/brand"])
 		tb.run("the public report", chromedp.Click(sel("nav-privacy"), chromedp.ByQuery),
 			chromedp.WaitVisible(sel("privacy-report"), chromedp.ByQuery), loaded("privacy-report"))
 		r := tb.text("privacy-report")
-		for _, want := range []string{"campaign", "measurement", "Brand Co"} {
+		// The total across collaborations and the cap on it, in words.
+		for _, want := range []string{"campaign", "measurement", "Brand Co", "In all: ε = ", "across all of Brand Co's collaborations", "Brand Co caps it at ε = 50 over all time"} {
 			if !strings.Contains(r, want) {
 				t.Errorf("the public report does not mention %q: %.400q", want, r)
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cleanroom/cleanroom/client"
 	"github.com/cleanroom/cleanroom/psi"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // The neighbouring-dataset tests: two clean rooms whose data differ in one
@@ -516,6 +517,46 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 	r.call("engineer", obs.eng.Key, "GET", cp+"/matches/"+m2.ID, nil)
 	session("after deletions")
 
+	// Exposure caps. The observer's admin caps its people's exposure under
+	// what its collaboration has spent already: each of its roles reads
+	// the cap and the total; its analyst's new question (and its preview)
+	// is refused naming the observer, and a cached one is still answered,
+	// free. Then the other partner caps its own: the observer's question,
+	// and a match after the other's new upload, are refused naming the
+	// other partner. Charges depend on the requests alone, so every byte
+	// must be the same in both worlds.
+	capPath := "/v1/partners/" + obs.id + "/exposure-cap"
+	r.call("admin", obs.admin.Key, "PUT", capPath, map[string]any{"epsilon": 1, "delta": 1e-4})
+	for _, role := range []struct {
+		name string
+		c    *client.Client
+	}{{"engineer", obs.eng}, {"analyst", obs.analyst}, {"auditor", obs.audit}, {"admin", obs.admin}} {
+		r.call(role.name, role.c.Key, "GET", capPath, nil)
+	}
+	op.call("operator", e.op.Key, "GET", capPath, nil)
+	capped := map[string]any{"sql": `SELECT COUNT(*) FROM cohort WHERE brand_co_label <> 'capped'`, "epsilon": 0.1}
+	if tables {
+		capped["sql"] = `SELECT COUNT(*) FROM cohort WHERE brand_co_region <> 'capped'`
+	}
+	r.call("analyst", obs.analyst.Key, "POST", cp+"/queries/preview", capped)
+	r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", capped)
+	r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": `SELECT COUNT(*) FROM cohort`, "epsilon": 0.3}) // cached
+	r.call("admin", obs.admin.Key, "PUT", capPath, map[string]any{})
+	otherCap := 1.0
+	if _, err := other.admin.SetExposureCap(ctx, other.id, wireCap(&otherCap)); err != nil {
+		t.Fatal(err)
+	}
+	r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", capped)
+	if _, err := other.eng.UploadTable(ctx, e.collab, bytes.NewReader(otherUploads[0].body), client.UploadOptions{Table: otherUploads[0].name, Key: other.key, Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.call("engineer", obs.eng.Key, "POST", cp+"/matches", nil)
+	if _, err := other.admin.SetExposureCap(ctx, other.id, wireCap(nil)); err != nil {
+		t.Fatal(err)
+	}
+	r.call("auditor", obs.audit.Key, "GET", "/v1/audit?collab="+e.collab+"&order=desc&limit=4", nil)
+	r.call("admin", obs.admin.Key, "GET", "/v1/partners/"+obs.id+"/privacy-report", nil)
+
 	// The other party's admin proposes new rules; the observer's admin
 	// reads them beside the rules both approved, and rejects them.
 	changed := strings.Replace(rules, `"epsilon_budget": 10`, `"epsilon_budget": 9`, 1)
@@ -578,7 +619,7 @@ func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
 			// Every question of the two sessions before the deletion is
 			// answered (the cached one included), the refusals apart.
 			wantUploads := map[bool]int{false: 1, true: 2}[c.tables]
-			wantAnswered := map[bool]int{false: 10, true: 20}[c.tables]
+			wantAnswered := map[bool]int{false: 11, true: 21}[c.tables] // the cached answer past a cap included
 			if uploads != wantUploads || answered != wantAnswered {
 				t.Errorf("the session stored %d uploads (want %d) and answered %d questions (want %d)", uploads, wantUploads, answered, wantAnswered)
 			}
@@ -603,6 +644,18 @@ func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
 			if strings.Contains(all, psi.ShortFingerprint(otherKey.Fingerprint())) {
 				t.Errorf("the observer received the other party's key fingerprint")
 			}
+			// The caps refused a preview, two questions and a match.
+			capped := 0
+			for _, role := range []string{"analyst", "engineer"} {
+				for _, l := range a[role] {
+					if strings.HasPrefix(l, "POST ") && strings.Contains(l, `"code":"exposure_cap_exceeded"`) {
+						capped++
+					}
+				}
+			}
+			if capped != 4 {
+				t.Errorf("%d responses refused for an exposure cap, want 4 (a preview, two questions, a match)", capped)
+			}
 			roles := []string{"engineer", "analyst", "auditor", "admin", "operator"}
 			for _, role := range roles {
 				la, lb := a[role], b[role]
@@ -623,6 +676,9 @@ func TestNeighbouringDatasetsLookTheSameToEveryRole(t *testing.T) {
 		})
 	}
 }
+
+// wireCap is a cap request for epsilon (nil: remove the cap).
+func wireCap(eps *float64) wire.ExposureCapRequest { return wire.ExposureCapRequest{Epsilon: eps} }
 
 // around shows a's text near where it first differs from b.
 func around(a, b string) string {

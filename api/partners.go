@@ -100,3 +100,32 @@ func (s *Server) me(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, wire.Me{KeyID: k.ID, Label: k.Label, Role: k.Role, PartnerID: pa.ID, PartnerName: pa.Name, Operator: p.IsOperator()})
 }
+
+// exposureCap reads the partner's cap on its people's exposure across
+// its collaborations, and what counts against it now.
+func (s *Server) exposureCap(c echo.Context) error {
+	out, err := partners.ExposureCap(c.Request().Context(), s.db.SQL(), principal(c), c.Param("pid"), s.now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// setExposureCap sets (or removes) the partner's exposure cap; its admin
+// only.
+func (s *Server) setExposureCap(c echo.Context) error {
+	var req wire.ExposureCapRequest
+	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
+		return err
+	}
+	var out wire.ExposureCap
+	err := s.write(c, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.partners.SetExposureCap(c.Request().Context(), tx, principal(c), c.Param("pid"), req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}

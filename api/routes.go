@@ -144,6 +144,18 @@ func (s *Server) routes() []route {
 			out:   ok(http.StatusOK, "The revoked key.", jsonReply(wire.Key{})),
 			codes: []wire.ErrorCode{wire.CodeLastAdminKey}},
 
+		{method: "GET", path: "/v1/partners/:pid/exposure-cap", id: "getExposureCap", tag: "partners", summary: "The partner's cap on its people's exposure",
+			doc: "The cap on the epsilon and delta the partner's people may be exposed to across all its collaborations in a period (null: none), " +
+				"and what counts against it now: every charge in any of its collaborations, queries and matches, by either partner. Any key of the partner reads it.",
+			allow: memberOrOperator, scope: scopePartner, handler: s.exposureCap,
+			out: ok(http.StatusOK, "The cap and the total counted against it.", jsonReply(wire.ExposureCap{}))},
+		{method: "PUT", path: "/v1/partners/:pid/exposure-cap", id: "setExposureCap", tag: "partners", summary: "Set the partner's cap on its people's exposure",
+			doc: "The partner's own admin caps the total epsilon (and delta) its people may be exposed to across all its collaborations, over all time (refresh none, the default) or each calendar month (UTC). " +
+				"A query or match whose charge would pass the cap of either partner of its collaboration is refused (exposure_cap_exceeded). Both left out removes the cap. Logged as partner.exposure_cap.",
+			allow: []role{roleAdmin}, scope: scopePartner, handler: s.setExposureCap, in: jsonBody(wire.ExposureCapRequest{}),
+			out:   ok(http.StatusOK, "The cap as set, and the total counted against it.", jsonReply(wire.ExposureCap{})),
+			codes: []wire.ErrorCode{wire.CodeInvalid}},
+
 		// Collaborations.
 		{method: "POST", path: "/v1/collaborations", id: "proposeCollaboration", tag: "collaborations", summary: "Propose a collaboration with rules",
 			doc:   "The proposer approves at once; the collaboration is active when the other partner approves too.",
@@ -221,7 +233,7 @@ func (s *Server) routes() []route {
 				{status: http.StatusCreated, doc: "A new match.", body: jsonReply(wire.Match{})},
 				{status: http.StatusOK, doc: "The match already running (or done) over the current tables.", body: jsonReply(wire.Match{})},
 			},
-			codes: []wire.ErrorCode{wire.CodeAwaitingUpload, wire.CodeKeyMismatch, wire.CodeConflict, wire.CodeInvalid}},
+			codes: []wire.ErrorCode{wire.CodeAwaitingUpload, wire.CodeKeyMismatch, wire.CodeConflict, wire.CodeInvalid, wire.CodeExposureCapExceeded}},
 		{method: "GET", path: "/v1/collaborations/:cid/matches/:mid", id: "getMatch", tag: "matches", summary: "A match's state and noisy cohort size",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.getMatch,
 			out:   ok(http.StatusOK, "The match, from the caller's side.", jsonReply(wire.Match{})),
@@ -238,7 +250,7 @@ func (s *Server) routes() []route {
 			params: []param{{"key_fingerprint", "Required: the fingerprint of the key that re-blinded the points (psi.Key.Fingerprint). Tables uploaded without one take the first half's.", fingerprintSchema()}},
 			in:     &body{types: []string{mtArrow}},
 			out:    ok(http.StatusOK, "The match.", jsonReply(wire.Match{})),
-			codes:  []wire.ErrorCode{wire.CodeNotFound, wire.CodeStaleMatch, wire.CodeKeyMismatch, wire.CodeConflict, wire.CodeInvalid, wire.CodeTooLarge}},
+			codes:  []wire.ErrorCode{wire.CodeNotFound, wire.CodeStaleMatch, wire.CodeKeyMismatch, wire.CodeConflict, wire.CodeInvalid, wire.CodeTooLarge, wire.CodeExposureCapExceeded}},
 
 		// Deletions and receipts.
 		{method: "POST", path: "/v1/collaborations/:cid/deletions", id: "deleteIdentifiers", tag: "deletions", summary: "Delete people",
@@ -287,7 +299,7 @@ func (s *Server) routes() []route {
 				types: []string{mtJSON, mtCSV, mtArrow}, schema: wire.Answer{}}}},
 			codes: []wire.ErrorCode{wire.CodeSyntax, wire.CodeUnsupported, wire.CodeLimit, wire.CodeEpsilonNotAllowed, wire.CodeNotReleasable,
 				wire.CodeNotAllowed, wire.CodeHiddenColumn, wire.CodeNotAQuerier, wire.CodeNoCohort, wire.CodeCohortTooSmall, wire.CodeRulesInvalid,
-				wire.CodeConflict, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted, wire.CodeTooManyQueries}},
+				wire.CodeConflict, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted, wire.CodeTooManyQueries, wire.CodeExposureCapExceeded}},
 		{method: "POST", path: "/v1/collaborations/:cid/queries/preview", id: "previewQuery", tag: "queries", summary: "What a question would spend",
 			doc: "The epsilon and delta asking the question would spend, each aggregate's expected 95% interval half-width, the budgets left, " +
 				"and, when asking would be refused, the refusal. Worked out from the question, the rules and the budgets, never the data; spends nothing, logs nothing.",

@@ -11,6 +11,7 @@ const (
 	PartnerCreate            Action = "partner.create"
 	KeyCreate                Action = "key.create"
 	KeyRevoke                Action = "key.revoke"
+	PartnerExposureCap       Action = "partner.exposure_cap"
 	CollaborationPropose     Action = "collaboration.propose"
 	CollaborationApprove     Action = "collaboration.approve"
 	CollaborationChangeRules Action = "collaboration.change_rules"
@@ -20,6 +21,7 @@ const (
 	MatchStart               Action = "match.start"
 	MatchPoints              Action = "match.points"
 	MatchComplete            Action = "match.complete"
+	MatchRefused             Action = "match.refused"
 	QueryRun                 Action = "query.run"
 	QueryCached              Action = "query.cached"
 	QueryRefused             Action = "query.refused"
@@ -36,10 +38,10 @@ const (
 // the order the console offers them in.
 func Actions() []Action {
 	return []Action{
-		ServerInit, PartnerCreate, KeyCreate, KeyRevoke,
+		ServerInit, PartnerCreate, KeyCreate, KeyRevoke, PartnerExposureCap,
 		CollaborationPropose, CollaborationApprove, CollaborationChangeRules, CollaborationRejectRules,
 		AudienceUpload, AudienceDelete,
-		MatchStart, MatchPoints, MatchComplete,
+		MatchStart, MatchPoints, MatchComplete, MatchRefused,
 		QueryRun, QueryCached, QueryRefused, AccessRequest,
 		DeletionIdentifiers, DeletionOptOut, DeletionAudience, DeletionCollaboration, DeletionExpiry,
 	}

@@ -92,6 +92,9 @@ var (
 	// epsilon or delta budget cannot cover the query (429).
 	ErrBudgetExhausted      = &Error{Code: wire.CodeBudgetExhausted}
 	ErrDeltaBudgetExhausted = &Error{Code: wire.CodeDeltaBudgetExhausted}
+	// ErrExposureCapExceeded: the charge would take a partner past its
+	// cap on its people's exposure across its collaborations (429).
+	ErrExposureCapExceeded = &Error{Code: wire.CodeExposureCapExceeded}
 )
 
 // CodeOf returns the API error code of err, or "" when err is not an
@@ -453,6 +456,21 @@ func (c *Client) PrivacyReport(ctx context.Context, partnerID string, since, unt
 		path += "?" + q.Encode()
 	}
 	return out, c.json(ctx, "GET", path, nil, &out)
+}
+
+// ExposureCap returns a partner's cap on its people's exposure across
+// all its collaborations, and what counts against it now (any key of
+// the partner).
+func (c *Client) ExposureCap(ctx context.Context, partnerID string) (wire.ExposureCap, error) {
+	var out wire.ExposureCap
+	return out, c.json(ctx, "GET", "/v1/partners/"+url.PathEscape(partnerID)+"/exposure-cap", nil, &out)
+}
+
+// SetExposureCap sets a partner's exposure cap (its admin's key); both
+// parts nil remove it.
+func (c *Client) SetExposureCap(ctx context.Context, partnerID string, req wire.ExposureCapRequest) (wire.ExposureCap, error) {
+	var out wire.ExposureCap
+	return out, c.json(ctx, "PUT", "/v1/partners/"+url.PathEscape(partnerID)+"/exposure-cap", req, &out)
 }
 
 // Reject turns down the pending change of a collaboration's rules, which

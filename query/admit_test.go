@@ -2,8 +2,10 @@ package query
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
 	"github.com/cleanroom/cleanroom/internal/ledger"
@@ -19,6 +21,11 @@ import (
 func TestBurstsRefusedBeforeWork(t *testing.T) {
 	ctx := context.Background()
 	s := &Service{DB: openDB(t, t.TempDir()), MaxRunningPerKey: 2}
+	// The collaboration charged: the ledger checks both partners' exposure caps.
+	if _, err := s.DB.SQL().Exec(`INSERT INTO collaborations (id, name, proposer, partner, rules, rules_version, approved_by, state, created_at, updated_at)
+		VALUES ('c_1', 'c', 'p_brand', 'p_pub', '{}', 1, '[]', 'active', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
 	k1 := partners.Principal{KeyID: "k_1", PartnerID: "p_brand", Role: wire.Analyst}
 	k2 := partners.Principal{KeyID: "k_2", PartnerID: "p_brand", Role: wire.Analyst}
 	other := partners.Principal{KeyID: "k_3", PartnerID: "p_pub", Role: wire.Analyst}
@@ -71,5 +78,40 @@ func TestBurstsRefusedBeforeWork(t *testing.T) {
 		t.Errorf("the whole budget, nothing running: %v", err)
 	} else {
 		done()
+	}
+}
+
+// TestBurstPastACapRefusedBeforeWork: the other partner's exposure cap
+// counts the questions still running too; the refusal says so.
+func TestBurstPastACapRefusedBeforeWork(t *testing.T) {
+	ctx := context.Background()
+	s := &Service{DB: openDB(t, t.TempDir())}
+	if _, err := s.DB.SQL().Exec(`INSERT INTO partners VALUES ('p_brand', 'Brand', now()), ('p_pub', 'Publisher', now());
+		INSERT INTO collaborations (id, name, proposer, partner, rules, rules_version, approved_by, state, created_at, updated_at)
+		VALUES ('c_1', 'c', 'p_brand', 'p_pub', '{}', 1, '[]', 'active', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
+	capped := int64(500_000)
+	if err := s.DB.Write(ctx, func(tx *sql.Tx) error {
+		return ledger.SetCap(ctx, tx, "p_pub", &ledger.Cap{Epsilon: &capped, Refresh: wire.RefreshNone, SetAt: time.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	k := partners.Principal{KeyID: "k_1", PartnerID: "p_brand", Role: wire.Analyst}
+	ch := ledger.Charge{CollabID: "c_1", PartnerID: "p_brand", Kind: ledger.KindQuery, Epsilon: 0.3,
+		Budget: ledger.Budget{Epsilon: 10, Delta: 1e-5, Refresh: wire.RefreshNone}}
+	done, err := s.begin(ctx, k, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.begin(ctx, k, ch)
+	if errs.KindOf(err) != errs.ExposureCapExceeded || !strings.Contains(err.Error(), "partner Publisher") || !strings.Contains(err.Error(), "still running, which hold epsilon 0.3") {
+		t.Errorf("a second question past the publisher's cap beside the first: %v", err)
+	}
+	done()
+	if d, err := s.begin(ctx, k, ch); err != nil {
+		t.Errorf("once the first ended: %v", err)
+	} else {
+		d()
 	}
 }

@@ -410,6 +410,11 @@ func (s *Service) begin(ctx context.Context, actor partners.Principal, ch ledger
 		all.Delta = wire.DeltaOf(held.DeltaUnits + du)
 		if _, err := ledger.Check(ctx, s.DB.SQL(), all); err != nil {
 			var be *ledger.BudgetError
+			if ce := (*ledger.CapError)(nil); errors.As(err, &ce) {
+				// The cap's text states what all of them would add.
+				return nil, refusal(errs.ExposureCapExceeded, "%v. That counts the other questions from your side still running, which hold epsilon %v and delta %v; ask again when they have answered",
+					ce, held.Epsilon(), held.Delta())
+			}
 			if !errors.As(err, &be) {
 				return nil, err
 			}

@@ -114,6 +114,12 @@ const (
 	// CodeTooManyQueries (429): the key already has as many questions
 	// running as one key may; ask again when one has answered.
 	CodeTooManyQueries ErrorCode = "too_many_queries"
+	// CodeExposureCapExceeded (429): the charge (a query's, or a
+	// match's noisy size) would take a partner of the collaboration past
+	// its cap on its people's exposure across all its collaborations; the
+	// message names that partner. A match refused for it is logged as
+	// match.refused.
+	CodeExposureCapExceeded ErrorCode = "exposure_cap_exceeded"
 )
 
 // ErrorCodes lists every code, in the order above.
@@ -123,7 +129,7 @@ var ErrorCodes = []ErrorCode{
 	CodeUnsupportedMediaType, CodeInternal, CodeUnavailable,
 	CodeSyntax, CodeUnsupported, CodeLimit, CodeEpsilonNotAllowed, CodeNotReleasable,
 	CodeNotAllowed, CodeHiddenColumn, CodeNotAQuerier, CodeNoCohort, CodeCohortTooSmall,
-	CodeRulesInvalid, CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries,
+	CodeRulesInvalid, CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries, CodeExposureCapExceeded,
 }
 
 // Status is the HTTP status the API answers with code: the one mapping
@@ -147,7 +153,7 @@ func (c ErrorCode) Status() int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnsupportedMediaType:
 		return http.StatusUnsupportedMediaType
-	case CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries, CodeTooManyUploads:
+	case CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries, CodeTooManyUploads, CodeExposureCapExceeded:
 		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable

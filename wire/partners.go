@@ -119,3 +119,49 @@ func (c *Collaboration) Other(partnerID string) string {
 	}
 	return c.Proposer
 }
+
+// ExposureCapRequest sets a partner's exposure cap (PUT
+// /v1/partners/{pid}/exposure-cap): the total epsilon and delta its
+// people may be exposed to across all its collaborations in a period.
+// Both left out removes the cap.
+type ExposureCapRequest struct {
+	// Epsilon caps the epsilon, a whole number of millionths above 0;
+	// left out: no cap on epsilon.
+	Epsilon *float64 `json:"epsilon,omitempty"`
+	// Delta caps the delta, a whole number of 1e-12 in [0, 1]; left out:
+	// no cap on delta.
+	Delta *float64 `json:"delta,omitempty"`
+	// Refresh is the period: none (the default) counts every charge
+	// ever made, a person's whole exposure; monthly counts the calendar
+	// month (UTC).
+	Refresh BudgetRefresh `json:"refresh,omitempty" schema:"enum=none|monthly"`
+}
+
+// ExposureCap is a partner's cap on its people's exposure across all its
+// collaborations, and what counts against it now: every charge in any of
+// them (queries and matches, by either partner, since a release is
+// privacy loss for everyone in the cohort) in the period. A charge that
+// would pass it is refused (exposure_cap_exceeded). Its own keys read
+// it; the other partner of a collaboration never reads its figures.
+type ExposureCap struct {
+	PartnerID string `json:"partner_id"`
+	// Epsilon and Delta are the cap; null: not capped.
+	Epsilon *float64      `json:"epsilon"`
+	Delta   *float64      `json:"delta"`
+	Refresh BudgetRefresh `json:"refresh" schema:"enum=none|monthly"`
+	// PeriodStart is when the period counted began (the zero time for
+	// refresh none); NextRefresh when the next one begins (monthly only).
+	PeriodStart time.Time  `json:"period_start"`
+	NextRefresh *time.Time `json:"next_refresh,omitempty"`
+	// EpsilonSpent and DeltaSpent count against the cap: the sum of the
+	// partner's collaborations' totals over the period.
+	EpsilonSpent float64 `json:"epsilon_spent"`
+	DeltaSpent   float64 `json:"delta_spent"`
+	// EpsilonRemaining and DeltaRemaining are what the cap has left;
+	// null where there is no cap.
+	EpsilonRemaining *float64 `json:"epsilon_remaining"`
+	DeltaRemaining   *float64 `json:"delta_remaining"`
+	// SetAt is when the partner's admin last set it; left out when it
+	// never did.
+	SetAt *time.Time `json:"set_at,omitempty"`
+}

@@ -131,6 +131,17 @@ type PrivacyReport struct {
 	// Collaborations are those the partner took part in during the
 	// period: created before its end and not deleted before its start.
 	Collaborations []PrivacyCollaboration `json:"collaborations"`
+	// TotalEpsilonSpent and TotalDeltaSpent are a person's exposure across
+	// all the partner's collaborations (deleted ones and those before the
+	// period included) up to the period's end: the sum of their totals,
+	// by basic composition what someone in every one of them was exposed
+	// to. It is at least each collaboration's own figure.
+	TotalEpsilonSpent float64 `json:"total_epsilon_spent"`
+	TotalDeltaSpent   float64 `json:"total_delta_spent"`
+	// ExposureCap is the partner's cap on that total as it stands when
+	// the report is generated (every part null: none) and what counts
+	// against it then.
+	ExposureCap ExposureCap `json:"exposure_cap"`
 	// IdentifiersInTheClear is always 0: the server never receives an
 	// identifier, not even hashed; it is stated so the page can say so.
 	IdentifiersInTheClear int64 `json:"identifiers_in_the_clear"`

@@ -175,7 +175,7 @@ func newPartnersCmd() *cobra.Command {
 	}
 	lc.flags(list)
 	lf.flags(list)
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(create, list, newCapCmd())
 	return cmd
 }
 
@@ -198,6 +198,102 @@ func createdKeyTable(k wire.Key) func(io.Writer, string) {
 	return func(w io.Writer, secret string) {
 		fields(w, "key", printable(k.ID), "partner", printable(k.PartnerID), "role", printable(string(k.Role)), "label", printable(k.Label), "secret", secret)
 	}
+}
+
+// newCapCmd reads or sets the key's partner's exposure cap.
+func newCapCmd() *cobra.Command {
+	var c conn
+	var eps, delta float64
+	var refresh string
+	var remove, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "cap [--epsilon E] [--delta D] [--refresh none|monthly] [--remove]",
+		Short: "Show or set your partner's cap on its people's exposure across all its collaborations",
+		Long: `cap shows the cap on the epsilon and delta the key's partner's people may be
+exposed to across all its collaborations, and the total counted against it
+(every charge in any of them, queries and matches, by either partner). Any
+key of the partner reads it.
+
+With --epsilon or --delta (an admin key) it sets the cap: a query or match
+whose charge would pass it, or the other partner's cap, is refused
+(exposure_cap_exceeded). --refresh none (the default) counts every charge
+ever made; monthly counts the calendar month (UTC). A part not given is not
+capped. --remove removes the cap.
+
+  cleanroom partners cap --epsilon 5 --delta 1e-4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set := cmd.Flags().Changed("epsilon") || cmd.Flags().Changed("delta")
+			if remove && set {
+				return errors.New("partners cap: --remove takes no --epsilon or --delta")
+			}
+			if cmd.Flags().Changed("refresh") && !set {
+				return errors.New("partners cap: --refresh goes with --epsilon or --delta")
+			}
+			cl, err := c.client()
+			if err != nil {
+				return err
+			}
+			me, err := cl.Me(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if me.Operator {
+				return errors.New("partners cap: the operator has no people to cap; a partner's keys read and set its cap")
+			}
+			var out wire.ExposureCap
+			switch {
+			case remove:
+				out, err = cl.SetExposureCap(cmd.Context(), me.PartnerID, wire.ExposureCapRequest{})
+			case set:
+				req := wire.ExposureCapRequest{Refresh: wire.BudgetRefresh(refresh)}
+				if cmd.Flags().Changed("epsilon") {
+					req.Epsilon = &eps
+				}
+				if cmd.Flags().Changed("delta") {
+					req.Delta = &delta
+				}
+				out, err = cl.SetExposureCap(cmd.Context(), me.PartnerID, req)
+			default:
+				out, err = cl.ExposureCap(cmd.Context(), me.PartnerID)
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printOut(cmd, out)
+			}
+			printCap(cmd.OutOrStdout(), me.PartnerName, out)
+			return nil
+		},
+	}
+	c.flags(cmd)
+	cmd.Flags().Float64Var(&eps, "epsilon", 0, "cap on the total epsilon")
+	cmd.Flags().Float64Var(&delta, "delta", 0, "cap on the total delta")
+	cmd.Flags().StringVar(&refresh, "refresh", "none", "none: every charge ever made; monthly: the calendar month (UTC)")
+	cmd.Flags().BoolVar(&remove, "remove", false, "remove the cap")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the JSON answer")
+	return cmd
+}
+
+// printCap prints a partner's exposure cap as a table.
+func printCap(out io.Writer, name string, c wire.ExposureCap) {
+	period := "all time"
+	if c.Refresh == wire.RefreshMonthly {
+		period = "since " + c.PeriodStart.UTC().Format("2006-01-02") + " (monthly, UTC)"
+	}
+	part := func(v *float64) string {
+		if v == nil {
+			return "none"
+		}
+		return fmt.Sprint(*v)
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "\tCAP\tSPENT\tREMAINING")
+	fmt.Fprintf(w, "epsilon\t%s\t%v\t%s\n", part(c.Epsilon), c.EpsilonSpent, part(c.EpsilonRemaining))
+	fmt.Fprintf(w, "delta\t%s\t%v\t%s\n", part(c.Delta), c.DeltaSpent, part(c.DeltaRemaining))
+	w.Flush()
+	fmt.Fprintf(out, "%s's people's exposure across all its collaborations, %s: every charge, queries and matches, by either partner\n", name, period)
 }
 
 func newKeysCmd() *cobra.Command {

@@ -215,6 +215,7 @@ var refusalReasons = map[wire.ErrorCode]string{
 	wire.CodeBudgetExhausted:      "epsilon budget spent",
 	wire.CodeDeltaBudgetExhausted: "delta budget spent",
 	wire.CodeTooManyQueries:       "too many questions at once from one key",
+	wire.CodeExposureCapExceeded:  "a partner's exposure cap reached",
 	wire.CodeConflict:             "a collaboration not active",
 	wire.CodeForbidden:            "a key whose role may not query",
 }
@@ -480,7 +481,14 @@ func printPrivacyReport(out io.Writer, r wire.PrivacyReport) error {
 	p("  a factor of at most e^epsilon (and delta is the small chance that this bound")
 	p("  does not hold).")
 	if len(r.Collaborations) > 0 {
-		p("  The highest epsilon here is %g: a factor of at most %.3g.", maxEps, math.Exp(maxEps))
+		p("  The highest epsilon of one collaboration here is %g: a factor of at most %.3g.", maxEps, math.Exp(maxEps))
+	}
+	// The collaborations' losses add up for someone in several of them:
+	// the total, not the highest, is that person's exposure.
+	p("  Across all of %s's collaborations, a person in every one of them was exposed", who)
+	p("  to epsilon %g in total (delta %g): a factor of at most %.3g.", r.TotalEpsilonSpent, r.TotalDeltaSpent, math.Exp(r.TotalEpsilonSpent))
+	for _, l := range wrap(capWords(who, r.ExposureCap), 78) {
+		p("  %s", l)
 	}
 
 	p("\nYour requests")
@@ -514,4 +522,40 @@ func plural(n int64, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// capWords states a partner's exposure cap in plain language.
+func capWords(who string, c wire.ExposureCap) string {
+	if c.Epsilon == nil && c.Delta == nil {
+		return who + " sets no cap on that total."
+	}
+	var parts []string
+	if c.Epsilon != nil {
+		parts = append(parts, fmt.Sprintf("epsilon %g", *c.Epsilon))
+	}
+	if c.Delta != nil {
+		parts = append(parts, fmt.Sprintf("delta %g", *c.Delta))
+	}
+	period, spent := "over all time", fmt.Sprintf("so far: epsilon %g, delta %g", c.EpsilonSpent, c.DeltaSpent)
+	if c.Refresh == wire.RefreshMonthly {
+		period = "in each calendar month (UTC)"
+		spent = fmt.Sprintf("this month: epsilon %g, delta %g", c.EpsilonSpent, c.DeltaSpent)
+	}
+	return fmt.Sprintf("%s caps it at %s %s, and refuses any question or match past it (%s).", who, strings.Join(parts, " and "), period, spent)
+}
+
+// wrap breaks text into lines of at most width bytes, between words.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(text) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines, line = append(lines, line), ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return append(lines, line)
 }

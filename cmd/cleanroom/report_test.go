@@ -122,11 +122,14 @@ func TestPrintReportIsReadable(t *testing.T) {
 }
 
 func TestPrintPrivacyReport(t *testing.T) {
-	med := int64(0)
+	med, capEps := int64(0), 5.0
 	r := wire.PrivacyReport{PartnerID: "p_b", PartnerName: "Brand Co",
 		Since: time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC),
 		Collaborations: []wire.PrivacyCollaboration{{Name: "spring", PartnerName: "Publisher", Purpose: "measurement", State: "active",
-			Noise: wire.NoiseLaplace, EpsilonSpent: 3.2, DeltaSpent: 2e-6, Queries: 3, Matches: 1}},
+			Noise: wire.NoiseLaplace, EpsilonSpent: 3.2, DeltaSpent: 2e-6, Queries: 3, Matches: 1},
+			{Name: "autumn", PartnerName: "Publisher", Purpose: "measurement", State: "active", Noise: wire.NoiseLaplace, EpsilonSpent: 1.2}},
+		TotalEpsilonSpent: 4.4, TotalDeltaSpent: 2e-6,
+		ExposureCap:     wire.ExposureCap{Epsilon: &capEps, Refresh: wire.RefreshMonthly, EpsilonSpent: 1.5},
 		OptOutsHonoured: 1, DeletionsHonoured: 1, IdentifiersSubmitted: 5, MedianSecondsToHonour: &med,
 	}
 	var b bytes.Buffer
@@ -136,11 +139,14 @@ func TestPrintPrivacyReport(t *testing.T) {
 	out := b.String()
 	for _, s := range []string{
 		"Privacy report of Brand Co\nfrom 2024-03-01 to 2025-03-01",
-		"Brand Co's customer data was used in 1 collaboration in this period:",
+		"Brand Co's customer data was used in 2 collaborations in this period:",
 		`- "spring" with Publisher, for measurement: 3 questions answered and 1 match in the period (ongoing).`,
 		"Privacy loss so far: epsilon 3.2, delta 2e-06 (laplace noise).",
 		"received 0 identifiers in the clear",
-		"The highest epsilon here is 3.2: a factor of at most 24.5.",
+		"The highest epsilon of one collaboration here is 3.2: a factor of at most 24.5.",
+		// Someone in both collaborations: the total, and the cap on it.
+		"a person in every one of them was exposed\n  to epsilon 4.4 in total (delta 2e-06): a factor of at most 81.5.",
+		"Brand Co caps it at epsilon 5 in each calendar month (UTC), and refuses any\n  question or match past it (this month: epsilon 1.5, delta 0).",
 		"Opt-outs honoured:            1\n",
 		"Median time to honour one:    under a second\n",
 	} {

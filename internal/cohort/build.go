@@ -198,8 +198,8 @@ func (s *Service) publishCohort(ctx context.Context, tx *sql.Tx, actor partners.
 	for _, p := range c.Members() {
 		if _, err := ledger.Debit(ctx, tx, ledger.Charge{CollabID: c.ID, PartnerID: p, Kind: ledger.KindMatch, Ref: m.ID,
 			Epsilon: c.Rules.MatchEpsilon, Budget: ledger.Of(c.Rules), Now: now}); err != nil {
-			if errs.KindOf(err) == nil {
-				return err // the database's, not the caller's to read
+			if k := errs.KindOf(err); k == nil || k == errs.ExposureCapExceeded {
+				return err // the database's; or a cap's refusal, which names its partner
 			}
 			return errs.New(errs.Conflict, "partner %s cannot pay for the match's noisy size: %v", p, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/ledger"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/psi"
@@ -91,7 +93,34 @@ func (s *Service) StartMatch(ctx context.Context, actor partners.Principal, c wi
 		return Match{}, false, fmt.Errorf("cohort.StartMatch: waiting for another start of collaboration %s: %w", c.ID, err)
 	}
 	defer unlock()
-	return s.startMatch(ctx, actor, c, fp)
+	m, created, err = s.startMatch(ctx, actor, c, fp)
+	s.logCapRefusal(ctx, actor, c, "", err)
+	return m, created, err
+}
+
+// logCapRefusal records a match refused for a partner's exposure cap
+// (match.refused), as queries' refusals are recorded: the partners'
+// auditors see that the cap stopped a release, and whose. Nothing is
+// recorded for other errors. The refusal reaches the caller either way;
+// an entry that fails to append is logged by code only, and a caller
+// that hung up does not cancel it.
+func (s *Service) logCapRefusal(ctx context.Context, actor partners.Principal, c wire.Collaboration, matchID string, refused error) {
+	if errs.KindOf(refused) != errs.ExposureCapExceeded {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	code := errs.KindOf(refused).Code()
+	details := map[string]any{"code": code, "reason": refused.Error()}
+	if matchID != "" {
+		details["match_id"] = matchID
+	}
+	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
+		_, err := auditlog.Append(ctx, tx, actor.KeyID, actor.PartnerID, c.ID, audit.MatchRefused, details)
+		return err
+	})
+	if err != nil {
+		slog.ErrorContext(ctx, "match refusal not written to the audit log", "collab", c.ID, "code", code, "err", err)
+	}
 }
 
 // startMatch is StartMatch without the turn-taking (the race with a
@@ -128,6 +157,16 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 	}
 	if m, err := s.findMatch(ctx, s.DB.SQL(), c.ID, ta, tb); err == nil {
 		return m, false, nil
+	}
+	// Publishing the cohort charges match_epsilon to both partners, and
+	// both charges count against each partner's exposure cap: a match the
+	// caps would refuse then is refused now, before either party blinds
+	// anything. (The debits check again when the cohort is published.)
+	if mu, err := wire.EpsilonUnits(c.Rules.MatchEpsilon); err == nil {
+		n := int64(len(c.Members()))
+		if err := ledger.CheckCaps(ctx, s.DB.SQL(), c.ID, actor.PartnerID, wire.Amount{EpsilonUnits: n * mu}, s.now()); err != nil {
+			return Match{}, false, err
+		}
 	}
 	mine := Match{Match: wire.Match{ID: partners.NewID("m_"), CollabID: c.ID, AudienceA: ta[0].ID, AudienceB: tb[0].ID, State: wire.MatchWaiting,
 		Epsilon: c.Rules.MatchEpsilon}}
@@ -558,6 +597,7 @@ func (s *Service) PutPoints(ctx context.Context, actor partners.Principal, c wir
 	}
 	if err != nil {
 		s.dropTables(staging)
+		s.logCapRefusal(ctx, actor, c, m.ID, err)
 		return m, err
 	}
 	built = nil // published: its tables are the match's now

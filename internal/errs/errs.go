@@ -143,6 +143,10 @@ var (
 	// TooManyQueries: the key has as many questions running as one key
 	// may (query.MaxRunningPerKey).
 	TooManyQueries = refusal(wire.CodeTooManyQueries, "too many queries", nil)
+	// ExposureCapExceeded: the charge would take a partner of the
+	// collaboration past its cap on its people's exposure across all its
+	// collaborations. A match refused for it is logged too (match.refused).
+	ExposureCapExceeded = refusal(wire.CodeExposureCapExceeded, "exposure cap exceeded", nil)
 )
 
 // Kinds lists every kind.
@@ -150,7 +154,7 @@ var Kinds = []*Kind{
 	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, LastAdminKey, ReplaceRequired, KeyMismatch,
 	Unauthorized, Forbidden, TooLarge, TooManyUploads, UnsupportedMedia, Unavailable,
 	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
-	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted, TooManyQueries,
+	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted, TooManyQueries, ExposureCapExceeded,
 }
 
 // Error is a failure of a kind. Its text is its message alone.

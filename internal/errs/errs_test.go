@@ -77,6 +77,7 @@ func TestEveryKindMapsOnce(t *testing.T) {
 		BudgetExhausted:      {wire.CodeBudgetExhausted, http.StatusTooManyRequests},
 		DeltaBudgetExhausted: {wire.CodeDeltaBudgetExhausted, http.StatusTooManyRequests},
 		TooManyQueries:       {wire.CodeTooManyQueries, http.StatusTooManyRequests},
+		ExposureCapExceeded:  {wire.CodeExposureCapExceeded, http.StatusTooManyRequests},
 	}
 	if len(want) != len(Kinds) {
 		t.Fatalf("%d kinds, %d in this table: add the new kind here", len(Kinds), len(want))

@@ -139,8 +139,10 @@ type Charge struct {
 }
 
 // Check returns what the budget would have left after c, or a
-// *BudgetError if c does not fit in the epsilon or the delta budget. The
-// sums are exact, with no slack: a budget at 0 covers nothing more.
+// *BudgetError if c does not fit in the epsilon or the delta budget, or
+// a *CapError if it would take either partner of the collaboration past
+// its exposure cap (CheckCaps). The sums are exact, with no slack: a
+// budget or a cap at 0 covers nothing more.
 func Check(ctx context.Context, q store.Querier, c Charge) (left wire.Amount, err error) {
 	// A charge or budget the ledger cannot count exactly is the rules'
 	// fault (rules_invalid), not the database's.
@@ -170,11 +172,14 @@ func Check(ctx context.Context, q store.Querier, c Charge) (left wire.Amount, er
 	case du > before.DeltaUnits:
 		return before, &BudgetError{Budget: DeltaBudget, Asked: c.Delta, Remaining: before.Delta(), Total: c.Budget.Delta, Refresh: c.Budget.Refresh}
 	}
+	if err := CheckCaps(ctx, q, c.CollabID, c.PartnerID, wire.Amount{EpsilonUnits: eu, DeltaUnits: du}, c.Now); err != nil {
+		return before, err
+	}
 	return before.Sub(wire.Amount{EpsilonUnits: eu, DeltaUnits: du}), nil
 }
 
-// Debit records c in tx if the remaining budgets cover it, and returns what
-// remains after it. The caller must hold the store's write lock (store.DB.Write):
+// Debit records c in tx if the remaining budgets and both partners'
+// exposure caps cover it, and returns what remains of the budget after it. The caller must hold the store's write lock (store.DB.Write):
 // the check and the insert then happen without any other debit between them,
 // so concurrent charges can never overspend.
 func Debit(ctx context.Context, tx *sql.Tx, c Charge) (remaining wire.Amount, err error) {

@@ -21,6 +21,13 @@ func openLedger(t *testing.T) *store.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	// The collaborations the tests charge: a debit checks both partners'
+	// exposure caps, so it reads who they are.
+	if _, err := db.SQL().Exec(`INSERT INTO partners VALUES ('a', 'Brand', now()), ('b', 'Publisher', now()), ('z', 'Retailer', now());
+		INSERT INTO collaborations (id, name, proposer, partner, rules, rules_version, approved_by, state, created_at, updated_at) VALUES
+		('c', 'c', 'a', 'b', '{}', 1, '[]', 'active', now(), now()), ('other', 'other', 'a', 'z', '{}', 1, '[]', 'active', now(), now())`); err != nil {
+		t.Fatal(err)
+	}
 	return db
 }
 
@@ -141,11 +148,8 @@ func TestCollaborationSpent(t *testing.T) {
 
 func TestDebitNeverOverspendsAndRefreshesMonthly(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openLedger(t)
+	var err error
 	jan := time.Date(2026, 1, 31, 23, 0, 0, 0, time.UTC)
 	debit := func(eps float64, now time.Time, refresh wire.BudgetRefresh) (float64, error) {
 		var left wire.Amount

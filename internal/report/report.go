@@ -140,6 +140,16 @@ func (s *Service) Privacy(ctx context.Context, partnerID string, since, until, n
 			}
 			rep.Collaborations = append(rep.Collaborations, pc)
 		}
+		// What a person in all of its collaborations was exposed to, and
+		// the cap the partner puts on it.
+		total, err := ledger.Exposure(ctx, tx, pa.ID, time.Time{}, until)
+		if err != nil {
+			return err
+		}
+		rep.TotalEpsilonSpent, rep.TotalDeltaSpent = total.Epsilon(), total.Delta()
+		if rep.ExposureCap, err = ledger.CapStatus(ctx, tx, pa.ID, now); err != nil {
+			return err
+		}
 		hs, err := honouredOf(ctx, tx, pa.ID, since, until)
 		if err != nil {
 			return err

@@ -323,6 +323,17 @@ var migrations = []string{
 	// The fingerprint of the key that blinded a table's points (NULL: its
 	// client stated none; the party's first match half records it).
 	`ALTER TABLE audiences ADD COLUMN key_fingerprint VARCHAR;`,
+	// Exposure caps: a partner's cap on the epsilon and delta its people
+	// may be exposed to across all its collaborations (NULL: no cap on
+	// that part), in the ledger's units, per period (refresh none: all
+	// time; monthly: the calendar month, UTC). One row a partner at most.
+	`CREATE TABLE exposure_caps (
+		partner_id VARCHAR NOT NULL,
+		epsilon_units BIGINT,
+		delta_units BIGINT,
+		refresh VARCHAR NOT NULL,
+		set_at TIMESTAMP NOT NULL
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

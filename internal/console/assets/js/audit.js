@@ -10,9 +10,9 @@
   'use strict';
   var CR = window.CR, el = CR.el;
   var pageSize = 100;
-  var actions = ['server.init', 'partner.create', 'key.create', 'key.revoke', 'collaboration.propose', 'collaboration.approve',
+  var actions = ['server.init', 'partner.create', 'key.create', 'key.revoke', 'partner.exposure_cap', 'collaboration.propose', 'collaboration.approve',
     'collaboration.change_rules', 'collaboration.reject_rules', 'audience.upload', 'audience.delete',
-    'match.start', 'match.points', 'match.complete', 'query.run', 'query.cached', 'query.refused', 'access.request',
+    'match.start', 'match.points', 'match.complete', 'match.refused', 'query.run', 'query.cached', 'query.refused', 'access.request',
     'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry'];
   // The action filter takes a prefix at a dot too: query is every query.*.
   var prefixes = actions.map(function (a) { return a.split('.')[0]; }).filter(function (p, i, all) { return all.indexOf(p) === i; });

@@ -170,7 +170,13 @@
           return el('li', null, el('strong', { text: c.name + ': ε = ' + CR.eps(c.epsilon_spent) }),
             ' so far: ' + CR.epsWords(c.epsilon_spent) + (c.delta_spent ? ' (except with a chance of at most ' + CR.eps(c.delta_spent) + ')' : '') + '.');
         })) : null,
-        cols.length ? chartBox('exposure', 'Privacy loss (ε) of each collaboration, over its life') : null
+        cols.length ? chartBox('exposure', 'Privacy loss (ε) of each collaboration, over its life') : null,
+        // Losses add up for someone in several collaborations: the total,
+        // not the highest, is that person's exposure.
+        el('p', { test: 'exposure-total' }, el('strong', { text: 'In all: ε = ' + CR.eps(p.total_epsilon_spent || 0) }),
+          ' across all of ' + who + '\'s collaborations, for someone in every one of them' +
+          (p.total_delta_spent ? ' (except with a chance of at most ' + CR.eps(p.total_delta_spent) + ')' : '') + '.'),
+        el('p', { test: 'exposure-cap', text: capWords(who, p.exposure_cap || {}) })
       ]),
       section('Your requests, honoured', [
         el('div', { class: 'facts' },
@@ -194,6 +200,21 @@
     }
     return page;
   };
+
+  // capWords states the partner's cap on that total in plain words.
+  function capWords(who, c) {
+    var capped = function (v) { return v !== null && v !== undefined; };
+    if (!capped(c.epsilon) && !capped(c.delta)) {
+      return who + ' sets no cap on that total.';
+    }
+    var parts = [];
+    if (capped(c.epsilon)) { parts.push('ε = ' + CR.eps(c.epsilon)); }
+    if (capped(c.delta)) { parts.push('δ = ' + CR.eps(c.delta)); }
+    var monthly = c.refresh === 'monthly';
+    return who + ' caps it at ' + parts.join(' and ') + (monthly ? ' in each calendar month (UTC)' : ' over all time') +
+      ', and refuses any question or match that would pass it (' + (monthly ? 'this month: ' : 'so far: ') +
+      'ε = ' + CR.eps(c.epsilon_spent || 0) + ').';
+  }
 
   function fact(n, what) {
     return el('div', { class: 'fact' }, el('span', { class: 'big', text: typeof n === 'number' ? CR.num(n) : n }), el('span', { text: what }));

@@ -290,7 +290,9 @@ func (tb *tab) signIn(secret string) {
 		chromedp.WaitVisible(sel("signin-key"), chromedp.ByQuery),
 		chromedp.SendKeys(sel("signin-key"), secret, chromedp.ByQuery),
 		chromedp.Click(sel("signin-submit"), chromedp.ByQuery),
-		chromedp.WaitVisible(sel("whoami"), chromedp.ByQuery),
+		// Sign out is in the top bar at every width (who is signed in
+		// folds behind the menu on a phone).
+		chromedp.WaitVisible(sel("signout"), chromedp.ByQuery),
 	)
 }
 

@@ -263,7 +263,7 @@ capped. --remove removes the cap.
 			if asJSON {
 				return printOut(cmd, out)
 			}
-			printCap(cmd.OutOrStdout(), me.PartnerName, out)
+			printCap(cmd.OutOrStdout(), printable(me.PartnerName), out)
 			return nil
 		},
 	}

@@ -29,6 +29,7 @@ const (
 	DeletionAudience         Action = "deletion.audience"
 	DeletionCollaboration    Action = "deletion.collaboration"
 	DeletionExpiry           Action = "deletion.expiry"
+	PartnerReportSettings    Action = "partner.report_settings"
 )
 
 // Actions lists every action the server writes, in the order of a
@@ -42,5 +43,6 @@ func Actions() []Action {
 		MatchStart, MatchPoints, MatchComplete,
 		QueryRun, QueryCached, QueryRefused, AccessRequest,
 		DeletionIdentifiers, DeletionOptOut, DeletionAudience, DeletionCollaboration, DeletionExpiry,
+		PartnerReportSettings,
 	}
 }

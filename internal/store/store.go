@@ -323,6 +323,14 @@ var migrations = []string{
 	// The fingerprint of the key that blinded a table's points (NULL: its
 	// client stated none; the party's first match half records it).
 	`ALTER TABLE audiences ADD COLUMN key_fingerprint VARCHAR;`,
+	// What a partner's admin adds to its public privacy report.
+	`CREATE TABLE report_settings (
+		partner_id VARCHAR PRIMARY KEY,
+		introduction VARCHAR NOT NULL,
+		privacy_contact VARCHAR NOT NULL,
+		opt_out_url VARCHAR NOT NULL,
+		updated_at TIMESTAMP NOT NULL
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

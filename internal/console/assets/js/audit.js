@@ -9,7 +9,8 @@
   var actions = ['server.init', 'partner.create', 'key.create', 'key.revoke', 'collaboration.propose', 'collaboration.approve',
     'collaboration.change_rules', 'collaboration.reject_rules', 'audience.upload', 'audience.delete',
     'match.start', 'match.points', 'match.complete', 'query.run', 'query.cached', 'query.refused', 'access.request',
-    'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry'];
+    'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry',
+    'partner.report_settings'];
 
   // rfc3339 turns a datetime-local value (the browser's time zone) into
   // what the API reads.

@@ -187,6 +187,9 @@ type PrivacyWords struct {
 	Period string `json:"period"` // whom the report is for, and the period
 	// Uses says how many collaborations received the data.
 	Uses string `json:"uses"`
+	// Identifiers follows the number of identifiers received in the
+	// clear (0), saying why there are none.
+	Identifiers string `json:"identifiers"`
 	// Guarantee says what epsilon bounds, with familiar figures.
 	Guarantee string `json:"guarantee"`
 	// Requests sums up the requests honoured; MedianTime is the median
@@ -211,6 +214,8 @@ type PrivacyCollaboration struct {
 	// Queries answered and matches run in the period, by both partners.
 	Queries int64 `json:"queries"`
 	Matches int64 `json:"matches"`
+	// Use sums up its answers and matches in the period and its state;
 	// Exposure says what EpsilonSpent means, in context.
+	Use      string `json:"use"`
 	Exposure string `json:"exposure"`
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleanroom/cleanroom/internal/report"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -108,7 +109,10 @@ func TestPrintReportIsReadable(t *testing.T) {
 		"  hidden_column  1         a hidden column",
 		"  optout  Brand Co  1         3\n",
 		"  r_1      optout  Brand Co  2025-03-01 09:30 UTC  under a second\n",
-		"epsilon 3.2, delta 2e-06\n",
+		"Exposure (epsilon 3.2, delta 2e-06):\n",
+		"  Everything both partners spent over the collaboration's life, matches\n",
+		"ε = 3.2: moderate protection",
+		"1 in 500,000 (δ).\n",
 	} {
 		if !strings.Contains(out, s) {
 			t.Errorf("the report lacks %q:\n%s", s, out)
@@ -128,6 +132,7 @@ func TestPrintPrivacyReport(t *testing.T) {
 		Collaborations: []wire.PrivacyCollaboration{{Name: "spring", PartnerName: "Publisher", Purpose: "measurement", State: "active",
 			Noise: wire.NoiseLaplace, EpsilonSpent: 3.2, DeltaSpent: 2e-6, Queries: 3, Matches: 1}},
 		OptOutsHonoured: 1, DeletionsHonoured: 1, IdentifiersSubmitted: 5, MedianSecondsToHonour: &med,
+		About: wire.ReportSettings{Introduction: "We sell shoes.\nWrite to us.", OptOutURL: "https://brand.example/opt-out", PrivacyContact: "privacy@brand.example"},
 	}
 	var b bytes.Buffer
 	if err := printPrivacyReport(&b, r); err != nil {
@@ -135,17 +140,32 @@ func TestPrintPrivacyReport(t *testing.T) {
 	}
 	out := b.String()
 	for _, s := range []string{
-		"Privacy report of Brand Co\nfrom 2024-03-01 to 2025-03-01",
-		"Brand Co's customer data was used in 1 collaboration in this period:",
-		`- "spring" with Publisher, for measurement: 3 questions answered and 1 match in the period (ongoing).`,
-		"Privacy loss so far: epsilon 3.2, delta 2e-06 (laplace noise).",
-		"received 0 identifiers in the clear",
-		"The highest epsilon here is 3.2: a factor of at most 24.5.",
-		"Opt-outs honoured:            1\n",
-		"Median time to honour one:    under a second\n",
+		"Brand Co: how your data was used\nA report for the people in Brand Co's data, from 1 March 2024 to 28 February 2025.\n",
+		"We sell shoes.\n\n  Write to us.\n",
+		"  Brand Co's data was sent to 1 collaboration in this period.",
+		"  - \"spring\" with Publisher, for the purpose measurement: 3 answers and 1\n    match in the period (ongoing).\n",
+		"  0 identifiers (email addresses, phone numbers) reached the clean room in the\n",
+		"  - \"spring\" so far: ε = 3.2: moderate protection",
+		"Opt-outs honoured:                            1\n",
+		"Median time to honour one:                    under a second\n",
+		"Each of the 2 requests got a signed receipt; 5 people were named in them.\n",
+		"Your choices\n  To opt out: https://brand.example/opt-out\n  Questions about privacy: privacy@brand.example\n",
 	} {
 		if !strings.Contains(out, s) {
 			t.Errorf("the privacy report lacks %q:\n%s", s, out)
 		}
+	}
+	// Nothing of the old arithmetic: no power of e, no exponent form.
+	for _, s := range []string{"e^", "factor", "e-06", "×10"} {
+		if strings.Contains(out, s) {
+			t.Errorf("the privacy report says %q:\n%s", s, out)
+		}
+	}
+	// The words are the server's when it sends them.
+	report.PrivacyWords(&r)
+	r.Words.Uses = "As the server says."
+	b.Reset()
+	if err := printPrivacyReport(&b, r); err != nil || !strings.Contains(b.String(), "  As the server says.\n") {
+		t.Errorf("the printed report does not show the server's words: %v\n%s", err, b.String())
 	}
 }

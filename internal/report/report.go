@@ -96,9 +96,7 @@ func (s *Service) Collaboration(ctx context.Context, reader partners.Principal, 
 			return fmt.Errorf("report exposure: %w", err)
 		}
 		rep.Exposure = wire.Exposure{CollaborationEpsilonSpent: total.Epsilon(), CollaborationDeltaSpent: total.Delta()}
-		rep.Words.Exposure = "Over the collaboration's life both partners together, matches included, have spent " +
-			Exposure(rep.Exposure.CollaborationEpsilonSpent, rep.Exposure.CollaborationDeltaSpent) +
-			" That bounds what all its answers together could reveal about any one person in the cohort."
+		rep.Words.Exposure = ExposureWords(rep.Exposure)
 		return nil
 	})
 	return rep, err
@@ -172,7 +170,7 @@ func (s *Service) Privacy(ctx context.Context, partnerID string, since, until, n
 			secs = append(secs, h.Seconds)
 		}
 		rep.MedianSecondsToHonour = median(secs)
-		privacyWords(&rep)
+		PrivacyWords(&rep)
 		return nil
 	})
 	return rep, err

@@ -122,8 +122,9 @@ func count(n int64, one, many string) string {
 // day is a date as people write it.
 func day(t time.Time) string { return t.UTC().Format("2 January 2006") }
 
-// privacyWords writes the privacy report's sentences from its figures.
-func privacyWords(r *wire.PrivacyReport) {
+// PrivacyWords writes the privacy report's sentences from its figures
+// (the server does; the command line again for a report without them).
+func PrivacyWords(r *wire.PrivacyReport) {
 	who := r.PartnerName
 	if who == "" {
 		who = r.PartnerID
@@ -133,12 +134,19 @@ func privacyWords(r *wire.PrivacyReport) {
 		Title:     who + ": how your data was used",
 		Period:    "A report for the people in " + who + "'s data, from " + day(r.Since) + " to " + day(r.Until.Add(-time.Nanosecond)) + ".",
 		Guarantee: guarantee,
+		Identifiers: "identifiers (email addresses, phone numbers) reached the clean room in the clear. " + who +
+			" scrambles each one with a secret key of its own before it leaves, and people are matched on these scrambled codes only: " +
+			"the clean room never sees who you are, not even as a hash.",
 	}
 	if n := len(r.Collaborations); n == 0 {
 		w.Uses = who + "'s data was not sent to any collaboration in this period."
 	} else {
 		w.Uses = who + "'s data was sent to " + count(int64(n), "collaboration", "collaborations") + " in this period. In each, " + who +
 			" and one partner ask questions that only get answers about large groups, never about a person."
+	}
+	for i := range r.Collaborations {
+		c := &r.Collaborations[i]
+		c.Use = count(c.Queries, "answer", "answers") + " and " + count(c.Matches, "match", "matches") + " in the period (" + stateWords(c.State) + ")"
 	}
 	for i := range r.Collaborations {
 		c := &r.Collaborations[i]
@@ -160,6 +168,25 @@ func privacyWords(r *wire.PrivacyReport) {
 		w.MedianTime = Duration(*r.MedianSecondsToHonour)
 	}
 	r.Words = w
+}
+
+// stateWords says a collaboration's state for the public.
+func stateWords(state string) string {
+	switch state {
+	case wire.StateActive:
+		return "ongoing"
+	case wire.StateProposed:
+		return "its rules await approval"
+	case wire.StateDeleted:
+		return "ended, its data deleted"
+	}
+	return state
+}
+
+// ExposureWords is the transparency report's sentence on its exposure.
+func ExposureWords(e wire.Exposure) string {
+	return "Everything both partners spent over the collaboration's life, matches included, bounds what all its answers together " +
+		"could reveal about any one person in the cohort. " + Exposure(e.CollaborationEpsilonSpent, e.CollaborationDeltaSpent)
 }
 
 // analystNames names each key of a transparency report so that no two
@@ -187,6 +214,16 @@ func analystNames(qs []wire.AnalystQueries, roles map[string]string) {
 			q.AnalystName = q.AnalystLabel + " (" + role + ", key " + id + ")"
 		default:
 			q.AnalystName = q.AnalystLabel
+		}
+	}
+	// Keys whose IDs end alike too are named by their whole IDs.
+	names := map[string]int{}
+	for _, q := range qs {
+		names[q.AnalystName]++
+	}
+	for i := range qs {
+		if q := &qs[i]; names[q.AnalystName] > 1 {
+			q.AnalystName = strings.TrimSpace(q.AnalystLabel + " (key " + q.AnalystKey + ")")
 		}
 	}
 }

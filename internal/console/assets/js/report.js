@@ -46,7 +46,7 @@
   // ticks only.
   function barOption(categories, series, opts) {
     opts = opts || {};
-    var value = { type: 'value', name: opts.valueName, minInterval: opts.counts ? 1 : undefined };
+    var value = { type: 'value', name: opts.valueName, minInterval: opts.counts ? 1 : undefined, axisLabel: { hideOverlap: true } };
     return {
       tooltip: { trigger: 'axis', renderMode: 'richText', confine: true },
       legend: series.length > 1 ? { top: 0 } : undefined,
@@ -212,7 +212,8 @@
   };
 
   function fact(n, what, test) {
-    return el('div', { class: 'fact', test: test }, el('span', { class: 'big', text: typeof n === 'number' ? CR.num(n) : n }), el('span', { text: what }));
+    return el('div', { class: 'fact', test: test }, el('span', { class: typeof n === 'number' ? 'big' : 'big words', text: typeof n === 'number' ? CR.num(n) : n }),
+      el('span', { text: what }));
   }
 
   // choices is how a reader opts out or asks about privacy, as the

@@ -82,7 +82,6 @@ func TestConsoleReportPrivacy(t *testing.T) {
 	if optout != reportSettings.OptOutURL || contact != reportSettings.PrivacyContact {
 		t.Errorf("the opt-out link goes to %q and the contact reads %q, want %q and %q", optout, contact, reportSettings.OptOutURL, reportSettings.PrivacyContact)
 	}
-	tb.shot("report-privacy-1400")
 
 	// The admin edits them in place: a refused link says why, a good one
 	// shows at once.
@@ -96,9 +95,16 @@ func TestConsoleReportPrivacy(t *testing.T) {
 	if !strings.Contains(msg, "opt_out_url") {
 		t.Errorf("a refused link says %q, want the field named", msg)
 	}
+	const friendly = "Brand Co sells shoes online. This page says what became of our customers' data in our data collaborations, in figures that describe no one."
 	tb.run("a good one", chromedp.SetValue(sel("about-optout"), "https://brand.example/stop", chromedp.ByQuery),
+		chromedp.SetValue(sel("about-intro"), friendly, chromedp.ByQuery),
 		chromedp.Click(sel("about-save"), chromedp.ByQuery),
-		chromedp.Poll(`(document.querySelector('[data-test="privacy-optout"]') || {}).textContent === 'https://brand.example/stop'`, nil, chromedp.WithPollingInterval(50*time.Millisecond)))
+		chromedp.Poll(`(document.querySelector('[data-test="privacy-optout"]') || {}).textContent === 'https://brand.example/stop'`, nil, chromedp.WithPollingInterval(50*time.Millisecond)),
+		chromedp.WaitVisible(sel("report-chart")+`[data-chart="honoured"][data-rendered="true"]`, chromedp.ByQuery))
+	if intro := tb.text("privacy-intro"); intro != friendly {
+		t.Errorf("after saving, the introduction reads %q, want %q", intro, friendly)
+	}
+	tb.shot("report-privacy-1400")
 
 	tb.fitsPhone()
 	tb.shot("report-privacy-390")

@@ -169,3 +169,24 @@ func TestPrintPrivacyReport(t *testing.T) {
 		t.Errorf("the printed report does not show the server's words: %v\n%s", err, b.String())
 	}
 }
+
+// Two keys labelled alike print as the report names them, apart; the
+// time a deletion took prints as the report words it.
+func TestPrintReportNamesKeysApart(t *testing.T) {
+	rep := wire.Report{Collaboration: wire.Collaboration{ID: "c_1", Name: "spring", Proposer: "p_b", ProposerName: "Brand Co"},
+		QueriesByAnalyst: []wire.AnalystQueries{
+			{AnalystKey: "k_1abcd", AnalystLabel: "demo", AnalystName: "demo (analyst, key …abcd)", PartnerID: "p_b", Queries: 2, Epsilon: 1},
+			{AnalystKey: "k_2wxyz", AnalystLabel: "demo", AnalystName: "demo (analyst, key …wxyz)", PartnerID: "p_b", Queries: 1, Epsilon: 0.5}},
+		Deletions: []wire.DeletionReceipts{{Kind: wire.DeleteOptOut, PartnerID: "p_b", Receipts: 1}},
+		Honoured:  []wire.HonouredDeletion{{ReceiptID: "r_1", Kind: wire.DeleteOptOut, PartnerID: "p_b", Seconds: 200, Took: "3 minutes"}},
+	}
+	var b bytes.Buffer
+	if err := printReport(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"demo (analyst, key …abcd)  Brand Co  2", "demo (analyst, key …wxyz)  Brand Co  1", "3 minutes\n"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("the report lacks %q:\n%s", s, b.String())
+		}
+	}
+}

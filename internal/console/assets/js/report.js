@@ -237,7 +237,7 @@
     var intro = el('textarea', { id: 'about-intro', test: 'about-intro', rows: 4, maxlength: 2000 });
     intro.value = about.introduction || '';
     var contact = el('input', { id: 'about-contact', test: 'about-contact', maxlength: 200, value: about.privacy_contact || '' });
-    var optout = el('input', { id: 'about-optout', test: 'about-optout', type: 'url', maxlength: 500, placeholder: 'https://', value: about.opt_out_url || '' });
+    var optout = el('input', { id: 'about-optout', test: 'about-optout', type: 'url', maxlength: 500, placeholder: 'an https link to your opt-out page', value: about.opt_out_url || '' });
     var msg = el('p', { class: 'small', role: 'status', test: 'about-message' });
     return el('details', { class: 'card noprint about-editor', test: 'about-editor' },
       el('summary', { text: 'Edit the introduction, privacy contact and opt-out link' }),

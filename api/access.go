@@ -73,3 +73,16 @@ func (s *Server) privacyReport(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, rep)
 }
+
+// putReportSettings sets what the partner's public privacy report says of
+// it, in its admin's words.
+func (s *Server) putReportSettings(c echo.Context) error {
+	var set wire.ReportSettings
+	if err := decodeJSON(c, &set, maxJSONBody, false); err != nil {
+		return err
+	}
+	if err := s.reports.SetSettings(c.Request().Context(), principal(c), c.Param("pid"), set, s.now()); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, set)
+}

@@ -33,6 +33,7 @@ var policy = map[string]struct{ allow, scope string }{
 	"rejectRulesChange":    {"admin", "collaboration"},
 	"listQueries":          {"analyst", "collaboration"},
 	"getPrivacyReport":     {"admin auditor operator", "partner"},
+	"putReportSettings":    {"admin", "partner"},
 	"createKey":            {"admin", "partner"},
 	"listKeys":             {"admin", "partner"},
 	"revokeKey":            {"admin", "partner"},

@@ -824,7 +824,8 @@ func TestConsole(t *testing.T) {
 		tb := b.newTab(t, "admin")
 		tb.signIn(ce.keys["admin/brand"])
 		tb.run("the public report", chromedp.Click(sel("nav-privacy"), chromedp.ByQuery),
-			chromedp.WaitVisible(sel("privacy-report"), chromedp.ByQuery), loaded("privacy-report"))
+			chromedp.WaitVisible(sel("privacy-report"), chromedp.ByQuery), loaded("privacy-report"),
+			chromedp.WaitVisible(sel("report-chart")+`[data-chart="honoured"][data-rendered="true"]`, chromedp.ByQuery))
 		r := tb.text("privacy-report")
 		// The total across collaborations and the cap on it, in words.
 		for _, want := range []string{"campaign", "measurement", "Brand Co", "In all: ε = ", "across all of Brand Co's collaborations", "Brand Co caps it at ε = 50 over all time"} {

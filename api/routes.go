@@ -288,6 +288,12 @@ func (s *Server) routes() []route {
 			},
 			out:   ok(http.StatusOK, "The report.", jsonReply(wire.PrivacyReport{})),
 			codes: []wire.ErrorCode{wire.CodeInvalid}},
+		{method: "PUT", path: "/v1/partners/:pid/report-settings", id: "putReportSettings", tag: "transparency", summary: "Set what the privacy report says of the partner",
+			doc: "The partner's introduction (paragraphs separated by newlines, at most 2,000 characters), privacy contact (at most 200) and opt-out link (an https URL, at most 500), " +
+				"shown in its public privacy report; each may be empty. Printable text only. Replaces all three; logged.",
+			allow: []role{roleAdmin}, scope: scopePartner, handler: s.putReportSettings, in: jsonBody(wire.ReportSettings{}),
+			out:   ok(http.StatusOK, "The settings now.", jsonReply(wire.ReportSettings{})),
+			codes: []wire.ErrorCode{wire.CodeInvalid}},
 
 		// Queries and budgets.
 		{method: "POST", path: "/v1/collaborations/:cid/queries", id: "runQuery", tag: "queries", summary: "Ask an aggregate question",

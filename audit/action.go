@@ -31,6 +31,7 @@ const (
 	DeletionAudience         Action = "deletion.audience"
 	DeletionCollaboration    Action = "deletion.collaboration"
 	DeletionExpiry           Action = "deletion.expiry"
+	PartnerReportSettings    Action = "partner.report_settings"
 )
 
 // Actions lists every action the server writes, in the order of a
@@ -44,5 +45,6 @@ func Actions() []Action {
 		MatchStart, MatchPoints, MatchComplete, MatchRefused,
 		QueryRun, QueryCached, QueryRefused, AccessRequest,
 		DeletionIdentifiers, DeletionOptOut, DeletionAudience, DeletionCollaboration, DeletionExpiry,
+		PartnerReportSettings,
 	}
 }

@@ -473,6 +473,13 @@ func (c *Client) SetExposureCap(ctx context.Context, partnerID string, req wire.
 	return out, c.json(ctx, "PUT", "/v1/partners/"+url.PathEscape(partnerID)+"/exposure-cap", req, &out)
 }
 
+// SetReportSettings sets what a partner's public privacy report says of
+// it (its introduction, privacy contact and opt-out link): an admin key.
+func (c *Client) SetReportSettings(ctx context.Context, partnerID string, set wire.ReportSettings) (wire.ReportSettings, error) {
+	var out wire.ReportSettings
+	return out, c.json(ctx, "PUT", "/v1/partners/"+url.PathEscape(partnerID)+"/report-settings", set, &out)
+}
+
 // Reject turns down the pending change of a collaboration's rules, which
 // go back to those both last approved; rulesVersion 0 rejects whatever
 // is pending.

@@ -25,6 +25,16 @@ type Report struct {
 	// both partners spent on the collaboration, matches included, over
 	// its life.
 	Exposure Exposure `json:"exposure"`
+	// Words are the report's sentences, the same in the console, the
+	// HTML export and the command line.
+	Words ReportWords `json:"words"`
+}
+
+// ReportWords are a transparency report's sentences.
+type ReportWords struct {
+	// Exposure says what the collaboration's total epsilon (and delta)
+	// bounds, in context.
+	Exposure string `json:"exposure"`
 }
 
 // HeldData is what the clean room holds of one partner's data.
@@ -66,6 +76,10 @@ type AnalystQueries struct {
 	PartnerID    string  `json:"partner_id"`
 	Queries      int64   `json:"queries"`
 	Epsilon      float64 `json:"epsilon"`
+	// AnalystName is how the report names the key: its label, with its
+	// role and the end of its ID when another key of the report has the
+	// same label (or it has none), so two keys never read alike.
+	AnalystName string `json:"analyst_name"`
 }
 
 // DaySpend is the budget one partner spent on one day (UTC) by kind of
@@ -116,6 +130,8 @@ type HonouredDeletion struct {
 	RequestedAt time.Time `json:"requested_at"`
 	HonouredAt  time.Time `json:"honoured_at"`
 	Seconds     int64     `json:"seconds"`
+	// Took is Seconds in words ("under a second", "3 minutes").
+	Took string `json:"took"`
 }
 
 // PrivacyReport is the public privacy report of one partner over a
@@ -128,8 +144,10 @@ type PrivacyReport struct {
 	Since       time.Time `json:"since"`
 	Until       time.Time `json:"until"`
 	GeneratedAt time.Time `json:"generated_at"`
-	// Collaborations are those the partner took part in during the
-	// period: created before its end and not deleted before its start.
+	// Collaborations are those that received the partner's data during
+	// the period: a table of the partner's uploaded before its end and
+	// not deleted before its start. (A collaboration proposed or agreed
+	// but never sent data is not a use of anyone's data.)
 	Collaborations []PrivacyCollaboration `json:"collaborations"`
 	// TotalEpsilonSpent and TotalDeltaSpent are a person's exposure across
 	// all the partner's collaborations (deleted ones and those before the
@@ -153,6 +171,42 @@ type PrivacyReport struct {
 	// MedianSecondsToHonour is the median of HonouredDeletion.Seconds
 	// over the period's receipts; null without any.
 	MedianSecondsToHonour *int64 `json:"median_seconds_to_honour"`
+	// About is what the partner's admin wrote for its readers.
+	About ReportSettings `json:"about"`
+	// Words are the report's sentences, the same in the console, the
+	// HTML export and the command line.
+	Words PrivacyWords `json:"words"`
+}
+
+// ReportSettings are what a partner's admin adds to its public privacy
+// report (PUT /v1/partners/{pid}/report-settings): each may be empty.
+type ReportSettings struct {
+	// Introduction is the partner's own words to its customers, in
+	// paragraphs separated by newlines; at most 2,000 characters.
+	Introduction string `json:"introduction"`
+	// PrivacyContact is who to ask about privacy: an email address, a
+	// postal address or a name; at most 200 characters.
+	PrivacyContact string `json:"privacy_contact"`
+	// OptOutURL is where a person opts out: an https URL of at most 500
+	// characters.
+	OptOutURL string `json:"opt_out_url"`
+}
+
+// PrivacyWords are a privacy report's sentences.
+type PrivacyWords struct {
+	Title  string `json:"title"`  // "Brand Co: how your data was used"
+	Period string `json:"period"` // whom the report is for, and the period
+	// Uses says how many collaborations received the data.
+	Uses string `json:"uses"`
+	// Identifiers follows the number of identifiers received in the
+	// clear (0), saying why there are none.
+	Identifiers string `json:"identifiers"`
+	// Guarantee says what epsilon bounds, with familiar figures.
+	Guarantee string `json:"guarantee"`
+	// Requests sums up the requests honoured; MedianTime is the median
+	// time to honour one in words ("" without any).
+	Requests   string `json:"requests"`
+	MedianTime string `json:"median_time"`
 }
 
 // PrivacyCollaboration is one collaboration in a PrivacyReport.
@@ -171,4 +225,8 @@ type PrivacyCollaboration struct {
 	// Queries answered and matches run in the period, by both partners.
 	Queries int64 `json:"queries"`
 	Matches int64 `json:"matches"`
+	// Use sums up its answers and matches in the period and its state;
+	// Exposure says what EpsilonSpent means, in context.
+	Use      string `json:"use"`
+	Exposure string `json:"exposure"`
 }

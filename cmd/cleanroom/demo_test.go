@@ -133,11 +133,12 @@ func TestDemoServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []string{
-		"Privacy report of Brand Co",
-		`"spring campaign" with Publisher, for measurement: 3 questions answered and 1 match in the period`,
-		"Opt-outs honoured:            1",
-		"Deletion requests honoured:   1",
-		"People named in the requests: 5",
+		"Brand Co: how your data was used",
+		"Brand Co's data was sent to 1 collaboration in this period.",
+		`"spring campaign" with Publisher, for the purpose measurement: 3 answers`,
+		"Opt-outs honoured:                            1",
+		"Deletion requests honoured:                   1",
+		"5 people were named in them.",
 	} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the privacy report lacks %q:\n%s", s, out.String())

@@ -6,16 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cleanroom/cleanroom/internal/console"
+	"github.com/cleanroom/cleanroom/internal/report"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -294,9 +296,11 @@ func printReport(out io.Writer, rep wire.Report) error {
 	if section("Queries by analyst", len(rep.QueriesByAnalyst) == 0) {
 		var rows [][]string
 		for _, q := range rep.QueriesByAnalyst {
-			who := printable(q.AnalystKey)
-			if q.AnalystLabel != "" {
-				who = printable(q.AnalystLabel) + " (" + who + ")"
+			// The report names keys apart; a label alone could read
+			// like another key's.
+			who := printable(q.AnalystName)
+			if who == "" {
+				who = printable(q.AnalystLabel) + " (" + printable(q.AnalystKey) + ")"
 			}
 			rows = append(rows, []string{who, name(q.PartnerID), fmt.Sprint(q.Queries), fmt.Sprintf("%g", q.Epsilon)})
 		}
@@ -329,30 +333,23 @@ func printReport(out io.Writer, rep wire.Report) error {
 			fmt.Fprintln(out, "\n  each receipt, and how long honouring it took:")
 			rows = rows[:0]
 			for _, h := range rep.Honoured {
-				rows = append(rows, []string{h.ReceiptID, string(h.Kind), name(h.PartnerID), when(h.RequestedAt), duration(h.Seconds)})
+				took := h.Took
+				if took == "" {
+					took = report.Duration(h.Seconds)
+				}
+				rows = append(rows, []string{h.ReceiptID, string(h.Kind), name(h.PartnerID), when(h.RequestedAt), took})
 			}
 			table(out, []string{"RECEIPT", "KIND", "PARTNER", "REQUESTED", "TOOK"}, rows)
 		}
 	}
 
-	_, err := fmt.Fprintf(out, "\nExposure of a person in the cohort (both partners, matches included): epsilon %g, delta %g\n",
-		rep.Exposure.CollaborationEpsilonSpent, rep.Exposure.CollaborationDeltaSpent)
-	return err
-}
-
-// duration says a whole number of seconds in words.
-func duration(s int64) string {
-	switch {
-	case s < 1:
-		return "under a second"
-	case s < 120:
-		return fmt.Sprintf("%d s", s)
-	case s < 2*3600:
-		return fmt.Sprintf("%d min", s/60)
-	case s < 2*86400:
-		return fmt.Sprintf("%d h", s/3600)
+	fmt.Fprintf(out, "\nExposure (epsilon %g, delta %g):\n", rep.Exposure.CollaborationEpsilonSpent, rep.Exposure.CollaborationDeltaSpent)
+	exposure := rep.Words.Exposure
+	if exposure == "" {
+		exposure = report.ExposureWords(rep.Exposure)
 	}
-	return fmt.Sprintf("%d days", s/86400)
+	_, err := fmt.Fprint(out, wrap(printable(exposure), "  ", "  ", 78))
+	return err
 }
 
 func newPrivacyReportCmd() *cobra.Command {
@@ -439,89 +436,90 @@ func parseDate(cmdName, flag, s string, end bool) (time.Time, error) {
 }
 
 // printPrivacyReport prints the public privacy report in plain language,
-// for the people in the partner's data.
+// for the people in the partner's data: the sentences the page shows,
+// under the page's headings.
 func printPrivacyReport(out io.Writer, r wire.PrivacyReport) error {
+	if r.Words.Title == "" { // a server from before the words
+		report.PrivacyWords(&r)
+	}
+	w := r.Words
 	who := r.PartnerName
 	if who == "" {
 		who = r.PartnerID
 	}
-	who = printable(who)
 	p := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
-	p("Privacy report of %s", who)
-	p("from %s to %s (generated %s)", r.Since.UTC().Format(time.DateOnly), r.Until.UTC().Format(time.DateOnly), when(r.GeneratedAt))
-
-	p("\nHow the data was used")
-	switch n := len(r.Collaborations); n {
-	case 0:
-		p("  %s's customer data was not used in any collaboration in this period.", who)
-	case 1:
-		p("  %s's customer data was used in 1 collaboration in this period:", who)
-	default:
-		p("  %s's customer data was used in %d collaborations in this period:", who, n)
+	para := func(s string) { fmt.Fprint(out, wrap(printable(s), "  ", "  ", 78)) }
+	item := func(s string) { fmt.Fprint(out, wrap(printable(s), "  - ", "    ", 78)) }
+	p("%s", printable(w.Title))
+	p("%s", printable(w.Period))
+	p("(generated %s)", when(r.GeneratedAt))
+	for _, l := range strings.Split(r.About.Introduction, "\n") {
+		if l != "" {
+			p("")
+			para(l)
+		}
 	}
-	maxEps := 0.0
+
+	p("\nWhere your data was used")
+	para(w.Uses)
 	for _, c := range r.Collaborations {
-		p("  - %q with %s, for %s: %s and %s in the period (%s).", c.Name, printable(c.PartnerName), printable(c.Purpose),
-			plural(c.Queries, "question answered", "questions answered"), plural(c.Matches, "match", "matches"), printable(stateWords(c.State)))
-		p("    Privacy loss so far: epsilon %g, delta %g (%s noise).", c.EpsilonSpent, c.DeltaSpent, printable(string(c.Noise)))
-		maxEps = math.Max(maxEps, c.EpsilonSpent)
+		item(fmt.Sprintf("%q with %s, for the purpose %s: %s.", c.Name, c.PartnerName, c.Purpose, c.Use))
 	}
 
-	p("\nNo identifier left %s in the clear", who)
-	p("  Emails, phone numbers and device ids are hashed and blinded with a key only")
-	p("  %s holds, on its own machines, before anything is sent: the clean room", who)
-	p("  received %d identifiers in the clear, and the partner never saw one.", r.IdentifiersInTheClear)
-	p("  Only the people on both lists are matched, and only counts with random")
-	p("  noise come out: never a list of people.")
+	p("\nNo identifier left %s in the clear", printable(who))
+	para(fmt.Sprintf("%d %s", r.IdentifiersInTheClear, w.Identifiers))
 
 	p("\nWhat the privacy guarantee means")
-	p("  Every answer is an aggregate with random noise added (differential privacy).")
-	p("  Epsilon measures how much all the answers together can reveal about any one")
-	p("  person: whether or not your data was in, the chance of any answer changes by")
-	p("  a factor of at most e^epsilon (and delta is the small chance that this bound")
-	p("  does not hold).")
-	if len(r.Collaborations) > 0 {
-		p("  The highest epsilon of one collaboration here is %g: a factor of at most %.3g.", maxEps, math.Exp(maxEps))
+	para(w.Guarantee)
+	for _, c := range r.Collaborations {
+		item(fmt.Sprintf("%q so far: %s", c.Name, c.Exposure))
 	}
 	// The collaborations' losses add up for someone in several of them:
 	// the total, not the highest, is that person's exposure.
-	p("  Across all of %s's collaborations, a person in every one of them was exposed", who)
-	p("  to epsilon %g in total (delta %g): a factor of at most %.3g.", r.TotalEpsilonSpent, r.TotalDeltaSpent, math.Exp(r.TotalEpsilonSpent))
-	for _, l := range wrap(capWords(who, r.ExposureCap), 78) {
-		p("  %s", l)
-	}
+	para(fmt.Sprintf("Across all of %s's collaborations, someone in every one of them was exposed to epsilon %g in total.", who, r.TotalEpsilonSpent))
+	para(capWords(who, r.ExposureCap))
 
-	p("\nYour requests")
-	p("  Opt-outs honoured:            %d", r.OptOutsHonoured)
-	p("  Deletion requests honoured:   %d", r.DeletionsHonoured)
-	p("  Data deleted when it expired: %d", r.ExpiriesHonoured)
-	p("  People named in the requests: %d", r.IdentifiersSubmitted)
-	if r.MedianSecondsToHonour != nil {
-		p("  Median time to honour one:    %s", duration(*r.MedianSecondsToHonour))
-	} else {
-		p("  Median time to honour one:    - (no request in this period)")
+	p("\nYour requests, honoured")
+	p("  Opt-outs honoured:                            %d", r.OptOutsHonoured)
+	p("  Deletion requests honoured:                   %d", r.DeletionsHonoured)
+	p("  Expiries: data deleted when its time ran out: %d", r.ExpiriesHonoured)
+	if w.MedianTime != "" {
+		p("  Median time to honour one:                    %s", printable(w.MedianTime))
+	}
+	para(w.Requests)
+
+	if r.About.OptOutURL != "" || r.About.PrivacyContact != "" {
+		p("\nYour choices")
+		if r.About.OptOutURL != "" {
+			p("  To opt out: %s", printable(r.About.OptOutURL))
+		}
+		if r.About.PrivacyContact != "" {
+			p("  Questions about privacy: %s", printable(r.About.PrivacyContact))
+		}
 	}
 	return nil
 }
 
-// stateWords says a collaboration's state for the public.
-func stateWords(state string) string {
-	switch state {
-	case wire.StateActive:
-		return "ongoing"
-	case wire.StateProposed:
-		return "its rules await approval"
-	case wire.StateDeleted:
-		return "ended, its data deleted"
+// wrap breaks s into lines of at most width characters (a word longer
+// than that stands alone), the first after first, the others after rest.
+func wrap(s, first, rest string, width int) string {
+	var b strings.Builder
+	line, empty := first, true
+	for _, word := range strings.Fields(s) {
+		if !empty && utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) > width {
+			b.WriteString(line + "\n")
+			line, empty = rest, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += word
+		empty = false
 	}
-	return state
-}
-
-func plural(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
+	if !empty {
+		b.WriteString(line + "\n")
 	}
-	return fmt.Sprintf("%d %s", n, many)
+	return b.String()
 }
 
 // capWords states a partner's exposure cap in plain language.
@@ -534,28 +532,16 @@ func capWords(who string, c wire.ExposureCap) string {
 		parts = append(parts, fmt.Sprintf("epsilon %g", *c.Epsilon))
 	}
 	if c.Delta != nil {
-		parts = append(parts, fmt.Sprintf("delta %g", *c.Delta))
+		parts = append(parts, "delta "+plainFloat(*c.Delta))
 	}
-	period, spent := "over all time", fmt.Sprintf("so far: epsilon %g, delta %g", c.EpsilonSpent, c.DeltaSpent)
+	period, spent := "over all time", fmt.Sprintf("so far: epsilon %g, delta %s", c.EpsilonSpent, plainFloat(c.DeltaSpent))
 	if c.Refresh == wire.RefreshMonthly {
 		period = "in each calendar month (UTC)"
-		spent = fmt.Sprintf("this month: epsilon %g, delta %g", c.EpsilonSpent, c.DeltaSpent)
+		spent = fmt.Sprintf("this month: epsilon %g, delta %s", c.EpsilonSpent, plainFloat(c.DeltaSpent))
 	}
 	return fmt.Sprintf("%s caps it at %s %s, and refuses any question or match past it (%s).", who, strings.Join(parts, " and "), period, spent)
 }
 
-// wrap breaks text into lines of at most width bytes, between words.
-func wrap(text string, width int) []string {
-	var lines []string
-	line := ""
-	for _, w := range strings.Fields(text) {
-		if line != "" && len(line)+1+len(w) > width {
-			lines, line = append(lines, line), ""
-		}
-		if line != "" {
-			line += " "
-		}
-		line += w
-	}
-	return append(lines, line)
-}
+// plainFloat writes a number without exponent notation (a delta such as
+// 0.00001), which readers of a report should not have to decode.
+func plainFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cleanroom/cleanroom/internal/report"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -108,7 +109,10 @@ func TestPrintReportIsReadable(t *testing.T) {
 		"  hidden_column  1         a hidden column",
 		"  optout  Brand Co  1         3\n",
 		"  r_1      optout  Brand Co  2025-03-01 09:30 UTC  under a second\n",
-		"epsilon 3.2, delta 2e-06\n",
+		"Exposure (epsilon 3.2, delta 2e-06):\n",
+		"  Everything both partners spent over the collaboration's life, matches\n",
+		"ε = 3.2: moderate protection",
+		"1 in 500,000 (δ).\n",
 	} {
 		if !strings.Contains(out, s) {
 			t.Errorf("the report lacks %q:\n%s", s, out)
@@ -131,6 +135,7 @@ func TestPrintPrivacyReport(t *testing.T) {
 		TotalEpsilonSpent: 4.4, TotalDeltaSpent: 2e-6,
 		ExposureCap:     wire.ExposureCap{Epsilon: &capEps, Refresh: wire.RefreshMonthly, EpsilonSpent: 1.5},
 		OptOutsHonoured: 1, DeletionsHonoured: 1, IdentifiersSubmitted: 5, MedianSecondsToHonour: &med,
+		About: wire.ReportSettings{Introduction: "We sell shoes.\nWrite to us.", OptOutURL: "https://brand.example/opt-out", PrivacyContact: "privacy@brand.example"},
 	}
 	var b bytes.Buffer
 	if err := printPrivacyReport(&b, r); err != nil {
@@ -138,20 +143,56 @@ func TestPrintPrivacyReport(t *testing.T) {
 	}
 	out := b.String()
 	for _, s := range []string{
-		"Privacy report of Brand Co\nfrom 2024-03-01 to 2025-03-01",
-		"Brand Co's customer data was used in 2 collaborations in this period:",
-		`- "spring" with Publisher, for measurement: 3 questions answered and 1 match in the period (ongoing).`,
-		"Privacy loss so far: epsilon 3.2, delta 2e-06 (laplace noise).",
-		"received 0 identifiers in the clear",
-		"The highest epsilon of one collaboration here is 3.2: a factor of at most 24.5.",
+		"Brand Co: how your data was used\nA report for the people in Brand Co's data, from 1 March 2024 to 28 February 2025.\n",
+		"We sell shoes.\n\n  Write to us.\n",
+		"  Brand Co's data was sent to 2 collaborations in this period.",
+		"  - \"spring\" with Publisher, for the purpose measurement: 3 answers and 1\n    match in the period (ongoing).\n",
+		"  0 identifiers (email addresses, phone numbers) reached the clean room in the\n",
+		"  - \"spring\" so far: ε = 3.2: moderate protection",
+		"Opt-outs honoured:                            1\n",
+		"Median time to honour one:                    under a second\n",
+		"Each of the 2 requests got a signed receipt; 5 people were named in them.\n",
+		"Your choices\n  To opt out: https://brand.example/opt-out\n  Questions about privacy: privacy@brand.example\n",
 		// Someone in both collaborations: the total, and the cap on it.
-		"a person in every one of them was exposed\n  to epsilon 4.4 in total (delta 2e-06): a factor of at most 81.5.",
-		"Brand Co caps it at epsilon 5 in each calendar month (UTC), and refuses any\n  question or match past it (this month: epsilon 1.5, delta 0).",
-		"Opt-outs honoured:            1\n",
-		"Median time to honour one:    under a second\n",
+		"exposed to epsilon 4.4 in total.",
+		"Brand Co caps it at epsilon 5 in each calendar month (UTC)",
 	} {
 		if !strings.Contains(out, s) {
 			t.Errorf("the privacy report lacks %q:\n%s", s, out)
+		}
+	}
+	// Nothing of the old arithmetic: no power of e, no exponent form.
+	for _, s := range []string{"e^", "factor", "e-06", "×10"} {
+		if strings.Contains(out, s) {
+			t.Errorf("the privacy report says %q:\n%s", s, out)
+		}
+	}
+	// The words are the server's when it sends them.
+	report.PrivacyWords(&r)
+	r.Words.Uses = "As the server says."
+	b.Reset()
+	if err := printPrivacyReport(&b, r); err != nil || !strings.Contains(b.String(), "  As the server says.\n") {
+		t.Errorf("the printed report does not show the server's words: %v\n%s", err, b.String())
+	}
+}
+
+// Two keys labelled alike print as the report names them, apart; the
+// time a deletion took prints as the report words it.
+func TestPrintReportNamesKeysApart(t *testing.T) {
+	rep := wire.Report{Collaboration: wire.Collaboration{ID: "c_1", Name: "spring", Proposer: "p_b", ProposerName: "Brand Co"},
+		QueriesByAnalyst: []wire.AnalystQueries{
+			{AnalystKey: "k_1abcd", AnalystLabel: "demo", AnalystName: "demo (analyst, key …abcd)", PartnerID: "p_b", Queries: 2, Epsilon: 1},
+			{AnalystKey: "k_2wxyz", AnalystLabel: "demo", AnalystName: "demo (analyst, key …wxyz)", PartnerID: "p_b", Queries: 1, Epsilon: 0.5}},
+		Deletions: []wire.DeletionReceipts{{Kind: wire.DeleteOptOut, PartnerID: "p_b", Receipts: 1}},
+		Honoured:  []wire.HonouredDeletion{{ReceiptID: "r_1", Kind: wire.DeleteOptOut, PartnerID: "p_b", Seconds: 200, Took: "3 minutes"}},
+	}
+	var b bytes.Buffer
+	if err := printReport(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"demo (analyst, key …abcd)  Brand Co  2", "demo (analyst, key …wxyz)  Brand Co  1", "3 minutes\n"} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("the report lacks %q:\n%s", s, b.String())
 		}
 	}
 }

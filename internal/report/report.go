@@ -96,6 +96,7 @@ func (s *Service) Collaboration(ctx context.Context, reader partners.Principal, 
 			return fmt.Errorf("report exposure: %w", err)
 		}
 		rep.Exposure = wire.Exposure{CollaborationEpsilonSpent: total.Epsilon(), CollaborationDeltaSpent: total.Delta()}
+		rep.Words.Exposure = ExposureWords(rep.Exposure)
 		return nil
 	})
 	return rep, err
@@ -116,10 +117,21 @@ func (s *Service) Privacy(ctx context.Context, partnerID string, since, until, n
 		if err != nil {
 			return err
 		}
+		if rep.About, err = settingsOf(ctx, tx, pa.ID); err != nil {
+			return err
+		}
 		for _, co := range cs {
-			// Those that existed in the period. (The operator's partner
-			// lists every collaboration, and is in none.)
+			// Those that existed in the period and received the
+			// partner's data in it. (The operator's partner lists every
+			// collaboration, and is in none.)
 			if !co.HasMember(pa.ID) || !co.CreatedAt.Before(until) || co.State == wire.StateDeleted && co.UpdatedAt.Before(since) {
+				continue
+			}
+			got, err := receivedData(ctx, tx, co.ID, pa.ID, since, until)
+			if err != nil {
+				return err
+			}
+			if !got {
 				continue
 			}
 			other := co.PartnerName
@@ -168,9 +180,24 @@ func (s *Service) Privacy(ctx context.Context, partnerID string, since, until, n
 			secs = append(secs, h.Seconds)
 		}
 		rep.MedianSecondsToHonour = median(secs)
+		PrivacyWords(&rep)
 		return nil
 	})
 	return rep, err
+}
+
+// receivedData reports whether collaboration collabID held a table of
+// partnerID's at some time in [since, until): uploaded before the end,
+// not deleted before the start. A partner's own uploads are its own to
+// know; nothing here depends on the other partner's data.
+func receivedData(ctx context.Context, q store.Querier, collabID, partnerID string, since, until time.Time) (bool, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM audiences WHERE collab_id = ? AND partner_id = ? AND created_at < ?
+		AND (deleted_at IS NULL OR deleted_at >= ?)`, collabID, partnerID, until.UTC(), since.UTC()).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("report: data received: %w", err)
+	}
+	return n > 0, nil
 }
 
 // median of secs, nil for none.

@@ -108,6 +108,7 @@ func honoured(ctx context.Context, q store.Querier, where string, args []any, pa
 		if d := h.HonouredAt.Sub(h.RequestedAt); d > 0 {
 			h.Seconds = int64(d / time.Second)
 		}
+		h.Took = Duration(h.Seconds)
 		out = append(out, h)
 	}
 	return out, rows.Err()
@@ -118,9 +119,9 @@ func honoured(ctx context.Context, q store.Querier, where string, args []any, pa
 // refusal.
 
 // queriesByAnalyst counts the answers released to each analyst key of the
-// collaboration, with the epsilon they spent.
+// collaboration, with the epsilon they spent, each named apart.
 func queriesByAnalyst(ctx context.Context, q store.Querier, collabID string) ([]wire.AnalystQueries, error) {
-	rows, err := q.QueryContext(ctx, `SELECT l.actor, coalesce(k.label, ''), l.partner_id, count(*), round(sum(CAST(json_extract(l.details, '$.epsilon') AS DOUBLE)), 6)
+	rows, err := q.QueryContext(ctx, `SELECT l.actor, coalesce(k.label, ''), coalesce(k.role, ''), l.partner_id, count(*), round(sum(CAST(json_extract(l.details, '$.epsilon') AS DOUBLE)), 6)
 		FROM audit_log l LEFT JOIN api_keys k ON k.id = l.actor
 		WHERE l.collab_id = ? AND l.action = ? GROUP BY ALL ORDER BY ALL`, collabID, string(audit.QueryRun))
 	if err != nil {
@@ -128,13 +129,17 @@ func queriesByAnalyst(ctx context.Context, q store.Querier, collabID string) ([]
 	}
 	defer rows.Close()
 	out := []wire.AnalystQueries{}
+	roles := map[string]string{}
 	for rows.Next() {
 		var a wire.AnalystQueries
-		if err := rows.Scan(&a.AnalystKey, &a.AnalystLabel, &a.PartnerID, &a.Queries, &a.Epsilon); err != nil {
+		var role string
+		if err := rows.Scan(&a.AnalystKey, &a.AnalystLabel, &role, &a.PartnerID, &a.Queries, &a.Epsilon); err != nil {
 			return nil, err
 		}
+		roles[a.AnalystKey] = role
 		out = append(out, a)
 	}
+	analystNames(out, roles)
 	return out, rows.Err()
 }
 

@@ -334,6 +334,14 @@ var migrations = []string{
 		refresh VARCHAR NOT NULL,
 		set_at TIMESTAMP NOT NULL
 	);`,
+	// What a partner's admin adds to its public privacy report.
+	`CREATE TABLE report_settings (
+		partner_id VARCHAR PRIMARY KEY,
+		introduction VARCHAR NOT NULL,
+		privacy_contact VARCHAR NOT NULL,
+		opt_out_url VARCHAR NOT NULL,
+		updated_at TIMESTAMP NOT NULL
+	);`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

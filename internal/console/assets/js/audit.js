@@ -13,7 +13,8 @@
   var actions = ['server.init', 'partner.create', 'key.create', 'key.revoke', 'partner.exposure_cap', 'collaboration.propose', 'collaboration.approve',
     'collaboration.change_rules', 'collaboration.reject_rules', 'audience.upload', 'audience.delete',
     'match.start', 'match.points', 'match.complete', 'match.refused', 'query.run', 'query.cached', 'query.refused', 'access.request',
-    'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry'];
+    'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry',
+    'partner.report_settings'];
   // The action filter takes a prefix at a dot too: query is every query.*.
   var prefixes = actions.map(function (a) { return a.split('.')[0]; }).filter(function (p, i, all) { return all.indexOf(p) === i; });
   var filterKeys = ['collab', 'action', 'actor', 'since', 'until'];

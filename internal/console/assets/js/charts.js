@@ -83,5 +83,10 @@
   }
   window.addEventListener('beforeprint', function () { resizeAll(640); });
   window.addEventListener('afterprint', function () { resizeAll(); });
+  // Printing without those events (headless Chromium's PDF) still
+  // switches the media.
+  if (window.matchMedia) {
+    window.matchMedia('print').addEventListener('change', function (e) { resizeAll(e.matches ? 640 : undefined); });
+  }
   window.addEventListener('resize', function () { resizeAll(); });
 })();

@@ -186,7 +186,7 @@ func (b *browser) tryTab(t testing.TB, role string) (*tab, error) {
 	ctx, cancel := chromedp.NewContext(b.alloc)
 	// A broken page fails a test in seconds, not minutes; a benchmark's
 	// tab lives for all its runs.
-	limit := 30 * time.Second
+	limit := 60 * time.Second
 	if _, ok := t.(*testing.B); ok {
 		limit = 5 * time.Minute
 	}

@@ -205,7 +205,8 @@ func newCapCmd() *cobra.Command {
 	var c conn
 	var eps, delta float64
 	var refresh string
-	var remove, asJSON bool
+	var remove bool
+	var format outFormat
 	cmd := &cobra.Command{
 		Use:   "cap [--epsilon E] [--delta D] [--refresh none|monthly] [--remove]",
 		Short: "Show or set your partner's cap on its people's exposure across all its collaborations",
@@ -260,11 +261,7 @@ capped. --remove removes the cap.
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printOut(cmd, out)
-			}
-			printCap(cmd.OutOrStdout(), printable(me.PartnerName), out)
-			return nil
+			return format.print(cmd, out, func(w io.Writer) { printCap(w, printable(me.PartnerName), out) })
 		},
 	}
 	c.flags(cmd)
@@ -272,7 +269,7 @@ capped. --remove removes the cap.
 	cmd.Flags().Float64Var(&delta, "delta", 0, "cap on the total delta")
 	cmd.Flags().StringVar(&refresh, "refresh", "none", "none: every charge ever made; monthly: the calendar month (UTC)")
 	cmd.Flags().BoolVar(&remove, "remove", false, "remove the cap")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the JSON answer")
+	format.flags(cmd)
 	return cmd
 }
 

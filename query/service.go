@@ -44,6 +44,8 @@ type Service struct {
 	// test's negative controls only; it is not reachable from outside.
 	release func([]dp.Group, dp.ReleaseOptions) (dp.Release, error)
 	bound   func(BoundOptions) BoundOptions
+	// midRun, for tests, runs between a query's checks and its read.
+	midRun func()
 	// MaxRunningPerKey is how many questions one key may have running
 	// at once (default DefaultMaxRunningPerKey); more are refused
 	// too_many_queries before any work.
@@ -199,6 +201,9 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 	p.version, p.src = p.cur.Version, SourceOf(p.cur)
 	colTypes, err := ColumnTypes(ctx, s.DB.SQL(), p.src)
 	if err != nil {
+		if gone := s.cohortGone(ctx, c, p.version); gone != nil {
+			return nil, gone
+		}
 		return nil, err
 	}
 	if err := p.plan.checkTypes(colTypes); err != nil {
@@ -477,8 +482,14 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 	if s.bound != nil {
 		bo = s.bound(bo)
 	}
+	if s.midRun != nil {
+		s.midRun()
+	}
 	groups, err := p.run.Groups(ctx, s.DB.SQL(), src, bo)
 	if err != nil {
+		if gone := s.cohortGone(ctx, c, version); gone != nil {
+			return wire.Answer{}, gone
+		}
 		// Data errors must not reveal data: say only that it failed.
 		return wire.Answer{}, fmt.Errorf("query: running the plan: %w", err)
 	}
@@ -540,6 +551,24 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		return wire.Answer{}, budgetRefusal(err)
 	}
 	return out, nil
+}
+
+// cohortGone explains a read of cohort version that failed because the
+// cohort is no longer current: a party replaced or deleted a table, or
+// deleted people, while the question ran, and the tables it read went
+// with it. Reads run outside the write lock, so this is an ordinary race,
+// not a server fault; nothing was charged and asking again answers on
+// the current cohort. It returns nil when the cohort is unchanged (the
+// failure is the server's).
+func (s *Service) cohortGone(ctx context.Context, c wire.Collaboration, version string) error {
+	cur, err := s.Cohorts.Current(ctx, s.DB.SQL(), c.ID)
+	switch {
+	case errs.KindOf(err) == errs.NotFound:
+		return refusal(errs.NoCohort, "the cohort of collaboration %s was removed while the question ran (a table was replaced or deleted); nothing was charged: ask again once both parties have matched", c.ID)
+	case err != nil || cur.Version == version:
+		return nil
+	}
+	return errs.New(errs.Conflict, "the cohort of collaboration %s changed while the question ran (a table was replaced, or people deleted); nothing was charged: ask again", c.ID)
 }
 
 // Allowed returns the columns analysts of c may group and filter on

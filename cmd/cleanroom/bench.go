@@ -24,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Reproducible benchmarks; each prints one JSON object",
 	}
-	cmd.AddCommand(newBenchPSICmd(), newBenchIntersectCmd(), newBenchMatchCmd(), newBenchQueryCmd())
+	cmd.AddCommand(newBenchPSICmd(), newBenchIntersectCmd(), newBenchMatchCmd(), newBenchQueryCmd(), newBenchSoakCmd())
 	return cmd
 }
 

@@ -82,22 +82,26 @@ func TestCohortReplacedWhileQueryRuns(t *testing.T) {
 	}
 	upload(0)
 	upload(1)
-	m, _, err := co.StartMatch(ctx, eng[0], c, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range eng {
-		var pts bytes.Buffer
-		if err := co.Points(ctx, c, m, eng[i].PartnerID, &pts); err != nil {
+	rematch := func() {
+		t.Helper()
+		m, _, err := co.StartMatch(ctx, eng[0], c, "")
+		if err != nil {
 			t.Fatal(err)
 		}
-		if m, err = co.PutPoints(ctx, eng[i], c, m, keys[i].Fingerprint(), bytes.NewReader(reblindAll(t, &pts, keys[i]))); err != nil {
-			t.Fatal(err)
+		for i := range eng {
+			var pts bytes.Buffer
+			if err := co.Points(ctx, c, m, eng[i].PartnerID, &pts); err != nil {
+				t.Fatal(err)
+			}
+			if m, err = co.PutPoints(ctx, eng[i], c, m, keys[i].Fingerprint(), bytes.NewReader(reblindAll(t, &pts, keys[i]))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if m.State != wire.MatchDone {
+			t.Fatalf("match is %s", m.State)
 		}
 	}
-	if m.State != wire.MatchDone {
-		t.Fatalf("match is %s", m.State)
-	}
+	rematch()
 
 	s := &Service{DB: db, Cohorts: co}
 	analyst := partners.Principal{KeyID: "k_analyst", PartnerID: eng[0].PartnerID, Role: wire.Analyst}
@@ -115,20 +119,34 @@ func TestCohortReplacedWhileQueryRuns(t *testing.T) {
 		t.Fatal("no budget for the analyst's partner")
 		return 0
 	}
-	before := spent()
-	// The brand replaces its table after the question's checks, before
-	// its read: the match's tables are dropped in that moment.
-	s.midRun = func() { s.midRun = nil; upload(0) }
-	_, err = s.Run(ctx, analyst, c, wire.Request{SQL: "SELECT brand_label, COUNT(*) FROM cohort GROUP BY brand_label", Epsilon: 0.5})
-	qe, ok := asError(err)
-	if !ok || (qe.Kind != errs.NoCohort && qe.Kind != errs.Conflict) {
-		t.Fatalf("query over a cohort dropped under it: %v, want a %s refusal or a %s", err, errs.NoCohort.Code(), errs.Conflict.Code())
-	}
-	if !strings.Contains(qe.Error(), "ask again") {
-		t.Errorf("the error %q does not say to ask again", qe.Error())
-	}
-	if got := spent(); got != before {
-		t.Errorf("the partner spent %v, then %v after a question that failed", before, got)
+	// A party replaces its table after the question has read the
+	// cohort's record, before the columns' types or the rows: the
+	// match's tables are dropped in that moment.
+	for _, stage := range []string{"types", "read"} {
+		t.Run(stage, func(t *testing.T) {
+			if stage == "read" {
+				// The first subtest left no cohort: match again.
+				rematch()
+			}
+			before := spent()
+			s.midRun = func(at string) {
+				if at == stage {
+					s.midRun = nil
+					upload(0)
+				}
+			}
+			_, err = s.Run(ctx, analyst, c, wire.Request{SQL: "SELECT brand_label, COUNT(*) FROM cohort GROUP BY brand_label", Epsilon: 0.5})
+			qe, ok := asError(err)
+			if !ok || (qe.Kind != errs.NoCohort && qe.Kind != errs.Conflict) {
+				t.Fatalf("query over a cohort dropped under it: %v, want a %s refusal or a %s", err, errs.NoCohort.Code(), errs.Conflict.Code())
+			}
+			if !strings.Contains(qe.Error(), "ask again") {
+				t.Errorf("the error %q does not say to ask again", qe.Error())
+			}
+			if got := spent(); got != before {
+				t.Errorf("the partner spent %v, then %v after a question that failed", before, got)
+			}
+		})
 	}
 }
 

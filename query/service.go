@@ -44,8 +44,10 @@ type Service struct {
 	// test's negative controls only; it is not reachable from outside.
 	release func([]dp.Group, dp.ReleaseOptions) (dp.Release, error)
 	bound   func(BoundOptions) BoundOptions
-	// midRun, for tests, runs between a query's checks and its read.
-	midRun func()
+	// midRun, for tests, runs after a query has read the current
+	// cohort's record: before its columns' types ("types") and before
+	// its rows ("read").
+	midRun func(stage string)
 	// MaxRunningPerKey is how many questions one key may have running
 	// at once (default DefaultMaxRunningPerKey); more are refused
 	// too_many_queries before any work.
@@ -199,6 +201,9 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 		return nil, refusal(errs.NoCohort, "%v", err)
 	}
 	p.version, p.src = p.cur.Version, SourceOf(p.cur)
+	if s.midRun != nil {
+		s.midRun("types")
+	}
 	colTypes, err := ColumnTypes(ctx, s.DB.SQL(), p.src)
 	if err != nil {
 		if gone := s.cohortGone(ctx, c, p.version); gone != nil {
@@ -207,6 +212,11 @@ func (s *Service) prepare(ctx context.Context, actor partners.Principal, c wire.
 		return nil, err
 	}
 	if err := p.plan.checkTypes(colTypes); err != nil {
+		// A table dropped since Current has no columns: say so, rather
+		// than blame the rules.
+		if gone := s.cohortGone(ctx, c, p.version); gone != nil {
+			return nil, gone
+		}
 		return nil, err
 	}
 	p.hash = p.plan.Hash()
@@ -483,7 +493,7 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		bo = s.bound(bo)
 	}
 	if s.midRun != nil {
-		s.midRun()
+		s.midRun("read")
 	}
 	groups, err := p.run.Groups(ctx, s.DB.SQL(), src, bo)
 	if err != nil {

@@ -1046,4 +1046,3 @@ func (s *soak) backupRestore(ctx context.Context, prevOrphans *[]string, headSeq
 	*headSeq = s.checkUp(ctx, "after the switch to the restored data", *headSeq, false)
 	return "ok, switched"
 }
-

@@ -68,7 +68,10 @@ func TestSoakChecksCatchBrokenInvariants(t *testing.T) {
 		{"overspend", "overspend", func(s *snapshot, _ *seen) {
 			s.Collabs["c1"] = collabInfo{Members: []string{"p_a", "p_b"}, Budget: wire.Amount{EpsilonUnits: 550000, DeltaUnits: 1000000}}
 		}},
-		{"answer not logged", "answer not in the log", func(s *snapshot, _ *seen) { s.Entries = append(s.Entries[:3], s.Entries[4:]...); s.Ledger = s.Ledger[:2] }},
+		{"answer not logged", "answer not in the log", func(s *snapshot, _ *seen) {
+			s.Entries = append(s.Entries[:3], s.Entries[4:]...)
+			s.Ledger = s.Ledger[:2]
+		}},
 		{"answer altered", "answer not in the log", func(_ *snapshot, t *seen) { t.Answers[0].AnswerSHA256 = "other" }},
 		{"cached read not logged", "cached answer not in the log", func(_ *snapshot, t *seen) { t.Answers = append(t.Answers, t.Answers[1]) }},
 		{"match lost", "match m9", func(_ *snapshot, t *seen) { t.Matches = append(t.Matches, seenRef{"c1", "m9"}) }},

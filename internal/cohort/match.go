@@ -186,7 +186,19 @@ func (s *Service) startMatch(ctx context.Context, actor partners.Principal, c wi
 		tables []Audience
 		n      *int64
 	}{{"a", ta, &mine.PointsA}, {"b", tb, &mine.PointsB}} {
+		if s.beforePoints != nil {
+			s.beforePoints()
+		}
 		if *x.n, err = s.buildPoints(ctx, x.tables, c.Rules.Purpose, pointsTable(mine.ID, x.side)); err != nil {
+			// Points are read outside the write lock: a table replaced or
+			// deleted since it was listed is gone from under the read.
+			// That is the caller's race to retry, as when it happens
+			// just after the read (checked when the match is recorded).
+			for _, a := range append(slices.Clone(ta), tb...) {
+				if _, gone := s.AudienceByID(ctx, s.DB.SQL(), a.ID); errs.KindOf(gone) == errs.Conflict {
+					return Match{}, false, gone
+				}
+			}
 			return Match{}, false, fmt.Errorf("cohort.StartMatch: %w", err)
 		}
 	}

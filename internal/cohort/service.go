@@ -41,6 +41,10 @@ type Service struct {
 	// building the point tables and recording the match: where a
 	// concurrent start can win the race.
 	beforeRecord func()
+	// beforePoints, when set (by tests only), runs in StartMatch after it
+	// has read the parties' tables, before it reads their points: where
+	// a replacement can drop a table under it.
+	beforePoints func()
 	// midBuild, when set (by tests only), runs in the middle of a cohort
 	// build, with the build's transaction open: where other work must
 	// not wait for it.

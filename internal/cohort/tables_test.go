@@ -344,3 +344,30 @@ func TestStartOutageIsNotAwaitingUpload(t *testing.T) {
 		t.Fatalf("the database closed: %v (kind %v), want an error of no kind", err, errs.KindOf(err))
 	}
 }
+
+// A table replaced after a start has listed the parties' tables, before
+// it reads their points, is dropped under the read: the start is refused
+// as a conflict to retry (as when the replacement comes just after the
+// read), not failed as the server's fault, and leaves no table behind.
+// (bench soak found it as a 500.)
+func TestStartRacingReplacementIsAConflict(t *testing.T) {
+	f := newFixture(t)
+	f.upload(0, 0, 40)
+	ab := f.upload(1, 20, 40)
+	var aa2 Audience
+	f.s.beforePoints = func() {
+		f.s.beforePoints = nil
+		aa2 = f.upload(0, 0, 40)
+	}
+	_, _, err := f.start(0)
+	if errs.KindOf(err) != errs.Conflict {
+		t.Fatalf("start racing a replacement: %v, want a %s", err, errs.Conflict.Code())
+	}
+	if !strings.Contains(err.Error(), "start a new match") {
+		t.Errorf("the conflict %q does not say to start again", err)
+	}
+	f.wantTables(sorted(aa2.table, ab.table))
+	if _, _, err := f.start(0); err != nil {
+		t.Errorf("the next start: %v", err)
+	}
+}

@@ -10,6 +10,9 @@
 //	RunMatch      the service flow against a server process on loopback
 //	RunQuery      a grouped private query against raw DuckDB, and through
 //	              the HTTP API
+//	RunSoak       a server process under mixed load, killed and restarted
+//	              at random, with the ledger, the log, the tables and its
+//	              memory checked after each restart
 //
 // The benchmarks reach a server only through its HTTP client, so bench
 // never links the API: RunMatch starts the command as its own process
@@ -18,5 +21,6 @@
 // API rightly refuses: RunMatch reads the exact cohort size, which only
 // the operator's database holds, to check the match found every person,
 // and counts every table's rows and the file's size; RunQuery builds its
-// cohort in the store.
+// cohort in the store; RunSoak reads a killed server's database, read
+// only, to check what it holds against what clients were told.
 package bench

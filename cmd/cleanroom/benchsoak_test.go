@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"testing"
+
+	"github.com/cleanroom/cleanroom/cmd/cleanroom/internal/bench"
+)
+
+// make test's soak: a minute of mixed load on a server process killed
+// (SIGKILL) and restarted every 7 to 15 s, with every invariant checked
+// after each restart and at the end. The checks themselves are shown to
+// catch broken invariants in internal/bench's TestSoakChecksCatchBrokenInvariants.
+func TestBenchSoakMinute(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a minute of load on a server process")
+	}
+	self, err := exec.LookPath("cleanroom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "bench", "soak", "-minutes", "1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	t.Logf("bench soak: %s", stdout.String())
+	if err != nil {
+		t.Fatalf("bench soak: %v\n%s", err, stderr.String())
+	}
+	var res bench.SoakResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("bench soak printed %q: %v", stdout.String(), err)
+	}
+	if res.InvariantFailures != 0 {
+		t.Errorf("%d invariant failures (seed %d):\n%s", res.InvariantFailures, res.Seed, stderr.String())
+	}
+	// Killed and restarted, and checked down and up each time.
+	if res.Restarts < 3 || res.InvariantChecks < 2*res.Restarts+2 {
+		t.Errorf("%d restarts, %d invariant checks: want at least 3 restarts, each checked twice", res.Restarts, res.InvariantChecks)
+	}
+	for _, op := range []string{"upload", "match", "query", "query_cached", "deletion", "audit_export"} {
+		if res.Operations[op] == 0 {
+			t.Errorf("no %s succeeded in a minute: operations %v, refused %v", op, res.Operations, res.Refused)
+		}
+	}
+	if res.PeakRSSBytes <= 0 || res.PeakRSSBytes > res.RSSLimitBytes {
+		t.Errorf("peak RSS %d bytes, bound %d", res.PeakRSSBytes, res.RSSLimitBytes)
+	}
+}

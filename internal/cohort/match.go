@@ -367,7 +367,7 @@ func (s *Service) Points(ctx context.Context, c wire.Collaboration, m Match, par
 		return errDeleted(m.ID)
 	}
 	tbl := pointsTable(m.ID, otherSide(side(c, partnerID)))
-	return s.DB.Raw(ctx, func(conn driver.Conn) error {
+	err := s.DB.Raw(ctx, func(conn driver.Conn) error {
 		return readSnapshot(ctx, conn, func(ar *duckdb.Arrow) error {
 			var end int64
 			if err := queryInts(ctx, ar, `SELECT coalesce(max(pos) + 1, 0) FROM `+tbl, nil, &end); err != nil {
@@ -403,6 +403,20 @@ func (s *Service) Points(ctx context.Context, c wire.Collaboration, m Match, par
 			return wr.Close()
 		})
 	})
+	if err != nil {
+		// The caller read the match before a replacement or a deletion
+		// voided it and dropped its points: that is the stale match the
+		// caller would have met a moment later, not a server fault.
+		if cur, gerr := s.GetMatch(ctx, s.DB.SQL(), c.ID, m.ID); gerr == nil {
+			switch cur.State {
+			case wire.MatchStale:
+				return errStale(m.ID)
+			case wire.MatchDeleted:
+				return errDeleted(m.ID)
+			}
+		}
+	}
+	return err
 }
 
 // toPoints converts DuckDB's BLOB column (exported as Arrow binary) to a

@@ -371,3 +371,21 @@ func TestStartRacingReplacementIsAConflict(t *testing.T) {
 		t.Errorf("the next start: %v", err)
 	}
 }
+
+// A match voided (its points dropped) between the caller reading it and
+// reading its points is a stale match, as a moment later, not a 500.
+func TestPointsOfAMatchVoidedMeanwhileAreStale(t *testing.T) {
+	f := newFixture(t)
+	f.upload(0, 0, 40)
+	f.upload(1, 20, 40)
+	m, _, err := f.start(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.upload(1, 20, 40) // the replacement voids m and drops its points
+	var pts bytes.Buffer
+	err = f.s.Points(f.ctx, f.c, m, f.eng[0].PartnerID, &pts)
+	if errs.KindOf(err) != errs.StaleMatch {
+		t.Fatalf("points of a match voided meanwhile: %v, want %s", err, errs.StaleMatch.Code())
+	}
+}

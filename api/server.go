@@ -76,6 +76,8 @@ type Config struct {
 	Logger *slog.Logger
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
+	// Version is the server's version, stated in a backup's manifest.
+	Version string
 	// Clock stamps what the services record (partners, keys,
 	// collaborations, audiences, matches, receipts, budget charges,
 	// reports, the janitor's expiry time); default time.Now. Tests fix it.
@@ -168,6 +170,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // OperatorSecret and written to DataDir's OperatorKeyFile, as it is
 // shown only then.
 func (s *Server) prepare(ctx context.Context) error {
+	if err := removeStaleSnapshots(s.opts.DataDir); err != nil {
+		return fmt.Errorf("api.New: %w", err)
+	}
 	if err := s.cohorts.Migrate(ctx); err != nil {
 		return fmt.Errorf("api.New: %w", err)
 	}

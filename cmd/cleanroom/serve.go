@@ -55,7 +55,7 @@ func newServeCmd() *cobra.Command {
 			return api.Run(ctx, api.Config{
 				DataDir: dataDir, Listener: ln, TLSCert: tlsCert, TLSKey: tlsKey,
 				MaxUploadBytes: maxUpload, UploadsPerPartner: uploads, SpoolBytesPerPartner: spool, MemoryLimit: memLimit, ShutdownTimeout: shutdownWait,
-				Logger: log, TempDir: dataDir,
+				Logger: log, TempDir: dataDir, Version: versionString(),
 			})
 		},
 	}

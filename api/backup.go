@@ -59,6 +59,11 @@ func (s *Server) backup(c echo.Context) error {
 	path := filepath.Join(dir, "snapshot-"+hex.EncodeToString(b)+".duckdb")
 	defer os.Remove(path)
 	defer os.Remove(path + ".wal")
+	// The snapshot is about the database's size: refuse it rather than
+	// fill the disk the database needs.
+	if err := s.checkRoomFor(s.db.Path(), dir); err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := s.db.Snapshot(ctx, path); err != nil {
 		return err

@@ -35,6 +35,11 @@ type route struct {
 	codes  []wire.ErrorCode // errors of the handler itself, beyond guard's (401, 403, 404) and the body's (400, 413)
 }
 
+// writes reports whether the route changes what the server stores (every
+// method but GET, and the preview, which only reads): under the disk's
+// reserve (Config.MinFreeBytes) it answers 507, and reads go on.
+func (r *route) writes() bool { return r.method != "GET" && r.id != "previewQuery" }
+
 // body is what a route reads or answers: media types, and for JSON the Go
 // value whose type is the schema (or an *openapi3.Schema; nil for bytes
 // of the media type).

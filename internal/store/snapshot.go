@@ -39,7 +39,18 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 	// Detach whatever happens: an attached file stays open (and listed by
 	// duckdb_tables()) until then.
 	defer func() { _, _ = c.ExecContext(context.Background(), `DETACH `+QuoteIdent(alias)) }()
-	if _, err := c.ExecContext(ctx, `COPY FROM DATABASE `+QuoteIdent(main)+` TO `+QuoteIdent(alias)); err != nil {
+	// One explicit transaction: COPY FROM DATABASE runs a statement a
+	// table, and autocommitted they would each see another instant (a
+	// table dropped between them is then missing).
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `COPY FROM DATABASE `+QuoteIdent(main)+` TO `+QuoteIdent(alias)); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store.Snapshot: %w", err)
 	}
 	return nil

@@ -466,3 +466,6 @@ func (m *Map) Scan(v any) error {
 	}
 	return nil
 }
+
+// SchemaVersion is the version the migrations bring a database to.
+func SchemaVersion() int { return len(migrations) }

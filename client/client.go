@@ -518,6 +518,13 @@ func (c *Client) BlindIDs(ctx context.Context, collabID string, key *psi.Key, id
 	return out.Items, nil
 }
 
+// Backup streams a backup to w (the operator's key only): a tar of the
+// database, the audit signing key when withKeys, and the signed manifest
+// last. It holds every partner's data.
+func (c *Client) Backup(ctx context.Context, withKeys bool, w io.Writer) error {
+	return c.do(ctx, "POST", "/v1/backup?keys="+strconv.FormatBool(withKeys), nil, "", w)
+}
+
 // AuditExport streams the log export (NDJSON ending with the signed head).
 func (c *Client) AuditExport(ctx context.Context, w io.Writer) error {
 	return c.do(ctx, "GET", "/v1/audit/export", nil, "", w)

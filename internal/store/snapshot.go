@@ -1,0 +1,57 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Snapshot copies the whole database, as one transaction sees it, into a
+// new DuckDB file at path (which must not exist): an online backup.
+//
+// A copy of the live file is not one (DuckDB writes it in place, and a
+// checkpoint cannot run while a bulk transaction, such as a cohort build,
+// is open: CHECKPOINT fails with "other write transactions active", and
+// FORCE CHECKPOINT aborts them). COPY FROM DATABASE reads one MVCC
+// snapshot, beside every writer, without the write lock: what it copies
+// is the state of one instant, committed transactions only, which is a
+// state clients saw. Tables under construction (an upload in progress,
+// which no record refers to yet) may be copied; the restored server's
+// start-up cleanup drops them, as after a crash.
+func (db *DB) Snapshot(ctx context.Context, path string) error {
+	c, err := db.SQL().Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	defer c.Close()
+	var main string
+	if err := c.QueryRowContext(ctx, `SELECT current_database()`).Scan(&main); err != nil {
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	alias := "snapshot_" + hex.EncodeToString(b)
+	if _, err := c.ExecContext(ctx, `ATTACH '`+strings.ReplaceAll(path, "'", "''")+`' AS `+QuoteIdent(alias)); err != nil {
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	// Detach whatever happens: an attached file stays open (and listed by
+	// duckdb_tables()) until then.
+	defer func() { _, _ = c.ExecContext(context.Background(), `DETACH `+QuoteIdent(alias)) }()
+	// One explicit transaction: COPY FROM DATABASE runs a statement a
+	// table, and autocommitted they would each see another instant (a
+	// table dropped between them is then missing).
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `COPY FROM DATABASE `+QuoteIdent(main)+` TO `+QuoteIdent(alias)); err != nil {
+		_ = tx.Rollback()
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	return nil
+}

@@ -87,7 +87,7 @@ failures' messages go to stderr.`,
 
 // backupCommands returns the midway backup and restore as this binary's
 // own commands, or nils when it has none.
-func backupCommands(root *cobra.Command, self string) (backup func(ctx context.Context, url, key, dir string) error, restore func(ctx context.Context, from, data string) error) {
+func backupCommands(root *cobra.Command, self string) (backup func(ctx context.Context, url, key, dir string) error, restore func(ctx context.Context, from, data, pubkey string) error) {
 	for _, name := range []string{"backup", "restore"} {
 		if c, _, err := root.Find([]string{name}); err != nil || c == root || c.Name() != name {
 			return nil, nil
@@ -102,10 +102,13 @@ func backupCommands(root *cobra.Command, self string) (backup func(ctx context.C
 		return nil
 	}
 	backup = func(ctx context.Context, url, key, dir string) error {
-		return run(ctx, []string{"CLEANROOM_URL=" + url, "CLEANROOM_KEY=" + key}, "backup", "--to", dir)
+		// With the signing key: the restored server keeps its identity,
+		// and the log its one key.
+		return run(ctx, []string{"CLEANROOM_URL=" + url, "CLEANROOM_KEY=" + key}, "backup", "--to", dir, "--with-keys")
 	}
-	restore = func(ctx context.Context, from, data string) error {
-		return run(ctx, nil, "restore", "--from", from, "--data", data)
+	restore = func(ctx context.Context, from, data, pubkey string) error {
+		// The running server's key: the backup must be signed by it.
+		return run(ctx, nil, "restore", "--from", from, "--data", data, "--pubkey", pubkey)
 	}
 	return backup, restore
 }

@@ -44,10 +44,11 @@ type SoakOptions struct {
 	// MemoryLimit is passed to serve --memory-limit (DuckDB's pool).
 	MemoryLimit string
 	// Backup backs up the running server at url into dir with the
-	// operator's key, and Restore builds a data directory from it; nil
-	// skips the midway backup and restore.
+	// operator's key, and Restore builds a data directory from it,
+	// checking it was signed by the server's audit key (pubkey, in text
+	// form); nil skips the midway backup and restore.
 	Backup  func(ctx context.Context, url, operatorKey, dir string) error
-	Restore func(ctx context.Context, from, data string) error
+	Restore func(ctx context.Context, from, data, pubkey string) error
 	// Log receives progress and every invariant failure's message.
 	Log io.Writer
 	// Keep leaves the data directories and the server's log.
@@ -252,6 +253,7 @@ func RunSoak(ctx context.Context, o SoakOptions) (SoakResult, error) {
 			res.Backup = s.backupRestore(ctx, &prevOrphans, &headSeq)
 			backedUp = true
 			restarts++ // the switch to the restored directory is one
+			s.logf("soak: %s backup %s (restart %d): %d checks, %d failures", time.Since(t0).Round(time.Second), res.Backup, restarts, s.checks, len(s.failures))
 			continue
 		}
 		if !sleepCtx(ctx, wait) {
@@ -717,7 +719,7 @@ func (s *soak) workers(ctx context.Context, wg *sync.WaitGroup) {
 	run(10, func(rng *rand.Rand) { // uploads, each replacing the party's table
 		c := s.collabs[rng.IntN(len(s.collabs))]
 		s.upload(ctx, rng, c, rng.IntN(2), true)
-		sleepCtx(ctx, time.Duration(1000+rng.IntN(3000))*time.Millisecond)
+		sleepCtx(ctx, time.Duration(2000+rng.IntN(4000))*time.Millisecond)
 	})
 	for i, c := range s.collabs {
 		run(20+uint64(i), func(rng *rand.Rand) {
@@ -999,12 +1001,19 @@ func (s *soak) backupRestore(ctx context.Context, prevOrphans *[]string, headSeq
 	epoch := s.curEpoch()
 	bdir := filepath.Join(s.dir, "backup")
 	restored := filepath.Join(s.dir, "restored")
-	s.logf("soak: backup under load to %s", bdir)
+	s.logf("soak: backup under load")
+	t0 := time.Now()
 	if err := s.o.Backup(ctx, s.url, s.opKey, bdir); err != nil {
 		s.fail("backup under load: %v", err)
 		return "failed"
 	}
-	if err := s.o.Restore(ctx, bdir, restored); err != nil {
+	s.record("backup", t0, "")
+	var pk string
+	if err := s.call(ctx, "audit_pubkey", func() error { var err error; pk, err = s.op.AuditPublicKey(ctx); return err }); err != nil {
+		s.fail("the audit public key before the restore: %v", err)
+		return "failed"
+	}
+	if err := s.o.Restore(ctx, bdir, restored, pk); err != nil {
 		s.fail("restore: %v", err)
 		return "failed"
 	}

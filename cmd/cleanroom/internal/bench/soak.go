@@ -253,7 +253,8 @@ func RunSoak(ctx context.Context, o SoakOptions) (SoakResult, error) {
 			res.Backup = s.backupRestore(ctx, &prevOrphans, &headSeq)
 			backedUp = true
 			restarts++ // the switch to the restored directory is one
-			s.logf("soak: %s backup %s (restart %d): %d checks, %d failures", time.Since(t0).Round(time.Second), res.Backup, restarts, s.checks, len(s.failures))
+			checks, fails := s.tally()
+			s.logf("soak: %s backup %s (restart %d): %d checks, %d failures", time.Since(t0).Round(time.Second), res.Backup, restarts, checks, fails)
 			continue
 		}
 		if !sleepCtx(ctx, wait) {
@@ -267,7 +268,8 @@ func RunSoak(ctx context.Context, o SoakOptions) (SoakResult, error) {
 			break
 		}
 		headSeq = s.checkUp(ctx, fmt.Sprintf("after restart %d", restarts), headSeq, false)
-		s.logf("soak: %s restart %d: %d checks, %d failures", time.Since(t0).Round(time.Second), restarts, s.checks, len(s.failures))
+		checks, fails := s.tally()
+		s.logf("soak: %s restart %d: %d checks, %d failures", time.Since(t0).Round(time.Second), restarts, checks, fails)
 	}
 	sleepCtx(ctx, time.Until(end))
 	stopWorkers()
@@ -314,6 +316,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-time.After(d):
 		return true
 	}
+}
+
+// tally is the checks run and the failures found so far.
+func (s *soak) tally() (checks, failures int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checks, len(s.failures)
 }
 
 func (s *soak) logf(format string, args ...any) {

@@ -357,7 +357,10 @@ func checkTables(s snapshot) (fail, orphans []string) {
 // is replayed in memory, not checkpointed).
 func readSnapshot(ctx context.Context, dir string) (snapshot, error) {
 	var s snapshot
-	conn, err := duckdb.NewConnector(filepath.Join(dir, store.FileName)+"?access_mode=READ_ONLY", nil)
+	// A small pool: the soak reads a few tables' counts, and must not
+	// take memory from the server it measures (DuckDB's default is 80%
+	// of the machine's).
+	conn, err := duckdb.NewConnector(filepath.Join(dir, store.FileName)+"?access_mode=READ_ONLY&memory_limit=256MB&threads=1", nil)
 	if err != nil {
 		return s, fmt.Errorf("opening the database read only: %w", err)
 	}

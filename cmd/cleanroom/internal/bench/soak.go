@@ -662,7 +662,10 @@ func (s *soak) upload(ctx context.Context, rng *rand.Rand, c *soakCollab, j int,
 		fmt.Fprintf(&csv, "%s,r%d,%d,%s\n", email(k), rng.IntN(5), rng.IntN(100), consent)
 	}
 	var arrow bytes.Buffer
-	if _, err := audience.EncodeCSV(ctx, &csv, &arrow, p.key, audience.EncodeOptions{IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent"}); err != nil {
+	// A cache for this table's few hundred people, not the default 256
+	// MiB, which every upload would allocate afresh.
+	if _, err := audience.EncodeCSV(ctx, &csv, &arrow, p.key, audience.EncodeOptions{IDColumn: "email", IDType: psi.Email, ConsentColumn: "consent",
+		CacheBytes: 1 << 20}); err != nil {
 		return err
 	}
 	epoch := s.curEpoch()

@@ -1055,8 +1055,12 @@ func (s *soak) backupRestore(ctx context.Context, prevOrphans *[]string, headSeq
 	fails := checkLog(snap, before)
 	tf, orphans := checkTables(snap)
 	fails = append(fails, tf...)
-	for _, o := range orphans {
-		fails = append(fails, "orphan table "+o+" in the restored database")
+	// The snapshot holds what was in flight as it was taken (a match
+	// half being received, an upload being scanned), as a kill leaves
+	// it: no record points to it, and the first start drops it, which
+	// the next check after a kill verifies.
+	if len(orphans) > 0 {
+		s.logf("soak: the restored database holds %d tables in flight at the backup (%s), for its first start to drop", len(orphans), strings.Join(orphans, ", "))
 	}
 	for _, f := range fails {
 		s.fail("restored backup: %s", f)
@@ -1074,11 +1078,14 @@ func (s *soak) backupRestore(ctx context.Context, prevOrphans *[]string, headSeq
 	s.epoch++
 	s.mu.Unlock()
 	s.data = restored
-	*prevOrphans, *headSeq = nil, int64(len(snap.Entries))
+	*prevOrphans, *headSeq = orphans, int64(len(snap.Entries))
 	if err := s.start(ctx); err != nil {
 		s.fail("starting on the restored data: %v", err)
 		return "failed"
 	}
 	*headSeq = s.checkUp(ctx, "after the switch to the restored data", *headSeq, false)
+	if len(orphans) > 0 {
+		return fmt.Sprintf("ok, switched (%d tables in flight at the backup, dropped at start)", len(orphans))
+	}
 	return "ok, switched"
 }

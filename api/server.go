@@ -1,10 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -384,25 +384,32 @@ const (
 // fields, anything after the value, and more than limit bytes (413). An
 // empty body is an error unless optional.
 func decodeJSON(c echo.Context, v any, limit int64, optional bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			if optional {
-				return nil
-			}
-			return errs.New(errs.Invalid, "the request body is empty; send a JSON object")
-		}
-		return errs.New(errs.Invalid, "request body: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	_, err := decodeJSONBody(c, v, limit, optional)
+	return err
+}
+
+// decodeJSONBody is decodeJSON, answering the body too: a field decoded
+// later (rules) places its errors in it. Errors say where by line and
+// column (wire.JSONError), as an editor shows the body.
+func decodeJSONBody(c echo.Context, v any, limit int64, optional bool) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return mbe
+			return nil, mbe
 		}
-		return errs.New(errs.Invalid, "request body: data after the JSON value")
+		return nil, errs.New(errs.Invalid, "request body: %v", err)
 	}
-	return nil
+	if len(bytes.TrimSpace(b)) == 0 {
+		if optional {
+			return b, nil
+		}
+		return nil, errs.New(errs.Invalid, "the request body is empty; send a JSON object")
+	}
+	if err := wire.DecodeJSON(b, v); err != nil {
+		return nil, errs.New(errs.Invalid, "request body: %w", err)
+	}
+	return b, nil
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -19,7 +19,7 @@ import (
 func ParseRules(b []byte) (wire.Rules, error) {
 	r, err := wire.ParseRules(b)
 	if err != nil {
-		return r, errs.New(errs.InvalidRules, "%v", err)
+		return r, errs.New(errs.InvalidRules, "%w", err) // a *wire.JSONError stays reachable, to be placed in a body
 	}
 	return r, nil
 }

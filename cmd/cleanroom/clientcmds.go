@@ -645,8 +645,15 @@ func readRules(path string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !json.Valid(b) {
-		return nil, fmt.Errorf("%s is not valid JSON", path)
+	// Decoded here first, so that a mistake is named in the file's own
+	// terms (FILE:line:column, as editors and compilers say it); the
+	// server checks what the rules mean.
+	r := wire.DefaultRules()
+	var je *wire.JSONError
+	if err := wire.DecodeJSON(b, &r); errors.As(err, &je) {
+		return nil, fmt.Errorf("%s:%d:%d: %s", path, je.Line, je.Column, je.What)
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil
 }

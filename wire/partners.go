@@ -165,3 +165,49 @@ type ExposureCap struct {
 	// never did.
 	SetAt *time.Time `json:"set_at,omitempty"`
 }
+
+// ColumnList is GET /v1/collaborations/{cid}/columns: the columns of both
+// parties' tables, declared by the rules or uploaded, as analysts name
+// them, with their types and roles. Names and types only: nothing about
+// rows or people.
+type ColumnList struct {
+	// Declared: the rules declare tables, so the columns are exactly the
+	// declared ones; otherwise they are what each party uploaded.
+	Declared bool           `json:"declared"`
+	Parties  []PartyColumns `json:"parties"`
+}
+
+// PartyColumns are one party's tables.
+type PartyColumns struct {
+	// Party is proposer or partner, as the rules name it.
+	Party       string `json:"party" schema:"enum=proposer|partner"`
+	PartnerID   string `json:"partner_id"`
+	PartnerName string `json:"partner_name"`
+	// Prefix starts every column name of the party's in queries and
+	// rules (brand_co_).
+	Prefix string         `json:"prefix"`
+	Tables []TableColumns `json:"tables"`
+}
+
+// TableColumns is one table of a party's: declared by the rules,
+// uploaded, or both.
+type TableColumns struct {
+	Name     string        `json:"name"`
+	Declared bool          `json:"declared"`
+	Uploaded bool          `json:"uploaded"`
+	Columns  []TableColumn `json:"columns"`
+}
+
+// TableColumn is one column of a party's table.
+type TableColumn struct {
+	// Name is the column's name in the table (region).
+	Name string `json:"name"`
+	// Column is its name in queries and rules (brand_co_region).
+	Column string `json:"column"`
+	// Type is its Arrow type as uploaded (utf8, int64, date32); empty
+	// when not uploaded yet.
+	Type string `json:"type,omitempty"`
+	// Role is what the rules let analysts do with it; empty for none.
+	Role   ColumnRole  `json:"role,omitempty"`
+	Bounds *[2]float64 `json:"bounds,omitempty"`
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -101,14 +100,18 @@ func (s *Server) queryable(ctx context.Context, co *wire.Collaboration) error {
 }
 
 func (s *Server) changeRules(c echo.Context) error {
-	var raw json.RawMessage
-	body, err := decodeJSONBody(c, &raw, maxJSONBody, false)
+	// The body is the rules: parsed once, so that a mistake is placed
+	// in it as a rules error.
+	body, err := readBody(c, maxJSONBody)
 	if err != nil {
 		return err
 	}
-	rules, err := partners.ParseRules(raw)
+	if body == nil {
+		return errs.New(errs.Invalid, "the request body is empty; send the rules as a JSON object")
+	}
+	rules, err := partners.ParseRules(body)
 	if err != nil {
-		return inBody(err, body, raw)
+		return inBody(err, body, body)
 	}
 	co := collabOf(c)
 	err = s.write(c, func(tx *sql.Tx) error {
@@ -143,4 +146,14 @@ func (s *Server) decide(c echo.Context, fn func(context.Context, *sql.Tx, partne
 		return err
 	}
 	return c.JSON(http.StatusOK, co)
+}
+
+// listColumns answers the columns of both parties' tables, declared or
+// uploaded: what the rules form offers and checks names against.
+func (s *Server) listColumns(c echo.Context) error {
+	l, err := partners.Columns(c.Request().Context(), s.db.SQL(), collabOf(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, l)
 }

@@ -392,6 +392,22 @@ func decodeJSON(c echo.Context, v any, limit int64, optional bool) error {
 // later (rules) places its errors in it. Errors say where by line and
 // column (wire.JSONError), as an editor shows the body.
 func decodeJSONBody(c echo.Context, v any, limit int64, optional bool) ([]byte, error) {
+	b, err := readBody(c, limit)
+	if err != nil || len(b) == 0 {
+		if err == nil && !optional {
+			err = errs.New(errs.Invalid, "the request body is empty; send a JSON object")
+		}
+		return b, err
+	}
+	if err := wire.DecodeJSON(b, v); err != nil {
+		return nil, errs.New(errs.Invalid, "request body: %w", err)
+	}
+	return b, nil
+}
+
+// readBody reads the request body, up to limit bytes (413 beyond); a
+// body of white space only is none.
+func readBody(c echo.Context, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -401,13 +417,7 @@ func decodeJSONBody(c echo.Context, v any, limit int64, optional bool) ([]byte, 
 		return nil, errs.New(errs.Invalid, "request body: %v", err)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		if optional {
-			return b, nil
-		}
-		return nil, errs.New(errs.Invalid, "the request body is empty; send a JSON object")
-	}
-	if err := wire.DecodeJSON(b, v); err != nil {
-		return nil, errs.New(errs.Invalid, "request body: %w", err)
+		return nil, nil
 	}
 	return b, nil
 }

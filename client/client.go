@@ -239,6 +239,13 @@ func (c *Client) Audiences(ctx context.Context, collabID string) (wire.AudienceL
 	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", nil, &out)
 }
 
+// Columns lists the columns of both parties' tables in a collaboration,
+// declared or uploaded, as rules and queries name them.
+func (c *Client) Columns(ctx context.Context, collabID string) (wire.ColumnList, error) {
+	var out wire.ColumnList
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/columns", nil, &out)
+}
+
 // Upload sends an audience as an Arrow IPC stream read from body.
 func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (wire.Audience, error) {
 	return c.UploadRetained(ctx, collabID, body, 0)

@@ -1,5 +1,6 @@
 // The console's shell: sign-in, the top bar, and hash routes
-// (#/collabs, #/collab/ID/workbench|collab|report, #/audit, #/privacy).
+// (#/collabs, #/collab/new, #/collab/ID/workbench|collab|report|rules,
+// #/audit, #/privacy).
 // Each view asks the API only what the signed-in role may ask (CR.can),
 // and shows nothing else.
 (function () {
@@ -152,10 +153,14 @@
       if (!alive()) return;
       var cs = list.collaborations || [];
       CR.clear(box).appendChild(el('h2', { text: 'Collaborations' }));
+      // An admin proposes from here (the rules form); other roles wait for one.
+      var propose = CR.can('approve') ? el('a', { class: 'button', href: '#/collab/new', test: 'new-collab', text: 'Propose a collaboration' }) : null;
       if (!cs.length) {
-        box.appendChild(el('p', { class: 'muted', test: 'collab-list', text: 'No collaboration yet: an admin proposes one (cleanroom collab propose).' }));
+        box.appendChild(propose ? el('p', { class: 'muted', test: 'collab-list' }, 'No collaboration yet. ', propose, ' and write its rules with the form, which checks them as you type.') :
+          el('p', { class: 'muted', test: 'collab-list', text: 'No collaboration yet: your partner\'s admin proposes one.' }));
         return;
       }
+      if (propose) box.appendChild(el('div', { class: 'toolbar' }, propose));
       box.appendChild(CR.table({ class: 'data clickable', test: 'collab-list' }, ['Name', 'Partners', 'State', 'Purpose', 'Rules', 'Updated'],
         cs.map(function (c) {
           var open = function () { location.hash = '#/collab/' + encodeURIComponent(c.id) + '/' + (CR.can('query') ? 'workbench' : 'collab'); };
@@ -170,6 +175,11 @@
   function collab(id, tab) {
     var alive = view();
     if (!id) return collabs();
+    if (id === 'new') { // the rules form, proposing
+      var form = el('div', null, el('p', { class: 'muted', text: 'Loading…' }));
+      app.appendChild(form);
+      return guard(alive, form, CR.load(['rules.js', 'rulesform.js']).then(function () { return alive() && CR.rulesForm(form, null, alive); }));
+    }
     tab = tab || (CR.can('query') ? 'workbench' : 'collab');
     var tabs = [['workbench', 'Workbench', CR.can('query')], ['collab', 'Collaboration', CR.can('collabs')], ['report', 'Transparency report', CR.can('collabs')]];
     var head = el('header', { class: 'collab-head' }, el('h2', { text: '…' }));
@@ -178,7 +188,8 @@
     }));
     var panel = el('div', { class: 'panel' }, el('p', { class: 'muted', text: 'Loading…' }));
     CR.append(app, [head, bar, panel]);
-    var scripts = { workbench: ['charts.js', 'workbench.js'], report: ['charts.js', 'report.js'] }[tab] || ['charts.js', 'report.js', 'collab.js'];
+    var scripts = { workbench: ['charts.js', 'workbench.js'], report: ['charts.js', 'report.js'], rules: ['rules.js', 'rulesform.js'] }[tab] ||
+      ['charts.js', 'report.js', 'rules.js', 'collab.js'];
     guard(alive, panel, Promise.all([CR.api('GET', '/v1/collaborations/' + encodeURIComponent(id)), CR.load(scripts)]).then(function (x) {
       var co = x[0];
       if (!alive()) return;
@@ -190,6 +201,7 @@
       ]);
       if (tab === 'workbench' && CR.can('query')) return CR.workbench(panel, co, alive);
       if (tab === 'report') return report(panel, co, alive);
+      if (tab === 'rules') return CR.rulesForm(panel, co, alive);
       return CR.collabView(panel, co, alive);
     }));
   }

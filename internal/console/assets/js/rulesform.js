@@ -253,7 +253,7 @@
     function drawCols() {
       CR.clear(colsBox);
       fields = fields.filter(function (f) { return f.key.indexOf('dim') !== 0 && f.key.indexOf('metric') !== 0; });
-      var names = el('datalist', { id: 'rf-cohort-names' }, known().names.map(function (n) { return el('option', { value: n }); }));
+      var names = el('datalist', { id: 'rf-cohort-names' });
       CR.append(colsBox, [el('h3', { text: 'Dimensions and metrics' }),
         el('p', { class: 'small muted', text: 'Columns as analysts name them, behind their partner\'s prefix. Declared tables\' columns are queryable already; ' +
           'list here the columns of tables the rules do not declare.' }), names,
@@ -405,6 +405,9 @@
         else f.input.removeAttribute('aria-invalid');
         if (f.note && f.key in CR.ruleLabels) f.note.textContent = CR.explainRule(f.key, rules[f.key], CR.partnerNames(co));
       });
+      // The names offered follow the tables as they are declared.
+      var dl = document.getElementById('rf-cohort-names');
+      if (dl) CR.append(CR.clear(dl), known().names.map(function (x) { return el('option', { value: x }); }));
       preview.textContent = JSON.stringify(body(), null, 2);
       var n = Object.keys(bad).length;
       summary.textContent = n ? CR.plural(n, 'problem') + ' to fix before the rules can be sent.' : '';

@@ -58,6 +58,23 @@ func TestConsoleRules(t *testing.T) {
 			name := fmt.Sprintf("spring %d", width)
 			tb.run("name and partner", chromedp.SendKeys(sel("rf-name"), name, chromedp.ByQuery))
 			tb.set(sel("rf-partner"), e.pub.id)
+			// Before any table is declared, a name behind no prefix is
+			// refused with either party's, and one behind a prefix is
+			// accepted, said to be unknown until that party uploads.
+			tb.run("a dimension", chromedp.Click(sel("rf-add-dimension"), chromedp.ByQuery),
+				chromedp.SendKeys(sel("rf-dimension"), "region", chromedp.ByQuery))
+			if m := tb.problemOf(sel("rf-dimension")); !strings.Contains(m, `did you mean "retailer_region" or "publisher_region"?`) {
+				t.Errorf("dimension region, no table declared: %q", m)
+			}
+			tb.set(sel("rf-dimension"), "retailer_region")
+			if m := tb.problemOf(sel("rf-dimension")); m != "" {
+				t.Errorf("retailer_region, nothing uploaded: %q", m)
+			}
+			var hint string
+			tb.run("hint", chromedp.Evaluate(`document.querySelector('[data-test="rf-dimension"]').parentElement.querySelector('.rf-hint').textContent`, &hint))
+			if hint != "No column yet: Retailer has uploaded nothing, so its upload must bring region." {
+				t.Errorf("retailer_region, nothing uploaded, is said to be %q", hint)
+			}
 			// The brand's purchases and the publisher's exposures.
 			pr, pa := `[data-party="proposer"] `, `[data-party="partner"] `
 			tb.run("a table", chromedp.Click(pr+sel("rf-add-table"), chromedp.ByQuery))
@@ -74,8 +91,8 @@ func TestConsoleRules(t *testing.T) {
 
 			// A dimension typed without its party's prefix: refused in
 			// the form, with the name it should be.
-			tb.run("a dimension", chromedp.Click(sel("rf-add-dimension"), chromedp.ByQuery),
-				chromedp.SendKeys(sel("rf-dimension"), "region", chromedp.ByQuery))
+			tb.set(sel("rf-dimension"), "")
+			tb.run("retype", chromedp.SendKeys(sel("rf-dimension"), "region", chromedp.ByQuery))
 			if m := tb.problemOf(sel("rf-dimension")); !strings.Contains(m, `"region" is no column of the cohort`) || !strings.Contains(m, `did you mean "retailer_region"?`) {
 				t.Errorf("the form says of dimension region: %q", m)
 			}

@@ -41,7 +41,16 @@ func Columns(ctx context.Context, q store.Querier, c wire.Collaboration) (wire.C
 	if err != nil {
 		return wire.ColumnList{}, err
 	}
-	return catalog(n, c, c.Rules, up), nil
+	l := catalog(n, c, c.Rules, up)
+	k := knownColumns(n, l, l.Declared)
+	l.Unresolved = []string{}
+	names := slices.Concat(c.Rules.Dimensions, slices.Sorted(maps.Keys(c.Rules.Metrics)), slices.Sorted(maps.Keys(c.Rules.PublicGroups)))
+	for _, name := range names {
+		if !k.has[name] && !slices.Contains(l.Unresolved, name) {
+			l.Unresolved = append(l.Unresolved, name)
+		}
+	}
+	return l, nil
 }
 
 // uploadedTable is one of a party's current tables: its name and its

@@ -122,6 +122,10 @@ func TestRulesNamingNoColumnAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The publisher's column is accepted, and said to be unknown yet.
+	if strings.Join(l.Unresolved, ",") != "publisher_anything" {
+		t.Errorf("unresolved %v, want publisher_anything", l.Unresolved)
+	}
 	if l.Declared || len(l.Parties) != 2 || l.Parties[0].Prefix != "brand_co_" || len(l.Parties[0].Tables) != 1 || len(l.Parties[1].Tables) != 0 {
 		t.Fatalf("columns: %+v", l)
 	}

@@ -175,6 +175,11 @@ type ColumnList struct {
 	// declared ones; otherwise they are what each party uploaded.
 	Declared bool           `json:"declared"`
 	Parties  []PartyColumns `json:"parties"`
+	// Unresolved are the names the rules give (dimensions, metrics,
+	// public groups) that are no column of the cohort yet: their party
+	// has uploaded nothing, so its upload decides whether they will be
+	// (or the rules were stored before names were checked).
+	Unresolved []string `json:"unresolved"`
 }
 
 // PartyColumns are one party's tables.

@@ -535,6 +535,7 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			noteUnresolved(cmd, cl, co.ID)
 			return pf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
@@ -589,6 +590,7 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			noteUnresolved(cmd, cl, co.ID)
 			return rf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
@@ -635,6 +637,26 @@ func newCollabCmd() *cobra.Command {
 	sf.flags(show)
 	cmd.AddCommand(propose, approve, reject, rules, show)
 	return cmd
+}
+
+// noteUnresolved says on stderr which names the rules of collaboration
+// id give that are no column yet (a party that has uploaded nothing):
+// accepted, but its upload decides. A failure to ask says nothing: the
+// rules were stored.
+func noteUnresolved(cmd *cobra.Command, cl *client.Client, id string) {
+	l, err := cl.Columns(cmd.Context(), id)
+	if err != nil || len(l.Unresolved) == 0 {
+		return
+	}
+	for _, name := range l.Unresolved {
+		who := "its partner"
+		for _, p := range l.Parties {
+			if strings.HasPrefix(name, p.Prefix) {
+				who = printable(p.PartnerName)
+			}
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is no column yet: %s has uploaded nothing, so its upload must bring it\n", printable(name), who)
+	}
 }
 
 func readRules(path string) (json.RawMessage, error) {

@@ -157,7 +157,7 @@
       var propose = CR.can('approve') ? el('a', { class: 'button', href: '#/collab/new', test: 'new-collab', text: 'Propose a collaboration' }) : null;
       if (!cs.length) {
         box.appendChild(propose ? el('p', { class: 'muted', test: 'collab-list' }, 'No collaboration yet. ', propose, ' and write its rules with the form, which checks them as you type.') :
-          el('p', { class: 'muted', test: 'collab-list', text: 'No collaboration yet: your partner\'s admin proposes one.' }));
+          el('p', { class: 'muted', test: 'collab-list', text: 'No collaboration yet: a partner\'s admin proposes one.' }));
         return;
       }
       if (propose) box.appendChild(el('div', { class: 'toolbar' }, propose));

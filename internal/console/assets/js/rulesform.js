@@ -137,6 +137,17 @@
         (near.length ? '; did you mean ' + near.map(function (s) { return '"' + s + '"'; }).join(' or ') + '?' : k.names.length ? '; the columns are ' + k.names.join(', ') + '.' : '.');
     }
 
+    // openNote says of a name accepted only because its party has
+    // uploaded nothing yet that its upload decides; '' otherwise.
+    function openNote(name) {
+      var k = known();
+      if (!name || k.names.indexOf(name) >= 0) return '';
+      for (var i = 0; i < 2; i++) {
+        if (k.open[i] && name.indexOf(k.pre[i]) === 0) return 'No column yet: ' + party(i).partner_name + ' has uploaded nothing, so its upload must bring ' + name.slice(k.pre[i].length) + '.';
+      }
+      return '';
+    }
+
     // ---- Inputs ----
     function field(label, input, key, hint) {
       var msg = el('span', { class: 'rf-msg', id: id('msg') });
@@ -261,11 +272,11 @@
         rules.dimensions.map(function (d, di) {
           var inp = el('input', { type: 'text', list: 'rf-cohort-names', test: 'rf-dimension', value: d, 'aria-label': 'Dimension ' + (di + 1),
             oninput: function (e) { rules.dimensions[di] = e.target.value.trim(); refresh(); } });
-          var msg = el('span', { class: 'rf-msg', id: id('msg') });
-          inp.setAttribute('aria-describedby', msg.id);
-          fields.push({ key: 'dim:' + di, input: inp, msg: msg });
+          var msg = el('span', { class: 'rf-msg', id: id('msg') }), hint = el('span', { class: 'rf-hint small muted', id: id('hint') });
+          inp.setAttribute('aria-describedby', msg.id + ' ' + hint.id);
+          fields.push({ key: 'dim:' + di, input: inp, msg: msg, hint: hint, name: function () { return rules.dimensions[di]; } });
           return el('div', { class: 'rf-col' }, inp, el('button', { type: 'button', class: 'link-button', text: 'Remove', 'aria-label': 'Remove dimension ' + (di + 1),
-            onclick: function () { rules.dimensions.splice(di, 1); drawCols(); refresh(); } }), msg);
+            onclick: function () { rules.dimensions.splice(di, 1); drawCols(); refresh(); } }), msg, hint);
         }),
         el('button', { type: 'button', test: 'rf-add-dimension', text: 'Add a dimension', onclick: function () {
           rules.dimensions.push(''); drawCols(); refresh();
@@ -281,11 +292,11 @@
             return el('input', { type: 'number', step: 'any', 'aria-label': where + ': ' + label, value: String(m.bounds[j]),
               oninput: function (e) { m.bounds[j] = e.target.value === '' ? null : Number(e.target.value); syncMetrics(); refresh(); } });
           };
-          var msg = el('span', { class: 'rf-msg', id: id('msg') });
-          inp.setAttribute('aria-describedby', msg.id);
-          fields.push({ key: 'metric:' + mi, input: inp, msg: msg, metric: m });
+          var msg = el('span', { class: 'rf-msg', id: id('msg') }), hint = el('span', { class: 'rf-hint small muted', id: id('hint') });
+          inp.setAttribute('aria-describedby', msg.id + ' ' + hint.id);
+          fields.push({ key: 'metric:' + mi, input: inp, msg: msg, hint: hint, name: function () { return m.name; } });
           return el('div', { class: 'rf-col' }, inp, el('span', { class: 'rf-bounds' }, num(0, 'lower bound'), el('span', { 'aria-hidden': 'true', text: ' to ' }), num(1, 'upper bound')),
-            el('button', { type: 'button', class: 'link-button', text: 'Remove', 'aria-label': 'Remove ' + where, onclick: function () { metricList.splice(mi, 1); syncMetrics(); drawCols(); refresh(); } }), msg);
+            el('button', { type: 'button', class: 'link-button', text: 'Remove', 'aria-label': 'Remove ' + where, onclick: function () { metricList.splice(mi, 1); syncMetrics(); drawCols(); refresh(); } }), msg, hint);
         }),
         el('button', { type: 'button', test: 'rf-add-metric', text: 'Add a metric', onclick: function () { metricList.push({ name: '', bounds: [0, 100] }); syncMetrics(); drawCols(); refresh(); } })
       ]);
@@ -404,6 +415,7 @@
         if (m) f.input.setAttribute('aria-invalid', 'true');
         else f.input.removeAttribute('aria-invalid');
         if (f.note && f.key in CR.ruleLabels) f.note.textContent = CR.explainRule(f.key, rules[f.key], CR.partnerNames(co));
+        if (f.hint) f.hint.textContent = m ? '' : openNote(f.name());
       });
       // The names offered follow the tables as they are declared.
       var dl = document.getElementById('rf-cohort-names');

@@ -8,14 +8,14 @@
 
   // secretOnce shows a new key's secret in a read-only field with a copy
   // button, and says it will not be shown again.
-  CR.secretOnce = function (secret, what, advice) {
+  CR.secretOnce = function (secret, what, advice, lost) {
     var id = 'secret-' + Math.random().toString(36).slice(2);
     var field = el('input', { id: id, class: 'mono secret', test: 'secret', readonly: true, value: secret, spellcheck: 'false', autocomplete: 'off' });
     var status = el('span', { class: 'small muted', test: 'copy-status', role: 'status', 'aria-live': 'polite' });
     var copy = el('button', { type: 'button', class: 'primary', test: 'copy-secret', text: 'Copy', onclick: function () { copyField(field, status); } });
     return el('div', { class: 'secret-once', test: 'secret-once', role: 'region', 'aria-label': 'New secret' },
       el('p', null, el('strong', { text: 'Copy ' + what + ' now: it is shown this once and will not be shown again.' }),
-        ' The server keeps only its hash; if it is lost, create a new key and revoke this one.'),
+        ' The server keeps only its hash' + (lost ? '; ' + lost : '.')),
       el('label', { for: id, text: 'Secret' }),
       el('div', { class: 'secret-row' }, field, copy), status,
       advice ? el('p', { class: 'small', test: 'secret-advice', text: advice }) : null);
@@ -110,7 +110,7 @@
     var list = el('section', { class: 'card', test: 'keys' }, el('h2', { text: 'API keys' }), el('p', { class: 'muted', text: 'Loading…' }));
     var label = el('input', { id: 'key-label', test: 'key-label', maxlength: '200', autocomplete: 'off', placeholder: 'e.g. nightly upload job' });
     var role = el('select', { id: 'key-role', test: 'key-role' }, roles.map(function (r) { return el('option', { value: r[0], text: r[1] }); }));
-    var out = el('div', { 'aria-live': 'polite' });
+    var out = el('div', { 'aria-live': 'polite' }), shown = null; // the key whose secret out shows
     var submit = el('button', { type: 'submit', class: 'primary', test: 'key-create', text: 'Create key' });
     var form = el('form', { class: 'card form', test: 'key-form', onsubmit: create },
       el('h3', { text: 'Create a key' }),
@@ -175,6 +175,7 @@
         CR.api('DELETE', base + '/' + encodeURIComponent(k.id)).then(function () {
           if (!alive()) return;
           if (mine) return CR.signOut({ code: 'revoked', message: 'You revoked the key you were signed in with. Sign in with another key.', plain: true });
+          if (shown === k.id) CR.clear(out); // a revoked key's secret is of no use
           load();
         }, function (e) {
           if (e.status === 401 || !alive()) return;
@@ -195,9 +196,10 @@
       CR.api('POST', base, { body: { role: role.value, label: label.value.trim() } }).then(function (r) {
         if (!alive()) return;
         label.value = '';
+        shown = r.key.id;
         CR.append(out, [
           el('p', { test: 'key-created' }, 'Created the ' + r.key.role + ' key ', el('strong', { text: r.key.label || r.key.id }), ' (', el('span', { class: 'mono', text: r.key.id }), ').'),
-          CR.secretOnce(r.secret, 'its secret')
+          CR.secretOnce(r.secret, 'its secret', null, 'if it is lost, create a new key and revoke this one.')
         ]);
         load();
       }, function (e) {

@@ -101,7 +101,7 @@
     var purpose = (co.rules || {}).purpose;
     box.appendChild(mix.length ? el('div', { class: 'scroll' }, CR.table({ class: 'data', test: 'data-consent', 'aria-label': 'Consent mix in ' + (co.name || co.id) },
       ['Consent purpose', 'Rows (all your tables)'], mix.map(function (p) {
-        return el('tr', null, CR.td([el('code', { text: p.purpose }), p.purpose === purpose ? el('span', { class: 'badge answered', text: 'this collaboration\'s' }) : null]),
+        return el('tr', null, CR.td([el('code', { text: p.purpose }), p.purpose === purpose ? ' ' : null, p.purpose === purpose ? el('span', { class: 'badge answered', text: 'this collaboration\'s' }) : null]),
           CR.td(CR.num(p.rows), 'n'));
       }))) : el('p', { class: 'small muted', test: 'data-consent', text: 'No consent column in your tables: nobody can match. Upload the table that carries consent with --consent-column.' }));
     box.appendChild(el('p', { class: 'small muted' }, 'People who can match carry the purpose ' + (purpose || '–') + ' and have not opted out. Replace a table with ',

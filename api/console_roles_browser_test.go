@@ -63,6 +63,7 @@ func (tb *tab) copyWorks(secret string) {
 	tb.run("copy", chromedp.Click(sel("copy-secret"), chromedp.ByQuery),
 		chromedp.Poll(`document.querySelector('[data-test="copy-status"]').textContent !== ''`, nil, chromedp.WithPollingInterval(50*time.Millisecond)))
 	status := tb.text("copy-status")
+	tb.t.Logf("copy: %s", status)
 	if strings.HasPrefix(status, "Copied") {
 		var got string
 		tb.run("read the clipboard", evalAsync(`navigator.clipboard.readText()`, &got))
@@ -229,6 +230,9 @@ func TestConsoleRolesData(t *testing.T) {
 	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 7), true); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.brand.eng.AccessRequest(ctx, e.collab, blindPeople(t, e.brand.key, 11)[0]); err != nil {
+		t.Fatal(err)
+	}
 	co, err := e.brand.admin.Propose(ctx, "spring", e.pub.id, json.RawMessage(`{"purpose": "measurement"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +261,8 @@ func TestConsoleRolesData(t *testing.T) {
 			tb := openAs(t, b, "engineer", e.brand.eng.Key, w, "#/data")
 			tb.run("the page", chromedp.WaitVisible(card+" "+sel("receipt-item"), chromedp.ByQuery),
 				chromedp.WaitVisible(card+" "+sel("data-match"), chromedp.ByQuery), chromedp.WaitVisible(empty+" "+sel("data-no-tables"), chromedp.ByQuery),
-				loaded("data-tables", "data-matches", "data-receipts"))
+				chromedp.WaitVisible(card+" "+sel("access-item"), chromedp.ByQuery),
+				loaded("data-tables", "data-matches", "data-receipts", "data-access"))
 			var tables string
 			tb.run("tables", chromedp.Text(card+" "+sel("data-table"), &tables, chromedp.ByQuery))
 			for _, want := range []string{own.Table, fmt.Sprintf("%d", own.Rows), fmt.Sprintf("%d", own.PeopleMatchable)} {
@@ -278,9 +283,15 @@ func TestConsoleRolesData(t *testing.T) {
 			if n := tb.count(card + " " + sel("receipt-item")); n != 2 {
 				t.Errorf("%d receipts listed, want the deletion and the opt-out", n)
 			}
+			var access string
+			tb.run("access", chromedp.Text(card+" "+sel("access-item"), &access, chromedp.ByQuery))
+			if !strings.Contains(access, "engineer") || !strings.Contains(access, "1 (audience 1)") {
+				t.Errorf("the access request reads %q, want the asking key's label and the row it found", access)
+			}
 			var cmds string
 			tb.run("commands", chromedp.Text(empty, &cmds, chromedp.ByQuery))
-			for _, want := range []string{"cleanroom upload --collab " + co.ID, "cleanroom match --collab " + co.ID, "No deletion or opt-out yet"} {
+			for _, want := range []string{"cleanroom upload --collab " + co.ID, "cleanroom match --collab " + co.ID, "No deletion or opt-out yet", "No access request yet",
+				"cleanroom access-request --psi-key " + co.ID + "=KEYFILE"} {
 				if !strings.Contains(cmds, want) {
 					t.Errorf("the empty collaboration does not say %q: %q", want, cmds)
 				}

@@ -34,8 +34,13 @@
       if (ok) done();
       else status.textContent = 'The browser would not copy it: the secret is selected, press Ctrl+C (⌘C on a Mac).';
     };
-    if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(field.value).then(done, fallback);
-    else fallback();
+    if (!navigator.clipboard || !navigator.clipboard.writeText) return fallback();
+    // A browser may leave the promise pending (a permission prompt, a
+    // tab without focus): after a second the selection is the answer.
+    var settled = false;
+    var once = function (f) { return function () { if (!settled) { settled = true; f(); } }; };
+    navigator.clipboard.writeText(field.value).then(once(done), once(fallback));
+    setTimeout(once(fallback), 1000);
   }
 
   // ---- The operator's partners ----

@@ -47,16 +47,14 @@
     var tables = el('div', { test: 'data-tables' }, el('p', { class: 'muted', text: 'Loading…' }));
     var matches = el('div', { test: 'data-matches' }, el('p', { class: 'muted', text: 'Loading…' }));
     var receipts = el('div', { test: 'data-receipts' }, el('p', { class: 'muted', text: 'Loading…' }));
+    var access = el('div', { test: 'data-access' }, el('p', { class: 'muted', text: 'Loading…' }));
     var card = el('section', { class: 'card data-collab', test: 'data-collab', 'data-id': co.id },
       el('h3', null, el('a', { href: '#/collab/' + encodeURIComponent(co.id) + '/collab', text: co.name || co.id }), ' ', el('span', { class: 'state ' + co.state, text: co.state })),
       el('p', { class: 'small muted' }, names(co.proposer) + ' × ' + names(co.partner) + ' · purpose ' + ((co.rules || {}).purpose || '–') + ' · ', el('span', { class: 'mono', text: co.id })),
       el('h4', { text: 'Your tables' }), tables,
       el('h4', { text: 'Matches' }), matches,
       el('h4', { text: 'Deletions and opt-outs' }), receipts,
-      el('h4', { text: 'Access requests' }),
-      el('p', { class: 'small' }, 'What your partner holds for one person, across its tables (never whether they matched). It is answered at once, not kept, ' +
-        'and recorded in the audit log, which your admin and auditors read; it makes no receipt: ',
-      cmd('cleanroom access-request --psi-key ' + co.id + '=KEYFILE IDENTIFIER')));
+      el('h4', { text: 'Access requests' }), access);
     if (co.state === 'deleted') {
       CR.clear(tables).appendChild(el('p', { class: 'muted', text: 'The collaboration is deleted, and every table and match with it: its receipt is below.' }));
       CR.clear(matches).appendChild(el('p', { class: 'muted', text: 'None: deleted with the collaboration.' }));
@@ -75,7 +73,26 @@
       if (!alive()) return;
       drawReceipts(receipts, co, x[0].receipts || [], x[1].honoured || [], verify);
     }));
+    CR.guard(alive, access, CR.api('GET', base + '/access-requests').then(function (l) {
+      if (!alive()) return;
+      drawAccess(access, co, l.access_requests || []);
+    }));
     return card;
+  }
+
+  // drawAccess lists the partner's access requests: what each found of
+  // its own data (the answer itself went to whoever asked).
+  function drawAccess(box, co, ars) {
+    CR.clear(box);
+    box.appendChild(ars.length ? el('div', { class: 'scroll' }, CR.table({ class: 'data', test: 'access-list', 'aria-label': 'Access requests in ' + (co.name || co.id) },
+      ['At', 'Asked by', 'Rows found', 'Opted out', 'Log entry'], ars.map(function (a) {
+        var tables = Object.keys(a.table_rows || {}).sort().map(function (t) { return t + ' ' + CR.num(a.table_rows[t]); }).join(', ');
+        return el('tr', { test: 'access-item' }, CR.td(CR.time(a.at)), CR.td([a.key_label || a.key_id, a.key_label ? el('span', { class: 'muted mono small', text: ' ' + a.key_id }) : null]),
+          CR.td(CR.num(a.rows) + (tables ? ' (' + tables + ')' : '')), CR.td(a.opted_out ? 'yes' : 'no'), CR.td('#' + a.audit_seq, 'n'));
+      }))) : el('p', { class: 'muted', test: 'data-no-access', text: 'No access request yet.' }));
+    box.appendChild(el('p', { class: 'small' }, 'An access request answers what your partner holds for one person, across its tables (never whether they matched), ' +
+      'to whoever asks; it blinds the identifier with your key, so it runs with ', cmd('cleanroom access-request --psi-key ' + co.id + '=KEYFILE IDENTIFIER'),
+    '. It makes no receipt; the log records it, as listed here.'));
   }
 
   function drawTables(box, co, list, report) {

@@ -51,6 +51,9 @@ func (tb *tab) checkView(axe, name string, width int64, actions ...string) {
 	tb.reachable(where, append([]string{sel("signout")}, actions...)...)
 	tb.run("top", chromedp.Evaluate(`window.scrollTo(0, 0)`, nil))
 	tb.shot(fmt.Sprintf("roles-%s-%d", name, width))
+	if width == 1400 {
+		tb.shot(name) // the README's (make screenshots)
+	}
 }
 
 // copyWorks clicks the copy button of the secret shown and checks the
@@ -296,7 +299,7 @@ func TestConsoleRolesData(t *testing.T) {
 					t.Errorf("the empty collaboration does not say %q: %q", want, cmds)
 				}
 			}
-			tb.checkView(axe, "data", w, card+" "+sel("receipt-download"), sel("receipt-text"), sel("receipt-check"))
+			tb.checkView(axe, "your-data", w, card+" "+sel("receipt-download"), sel("receipt-text"), sel("receipt-check"))
 
 			// Download the deletion's receipt: the file is the server's
 			// signed receipt.
@@ -335,7 +338,7 @@ func TestConsoleRolesData(t *testing.T) {
 			if res := tb.text("receipt-result"); !strings.HasPrefix(res, "FAILED") || !strings.Contains(res, "forged or altered receipt") {
 				t.Errorf("a tampered receipt says %q, want FAILED", res)
 			}
-			tb.shot(fmt.Sprintf("roles-data-tampered-%d", w))
+			tb.shot(fmt.Sprintf("roles-your-data-tampered-%d", w))
 
 			// The opt-out's Verify button checks it in place.
 			tb.run("verify from the list", chromedp.Click(card+` [data-test="receipt-item"][data-kind="optout"] `+sel("receipt-verify"), chromedp.ByQuery),

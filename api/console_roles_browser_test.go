@@ -115,6 +115,21 @@ func TestConsoleRolesPartners(t *testing.T) {
 			tb.copyWorks(secret)
 			tb.checkView(axe, "partners", w, sel("partner-name"), sel("partner-create"), sel("copy-secret"))
 
+			// The new partner's admin signs in with it: no collaboration
+			// yet, and the page says how to propose one (the console's
+			// form once CR.proposeHref names it).
+			admin := openAs(t, b, "admin", secret, w, "#/collabs")
+			admin.run("empty list", chromedp.WaitVisible(sel("collab-list"), chromedp.ByQuery), loaded("collab-list"))
+			if s := admin.text("collab-list"); !strings.Contains(s, "No collaboration yet") || !strings.Contains(s, "cleanroom collab propose") {
+				t.Errorf("a new partner's admin reads %q, want what to do next", s)
+			}
+			var href string
+			admin.run("the form's link", chromedp.Evaluate(`CR.proposeHref = '#/collab/new'; CR.route()`, nil),
+				chromedp.WaitVisible(sel("propose-link"), chromedp.ByQuery), chromedp.Evaluate(`document.querySelector('[data-test="propose-link"]').getAttribute('href')`, &href))
+			if href != "#/collab/new" {
+				t.Errorf("the empty list links to %q", href)
+			}
+
 			// A name already taken is refused, in the form.
 			tb.expect("status of 409")
 			tb.run("again", chromedp.SendKeys(sel("partner-name"), name, chromedp.ByQuery), chromedp.Click(sel("partner-create"), chromedp.ByQuery),

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -258,6 +259,28 @@ func TestConsoleRolesData(t *testing.T) {
 	if _, err := e.pub.admin.Approve(ctx, co.ID, co.RulesVersion); err != nil {
 		t.Fatal(err)
 	}
+	// A third whose match waits for the publisher's half.
+	waitCo, err := e.brand.admin.Propose(ctx, "autumn", e.pub.id, json.RawMessage(`{"purpose": "measurement"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pub.admin.Approve(ctx, waitCo.ID, waitCo.RulesVersion); err != nil {
+		t.Fatal(err)
+	}
+	brandRows, pubRows, _ := audiences()
+	if _, err := e.brand.eng.Upload(ctx, waitCo.ID, bytes.NewReader(encode(t, e.brand.key, brandRows))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pub.eng.Upload(ctx, waitCo.ID, bytes.NewReader(encode(t, e.pub.key, pubRows))); err != nil {
+		t.Fatal(err)
+	}
+	m, err := e.brand.eng.StartMatch(ctx, waitCo.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.brand.eng.ReblindPoints(ctx, waitCo.ID, m.ID, e.brand.key, client.MatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	list, err := e.brand.eng.Audiences(ctx, e.collab)
 	if err != nil {
 		t.Fatal(err)
@@ -305,6 +328,13 @@ func TestConsoleRolesData(t *testing.T) {
 			tb.run("access", chromedp.Text(card+" "+sel("access-item"), &access, chromedp.ByQuery))
 			if !strings.Contains(access, "engineer") || !strings.Contains(access, "1 (audience 1)") {
 				t.Errorf("the access request reads %q, want the asking key's label and the row it found", access)
+			}
+			waiting := fmt.Sprintf(`[data-test="data-collab"][data-id=%q] [data-test="data-match-note"]`, waitCo.ID)
+			tb.run("a waiting match", chromedp.Poll(fmt.Sprintf(`(document.querySelector(%q) || {textContent: ''}).textContent.includes('waiting')`, waiting), nil))
+			var note string
+			tb.run("its note", chromedp.Text(waiting, &note, chromedp.ByQuery))
+			if !strings.Contains(note, "your half is in") || !strings.Contains(note, "the other partner's engineer") {
+				t.Errorf("the waiting match says %q, want whose half is missing", note)
 			}
 			var cmds string
 			tb.run("commands", chromedp.Text(empty, &cmds, chromedp.ByQuery))

@@ -226,7 +226,9 @@ func knownColumns(n Naming, cat wire.ColumnList, declared bool) *known {
 	for i, p := range cat.Parties {
 		some := false
 		for _, t := range p.Tables {
-			if !declared && !t.Uploaded {
+			// Declared rules: the declared tables only (an upload of
+			// another table is refused); else what was uploaded.
+			if declared && !t.Declared || !declared && !t.Uploaded {
 				continue
 			}
 			some = true

@@ -109,6 +109,10 @@ func TestRulesNamingNoColumnAreRefused(t *testing.T) {
 	refused(t, change(`{"dimensions": ["brand_co_regoin"]}`), `dimension "brand_co_regoin" is no column`,
 		"Brand Co's uploaded tables have region, spend; a column is uploaded before rules name it", `did you mean "brand_co_region"?`)
 	refused(t, change(`{"metrics": {"spend": [0, 9]}}`), `did you mean "brand_co_spend"`)
+	// Rules that declare tables: the uploaded table they leave out is no
+	// source of columns (its upload would be refused now).
+	refused(t, change(`{"dimensions": ["brand_co_region"], "tables": [{"party": "proposer", "name": "purchases", "columns": [{"name": "amount", "role": "metric", "bounds": [0, 5]}]}]}`),
+		`dimension "brand_co_region" is no column`)
 	if err := change(`{"dimensions": ["brand_co_region", "publisher_anything"], "metrics": {"brand_co_spend": [0, 9]}}`); err != nil {
 		t.Errorf("the uploaded columns and the open party's: %v", err)
 	}

@@ -543,7 +543,7 @@ func newCollabCmd() *cobra.Command {
 	pf.flags(propose)
 	propose.Flags().StringVar(&name, "name", "", "collaboration name")
 	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID or name")
-	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults)")
+	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults; examples/ in the source has one per common collaboration)")
 	// approve and reject: the partner asked answers the current rules.
 	decision := func(use, short string, call func(*client.Client, context.Context, string, int) (wire.Collaboration, error)) *cobra.Command {
 		var dc conn

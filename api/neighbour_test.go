@@ -460,6 +460,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 			c    *client.Client
 		}{{"analyst", obs.analyst}, {"auditor", obs.audit}, {"admin", obs.admin}} {
 			r.call(role.name, role.c.Key, "GET", cp+"/budget", nil)
+			r.call(role.name, role.c.Key, "GET", cp+"/schema", nil)
 			r.call(role.name, role.c.Key, "GET", cp+"/report", nil)
 			r.call(role.name, role.c.Key, "GET", cp+"/receipts", nil)
 			r.call(role.name, role.c.Key, "GET", "/v1/collaborations", nil)
@@ -481,6 +482,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 		op.call("operator", e.op.Key, "GET", cp+"/receipts", nil)
 		op.call("operator", e.op.Key, "GET", "/v1/audit/export", nil)
 		op.call("operator", e.op.Key, "GET", cp+"/budget", nil)
+		op.call("operator", e.op.Key, "GET", cp+"/schema", nil)
 	}
 	session("matched")
 

@@ -362,6 +362,17 @@ func (c *Client) Ask(ctx context.Context, collabID string, req wire.Request, for
 	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format="+url.QueryEscape(format), bytes.NewReader(b), "application/json", out)
 }
 
+// AskCSV is Ask as CSV, written to out. comments false leaves out the
+// lines before the header that state the answer's collaboration, time
+// and privacy cost (# epsilon: 0.09), for readers that take no comments.
+func (c *Client) AskCSV(ctx context.Context, collabID string, req wire.Request, comments bool, out io.Writer) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format=csv&comments="+strconv.FormatBool(comments), bytes.NewReader(b), "application/json", out)
+}
+
 // Preview says what a question would spend and how precise its answer
 // would be, or why it would be refused; it spends nothing.
 func (c *Client) Preview(ctx context.Context, collabID, sqlText string, epsilon float64) (wire.Preview, error) {

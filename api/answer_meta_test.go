@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"io"
@@ -197,4 +198,50 @@ func TestQuerySchemaNamesColumnsAsQueriesDo(t *testing.T) {
 		!strings.HasSuffix(cols["Publisher/audience.value"], " ") {
 		t.Errorf("undeclared tables: %v", cols)
 	}
+}
+
+// TestQueryCachedOnlyNeverCharges: cached_only returns the stored answer
+// of the same question and epsilon, free; without one (another epsilon,
+// or a cohort changed by a deletion) it is a conflict that spends and
+// logs nothing. The workbench reopens past answers this way.
+func TestQueryCachedOnlyNeverCharges(t *testing.T) {
+	e := newQueryEnv(t)
+	key := e.brand.analyst.Key
+	path := "/v1/collaborations/" + e.collab + "/queries"
+	const q = `SELECT brand_co_label, COUNT(*) FROM cohort GROUP BY brand_co_label`
+	if st, body, _ := e.ask(key, q, 0.3, ""); st != 200 {
+		t.Fatalf("asking: %d %s", st, body)
+	}
+	b0, _ := e.budget(key)
+	st, body := e.post(key, path, map[string]any{"sql": q, "epsilon": 0.3, "cached_only": true}, "POST")
+	var a struct {
+		Cached  bool
+		Epsilon float64
+		Rows    [][]any
+	}
+	json.Unmarshal(body, &a)
+	if st != 200 || !a.Cached || a.Epsilon != 0.3 || len(a.Rows) == 0 {
+		t.Errorf("cached_only for a stored answer: %d %s", st, body)
+	}
+	miss := func(what string, eps float64) {
+		t.Helper()
+		entries := e.auditCount()
+		st, body := e.post(key, path, map[string]any{"sql": q, "epsilon": eps, "cached_only": true}, "POST")
+		var eb wire.ErrorBody
+		json.Unmarshal(body, &eb)
+		if st != 409 || eb.Error.Code != wire.CodeNotStored || !strings.Contains(eb.Error.Message, "no stored answer") {
+			t.Errorf("%s: %d %s", what, st, body)
+		}
+		if b, _ := e.budget(key); b.Budgets[0].Spent != b0.Budgets[0].Spent {
+			t.Errorf("%s spent epsilon: %v, was %v", what, b.Budgets[0].Spent, b0.Budgets[0].Spent)
+		}
+		if n := e.auditCount(); n != entries {
+			t.Errorf("%s logged %d entries", what, n-entries)
+		}
+	}
+	miss("another epsilon", 0.4)
+	if _, err := e.brand.eng.DeleteIDs(context.Background(), e.collab, blindPeople(t, e.brand.key, 11), false); err != nil {
+		t.Fatal(err)
+	}
+	miss("after a deletion", 0.3)
 }

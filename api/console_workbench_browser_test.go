@@ -106,6 +106,16 @@ func TestConsoleWorkbench(t *testing.T) {
 				t.Error("the page says what an impossible epsilon would leave")
 			}
 
+			// A refusal at a place in the SQL says where once, as a line and
+			// column, never "at position 24 … (at byte 24)".
+			tb.run("a syntax error", chromedp.SetValue(sel("sql"), "SELECT COUNT(*)\nFROM cohort WHERE WHERE", chromedp.ByQuery),
+				chromedp.Evaluate(`document.querySelector('[data-test="sql"]').dispatchEvent(new Event('input'))`, nil),
+				setEpsilon(w.eps),
+				chromedp.Poll(`document.querySelector('[data-test="preview"]').textContent.includes('refused')`, nil))
+			if pv := tb.text("preview"); !strings.Contains(pv, "line 2, column ") || strings.Contains(pv, "position") || strings.Contains(pv, "byte") {
+				t.Errorf("a syntax error's place reads %q", pv)
+			}
+
 			// Ctrl+Enter (Cmd+Enter) runs the question in the editor.
 			q := `SELECT brand_co_label, COUNT(*) AS people, AVG(brand_co_value) AS value FROM cohort GROUP BY brand_co_label`
 			tb.run("a question", chromedp.SetValue(sel("sql"), q, chromedp.ByQuery),
@@ -232,6 +242,23 @@ func TestConsoleWorkbench(t *testing.T) {
 			}
 			if after := spent(); after != before {
 				t.Errorf("downloading the stored answer spent ε %v", after-before)
+			}
+
+			// Once a deletion has changed the cohort, the past answer is no
+			// longer stored: reopening it says so and charges nothing.
+			if w.width < 600 {
+				if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 11), false); err != nil {
+					t.Fatal(err)
+				}
+				tb.expect("status of 409")
+				tb.run("reopen after a deletion", chromedp.Focus(item, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter),
+					chromedp.WaitVisible(sel("reopen-gone"), chromedp.ByQuery))
+				if s := tb.text("reopen-gone"); !strings.Contains(s, "no longer stored") || !strings.Contains(s, "back in the editor") {
+					t.Errorf("reopening an answer no longer stored says %q", s)
+				}
+				if after := spent(); after != before {
+					t.Errorf("reopening an answer no longer stored spent ε %v", after-before)
+				}
 			}
 
 			// A collaboration without a cohort: Run is off, and says why.

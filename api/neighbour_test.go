@@ -445,6 +445,9 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 		for _, q := range queries {
 			r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": q.sql, "epsilon": q.eps})
 		}
+		// A past answer reopened (cached_only): the stored one, and a miss.
+		r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": `SELECT COUNT(*) FROM cohort`, "epsilon": 0.3, "cached_only": true})
+		r.call("analyst", obs.analyst.Key, "POST", cp+"/queries", map[string]any{"sql": `SELECT COUNT(*) FROM cohort`, "epsilon": 0.25, "cached_only": true})
 		// A built-in template, and one refused for a parameter out of
 		// bounds.
 		tplParams := map[string]string{"by": "brand_co_label", "events": "brand_co_value"}

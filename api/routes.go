@@ -308,7 +308,7 @@ func (s *Server) routes() []route {
 				types: []string{mtJSON, mtCSV, mtArrow}, schema: wire.Answer{}}}},
 			codes: []wire.ErrorCode{wire.CodeSyntax, wire.CodeUnsupported, wire.CodeLimit, wire.CodeEpsilonNotAllowed, wire.CodeNotReleasable,
 				wire.CodeNotAllowed, wire.CodeHiddenColumn, wire.CodeNotAQuerier, wire.CodeNoCohort, wire.CodeCohortTooSmall, wire.CodeRulesInvalid,
-				wire.CodeConflict, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted, wire.CodeTooManyQueries, wire.CodeExposureCapExceeded}},
+				wire.CodeConflict, wire.CodeNotStored, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted, wire.CodeTooManyQueries, wire.CodeExposureCapExceeded}},
 		{method: "POST", path: "/v1/collaborations/:cid/queries/preview", id: "previewQuery", tag: "queries", summary: "What a question would spend",
 			doc: "The epsilon and delta asking the question would spend, each aggregate's expected 95% interval half-width, the budgets left, " +
 				"and, when asking would be refused, the refusal. Worked out from the question, the rules and the budgets, never the data; spends nothing, logs nothing.",

@@ -84,6 +84,9 @@ var (
 	// ErrKeyMismatch: the key is not the one the partner's tables were
 	// blinded with; the message names both fingerprints.
 	ErrKeyMismatch = &Error{Code: wire.CodeKeyMismatch}
+	// ErrNotStored: a query asked with CachedOnly has no stored answer;
+	// nothing was spent.
+	ErrNotStored = &Error{Code: wire.CodeNotStored}
 	// ErrTooManyUploads: the partner's uploads in progress are at the
 	// server's bound; retry when one has finished.
 	ErrTooManyUploads = &Error{Code: wire.CodeTooManyUploads}

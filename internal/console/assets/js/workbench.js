@@ -433,11 +433,11 @@
       }));
     }
 
-    // reopen shows a past answer as it was: asked again at its own
-    // epsilon it is the stored answer, free, and the preview says so
-    // first. An answer no longer stored (a deletion or a new match changed
-    // the cohort since) is not asked again behind the analyst's back: its
-    // question goes back to the editor, saying what Run would cost. A
+    // reopen shows a past answer as it was, at its own epsilon: the
+    // stored answer, free. cached_only makes sure of it: an answer no
+    // longer stored (a deletion or a new match changed the cohort since)
+    // is refused, never asked again behind the analyst's back, and its
+    // question goes back to the editor with what Run would cost. A
     // refused question goes back to the editor.
     async function reopen(q) {
       sql.value = q.sql;
@@ -454,21 +454,16 @@
       mark.hidden = true;
       CR.clear(result).appendChild(el('p', { class: 'muted', text: 'Opening the answer of ' + CR.time(q.at) + '…' }));
       try {
-        var pv = await CR.api('POST', base + '/queries/preview', { body: { sql: q.sql, epsilon: q.epsilon } });
-        if (!alive()) return;
-        if (pv.refusal || !pv.cached) {
-          CR.clear(result).appendChild(el('section', { class: 'card', test: 'reopen-gone' }, el('h3', { text: 'That answer is no longer stored' }),
-            el('p', null, 'The question of ' + CR.time(q.at) + ' is back in the editor. ' + (pv.refusal ? 'Asked now it would be refused: ' + pv.refusal.message :
-              'The cohort has changed since (a deletion or a new match), so asking it again is a new answer: Run would spend ε ' + CR.eps(pv.epsilon) + '.'))));
-          sql.focus();
-          return;
-        }
-        var a = await CR.api('POST', base + '/queries', { body: { sql: q.sql, epsilon: q.epsilon } });
+        var a = await CR.api('POST', base + '/queries', { body: { sql: q.sql, epsilon: q.epsilon, cached_only: true } });
         if (!alive()) return;
         showAnswer(a, q);
       } catch (e) {
         if (!alive() || e.status === 401) return;
-        showRefusal(e);
+        if (e.code !== 'not_stored') return showRefusal(e);
+        var gone = el('p', null, 'The question of ' + CR.time(q.at) + ' is back in the editor. The cohort has changed since it was asked (a deletion or a new match), so its answer is no longer stored: Run asks it anew, charged.');
+        CR.clear(result).appendChild(el('section', { class: 'card', test: 'reopen-gone' }, el('h3', { text: 'That answer is no longer stored' }), gone));
+        sql.focus();
+        return;
       }
       loadBudget();
       loadHistory();

@@ -25,7 +25,7 @@ import (
 // a past answer reopens from the history with Enter at the epsilon it was
 // asked with, free; a download is named by the collaboration and the
 // time and states its epsilon and time inside; on a collaboration
-// without a cohort Run is off, saying why. Each width is screenshotted
+// without a cohort, or not yet active, Run is off, saying why. Each width is screenshotted
 // and checked by axe-core, at 390 px for sideways scrolling.
 func TestConsoleWorkbench(t *testing.T) {
 	chromiumPath(t)
@@ -45,6 +45,11 @@ func TestConsoleWorkbench(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := e.pub.admin.Approve(ctx, bare.ID, bare.RulesVersion); err != nil {
+		t.Fatal(err)
+	}
+	// A collaboration proposed and not yet approved: not active.
+	draft, err := e.brand.admin.Propose(ctx, "draft", e.pub.id, json.RawMessage(`{"purpose": "measurement", "dimensions": ["brand_co_label"]}`))
+	if err != nil {
 		t.Fatal(err)
 	}
 	b := newBrowser(t, e.srv.URL)
@@ -269,6 +274,13 @@ func TestConsoleWorkbench(t *testing.T) {
 				t.Errorf("without a cohort Run is disabled %v, saying %q", disabled, why)
 			}
 			tb.reachable("no cohort", sel("run-reason"))
+			tb.shot(fmt.Sprintf("workbench-no-cohort-%d", w.width))
+			tb.run("not active", chromedp.Navigate(b.base+"/console/#/collab/"+draft.ID+"/workbench"),
+				chromedp.Poll(`(document.querySelector('[data-test="run-reason"]') || {}).textContent?.includes('not active')`, nil),
+				chromedp.Evaluate(`document.querySelector('[data-test="run-query"]').disabled`, &disabled))
+			if !disabled {
+				t.Error("Run is on in a collaboration that is not active")
+			}
 			tb.axeCheck(axe, fmt.Sprintf("workbench without a cohort at %d px", w.width))
 			if w.width < 600 {
 				tb.noSideways("workbench without a cohort at 390 px")

@@ -295,6 +295,10 @@
         var r = located(pv.refusal, sql.value);
         blocked.preview = r.code === 'no_cohort' ? noCohort() : 'the question would be refused (' + r.code + ', below).';
         updateRun();
+        if (r.code === 'no_cohort') {
+          previewNote.textContent = ''; // the reason beside Run says it
+          return;
+        }
         previewNote.className = 'small refusal-note';
         previewNote.textContent = 'Run would be refused (' + r.code + '): ' + r.message + (r.where ? ' (' + r.where + ')' : '');
         if (spent(r.code)) previewNote.appendChild(budgetAdvice(r.code, refreshes(r.message)));

@@ -66,8 +66,8 @@ bench: build
 
 # The README's screenshots, from the console's browser tests.
 screenshots:
-	CLEANROOM_REQUIRE_BROWSER=1 CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./api -run '^TestConsole$$' -count=1
-	mkdir -p docs/screenshots && cp $(SCREENSHOTS)/*.png docs/screenshots/
+	CLEANROOM_REQUIRE_BROWSER=1 CLEANROOM_SCREENSHOTS=$(SCREENSHOTS) $(GO) test ./api -run '^TestConsole(|RolesPartners|RolesKeys|RolesData)$$' -count=1
+	mkdir -p docs/screenshots && cp $$(ls $(SCREENSHOTS)/*.png | grep -v '/roles-') docs/screenshots/
 
 # Each fuzz target briefly (go test runs one -fuzz target at a time).
 FUZZ_TARGETS := ./psi:FuzzNormalize ./psi:FuzzDecodePoint ./psi:FuzzBatchX25519 ./audience:FuzzReader ./query:FuzzParse

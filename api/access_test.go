@@ -57,6 +57,7 @@ var policy = map[string]struct{ allow, scope string }{
 	"listReceipts":         {"admin engineer analyst auditor operator", "collaboration"},
 	"accessRequest":        {"engineer admin", "collaboration"},
 	"getReport":            {"admin engineer analyst auditor operator", "collaboration"},
+	"listAccessRequests":   {"engineer admin auditor operator", "collaboration"},
 	"runQuery":             {"analyst", "collaboration"},
 	"previewQuery":         {"analyst", "collaboration"},
 	"getBudget":            {"admin engineer analyst auditor operator", "collaboration"},

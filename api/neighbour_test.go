@@ -405,6 +405,7 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 			r.call("engineer", obs.eng.Key, "POST", cp+"/access-requests", map[string]string{"pid": blinded(t, obs.key, person)})
 		}
 		r.call("engineer", obs.eng.Key, "GET", cp+"/receipts", nil)
+		r.call("engineer", obs.eng.Key, "GET", cp+"/access-requests", nil)
 		queries := []struct {
 			sql string
 			eps float64
@@ -477,12 +478,14 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 			r.call(role.name, role.c.Key, "GET", "/v1/audit/head", nil)
 			r.call(role.name, role.c.Key, "GET", "/v1/audit?collab="+e.collab+"&order=desc&limit=5", nil)
 			r.call(role.name, role.c.Key, "GET", "/v1/partners/"+obs.id+"/privacy-report", nil)
+			r.call(role.name, role.c.Key, "GET", cp+"/access-requests", nil)
 		}
 		op.call("operator", e.op.Key, "GET", "/v1/me", nil)
 		op.call("operator", e.op.Key, "GET", "/v1/partners/"+e.brand.id+"/privacy-report", nil)
 		op.call("operator", e.op.Key, "GET", "/v1/partners/"+e.pub.id+"/privacy-report", nil)
 		op.call("operator", e.op.Key, "GET", cp+"/report", nil)
 		op.call("operator", e.op.Key, "GET", cp+"/receipts", nil)
+		op.call("operator", e.op.Key, "GET", cp+"/access-requests", nil)
 		op.call("operator", e.op.Key, "GET", "/v1/audit/export", nil)
 		op.call("operator", e.op.Key, "GET", cp+"/budget", nil)
 		op.call("operator", e.op.Key, "GET", cp+"/schema", nil)

@@ -273,6 +273,11 @@ func (s *Server) routes() []route {
 			doc:   "Given one identifier blinded with the caller's key: the caller's own rows, consent and opt-out for it. Never whether the person matched.",
 			allow: []role{roleEngineer, roleAdmin}, scope: scopeCollab, handler: s.accessRequest, in: jsonBody(wire.AccessRequest{}),
 			out: ok(http.StatusOK, "What is held.", jsonReply(wire.Access{}))},
+		{method: "GET", path: "/v1/collaborations/:cid/access-requests", id: "listAccessRequests", tag: "transparency", summary: "The partner's own access requests",
+			doc: "The access requests the caller's partner's keys made in the collaboration (every partner's for the operator), newest first, at most 1,000: " +
+				"when, by which key, and how many of the partner's own rows the person had, by table, and whether they had opted out. Never the person, nor whether they matched.",
+			allow: []role{roleEngineer, roleAdmin, roleAuditor, roleOperator}, scope: scopeCollab, handler: s.listAccessRequests,
+			out: ok(http.StatusOK, "The access requests.", jsonReply(wire.AccessRequestList{}))},
 		{method: "GET", path: "/v1/collaborations/:cid/report", id: "getReport", tag: "transparency", summary: "Transparency report",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.report,
 			out: ok(http.StatusOK, "The report.", jsonReply(wire.Report{}))},

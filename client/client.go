@@ -431,6 +431,20 @@ func (c *Client) AccessRequest(ctx context.Context, collabID string, pid psi.Poi
 		wire.AccessRequest{PID: base64.StdEncoding.EncodeToString(pid[:])}, &out)
 }
 
+// Receipts lists the deletion receipts of the key's partner in a
+// collaboration (every partner's for the operator), each as signed.
+func (c *Client) Receipts(ctx context.Context, collabID string) (wire.ReceiptList, error) {
+	var out wire.ReceiptList
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/receipts", nil, &out)
+}
+
+// AccessRequests lists the access requests the key's partner made in a
+// collaboration (every partner's for the operator), newest first.
+func (c *Client) AccessRequests(ctx context.Context, collabID string) (wire.AccessRequestList, error) {
+	var out wire.AccessRequestList
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/access-requests", nil, &out)
+}
+
 // Report returns a collaboration's transparency report.
 func (c *Client) Report(ctx context.Context, collabID string) (wire.Report, error) {
 	var out wire.Report

@@ -160,6 +160,11 @@
   // admin key is a role of its own.
   CR.role = function () { return CR.me ? (CR.me.operator ? 'operator' : CR.me.role) : null; };
   CR.can = function (what) { return CR.allow[what].indexOf(CR.role()) >= 0; };
+  // Each role's own pages: the operator's partners, an admin's keys, an
+  // engineer's data (admin.js, engineer.js).
+  CR.allow.managePartners = ['operator']; // POST and GET /v1/partners
+  CR.allow.keys = ['admin']; // POST, GET and DELETE /v1/partners/:pid/keys (own partner)
+  CR.allow.data = ['engineer']; // its partner's tables, matches and receipts
 
   // ---- Formatting ----
 

@@ -230,7 +230,13 @@ func TestConsoleWorkbench(t *testing.T) {
 			tb.run("download", cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllow).WithDownloadPath(dir),
 				chromedp.Click(sel("download-csv"), chromedp.ByQuery),
 				chromedp.Poll(`document.querySelector('[data-test="download-note"]').textContent.startsWith('Downloaded')`, nil))
-			name, body := downloaded(t, dir, ".csv")
+			file := downloaded(t, dir, ".csv")
+			name := filepath.Base(file)
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := string(raw)
 			if !regexp.MustCompile(`^campaign-\d{4}-\d\d-\d\dT\d{4}Z\.csv$`).MatchString(name) {
 				t.Errorf("the download is named %q, want campaign-<UTC time>.csv", name)
 			}
@@ -286,25 +292,6 @@ func TestConsoleWorkbench(t *testing.T) {
 				tb.noSideways("workbench without a cohort at 390 px")
 			}
 		})
-	}
-}
-
-// downloaded waits for the one file ending in ext the browser saves in
-// dir, and returns its name and content.
-func downloaded(t *testing.T, dir, ext string) (string, string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		files, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
-		if len(files) == 1 {
-			if raw, err := os.ReadFile(files[0]); err == nil && len(raw) > 0 {
-				return filepath.Base(files[0]), string(raw)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s file downloaded to %s: %v", ext, dir, files)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -293,7 +293,8 @@
       if (!alive() || seq !== previewSeq) return;
       if (pv.refusal) {
         var r = located(pv.refusal, sql.value);
-        blocked.preview = r.code === 'no_cohort' ? noCohort() : 'the question would be refused (' + r.code + ', below).';
+        blocked.preview = r.code === 'no_cohort' ? noCohort() : spent(r.code) ? 'the privacy budget of ' + ownName + ' here is spent (below: when it refreshes, and who can raise it).' :
+          'the question would be refused (' + r.code + ', below).';
         updateRun();
         if (r.code === 'no_cohort') {
           previewNote.textContent = ''; // the reason beside Run says it

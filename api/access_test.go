@@ -62,6 +62,7 @@ var policy = map[string]struct{ allow, scope string }{
 	"runQuery":             {"analyst", "collaboration"},
 	"previewQuery":         {"analyst", "collaboration"},
 	"getBudget":            {"admin engineer analyst auditor operator", "collaboration"},
+	"getSchema":            {"admin engineer analyst auditor operator", "collaboration"},
 	"listAuditEntries":     {"auditor admin operator", "none"},
 	"getAuditHead":         {"auditor admin operator", "none"},
 	"exportAudit":          {"auditor admin operator", "none"},

@@ -84,6 +84,9 @@ var (
 	// ErrKeyMismatch: the key is not the one the partner's tables were
 	// blinded with; the message names both fingerprints.
 	ErrKeyMismatch = &Error{Code: wire.CodeKeyMismatch}
+	// ErrNotStored: a query asked with CachedOnly has no stored answer;
+	// nothing was spent.
+	ErrNotStored = &Error{Code: wire.CodeNotStored}
 	// ErrTooManyUploads: the partner's uploads in progress are at the
 	// server's bound; retry when one has finished.
 	ErrTooManyUploads = &Error{Code: wire.CodeTooManyUploads}
@@ -367,6 +370,17 @@ func (c *Client) Ask(ctx context.Context, collabID string, req wire.Request, for
 		return err
 	}
 	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format="+url.QueryEscape(format), bytes.NewReader(b), "application/json", out)
+}
+
+// AskCSV is Ask as CSV, written to out. comments false leaves out the
+// lines before the header that state the answer's collaboration, time
+// and privacy cost (# epsilon: 0.09), for readers that take no comments.
+func (c *Client) AskCSV(ctx context.Context, collabID string, req wire.Request, comments bool, out io.Writer) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format=csv&comments="+strconv.FormatBool(comments), bytes.NewReader(b), "application/json", out)
 }
 
 // Preview says what a question would spend and how precise its answer

@@ -21,6 +21,7 @@ func newQueryCmd() *cobra.Command {
 	var collab, format, template string
 	var params []string
 	var eps float64
+	var noComments bool
 	cmd := &cobra.Command{
 		Use:   `query --collab COLLAB [--epsilon E] "SELECT ..." | --template NAME [--param NAME=VALUE ...]`,
 		Short: "Ask an aggregate question of the cohort; answers are noisy, with 95% intervals",
@@ -31,6 +32,11 @@ privacy budget (default: the rule default_query_epsilon; at least
 min_query_epsilon; a whole number of millionths), and a GROUP BY or
 Gaussian noise also spends the rule delta from the delta budget; asking
 the same question again returns the stored answer at no cost.
+
+--format csv writes the answer after lines of comments that state its
+collaboration, time, epsilon, delta and noise (# epsilon: 0.09; pandas
+reads it with comment='#'); --no-comments leaves them out. --format
+arrow carries them as schema metadata.
 
 --template runs a named question of the rules (or a built-in: overlap,
 reach_frequency, conversion_lift, sales_after_exposure) with --param
@@ -82,7 +88,7 @@ meets every check a written one does.`,
 				// The bytes the server sent, except on a terminal, where the
 				// other party's values show their control characters escaped.
 				w, flush := toTerminal(cmd.OutOrStdout())
-				if err := cl.Ask(cmd.Context(), collab, req, format, w); err != nil {
+				if err := cl.AskCSV(cmd.Context(), collab, req, !noComments, w); err != nil {
 					return err
 				}
 				return flush()
@@ -96,6 +102,7 @@ meets every check a written one does.`,
 	// the amount both partners agreed on, never the most a query may.
 	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rules' default_query_epsilon)")
 	cmd.Flags().StringVar(&format, "format", "table", "table, json, csv or arrow")
+	cmd.Flags().BoolVar(&noComments, "no-comments", false, "csv: leave out the # lines before the header that state the collaboration, time, epsilon and noise")
 	cmd.Flags().StringVar(&template, "template", "", "run the rules' (or a built-in) template of this name instead of SQL")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "a template parameter, NAME=VALUE (repeatable)")
 	return cmd

@@ -225,7 +225,10 @@
     return CR.el('div', { class: 'error', role: 'alert', test: test || 'error', 'data-code': code },
       err && err.plain ? null : [CR.el('strong', { class: 'code', text: code }), ' '],
       CR.el('span', { text: (err && err.message) || String(err) }),
-      err && err.position !== null && err.position !== undefined ? CR.el('span', { class: 'pos', text: ' (at byte ' + err.position + ')' }) : null);
+      // where: the place said for people (the workbench: a line and
+      // column of the SQL), else the byte offset the API gives.
+      err && err.where ? CR.el('span', { class: 'pos', text: ' (' + err.where + ')' }) :
+        err && err.position !== null && err.position !== undefined ? CR.el('span', { class: 'pos', text: ' (at byte ' + err.position + ')' }) : null);
   };
 
   // table builds a table from column headers and rows of cells.

@@ -47,7 +47,6 @@ var policy = map[string]struct{ allow, scope string }{
 	"deleteCollaboration":  {"admin", "collaboration"},
 	"uploadAudience":       {"engineer", "collaboration"},
 	"listAudiences":        {"admin engineer analyst auditor operator", "collaboration"},
-	"listColumns":          {"admin engineer analyst auditor operator", "collaboration"},
 	"deleteAudience":       {"engineer", "collaboration"},
 	"startMatch":           {"engineer", "collaboration"},
 	"getMatch":             {"admin engineer analyst auditor operator", "collaboration"},

@@ -147,13 +147,3 @@ func (s *Server) decide(c echo.Context, fn func(context.Context, *sql.Tx, partne
 	}
 	return c.JSON(http.StatusOK, co)
 }
-
-// listColumns answers the columns of both parties' tables, declared or
-// uploaded: what the rules form offers and checks names against.
-func (s *Server) listColumns(c echo.Context) error {
-	l, err := partners.Columns(c.Request().Context(), s.db.SQL(), collabOf(c))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, l)
-}

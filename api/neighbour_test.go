@@ -401,7 +401,6 @@ func world(t *testing.T, observerBrand, shared, tables bool, brandKey, pubKey *p
 		}
 		r.call("engineer", obs.eng.Key, "GET", cp, nil)
 		r.call("engineer", obs.eng.Key, "GET", cp+"/audiences", nil)
-		r.call("admin", obs.admin.Key, "GET", cp+"/columns", nil)
 		for _, person := range []int{sharedPerson, strangerID, 1005} {
 			r.call("engineer", obs.eng.Key, "POST", cp+"/access-requests", map[string]string{"pid": blinded(t, obs.key, person)})
 		}

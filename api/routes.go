@@ -219,11 +219,6 @@ func (s *Server) routes() []route {
 			doc:   "Of the other partner's tables only their names, when they came, and their columns; sizes and content hashes to their own partner and the operator.",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.listAudiences,
 			out: ok(http.StatusOK, "Each partner's current tables.", jsonReply(wire.AudienceList{}))},
-		{method: "GET", path: "/v1/collaborations/:cid/columns", id: "listColumns", tag: "audiences", summary: "The columns of both parties' tables",
-			doc: "Each party's tables, those the current rules declare and those uploaded, with their columns as the table has them and as queries and rules name them " +
-				"(behind the party's prefix), their types once uploaded and their roles under the current rules: what rules may name. Names and types only, never a value, count or size.",
-			allow: memberOrOperator, scope: scopeCollab, handler: s.listColumns,
-			out: ok(http.StatusOK, "Each party's tables and their columns.", jsonReply(wire.ColumnList{}))},
 		{method: "DELETE", path: "/v1/collaborations/:cid/audiences/:aid", id: "deleteAudience", tag: "deletions", summary: "Delete an audience",
 			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.deleteAudience,
 			out:   ok(http.StatusOK, "The signed deletion receipt.", jsonReply(audit.Receipt{})),

@@ -242,11 +242,12 @@ func (c *Client) Audiences(ctx context.Context, collabID string) (wire.AudienceL
 	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", nil, &out)
 }
 
-// Columns lists the columns of both parties' tables in a collaboration,
-// declared or uploaded, as rules and queries name them.
-func (c *Client) Columns(ctx context.Context, collabID string) (wire.ColumnList, error) {
-	var out wire.ColumnList
-	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/columns", nil, &out)
+// Schema lists each party's tables in a collaboration (uploaded, or
+// declared by the rules) with their columns as queries and rules name
+// them, their types and roles.
+func (c *Client) Schema(ctx context.Context, collabID string) (wire.Schema, error) {
+	var out wire.Schema
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/schema", nil, &out)
 }
 
 // Upload sends an audience as an Arrow IPC stream read from body.

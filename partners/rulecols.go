@@ -28,31 +28,6 @@ import (
 // nearest names: a dimension "region" would let no query group on
 // anything.
 
-// Columns lists the columns of both parties' tables in collaboration c as
-// analysts name them: those its rules declare and those uploaded, with
-// their types and roles. Column names and types only: no value, count or
-// size, which GET .../audiences shows its members already.
-func Columns(ctx context.Context, q store.Querier, c wire.Collaboration) (wire.ColumnList, error) {
-	n, err := NamingOf(ctx, q, c.Proposer, c.Partner)
-	if err != nil {
-		return wire.ColumnList{}, err
-	}
-	up, err := uploadedTables(ctx, q, c)
-	if err != nil {
-		return wire.ColumnList{}, err
-	}
-	l := catalog(n, c, c.Rules, up)
-	k := knownColumns(n, l, l.Declared)
-	l.Unresolved = []string{}
-	names := slices.Concat(c.Rules.Dimensions, slices.Sorted(maps.Keys(c.Rules.Metrics)), slices.Sorted(maps.Keys(c.Rules.PublicGroups)))
-	for _, name := range names {
-		if !k.has[name] && !slices.Contains(l.Unresolved, name) {
-			l.Unresolved = append(l.Unresolved, name)
-		}
-	}
-	return l, nil
-}
-
 // uploadedTable is one of a party's current tables: its name and its
 // columns' names and types, in upload order.
 type uploadedTable struct {
@@ -97,62 +72,44 @@ func uploadedTables(ctx context.Context, q store.Querier, c wire.Collaboration) 
 	return out, rows.Err()
 }
 
-// catalog lists what rules r give each party of c (whose tables up are
-// uploaded): r's declared tables, with the uploaded columns' types beside
-// them, then the uploaded tables r does not declare.
-func catalog(n Naming, c wire.Collaboration, r wire.Rules, up [2][]uploadedTable) wire.ColumnList {
-	out := wire.ColumnList{Declared: len(r.Tables) > 0}
+// tableCols is one table of a party's, declared by rules or uploaded:
+// its columns as the table names them and as analysts do.
+type tableCols struct {
+	name               string
+	declared, uploaded bool
+	cols               [][2]string // {in the table, as analysts name it}
+}
+
+// catalog lists what rules r give each party (proposer, partner), whose
+// tables up are uploaded: r's declared tables, then the uploaded tables r
+// does not declare.
+func catalog(n Naming, r wire.Rules, up [2][]uploadedTable) [2][]tableCols {
+	var out [2][]tableCols
 	for i, party := range []string{wire.PartyProposer, wire.PartyPartner} {
-		pc := wire.PartyColumns{Party: party, PartnerID: []string{c.Proposer, c.Partner}[i], PartnerName: n.Partners[i], Prefix: n.Prefixes[i], Tables: []wire.TableColumns{}}
-		uploaded := map[string]uploadedTable{}
+		uploaded := map[string]bool{}
 		for _, t := range up[i] {
-			uploaded[t.name] = t
-		}
-		role := func(name string) (wire.ColumnRole, *[2]float64) {
-			if slices.Contains(r.Dimensions, name) {
-				return wire.RoleDimension, nil
-			}
-			if b, ok := r.Metrics[name]; ok {
-				return wire.RoleMetric, &b
-			}
-			return "", nil
-		}
-		add := func(tc *wire.TableColumns, name, typ string, cr *wire.ColumnRule) {
-			col := wire.TableColumn{Name: name, Column: n.Prefixes[i] + name, Type: typ}
-			if cr != nil {
-				col.Role, col.Bounds = cr.Role, cr.Bounds
-			} else if !out.Declared {
-				col.Role, col.Bounds = role(col.Column)
-			}
-			tc.Columns = append(tc.Columns, col)
+			uploaded[t.name] = true
 		}
 		for _, t := range r.TablesOf(party) {
-			tc := wire.TableColumns{Name: t.Name, Declared: true, Columns: []wire.TableColumn{}}
-			u, ok := uploaded[t.Name]
-			tc.Uploaded = ok
-			types := map[string]string{}
-			for _, col := range u.cols {
-				types[col.Name] = col.Type
-			}
+			tc := tableCols{name: t.Name, declared: true, uploaded: uploaded[t.Name]}
 			for _, col := range t.Columns {
-				add(&tc, col.Name, types[col.Name], &col)
+				tc.cols = append(tc.cols, [2]string{col.Name, n.Prefixes[i] + col.Name})
 			}
 			delete(uploaded, t.Name)
-			pc.Tables = append(pc.Tables, tc)
+			out[i] = append(out[i], tc)
 		}
 		for _, t := range up[i] {
-			if _, ok := uploaded[t.name]; !ok {
+			if !uploaded[t.name] {
 				continue
 			}
-			tc := wire.TableColumns{Name: t.name, Uploaded: true, Columns: []wire.TableColumn{}}
+			tc := tableCols{name: t.name, uploaded: true}
 			for _, col := range t.cols {
 				if col.Name != "pid" && col.Name != "consent" {
-					add(&tc, col.Name, col.Type, nil)
+					tc.cols = append(tc.cols, [2]string{col.Name, n.Prefixes[i] + col.Name})
 				}
 			}
-			pc.Tables = append(pc.Tables, tc)
+			out[i] = append(out[i], tc)
 		}
-		out.Parties = append(out.Parties, pc)
 	}
 	return out
 }
@@ -171,7 +128,7 @@ func checkColumnNames(ctx context.Context, q store.Querier, r *wire.Rules, c wir
 	if err != nil {
 		return err
 	}
-	k := knownColumns(n, catalog(n, c, *r, up), len(r.Tables) > 0)
+	k := knownColumns(n, catalog(n, *r, up), len(r.Tables) > 0)
 	for _, d := range r.Dimensions {
 		if err := k.check("dimension", d); err != nil {
 			return err
@@ -221,25 +178,25 @@ type known struct {
 	bare map[string][]string
 }
 
-func knownColumns(n Naming, cat wire.ColumnList, declared bool) *known {
+func knownColumns(n Naming, cat [2][]tableCols, declared bool) *known {
 	k := &known{n: n, has: map[string]bool{}, bare: map[string][]string{}}
-	for i, p := range cat.Parties {
+	for i, tables := range cat {
 		some := false
-		for _, t := range p.Tables {
+		for _, t := range tables {
 			// Declared rules: the declared tables only (an upload of
 			// another table is refused); else what was uploaded.
-			if declared && !t.Declared || !declared && !t.Uploaded {
+			if declared && !t.declared || !declared && !t.uploaded {
 				continue
 			}
 			some = true
-			for _, col := range t.Columns {
-				if !k.has[col.Column] {
-					k.names = append(k.names, col.Column)
-					k.has[col.Column] = true
-					k.bare[col.Name] = append(k.bare[col.Name], col.Column)
+			for _, col := range t.cols {
+				if !k.has[col[1]] {
+					k.names = append(k.names, col[1])
+					k.has[col[1]] = true
+					k.bare[col[0]] = append(k.bare[col[0]], col[1])
 				}
-				if t.Uploaded && !declared {
-					k.uploaded[i] = append(k.uploaded[i], col.Name)
+				if !declared {
+					k.uploaded[i] = append(k.uploaded[i], col[0])
 				}
 			}
 		}

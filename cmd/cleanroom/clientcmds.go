@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -535,7 +536,7 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			noteUnresolved(cmd, cl, co.ID)
+			noteUnresolved(cmd, cl, co)
 			return pf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
@@ -590,7 +591,7 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			noteUnresolved(cmd, cl, co.ID)
+			noteUnresolved(cmd, cl, co)
 			return rf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
@@ -639,23 +640,28 @@ func newCollabCmd() *cobra.Command {
 	return cmd
 }
 
-// noteUnresolved says on stderr which names the rules of collaboration
-// id give that are no column yet (a party that has uploaded nothing):
-// accepted, but its upload decides. A failure to ask says nothing: the
-// rules were stored.
-func noteUnresolved(cmd *cobra.Command, cl *client.Client, id string) {
-	l, err := cl.Columns(cmd.Context(), id)
-	if err != nil || len(l.Unresolved) == 0 {
+// noteUnresolved says on stderr which names co's rules give that are no
+// column of its tables yet: the server accepted them because their party
+// has uploaded nothing, so that party's upload decides. A failure to ask
+// says nothing: the rules were stored.
+func noteUnresolved(cmd *cobra.Command, cl *client.Client, co wire.Collaboration) {
+	sc, err := cl.Schema(cmd.Context(), co.ID)
+	if err != nil {
 		return
 	}
-	for _, name := range l.Unresolved {
-		who := "its partner"
-		for _, p := range l.Parties {
-			if strings.HasPrefix(name, p.Prefix) {
-				who = printable(p.PartnerName)
-			}
+	has := map[string]bool{}
+	for _, t := range sc.Tables {
+		for _, c := range t.Columns {
+			has[c.Name] = true
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is no column yet: %s has uploaded nothing, so its upload must bring it\n", printable(name), who)
+	}
+	names := slices.Concat(co.Rules.Dimensions, slices.Sorted(maps.Keys(co.Rules.Metrics)), slices.Sorted(maps.Keys(co.Rules.PublicGroups)))
+	seen := map[string]bool{}
+	for _, name := range names {
+		if !has[name] && !seen[name] {
+			seen[name] = true
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is no column yet: its party has uploaded nothing, so its upload must bring it\n", printable(name))
+		}
 	}
 }
 

@@ -1,7 +1,7 @@
 // The rules form: an admin proposes a collaboration (#/collab/new) or a
 // change of its rules (#/collab/ID/rules) through the API the CLI uses
 // (POST /v1/collaborations, PUT .../rules). It offers the columns of
-// both parties' uploaded tables (GET .../columns), says what each rule
+// both parties' uploaded tables (GET .../schema), says what each rule
 // means, checks as the admin types what the server would refuse (a
 // column no party has, with the nearest name; bounds; budgets), and
 // shows the JSON it will send. The server checks everything again.
@@ -76,7 +76,7 @@
         if (!r.ok) throw new Error('could not load the rules\' defaults (' + r.status + '); reload the page');
         return r.json();
       }),
-      co ? CR.api('GET', base + '/columns') : null,
+      co ? CR.api('GET', base + '/schema') : null,
       co ? null : CR.api('GET', '/v1/partners')
     ]).then(function (x) {
       if (!alive()) return;
@@ -84,7 +84,7 @@
     });
   };
 
-  function draw(panel, co, base, defaults, columns, partners) {
+  function draw(panel, co, base, defaults, schema, partners) {
     var rules = clone(co ? co.rules : defaults);
     Object.keys(defaults).forEach(function (k) { if (!(k in rules)) rules[k] = clone(defaults[k]); });
     var meta = { name: '', partner: partners && partners.length ? partners[0].id : '' };
@@ -93,13 +93,22 @@
     var preview = el('pre', { class: 'json', test: 'rules-preview', tabindex: '0', 'aria-label': 'The JSON the console will send' });
     var sendBox = el('div');
 
-    // Each party's name and prefix; the uploaded tables (a change only).
+    // Each party's name, prefix and tables (uploaded, or declared by the
+    // rules in force: a change only), each column as its table names it
+    // (name) and as rules do (column).
     var party = function (i) {
-      if (columns) return columns.parties[i];
       var other = (partners || []).filter(function (p) { return p.id === meta.partner; })[0];
-      var names = [CR.me.partner_name || CR.me.partner_id, other ? other.name : 'the partner'];
-      var pre = prefixes(names[0], other ? other.name : '');
-      return { party: ['proposer', 'partner'][i], partner_name: names[i], prefix: pre[i], tables: [] };
+      var names = co ? [co.proposer_name || co.proposer, co.partner_name || co.partner] : [CR.me.partner_name || CR.me.partner_id, other ? other.name : ''];
+      var pre = prefixes(names[0], names[1]);
+      var pid = co ? [co.proposer, co.partner][i] : null;
+      var tables = ((schema && schema.tables) || []).filter(function (t) { return t.partner_id === pid; }).map(function (t) {
+        return { name: t.table, uploaded: t.uploaded, columns: t.columns.map(function (c) {
+          // The server's own prefix, where a column shows it.
+          if (c.name.length > c.column.length && c.name.slice(-c.column.length) === c.column) pre[i] = c.name.slice(0, c.name.length - c.column.length);
+          return { name: c.column, column: c.name, type: c.type };
+        }) };
+      });
+      return { party: ['proposer', 'partner'][i], partner_name: names[i] || 'the partner', prefix: pre[i], tables: tables };
     };
     var uploaded = function (i) { return (party(i).tables || []).filter(function (t) { return t.uploaded; }); };
 

@@ -88,6 +88,9 @@ var (
 	// server's bound; retry when one has finished.
 	ErrTooManyUploads = &Error{Code: wire.CodeTooManyUploads}
 	ErrUnavailable    = &Error{Code: wire.CodeUnavailable}
+	// ErrInsufficientStorage: the server's disk is full (or under its
+	// reserve); nothing changed, and retrying once space returns works (507).
+	ErrInsufficientStorage = &Error{Code: wire.CodeInsufficientStorage}
 	// ErrBudgetExhausted and ErrDeltaBudgetExhausted: the partner's
 	// epsilon or delta budget cannot cover the query (429).
 	ErrBudgetExhausted      = &Error{Code: wire.CodeBudgetExhausted}

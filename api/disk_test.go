@@ -152,6 +152,19 @@ func (e *env) reads(ctx context.Context) {
 	if resp.StatusCode != http.StatusOK {
 		e.t.Errorf("/readyz on a full disk: %d", resp.StatusCode)
 	}
+	// The operator sees the disk in /metrics.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e.op.Key)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		e.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"cleanroom_disk_free_bytes ", "cleanroom_disk_reserve_bytes ", "cleanroom_database_bytes "} {
+		if !bytes.Contains(body, []byte("\n"+m)) {
+			e.t.Errorf("/metrics has no %s", m)
+		}
+	}
 }
 
 // TestDiskFullRefusesWritesCleanly fills a small file system holding the

@@ -232,6 +232,7 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 	s := &Server{db: db, cohorts: co, deletions: &deletion.Service{DB: db, Cohorts: co, Signer: signer, Now: cfg.Clock}, partners: &partners.Service{Now: cfg.Clock}, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.queries)
+	s.m.watchStorage(db, cfg.MinFreeBytes)
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)

@@ -122,7 +122,7 @@ func (s *Server) routes() []route {
 			allow: []role{roleOperator}, handler: s.backup,
 			params: []param{{"keys", "Include the audit signing key (restore then keeps the server's identity: its public key and the heads it signed).", openapi3.NewBoolSchema()}},
 			out:    ok(http.StatusOK, "The backup, as a tar stream.", body{types: []string{mtTar}}),
-			codes:  []wire.ErrorCode{wire.CodeInvalid, wire.CodeUnavailable, wire.CodeInsufficientStorage}},
+			codes:  []wire.ErrorCode{wire.CodeInvalid, wire.CodeConflict, wire.CodeUnavailable, wire.CodeInsufficientStorage}},
 		{method: "GET", path: "/openapi.json", id: "getOpenAPI", tag: "operations", summary: "This document",
 			doc:     "The API's contract, made from the same route table and Go types (package wire) the server runs.",
 			handler: s.openAPI, out: ok(http.StatusOK, "An OpenAPI 3.1 document.", jsonReply(openAPIDocumentSchema))},

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -120,6 +121,7 @@ type Server struct {
 	m         *metrics
 	table     []route
 	spec      []byte // the OpenAPI document, built from table
+	backupMu  sync.Mutex
 }
 
 // Run serves cfg until ctx ends, then shuts down gracefully (see Serve)

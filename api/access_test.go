@@ -25,6 +25,7 @@ var policy = map[string]struct{ allow, scope string }{
 	"getHealth":            {"", "none"},
 	"getReadiness":         {"", "none"},
 	"getMetrics":           {"operator", "none"},
+	"takeBackup":           {"operator", "none"},
 	"getOpenAPI":           {"", "none"},
 	"getAuditPublicKey":    {"", "none"},
 	"createPartner":        {"operator", "none"},

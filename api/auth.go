@@ -122,6 +122,11 @@ func (s *Server) guard(r *route, next echo.HandlerFunc) echo.HandlerFunc {
 			return r.forbidden(who)
 		}
 		c.Set(principalKey, p)
+		if r.writes() {
+			if err := s.checkRoom(); err != nil {
+				return err
+			}
+		}
 		return next(c)
 	}
 }

@@ -105,6 +105,15 @@ func newEnvNamed(t *testing.T, rules, brandName, pubName string) *env {
 	e := &env{t: t, dir: t.TempDir(), maxBody: 64 << 20}
 	e.start()
 	t.Cleanup(func() { e.srv.Close(); e.db.Close() })
+	e.setUp(rules, brandName, pubName)
+	return e
+}
+
+// setUp creates the two partners, their keys and an active collaboration
+// on a started env.
+func (e *env) setUp(rules, brandName, pubName string) {
+	t := e.t
+	t.Helper()
 	ctx := context.Background()
 	for _, x := range []struct {
 		p    *party
@@ -146,7 +155,6 @@ func newEnvNamed(t *testing.T, rules, brandName, pubName string) *env {
 		t.Fatalf("approved collaboration is %s", co.State)
 	}
 	e.collab = co.ID
-	return e
 }
 
 // row is one audience row: person k, with attributes and consent.

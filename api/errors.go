@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/wire"
 )
 
@@ -30,7 +31,19 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		c.Response().Status = statusClientClosed
 		return
 	}
+	// A fatal error of the database's (a checkpoint on a full disk) is
+	// recovered from here too, whatever route met it.
+	if store.Invalidated(err) {
+		s.opts.Logger.Error("the database met a fatal error", "method", c.Request().Method, "route", c.Path(), "err", err)
+		s.db.Recover(err)
+	}
 	e := classify(err)
+	if e.Code == wire.CodeInternal && s.diskFull() {
+		// Not every layer says ENOSPC (go-duckdb's Arrow scan says only
+		// that it failed): a failure of no kind on a full disk is the disk.
+		s.opts.Logger.Warn("request failed on a full disk", "method", c.Request().Method, "route", c.Path(), "err", err)
+		e = wire.Error{Code: wire.CodeInsufficientStorage, Message: errs.DiskFullMessage}
+	}
 	if e.Code == wire.CodeInternal {
 		// Internal errors are logged with the route, never with bodies or keys.
 		s.opts.Logger.Error("request failed", "method", c.Request().Method, "route", c.Path(), "err", err)
@@ -50,6 +63,9 @@ func classify(err error) wire.Error {
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		return echoError(he)
+	}
+	if store.Invalidated(err) {
+		return wire.Error{Code: wire.CodeUnavailable, Message: "the database met a fatal error (a full disk?) and is being reopened; retry shortly"}
 	}
 	if errs.KindOf(err) == errs.Unauthorized {
 		return wire.Error{Code: wire.CodeUnauthorized, Message: "missing, unknown or revoked API key; send Authorization: Bearer <key>"}

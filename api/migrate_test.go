@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/cleanroom/cleanroom/api"
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/internal/backup"
 	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/partners"
 	"github.com/cleanroom/cleanroom/wire"
@@ -200,5 +202,103 @@ func TestOneTableDataDirectoryMigrates(t *testing.T) {
 	}
 	if ans.Cached || len(ans.Rows) == 0 || ans.CohortVersion != version {
 		t.Errorf("a new question after the upgrade: %+v", ans)
+	}
+}
+
+// TestMigratesTheOldestDataDirectory opens a data directory of the oldest
+// schema the migrations start from (schema 1, the first server's:
+// written by its end-to-end test at 1483a11, uploads of both parties and
+// a match whose cohort is the product of their rows; no signing key, no
+// ledger, version 1 log entries), and checks the upgrade: every migration
+// runs, the log verifies under the key the upgraded server makes, the
+// cohort becomes the person map and linked tables, a question answers,
+// and a backup of it restores.
+func TestMigratesTheOldestDataDirectory(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	untar(t, filepath.Join("testdata", "datadir-schema1.tgz"), dir)
+	data := filepath.Join(dir, "data")
+	db, err := store.Open(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var version int
+	if err := db.SQL().QueryRow(`SELECT version FROM schema_version`).Scan(&version); err != nil || version != store.SchemaVersion() {
+		t.Fatalf("schema version %d after the upgrade (%v), want %d", version, err, store.SchemaVersion())
+	}
+	srv, err := api.New(ctx, api.Config{DataDir: data, DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	// The fixture's secrets were not kept, and no route mints the
+	// operator a key: the test stores one, as Authenticate reads it.
+	opSum := sha256.Sum256([]byte("upgrade-test-secret"))
+	if _, err := db.SQL().Exec(`INSERT INTO api_keys (id, partner_id, role, label, secret_sha256, created_at) VALUES ('k_upgrade_op', ?, 'admin', 'upgrade test', ?, now())`,
+		partners.OperatorID, opSum[:]); err != nil {
+		t.Fatal(err)
+	}
+	opSecret := "crk_k_upgrade_op.upgrade-test-secret"
+	op := client.New(ts.URL, opSecret)
+
+	var export bytes.Buffer
+	if err := op.AuditExport(ctx, &export); err != nil {
+		t.Fatal(err)
+	}
+	entries, head, err := audit.ReadExport(&export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubText, err := op.AuditPublicKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := audit.ParsePublicKey(pubText)
+	if err := audit.Verify(entries, head, pub); err != nil {
+		t.Fatalf("the oldest log does not verify after the upgrade: %v", err)
+	}
+	if len(entries) < 10 {
+		t.Errorf("the fixture's log has %d entries", len(entries))
+	}
+
+	cs, err := op.Collaborations(ctx)
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("collaborations %v, %v; want the one", cs, err)
+	}
+	c := cs[0]
+	var products, links int64
+	if err := db.SQL().QueryRow(`SELECT count(*) FILTER (WHERE starts_with(table_name, 'cohort_m_')), count(*) FILTER (WHERE starts_with(table_name, 'clink_')) FROM duckdb_tables()`).Scan(&products, &links); err != nil {
+		t.Fatal(err)
+	}
+	if products != 0 || links != 2 {
+		t.Errorf("after the upgrade: %d product cohort tables, %d linked tables; want 0 and 2", products, links)
+	}
+	var secret string
+	err = db.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		_, secret, err = (&partners.Service{}).CreateKey(ctx, tx, partners.Principal{PartnerID: c.Proposer, Role: wire.Admin, KeyID: "k_upgrade_test"},
+			c.Proposer, wire.Analyst, "after upgrade")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ans wire.Answer
+	if err := client.New(ts.URL, secret).Query(ctx, c.ID, `SELECT COUNT(*) FROM cohort`, 0.5, "json", &ans); err != nil {
+		t.Fatalf("a question after the upgrade: %v", err)
+	}
+	if len(ans.Rows) != 1 {
+		t.Errorf("a question after the upgrade: %+v", ans)
+	}
+	// A backup of the upgraded directory restores.
+	bk := filepath.Join(dir, "backup")
+	if err := takeBackupTo(t, op, bk, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backup.Restore(ctx, bk, filepath.Join(dir, "restored"), nil); err != nil {
+		t.Fatalf("restoring the upgraded directory's backup: %v", err)
 	}
 }

@@ -257,6 +257,9 @@ func (r *route) errorCodes() []wire.ErrorCode {
 			add(wire.CodeNotFound)
 		}
 		add(wire.CodeInternal)
+		if r.writes() {
+			add(wire.CodeInsufficientStorage)
+		}
 	}
 	if r.in != nil && slices.Contains(r.in.types, mtJSON) {
 		add(wire.CodeInvalid, wire.CodeTooLarge)

@@ -108,7 +108,8 @@ func TestOpenAPIDocumentDescribesEveryOperation(t *testing.T) {
 			if !ok2 || !ok4 {
 				t.Errorf("%s: a 2xx answer %v, a 4xx answer %v", name, ok2, ok4)
 			}
-			if (method == "POST" || method == "PUT") && op.RequestBody == nil && op.OperationID != "startMatch" {
+			// startMatch and takeBackup act on what is there: their options are query parameters.
+			if (method == "POST" || method == "PUT") && op.RequestBody == nil && op.OperationID != "startMatch" && op.OperationID != "takeBackup" {
 				t.Errorf("%s reads no request body", name)
 			}
 		}

@@ -35,6 +35,11 @@ type route struct {
 	codes  []wire.ErrorCode // errors of the handler itself, beyond guard's (401, 403, 404) and the body's (400, 413)
 }
 
+// writes reports whether the route changes what the server stores (every
+// method but GET, and the preview, which only reads): under the disk's
+// reserve (Config.MinFreeBytes) it answers 507, and reads go on.
+func (r *route) writes() bool { return r.method != "GET" && r.id != "previewQuery" }
+
 // body is what a route reads or answers: media types, and for JSON the Go
 // value whose type is the schema (or an *openapi3.Schema; nil for bytes
 // of the media type).
@@ -109,6 +114,15 @@ func (s *Server) routes() []route {
 			doc: "Request counts and durations by route and status, and the Go runtime's: never IDs, keys or identifiers. " +
 				"For the operator only: a request's exact duration can say how much work another party's data made (a deletion's, a match's), which partners must not read.",
 			allow: []role{roleOperator}, handler: s.m.handler(), out: ok(http.StatusOK, "Prometheus text exposition format.", body{types: []string{mtText}})},
+		{method: "POST", path: "/v1/backup", id: "takeBackup", tag: "operations", summary: "A consistent snapshot of the whole database, streamed",
+			doc: "For the operator only: a tar of the database as one transaction saw it (cleanroom.duckdb), the audit signing key when keys=true (audit-signing.key), " +
+				"and last a manifest signed with the audit key (manifest.json: the audit head the snapshot holds, the ledger's totals, every table's rows, the server's version). " +
+				"A stream cut short has no manifest. The backup holds every partner's data (blinded points and attributes): keep it as the data directory is kept. " +
+				"Logged as backup.taken before any byte is sent. cleanroom backup writes it to a directory and cleanroom restore checks it.",
+			allow: []role{roleOperator}, handler: s.backup,
+			params: []param{{"keys", "Include the audit signing key (restore then keeps the server's identity: its public key and the heads it signed).", openapi3.NewBoolSchema()}},
+			out:    ok(http.StatusOK, "The backup, as a tar stream.", body{types: []string{mtTar}}),
+			codes:  []wire.ErrorCode{wire.CodeInvalid, wire.CodeConflict, wire.CodeUnavailable, wire.CodeInsufficientStorage}},
 		{method: "GET", path: "/openapi.json", id: "getOpenAPI", tag: "operations", summary: "This document",
 			doc:     "The API's contract, made from the same route table and Go types (package wire) the server runs.",
 			handler: s.openAPI, out: ok(http.StatusOK, "An OpenAPI 3.1 document.", jsonReply(openAPIDocumentSchema))},

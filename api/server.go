@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -36,6 +37,10 @@ const OperatorKeyFile = "operator-admin.key"
 
 // DefaultUploadsPerPartner is Config.UploadsPerPartner's default.
 const DefaultUploadsPerPartner = cohort.DefaultUploadsPerPartner
+
+// DefaultMinFreeBytes is Config.MinFreeBytes's default: room for a
+// checkpoint of DuckDB's WAL and the audit entries of refusals.
+const DefaultMinFreeBytes = 64 << 20
 
 // janitorInterval is how often the retention janitor looks for expired
 // audiences.
@@ -76,6 +81,13 @@ type Config struct {
 	Logger *slog.Logger
 	// TempDir holds Parquet uploads while they are read; default the system's.
 	TempDir string
+	// MinFreeBytes is the room the data directory's and TempDir's file
+	// systems must have for a route that writes to run; under it such a
+	// route answers 507 (insufficient_storage) and changes nothing, and
+	// reads go on. Default DefaultMinFreeBytes; negative: no reserve.
+	MinFreeBytes int64
+	// Version is the server's version, stated in a backup's manifest.
+	Version string
 	// Clock stamps what the services record (partners, keys,
 	// collaborations, audiences, matches, receipts, budget charges,
 	// reports, the janitor's expiry time); default time.Now. Tests fix it.
@@ -109,6 +121,7 @@ type Server struct {
 	m         *metrics
 	table     []route
 	spec      []byte // the OpenAPI document, built from table
+	backupMu  sync.Mutex
 }
 
 // Run serves cfg until ctx ends, then shuts down gracefully (see Serve)
@@ -168,6 +181,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // OperatorSecret and written to DataDir's OperatorKeyFile, as it is
 // shown only then.
 func (s *Server) prepare(ctx context.Context) error {
+	if err := removeStaleSnapshots(s.opts.DataDir); err != nil {
+		return fmt.Errorf("api.New: %w", err)
+	}
 	if err := s.cohorts.Migrate(ctx); err != nil {
 		return fmt.Errorf("api.New: %w", err)
 	}
@@ -211,10 +227,14 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = DefaultMinFreeBytes
+	}
 	co := &cohort.Service{DB: db, TempDir: cfg.TempDir, Now: cfg.Clock, UploadsPerPartner: cfg.UploadsPerPartner, SpoolPerPartner: cfg.SpoolBytesPerPartner}
 	s := &Server{db: db, cohorts: co, deletions: &deletion.Service{DB: db, Cohorts: co, Signer: signer, Now: cfg.Clock}, partners: &partners.Service{Now: cfg.Clock}, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.queries)
+	s.m.watchStorage(db, cfg.MinFreeBytes)
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)
@@ -427,7 +447,9 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 func (s *Server) readyz(c echo.Context) error {
-	if err := s.db.SQL().PingContext(c.Request().Context()); err != nil {
+	// Healthy reopens a database a fatal error invalidated, once the disk
+	// has room.
+	if err := s.db.Healthy(c.Request().Context()); err != nil {
 		return c.JSON(http.StatusServiceUnavailable, wire.Health{Status: "database unavailable"})
 	}
 	return c.JSON(http.StatusOK, wire.Health{Status: "ready"})

@@ -32,6 +32,9 @@ const (
 	DeletionCollaboration    Action = "deletion.collaboration"
 	DeletionExpiry           Action = "deletion.expiry"
 	PartnerReportSettings    Action = "partner.report_settings"
+	// BackupTaken: the operator took a backup (a copy of every partner's
+	// data); the operator's own entry, which partners read redacted.
+	BackupTaken Action = "backup.taken"
 )
 
 // Actions lists every action the server writes, in the order of a
@@ -45,6 +48,6 @@ func Actions() []Action {
 		MatchStart, MatchPoints, MatchComplete, MatchRefused,
 		QueryRun, QueryCached, QueryRefused, AccessRequest,
 		DeletionIdentifiers, DeletionOptOut, DeletionAudience, DeletionCollaboration, DeletionExpiry,
-		PartnerReportSettings,
+		PartnerReportSettings, BackupTaken,
 	}
 }

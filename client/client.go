@@ -91,6 +91,9 @@ var (
 	// server's bound; retry when one has finished.
 	ErrTooManyUploads = &Error{Code: wire.CodeTooManyUploads}
 	ErrUnavailable    = &Error{Code: wire.CodeUnavailable}
+	// ErrInsufficientStorage: the server's disk is full (or under its
+	// reserve); nothing changed, and retrying once space returns works (507).
+	ErrInsufficientStorage = &Error{Code: wire.CodeInsufficientStorage}
 	// ErrBudgetExhausted and ErrDeltaBudgetExhausted: the partner's
 	// epsilon or delta budget cannot cover the query (429).
 	ErrBudgetExhausted      = &Error{Code: wire.CodeBudgetExhausted}
@@ -552,6 +555,13 @@ func (c *Client) BlindIDs(ctx context.Context, collabID string, key *psi.Key, id
 		return nil, err
 	}
 	return out.Items, nil
+}
+
+// Backup streams a backup to w (the operator's key only): a tar of the
+// database, the audit signing key when withKeys, and the signed manifest
+// last. It holds every partner's data.
+func (c *Client) Backup(ctx context.Context, withKeys bool, w io.Writer) error {
+	return c.do(ctx, "POST", "/v1/backup?keys="+strconv.FormatBool(withKeys), nil, "", w)
 }
 
 // AuditExport streams the log export (NDJSON ending with the signed head).

@@ -19,6 +19,7 @@ var rank = map[string]int{
 	"psi": 0, "dp": 0, "wire": 0, "audit": 0,
 	"internal/errs": 1, "audience": 1, "internal/store": 1, "internal/console": 1,
 	"client": 2, "internal/auditlog": 2, "internal/ledger": 2,
+	"internal/backup":              3,
 	"partners":                     3,
 	"internal/cohort":              4,
 	"query":                        5,

@@ -55,7 +55,7 @@ func ColumnTypes(ctx context.Context, q store.Querier, src Source) (map[string]s
 	if len(names) > 0 {
 		in = strings.TrimSuffix(strings.Repeat("?, ", len(names)), ", ")
 	}
-	rows, err := q.QueryContext(ctx, `SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE table_name IN (`+in+`)`, names...)
+	rows, err := q.QueryContext(ctx, `SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() AND table_name IN (`+in+`)`, names...)
 	if err != nil {
 		return nil, err
 	}

@@ -80,6 +80,10 @@ const (
 	// CodeUnavailable (503): the server lacks what this needs (the audit
 	// signing key); its operator can fix it.
 	CodeUnavailable ErrorCode = "unavailable"
+	// CodeInsufficientStorage (507): the server's disk is full (or under
+	// its reserve); nothing was changed. Retry once the operator has
+	// freed space.
+	CodeInsufficientStorage ErrorCode = "insufficient_storage"
 )
 
 // Refusals of a query (POST .../queries). Each is logged as
@@ -130,7 +134,7 @@ const (
 var ErrorCodes = []ErrorCode{
 	CodeInvalid, CodeInvalidRules, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
 	CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeReplaceRequired, CodeKeyMismatch, CodeNotStored, CodeTooLarge, CodeTooManyUploads,
-	CodeUnsupportedMediaType, CodeInternal, CodeUnavailable,
+	CodeUnsupportedMediaType, CodeInternal, CodeUnavailable, CodeInsufficientStorage,
 	CodeSyntax, CodeUnsupported, CodeLimit, CodeEpsilonNotAllowed, CodeNotReleasable,
 	CodeNotAllowed, CodeHiddenColumn, CodeNotAQuerier, CodeNoCohort, CodeCohortTooSmall,
 	CodeRulesInvalid, CodeBudgetExhausted, CodeDeltaBudgetExhausted, CodeTooManyQueries, CodeExposureCapExceeded,
@@ -161,6 +165,8 @@ func (c ErrorCode) Status() int {
 		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeInsufficientStorage:
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }

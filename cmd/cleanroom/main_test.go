@@ -14,7 +14,14 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
+// runCleanroomEnv set makes the test binary the command itself, for tests
+// that run a server as a process of its own (to kill it).
+const runCleanroomEnv = "CLEANROOM_TEST_RUN_COMMAND"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runCleanroomEnv) != "" {
+		os.Exit(run())
+	}
 	testscript.Main(m, map[string]func(){
 		"cleanroom": func() { os.Exit(run()) },
 	})

@@ -23,7 +23,7 @@ const defaultGoMemoryLimit = 1 << 30
 
 func newServeCmd() *cobra.Command {
 	var dataDir, addr, tlsCert, tlsKey, memLimit string
-	var maxUpload, spool int64
+	var maxUpload, spool, minFree int64
 	var uploads int
 	var shutdownWait time.Duration
 	cmd := &cobra.Command{
@@ -55,7 +55,7 @@ func newServeCmd() *cobra.Command {
 			return api.Run(ctx, api.Config{
 				DataDir: dataDir, Listener: ln, TLSCert: tlsCert, TLSKey: tlsKey,
 				MaxUploadBytes: maxUpload, UploadsPerPartner: uploads, SpoolBytesPerPartner: spool, MemoryLimit: memLimit, ShutdownTimeout: shutdownWait,
-				Logger: log, TempDir: dataDir,
+				Logger: log, TempDir: dataDir, Version: versionString(), MinFreeBytes: minFree,
 			})
 		},
 	}
@@ -67,6 +67,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().IntVar(&uploads, "uploads-per-partner", api.DefaultUploadsPerPartner, "uploads one partner may have in progress at once")
 	cmd.Flags().Int64Var(&spool, "spool-per-partner", 0, "bytes of one partner's Parquet uploads held on disk at once (default --max-upload-bytes)")
 	cmd.Flags().StringVar(&memLimit, "memory-limit", store.DefaultMemoryLimit, "DuckDB's memory (e.g. 8GiB); larger work spills to DIR/spill")
+	cmd.Flags().Int64Var(&minFree, "min-free-bytes", api.DefaultMinFreeBytes, "free space DIR's disk keeps: under it, writes answer 507 insufficient_storage and reads go on (-1: none)")
 	cmd.Flags().DurationVar(&shutdownWait, "shutdown-timeout", 30*time.Second, "how long to let requests in flight finish on shutdown")
 	return cmd
 }

@@ -94,7 +94,7 @@ func (s *Service) ForgetPeople(ctx context.Context, tx *sql.Tx, c wire.Collabora
 // links lists the link tables of a match that exist.
 func links(ctx context.Context, q store.Querier, mid string) ([]string, error) {
 	return store.QueryStrings(ctx, q, `SELECT link_table FROM match_tables WHERE match_id = ? AND link_table IS NOT NULL
-		AND link_table IN (SELECT table_name FROM duckdb_tables() WHERE NOT temporary) ORDER BY link_table`, mid)
+		AND link_table IN (SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database()) ORDER BY link_table`, mid)
 }
 
 // deleteAudienceRows deletes the rows of the people in table tmp from a,

@@ -54,6 +54,9 @@ func (s *Service) Migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			if err := personMapFromProduct(ctx, tx, t.mid); err != nil {
+				return err
+			}
 			links, cols, err := s.linkTables(ctx, tx, c, t.mid, peopleTable(t.mid), "")
 			if err != nil {
 				return err
@@ -76,6 +79,29 @@ func (s *Service) Migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("cohort.Migrate: match %s: %w", t.mid, err)
 		}
+	}
+	return nil
+}
+
+// personMapFromProduct makes the person map of a cohort built before
+// there was one (schemas 1 and 2: the first servers kept only the
+// product): each row of the product names its source rows by rowid
+// (_a_row, _b_row), which those versions never changed (they had no
+// deletions), so the person map is each uid with the points of its rows.
+func personMapFromProduct(ctx context.Context, tx *sql.Tx, mid string) error {
+	if ok, err := tableExists(ctx, tx, peopleTable(mid)); err != nil || ok {
+		return err
+	}
+	var ta, tb string
+	err := tx.QueryRowContext(ctx, `SELECT (SELECT table_name FROM audiences WHERE id = m.audience_a), (SELECT table_name FROM audiences WHERE id = m.audience_b)
+		FROM matches m WHERE m.id = ?`, mid).Scan(&ta, &tb)
+	if err != nil {
+		return fmt.Errorf("the audiences of match %s: %w", mid, err)
+	}
+	_, err = tx.ExecContext(ctx, `CREATE TABLE `+peopleTable(mid)+` AS SELECT DISTINCT c.uid, ra.pid AS pid_a, rb.pid AS pid_b
+		FROM `+store.QuoteIdent(cohortTable(mid))+` c JOIN `+store.QuoteIdent(ta)+` ra ON ra.rowid = c._a_row JOIN `+store.QuoteIdent(tb)+` rb ON rb.rowid = c._b_row`)
+	if err != nil {
+		return fmt.Errorf("the person map of match %s from its product: %w", mid, err)
 	}
 	return nil
 }

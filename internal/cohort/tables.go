@@ -42,7 +42,7 @@ func matchTables(mid string) []string {
 
 func tableExists(ctx context.Context, q store.Querier, name string) (bool, error) {
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary`, name).Scan(&n)
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary AND database_name = current_database()`, name).Scan(&n)
 	return n > 0, err
 }
 
@@ -122,7 +122,7 @@ func (s *Service) Cleanup(ctx context.Context) error {
 		live[t] = true
 	}
 
-	all, err := store.QueryStrings(ctx, s.DB.SQL(), `SELECT table_name FROM duckdb_tables() WHERE NOT temporary`)
+	all, err := store.QueryStrings(ctx, s.DB.SQL(), `SELECT table_name FROM duckdb_tables() WHERE NOT temporary AND database_name = current_database()`)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"syscall"
 
 	"github.com/cleanroom/cleanroom/wire"
 )
@@ -109,6 +111,10 @@ var (
 	// Unavailable: the server lacks what this needs (a signing key); the
 	// operator can fix it, the caller cannot.
 	Unavailable = kind(wire.CodeUnavailable, "unavailable", nil)
+	// InsufficientStorage: the disk is full, or under the server's
+	// reserve; the work was rolled back, and succeeds on retry once space
+	// returns.
+	InsufficientStorage = kind(wire.CodeInsufficientStorage, "insufficient storage", nil)
 )
 
 // The refusals of a query: the query is not run, and the refusal is
@@ -155,7 +161,7 @@ var (
 // Kinds lists every kind.
 var Kinds = []*Kind{
 	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, LastAdminKey, ReplaceRequired, KeyMismatch, NotStored,
-	Unauthorized, Forbidden, TooLarge, TooManyUploads, UnsupportedMedia, Unavailable,
+	Unauthorized, Forbidden, TooLarge, TooManyUploads, UnsupportedMedia, Unavailable, InsufficientStorage,
 	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
 	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted, TooManyQueries, ExposureCapExceeded,
 }
@@ -252,6 +258,9 @@ func KindOf(err error) *Kind {
 		walk(errors.Unwrap(err))
 	}
 	walk(err)
+	if len(found) == 0 && DiskFull(err) {
+		return InsufficientStorage
+	}
 	for _, k := range found {
 		refined := false
 		for _, o := range found {
@@ -293,9 +302,41 @@ func Classify(err error) wire.Error {
 	if k == nil {
 		return wire.Error{Code: wire.CodeInternal, Message: "internal error; the operator's log has details"}
 	}
+	if k == InsufficientStorage && !isKind(err, InsufficientStorage) {
+		// The cause's text names files of the server: not the caller's.
+		return wire.Error{Code: k.code, Message: DiskFullMessage}
+	}
 	e := wire.Error{Code: k.code, Message: err.Error()}
 	if pos := PositionOf(err); pos >= 0 {
 		e.Position = &pos
 	}
 	return e
+}
+
+// DiskFullMessage is what a caller reads of a full disk.
+const DiskFullMessage = "the server's disk is full; nothing was changed: retry once its operator has freed space"
+
+// DiskFull reports whether err is the file system's "no space left"
+// (ENOSPC or EDQUOT), from Go's os calls or in DuckDB's text (its errors
+// are strings: "Could not write file ...: No space left on device").
+func DiskFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	t := err.Error()
+	return strings.Contains(t, "No space left on device") || strings.Contains(t, "Disk quota exceeded")
+}
+
+// isKind reports whether err holds an *Error or *Kind of k itself (not a
+// cause classified as k).
+func isKind(err error, k *Kind) bool {
+	var e *Error
+	if errors.As(err, &e) && e.Kind == k {
+		return true
+	}
+	var kk *Kind
+	return errors.As(err, &kk) && kk == k
 }

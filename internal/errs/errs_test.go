@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/cleanroom/cleanroom/wire"
@@ -64,6 +67,7 @@ func TestEveryKindMapsOnce(t *testing.T) {
 		TooLarge:             {wire.CodeTooLarge, http.StatusRequestEntityTooLarge},
 		UnsupportedMedia:     {wire.CodeUnsupportedMediaType, http.StatusUnsupportedMediaType},
 		Unavailable:          {wire.CodeUnavailable, http.StatusServiceUnavailable},
+		InsufficientStorage:  {wire.CodeInsufficientStorage, http.StatusInsufficientStorage},
 		Syntax:               {wire.CodeSyntax, http.StatusBadRequest},
 		Unsupported:          {wire.CodeUnsupported, http.StatusBadRequest},
 		Limit:                {wire.CodeLimit, http.StatusBadRequest},
@@ -161,5 +165,26 @@ func TestNilsHoldNoKind(t *testing.T) {
 	}
 	if e := Classify(fmt.Errorf("x: %w", nilErr)); e.Code != wire.CodeInternal {
 		t.Errorf("a nil *Error classified %s", e.Code)
+	}
+}
+
+// TestDiskFullIsInsufficientStorage: a full disk, from Go's os calls or in
+// DuckDB's text, is a 507 whose message names no file of the server.
+func TestDiskFullIsInsufficientStorage(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("spooling: %w", &os.PathError{Op: "write", Path: "/data/spool-1", Err: syscall.ENOSPC}),
+		errors.New(`TransactionContext Error: Failed to commit: Could not write file "/data/cleanroom.duckdb.wal": No space left on device`),
+	} {
+		e := Classify(err)
+		if e.Code != wire.CodeInsufficientStorage || e.Code.Status() != http.StatusInsufficientStorage {
+			t.Errorf("%v: code %s, want insufficient_storage (507)", err, e.Code)
+		}
+		if strings.Contains(e.Message, "/data") {
+			t.Errorf("the message %q names a file of the server", e.Message)
+		}
+	}
+	// A kind of its own wins over the text of its cause.
+	if e := Classify(New(Conflict, "busy: %w", errors.New("No space left on device"))); e.Code != wire.CodeConflict {
+		t.Errorf("a conflict wrapping a full disk is %s", e.Code)
 	}
 }

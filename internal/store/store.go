@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/marcboeker/go-duckdb"
 )
@@ -18,12 +20,23 @@ const FileName = "cleanroom.duckdb"
 
 // DB is the open database.
 type DB struct {
-	sql       *sql.DB
-	connector *duckdb.Connector
-	path      string
+	// eng is the DuckDB instance in use; a new one replaces it when a
+	// fatal error invalidates it (reopen).
+	eng  atomic.Pointer[engine]
+	path string
+	opts Options
 	// writeLock serialises Write transactions: a token in a channel, so a
 	// caller waiting for it can give up when its context ends.
 	writeLock chan struct{}
+	// reopenMu serialises reopening; checkpointing is one at a time.
+	reopenMu      sync.Mutex
+	checkpointing atomic.Bool
+}
+
+// engine is one DuckDB instance and its pool.
+type engine struct {
+	sql       *sql.DB
+	connector *duckdb.Connector
 }
 
 // Options tune the database engine. The zero value is the defaults.
@@ -61,51 +74,63 @@ func OpenWith(ctx context.Context, dir string, o Options) (*DB, error) {
 	if o.TempDir == "" {
 		o.TempDir = filepath.Join(dir, "spill")
 	}
-	path := filepath.Join(dir, FileName)
+	db := &DB{path: filepath.Join(dir, FileName), opts: o, writeLock: make(chan struct{}, 1)}
+	eng, err := db.openEngine(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store.Open: %w", err)
+	}
+	db.eng.Store(eng)
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store.Open: %s: %w", db.path, err)
+	}
+	return db, nil
+}
+
+// openEngine opens a DuckDB instance on the file, with the settings every
+// connection shares.
+func (db *DB) openEngine(ctx context.Context) (*engine, error) {
 	// The database holds every partner's data: its files are the
 	// server's alone, whatever the directory's mode, and so are those of
 	// an older version, made 0644.
 	ownFilesOnly()
-	connector, err := duckdb.NewConnector(path, nil)
+	connector, err := duckdb.NewConnector(db.path, nil)
 	if err != nil {
-		return nil, fmt.Errorf("store.Open: %s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", db.path, err)
 	}
-	for _, p := range []string{path, path + ".wal"} {
+	for _, p := range []string{db.path, db.path + ".wal"} {
 		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
 			connector.Close()
-			return nil, fmt.Errorf("store.Open: %w", err)
+			return nil, err
 		}
 	}
-	db := &DB{sql: sql.OpenDB(connector), connector: connector, path: path, writeLock: make(chan struct{}, 1)}
+	e := &engine{sql: sql.OpenDB(connector), connector: connector}
 	// Global settings, set once for every connection of this database.
-	for _, set := range []struct{ name, value string }{{"memory_limit", o.MemoryLimit}, {"temp_directory", o.TempDir}} {
-		if _, err := db.sql.ExecContext(ctx, `SET GLOBAL `+set.name+` = '`+strings.ReplaceAll(set.value, "'", "''")+`'`); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("store.Open: %s %q: %w", set.name, set.value, err)
+	// DuckDB's own checkpoints are off (checkpoint_threshold): one that
+	// meets a full disk invalidates the database (DuckDB 1.1), so the
+	// store checkpoints itself, only when the disk has room (checkpoint.go).
+	for _, set := range []struct{ name, value string }{{"memory_limit", db.opts.MemoryLimit}, {"temp_directory", db.opts.TempDir}, {"checkpoint_threshold", noAutoCheckpoint}} {
+		if _, err := e.sql.ExecContext(ctx, `SET GLOBAL `+set.name+` = '`+strings.ReplaceAll(set.value, "'", "''")+`'`); err != nil {
+			e.close()
+			return nil, fmt.Errorf("%s %q: %w", set.name, set.value, err)
 		}
 	}
-	if err := db.migrate(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store.Open: %s: %w", path, err)
+	return e, nil
+}
+
+func (e *engine) close() error {
+	err := e.sql.Close()
+	if cerr := e.connector.Close(); err == nil {
+		err = cerr
 	}
-	return db, nil
+	return err
 }
 
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.path }
 
 // SQL returns the database handle for reads and bulk work.
-func (db *DB) SQL() *sql.DB { return db.sql }
-
-// Close checkpoints and closes the database.
-func (db *DB) Close() error {
-	_, _ = db.sql.Exec("CHECKPOINT")
-	err := db.sql.Close()
-	if cerr := db.connector.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func (db *DB) SQL() *sql.DB { return db.eng.Load().sql }
 
 // Write runs fn in a transaction, serialised with every other Write, and
 // commits if fn returns nil. Any error rolls everything back. A caller
@@ -137,21 +162,28 @@ func (db *DB) Read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
+	tx, err := db.SQL().BeginTx(ctx, nil)
 	if err != nil {
+		db.Recover(err)
 		return err
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		db.Recover(err)
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		db.Recover(err)
+		return err
+	}
+	db.maybeCheckpoint()
+	return nil
 }
 
 // Raw runs fn with a dedicated driver connection, for go-duckdb's Arrow and
 // appender APIs.
 func (db *DB) Raw(ctx context.Context, fn func(conn driver.Conn) error) error {
-	c, err := db.sql.Conn(ctx)
+	c, err := db.SQL().Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -345,13 +377,13 @@ var migrations = []string{
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.sql.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	if _, err := db.SQL().ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return err
 	}
 	var v int
-	err := db.sql.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
+	err := db.SQL().QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		if _, err := db.sql.ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
+		if _, err := db.SQL().ExecContext(ctx, `INSERT INTO schema_version VALUES (0)`); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -434,3 +466,6 @@ func (m *Map) Scan(v any) error {
 	}
 	return nil
 }
+
+// SchemaVersion is the version the migrations bring a database to.
+func SchemaVersion() int { return len(migrations) }

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -68,7 +70,7 @@ meets every check a written one does.`,
 			case "table", "json":
 				var a wire.Answer
 				if err := cl.Ask(cmd.Context(), collab, req, "json", &a); err != nil {
-					return err
+					return placeSQL(req.SQL, err)
 				}
 				if format == "json" {
 					return printOut(cmd, a)
@@ -83,13 +85,13 @@ meets every check a written one does.`,
 				if outIsTTY(cmd.OutOrStdout()) {
 					return errors.New("query: --format arrow writes a binary stream, not for a terminal: redirect the output to a file or pipe it")
 				}
-				return cl.Ask(cmd.Context(), collab, req, format, cmd.OutOrStdout())
+				return placeSQL(req.SQL, cl.Ask(cmd.Context(), collab, req, format, cmd.OutOrStdout()))
 			case "csv":
 				// The bytes the server sent, except on a terminal, where the
 				// other party's values show their control characters escaped.
 				w, flush := toTerminal(cmd.OutOrStdout())
 				if err := cl.AskCSV(cmd.Context(), collab, req, !noComments, w); err != nil {
-					return err
+					return placeSQL(req.SQL, err)
 				}
 				return flush()
 			}
@@ -215,4 +217,25 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 	}
 	_, err = fmt.Fprintf(out, "collaboration total (both partners, matches included): epsilon %g, delta %g\n", b.CollaborationEpsilonSpent, b.CollaborationDeltaSpent)
 	return err
+}
+
+// placeSQL says where in the SQL a refusal for its text lies as a person
+// counts, "at line 2, column 19", instead of the API's byte offset ("at
+// position 40"), which the message would otherwise state.
+func placeSQL(sql string, err error) error {
+	var e *client.Error
+	if err == nil || sql == "" || !errors.As(err, &e) || e.Position < 0 || e.Position > len(sql) {
+		return err
+	}
+	before := sql[:e.Position]
+	line := 1 + strings.Count(before, "\n")
+	col := 1 + utf8.RuneCountInString(before[strings.LastIndexByte(before, '\n')+1:])
+	placed := *e
+	at := fmt.Sprintf(" at line %d, column %d", line, col)
+	if m := " at position " + strconv.Itoa(e.Position); strings.Contains(e.Message, m) {
+		placed.Message = strings.Replace(e.Message, m, at, 1)
+	} else {
+		placed.Message = e.Message + at
+	}
+	return &placed
 }

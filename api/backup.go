@@ -46,6 +46,11 @@ func (s *Server) backup(c echo.Context) error {
 	if s.opts.DataDir == "" {
 		return errs.New(errs.Unavailable, "this server has no data directory to hold a snapshot")
 	}
+	// One at a time: each snapshot is the database's size on disk.
+	if !s.backupMu.TryLock() {
+		return errs.New(errs.Conflict, "a backup is being taken; retry once it has finished")
+	}
+	defer s.backupMu.Unlock()
 	withKeys, err := boolParam(c, "keys")
 	if err != nil {
 		return err

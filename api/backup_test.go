@@ -87,7 +87,7 @@ func ledgerMatchesLog(t *testing.T, db *sql.DB) (queries int64) {
 // answer released before the backup was asked for and none after it
 // ended, and its ledger is the log's charges.
 func TestBackupDuringLoadRestoresAStateClientsSaw(t *testing.T) {
-	e := newEnv(t, `{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}, "epsilon_budget": 10000, "max_query_epsilon": 1}`)
+	e := newEnv(t, `{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["brand_co_label"], "metrics": {"brand_co_value": [0, 100]}, "epsilon_budget": 10000, "max_query_epsilon": 1}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e.uploadBoth()

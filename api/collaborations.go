@@ -1,9 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -27,12 +27,13 @@ type rulesRequest wire.Rules
 
 func (s *Server) propose(c echo.Context) error {
 	var req wire.ProposeRequest
-	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
+	body, err := decodeJSONBody(c, &req, maxJSONBody, false)
+	if err != nil {
 		return err
 	}
 	rules, err := partners.ParseRules(req.Rules)
 	if err != nil {
-		return err
+		return inBody(err, body, req.Rules)
 	}
 	var co wire.Collaboration
 	err = s.write(c, func(tx *sql.Tx) error {
@@ -44,6 +45,19 @@ func (s *Server) propose(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusCreated, co)
+}
+
+// inBody places a rules error at its line and column in the request body
+// that holds the rules (a person reads the body, not the field), saying
+// it is in the rules.
+func inBody(err error, body, rules []byte) error {
+	var je *wire.JSONError
+	off := bytes.Index(body, rules)
+	if !errors.As(err, &je) || off < 0 {
+		return err
+	}
+	at := je.Shift(body, int64(off))
+	return errs.New(errs.InvalidRules, "rules: request body: line %d, column %d: %s", at.Line, at.Column, at.What)
 }
 
 func (s *Server) listCollabs(c echo.Context) error {
@@ -86,13 +100,18 @@ func (s *Server) queryable(ctx context.Context, co *wire.Collaboration) error {
 }
 
 func (s *Server) changeRules(c echo.Context) error {
-	var raw json.RawMessage
-	if err := decodeJSON(c, &raw, maxJSONBody, false); err != nil {
-		return err
-	}
-	rules, err := partners.ParseRules(raw)
+	// The body is the rules: parsed once, so that a mistake is placed
+	// in it as a rules error.
+	body, err := readBody(c, maxJSONBody)
 	if err != nil {
 		return err
+	}
+	if body == nil {
+		return errs.New(errs.Invalid, "the request body is empty; send the rules as a JSON object")
+	}
+	rules, err := partners.ParseRules(body)
+	if err != nil {
+		return inBody(err, body, body)
 	}
 	co := collabOf(c)
 	err = s.write(c, func(tx *sql.Tx) error {

@@ -337,13 +337,16 @@ func TestConsoleA11yBudgetSpent(t *testing.T) {
 		t.Errorf("a spent budget that never refreshes says %q; want that it does not refresh and that an admin can raise it in the rules", advice)
 	}
 	tb.reachable("budget spent", sel("budget-advice"))
-	// Asked anyway, the refusal says the same beside the server's reason.
-	tb.expect("status of 429")
-	tb.run("ask", chromedp.Click(sel("run-query"), chromedp.ByQuery), chromedp.WaitVisible(sel("refusal"), chromedp.ByQuery))
-	var refusal string
-	tb.run("the refusal", chromedp.Text(".result", &refusal, chromedp.ByQuery))
-	if !strings.Contains(refusal, "budget_exhausted") || !strings.Contains(refusal, "admin can raise it") {
-		t.Errorf("the refusal of a spent budget reads %q", refusal)
+	// Run is off (the preview meets the refusal before anything is
+	// asked), saying why beside it; the preview says the same beside the
+	// server's reason.
+	tb.run("Run off", chromedp.Poll(`document.querySelector('[data-test="run-query"]').disabled &&
+		document.querySelector('[data-test="preview"]').textContent.includes('budget_exhausted')`, nil))
+	if why := tb.text("run-reason"); !strings.Contains(why, "spent") || !strings.Contains(why, "raise") {
+		t.Errorf("Run off for a spent budget says %q", why)
+	}
+	if pv := tb.text("preview"); !strings.Contains(pv, "budget_exhausted") || !strings.Contains(pv, "admin can raise it") {
+		t.Errorf("the preview of a spent budget reads %q", pv)
 	}
 	tb.shot("a11y-budget-spent")
 }

@@ -57,7 +57,7 @@ func TestRejectingAChangeRestoresTheApprovedRules(t *testing.T) {
 	if _, err := e.pub.admin.Reject(ctx, first.ID, 0); status(err) != http.StatusConflict || !strings.Contains(err.Error(), "delete the collaboration") {
 		t.Errorf("rejecting a first proposal: %v, want 409 saying to delete it", err)
 	}
-	co, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(`{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}, "epsilon_budget": 3}`))
+	co, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(`{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["brand_co_label"], "metrics": {"brand_co_value": [0, 100]}, "epsilon_budget": 3}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestBudgetNamesItsPartnersAndNextRefresh(t *testing.T) {
 	if strings.Contains(raw, "next_refresh") {
 		t.Errorf("a budget that never refreshes has a next refresh: %s", raw)
 	}
-	co, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(`{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}, "budget_refresh": "monthly"}`))
+	co, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(`{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["brand_co_label"], "metrics": {"brand_co_value": [0, 100]}, "budget_refresh": "monthly"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,22 @@ func (s *Server) deleteCollaboration(c echo.Context) error {
 
 // listReceipts returns the caller's partner's deletion receipts (every
 // partner's for the operator): a receipt describes its partner's own data.
+// listAccessRequests answers the caller's partner's own access requests
+// (every partner's for the operator): what each found of that partner's
+// own data.
+func (s *Server) listAccessRequests(c echo.Context) error {
+	p := principal(c)
+	partner := p.PartnerID
+	if p.IsOperator() {
+		partner = ""
+	}
+	out, err := s.deletions.AccessRequests(c.Request().Context(), collabOf(c).ID, partner, 1000)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, wire.AccessRequestList{AccessRequests: out})
+}
+
 func (s *Server) listReceipts(c echo.Context) error {
 	p := principal(c)
 	partner := p.PartnerID

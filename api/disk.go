@@ -52,8 +52,9 @@ func (s *Server) checkRoomFor(dbPath, dir string) error {
 	return nil
 }
 
-// diskFullBytes is the free space under which a failure is taken for a
-// full disk's, whatever the reserve.
+// diskFullBytes is the free space under which a failure of no kind is
+// taken for a full disk's (writes stop at the reserve, above it: a write
+// meets a full disk only when something else filled it).
 const diskFullBytes = 1 << 20
 
 // diskFull reports whether the database's or the spool's file system is
@@ -64,7 +65,7 @@ func (s *Server) diskFull() bool {
 		dirs = append(dirs, s.opts.TempDir)
 	}
 	for _, d := range dirs {
-		if free, err := store.FreeBytes(d); err == nil && free < uint64(max(s.opts.MinFreeBytes, diskFullBytes)) {
+		if free, err := store.FreeBytes(d); err == nil && free < diskFullBytes {
 			return true
 		}
 	}

@@ -99,6 +99,7 @@ func (e *env) writes() []struct {
 } {
 	brand, _, _ := audiences()
 	upload := encode(e.t, e.brand.key, brand)
+	parquet := toParquet(e.t, upload)
 	raw, _ := base64.StdEncoding.DecodeString(blinded(e.t, e.brand.key, 3))
 	p, err := psi.DecodePoint(raw)
 	if err != nil {
@@ -121,6 +122,10 @@ func (e *env) writes() []struct {
 		}},
 		{"upload", func(ctx context.Context) error {
 			_, err := e.brand.eng.UploadTable(ctx, e.collab, bytes.NewReader(upload), client.UploadOptions{Replace: true})
+			return err
+		}},
+		{"parquet upload", func(ctx context.Context) error {
+			_, err := e.brand.eng.UploadTable(ctx, e.collab, bytes.NewReader(parquet), client.UploadOptions{Parquet: true, Replace: true})
 			return err
 		}},
 		{"match", func(ctx context.Context) error {
@@ -152,6 +157,19 @@ func (e *env) reads(ctx context.Context) {
 	if resp.StatusCode != http.StatusOK {
 		e.t.Errorf("/readyz on a full disk: %d", resp.StatusCode)
 	}
+	// The operator sees the disk in /metrics.
+	req, _ := http.NewRequest("GET", e.srv.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e.op.Key)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		e.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"cleanroom_disk_free_bytes ", "cleanroom_disk_reserve_bytes ", "cleanroom_database_bytes "} {
+		if !bytes.Contains(body, []byte("\n"+m)) {
+			e.t.Errorf("/metrics has no %s", m)
+		}
+	}
 }
 
 // TestDiskFullRefusesWritesCleanly fills a small file system holding the
@@ -160,7 +178,7 @@ func (e *env) reads(ctx context.Context) {
 // change nothing, reads go on, and each succeeds once space returns.
 // First under the server's reserve (the disk fills to it: refused before
 // any write), then with no reserve, where an upload meets the full disk
-// itself in DuckDB. (Without a reserve, a write small enough to fit in
+// itself in DuckDB, and a Parquet upload in the spool. (Without a reserve, a write small enough to fit in
 // pages DuckDB's files already hold may succeed: a match's start, a key.
 // That, and DuckDB's fatal checkpoints on a full disk, are why the
 // reserve exists.)
@@ -186,7 +204,7 @@ func TestDiskFullRefusesWritesCleanly(t *testing.T) {
 		}
 		before := e.diskState()
 		for _, w := range e.writes() {
-			if onlyUpload && w.name != "upload" {
+			if onlyUpload && !strings.HasSuffix(w.name, "upload") {
 				continue
 			}
 			err := w.do(ctx)
@@ -207,7 +225,7 @@ func TestDiskFullRefusesWritesCleanly(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, w := range e.writes() {
-			if onlyUpload && w.name != "upload" {
+			if onlyUpload && !strings.HasSuffix(w.name, "upload") {
 				continue
 			}
 			if err := w.do(ctx); err != nil {

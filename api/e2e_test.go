@@ -276,7 +276,7 @@ func audiences() (brand, pub []row, want int) {
 	return brand, pub, want
 }
 
-const testRules = `{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["label"], "metrics": {"value": [0, 100]}}`
+const testRules = `{"purpose": "measurement", "min_upload_users": 1000, "dimensions": ["brand_co_label"], "metrics": {"brand_co_value": [0, 100]}}`
 
 // linkedPeople counts the people with rows in a match's linked tables.
 func (e *env) linkedPeople(matchID string) int64 {
@@ -652,6 +652,13 @@ func TestRulesNeedBothApprovals(t *testing.T) {
 		{`{"metrics": {"spend": [10, 1]}}`, "spend"},
 		{`{"epsilon_budjet": 3}`, "epsilon_budjet"},
 		{`{"queriers": ["p_nobody"]}`, "queriers"},
+		// A column no party has: nothing is uploaded yet, so either
+		// party's prefix.
+		{`{"dimensions": ["label"]}`, `dimension "label" is no column of the cohort`},
+		{`{"dimensions": ["label"]}`, `did you mean "brand_co_label" or "publisher_label"?`},
+		// JSON that does not parse, at its line and column of the body.
+		{"{\n  \"epsilon_budget\": 3,\n}", "rules: request body: line 3, column 1: invalid character '}'"},
+		{"{\"purpose\": \"measurement\",\n \"dimension\": []}", `rules: request body: line 2, column 2: unknown field "dimension"`},
 	} {
 		_, err := e.brand.admin.ChangeRules(ctx, e.collab, json.RawMessage(bad.rules))
 		if status(err) != 400 || !strings.Contains(err.Error(), bad.want) {

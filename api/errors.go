@@ -33,7 +33,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	// A fatal error of the database's (a checkpoint on a full disk) is
 	// recovered from here too, whatever route met it.
-	s.db.Recover(err)
+	if store.Invalidated(err) {
+		s.opts.Logger.Error("the database met a fatal error", "method", c.Request().Method, "route", c.Path(), "err", err)
+		s.db.Recover(err)
+	}
 	e := classify(err)
 	if e.Code == wire.CodeInternal && s.diskFull() {
 		// Not every layer says ENOSPC (go-duckdb's Arrow scan says only

@@ -64,6 +64,46 @@ func TestAccessRequestDoesNotTellWhetherThePersonMatched(t *testing.T) {
 	}
 }
 
+// TestAccessRequestsListedToTheirPartner: a partner's keys read the
+// access requests it made, with what each found of its own data and the
+// asking key's label; the other partner reads none of them, and the
+// operator reads every partner's.
+func TestAccessRequestsListedToTheirPartner(t *testing.T) {
+	e := newQueryEnv(t)
+	ctx := context.Background()
+	for _, p := range blindedPoints(t, e.brand.key, inBoth, brandOnly, 999999) {
+		if _, err := e.brand.eng.AccessRequest(ctx, e.collab, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	me, _ := e.brand.eng.Me(ctx)
+	for _, c := range []*client.Client{e.brand.eng, e.brand.admin, e.brand.audit} {
+		l, err := c.AccessRequests(ctx, e.collab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(l.AccessRequests) != 3 {
+			t.Fatalf("the brand reads %d access requests, want its 3", len(l.AccessRequests))
+		}
+		newest, oldest := l.AccessRequests[0], l.AccessRequests[2]
+		if newest.Rows != 0 || oldest.Rows != 1 || oldest.TableRows["audience"] != 1 || newest.KeyID != me.KeyID || newest.KeyLabel != me.Label ||
+			newest.PartnerID != e.brand.id || newest.AuditSeq <= oldest.AuditSeq {
+			t.Errorf("the brand's access requests read %+v", l.AccessRequests)
+		}
+	}
+	for _, c := range []*client.Client{e.pub.eng, e.pub.admin, e.pub.audit} {
+		if l, err := c.AccessRequests(ctx, e.collab); err != nil || len(l.AccessRequests) != 0 {
+			t.Errorf("the publisher reads %+v, %v; want none of the brand's", l, err)
+		}
+	}
+	if _, err := e.brand.analyst.AccessRequests(ctx, e.collab); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("an analyst reads the access requests: %v", err)
+	}
+	if l, err := e.op.AccessRequests(ctx, e.collab); err != nil || len(l.AccessRequests) != 3 {
+		t.Errorf("the operator reads %+v, %v; want all 3", l, err)
+	}
+}
+
 func TestDeletionReceiptsSayNothingOfTheCohort(t *testing.T) {
 	e := newQueryEnv(t)
 	cp := "/v1/collaborations/" + e.collab

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/csv"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,6 +29,16 @@ func (s *Server) runQuery(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Checked before the question runs, as the format is: a typo must not
+	// cost an answer's epsilon.
+	comments := true
+	switch v := c.QueryParam("comments"); v {
+	case "", "true":
+	case "false":
+		comments = false
+	default:
+		return errs.New(errs.Invalid, "comments: want true or false, got %q", v)
+	}
 	var req wire.Request
 	if err := decodeJSON(c, &req, maxJSONBody, false); err != nil {
 		return err
@@ -36,11 +47,15 @@ func (s *Server) runQuery(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	meta := answerMeta(collabOf(c), ans, s.now())
 	switch f {
 	case "csv":
-		return writeCSV(c, ans)
+		if !comments {
+			meta = nil
+		}
+		return writeCSV(c, ans, meta)
 	case "arrow":
-		return writeArrow(c, ans)
+		return writeArrow(c, ans, meta)
 	}
 	return c.JSON(http.StatusOK, ans)
 }
@@ -106,10 +121,58 @@ func setAnswerHeaders(c echo.Context, a wire.Answer) {
 
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
 
-func writeCSV(c echo.Context, a wire.Answer) error {
+// answerMeta is what a saved answer states of itself, so that a file
+// keeps its privacy cost, its collaboration and its time wherever it
+// goes: CSV comment lines before the header, Arrow schema metadata.
+// answered_at is when this copy was sent, in whole seconds (a cached
+// answer was first released earlier, at no cost now).
+func answerMeta(co wire.Collaboration, a wire.Answer, at time.Time) [][2]string {
+	return [][2]string{
+		{"collaboration", co.Name},
+		{"collaboration_id", co.ID},
+		{"answered_at", at.UTC().Truncate(time.Second).Format(time.RFC3339)},
+		{"epsilon", fmtFloat(a.Epsilon)},
+		{"delta", fmtFloat(a.Delta)},
+		{"noise", a.Noise},
+		{"cached", strconv.FormatBool(a.Cached)},
+		{"budget_remaining", fmtFloat(a.BudgetRemaining)},
+		{"delta_remaining", fmtFloat(a.DeltaRemaining)},
+		{"collaboration_epsilon_spent", fmtFloat(a.CollaborationEpsilonSpent)},
+		{"collaboration_delta_spent", fmtFloat(a.CollaborationDeltaSpent)},
+		{"plan_hash", a.PlanHash},
+		{"cohort_version", a.CohortVersion},
+	}
+}
+
+// oneLine keeps a comment's value on its line: a collaboration's name is
+// an admin's text, and a line break in it would end the comment.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029 {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// writeCSV writes the answer, after meta as comment lines ("# epsilon:
+// 0.09"), which pandas skips (comment='#') and a spreadsheet shows as
+// text; comments=false leaves them out, for readers that take no
+// comments.
+func writeCSV(c echo.Context, a wire.Answer, meta [][2]string) error {
 	c.Response().Header().Set("Content-Type", mtCSV+"; charset=utf-8")
 	setAnswerHeaders(c, a)
 	c.Response().WriteHeader(http.StatusOK)
+	if len(meta) > 0 {
+		var b strings.Builder
+		b.WriteString("# cleanroom answer: a differentially private release; these lines state its privacy cost (skip lines starting with #)\n")
+		for _, kv := range meta {
+			fmt.Fprintf(&b, "# %s: %s\n", kv[0], oneLine(kv[1]))
+		}
+		if _, err := io.WriteString(c.Response(), b.String()); err != nil {
+			return err
+		}
+	}
 	w := csv.NewWriter(c.Response())
 	w.Write(flatColumns(a))
 	for i, row := range a.Rows {
@@ -163,8 +226,9 @@ func cell(v any) string {
 
 // writeArrow sends the answer as an Arrow IPC stream: dimensions as
 // strings (their text form), aggregates and bounds as float64; the
-// privacy cost travels in the schema metadata and headers.
-func writeArrow(c echo.Context, a wire.Answer) error {
+// privacy cost, collaboration and time travel in the schema metadata
+// (answerMeta) and the cost in headers.
+func writeArrow(c echo.Context, a wire.Answer, meta [][2]string) error {
 	var fields []arrow.Field
 	for _, name := range flatColumns(a) {
 		fields = append(fields, arrow.Field{Name: name, Type: arrow.PrimitiveTypes.Float64, Nullable: true})
@@ -178,10 +242,11 @@ func writeArrow(c echo.Context, a wire.Answer) error {
 			k += 3
 		}
 	}
-	md := arrow.NewMetadata(
-		[]string{"epsilon", "delta", "budget_remaining", "delta_remaining", "collaboration_epsilon_spent", "collaboration_delta_spent", "cached", "plan_hash"},
-		[]string{fmtFloat(a.Epsilon), fmtFloat(a.Delta), fmtFloat(a.BudgetRemaining), fmtFloat(a.DeltaRemaining),
-			fmtFloat(a.CollaborationEpsilonSpent), fmtFloat(a.CollaborationDeltaSpent), strconv.FormatBool(a.Cached), a.PlanHash})
+	keys, vals := make([]string, len(meta)), make([]string, len(meta))
+	for i, kv := range meta {
+		keys[i], vals[i] = kv[0], kv[1]
+	}
+	md := arrow.NewMetadata(keys, vals)
 	schema := arrow.NewSchema(fields, &md)
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()

@@ -122,7 +122,7 @@ func (s *Server) routes() []route {
 			allow: []role{roleOperator}, handler: s.backup,
 			params: []param{{"keys", "Include the audit signing key (restore then keeps the server's identity: its public key and the heads it signed).", openapi3.NewBoolSchema()}},
 			out:    ok(http.StatusOK, "The backup, as a tar stream.", body{types: []string{mtTar}}),
-			codes:  []wire.ErrorCode{wire.CodeInvalid, wire.CodeUnavailable, wire.CodeInsufficientStorage}},
+			codes:  []wire.ErrorCode{wire.CodeInvalid, wire.CodeConflict, wire.CodeUnavailable, wire.CodeInsufficientStorage}},
 		{method: "GET", path: "/openapi.json", id: "getOpenAPI", tag: "operations", summary: "This document",
 			doc:     "The API's contract, made from the same route table and Go types (package wire) the server runs.",
 			handler: s.openAPI, out: ok(http.StatusOK, "An OpenAPI 3.1 document.", jsonReply(openAPIDocumentSchema))},
@@ -287,6 +287,11 @@ func (s *Server) routes() []route {
 			doc:   "Given one identifier blinded with the caller's key: the caller's own rows, consent and opt-out for it. Never whether the person matched.",
 			allow: []role{roleEngineer, roleAdmin}, scope: scopeCollab, handler: s.accessRequest, in: jsonBody(wire.AccessRequest{}),
 			out: ok(http.StatusOK, "What is held.", jsonReply(wire.Access{}))},
+		{method: "GET", path: "/v1/collaborations/:cid/access-requests", id: "listAccessRequests", tag: "transparency", summary: "The partner's own access requests",
+			doc: "The access requests the caller's partner's keys made in the collaboration (every partner's for the operator), newest first, at most 1,000: " +
+				"when, by which key, and how many of the partner's own rows the person had, by table, and whether they had opted out. Never the person, nor whether they matched.",
+			allow: []role{roleEngineer, roleAdmin, roleAuditor, roleOperator}, scope: scopeCollab, handler: s.listAccessRequests,
+			out: ok(http.StatusOK, "The access requests.", jsonReply(wire.AccessRequestList{}))},
 		{method: "GET", path: "/v1/collaborations/:cid/report", id: "getReport", tag: "transparency", summary: "Transparency report",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.report,
 			out: ok(http.StatusOK, "The report.", jsonReply(wire.Report{}))},
@@ -312,14 +317,17 @@ func (s *Server) routes() []route {
 		// Queries and budgets.
 		{method: "POST", path: "/v1/collaborations/:cid/queries", id: "runQuery", tag: "queries", summary: "Ask an aggregate question",
 			doc: "SQL in the subset " + strings.ReplaceAll(wire.QuerySubset, "\n", " ") + "; " +
-				"the answer is differentially private and charged to the partner's budget. JSON by default; CSV or Arrow by Accept or ?format=.",
+				"the answer is differentially private and charged to the partner's budget. JSON by default; CSV or Arrow by Accept or ?format=, " +
+				"each stating its collaboration, time (answered_at), epsilon, delta, noise and budgets: CSV in # comment lines before the header, Arrow in its schema metadata.",
 			allow: []role{roleAnalyst}, scope: scopeCollab, handler: s.runQuery, in: jsonBody(wire.Request{}),
-			params: []param{{"format", "The answer's format; overrides Accept.", str().WithEnum("json", "csv", "arrow")}},
+			params: []param{{"format", "The answer's format; overrides Accept.", str().WithEnum("json", "csv", "arrow")},
+				{"comments", "CSV: false leaves out the comment lines (# epsilon: 0.09) before the header that state the collaboration, the time and the privacy cost; " +
+					"Arrow carries them as schema metadata.", openapi3.NewBoolSchema()}},
 			out: []reply{{status: http.StatusOK, doc: "The released answer.", headers: answerHeaders, body: body{
 				types: []string{mtJSON, mtCSV, mtArrow}, schema: wire.Answer{}}}},
 			codes: []wire.ErrorCode{wire.CodeSyntax, wire.CodeUnsupported, wire.CodeLimit, wire.CodeEpsilonNotAllowed, wire.CodeNotReleasable,
 				wire.CodeNotAllowed, wire.CodeHiddenColumn, wire.CodeNotAQuerier, wire.CodeNoCohort, wire.CodeCohortTooSmall, wire.CodeRulesInvalid,
-				wire.CodeConflict, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted, wire.CodeTooManyQueries, wire.CodeExposureCapExceeded}},
+				wire.CodeConflict, wire.CodeNotStored, wire.CodeBudgetExhausted, wire.CodeDeltaBudgetExhausted, wire.CodeTooManyQueries, wire.CodeExposureCapExceeded}},
 		{method: "POST", path: "/v1/collaborations/:cid/queries/preview", id: "previewQuery", tag: "queries", summary: "What a question would spend",
 			doc: "The epsilon and delta asking the question would spend, each aggregate's expected 95% interval half-width, the budgets left, " +
 				"and, when asking would be refused, the refusal. Worked out from the question, the rules and the budgets, never the data; spends nothing, logs nothing.",
@@ -332,6 +340,12 @@ func (s *Server) routes() []route {
 			params: []param{{"limit", "At most this many queries (default 100).", openapi3.NewIntegerSchema().WithMin(1).WithMax(1000)}},
 			out:    ok(http.StatusOK, "The queries.", jsonReply(wire.QueryHistory{})),
 			codes:  []wire.ErrorCode{wire.CodeInvalid}},
+		{method: "GET", path: "/v1/collaborations/:cid/schema", id: "getSchema", tag: "queries", summary: "The tables and columns questions may name",
+			doc: "Each party's tables (uploaded, or declared by the rules), each column as queries name it (behind its party's prefix) with its type as uploaded, " +
+				"its role (dimension, time or metric, with a metric's per-person bounds; none when the rules allow no use) and whether a cohort is current, so questions can run. " +
+				"Names and types only, as GET .../audiences and the rules already tell every member.",
+			allow: memberOrOperator, scope: scopeCollab, handler: s.schema,
+			out: ok(http.StatusOK, "The schema.", jsonReply(wire.Schema{}))},
 		{method: "GET", path: "/v1/collaborations/:cid/budget", id: "getBudget", tag: "queries", summary: "Privacy budget spent and remaining",
 			doc:   "Each partner's budgets (an engineer's or analyst's key sees its own partner's), and the collaboration's total spend.",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.budget,

@@ -1,10 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -120,6 +121,7 @@ type Server struct {
 	m         *metrics
 	table     []route
 	spec      []byte // the OpenAPI document, built from table
+	backupMu  sync.Mutex
 }
 
 // Run serves cfg until ctx ends, then shuts down gracefully (see Serve)
@@ -232,6 +234,7 @@ func newServer(db *store.DB, cfg Config, signer ed25519.PrivateKey, stub func(r 
 	s := &Server{db: db, cohorts: co, deletions: &deletion.Service{DB: db, Cohorts: co, Signer: signer, Now: cfg.Clock}, partners: &partners.Service{Now: cfg.Clock}, queries: &query.Service{DB: db, Cohorts: co, Now: cfg.Clock, Logger: cfg.Logger}, reports: &report.Service{DB: db, Cohorts: co},
 		opts: options{Config: cfg, Signer: signer}, e: echo.New(), m: newMetrics()}
 	s.m.countRefusalsNotLogged(s.queries)
+	s.m.watchStorage(db, cfg.MinFreeBytes)
 	s.e.HideBanner, s.e.HidePort = true, true
 	s.e.HTTPErrorHandler = s.errorHandler
 	s.e.Use(s.accessLog)
@@ -401,25 +404,42 @@ const (
 // fields, anything after the value, and more than limit bytes (413). An
 // empty body is an error unless optional.
 func decodeJSON(c echo.Context, v any, limit int64, optional bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			if optional {
-				return nil
-			}
-			return errs.New(errs.Invalid, "the request body is empty; send a JSON object")
+	_, err := decodeJSONBody(c, v, limit, optional)
+	return err
+}
+
+// decodeJSONBody is decodeJSON, answering the body too: a field decoded
+// later (rules) places its errors in it. Errors say where by line and
+// column (wire.JSONError), as an editor shows the body.
+func decodeJSONBody(c echo.Context, v any, limit int64, optional bool) ([]byte, error) {
+	b, err := readBody(c, limit)
+	if err != nil || len(b) == 0 {
+		if err == nil && !optional {
+			err = errs.New(errs.Invalid, "the request body is empty; send a JSON object")
 		}
-		return errs.New(errs.Invalid, "request body: %w", err)
+		return b, err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if err := wire.DecodeJSON(b, v); err != nil {
+		return nil, errs.New(errs.Invalid, "request body: %w", err)
+	}
+	return b, nil
+}
+
+// readBody reads the request body, up to limit bytes (413 beyond); a
+// body of white space only is none.
+func readBody(c echo.Context, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return mbe
+			return nil, mbe
 		}
-		return errs.New(errs.Invalid, "request body: data after the JSON value")
+		return nil, errs.New(errs.Invalid, "request body: %v", err)
 	}
-	return nil
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	return b, nil
 }
 
 func (s *Server) healthz(c echo.Context) error {

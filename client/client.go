@@ -84,10 +84,16 @@ var (
 	// ErrKeyMismatch: the key is not the one the partner's tables were
 	// blinded with; the message names both fingerprints.
 	ErrKeyMismatch = &Error{Code: wire.CodeKeyMismatch}
+	// ErrNotStored: a query asked with CachedOnly has no stored answer;
+	// nothing was spent.
+	ErrNotStored = &Error{Code: wire.CodeNotStored}
 	// ErrTooManyUploads: the partner's uploads in progress are at the
 	// server's bound; retry when one has finished.
 	ErrTooManyUploads = &Error{Code: wire.CodeTooManyUploads}
 	ErrUnavailable    = &Error{Code: wire.CodeUnavailable}
+	// ErrInsufficientStorage: the server's disk is full (or under its
+	// reserve); nothing changed, and retrying once space returns works (507).
+	ErrInsufficientStorage = &Error{Code: wire.CodeInsufficientStorage}
 	// ErrBudgetExhausted and ErrDeltaBudgetExhausted: the partner's
 	// epsilon or delta budget cannot cover the query (429).
 	ErrBudgetExhausted      = &Error{Code: wire.CodeBudgetExhausted}
@@ -239,6 +245,14 @@ func (c *Client) Audiences(ctx context.Context, collabID string) (wire.AudienceL
 	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/audiences", nil, &out)
 }
 
+// Schema lists each party's tables in a collaboration (uploaded, or
+// declared by the rules) with their columns as queries and rules name
+// them, their types and roles.
+func (c *Client) Schema(ctx context.Context, collabID string) (wire.Schema, error) {
+	var out wire.Schema
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/schema", nil, &out)
+}
+
 // Upload sends an audience as an Arrow IPC stream read from body.
 func (c *Client) Upload(ctx context.Context, collabID string, body io.Reader) (wire.Audience, error) {
 	return c.UploadRetained(ctx, collabID, body, 0)
@@ -362,6 +376,17 @@ func (c *Client) Ask(ctx context.Context, collabID string, req wire.Request, for
 	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format="+url.QueryEscape(format), bytes.NewReader(b), "application/json", out)
 }
 
+// AskCSV is Ask as CSV, written to out. comments false leaves out the
+// lines before the header that state the answer's collaboration, time
+// and privacy cost (# epsilon: 0.09), for readers that take no comments.
+func (c *Client) AskCSV(ctx context.Context, collabID string, req wire.Request, comments bool, out io.Writer) error {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/queries?format=csv&comments="+strconv.FormatBool(comments), bytes.NewReader(b), "application/json", out)
+}
+
 // Preview says what a question would spend and how precise its answer
 // would be, or why it would be refused; it spends nothing.
 func (c *Client) Preview(ctx context.Context, collabID, sqlText string, epsilon float64) (wire.Preview, error) {
@@ -415,6 +440,20 @@ func (c *Client) AccessRequest(ctx context.Context, collabID string, pid psi.Poi
 	var out json.RawMessage
 	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/access-requests",
 		wire.AccessRequest{PID: base64.StdEncoding.EncodeToString(pid[:])}, &out)
+}
+
+// Receipts lists the deletion receipts of the key's partner in a
+// collaboration (every partner's for the operator), each as signed.
+func (c *Client) Receipts(ctx context.Context, collabID string) (wire.ReceiptList, error) {
+	var out wire.ReceiptList
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/receipts", nil, &out)
+}
+
+// AccessRequests lists the access requests the key's partner made in a
+// collaboration (every partner's for the operator), newest first.
+func (c *Client) AccessRequests(ctx context.Context, collabID string) (wire.AccessRequestList, error) {
+	var out wire.AccessRequestList
+	return out, c.json(ctx, "GET", "/v1/collaborations/"+url.PathEscape(collabID)+"/access-requests", nil, &out)
 }
 
 // Report returns a collaboration's transparency report.

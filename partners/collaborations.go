@@ -37,7 +37,7 @@ func (s *Service) Propose(ctx context.Context, tx *sql.Tx, actor Principal, name
 	if _, err := GetPartner(ctx, tx, otherPartner); err != nil {
 		return wire.Collaboration{}, invalidf("partner %q does not exist", otherPartner)
 	}
-	if err := checkRules(ctx, tx, &rules, actor.PartnerID, otherPartner); err != nil {
+	if err := checkRules(ctx, tx, &rules, wire.Collaboration{Proposer: actor.PartnerID, Partner: otherPartner}); err != nil {
 		return wire.Collaboration{}, err
 	}
 	name = strings.TrimSpace(name)

@@ -19,15 +19,17 @@ import (
 func ParseRules(b []byte) (wire.Rules, error) {
 	r, err := wire.ParseRules(b)
 	if err != nil {
-		return r, errs.New(errs.InvalidRules, "%v", err)
+		return r, errs.New(errs.InvalidRules, "%w", err) // a *wire.JSONError stays reachable, to be placed in a body
 	}
 	return r, nil
 }
 
-// checkRules checks rules proposed for a collaboration between partners
-// a (the proposer) and b, including the names analysts will give the
-// columns its tables declare.
-func checkRules(ctx context.Context, q store.Querier, r *wire.Rules, a, b string) error {
+// checkRules checks rules proposed for collaboration c (between
+// c.Proposer and c.Partner; no ID yet when it is being proposed),
+// including the names analysts will give the columns its tables declare
+// and that every column the rules name is one a party has.
+func checkRules(ctx context.Context, q store.Querier, r *wire.Rules, c wire.Collaboration) error {
+	a, b := c.Proposer, c.Partner
 	if err := r.Validate(); err != nil {
 		return errs.New(errs.InvalidRules, "%v", err)
 	}
@@ -45,7 +47,7 @@ func checkRules(ctx context.Context, q store.Querier, r *wire.Rules, a, b string
 			return errs.New(errs.InvalidRules, "rules: queriers: %q is not a partner of this collaboration", q)
 		}
 	}
-	return nil
+	return checkColumnNames(ctx, q, r, c)
 }
 
 // memberOf loads collaboration id for actor, who must be one of its
@@ -132,7 +134,7 @@ func (s *Service) ChangeRules(ctx context.Context, tx *sql.Tx, actor Principal, 
 	if err != nil {
 		return c, err
 	}
-	if err := checkRules(ctx, tx, &rules, c.Proposer, c.Partner); err != nil {
+	if err := checkRules(ctx, tx, &rules, c); err != nil {
 		return c, err
 	}
 	c.Rules, c.RulesVersion, c.ApprovedBy, c.State, c.UpdatedAt = rules, c.RulesVersion+1, []string{actor.PartnerID}, wire.StateProposed, s.now()

@@ -479,6 +479,12 @@ func (s *Service) run(ctx context.Context, actor partners.Principal, c wire.Coll
 		}
 		return out, nil
 	}
+	if req.CachedOnly {
+		// Not a refusal of the question (nothing is logged): the stored
+		// answer asked for is not there, which the request and the cohort's
+		// version alone decide.
+		return wire.Answer{}, errs.New(errs.NotStored, "no stored answer of this question at epsilon %v on the current cohort: it was never answered, or the cohort has changed since (a deletion or a new match); ask without cached_only to answer it anew, charged", eps)
+	}
 	if err := s.affordable(ctx, c, p); err != nil {
 		return wire.Answer{}, err
 	}

@@ -58,6 +58,10 @@ const (
 	// CodeReplaceRequired (409): an upload names a table the partner
 	// already has; send replace=true (upload --replace) to replace it.
 	CodeReplaceRequired ErrorCode = "replace_required"
+	// CodeNotStored (409): a query asked with cached_only has no stored
+	// answer (never answered at that epsilon, or the cohort changed
+	// since); nothing was spent.
+	CodeNotStored ErrorCode = "not_stored"
 	// CodeKeyMismatch (409): a match half or an upload comes with another
 	// blinding key (by its fingerprint) than the partner's tables; the
 	// message names both fingerprints.
@@ -129,7 +133,7 @@ const (
 // ErrorCodes lists every code, in the order above.
 var ErrorCodes = []ErrorCode{
 	CodeInvalid, CodeInvalidRules, CodeUnauthorized, CodeForbidden, CodeNotFound, CodeMethodNotAllowed,
-	CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeReplaceRequired, CodeKeyMismatch, CodeTooLarge, CodeTooManyUploads,
+	CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeReplaceRequired, CodeKeyMismatch, CodeNotStored, CodeTooLarge, CodeTooManyUploads,
 	CodeUnsupportedMediaType, CodeInternal, CodeUnavailable, CodeInsufficientStorage,
 	CodeSyntax, CodeUnsupported, CodeLimit, CodeEpsilonNotAllowed, CodeNotReleasable,
 	CodeNotAllowed, CodeHiddenColumn, CodeNotAQuerier, CodeNoCohort, CodeCohortTooSmall,
@@ -151,7 +155,7 @@ func (c ErrorCode) Status() int {
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeReplaceRequired, CodeKeyMismatch, CodeNoCohort, CodeCohortTooSmall, CodeRulesInvalid:
+	case CodeConflict, CodeStaleMatch, CodeAwaitingUpload, CodeLastAdminKey, CodeReplaceRequired, CodeKeyMismatch, CodeNotStored, CodeNoCohort, CodeCohortTooSmall, CodeRulesInvalid:
 		return http.StatusConflict
 	case CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -5,16 +5,16 @@ import (
 	"testing"
 )
 
-// TestExampleRulesParse: the example rules in docs/examples parse, and
+// TestExampleRulesParse: the measurement example in examples/ parses, and
 // declare what the docs say they do.
 func TestExampleRulesParse(t *testing.T) {
-	b, err := os.ReadFile("../docs/examples/rules-events.json")
+	b, err := os.ReadFile("../examples/measurement/rules.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := ParseRules(b)
 	if err != nil {
-		t.Fatalf("docs/examples/rules-events.json: %v", err)
+		t.Fatalf("examples/measurement/rules.json: %v", err)
 	}
 	want := map[string][]string{
 		PartyProposer: {"customers", "purchases"},

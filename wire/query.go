@@ -13,6 +13,11 @@ type Request struct {
 	// Epsilon is the budget this query may spend; 0 means the rule
 	// default_query_epsilon (Rules.QueryEpsilon).
 	Epsilon float64 `json:"epsilon" schema:"optional"`
+	// CachedOnly asks for the stored answer alone: the same question at
+	// the same epsilon on the current cohort, free. Without one it is
+	// not_stored (409), which spends and logs nothing, never a new
+	// answer, so reopening a past answer cannot charge.
+	CachedOnly bool `json:"cached_only,omitempty"`
 }
 
 // Preview answers POST .../queries/preview: what a question would spend

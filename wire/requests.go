@@ -1,6 +1,9 @@
 package wire
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // The bodies the API reads and the envelopes it answers with, beyond the
 // resources themselves. The server decodes each request body into one of
@@ -103,6 +106,32 @@ type AudienceList struct {
 // audit.Receipt, as stored and signed.
 type ReceiptList struct {
 	Receipts []json.RawMessage `json:"receipts" schema:"ref=Receipt"`
+}
+
+// AccessRequestList answers GET .../access-requests: the access requests
+// the caller's partner's keys made in the collaboration (every partner's
+// for the operator), newest first.
+type AccessRequestList struct {
+	AccessRequests []AccessRequestRecord `json:"access_requests"`
+}
+
+// AccessRequestRecord is one access request as the audit log records it:
+// when, by which key, and what it found of the asking partner's own data.
+// Never the person asked about, nor anything of the other partner's data.
+type AccessRequestRecord struct {
+	// AuditSeq is the log entry that records it.
+	AuditSeq  int64     `json:"audit_seq"`
+	At        time.Time `json:"at"`
+	PartnerID string    `json:"partner_id"`
+	KeyID     string    `json:"key_id"`
+	// KeyLabel is the asking key's label, as its partner's admin named it.
+	KeyLabel string `json:"key_label"`
+	// Rows is how many of the partner's rows the person had, in all its
+	// tables; TableRows splits them by table name.
+	Rows      int64            `json:"rows"`
+	TableRows map[string]int64 `json:"table_rows"`
+	// OptedOut: the person had opted out of the partner's data.
+	OptedOut bool `json:"opted_out"`
 }
 
 // Health answers GET /healthz and /readyz.

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"math"
@@ -247,9 +246,8 @@ func ParseRules(b []byte) (Rules, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return r, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	// A *JSONError says where, in lines and columns.
+	if err := DecodeJSON(b, &r); err != nil {
 		return r, fmt.Errorf("rules: %w", err)
 	}
 	return r, r.Validate()

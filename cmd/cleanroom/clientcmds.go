@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -535,6 +536,7 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			noteUnresolved(cmd, cl, co)
 			return pf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
@@ -542,7 +544,7 @@ func newCollabCmd() *cobra.Command {
 	pf.flags(propose)
 	propose.Flags().StringVar(&name, "name", "", "collaboration name")
 	propose.Flags().StringVar(&partner, "partner", "", "the other partner's ID or name")
-	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults)")
+	propose.Flags().StringVar(&rulesFile, "rules", "", "rules JSON file (fields left out take the defaults; examples/ in the source has one per common collaboration)")
 	// approve and reject: the partner asked answers the current rules.
 	decision := func(use, short string, call func(*client.Client, context.Context, string, int) (wire.Collaboration, error)) *cobra.Command {
 		var dc conn
@@ -589,6 +591,7 @@ func newCollabCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			noteUnresolved(cmd, cl, co)
 			return rf.print(cmd, co, func(w io.Writer) { collabTable(w, co) })
 		},
 	}
@@ -637,6 +640,31 @@ func newCollabCmd() *cobra.Command {
 	return cmd
 }
 
+// noteUnresolved says on stderr which names co's rules give that are no
+// column of its tables yet: the server accepted them because their party
+// has uploaded nothing, so that party's upload decides. A failure to ask
+// says nothing: the rules were stored.
+func noteUnresolved(cmd *cobra.Command, cl *client.Client, co wire.Collaboration) {
+	sc, err := cl.Schema(cmd.Context(), co.ID)
+	if err != nil {
+		return
+	}
+	has := map[string]bool{}
+	for _, t := range sc.Tables {
+		for _, c := range t.Columns {
+			has[c.Name] = true
+		}
+	}
+	names := slices.Concat(co.Rules.Dimensions, slices.Sorted(maps.Keys(co.Rules.Metrics)), slices.Sorted(maps.Keys(co.Rules.PublicGroups)))
+	seen := map[string]bool{}
+	for _, name := range names {
+		if !has[name] && !seen[name] {
+			seen[name] = true
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is no column yet: its party has uploaded nothing, so its upload must bring it\n", printable(name))
+		}
+	}
+}
+
 func readRules(path string) (json.RawMessage, error) {
 	if path == "" {
 		return nil, nil
@@ -645,8 +673,15 @@ func readRules(path string) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !json.Valid(b) {
-		return nil, fmt.Errorf("%s is not valid JSON", path)
+	// Decoded here first, so that a mistake is named in the file's own
+	// terms (FILE:line:column, as editors and compilers say it); the
+	// server checks what the rules mean.
+	r := wire.DefaultRules()
+	var je *wire.JSONError
+	if err := wire.DecodeJSON(b, &r); errors.As(err, &je) {
+		return nil, fmt.Errorf("%s:%d:%d: %s", path, je.Line, je.Column, je.What)
+	} else if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, nil
 }

@@ -46,7 +46,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       versionString(),
 	}
-	root.AddCommand(newServeCmd(), newKeygenCmd(), newPartnersCmd(), newKeysCmd(), newCollabCmd(), newUploadCmd(), newMatchCmd(), newQueryCmd(), newBudgetCmd(), newAuditCmd(), newDeleteCmd(), newOptOutCmd(), newAccessRequestCmd(), newReceiptCmd(), newReportCmd(), newTablesCmd(), newPrivacyReportCmd(), newBenchCmd(), newDemoCmd(), newBackupCmd(), newRestoreCmd())
+	root.AddCommand(newServeCmd(), newKeygenCmd(), newPartnersCmd(), newKeysCmd(), newCollabCmd(), newUploadCmd(), newMatchCmd(), newQueryCmd(), newBudgetCmd(), newAuditCmd(), newDeleteCmd(), newOptOutCmd(), newAccessRequestCmd(), newAccessRequestsCmd(), newReceiptCmd(), newReportCmd(), newTablesCmd(), newPrivacyReportCmd(), newBenchCmd(), newDemoCmd(), newBackupCmd(), newRestoreCmd())
 	return root
 }
 

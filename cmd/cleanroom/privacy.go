@@ -225,7 +225,7 @@ func newAccessRequestCmd() *cobra.Command {
 }
 
 func newReceiptCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "receipt", Short: "Check deletion receipts"}
+	cmd := &cobra.Command{Use: "receipt", Short: "List, get and verify deletion receipts"}
 	var key, logFile string
 	verify := &cobra.Command{
 		Use:   "verify --pubkey KEY RECEIPT.json [--log EXPORT.ndjson]",
@@ -273,6 +273,6 @@ func newReceiptCmd() *cobra.Command {
 	}
 	verify.Flags().StringVar(&key, "pubkey", "", "the server's audit public key, or a file holding it")
 	verify.Flags().StringVar(&logFile, "log", "", "an audit export (cleanroom audit export) to find the receipt in")
-	cmd.AddCommand(verify)
+	cmd.AddCommand(verify, newReceiptListCmd(), newReceiptGetCmd())
 	return cmd
 }

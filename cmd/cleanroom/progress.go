@@ -27,7 +27,9 @@ const (
 // is known, and a line while the server commits. On a terminal it is a
 // bar redrawn in place. Anywhere else (a CI log, a pipe to tee) each
 // redraw would be a line, so it prints a plain line every
-// plainProgressEvery and one at the end instead.
+// plainProgressEvery and one at the end instead. Ours, not
+// schollz/progressbar: see docs/design.md (its first rate reading is
+// computed from a near-zero elapsed time).
 type rowProgress struct {
 	mu    sync.Mutex
 	w     io.Writer

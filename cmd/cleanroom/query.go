@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -21,6 +23,7 @@ func newQueryCmd() *cobra.Command {
 	var collab, format, template string
 	var params []string
 	var eps float64
+	var noComments bool
 	cmd := &cobra.Command{
 		Use:   `query --collab COLLAB [--epsilon E] "SELECT ..." | --template NAME [--param NAME=VALUE ...]`,
 		Short: "Ask an aggregate question of the cohort; answers are noisy, with 95% intervals",
@@ -31,6 +34,11 @@ privacy budget (default: the rule default_query_epsilon; at least
 min_query_epsilon; a whole number of millionths), and a GROUP BY or
 Gaussian noise also spends the rule delta from the delta budget; asking
 the same question again returns the stored answer at no cost.
+
+--format csv writes the answer after lines of comments that state its
+collaboration, time, epsilon, delta and noise (# epsilon: 0.09; pandas
+reads it with comment='#'); --no-comments leaves them out. --format
+arrow carries them as schema metadata.
 
 --template runs a named question of the rules (or a built-in: overlap,
 reach_frequency, conversion_lift, sales_after_exposure) with --param
@@ -62,7 +70,7 @@ meets every check a written one does.`,
 			case "table", "json":
 				var a wire.Answer
 				if err := cl.Ask(cmd.Context(), collab, req, "json", &a); err != nil {
-					return err
+					return placeSQL(req.SQL, err)
 				}
 				if format == "json" {
 					return printOut(cmd, a)
@@ -77,13 +85,13 @@ meets every check a written one does.`,
 				if outIsTTY(cmd.OutOrStdout()) {
 					return errors.New("query: --format arrow writes a binary stream, not for a terminal: redirect the output to a file or pipe it")
 				}
-				return cl.Ask(cmd.Context(), collab, req, format, cmd.OutOrStdout())
+				return placeSQL(req.SQL, cl.Ask(cmd.Context(), collab, req, format, cmd.OutOrStdout()))
 			case "csv":
 				// The bytes the server sent, except on a terminal, where the
 				// other party's values show their control characters escaped.
 				w, flush := toTerminal(cmd.OutOrStdout())
-				if err := cl.Ask(cmd.Context(), collab, req, format, w); err != nil {
-					return err
+				if err := cl.AskCSV(cmd.Context(), collab, req, !noComments, w); err != nil {
+					return placeSQL(req.SQL, err)
 				}
 				return flush()
 			}
@@ -96,6 +104,7 @@ meets every check a written one does.`,
 	// the amount both partners agreed on, never the most a query may.
 	cmd.Flags().Float64Var(&eps, "epsilon", 0, "privacy budget to spend (default: the rules' default_query_epsilon)")
 	cmd.Flags().StringVar(&format, "format", "table", "table, json, csv or arrow")
+	cmd.Flags().BoolVar(&noComments, "no-comments", false, "csv: leave out the # lines before the header that state the collaboration, time, epsilon and noise")
 	cmd.Flags().StringVar(&template, "template", "", "run the rules' (or a built-in) template of this name instead of SQL")
 	cmd.Flags().StringArrayVar(&params, "param", nil, "a template parameter, NAME=VALUE (repeatable)")
 	return cmd
@@ -208,4 +217,25 @@ func printBudget(ctx context.Context, cl *client.Client, collab string, out io.W
 	}
 	_, err = fmt.Fprintf(out, "collaboration total (both partners, matches included): epsilon %g, delta %g\n", b.CollaborationEpsilonSpent, b.CollaborationDeltaSpent)
 	return err
+}
+
+// placeSQL says where in the SQL a refusal for its text lies as a person
+// counts, "at line 2, column 19", instead of the API's byte offset ("at
+// position 40"), which the message would otherwise state.
+func placeSQL(sql string, err error) error {
+	var e *client.Error
+	if err == nil || sql == "" || !errors.As(err, &e) || e.Position < 0 || e.Position > len(sql) {
+		return err
+	}
+	before := sql[:e.Position]
+	line := 1 + strings.Count(before, "\n")
+	col := 1 + utf8.RuneCountInString(before[strings.LastIndexByte(before, '\n')+1:])
+	placed := *e
+	at := fmt.Sprintf(" at line %d, column %d", line, col)
+	if m := " at position " + strconv.Itoa(e.Position); strings.Contains(e.Message, m) {
+		placed.Message = strings.Replace(e.Message, m, at, 1)
+	} else {
+		placed.Message = e.Message + at
+	}
+	return &placed
 }

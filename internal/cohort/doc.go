@@ -50,6 +50,7 @@
 //	tables.go   table names, and the start-up cleanup
 //	forget.go   what a deletion drops or deletes, and one person's rows
 //	report.go   the consent mix of an audience, for the transparency report
+//	schema.go   the tables and columns analysts may name, with types and roles
 //
 // doc_test.go keeps this list and the package's files the same.
 package cohort

@@ -35,7 +35,7 @@ type fixture struct {
 	key [2]*psi.Key
 }
 
-const fixtureRules = `{"purpose": "measurement", "min_upload_users": 20, "min_cohort_users": 1, "dimensions": ["label"], "metrics": {"value": [0, 100]}}`
+const fixtureRules = `{"purpose": "measurement", "min_upload_users": 20, "min_cohort_users": 1, "dimensions": ["brand_label"], "metrics": {"brand_value": [0, 100]}}`
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()

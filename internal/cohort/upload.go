@@ -393,6 +393,10 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // classify turns a stream error into ErrTooLarge (the body limit, wrapped
 // through the Arrow readers) or errs.Invalid.
 func classify(err error) error {
+	if errs.DiskFull(err) {
+		// Not the body's fault, and the cause names the server's files.
+		return errs.New(errs.InsufficientStorage, "%s", errs.DiskFullMessage)
+	}
 	if errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("%w: %v", ErrTooLarge, err)
 	}

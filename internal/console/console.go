@@ -34,6 +34,19 @@ const Prefix = "/console/"
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
+// RulesDefaults is the file, under Prefix, of the rules a collaboration
+// gets for every field its rules leave out (wire.DefaultRules): the rules
+// form starts from them, so that it never keeps a copy that could drift.
+const RulesDefaults = "rules-defaults.json"
+
+var rulesDefaults = func() []byte {
+	b, err := json.Marshal(wire.DefaultRules())
+	if err != nil {
+		panic(err) // plain values: cannot fail
+	}
+	return b
+}()
+
 // Handler serves the console under Prefix: the assets, and index.html
 // for any other path under it (the console's views are client-side
 // routes).
@@ -64,6 +77,12 @@ func Handler() http.Handler {
 			return
 		}
 		name := strings.TrimPrefix(path.Clean("/"+strings.TrimPrefix(r.URL.Path, Prefix)), "/")
+		if name == RulesDefaults {
+			h.Set("Cache-Control", "no-cache")
+			h.Set("Content-Type", "application/json")
+			w.Write(rulesDefaults)
+			return
+		}
 		if _, ok := etags[name]; !ok {
 			if path.Ext(name) != "" {
 				// A missing file, not a view: index.html in its place

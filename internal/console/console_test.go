@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +47,7 @@ func TestHandler(t *testing.T) {
 		{"GET", "/console/vendor/echarts-6.0.0/echarts.min.js", 200, "text/javascript", "Apache"},
 		{"GET", "/console/vendor/echarts-6.0.0/LICENSE", 200, "", "Apache License"},
 		{"GET", "/console/js/missing.js", 404, "text/plain", "no such file"},
+		{"GET", "/console/rules-defaults.json", 200, "application/json", `"min_upload_users":1000`},
 		{"GET", "/console/js/../../../go.mod", 404, "", ""},
 		{"GET", "/console/../../etc/passwd", 200, "text/html", `id="app"`}, // only ever the console's own files
 		{"POST", "/console/", 405, "", "GET"},
@@ -74,6 +76,20 @@ func TestHandler(t *testing.T) {
 	}
 	if !strings.Contains(console.CSP, "script-src 'self';") || strings.Contains(console.CSP, "unsafe") {
 		t.Errorf("the CSP allows inline code: %s", console.CSP)
+	}
+}
+
+// TestRulesDefaults: the rules form starts from the server's own
+// defaults, every field of them.
+func TestRulesDefaults(t *testing.T) {
+	w := get(t, console.Handler(), "GET", "/console/"+console.RulesDefaults)
+	got, err := wire.ParseRules(w.Body.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(wire.DefaultRules())
+	if g, _ := json.Marshal(got); !bytes.Equal(g, want) || !bytes.Equal(w.Body.Bytes(), want) {
+		t.Errorf("served defaults %s, want %s", w.Body.Bytes(), want)
 	}
 }
 

@@ -3,6 +3,8 @@ package deletion
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
 
 	"github.com/cleanroom/cleanroom/audit"
 	"github.com/cleanroom/cleanroom/internal/auditlog"
@@ -59,4 +61,52 @@ func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c
 		return err
 	})
 	return out, err
+}
+
+// AccessRequests lists the access requests partnerID's keys made in the
+// collaboration (every partner's for "", the operator), newest first, at
+// most limit, from their audit entries' private parts: what a partner's
+// own request found of its own data, which only it (and the operator)
+// reads.
+func (s *Service) AccessRequests(ctx context.Context, collabID, partnerID string, limit int) ([]wire.AccessRequestRecord, error) {
+	rows, err := s.DB.SQL().QueryContext(ctx, `SELECT l.seq, l.at, l.partner_id, l.actor, coalesce(k.label, ''), CAST(l.private AS VARCHAR)
+		FROM audit_log l LEFT JOIN api_keys k ON k.id = l.actor AND k.partner_id = l.partner_id
+		WHERE l.collab_id = ? AND l.action = ? AND (? = '' OR l.partner_id = ?)
+		ORDER BY l.seq DESC LIMIT ?`, collabID, string(audit.AccessRequest), partnerID, partnerID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("deletion.AccessRequests: %w", err)
+	}
+	defer rows.Close()
+	out := []wire.AccessRequestRecord{}
+	for rows.Next() {
+		var r wire.AccessRequestRecord
+		var private sql.NullString
+		if err := rows.Scan(&r.AuditSeq, &r.At, &r.PartnerID, &r.KeyID, &r.KeyLabel, &private); err != nil {
+			return nil, fmt.Errorf("deletion.AccessRequests: %w", err)
+		}
+		r.At = r.At.UTC()
+		var p struct {
+			Rows      int64            `json:"rows"`
+			TableRows map[string]int64 `json:"table_rows"`
+			OptedOut  bool             `json:"opted_out"`
+		}
+		if private.Valid {
+			if err := json.Unmarshal([]byte(private.String), &p); err != nil {
+				return nil, fmt.Errorf("deletion.AccessRequests: entry %d: %w", r.AuditSeq, err)
+			}
+		}
+		r.TableRows, r.OptedOut = p.TableRows, p.OptedOut
+		if r.TableRows == nil {
+			r.TableRows = map[string]int64{}
+		}
+		// Entries before named tables counted the one table's rows only.
+		for _, n := range r.TableRows {
+			r.Rows += n
+		}
+		if len(r.TableRows) == 0 {
+			r.Rows = p.Rows
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
 }

@@ -94,6 +94,9 @@ var (
 	// KeyMismatch: a match half or an upload blinded with another key
 	// than the partner's tables.
 	KeyMismatch = kind(wire.CodeKeyMismatch, "key mismatch", Conflict)
+	// NotStored: a question asked for its stored answer only
+	// (cached_only) has none; nothing was spent.
+	NotStored = kind(wire.CodeNotStored, "not stored", Conflict)
 	// TooManyUploads: the partner's uploads in progress are at the
 	// server's bound; retrying later helps.
 	TooManyUploads = kind(wire.CodeTooManyUploads, "too many uploads", nil)
@@ -157,7 +160,7 @@ var (
 
 // Kinds lists every kind.
 var Kinds = []*Kind{
-	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, LastAdminKey, ReplaceRequired, KeyMismatch,
+	Invalid, InvalidRules, NotFound, Conflict, StaleMatch, AwaitingUpload, LastAdminKey, ReplaceRequired, KeyMismatch, NotStored,
 	Unauthorized, Forbidden, TooLarge, TooManyUploads, UnsupportedMedia, Unavailable, InsufficientStorage,
 	Syntax, Unsupported, Limit, EpsilonNotAllowed, NotReleasable, NotAllowed, HiddenColumn,
 	NotAQuerier, NoCohort, CohortTooSmall, RulesInvalid, BudgetExhausted, DeltaBudgetExhausted, TooManyQueries, ExposureCapExceeded,

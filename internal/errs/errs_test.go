@@ -60,6 +60,7 @@ func TestEveryKindMapsOnce(t *testing.T) {
 		LastAdminKey:         {wire.CodeLastAdminKey, http.StatusConflict},
 		ReplaceRequired:      {wire.CodeReplaceRequired, http.StatusConflict},
 		KeyMismatch:          {wire.CodeKeyMismatch, http.StatusConflict},
+		NotStored:            {wire.CodeNotStored, http.StatusConflict},
 		TooManyUploads:       {wire.CodeTooManyUploads, http.StatusTooManyRequests},
 		Unauthorized:         {wire.CodeUnauthorized, http.StatusUnauthorized},
 		Forbidden:            {wire.CodeForbidden, http.StatusForbidden},

@@ -48,19 +48,7 @@ func TestDiskFullCheckpointRecovers(t *testing.T) {
 		committed += 2000
 	}
 	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for buf := make([]byte, 4096); ; {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			break
-		}
-	}
-	f.Close()
+	fillUp(t, filler)
 	// A commit that cannot write the WAL fails alone.
 	err = db.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.Exec(`INSERT INTO t SELECT range, repeat('y', 100) FROM range(20000)`)
@@ -92,7 +80,13 @@ func TestDiskFullCheckpointRecovers(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("a write after the recovery: %v", err)
 	}
+	// Closed on a full disk, it leaves the WAL for the next start rather
+	// than checkpoint (and lose it).
+	fillUp(t, filler)
 	if err := db.Close(); err != nil {
+		t.Fatalf("closing on a full disk: %v", err)
+	}
+	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	db2, err := Open(ctx, mnt)
@@ -102,5 +96,23 @@ func TestDiskFullCheckpointRecovers(t *testing.T) {
 	defer db2.Close()
 	if err := db2.SQL().QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil || n != committed+1 {
 		t.Fatalf("after a restart %d rows (%v), want %d", n, err, committed+1)
+	}
+}
+
+// fillUp writes path until the file system is full.
+func fillUp(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for buf := make([]byte, 4096); ; {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"strings"
+	"time"
 )
 
 // Snapshot copies the whole database, as one transaction sees it, into a
@@ -38,7 +40,16 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 	}
 	// Detach whatever happens: an attached file stays open (and listed by
 	// duckdb_tables()) until then.
-	defer func() { _, _ = c.ExecContext(context.Background(), `DETACH `+QuoteIdent(alias)) }()
+	detached := false
+	detach := func() error {
+		if detached {
+			return nil
+		}
+		detached = true
+		_, err := c.ExecContext(context.Background(), `DETACH `+QuoteIdent(alias))
+		return err
+	}
+	defer detach()
 	// One explicit transaction: COPY FROM DATABASE runs a statement a
 	// table, and autocommitted they would each see another instant (a
 	// table dropped between them is then missing).
@@ -52,6 +63,27 @@ func (db *DB) Snapshot(ctx context.Context, path string) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	if err := detach(); err != nil {
+		return fmt.Errorf("store.Snapshot: %w", err)
+	}
+	// DETACH leaves the copy to close once nothing refers to it: then it
+	// checkpoints (on shutdown) and removes its WAL. Wait for that.
+	t0 := time.Now()
+	for {
+		st, err := os.Stat(path + ".wal")
+		if err != nil || st.Size() == 0 {
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The copy is one file: a WAL left beside it would hold rows the file
+	// does not.
+	if st, err := os.Stat(path + ".wal"); err == nil && st.Size() > 0 {
+		return fmt.Errorf("store.Snapshot: the copy kept a WAL of %d bytes", st.Size())
 	}
 	return nil
 }

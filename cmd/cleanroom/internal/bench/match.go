@@ -230,7 +230,7 @@ func runMatchOnce(ctx context.Context, o MatchOptions) (MatchResult, error) {
 		return res, err
 	}
 	op := client.New(url, strings.TrimSpace(string(opKey)))
-	rules := map[string]any{"purpose": "measurement", "dimensions": []string{"region"}}
+	rules := map[string]any{"purpose": "measurement", "dimensions": []string{"brand_region"}}
 	if shape == ShapeEvents {
 		var decl []wire.TableRule
 		for _, t := range eventTables(o.Purchases, o.Exposures) {

@@ -1,5 +1,6 @@
 // The console's shell: sign-in, the top bar, and hash routes
-// (#/collabs, #/collab/ID/workbench|collab|report, #/audit, #/privacy).
+// (#/collabs, #/collab/new, #/collab/ID/workbench|collab|report|rules,
+// #/audit, #/privacy, and each role's own: #/partners, #/keys, #/data).
 // Each view asks the API only what the signed-in role may ask (CR.can),
 // and shows nothing else.
 (function () {
@@ -74,7 +75,8 @@
     var nav = el('nav', { class: 'nav' },
       el('a', { href: '#/collabs', test: 'nav-collabs', text: 'Collaborations' }),
       CR.can('audit') ? el('a', { href: '#/audit', test: 'nav-audit', text: 'Audit log' }) : null,
-      CR.can('privacy') ? el('a', { href: '#/privacy', test: 'nav-privacy', text: 'Privacy report' }) : null);
+      CR.can('privacy') ? el('a', { href: '#/privacy', test: 'nav-privacy', text: 'Privacy report' }) : null,
+      roleLinks());
     // On a phone the links and who is signed in fold behind Menu; Sign
     // out stays in the bar.
     var menu = el('button', { type: 'button', class: 'menu-toggle', test: 'menu', 'aria-expanded': 'false', 'aria-controls': 'top-menu', text: 'Menu',
@@ -124,6 +126,10 @@
       }
       case 'privacy':
         return privacy();
+      case 'partners':
+      case 'keys':
+      case 'data':
+        return rolePage(parts[0]);
       default:
         return collabs();
     }
@@ -144,6 +150,47 @@
   }
   CR.guard = guard;
 
+  // The pages of one role each (admin.js, engineer.js): the links the
+  // signed-in role has, and the page, once its script is loaded.
+  var rolePages = {
+    partners: { can: 'managePartners', nav: 'Partners', what: 'the partners', script: 'admin.js', draw: 'partnersView' },
+    keys: { can: 'keys', nav: 'Keys', what: 'the keys', script: 'admin.js', draw: 'keysView' },
+    data: { can: 'data', nav: 'Your data', what: 'the data page', script: 'engineer.js', draw: 'dataView' }
+  };
+  function roleLinks() {
+    return Object.keys(rolePages).filter(function (k) { return CR.can(rolePages[k].can); }).map(function (k) {
+      return el('a', { href: '#/' + k, test: 'nav-' + k, text: rolePages[k].nav });
+    });
+  }
+  function rolePage(name) {
+    var alive = view(), p = rolePages[name];
+    if (!CR.can(p.can)) return notAllowed(p.what);
+    var wait = el('p', { class: 'muted', text: 'Loading…' });
+    app.appendChild(wait);
+    guard(alive, wait, CR.load([p.script]).then(function () {
+      if (!alive()) return;
+      app.removeChild(wait);
+      CR[p.draw](app, alive);
+    }));
+  }
+
+  // The rules form (rulesform.js) proposes collaborations.
+  CR.proposeHref = '#/collab/new';
+
+  // nextStep says what to do when there is no collaboration yet, for the
+  // signed-in role: an admin proposes one, through the console's form
+  // when one is served (CR.proposeHref) or the command line.
+  function nextStep() {
+    var role = CR.role();
+    if (role === 'admin') {
+      return CR.proposeHref ?
+        ['No collaboration yet: ', el('a', { href: CR.proposeHref, test: 'propose-link', text: 'propose one' }), ' with a partner, or wait for one proposed to you.'] :
+        ['No collaboration yet: propose one with a partner (', el('code', { text: 'cleanroom collab propose --name NAME --partner PARTNER --rules rules.json' }), '), or wait for one proposed to you.'];
+    }
+    if (role === 'operator') return 'No collaboration yet: partners\' admins propose them. Create partners under Partners.';
+    return 'No collaboration yet: your admin proposes one, or approves one proposed by another partner.';
+  }
+
   function collabs() {
     var alive = view();
     var box = el('section', { class: 'card' }, el('h2', { text: 'Collaborations' }), el('p', { class: 'muted', text: 'Loading…' }));
@@ -153,9 +200,11 @@
       var cs = list.collaborations || [];
       CR.clear(box).appendChild(el('h2', { text: 'Collaborations' }));
       if (!cs.length) {
-        box.appendChild(el('p', { class: 'muted', test: 'collab-list', text: 'No collaboration yet: an admin proposes one (cleanroom collab propose).' }));
+        box.appendChild(el('p', { class: 'muted', test: 'collab-list' }, nextStep()));
         return;
       }
+      // An admin proposes more from here, with the rules form.
+      if (CR.can('approve')) box.appendChild(el('div', { class: 'toolbar' }, el('a', { class: 'button', href: CR.proposeHref, test: 'new-collab', text: 'Propose a collaboration' })));
       box.appendChild(CR.table({ class: 'data clickable', test: 'collab-list' }, ['Name', 'Partners', 'State', 'Purpose', 'Rules', 'Updated'],
         cs.map(function (c) {
           var open = function () { location.hash = '#/collab/' + encodeURIComponent(c.id) + '/' + (CR.can('query') ? 'workbench' : 'collab'); };
@@ -170,6 +219,11 @@
   function collab(id, tab) {
     var alive = view();
     if (!id) return collabs();
+    if (id === 'new') { // the rules form, proposing
+      var form = el('div', null, el('p', { class: 'muted', text: 'Loading…' }));
+      app.appendChild(form);
+      return guard(alive, form, CR.load(['rules.js', 'rulesform.js']).then(function () { return alive() && CR.rulesForm(form, null, alive); }));
+    }
     tab = tab || (CR.can('query') ? 'workbench' : 'collab');
     var tabs = [['workbench', 'Workbench', CR.can('query')], ['collab', 'Collaboration', CR.can('collabs')], ['report', 'Transparency report', CR.can('collabs')]];
     var head = el('header', { class: 'collab-head' }, el('h2', { text: '…' }));
@@ -178,7 +232,8 @@
     }));
     var panel = el('div', { class: 'panel' }, el('p', { class: 'muted', text: 'Loading…' }));
     CR.append(app, [head, bar, panel]);
-    var scripts = { workbench: ['charts.js', 'workbench.js'], report: ['charts.js', 'report.js'] }[tab] || ['charts.js', 'report.js', 'collab.js'];
+    var scripts = { workbench: ['charts.js', 'workbench.js'], report: ['charts.js', 'report.js'], rules: ['rules.js', 'rulesform.js'] }[tab] ||
+      ['charts.js', 'report.js', 'rules.js', 'collab.js'];
     guard(alive, panel, Promise.all([CR.api('GET', '/v1/collaborations/' + encodeURIComponent(id)), CR.load(scripts)]).then(function (x) {
       var co = x[0];
       if (!alive()) return;
@@ -190,6 +245,7 @@
       ]);
       if (tab === 'workbench' && CR.can('query')) return CR.workbench(panel, co, alive);
       if (tab === 'report') return report(panel, co, alive);
+      if (tab === 'rules') return CR.rulesForm(panel, co, alive);
       return CR.collabView(panel, co, alive);
     }));
   }

@@ -14,7 +14,7 @@
     'collaboration.change_rules', 'collaboration.reject_rules', 'audience.upload', 'audience.delete',
     'match.start', 'match.points', 'match.complete', 'match.refused', 'query.run', 'query.cached', 'query.refused', 'access.request',
     'deletion.identifiers', 'deletion.optout', 'deletion.audience', 'deletion.collaboration', 'deletion.expiry',
-    'partner.report_settings'];
+    'partner.report_settings', 'backup.taken'];
   // The action filter takes a prefix at a dot too: query is every query.*.
   var prefixes = actions.map(function (a) { return a.split('.')[0]; }).filter(function (p, i, all) { return all.indexOf(p) === i; });
   var filterKeys = ['collab', 'action', 'actor', 'since', 'until'];

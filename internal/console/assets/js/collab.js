@@ -120,15 +120,21 @@
       s.appendChild(el('div', { class: 'scroll' }, CR.table({ class: 'data diff', test: 'rules-diff' }, ['Rule', 'In force (approved by both)', 'Proposed'],
         ruleKeys(co.approved_rules, co.rules).map(function (k) {
           var a = value(k, co.approved_rules[k]), b = value(k, co.rules[k]), changed = canon(co.approved_rules[k]) !== canon(co.rules[k]);
-          return el('tr', { class: changed ? 'changed' : '' }, CR.td(el('code', { text: k })), CR.td(a, 'old'),
-            CR.td([b, changed ? el('span', { class: 'badge changed', text: 'changed' }) : null], 'new'));
+          // A changed rule says what the proposal would mean, in a sentence.
+          return el('tr', { class: changed ? 'changed' : '' }, CR.td(CR.ruleName(k)), CR.td(a, 'old'),
+            CR.td([b, changed ? el('span', { class: 'badge changed', text: 'changed' }) : null,
+              changed ? el('span', { class: 'small rule-meaning', test: 'rule-meaning', text: CR.explainRule(k, co.rules[k], names) }) : null], 'new'));
         }))));
       CR.append(s, tablesDiff(co, names));
     } else {
-      s.appendChild(el('div', { class: 'scroll' }, CR.table({ class: 'data rules-table' }, ['Rule', 'Value'], ruleKeys(co.rules).map(function (k) {
-        return el('tr', null, CR.td(el('code', { text: k })), CR.td(value(k, co.rules[k])));
+      s.appendChild(el('div', { class: 'scroll' }, CR.table({ class: 'data rules-table', test: 'rules' }, ['Rule', 'Value', 'What it means'], ruleKeys(co.rules).map(function (k) {
+        return el('tr', null, CR.td(CR.ruleName(k)), CR.td(value(k, co.rules[k])), CR.td(CR.explainRule(k, co.rules[k], names), 'small rule-meaning'));
       }))));
       s.appendChild(declaredTables(co, names));
+    }
+    // A member's admin changes the rules with the rules form.
+    if (CR.can('approve') && member && co.state !== 'deleted') {
+      s.appendChild(el('div', { class: 'toolbar' }, el('a', { class: 'button', test: 'change-rules', href: '#/collab/' + encodeURIComponent(co.id) + '/rules', text: 'Change the rules' })));
     }
     if (!pending) return s;
     var who = (co.approved_by || []).map(names).join(' and ') || 'nobody';

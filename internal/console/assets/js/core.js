@@ -160,6 +160,11 @@
   // admin key is a role of its own.
   CR.role = function () { return CR.me ? (CR.me.operator ? 'operator' : CR.me.role) : null; };
   CR.can = function (what) { return CR.allow[what].indexOf(CR.role()) >= 0; };
+  // Each role's own pages: the operator's partners, an admin's keys, an
+  // engineer's data (admin.js, engineer.js).
+  CR.allow.managePartners = ['operator']; // POST and GET /v1/partners
+  CR.allow.keys = ['admin']; // POST, GET and DELETE /v1/partners/:pid/keys (own partner)
+  CR.allow.data = ['engineer']; // its partner's tables, matches and receipts
 
   // ---- Formatting ----
 
@@ -220,7 +225,10 @@
     return CR.el('div', { class: 'error', role: 'alert', test: test || 'error', 'data-code': code },
       err && err.plain ? null : [CR.el('strong', { class: 'code', text: code }), ' '],
       CR.el('span', { text: (err && err.message) || String(err) }),
-      err && err.position !== null && err.position !== undefined ? CR.el('span', { class: 'pos', text: ' (at byte ' + err.position + ')' }) : null);
+      // where: the place said for people (the workbench: a line and
+      // column of the SQL), else the byte offset the API gives.
+      err && err.where ? CR.el('span', { class: 'pos', text: ' (' + err.where + ')' }) :
+        err && err.position !== null && err.position !== undefined ? CR.el('span', { class: 'pos', text: ' (at byte ' + err.position + ')' }) : null);
   };
 
   // table builds a table from column headers and rows of cells.

@@ -618,6 +618,123 @@
     return res;
   };
 
+  // ---- Deletion receipts: audit.VerifyReceipt's signature check ----
+
+  // goString is a string as Go's encoding/json writes it: JSON.stringify's
+  // escapes, and also <, >, &, U+2028 and U+2029 (Go escapes them for
+  // HTML); a lone surrogate is U+FFFD, as Go decodes it.
+  function goString(s) {
+    s = s.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(^|[^\ud800-\udbff])[\udc00-\udfff]/g, function (m) {
+      return m.length === 2 ? m[0] + '\ufffd' : '\ufffd';
+    });
+    return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, function (c) { return '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'); });
+  }
+
+  // goTime is a time as Go writes it back after reading it
+  // (time.RFC3339Nano: no trailing zeros in the fraction, Z for a zero
+  // offset), or null when Go would not read it.
+  function goTime(s) {
+    if (parseTime(s) === null) return null;
+    var m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/.exec(s);
+    var frac = (m[2] || '').slice(0, 9).replace(/0+$/, '');
+    var zone = m[3] === '+00:00' || m[3] === '-00:00' ? 'Z' : m[3];
+    return m[1] + (frac ? '.' + frac : '') + zone;
+  }
+
+  // receiptFields are audit.Receipt's fields in Go's order, each with its
+  // kind and whether it is omitempty.
+  var receiptFields = [['id', 'string'], ['kind', 'string'], ['collab_id', 'string'], ['partner_id', 'string'],
+    ['audience_id', 'string', true], ['identifiers', 'int', true], ['audience_rows', 'int'], ['table_rows', 'map', true],
+    ['tokens', 'int'], ['matches', 'int', true], ['cohorts', 'string'], ['at', 'time'], ['requested_at', 'time', true],
+    ['audit_seq', 'int'], ['audit_hash', 'string'], ['signature', 'string']];
+
+  // readReceipt decodes a receipt as json.Unmarshal does into
+  // audit.Receipt (names matched in any case, null leaving a field
+  // empty), or throws saying what is wrong.
+  function readReceipt(text) {
+    var v;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw new Error('not JSON: ' + e.message);
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a receipt: want a JSON object, as cleanroom delete prints and the console downloads');
+    var r = {}, kinds = {};
+    receiptFields.forEach(function (f) { kinds[f[0]] = f[1]; });
+    Object.keys(v).forEach(function (k) {
+      var name = fold(k), kind = kinds[name], x = v[k];
+      if (!kind || x === null) return;
+      var bad = function () { throw new Error('not a receipt: ' + name + ' is not ' + { string: 'a string', int: 'a whole number', map: 'an object of whole numbers', time: 'an RFC 3339 time' }[kind]); };
+      var whole = function (n) { return typeof n === 'number' && Number.isSafeInteger(n); };
+      if (kind === 'string' && typeof x !== 'string') bad();
+      if (kind === 'int' && !whole(x)) bad();
+      if (kind === 'map' && (typeof x !== 'object' || Array.isArray(x) || Object.keys(x).some(function (t) { return !whole(x[t]); }))) bad();
+      if (kind === 'time' && (typeof x !== 'string' || goTime(x) === null)) bad();
+      r[name] = x;
+    });
+    return r;
+  }
+
+  // receiptMessage is what the server signed (audit.Receipt.message): the
+  // receipt as Go marshals it, with the signature empty, after a prefix.
+  function receiptMessage(r) {
+    var parts = [];
+    receiptFields.forEach(function (f) {
+      var name = f[0], kind = f[1], x = name === 'signature' ? '' : r[name];
+      if (x === undefined) x = kind === 'string' ? '' : kind === 'int' ? 0 : null;
+      if (f[2] && (x === '' || x === 0 || x === null || (kind === 'map' && !Object.keys(x).length))) return;
+      var out;
+      if (kind === 'string') out = goString(x);
+      else if (kind === 'int') out = String(x);
+      else if (kind === 'time') out = goString(x === null ? zeroTime : goTime(x));
+      else if (kind === 'map') {
+        out = x === null ? 'null' : '{' + Object.keys(x).sort().map(function (t) { return goString(t) + ':' + x[t]; }).join(',') + '}';
+      }
+      parts.push(goString(name) + ':' + out);
+    });
+    return 'cleanroom-deletion-receipt-v1\n{' + parts.join(',') + '}';
+  }
+
+  // verifyReceipt checks a deletion receipt (its JSON text or bytes) with
+  // the server's public key, as cleanroom receipt verify does without
+  // --log. It resolves to {ok, receipt, signatureChecked, error}.
+  CR.verifyReceipt = async function (input, publicKey) {
+    var res = { ok: false, receipt: null, signatureChecked: false, error: null };
+    var pub, r;
+    try {
+      pub = parsePublicKey(publicKey);
+      r = readReceipt(typeof input === 'string' ? input : text.decode(input instanceof Uint8Array ? input : new Uint8Array(input)));
+    } catch (e) {
+      res.error = e.message;
+      return res;
+    }
+    res.receipt = r;
+    var subtle = window.crypto && window.crypto.subtle, key;
+    if (!subtle) {
+      res.error = 'this browser cannot check Ed25519 signatures here: the receipt was not checked (run cleanroom receipt verify)';
+      return res;
+    }
+    try {
+      key = await subtle.importKey('raw', pub, { name: 'Ed25519' }, false, ['verify']);
+    } catch (e) {
+      res.error = e && e.name === 'NotSupportedError' ? 'this browser cannot check Ed25519 signatures: the receipt was not checked (run cleanroom receipt verify)' : 'the public key cannot be used: ' + e.message;
+      return res;
+    }
+    res.signatureChecked = true;
+    var sig = base64(r.signature || '');
+    var good = false;
+    if (sig && sig.length === 64) {
+      try {
+        good = await subtle.verify({ name: 'Ed25519' }, key, sig, encoder.encode(receiptMessage(r)));
+      } catch (e) {
+        good = false;
+      }
+    }
+    if (!good) res.error = "the receipt's signature is not the server's (forged or altered receipt)";
+    res.ok = good;
+    return res;
+  };
+
   // For the tests of the verifier's parts.
   CR.verifyInternals = { sha256hex: sha256hex, parseTime: parseTime, decodeString: decodeString };
 })();

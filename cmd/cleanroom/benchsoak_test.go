@@ -37,9 +37,11 @@ func TestBenchSoakMinute(t *testing.T) {
 	if res.InvariantFailures != 0 {
 		t.Errorf("%d invariant failures (seed %d):\n%s", res.InvariantFailures, res.Seed, stderr.String())
 	}
-	// Killed and restarted, and checked down and up each time.
-	if res.Restarts < 3 || res.InvariantChecks < 2*res.Restarts+2 {
-		t.Errorf("%d restarts, %d invariant checks: want at least 3 restarts, each checked twice", res.Restarts, res.InvariantChecks)
+	// Killed and restarted, and checked down and up each time (a kill
+	// every 7.5 to 15 s leaves room for 3 or more; a loaded machine's
+	// slow starts for 2).
+	if res.Restarts < 2 || res.InvariantChecks < 2*res.Restarts+2 {
+		t.Errorf("%d restarts, %d invariant checks: want at least 2 restarts, each checked twice", res.Restarts, res.InvariantChecks)
 	}
 	for _, op := range []string{"upload", "match", "query", "query_cached", "deletion"} {
 		if res.Operations[op] == 0 {

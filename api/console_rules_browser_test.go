@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/cleanroom/cleanroom/client"
+	"github.com/cleanroom/cleanroom/wire"
 )
 
 // TestConsoleRules is an admin's rules in the console, on a desktop and
@@ -25,9 +27,12 @@ import (
 // nearest name (nothing is sent), sees bounds and budgets checked as it
 // types, and proposes; the body sent is the JSON the form previewed, and
 // the publisher's admin finds the proposal, each rule explained, to
-// approve. Then the brand's admin changes the rules of a collaboration
-// whose tables are uploaded: the form offers the uploaded columns and
-// suggests them.
+// approve. On the way it lets only its own analysts ask (neither is
+// refused in the form) and declares a public group in the Advanced
+// section, where bad JSON is refused with the server's line and column
+// before anything is sent; the rules created carry both. Then the
+// brand's admin changes the rules of a collaboration whose tables are
+// uploaded: the form offers the uploaded columns and suggests them.
 func TestConsoleRules(t *testing.T) {
 	chromiumPath(t)
 	axe := axeSource(t)
@@ -101,8 +106,13 @@ func TestConsoleRules(t *testing.T) {
 			}
 			// Bounds and budgets are checked as they are typed.
 			tb.set(amount+sel("rf-col-lo"), "600")
-			if m := tb.problemOf(amount + sel("rf-col-lo")); !strings.Contains(m, "The lower bound must be below the upper") {
+			if m := tb.problemOf(amount + sel("rf-col-lo")); !strings.Contains(m, "The lower bound must not be above the upper") {
 				t.Errorf("bounds 600 to 500: %q", m)
+			}
+			// Equal bounds, which the server accepts, are accepted.
+			tb.set(amount+sel("rf-col-lo"), "500")
+			if m := tb.problemOf(amount + sel("rf-col-lo")); m != "" {
+				t.Errorf("bounds 500 to 500: %q", m)
 			}
 			tb.set(amount+sel("rf-col-lo"), "0")
 			tb.set(sel("rf-max_query_epsilon"), "20")
@@ -124,6 +134,65 @@ func TestConsoleRules(t *testing.T) {
 			tb.set(sel("rf-dimension"), "retailer_region")
 			if m := tb.problemOf(sel("rf-dimension")); m != "" {
 				t.Errorf("retailer_region is refused: %q", m)
+			}
+
+			// Who may ask: both partners, by name, until one is unticked;
+			// neither is refused in the form.
+			var asks []string
+			tb.run("queriers", chromedp.Evaluate(`[...document.querySelectorAll('[data-test="rf-querier"]')].map(b => b.parentElement.textContent.trim() + ':' + b.checked)`, &asks))
+			if strings.Join(asks, ",") != "Retailer (you):true,Publisher:true" {
+				t.Errorf("the queriers offered: %q", asks)
+			}
+			own, other := `[data-test="rf-querier"][data-party="proposer"]`, `[data-test="rf-querier"][data-party="partner"]`
+			tb.run("neither asks", chromedp.Click(own, chromedp.ByQuery), chromedp.Click(other, chromedp.ByQuery))
+			if m := tb.problemOf(other); !strings.Contains(m, "Tick at least one partner") {
+				t.Errorf("no querier: %q", m)
+			}
+			tb.run("only we ask", chromedp.Click(own, chromedp.ByQuery))
+			if m := tb.problemOf(other); m != "" {
+				t.Errorf("the proposer alone may ask: %q", m)
+			}
+			if m := tb.explained(own); m != "Only analysts of Retailer may ask questions." {
+				t.Errorf("queriers are explained as %q", m)
+			}
+
+			// Public groups in the Advanced section: a JSON syntax error
+			// is refused with the line and column the server would give,
+			// and nothing is sent.
+			pg := sel("rf-public_groups")
+			tb.run("advanced", chromedp.Click(sel("rf-advanced-summary"), chromedp.ByQuery), chromedp.WaitVisible(pg, chromedp.ByQuery))
+			bad := "{\n  \"retailer_region\": {\"values\": [\"north\", \"south\",]}\n}"
+			var decoded map[string]wire.PublicValues
+			var je *wire.JSONError
+			if err := wire.DecodeJSON([]byte(bad), &decoded); !errors.As(err, &je) {
+				t.Fatalf("the server's decoder takes %q: %v", bad, err)
+			}
+			tb.set(pg, bad)
+			if m, want := tb.problemOf(pg), fmt.Sprintf("line %d, column %d: ", je.Line, je.Column); !strings.HasPrefix(m, want) {
+				t.Errorf("public groups %q: the form says %q, want it to start %q (the server: %v)", bad, m, want, je)
+			}
+			tb.run("send refused", chromedp.Click(sel("rf-submit"), chromedp.ByQuery), chromedp.Sleep(300*time.Millisecond))
+			if s := tb.text("rules-problems"); !strings.Contains(s, "1 problem to fix") {
+				t.Errorf("with bad JSON the form's summary says %q", s)
+			}
+			if n := len(posts()); n != 0 {
+				t.Fatalf("the form sent %d proposals with bad JSON", n)
+			}
+			// A group named without its prefix: the nearest dimension.
+			tb.set(pg, `{"region": {"values": ["north", "south"]}}`)
+			if m := tb.problemOf(pg); !strings.Contains(m, `did you mean "retailer_region"`) {
+				t.Errorf("public group region: %q", m)
+			}
+			tb.set(pg, `{"retailer_region": {"values": ["north", 1]}}`)
+			if m := tb.problemOf(pg); !strings.Contains(m, "values mix strings and numbers") {
+				t.Errorf("public values of two kinds: %q", m)
+			}
+			tb.set(pg, `{"retailer_region": {"values": ["north", "south"]}}`)
+			if m := tb.problemOf(pg); m != "" {
+				t.Errorf("public group retailer_region: %q", m)
+			}
+			if m := tb.explained(pg); !strings.HasPrefix(m, "Answers grouped by retailer_region release every declared value") {
+				t.Errorf("public groups are explained as %q", m)
 			}
 			tb.shot(shotName("rules-form", width))
 			tb.axeCheck(axe, fmt.Sprintf("the rules form at %d px", width))
@@ -153,8 +222,20 @@ func TestConsoleRules(t *testing.T) {
 				t.Errorf("sent %s\nthe preview showed %s", sent[0], preview)
 			}
 			rules, _ := got["rules"].(map[string]any)
-			if got["name"] != name || got["partner"] != e.pub.id || fmt.Sprint(rules["dimensions"]) != "[retailer_region]" {
+			if got["name"] != name || got["partner"] != e.pub.id || fmt.Sprint(rules["dimensions"]) != "[retailer_region]" ||
+				fmt.Sprint(rules["queriers"]) != "["+cp.Partner.ID+"]" || fmt.Sprint(rules["public_groups"]) != "map[retailer_region:map[values:[north south]]]" {
 				t.Errorf("sent %s", sent[0])
+			}
+			// The collaboration's rules, as the API gives them, carry them.
+			var hash string
+			tb.run("its id", chromedp.Evaluate(`location.hash`, &hash))
+			id := strings.TrimSuffix(strings.TrimPrefix(hash, "#/collab/"), "/collab")
+			co, err := retailer.Collaboration(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(co.Rules.Queriers, []string{cp.Partner.ID}) || fmt.Sprint(co.Rules.PublicGroups["retailer_region"].Values) != "[north south]" || len(co.Rules.PublicGroups) != 1 {
+				t.Errorf("the rules created: queriers %v, public groups %+v", co.Rules.Queriers, co.Rules.PublicGroups)
 			}
 
 			// The publisher's admin finds it, each rule in a sentence.

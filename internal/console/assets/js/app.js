@@ -222,7 +222,7 @@
     if (id === 'new') { // the rules form, proposing
       var form = el('div', null, el('p', { class: 'muted', text: 'Loading…' }));
       app.appendChild(form);
-      return guard(alive, form, CR.load(['rules.js', 'rulesform.js']).then(function () { return alive() && CR.rulesForm(form, null, alive); }));
+      return guard(alive, form, CR.load(['rules.js', 'rulesjson.js', 'rulesform.js']).then(function () { return alive() && CR.rulesForm(form, null, alive); }));
     }
     tab = tab || (CR.can('query') ? 'workbench' : 'collab');
     var tabs = [['workbench', 'Workbench', CR.can('query')], ['collab', 'Collaboration', CR.can('collabs')], ['report', 'Transparency report', CR.can('collabs')]];
@@ -232,7 +232,7 @@
     }));
     var panel = el('div', { class: 'panel' }, el('p', { class: 'muted', text: 'Loading…' }));
     CR.append(app, [head, bar, panel]);
-    var scripts = { workbench: ['charts.js', 'workbench.js'], report: ['charts.js', 'report.js'], rules: ['rules.js', 'rulesform.js'] }[tab] ||
+    var scripts = { workbench: ['charts.js', 'workbench.js'], report: ['charts.js', 'report.js'], rules: ['rules.js', 'rulesjson.js', 'rulesform.js'] }[tab] ||
       ['charts.js', 'report.js', 'rules.js', 'collab.js'];
     guard(alive, panel, Promise.all([CR.api('GET', '/v1/collaborations/' + encodeURIComponent(id)), CR.load(scripts)]).then(function (x) {
       var co = x[0];

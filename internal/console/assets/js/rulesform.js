@@ -3,8 +3,10 @@
 // (POST /v1/collaborations, PUT .../rules). It offers the columns of
 // both parties' uploaded tables (GET .../schema), says what each rule
 // means, checks as the admin types what the server would refuse (a
-// column no party has, with the nearest name; bounds; budgets), and
-// shows the JSON it will send. The server checks everything again.
+// column no party has, with the nearest name; bounds; budgets; who may
+// ask; the JSON of public groups and templates, with the line and column
+// of a syntax error), and shows the JSON it will send. The server checks
+// everything again.
 (function () {
   'use strict';
   var CR = window.CR, el = CR.el;
@@ -176,7 +178,7 @@
         field('Name', el('input', { type: 'text', test: 'rf-name', maxlength: '200', oninput: function (e) { meta.name = e.target.value; refresh(); } }), 'name'),
         field('Partner', partnerSelect(), 'partner')));
     function partnerSelect() {
-      var s = el('select', { test: 'rf-partner', onchange: function (e) { meta.partner = e.target.value; drawTables(); refresh(); } },
+      var s = el('select', { test: 'rf-partner', onchange: function (e) { meta.partner = e.target.value; drawTables(); drawQueriers(); syncQueriers(); refresh(); } },
         (partners || []).map(function (p) { return el('option', { value: p.id, text: p.name }); }));
       return s;
     }
@@ -321,27 +323,135 @@
       field(CR.ruleName('noise'), el('select', { test: 'rf-noise', onchange: function (e) { rules.noise = e.target.value; refresh(); } },
         ['laplace', 'gaussian'].map(function (v) { return el('option', { value: v, text: v, selected: v === rules.noise }); })), 'noise')));
 
-    // What the form does not edit goes as it is.
-    var kept = ['queriers', 'public_groups', 'templates'].filter(function (k) {
+    // ---- Who may ask: each partner ticked; both is the empty list ----
+    // ids are the two partners' IDs, proposer first; mine is the index of
+    // the signed-in partner (0 when proposing).
+    var ids = function () { return co ? [co.proposer, co.partner] : [CR.me.partner_id, meta.partner]; };
+    var mine = co ? (co.partner === CR.me.partner_id ? 1 : 0) : 0;
+    var asks = (function () {
+      var q = rules.queriers || [];
+      return ids().map(function (pid) { return !q.length || q.indexOf(pid) >= 0; });
+    })();
+    function syncQueriers() {
+      var x = ids();
+      rules.queriers = asks[0] && asks[1] ? [] : x.filter(function (pid, i) { return asks[i] && pid; });
+    }
+    // names maps a partner ID to its name, for the rules' sentences.
+    function names(pid) {
+      var x = ids();
+      for (var i = 0; i < 2; i++) if (pid === x[i]) return party(i).partner_name;
+      return pid;
+    }
+    var queriersBox = el('div', { class: 'rf-grid' });
+    function drawQueriers() {
+      CR.clear(queriersBox);
+      fields = fields.filter(function (f) { return f.key !== 'queriers'; });
+      var msg = el('span', { class: 'rf-msg', id: id('msg') }), note = el('span', { class: 'small muted rf-note', id: id('note') });
+      var boxes = [0, 1].map(function (i) {
+        var box = el('input', { type: 'checkbox', id: id('asks'), test: 'rf-querier', 'data-party': ['proposer', 'partner'][i], checked: asks[i],
+          'aria-describedby': note.id + ' ' + msg.id, onchange: function (e) { asks[i] = e.target.checked; syncQueriers(); refresh(); } });
+        return el('label', { class: 'rf-check', for: box.id }, box, ' ' + party(i).partner_name + (i === mine ? ' (you)' : ''));
+      });
+      fields.push({ key: 'queriers', input: boxes[0].firstChild, msg: msg, note: note });
+      queriersBox.appendChild(el('fieldset', { class: 'rf-field rf-queriers', test: 'rf-queriers' },
+        el('legend', null, CR.ruleName('queriers')), el('span', { class: 'small muted', text: 'Whose analysts may ask questions: both, or one of you.' }), boxes, note, msg));
+    }
+    var asksBox = el('section', { class: 'card' }, el('h3', { text: 'Who asks' }), queriersBox);
+
+    // ---- Advanced: public groups and templates, as JSON ----
+    // Each textarea holds its rule's JSON; rules[k] takes it whenever it
+    // parses and has the right shape, and a problem keeps it from being
+    // sent.
+    var J = CR.rulesJSON;
+    var adv = {
+      public_groups: { empty: {}, check: J.publicGroups, problem: '' },
+      templates: { empty: [], check: J.templates, problem: '' }
+    };
+    function readJSON(k, text) {
+      var a = adv[k], r = J.parse(text, clone(a.empty));
+      a.problem = r.error ? r.error.message + '.' : a.check(r.value);
+      if (!a.problem) rules[k] = r.value === null ? clone(a.empty) : r.value;
+    }
+    // dimensions are the columns the rules let analysts group on, as
+    // queries name them: the dimensions, and declared dimension and time
+    // columns behind their partner's prefix.
+    function dimensions() {
+      var out = rules.dimensions.filter(Boolean), pre = [party(0).prefix, party(1).prefix];
+      rules.tables.forEach(function (t) {
+        t.columns.forEach(function (c) { if (c.name && c.role !== 'metric') out.push(pre[t.party === 'partner' ? 1 : 0] + c.name); });
+      });
+      return out;
+    }
+    // publicProblem: a public group names a column no party has (the
+    // server refuses it too).
+    function publicProblem() {
+      var gs = Object.keys(rules.public_groups || {});
+      for (var i = 0; i < gs.length; i++) {
+        var p = columnProblem(gs[i]);
+        if (p) return 'Public group ' + p;
+      }
+      var ts = rules.templates || [];
+      for (i = 0; i < ts.length; i++) {
+        var ps = ts[i].params || [];
+        for (var j = 0; j < ps.length; j++) {
+          if (ps[j].type === 'column' && ps[j].default) {
+            var q = columnProblem(ps[j].default);
+            if (q) return 'templates: template ' + ts[i].name + ': parameter ' + ps[j].name + ': default ' + q;
+          }
+        }
+      }
+      return '';
+    }
+    // publicNote says of a public group that names a column but no
+    // dimension that no question groups by it (the server takes it).
+    function publicNote() {
+      var dims = dimensions();
+      return Object.keys(rules.public_groups || {}).filter(function (g) { return dims.indexOf(g) < 0 && !columnProblem(g); }).map(function (g) {
+        var near = nearest(g, dims, [party(0).prefix, party(1).prefix]);
+        return '"' + g + '" is no dimension of these rules, so no question groups by it and its public values are never used' +
+          (near.length ? '; did you mean ' + near.map(function (s) { return '"' + s + '"'; }).join(' or ') + '?' : dims.length ? '; the dimensions are ' + dims.join(', ') + '.' : ': add it as a dimension.');
+      }).concat(Object.keys(rules.public_groups || {}).map(openNote).filter(Boolean)).join(' ');
+    }
+    function jsonField(k, hint, placeholder) {
+      var text = rules[k] && (Array.isArray(rules[k]) ? rules[k].length : Object.keys(rules[k]).length) ? JSON.stringify(rules[k], null, 2) : JSON.stringify(adv[k].empty);
+      readJSON(k, text);
+      var area = el('textarea', { test: 'rf-' + k, rows: '8', spellcheck: 'false', autocomplete: 'off', placeholder: placeholder,
+        oninput: function (e) { readJSON(k, e.target.value); refresh(); } });
+      area.value = text;
+      var f = field(CR.ruleName(k), area, k, hint);
+      var hintEl = el('span', { class: 'rf-hint small muted', id: id('hint') });
+      area.setAttribute('aria-describedby', area.getAttribute('aria-describedby') + ' ' + hintEl.id);
+      fields[fields.length - 1].hint = hintEl;
+      fields[fields.length - 1].hintOf = k === 'public_groups' ? publicNote : function () { return ''; };
+      f.appendChild(hintEl);
+      return f;
+    }
+    var hasAdvanced = ['public_groups', 'templates'].some(function (k) {
       var v = rules[k];
       return v && (Array.isArray(v) ? v.length : Object.keys(v).length);
     });
-    var keptBox = kept.length ? el('section', { class: 'card', test: 'rf-kept' }, el('h3', { text: 'Kept as they are' }),
-      el('p', { class: 'small muted', text: 'The form does not edit these; they are sent unchanged (change them with cleanroom collab rules).' }),
-      el('ul', null, kept.map(function (k) { return el('li', null, CR.ruleName(k), ': ', CR.explainRule(k, rules[k], CR.partnerNames(co))); }))) : null;
+    var advanced = el('details', { class: 'card rf-advanced', test: 'rf-advanced', open: hasAdvanced },
+      el('summary', { test: 'rf-advanced-summary' }, el('h3', { class: 'rf-inline', text: 'Advanced: public groups and templates' })),
+      el('p', { class: 'small muted', text: 'Each as the JSON of its rule, checked as you type. Public groups: an object of dimension (as queries name it) to ' +
+        '{"values": [...]} or {"dates": {"from": "yyyy-mm-dd", "to": "yyyy-mm-dd", "step_days": 1}}. Templates: a list of ' +
+        '{"name", "description", "sql", "params": [{"name", "type": int, date, string or column, ...}]}, each {{param}} of the SQL declared.' }),
+      el('div', { class: 'rf-json' },
+        jsonField('public_groups', null, '{"brand_co_region": {"values": ["north", "south"]}}'),
+        jsonField('templates', null, '[{"name": "by_region", "sql": "SELECT {{by}}, COUNT(*) AS people FROM cohort GROUP BY {{by}}", "params": [{"name": "by", "type": "column"}]}]')));
 
     var submit = el('button', { type: 'submit', class: 'primary', test: 'rf-submit', text: co ? 'Propose the change' : 'Propose the collaboration' });
     var form = el('form', { class: 'rules-form', test: 'rules-form', novalidate: true, onsubmit: send },
       el('h2', { text: co ? 'Change the rules of ' + (co.name || co.id) : 'Propose a collaboration' }),
       el('p', { class: 'muted', text: co ? 'The change goes back to the other partner, who approves or rejects it; until then the rules both approved stay in force.' :
         'Your partner approves at once; the other partner reviews these rules and approves them before any data is matched.' }),
-      head, basics, tablesBox, colsBox, privacy, keptBox,
+      head, basics, tablesBox, colsBox, asksBox, privacy, advanced,
       el('section', { class: 'card' }, el('h3', { text: 'What the console sends' }),
         el('p', { class: 'small muted', text: co ? 'PUT ' + base + '/rules with this body:' : 'POST /v1/collaborations with this body:' }), preview),
       summary, el('div', { class: 'toolbar' }, submit, el('a', { href: co ? '#/collab/' + encodeURIComponent(co.id) + '/collab' : '#/collabs', text: 'Cancel' })), sendBox);
     CR.clear(panel).appendChild(form);
     drawTables();
     drawCols();
+    drawQueriers();
     refresh();
 
     function body() { return co ? rules : { name: meta.name.trim(), partner: meta.partner, rules: rules }; }
@@ -379,9 +489,17 @@
       if (num('delta') && (rules.delta < 0 || rules.delta >= 1e-3)) put('delta', 'At least 0 and under 0.001.');
       else if (num('delta') && num('delta_budget') && rules.delta > rules.delta_budget) put('delta', 'At most the delta budget, or no question needing a delta could run.');
       if (rules.noise === 'gaussian' && !(rules.delta > 0)) put('noise', 'Gaussian noise needs a delta above 0.');
+      if (!asks[0] && !asks[1]) put('queriers', 'Tick at least one partner: with neither, no analyst could ask a question (both ticked lets both ask).');
+      ['public_groups', 'templates'].forEach(function (k) { if (adv[k].problem) put(k, adv[k].problem); });
+      if (!adv.public_groups.problem && !adv.templates.problem) {
+        var pp = publicProblem();
+        if (pp) put(/^templates/.test(pp) ? 'templates' : 'public_groups', pp);
+      }
       var bounds = function (b) {
         if (!b || typeof b[0] !== 'number' || typeof b[1] !== 'number' || !isFinite(b[0]) || !isFinite(b[1])) return 'Give both bounds.';
-        if (!(b[0] < b[1])) return 'The lower bound must be below the upper.';
+        // wire's checkBounds: lower <= upper (equal bounds clamp every
+        // person to one value).
+        if (b[0] > b[1]) return 'The lower bound must not be above the upper.';
         if (Math.abs(b[0]) > MAX_BOUND || Math.abs(b[1]) > MAX_BOUND) return 'Bounds lie within ±10¹⁵, so that no sum overflows; measure in larger units.';
         return '';
       };
@@ -423,8 +541,8 @@
         f.msg.textContent = m;
         if (m) f.input.setAttribute('aria-invalid', 'true');
         else f.input.removeAttribute('aria-invalid');
-        if (f.note && f.key in CR.ruleLabels) f.note.textContent = CR.explainRule(f.key, rules[f.key], CR.partnerNames(co));
-        if (f.hint) f.hint.textContent = m ? '' : openNote(f.name());
+        if (f.note && f.key in CR.ruleLabels) f.note.textContent = CR.explainRule(f.key, rules[f.key], names);
+        if (f.hint) f.hint.textContent = m ? '' : f.hintOf ? f.hintOf() : openNote(f.name());
       });
       // The names offered follow the tables as they are declared.
       var dl = document.getElementById('rf-cohort-names');
@@ -440,7 +558,11 @@
       ev.preventDefault();
       var bad = refresh();
       var first = fields.filter(function (f) { return bad[f.key]; })[0];
-      if (first) { first.input.focus(); return; }
+      if (first) {
+        if (advanced.contains(first.input)) advanced.open = true;
+        first.input.focus();
+        return;
+      }
       submit.disabled = true;
       CR.clear(sendBox);
       var req = co ? CR.api('PUT', base + '/rules', { body: rules }) : CR.api('POST', '/v1/collaborations', { body: body() });

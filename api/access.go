@@ -31,7 +31,7 @@ func (s *Server) accessRequest(c echo.Context) error {
 	if err != nil {
 		return errs.New(errs.Invalid, "pid: %v", err)
 	}
-	out, err := s.deletions.AccessRequest(c.Request().Context(), principal(c), collabOf(c), pid)
+	out, err := s.deletions.AccessRequest(c.Request().Context(), principal(c), collabOf(c), c.QueryParam("key_fingerprint"), pid)
 	if err != nil {
 		return err
 	}

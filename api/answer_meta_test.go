@@ -240,7 +240,7 @@ func TestQueryCachedOnlyNeverCharges(t *testing.T) {
 		}
 	}
 	miss("another epsilon", 0.4)
-	if _, err := e.brand.eng.DeleteIDs(context.Background(), e.collab, blindPeople(t, e.brand.key, 11), false); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(context.Background(), e.collab, e.brand.key, blindPeople(t, e.brand.key, 11), false); err != nil {
 		t.Fatal(err)
 	}
 	miss("after a deletion", 0.3)

@@ -262,10 +262,10 @@ func TestPrivacyReport(t *testing.T) {
 	if st, body, _ := e.ask(e.brand.analyst.Key, `SELECT COUNT(*) AS n FROM cohort`, 0.5, ""); st != 200 {
 		t.Fatalf("%d %s", st, body)
 	}
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindedPoints(t, e.brand.key, 3, 5), false); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, blindedPoints(t, e.brand.key, 3, 5), false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindedPoints(t, e.brand.key, 8), true); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, blindedPoints(t, e.brand.key, 8), true); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := e.brand.audit.PrivacyReport(ctx, e.brand.id, time.Time{}, time.Time{})
@@ -330,7 +330,7 @@ func TestPrivacyReport(t *testing.T) {
 		}
 	}
 	// The operator reads every partner's.
-	if _, err := e.pub.eng.DeleteIDs(ctx, e.collab, blindedPoints(t, e.pub.key, 1100), true); err != nil {
+	if _, err := e.pub.eng.DeleteIDs(ctx, e.collab, e.pub.key, blindedPoints(t, e.pub.key, 1100), true); err != nil {
 		t.Fatal(err)
 	}
 	r, err = e.op.Report(ctx, e.collab)

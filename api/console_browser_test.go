@@ -398,10 +398,10 @@ func newConsoleEnv(t *testing.T) *consoleEnv {
 		var a json.RawMessage
 		_ = e.brand.analyst.Query(ctx, e.collab, q, 0.5, "json", &a) // the last one is refused, for the report
 	}
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 3, 5), false); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, blindPeople(t, e.brand.key, 3, 5), false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 7), true); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, blindPeople(t, e.brand.key, 7), true); err != nil {
 		t.Fatal(err)
 	}
 	ce := &consoleEnv{env: e, keys: map[string]string{}}

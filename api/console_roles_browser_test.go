@@ -242,13 +242,13 @@ func TestConsoleRolesData(t *testing.T) {
 	ctx := context.Background()
 	e.uploadBoth()
 	e.matchBoth()
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 3, 5), false); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, blindPeople(t, e.brand.key, 3, 5), false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 7), true); err != nil {
+	if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, blindPeople(t, e.brand.key, 7), true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.brand.eng.AccessRequest(ctx, e.collab, blindPeople(t, e.brand.key, 11)[0]); err != nil {
+	if _, err := e.brand.eng.AccessRequest(ctx, e.collab, e.brand.key, blindPeople(t, e.brand.key, 11)[0]); err != nil {
 		t.Fatal(err)
 	}
 	co, err := e.brand.admin.Propose(ctx, "spring", e.pub.id, json.RawMessage(`{"purpose": "measurement"}`))

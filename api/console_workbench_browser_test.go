@@ -258,7 +258,7 @@ func TestConsoleWorkbench(t *testing.T) {
 			// Once a deletion has changed the cohort, the past answer is no
 			// longer stored: reopening it says so and charges nothing.
 			if w.width < 600 {
-				if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, blindPeople(t, e.brand.key, 11), false); err != nil {
+				if _, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, blindPeople(t, e.brand.key, 11), false); err != nil {
 					t.Fatal(err)
 				}
 				tb.expect("status of 409")

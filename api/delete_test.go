@@ -3,8 +3,10 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -331,5 +333,69 @@ func TestAccessRequestAndReport(t *testing.T) {
 	}
 	if strings.Contains(string(rep["matches"]), `"cohort_size"`) {
 		t.Error("the report holds the exact cohort size")
+	}
+}
+
+// TestIdentifiersWithAnotherKeyAreRefused: a deletion, an opt-out or an
+// access request whose identifiers were blinded with another key than the
+// party's tables would find no one, and its receipt would read as if the
+// people were not there. It is refused (409 key_mismatch, naming both
+// fingerprints) and nothing is deleted, recorded or logged; with the
+// right key each works.
+func TestIdentifiersWithAnotherKeyAreRefused(t *testing.T) {
+	e := newEnv(t, testRules)
+	ctx := context.Background()
+	brand, _, _ := audiences()
+	if _, err := e.brand.eng.UploadTable(ctx, e.collab, bytes.NewReader(encode(t, e.brand.key, brand)), client.UploadOptions{Key: e.brand.key}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := psi.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The person, blinded with each key: the points differ, so only the
+	// fingerprint tells the server which key made them.
+	wrong, right := blindedPoints(t, other, 3), blindedPoints(t, e.brand.key, 3)
+	var table string
+	if err := e.db.SQL().QueryRow(`SELECT table_name FROM audiences WHERE partner_id = ? AND deleted_at IS NULL`, e.brand.id).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	rows, log := e.count(`SELECT count(*) FROM `+table), e.auditCount()
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, client.ErrKeyMismatch) || status(err) != 409 ||
+			!strings.Contains(err.Error(), psi.ShortFingerprint(other.Fingerprint())) || !strings.Contains(err.Error(), psi.ShortFingerprint(e.brand.key.Fingerprint())) {
+			t.Fatalf("%s with another key: %v, want 409 key_mismatch naming both fingerprints", what, err)
+		}
+	}
+	_, err = e.brand.eng.DeleteIDs(ctx, e.collab, other, wrong, false)
+	refused("a deletion", err)
+	_, err = e.brand.eng.DeleteIDs(ctx, e.collab, other, wrong, true)
+	refused("an opt-out", err)
+	_, err = e.brand.eng.AccessRequest(ctx, e.collab, other, wrong[0])
+	refused("an access request", err)
+	if n := e.count(`SELECT count(*) FROM receipts`); n != 0 {
+		t.Errorf("%d receipts after refusals, want none", n)
+	}
+	if n := e.count(`SELECT count(*) FROM optouts`); n != 0 {
+		t.Errorf("%d opt-outs after a refused one, want none", n)
+	}
+	if n := e.auditCount(); n != log {
+		t.Errorf("the refusals logged %d entries", n-log)
+	}
+	if n := e.count(`SELECT count(*) FROM ` + table); n != rows {
+		t.Errorf("rows %d -> %d after refused deletions", rows, n)
+	}
+	// The right key finds the person.
+	r, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, right, false)
+	if err != nil || r.AudienceRows == 0 {
+		t.Fatalf("deletion with the uploading key: %+v, %v; want the person's rows deleted", r, err)
+	}
+	if _, err := e.brand.eng.AccessRequest(ctx, e.collab, e.brand.key, right[0]); err != nil {
+		t.Fatal(err)
+	}
+	// A party with no table yet may opt people out first: nothing to check against.
+	if _, err := e.pub.eng.DeleteIDs(ctx, e.collab, other, blindedPoints(t, other, 4), true); err != nil {
+		t.Errorf("an opt-out before any upload: %v", err)
 	}
 }

@@ -41,7 +41,7 @@ func (s *Server) deleteIDs(optOut bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		r, err := s.deletions.DeleteIDs(c.Request().Context(), principal(c), collabOf(c), pids, optOut)
+		r, err := s.deletions.DeleteIDs(c.Request().Context(), principal(c), collabOf(c), c.QueryParam("key_fingerprint"), pids, optOut)
 		if err != nil {
 			return err
 		}

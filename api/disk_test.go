@@ -113,7 +113,7 @@ func (e *env) writes() []struct {
 			return e.brand.analyst.Query(ctx, e.collab, "SELECT COUNT(*) FROM cohort", 0.1, "json", &wire.Answer{})
 		}},
 		{"deletion", func(ctx context.Context) error {
-			_, err := e.brand.eng.DeleteIDs(ctx, e.collab, []psi.Point{p}, false)
+			_, err := e.brand.eng.DeleteIDs(ctx, e.collab, e.brand.key, []psi.Point{p}, false)
 			return err
 		}},
 		{"audit entry", func(ctx context.Context) error {

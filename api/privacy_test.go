@@ -72,7 +72,7 @@ func TestAccessRequestsListedToTheirPartner(t *testing.T) {
 	e := newQueryEnv(t)
 	ctx := context.Background()
 	for _, p := range blindedPoints(t, e.brand.key, inBoth, brandOnly, 999999) {
-		if _, err := e.brand.eng.AccessRequest(ctx, e.collab, p); err != nil {
+		if _, err := e.brand.eng.AccessRequest(ctx, e.collab, e.brand.key, p); err != nil {
 			t.Fatal(err)
 		}
 	}

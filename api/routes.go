@@ -92,6 +92,13 @@ var answerHeaders = []header{
 	{"Cleanroom-Cached", "true when the stored answer was returned at no cost"},
 }
 
+// identifiersKeyParam is the key_fingerprint of a deletion, an opt-out
+// or an access request.
+func identifiersKeyParam() param {
+	return param{"key_fingerprint", "The fingerprint of the key that blinded the identifiers (psi.Key.Fingerprint). A key other than the one the partner's tables were uploaded with " +
+		"is refused (409, key_mismatch) and nothing is done or logged: its points would find no one. Left out, it is not checked.", fingerprintSchema()}
+}
+
 // fingerprintSchema is a blinding key's fingerprint (psi.Key.Fingerprint).
 func fingerprintSchema() *openapi3.Schema {
 	return openapi3.NewStringSchema().WithPattern("^[0-9a-f]{64}$")
@@ -268,15 +275,17 @@ func (s *Server) routes() []route {
 
 		// Deletions and receipts.
 		{method: "POST", path: "/v1/collaborations/:cid/deletions", id: "deleteIdentifiers", tag: "deletions", summary: "Delete people",
-			doc:   "People given as points blinded with the caller's key, from its audience, tokens and every cohort. Answers the signed receipt.",
-			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.deleteIDs(false), in: jsonBody(wire.IdentifiersRequest{}),
+			doc:    "People given as points blinded with the caller's key, from its audience, tokens and every cohort. Answers the signed receipt.",
+			params: []param{identifiersKeyParam()},
+			allow:  []role{roleEngineer}, scope: scopeCollab, handler: s.deleteIDs(false), in: jsonBody(wire.IdentifiersRequest{}),
 			out:   ok(http.StatusOK, "The signed deletion receipt.", jsonReply(audit.Receipt{})),
-			codes: []wire.ErrorCode{wire.CodeConflict, wire.CodeUnavailable}},
+			codes: []wire.ErrorCode{wire.CodeConflict, wire.CodeKeyMismatch, wire.CodeUnavailable}},
 		{method: "POST", path: "/v1/collaborations/:cid/optouts", id: "optOut", tag: "deletions", summary: "Opt people out",
-			doc:   "Deletes them as .../deletions does, and keeps them out of later uploads and matches.",
-			allow: []role{roleEngineer}, scope: scopeCollab, handler: s.deleteIDs(true), in: jsonBody(wire.IdentifiersRequest{}),
+			doc:    "Deletes them as .../deletions does, and keeps them out of later uploads and matches.",
+			params: []param{identifiersKeyParam()},
+			allow:  []role{roleEngineer}, scope: scopeCollab, handler: s.deleteIDs(true), in: jsonBody(wire.IdentifiersRequest{}),
 			out:   ok(http.StatusOK, "The signed deletion receipt.", jsonReply(audit.Receipt{})),
-			codes: []wire.ErrorCode{wire.CodeConflict, wire.CodeUnavailable}},
+			codes: []wire.ErrorCode{wire.CodeConflict, wire.CodeKeyMismatch, wire.CodeUnavailable}},
 		{method: "GET", path: "/v1/collaborations/:cid/receipts", id: "listReceipts", tag: "deletions", summary: "Deletion receipts",
 			doc:   "The caller's partner's own receipts (every partner's for the operator): a receipt describes its partner's own data.",
 			allow: memberOrOperator, scope: scopeCollab, handler: s.listReceipts,
@@ -284,9 +293,11 @@ func (s *Server) routes() []route {
 
 		// Transparency.
 		{method: "POST", path: "/v1/collaborations/:cid/access-requests", id: "accessRequest", tag: "transparency", summary: "What is held for one person",
-			doc:   "Given one identifier blinded with the caller's key: the caller's own rows, consent and opt-out for it. Never whether the person matched.",
-			allow: []role{roleEngineer, roleAdmin}, scope: scopeCollab, handler: s.accessRequest, in: jsonBody(wire.AccessRequest{}),
-			out: ok(http.StatusOK, "What is held.", jsonReply(wire.Access{}))},
+			doc:    "Given one identifier blinded with the caller's key: the caller's own rows, consent and opt-out for it. Never whether the person matched.",
+			params: []param{identifiersKeyParam()},
+			allow:  []role{roleEngineer, roleAdmin}, scope: scopeCollab, handler: s.accessRequest, in: jsonBody(wire.AccessRequest{}),
+			out:   ok(http.StatusOK, "What is held.", jsonReply(wire.Access{})),
+			codes: []wire.ErrorCode{wire.CodeKeyMismatch}},
 		{method: "GET", path: "/v1/collaborations/:cid/access-requests", id: "listAccessRequests", tag: "transparency", summary: "The partner's own access requests",
 			doc: "The access requests the caller's partner's keys made in the collaboration (every partner's for the operator), newest first, at most 1,000: " +
 				"when, by which key, and how many of the partner's own rows the person had, by table, and whether they had opted out. Never the person, nor whether they matched.",

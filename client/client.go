@@ -408,9 +408,11 @@ func (c *Client) AuditLog(ctx context.Context, filter url.Values) (json.RawMessa
 	return out, c.json(ctx, "GET", "/v1/audit?"+filter.Encode(), nil, &out)
 }
 
-// DeleteIDs deletes people, given as points blinded with the caller's key,
-// or opts them out (kept out of later uploads too). It returns the receipt.
-func (c *Client) DeleteIDs(ctx context.Context, collabID string, pids []psi.Point, optOut bool) (audit.Receipt, error) {
+// DeleteIDs deletes people, given as points blinded with key (the key the
+// party's tables were uploaded with: another one is refused with
+// ErrKeyMismatch, nothing done), or opts them out (kept out of later
+// uploads too). It returns the receipt. Only key's fingerprint is sent.
+func (c *Client) DeleteIDs(ctx context.Context, collabID string, key *psi.Key, pids []psi.Point, optOut bool) (audit.Receipt, error) {
 	enc := make([]string, len(pids))
 	for i := range pids {
 		enc[i] = base64.StdEncoding.EncodeToString(pids[i][:])
@@ -420,7 +422,7 @@ func (c *Client) DeleteIDs(ctx context.Context, collabID string, pids []psi.Poin
 		route = "/optouts"
 	}
 	var r audit.Receipt
-	return r, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+route, wire.IdentifiersRequest{PIDs: enc}, &r)
+	return r, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+route+keyQuery(key), wire.IdentifiersRequest{PIDs: enc}, &r)
 }
 
 // DeleteAudience deletes one of the caller's audiences.
@@ -435,10 +437,11 @@ func (c *Client) DeleteCollaboration(ctx context.Context, collabID string) (audi
 	return r, c.json(ctx, "DELETE", "/v1/collaborations/"+url.PathEscape(collabID), nil, &r)
 }
 
-// AccessRequest asks what the clean room holds for one blinded identifier.
-func (c *Client) AccessRequest(ctx context.Context, collabID string, pid psi.Point) (json.RawMessage, error) {
+// AccessRequest asks what the clean room holds for one identifier
+// blinded with key (checked as DeleteIDs checks it).
+func (c *Client) AccessRequest(ctx context.Context, collabID string, key *psi.Key, pid psi.Point) (json.RawMessage, error) {
 	var out json.RawMessage
-	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/access-requests",
+	return out, c.json(ctx, "POST", "/v1/collaborations/"+url.PathEscape(collabID)+"/access-requests"+keyQuery(key),
 		wire.AccessRequest{PID: base64.StdEncoding.EncodeToString(pid[:])}, &out)
 }
 
@@ -588,4 +591,12 @@ func (c *Client) WaitMatch(ctx context.Context, collabID, matchID string, every 
 		case <-time.After(every):
 		}
 	}
+}
+
+// keyQuery is the query string naming key's fingerprint, or "" for nil.
+func keyQuery(key *psi.Key) string {
+	if key == nil {
+		return ""
+	}
+	return "?key_fingerprint=" + key.Fingerprint()
 }

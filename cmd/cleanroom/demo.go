@@ -394,7 +394,7 @@ func demoDeletions(ctx context.Context, say func(string, ...any), eng *client.Cl
 		if err != nil {
 			return err
 		}
-		r, err := eng.DeleteIDs(ctx, collab, pids, req.optOut)
+		r, err := eng.DeleteIDs(ctx, collab, key, pids, req.optOut)
 		if err != nil {
 			return err
 		}

@@ -107,7 +107,7 @@ server's signed deletion receipt (keep it; cleanroom receipt verify checks it):
 				if err != nil {
 					return err
 				}
-				r, err = cl.DeleteIDs(cmd.Context(), collab, pids, false)
+				r, err = cl.DeleteIDs(cmd.Context(), collab, key, pids, false)
 				if err != nil {
 					return err
 				}
@@ -164,7 +164,7 @@ It prints one signed receipt per collaboration.`,
 				if err != nil {
 					return fmt.Errorf("optout: %s: %w", cid, err)
 				}
-				r, err := cl.DeleteIDs(cmd.Context(), cid, pids, true)
+				r, err := cl.DeleteIDs(cmd.Context(), cid, ks[name], pids, true)
 				if err != nil {
 					return fmt.Errorf("optout: %s: %w", cid, err)
 				}
@@ -208,7 +208,7 @@ func newAccessRequestCmd() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("access-request: %s: %w", cid, err)
 				}
-				res, err := cl.AccessRequest(cmd.Context(), cid, pids[0])
+				res, err := cl.AccessRequest(cmd.Context(), cid, ks[name], pids[0])
 				if err != nil {
 					return fmt.Errorf("access-request: %s: %w", cid, err)
 				}

@@ -38,7 +38,7 @@ func TestDeletionDuringBuildVoidsMatch(t *testing.T) {
 	f.SetMidBuild(func(string) {
 		f.SetMidBuild(nil)
 		// Not waiting for the build: the deletion takes the write lock now.
-		if _, err := del.DeleteIDs(ctx, f.Engineer(0), f.Collab(), []psi.Point{pid}, false); err != nil {
+		if _, err := del.DeleteIDs(ctx, f.Engineer(0), f.Collab(), "", []psi.Point{pid}, false); err != nil {
 			t.Errorf("deletion during the build: %v", err)
 		}
 	})

@@ -1,11 +1,13 @@
 package cohort
 
 import (
+	"context"
 	"io"
 	"sync"
 	"time"
 
 	"github.com/cleanroom/cleanroom/internal/errs"
+	"github.com/cleanroom/cleanroom/internal/store"
 	"github.com/cleanroom/cleanroom/psi"
 )
 
@@ -143,6 +145,27 @@ func otherKey(tables []Audience, fp, skip string) (Audience, bool) {
 		}
 	}
 	return Audience{}, false
+}
+
+// CheckIdentifiersKey refuses identifiers (of a deletion, an opt-out or
+// an access request) blinded with another key than the party's tables
+// in collabID, fp being that key's fingerprint: they would find no one,
+// and the receipt would say so as if the people were not there. It reads
+// only the caller's own tables; "" (an older client) is not checked, nor
+// is a party with no table yet (an opt-out may come first).
+func (s *Service) CheckIdentifiersKey(ctx context.Context, q store.Querier, collabID, partnerID, fp string) error {
+	if fp == "" {
+		return nil
+	}
+	tables, err := s.CurrentTables(ctx, q, collabID, partnerID)
+	if err != nil {
+		return err
+	}
+	if t, ok := otherKey(tables, fp, ""); ok {
+		return errs.New(errs.KeyMismatch, "these identifiers were blinded with the key of fingerprint %s, but your table %s was uploaded with the key of fingerprint %s; points blinded with another key find no one, so nothing was done: use the key file you uploaded with (--psi-key)",
+			psi.ShortFingerprint(fp), t.Table, psi.ShortFingerprint(t.KeyFingerprint))
+	}
+	return nil
 }
 
 // errMatchKey refuses a match half (or start) whose key is not the one

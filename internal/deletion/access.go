@@ -15,11 +15,15 @@ import (
 
 // AccessRequest answers a data-subject request for one point blinded with
 // the partner's key, and logs that it was asked (nothing of the answer
-// reaches the other partner's auditors).
-func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c wire.Collaboration, pid psi.Point) (wire.Access, error) {
+// reaches the other partner's auditors). keyFingerprint is checked as
+// DeleteIDs checks it.
+func (s *Service) AccessRequest(ctx context.Context, actor partners.Principal, c wire.Collaboration, keyFingerprint string, pid psi.Point) (wire.Access, error) {
 	out := wire.Access{CollabID: c.ID, PartnerID: actor.PartnerID, Purpose: c.Rules.Purpose, Rows: []map[string]any{},
 		Tables: map[string][]map[string]any{}, Cohorts: wire.NotDisclosed}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
+		if err := s.Cohorts.CheckIdentifiersKey(ctx, tx, c.ID, actor.PartnerID, keyFingerprint); err != nil {
+			return err
+		}
 		tables, err := s.Cohorts.CurrentTables(ctx, tx, c.ID, actor.PartnerID)
 		if err != nil {
 			return err

@@ -99,7 +99,10 @@ func (s *Service) Receipts(ctx context.Context, collabID, partnerID string) ([]j
 // key, from its audience in collab, from every cohort of the collaboration
 // and from its tokens, in one transaction, and returns the signed receipt.
 // With optOut the points are also kept out of later uploads and matches.
-func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wire.Collaboration, pids []psi.Point, optOut bool) (audit.Receipt, error) {
+// keyFingerprint is the blinding key's (psi.Key.Fingerprint): another key
+// than the party's tables' is refused (errs.KeyMismatch) and nothing is
+// done or logged; "" is not checked.
+func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wire.Collaboration, keyFingerprint string, pids []psi.Point, optOut bool) (audit.Receipt, error) {
 	requested := s.requestedNow()
 	if len(pids) == 0 {
 		return audit.Receipt{}, errs.New(errs.Invalid, "no identifiers given")
@@ -119,6 +122,9 @@ func (s *Service) DeleteIDs(ctx context.Context, actor partners.Principal, c wir
 	r := audit.Receipt{Kind: string(kind), CollabID: c.ID, PartnerID: actor.PartnerID, Identifiers: int64(len(pids)), Cohorts: audit.CohortsRowsRemoved,
 		RequestedAt: requested}
 	err := s.DB.Write(ctx, func(tx *sql.Tx) error {
+		if err := s.Cohorts.CheckIdentifiersKey(ctx, tx, c.ID, actor.PartnerID, keyFingerprint); err != nil {
+			return err
+		}
 		tmp := "del_" + strings.ToLower(partners.NewID(""))
 		if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE `+tmp+` (pid BLOB)`); err != nil {
 			return err

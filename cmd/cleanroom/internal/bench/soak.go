@@ -834,7 +834,7 @@ func (s *soak) deleteSome(ctx context.Context, rng *rand.Rand) {
 	optOut := rng.IntN(3) == 0
 	kind := map[bool]string{false: "deletion", true: "optout"}[optOut]
 	var r audit.Receipt
-	if s.call(ctx, kind, func() error { var err error; r, err = eng.DeleteIDs(ctx, c.id, pts, optOut); return err }) == nil {
+	if s.call(ctx, kind, func() error { var err error; r, err = eng.DeleteIDs(ctx, c.id, p.key, pts, optOut); return err }) == nil {
 		s.count(s.ops, kind)
 		s.tell(epoch, func(t *seen) { t.Receipts = append(t.Receipts, seenRef{c.id, r.ID}) })
 	}

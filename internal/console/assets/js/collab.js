@@ -108,7 +108,12 @@
 
   function rulesSection(co, names, rerender) {
     // value shows a rule: the declared tables by name (drawn in full below).
-    var value = function (k, v) { return k === 'tables' ? (v === undefined ? '–' : tablesText(co, names, v)) : show(v); };
+    var value = function (k, v) {
+      if (k === 'tables') return v === undefined ? '–' : tablesText(co, names, v);
+      // Partners by name, not ID (the explanation beside it names them too).
+      if (k === 'queriers') return v && v.length ? v.map(names).join(', ') : 'both partners';
+      return show(v);
+    };
     var me = CR.me, s = el('section', { class: 'card' }, el('h3', { text: 'Rules (version ' + co.rules_version + ')' }));
     var pending = co.state === 'proposed';
     var mine = (co.approved_by || []).indexOf(me.partner_id) >= 0;
@@ -257,7 +262,7 @@
     });
     box.appendChild(el('div', { class: 'grid2' }, cards));
     box.appendChild(el('p', { class: 'small muted', text: declared ?
-      'Roles are those of the rules in force. Analysts name a column with its partner\'s prefix (brand_co_amount).' :
+      'Roles are those of the rules in force. Analysts name a column behind its partner\'s prefix (a partner named Brand Co: brand_co_amount), as the workbench\'s Tables and columns lists them.' :
       'The rules declare no tables: each partner has one, named audience, its columns are not declared, and analysts may use the rules\' dimensions and metrics.' }));
     if (Object.keys(unknown).length && CR.can('audit')) findRetention(co.id, unknown, alive);
     charts.forEach(function (c) {

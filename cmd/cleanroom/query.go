@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -122,6 +123,12 @@ func printAnswer(out io.Writer, a wire.Answer) {
 		}
 	}
 	fmt.Fprintln(w, strings.Join(head, "\t"))
+	digits := make([]int, len(a.Columns))
+	for j, c := range a.Columns {
+		if c.Kind != "dimension" && c.Kind != "count" {
+			digits[j] = digitsApart(a, j)
+		}
+	}
 	for i, row := range a.Rows {
 		var cells []string
 		for j, v := range row {
@@ -129,10 +136,12 @@ func printAnswer(out io.Writer, a wire.Answer) {
 				cells = append(cells, printable(fmt.Sprint(v))) // the other party's values
 				continue
 			}
-			iv := a.Intervals[i][j]
-			f := "%.2f"
-			if a.Columns[j].Kind == "count" {
-				f = "%.0f"
+			f := "%." + strconv.Itoa(digits[j]) + "f"
+			iv := intervalAt(a, i, j)
+			if iv == nil {
+				// Medians and variances: the library states no interval.
+				cells = append(cells, fmt.Sprintf(f, v), "–")
+				continue
 			}
 			cells = append(cells, fmt.Sprintf(f, v), fmt.Sprintf("["+f+", "+f+"]", iv.Lower, iv.Upper))
 		}
@@ -149,6 +158,53 @@ func printAnswer(out io.Writer, a wire.Answer) {
 	fmt.Fprintf(out, "epsilon %g, delta %g (%s noise); budget left %g%s\n", a.Epsilon, a.Delta, printable(string(a.Noise)), a.BudgetRemaining, cached)
 	fmt.Fprintf(out, "delta budget left %g; the collaboration has spent epsilon %g, delta %g in all (both partners, matches included)\n",
 		a.DeltaRemaining, a.CollaborationEpsilonSpent, a.CollaborationDeltaSpent)
+}
+
+// intervalAt is row i's interval of column j, nil when there is none.
+func intervalAt(a wire.Answer, i, j int) *wire.Interval {
+	if i >= len(a.Intervals) || j >= len(a.Intervals[i]) {
+		return nil
+	}
+	return a.Intervals[i][j]
+}
+
+// digitsApart is the fewest decimals (up to 12) at which column j's
+// values and interval bounds that differ also read differently, with at
+// least three significant digits: "1.52 [1.47, 1.57]", never "1.50
+// [1.50, 1.50]". The console's workbench uses the same rule.
+func digitsApart(a wire.Answer, j int) int {
+	least := 0
+	var triples [][3]float64
+	for i, row := range a.Rows {
+		v, ok := row[j].(float64)
+		if !ok {
+			continue
+		}
+		if v != 0 && !math.IsInf(v, 0) && !math.IsNaN(v) && v != math.Trunc(v) {
+			least = max(least, min(12, 2-int(math.Floor(math.Log10(math.Abs(v))))))
+		}
+		t := [3]float64{v, v, v}
+		if iv := intervalAt(a, i, j); iv != nil {
+			t[1], t[2] = iv.Lower, iv.Upper
+		}
+		triples = append(triples, t)
+	}
+	for d := least; d < 12; d++ {
+		apart := true
+		for _, t := range triples {
+			for x := 0; x < 3; x++ {
+				for y := x + 1; y < 3; y++ {
+					if t[x] != t[y] && strconv.FormatFloat(t[x], 'f', d, 64) == strconv.FormatFloat(t[y], 'f', d, 64) {
+						apart = false
+					}
+				}
+			}
+		}
+		if apart {
+			return d
+		}
+	}
+	return 12
 }
 
 func newBudgetCmd() *cobra.Command {

@@ -154,21 +154,34 @@ It prints one signed receipt per collaboration.`,
 			if err != nil {
 				return err
 			}
-			var receipts []audit.Receipt
-			for _, name := range order {
-				cid, err := resolveCollab(cmd.Context(), cl, name)
-				if err != nil {
+			// Every collaboration is resolved before any opt-out, so a
+			// misspelt name changes nothing.
+			cids := make([]string, len(order))
+			for i, name := range order {
+				if cids[i], err = resolveCollab(cmd.Context(), cl, name); err != nil {
 					return fmt.Errorf("optout: %w", err)
 				}
-				pids, err := cl.BlindIDs(cmd.Context(), cid, ks[name], psi.IDType(idType), region, vals)
-				if err != nil {
-					return fmt.Errorf("optout: %s: %w", cid, err)
+			}
+			var receipts []audit.Receipt
+			for i, name := range order {
+				pids, err := cl.BlindIDs(cmd.Context(), cids[i], ks[name], psi.IDType(idType), region, vals)
+				if err == nil {
+					var r audit.Receipt
+					if r, err = cl.DeleteIDs(cmd.Context(), cids[i], ks[name], pids, true); err == nil {
+						receipts = append(receipts, r)
+						continue
+					}
 				}
-				r, err := cl.DeleteIDs(cmd.Context(), cid, ks[name], pids, true)
-				if err != nil {
-					return fmt.Errorf("optout: %s: %w", cid, err)
+				if len(receipts) == 0 {
+					return fmt.Errorf("optout: %s: %w", cids[i], err)
 				}
-				receipts = append(receipts, r)
+				// The opt-outs already made stand: their receipts are the
+				// proof to keep, so they are printed before the error.
+				if perr := printOut(cmd, receipts); perr != nil {
+					return perr
+				}
+				return fmt.Errorf("optout: opted out of %s (receipts above), not yet of %s: %s: %w; run optout again with the --psi-key of those left",
+					strings.Join(cids[:i], ", "), strings.Join(cids[i:], ", "), cids[i], err)
 			}
 			return printOut(cmd, receipts)
 		},

@@ -377,10 +377,11 @@
         var used = own.epsilon_budget ? own.epsilon_spent / own.epsilon_budget : 0;
         var opt = {
           series: [{
-            type: 'gauge', min: 0, max: own.epsilon_budget, startAngle: 200, endAngle: -20, radius: '95%', center: ['50%', '60%'],
+            // Four divisions: ten crowd their labels on a budget such as 10.2.
+            type: 'gauge', min: 0, max: own.epsilon_budget, splitNumber: 4, startAngle: 200, endAngle: -20, radius: '95%', center: ['50%', '60%'],
             progress: { show: true, width: 14, itemStyle: { color: used > 0.9 ? '#b8464b' : used > 0.7 ? '#e07b39' : '#2f6fb0' } },
             axisLine: { lineStyle: { width: 14 } }, axisTick: { show: false }, splitLine: { length: 6, distance: 2 },
-            axisLabel: { distance: 18, fontSize: 10, formatter: function (v) { return CR.eps(v); } },
+            axisLabel: { distance: 18, fontSize: 10, formatter: function (v) { return CR.eps(Number(v.toPrecision(3))); } },
             pointer: { show: false }, anchor: { show: false }, title: { offsetCenter: [0, '30%'], fontSize: 12 },
             detail: { valueAnimation: false, offsetCenter: [0, '-5%'], fontSize: 20, formatter: function (v) { return 'ε ' + CR.eps(v); } },
             data: [{ value: own.epsilon_spent, name: 'spent of ' + CR.eps(own.epsilon_budget) }]

@@ -27,17 +27,9 @@ func newReceiptListCmd() *cobra.Command {
 		Short: "Your partner's deletion and opt-out receipts in a collaboration",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.collabClient(cmd.Context(), "receipt list", &collab)
+			l, rs, err := fetchReceipts(cmd, &c, "receipt list", &collab)
 			if err != nil {
 				return err
-			}
-			l, err := cl.Receipts(cmd.Context(), collab)
-			if err != nil {
-				return err
-			}
-			rs, err := decodeReceipts(l)
-			if err != nil {
-				return fmt.Errorf("receipt list: %w", err)
 			}
 			return f.print(cmd, l, func(w io.Writer) { receiptRows(w, rs) })
 		},
@@ -48,6 +40,24 @@ func newReceiptListCmd() *cobra.Command {
 	return cmd
 }
 
+// fetchReceipts reads the partner's receipts in collab, as signed (l)
+// and decoded (rs); what names the command in errors.
+func fetchReceipts(cmd *cobra.Command, c *conn, what string, collab *string) (wire.ReceiptList, []audit.Receipt, error) {
+	cl, err := c.collabClient(cmd.Context(), what, collab)
+	if err != nil {
+		return wire.ReceiptList{}, nil, err
+	}
+	l, err := cl.Receipts(cmd.Context(), *collab)
+	if err != nil {
+		return wire.ReceiptList{}, nil, err
+	}
+	rs, err := decodeReceipts(l)
+	if err != nil {
+		return wire.ReceiptList{}, nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return l, rs, nil
+}
+
 func newReceiptGetCmd() *cobra.Command {
 	var c conn
 	var collab string
@@ -56,17 +66,9 @@ func newReceiptGetCmd() *cobra.Command {
 		Short: "Print one receipt as the server signed it (JSON), for cleanroom receipt verify",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.collabClient(cmd.Context(), "receipt get", &collab)
+			l, rs, err := fetchReceipts(cmd, &c, "receipt get", &collab)
 			if err != nil {
 				return err
-			}
-			l, err := cl.Receipts(cmd.Context(), collab)
-			if err != nil {
-				return err
-			}
-			rs, err := decodeReceipts(l)
-			if err != nil {
-				return fmt.Errorf("receipt get: %w", err)
 			}
 			for i, r := range rs {
 				if r.ID == args[0] {

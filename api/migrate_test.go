@@ -99,23 +99,8 @@ func TestOneTableDataDirectoryMigrates(t *testing.T) {
 	op := client.New(ts.URL, strings.TrimSpace(string(opKey)))
 
 	// The log written by the older version verifies, entry by entry.
-	var export bytes.Buffer
-	if err := op.AuditExport(ctx, &export); err != nil {
-		t.Fatal(err)
-	}
-	entries, head, err := audit.ReadExport(&export)
+	entries, err := verifiedExport(ctx, op)
 	if err != nil {
-		t.Fatal(err)
-	}
-	pubText, err := op.AuditPublicKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := audit.ParsePublicKey(pubText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := audit.Verify(entries, head, pub); err != nil {
 		t.Fatalf("the migrated log does not verify: %v", err)
 	}
 	var demoSQL string
@@ -244,20 +229,8 @@ func TestMigratesTheOldestDataDirectory(t *testing.T) {
 	opSecret := "crk_k_upgrade_op.upgrade-test-secret"
 	op := client.New(ts.URL, opSecret)
 
-	var export bytes.Buffer
-	if err := op.AuditExport(ctx, &export); err != nil {
-		t.Fatal(err)
-	}
-	entries, head, err := audit.ReadExport(&export)
+	entries, err := verifiedExport(ctx, op)
 	if err != nil {
-		t.Fatal(err)
-	}
-	pubText, err := op.AuditPublicKey(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := audit.ParsePublicKey(pubText)
-	if err := audit.Verify(entries, head, pub); err != nil {
 		t.Fatalf("the oldest log does not verify after the upgrade: %v", err)
 	}
 	if len(entries) < 10 {
@@ -301,4 +274,26 @@ func TestMigratesTheOldestDataDirectory(t *testing.T) {
 	if _, err := backup.Restore(ctx, bk, filepath.Join(dir, "restored"), nil); err != nil {
 		t.Fatalf("restoring the upgraded directory's backup: %v", err)
 	}
+}
+
+// verifiedExport is the operator's audit export, verified against the
+// server's own public key: what an upgrade must leave intact.
+func verifiedExport(ctx context.Context, op *client.Client) ([]audit.Entry, error) {
+	var export bytes.Buffer
+	if err := op.AuditExport(ctx, &export); err != nil {
+		return nil, err
+	}
+	entries, head, err := audit.ReadExport(&export)
+	if err != nil {
+		return nil, err
+	}
+	pubText, err := op.AuditPublicKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := audit.ParsePublicKey(pubText)
+	if err != nil {
+		return nil, err
+	}
+	return entries, audit.Verify(entries, head, pub)
 }
